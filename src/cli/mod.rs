@@ -1,0 +1,81 @@
+//! The `hsync` command line: one file per command. This is the only module that uses `anyhow`,
+//! to add context for people; library code returns typed errors with a class.
+
+mod config_cmd;
+mod sim;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Classify, ErrorClass};
+use crate::telemetry::{self, Verbosity};
+
+/// Keeps a data warehouse in sync with a HubSpot CRM portal.
+#[derive(Debug, Parser)]
+#[command(name = "hsync", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The configuration file (TOML). Keys can be overridden as HSYNC_<SECTION>__<KEY>.
+    #[arg(long, short, global = true, env = "HSYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Only warnings and errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Debug logging for hsync's own modules.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a simulated HubSpot portal over HTTP (for trying hsync and for tests).
+    Sim(sim::SimArgs),
+    /// Print the effective configuration (file plus environment), with secrets redacted.
+    Config,
+}
+
+/// Parses the command line, runs the command and maps failures to an exit code by class.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    telemetry::init(verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ErrorClass::Bug.exit_code());
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(class_of(&error).exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sim(args) => sim::run(args).await,
+        Command::Config => config_cmd::run(cli.config.as_deref()),
+    }
+}
+
+/// The class of the first classified error in the chain; unclassified errors are bugs.
+fn class_of(error: &anyhow::Error) -> ErrorClass {
+    error
+        .chain()
+        .find_map(|e| e.downcast_ref::<crate::config::Error>().map(Classify::class))
+        .unwrap_or(ErrorClass::Bug)
+}

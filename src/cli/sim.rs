@@ -1,0 +1,196 @@
+//! `hsync sim`: serves a seeded, simulated HubSpot portal until interrupted.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::simulator::{
+    self, Behaviour, FaultRule, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN,
+};
+
+/// Options of `hsync sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    pub listen: SocketAddr,
+    /// Seed of the generated portal: the same seed always serves the same data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1_000)]
+    pub contacts: u64,
+    #[arg(long, default_value_t = 200)]
+    pub companies: u64,
+    #[arg(long, default_value_t = 300)]
+    pub deals: u64,
+    #[arg(long, default_value_t = 100)]
+    pub tickets: u64,
+    /// Records of the custom object `cars` (type 2-3508482).
+    #[arg(long, default_value_t = 50)]
+    pub cars: u64,
+    /// Custom properties added to every object type, cycling through every property type.
+    #[arg(long, default_value_t = 20)]
+    pub custom_properties: usize,
+    /// Thousandths of records whose last-modified time is one shared millisecond (a bulk update).
+    #[arg(long, default_value_t = 150)]
+    pub bulk_update_permille: u64,
+    /// Delay before writes become visible to search, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub index_lag_ms: i64,
+    /// Targets per input page in association batch reads.
+    #[arg(long, default_value_t = 100)]
+    pub association_page_size: usize,
+    /// The subscription tier whose limits are enforced.
+    #[arg(long, value_enum, default_value_t = Tier::Professional)]
+    pub tier: Tier,
+    /// Serve without any rate limit (for benchmarks).
+    #[arg(long)]
+    pub no_limits: bool,
+    /// Override the tier's daily limit.
+    #[arg(long)]
+    pub daily_limit: Option<u64>,
+    /// The portal's time zone (IANA name): the daily limit resets at its midnight.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// Send Retry-After on 429 responses (HubSpot does not document one).
+    #[arg(long)]
+    pub retry_after: bool,
+    /// Accepted token, optionally with scopes: TOKEN or TOKEN=scope1,scope2. Repeatable.
+    /// Without any, the built-in simulator token with every scope is accepted.
+    #[arg(long = "token", value_name = "TOKEN[=SCOPES]")]
+    pub tokens: Vec<String>,
+    /// A fault rule as JSON, e.g. '{"kind":"server_error","status":502,"html":true,"remaining":3}'. Repeatable.
+    #[arg(long = "fault", value_name = "JSON")]
+    pub faults: Vec<String>,
+    /// What list does with limit above 100.
+    #[arg(long, value_enum, default_value_t = OverLimit::Clamp)]
+    pub list_over_limit: OverLimit,
+    /// Leave requested-but-empty properties out of search results instead of sending null.
+    #[arg(long)]
+    pub search_omit_nulls: bool,
+}
+
+impl SimArgs {
+    /// The simulator configuration these options describe.
+    pub fn to_config(&self) -> anyhow::Result<SimConfig> {
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            anyhow::bail!(
+                "--timezone {:?} is not an IANA time zone name such as UTC or Europe/Berlin",
+                self.timezone
+            );
+        }
+        let mut limits = LimitSettings::for_tier(self.tier);
+        limits.enabled = !self.no_limits;
+        limits.send_retry_after = self.retry_after;
+        limits.timezone.clone_from(&self.timezone);
+        if let Some(daily) = self.daily_limit {
+            limits.daily_limit = daily;
+        }
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| serde_json::from_str::<FaultRule>(f).with_context(|| format!("parsing --fault {f}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let tokens = if self.tokens.is_empty() {
+            vec![TokenGrant {
+                token: DEFAULT_TOKEN.to_owned(),
+                scopes: None,
+            }]
+        } else {
+            self.tokens
+                .iter()
+                .map(|t| match t.split_once('=') {
+                    Some((token, scopes)) => TokenGrant {
+                        token: token.to_owned(),
+                        scopes: Some(scopes.split(',').map(str::to_owned).collect()),
+                    },
+                    None => TokenGrant {
+                        token: t.clone(),
+                        scopes: None,
+                    },
+                })
+                .collect()
+        };
+        Ok(SimConfig {
+            portal: PortalSpec {
+                seed: self.seed,
+                contacts: self.contacts,
+                companies: self.companies,
+                deals: self.deals,
+                tickets: self.tickets,
+                cars: self.cars,
+                custom_properties: self.custom_properties,
+                bulk_update_permille: self.bulk_update_permille,
+                index_lag_ms: self.index_lag_ms,
+                association_page_size: self.association_page_size,
+                ..PortalSpec::default()
+            },
+            limits,
+            faults,
+            tokens,
+            behaviour: Behaviour {
+                search_nulls: !self.search_omit_nulls,
+                list_over_limit: self.list_over_limit,
+                ..Behaviour::default()
+            },
+        })
+    }
+}
+
+/// Runs the simulator until SIGINT or SIGTERM.
+pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let config = args.to_config()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; pick a free address with --listen", args.listen))?;
+    let started = std::time::Instant::now();
+    let handle = simulator::start(config, listener)
+        .await
+        .context("starting the simulator")?;
+    let base = handle.base_url();
+    tracing::info!(
+        address = %handle.addr,
+        seed = args.seed,
+        contacts = args.contacts,
+        build_ms = started.elapsed().as_millis() as u64,
+        "simulator listening"
+    );
+    println!("hsync sim listening on {base}");
+    if args.tokens.is_empty() {
+        println!("token: {DEFAULT_TOKEN}");
+        println!(
+            "try:   curl -s -H 'Authorization: Bearer {DEFAULT_TOKEN}' '{base}/crm/v3/objects/contacts?limit=2&properties=email,firstname'"
+        );
+    }
+    println!("admin: {base}/_sim/truth, {base}/_sim/requests, {base}/_sim/faults");
+    wait_for_signal().await;
+    tracing::info!("simulator stopping");
+    tokio::time::timeout(simulator::SHUTDOWN_GRACE, handle.stop())
+        .await
+        .ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

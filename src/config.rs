@@ -1,0 +1,302 @@
+//! hsync's configuration: one TOML file plus `HSYNC_<SECTION>__<KEY>` environment overrides.
+//!
+//! Unknown keys are rejected with the key's name, so a typo never silently falls back to a
+//! default. Secrets are never read from the file or the command line: the HubSpot token comes
+//! from an environment variable or a file named here, and passwords inside destination URLs are
+//! redacted whenever the configuration is shown.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Classify, ErrorClass};
+
+/// The environment variable prefix for overrides: `HSYNC_HUBSPOT__BASE_URL=...`.
+pub const ENV_PREFIX: &str = "HSYNC_";
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file named with `--config` does not exist.
+    #[error("config file {path} does not exist; create it (see deploy/hsync.example.toml) or pass another --config")]
+    Missing { path: PathBuf },
+    /// The file or an override is malformed or has an unknown key.
+    #[error("invalid configuration: {detail}; fix the key named here (see deploy/hsync.example.toml for every key)")]
+    Invalid { detail: String },
+    /// The values parse but contradict each other.
+    #[error("invalid configuration: {0}")]
+    Inconsistent(String),
+}
+
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Config
+    }
+}
+
+/// Which HubSpot path family requests use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiFamily {
+    /// `/crm/v3/...` and `/crm/v4/associations/...`.
+    #[default]
+    #[serde(rename = "v3")]
+    Numbered,
+    /// `/crm/objects/2026-03/...` and friends.
+    #[serde(rename = "2026-03")]
+    Dated202603,
+}
+
+/// Connection to HubSpot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSpotConfig {
+    /// `https://api.hubapi.com`, or a simulator's address.
+    pub base_url: String,
+    /// The environment variable that holds the private-app or service-key token.
+    pub token_env: String,
+    /// A file holding the token (used when set; takes precedence over `token_env`).
+    pub token_file: Option<PathBuf>,
+    /// The path family to call.
+    pub api_family: ApiFamily,
+    /// Connect timeout, seconds.
+    pub connect_timeout_secs: u64,
+    /// Whole-request timeout, seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HubSpotConfig {
+    fn default() -> Self {
+        HubSpotConfig {
+            base_url: "https://api.hubapi.com".to_owned(),
+            token_env: "HUBSPOT_TOKEN".to_owned(),
+            token_file: None,
+            api_family: ApiFamily::Numbered,
+            connect_timeout_secs: 10,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+/// A URL that may hold a password; shown with the password replaced.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DestinationUrl(String);
+
+impl DestinationUrl {
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return s.clone();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                format!("{}://{}:***{}", &s[..scheme_end], &authority[..colon], &rest[at..])
+            }
+            _ => s.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DestinationUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DestinationUrl({})", self.redacted())
+    }
+}
+
+/// Where the data goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DestinationConfig {
+    /// `sqlite://path.db` (the default) or `postgres://user@host/db`.
+    pub url: DestinationUrl,
+}
+
+impl Default for DestinationConfig {
+    fn default() -> Self {
+        DestinationConfig {
+            url: DestinationUrl("sqlite://hsync.db".to_owned()),
+        }
+    }
+}
+
+/// What to sync.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Object types by name (`contacts`), type id (`0-1`) or custom object name.
+    pub objects: Vec<String>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            objects: ["contacts", "companies", "deals", "tickets"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub hubspot: HubSpotConfig,
+    pub destination: DestinationConfig,
+    pub sync: SyncConfig,
+}
+
+impl Config {
+    /// Loads defaults, then the file (when given), then `HSYNC_<SECTION>__<KEY>` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, Error> {
+        Self::load_from(path, Env::prefixed(ENV_PREFIX))
+    }
+
+    /// Loads with an explicit environment provider (tests pass their own).
+    pub fn load_from(path: Option<&Path>, env: Env) -> Result<Config, Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(Error::Missing { path: path.to_owned() });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only double-underscore keys are overrides, so HSYNC_-prefixed secrets such as a token
+        // variable never collide with configuration keys.
+        let env = env.filter(|key| key.as_str().contains("__")).split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| Error::Invalid { detail: describe(e) })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document on its own (no environment), e.g. the shipped example.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| Error::Invalid { detail: describe(e) })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if !(self.hubspot.base_url.starts_with("http://") || self.hubspot.base_url.starts_with("https://")) {
+            return Err(Error::Inconsistent(format!(
+                "hubspot.base_url must start with http:// or https://, got {:?}",
+                self.hubspot.base_url
+            )));
+        }
+        let url = self.destination.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Inconsistent(format!(
+                "destination.url must be sqlite://PATH or postgres://..., got {}",
+                self.destination.url.redacted()
+            )));
+        }
+        if self.sync.objects.is_empty() {
+            return Err(Error::Inconsistent(
+                "sync.objects is empty: name at least one object type".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.destination.url = DestinationUrl(self.destination.url.redacted());
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    // Figment's own message names the key path and the source (file or environment variable).
+    e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_rejected_naming_the_key() {
+        let err = Config::from_toml("[hubspot]\nbase_ulr = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("base_ulr"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_rejected_naming_it() {
+        let err = Config::from_toml("[hubspott]\n").unwrap_err().to_string();
+        assert!(err.contains("hubspott"), "{err}");
+    }
+
+    #[test]
+    fn file_then_environment_overrides() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hsync.toml",
+                "[hubspot]\nbase_url = \"http://file\"\n[sync]\nobjects = [\"contacts\"]\n",
+            )?;
+            jail.set_env("HSYNC_HUBSPOT__BASE_URL", "http://env");
+            jail.set_env("HSYNC_HUBSPOT_TOKEN", "not-a-config-key");
+            let c = Config::load(Some(Path::new("hsync.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.hubspot.base_url, "http://env");
+            assert_eq!(c.sync.objects, ["contacts"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_environment_override_is_rejected_naming_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HSYNC_HUBSPOT__NOPE", "1");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("nope"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_says_which() {
+        let err = Config::load(Some(Path::new("/nonexistent/hsync.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/hsync.toml"), "{err}");
+    }
+
+    #[test]
+    fn destination_password_is_redacted_everywhere() {
+        let url = DestinationUrl("postgres://app:s3cret@db.internal:5432/warehouse".to_owned());
+        assert_eq!(url.redacted(), "postgres://app:***@db.internal:5432/warehouse");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let config = Config {
+            destination: DestinationConfig { url },
+            ..Config::default()
+        };
+        assert!(!config.to_redacted_toml().contains("s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn shipped_example_config_parses() {
+        let text = include_str!("../deploy/hsync.example.toml");
+        Config::from_toml(text).expect("deploy/hsync.example.toml must stay valid");
+    }
+}

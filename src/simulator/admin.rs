@@ -1,0 +1,577 @@
+//! The admin API under `/_sim`: mutate the portal, change faults, limits and behaviour at
+//! runtime, move the clock, read the request log, and dump ground truth for comparisons.
+//! It needs no token and counts against no limit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::seq::IteratorRandom;
+use rand::SeedableRng;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::faults::FaultRule;
+use super::limits::LimitSettings;
+use super::portal::{iso_millis, MutationError, Portal, TypeIdx};
+use super::{lock, Behaviour, SimState, TokenGrant};
+
+type Shared = State<Arc<SimState>>;
+
+/// The admin routes.
+pub fn routes(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/_sim/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/_sim/truth", get(truth))
+        .route("/_sim/objects/{t}", post(create))
+        .route("/_sim/objects/{t}/touch", post(touch))
+        .route("/_sim/objects/{t}/merge", post(merge))
+        .route("/_sim/objects/{t}/{id}", axum::routing::patch(update))
+        .route("/_sim/objects/{t}/{id}/{action}", post(record_action))
+        .route("/_sim/properties/{t}", post(add_property))
+        .route("/_sim/properties/{t}/{name}", axum::routing::delete(archive_property))
+        .route("/_sim/associations", post(add_associations).delete(remove_associations))
+        .route("/_sim/faults", get(get_faults).put(put_faults).post(add_fault))
+        .route("/_sim/limits", get(get_limits).put(put_limits))
+        .route("/_sim/limits/exhaust-daily", post(exhaust_daily))
+        .route("/_sim/behaviour", get(get_behaviour).put(put_behaviour))
+        .route("/_sim/index", get(get_index).put(put_index))
+        .route("/_sim/clock", get(get_clock).post(advance_clock))
+        .route("/_sim/requests", get(requests).delete(clear_requests))
+        .route("/_sim/tokens", axum::routing::put(put_token))
+        .with_state(state)
+}
+
+fn bad_request(message: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn not_found(message: impl std::fmt::Display) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON: {e}")))
+}
+
+fn type_of(portal: &Portal, name: &str) -> Result<TypeIdx, Response> {
+    portal
+        .type_idx(name)
+        .ok_or_else(|| not_found(format!("unknown object type {name}")))
+}
+
+fn mutation(e: &MutationError) -> Response {
+    match e {
+        MutationError::NotFound(_) => not_found(e),
+        _ => bad_request(e),
+    }
+}
+
+fn props_of(v: &Value) -> BTreeMap<String, Option<String>> {
+    v.get("properties")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    };
+                    (k.clone(), s)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn record_summary(rec: &super::portal::Record) -> Value {
+    json!({ "id": rec.id.to_string(), "updatedAt": iso_millis(rec.updated_at), "updatedAtMs": rec.updated_at })
+}
+
+/// Ground truth: every live record with its property values, archived and purged ids, the
+/// merge map and every association edge (one entry per direction).
+async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
+    let params: Vec<(String, String)> = raw
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let wanted: Option<Vec<String>> = params
+        .iter()
+        .find(|(k, _)| k == "objects")
+        .map(|(_, v)| v.split(',').map(str::to_owned).collect());
+    let with_values = !params.iter().any(|(k, v)| k == "values" && v == "false");
+    let portal = state.portal();
+    let now = state.clock.now();
+    let mut objects = Map::new();
+    for (ti, store) in portal.types.iter().enumerate() {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&store.def.name)) {
+            continue;
+        }
+        let ctx = portal.value_context(ti);
+        let live: Vec<Value> = store
+            .live
+            .values()
+            .map(|rec| {
+                let mut entry = record_summary(rec);
+                if with_values {
+                    let mut props = Map::new();
+                    for def in ctx.properties.defs.iter().filter(|d| d.archived_at.is_none()) {
+                        if let Some(v) = ctx.value(rec, def) {
+                            props.insert(def.name.clone(), Value::String(v.into_owned()));
+                        }
+                    }
+                    entry["properties"] = Value::Object(props);
+                }
+                entry
+            })
+            .collect();
+        let archived: Vec<Value> = store
+            .archived
+            .values()
+            .map(|r| json!({ "id": r.id.to_string(), "archivedAt": r.archived_at.map(iso_millis) }))
+            .collect();
+        let merged: Map<String, Value> = store
+            .merged_into
+            .iter()
+            .map(|(a, s)| (a.to_string(), Value::String(s.to_string())))
+            .collect();
+        let purged: Vec<String> = store.gdpr_deleted.iter().map(u64::to_string).collect();
+        objects.insert(
+            store.def.name.clone(),
+            json!({
+                "objectTypeId": store.def.type_id,
+                "cursorProperty": store.def.cursor_property,
+                "live": live,
+                "archived": archived,
+                "mergedInto": merged,
+                "gdprDeleted": purged,
+                "pendingIndexWrites": store.index.len() != store.live.len(),
+            }),
+        );
+    }
+    let mut edges = Vec::new();
+    for ((ft, fid), targets) in &portal.edges {
+        let from_name = &portal.store(*ft).def.name;
+        if wanted.as_ref().is_some_and(|w| !w.contains(from_name)) {
+            continue;
+        }
+        for ((tt, tid), types) in targets {
+            let labels: Vec<Value> = types
+                .iter()
+                .filter_map(|id| portal.association_types_between(*ft, *tt).find(|a| a.type_id == *id))
+                .map(|a| json!({ "typeId": a.type_id, "category": a.category, "label": a.label }))
+                .collect();
+            edges.push(json!({
+                "fromType": from_name,
+                "fromId": fid.to_string(),
+                "toType": portal.store(*tt).def.name,
+                "toId": tid.to_string(),
+                "types": labels,
+            }));
+        }
+    }
+    drop(portal);
+    Json(json!({ "now": now, "objects": objects, "associations": edges })).into_response()
+}
+
+async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
+    let body: Value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.create(ti, now, props_of(&body)) {
+        Ok(rec) => (StatusCode::CREATED, Json(record_summary(&rec))).into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Response {
+    let body: Value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.update(ti, id, now, props_of(&body)) {
+        Ok(rec) => Json(record_summary(&rec)).into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+async fn record_action(State(state): Shared, Path((t, id, action)): Path<(String, u64, String)>) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    let result = match action.as_str() {
+        "archive" => portal
+            .archive(ti, id, now)
+            .map(|()| json!({ "id": id.to_string(), "archived": true })),
+        "restore" => portal.restore(ti, id, now).map(|r| record_summary(&r)),
+        "gdpr-delete" => portal
+            .purge(ti, id, now)
+            .map(|()| json!({ "id": id.to_string(), "deleted": true })),
+        other => return not_found(format!("unknown action {other}")),
+    };
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    primary: u64,
+    absorbed: u64,
+}
+
+async fn merge(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
+    let body: MergeBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.merge(ti, body.primary, body.absorbed, now) {
+        Ok(rec) => Json(record_summary(&rec)).into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TouchBody {
+    /// How many random live records to modify.
+    #[serde(default)]
+    count: usize,
+    /// Specific ids to modify, in addition to the random ones.
+    #[serde(default)]
+    ids: Vec<u64>,
+    /// The property to change (default: the first writable generated string property).
+    #[serde(default)]
+    property: Option<String>,
+    /// Spread the writes over this many milliseconds instead of one shared millisecond.
+    #[serde(default)]
+    spread_ms: i64,
+    /// Seed for choosing the records (default: the request's sequence).
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+/// Modifies records as a bulk update would: by default every touched record gets the same
+/// last-modified millisecond.
+async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
+    let body: TouchBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    let property = match body.property {
+        Some(p) => p,
+        None => match portal
+            .store(ti)
+            .properties
+            .defs
+            .iter()
+            .find(|d| d.kind == "string" && !d.read_only && d.archived_at.is_none() && d.field_type == "text")
+        {
+            Some(d) => d.name.clone(),
+            None => return bad_request("no writable string property to touch; name one with \"property\""),
+        },
+    };
+    let seed = body.seed.unwrap_or(now as u64);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut ids: Vec<u64> = portal
+        .store(ti)
+        .live
+        .keys()
+        .copied()
+        .choose_multiple(&mut rng, body.count);
+    ids.extend(body.ids);
+    ids.sort_unstable();
+    ids.dedup();
+    let n = ids.len().max(1) as i64;
+    let mut touched = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let at = now + body.spread_ms * i as i64 / n;
+        let value = format!("touched {seed} {i}");
+        match portal.update(ti, *id, at, BTreeMap::from([(property.clone(), Some(value))])) {
+            Ok(rec) => touched.push(record_summary(&rec)),
+            Err(e) => return mutation(&e),
+        }
+    }
+    Json(json!({ "property": property, "records": touched })).into_response()
+}
+
+async fn add_property(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
+    let body: Value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let def = match super::api::property_from_body(&body) {
+        Ok(d) => d,
+        Err(m) => return bad_request(m),
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.add_property(ti, def, now) {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+async fn archive_property(State(state): Shared, Path((t, name)): Path<(String, String)>) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.archive_property(ti, &name, now) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EdgeBody {
+    from: String,
+    from_id: u64,
+    to: String,
+    to_id: u64,
+    /// Labeled type ids to add or remove; empty means the unlabeled default (all, on remove).
+    #[serde(default)]
+    type_ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EdgesBody {
+    One(EdgeBody),
+    Many(Vec<EdgeBody>),
+}
+
+impl EdgesBody {
+    fn into_vec(self) -> Vec<EdgeBody> {
+        match self {
+            EdgesBody::One(e) => vec![e],
+            EdgesBody::Many(v) => v,
+        }
+    }
+}
+
+async fn add_associations(State(state): Shared, body: Bytes) -> Response {
+    let edges: EdgesBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut portal = state.portal();
+    let mut count = 0;
+    for e in edges.into_vec() {
+        let (f, t) = match (type_of(&portal, &e.from), type_of(&portal, &e.to)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        if !portal.is_live(f, e.from_id) || !portal.is_live(t, e.to_id) {
+            return not_found(format!(
+                "{} {} or {} {} is not a live record",
+                e.from, e.from_id, e.to, e.to_id
+            ));
+        }
+        if let Err(err) = portal.associate(f, e.from_id, t, e.to_id, &e.type_ids) {
+            return mutation(&err);
+        }
+        count += 1;
+    }
+    Json(json!({ "added": count })).into_response()
+}
+
+async fn remove_associations(State(state): Shared, body: Bytes) -> Response {
+    let edges: EdgesBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut portal = state.portal();
+    let mut count = 0;
+    for e in edges.into_vec() {
+        let (f, t) = match (type_of(&portal, &e.from), type_of(&portal, &e.to)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        portal.dissociate(f, e.from_id, t, e.to_id, &e.type_ids);
+        count += 1;
+    }
+    Json(json!({ "removed": count })).into_response()
+}
+
+async fn get_faults(State(state): Shared) -> Response {
+    let plan = lock(&state.faults);
+    Json(json!({ "rules": plan.rules, "injected": plan.injected })).into_response()
+}
+
+async fn put_faults(State(state): Shared, body: Bytes) -> Response {
+    let rules: Vec<FaultRule> = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    lock(&state.faults).rules = rules;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn add_fault(State(state): Shared, body: Bytes) -> Response {
+    let rule: FaultRule = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    lock(&state.faults).rules.push(rule);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_limits(State(state): Shared) -> Response {
+    let now = state.clock.now();
+    let limits = lock(&state.limits);
+    Json(json!({
+        "settings": limits.settings,
+        "dailyUsed": limits.daily_used,
+        "msUntilReset": limits.ms_until_reset(now),
+    }))
+    .into_response()
+}
+
+async fn put_limits(State(state): Shared, body: Bytes) -> Response {
+    let settings: LimitSettings = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    lock(&state.limits).configure(settings, now);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn exhaust_daily(State(state): Shared) -> Response {
+    let now = state.clock.now();
+    lock(&state.limits).exhaust_daily(now);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_behaviour(State(state): Shared) -> Response {
+    Json(state.behaviour()).into_response()
+}
+
+async fn put_behaviour(State(state): Shared, body: Bytes) -> Response {
+    let behaviour: Behaviour = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    *lock(&state.behaviour) = behaviour;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IndexBody {
+    lag_ms: i64,
+}
+
+async fn get_index(State(state): Shared) -> Response {
+    Json(json!({ "lagMs": state.portal().index_lag_ms })).into_response()
+}
+
+async fn put_index(State(state): Shared, body: Bytes) -> Response {
+    let body: IndexBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    state.portal().index_lag_ms = body.lag_ms.max(0);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_clock(State(state): Shared) -> Response {
+    let now = state.clock.now();
+    Json(json!({ "now": now, "iso": iso_millis(now) })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClockBody {
+    advance_ms: i64,
+}
+
+async fn advance_clock(State(state): Shared, body: Bytes) -> Response {
+    let body: ClockBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if body.advance_ms < 0 {
+        return bad_request("the clock only moves forward");
+    }
+    state.clock.advance(body.advance_ms);
+    get_clock(State(state)).await
+}
+
+async fn requests(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
+    let since: u64 = raw
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "since")
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or(0);
+    let log = lock(&state.log);
+    let entries: Vec<_> = log.entries.iter().filter(|e| e.seq >= since).cloned().collect();
+    Json(json!({
+        "nextSeq": log.next_seq,
+        "count": log.by_status.values().sum::<u64>(),
+        "byStatus": log.by_status,
+        "byBucket": log.by_bucket,
+        "byPolicy": log.by_policy,
+        "entries": entries,
+    }))
+    .into_response()
+}
+
+async fn clear_requests(State(state): Shared) -> Response {
+    lock(&state.log).clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn put_token(State(state): Shared, body: Bytes) -> Response {
+    let grant: TokenGrant = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    lock(&state.tokens).set(grant);
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,1374 @@
+//! HubSpot's CRM routes: objects (list, get, batch read, create, update, archive, merge, GDPR
+//! delete, search), properties, schemas, associations v4, owners and pipelines, served under
+//! both the numbered (`/crm/v3`, `/crm/v4`) and the dated (`2026-03`) path families.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::portal::{iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext};
+use super::render::{
+    error_response, json_response, object_not_found, property_json, unknown_type, validation_error, RecordStyle,
+    RecordView,
+};
+use super::search::{SearchBody, SearchPlan};
+use super::{OverLimit, SimState};
+
+type Shared = State<Arc<SimState>>;
+
+/// HubSpot's documented page and batch limits outside search.
+const LIST_MAX: usize = 100;
+const LIST_DEFAULT: usize = 10;
+const LIST_MAX_WITH_HISTORY: usize = 50;
+const BATCH_MAX: usize = 100;
+const ASSOCIATION_BATCH_MAX: usize = 1_000;
+const ASSOCIATION_CREATE_MAX: usize = 2_000;
+
+/// The HubSpot API router, before the gate is layered on.
+pub fn routes(state: Arc<SimState>) -> Router {
+    let objects = || {
+        Router::new()
+            .route("/{t}", get(list).post(create))
+            .route(
+                "/{t}/{id}",
+                get(get_one).patch(update_one).delete(archive_one).post(object_action),
+            )
+            .route("/{t}/batch/{op}", post(batch))
+            .route("/{t}/{id}/associations/{to}", get(object_associations))
+            .route("/{t}/{id}/associations/default/{to}/{to_id}", put(associate_default))
+    };
+    let properties = || {
+        Router::new()
+            .route("/{t}", get(list_properties).post(create_property))
+            .route("/{t}/{name}", get(get_property).delete(archive_property))
+    };
+    let schemas = || {
+        Router::new()
+            .route("/", get(list_schemas))
+            .route("/{t}", get(get_schema))
+    };
+    let associations = || {
+        Router::new()
+            .route("/{from}/{to}/batch/{op}", post(association_batch))
+            .route("/{from}/{to}/labels", get(association_labels))
+    };
+    let owners = || {
+        Router::new()
+            .route("/", get(list_owners))
+            .route("/{id}", get(get_owner))
+    };
+    Router::new()
+        .nest("/crm/v3/objects", objects())
+        .nest("/crm/v4/objects", objects())
+        .nest("/crm/objects/2026-03", objects())
+        .nest("/crm/v3/properties", properties())
+        .nest("/crm/properties/2026-03", properties())
+        .nest("/crm/v3/schemas", schemas())
+        .nest("/crm-object-schemas/v3/schemas", schemas())
+        .nest("/crm-object-schemas/2026-03/schemas", schemas())
+        .nest("/crm/v4/associations", associations())
+        .nest("/crm/associations/2026-03", associations())
+        .nest("/crm/v3/owners", owners())
+        .nest("/crm/owners/2026-03", owners())
+        .route("/crm/v3/pipelines/{t}", get(list_pipelines))
+        .route("/crm/pipelines/2026-03/{t}", get(list_pipelines))
+        .with_state(state)
+}
+
+/// Query parameters, accepting both `a=1,2` and repeated `a=1&a=2`.
+#[derive(Debug, Default)]
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<String>) -> Query {
+        Query(
+            raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn one(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn list(&self, key: &str) -> Option<Vec<String>> {
+        let items: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+            .collect();
+        (!items.is_empty()).then_some(items)
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.one(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        validation_error(&format!(
+            "Invalid input JSON on line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            e
+        ))
+    })
+}
+
+fn resolve_type(portal: &Portal, name: &str) -> Result<TypeIdx, Response> {
+    portal.type_idx(name).ok_or_else(|| unknown_type(name))
+}
+
+fn mutation_error(e: &MutationError) -> Response {
+    match e {
+        MutationError::NotFound(id) => object_not_found(&id.to_string()),
+        MutationError::UnknownProperty(name) => {
+            let mut extra = Map::new();
+            extra.insert(
+                "errors".into(),
+                json!([{ "message": format!("Property \"{name}\" does not exist"), "code": "PROPERTY_DOESNT_EXIST", "context": { "propertyName": [name] } }]),
+            );
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                &format!("Property values were not valid: [{{\"isValid\":false,\"message\":\"Property \\\"{name}\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"{name}\"}}]"),
+                Some(extra),
+            )
+        }
+        MutationError::PropertyExists(_) => {
+            error_response(StatusCode::CONFLICT, "OBJECT_ALREADY_EXISTS", &e.to_string(), None)
+        }
+        MutationError::Invalid(m) if m.contains("250 identities") => {
+            error_response(StatusCode::URI_TOO_LONG, "VALIDATION_ERROR", m, None)
+        }
+        other => validation_error(&other.to_string()),
+    }
+}
+
+fn value_string(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn properties_of(body: &Value) -> BTreeMap<String, Option<String>> {
+    body.get("properties")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), value_string(v))).collect())
+        .unwrap_or_default()
+}
+
+fn parse_id(raw: &str) -> Option<u64> {
+    raw.trim().parse().ok()
+}
+
+/// Indices of the named live properties; `None` selects the type's defaults. HubSpot always
+/// adds the id, created and last-modified properties.
+fn select(ctx: &ValueContext, names: Option<&[String]>, defaults: &[&str]) -> Vec<usize> {
+    let defs = &ctx.properties.defs;
+    let pick = |n: &str| defs.iter().position(|d| d.name == n && d.archived_at.is_none());
+    let always = defs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d.source, PropSource::ObjectId | PropSource::CreatedAt | PropSource::UpdatedAt))
+        .map(|(i, _)| i);
+    let mut chosen: Vec<usize> = match names {
+        Some(names) => names.iter().filter_map(|n| pick(n)).collect(),
+        None => defaults.iter().filter_map(|n| pick(n)).collect(),
+    };
+    for i in always {
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen
+}
+
+fn history_json(ctx: &ValueContext, rec: &Record, names: &[String]) -> Value {
+    let mut out = Map::new();
+    for name in names {
+        if let Some(def) = ctx.properties.live(name) {
+            if let Some(v) = ctx.value(rec, def) {
+                out.insert(
+                    name.clone(),
+                    json!([{ "value": v, "timestamp": iso_millis(rec.updated_at), "sourceType": "CRM_UI", "sourceId": "userId:5000001" }]),
+                );
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Renders records to JSON values outside the portal lock.
+struct Rendered {
+    ctx: ValueContext,
+    portal_id: u64,
+    type_id: String,
+}
+
+impl Rendered {
+    fn of(portal: &Portal, t: TypeIdx) -> Rendered {
+        Rendered {
+            ctx: portal.value_context(t),
+            portal_id: portal.portal_id,
+            type_id: portal.store(t).def.type_id.clone(),
+        }
+    }
+
+    fn record(&self, rec: &Record, props: &[usize], nulls: bool, associations: Option<Value>) -> Value {
+        let style = RecordStyle {
+            properties: props,
+            nulls,
+            portal_id: self.portal_id,
+            type_id: &self.type_id,
+        };
+        serde_json::to_value(RecordView {
+            ctx: &self.ctx,
+            rec,
+            style,
+            associations,
+        })
+        .unwrap_or(Value::Null)
+    }
+}
+
+fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) -> Option<Value> {
+    let mut out = Map::new();
+    for name in to_types {
+        let Some(to) = portal.type_idx(name) else { continue };
+        let from_def = &portal.store(t).def;
+        let to_def = &portal.store(to).def;
+        let results: Vec<Value> = portal
+            .targets(t, id, to)
+            .into_iter()
+            .flat_map(|(to_id, types)| types.into_iter().map(move |type_id| (to_id, type_id)))
+            .map(|(to_id, type_id)| {
+                let unlabeled = portal
+                    .association_types_between(t, to)
+                    .any(|a| a.type_id == type_id && a.unlabeled);
+                let kind = if unlabeled {
+                    format!("{}_to_{}", from_def.singular, to_def.singular)
+                } else {
+                    format!("{}_to_{}_{type_id}", from_def.singular, to_def.singular)
+                };
+                json!({ "id": to_id.to_string(), "type": kind })
+            })
+            .collect();
+        if !results.is_empty() {
+            out.insert(to_def.name.clone(), json!({ "results": results }));
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
+async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let q = Query::parse(raw);
+    let behaviour = state.behaviour();
+    let history = q.list("propertiesWithHistory");
+    let max = if history.is_some() {
+        LIST_MAX_WITH_HISTORY
+    } else {
+        LIST_MAX
+    };
+    let limit = match q.one("limit").map(str::parse::<usize>) {
+        None => LIST_DEFAULT,
+        Some(Ok(n)) if n >= 1 && n <= max => n,
+        Some(Ok(n)) if n > max && behaviour.list_over_limit == OverLimit::Clamp => max,
+        Some(_) => return validation_error(&format!("limit must be between 1 and {max}")),
+    };
+    let after = match q.one("after").filter(|a| !a.is_empty()).map(parse_id) {
+        None => 0,
+        Some(Some(a)) => a,
+        Some(None) => return validation_error("after must be a record id"),
+    };
+    let archived = q.flag("archived");
+    let assoc_types = q.list("associations").unwrap_or_default();
+    let (render, page, next, assocs) = {
+        let portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        let store = portal.store(ti);
+        let source = if archived { &store.archived } else { &store.live };
+        let mut iter = source.range(after..);
+        let page: Vec<Arc<Record>> = iter.by_ref().take(limit).map(|(_, r)| Arc::clone(r)).collect();
+        let next = iter.next().map(|(id, _)| *id);
+        let assocs: Vec<Option<Value>> = page
+            .iter()
+            .map(|r| {
+                if assoc_types.is_empty() {
+                    None
+                } else {
+                    v3_associations(&portal, ti, r.id, &assoc_types)
+                }
+            })
+            .collect();
+        (Rendered::of(&portal, ti), page, next, assocs)
+    };
+    let defaults = {
+        let portal = state.portal();
+        portal
+            .type_idx(&t)
+            .map(|ti| portal.store(ti).def.default_properties.clone())
+            .unwrap_or_default()
+    };
+    let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
+    let results: Vec<Value> = page
+        .iter()
+        .zip(assocs)
+        .map(|(r, a)| {
+            let mut v = render.record(r, &props, false, a);
+            if let Some(h) = &history {
+                v["propertiesWithHistory"] = history_json(&render.ctx, r, h);
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({ "results": results });
+    if let Some(next) = next {
+        body["paging"] = json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } });
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Response {
+    let q = Query::parse(raw);
+    let archived = q.flag("archived");
+    let id_property = q.one("idProperty").filter(|p| *p != "hs_object_id");
+    let assoc_types = q.list("associations").unwrap_or_default();
+    let (render, rec, assoc, defaults) = {
+        let portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        let store = portal.store(ti);
+        let source = if archived { &store.archived } else { &store.live };
+        let found = match id_property {
+            Some(prop) => {
+                let ctx = portal.value_context(ti);
+                match store.properties.live(prop) {
+                    Some(def) if def.unique || prop == "email" => source
+                        .values()
+                        .find(|r| ctx.value(r, def).as_deref() == Some(raw_id.as_str()))
+                        .cloned(),
+                    _ => return validation_error(&format!("{prop} is not a unique property")),
+                }
+            }
+            None => parse_id(&raw_id).and_then(|id| {
+                let id = if archived { id } else { portal.resolve_merged(ti, id) };
+                source.get(&id).cloned()
+            }),
+        };
+        let Some(rec) = found else {
+            return object_not_found(&raw_id);
+        };
+        let assoc = if assoc_types.is_empty() {
+            None
+        } else {
+            v3_associations(&portal, ti, rec.id, &assoc_types)
+        };
+        (
+            Rendered::of(&portal, ti),
+            rec,
+            assoc,
+            store.def.default_properties.clone(),
+        )
+    };
+    let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
+    let mut body = render.record(&rec, &props, false, assoc);
+    if let Some(h) = q.list("propertiesWithHistory") {
+        body["propertiesWithHistory"] = history_json(&render.ctx, &rec, &h);
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
+    render
+        .ctx
+        .properties
+        .defs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.archived_at.is_none())
+        .filter(|(_, d)| {
+            rec.written.contains_key(&d.name) || !matches!(d.source, PropSource::Generated(_) | PropSource::Stored)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let (render, rec) = {
+        let mut portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        let rec = match portal.create(ti, now, properties_of(&body)) {
+            Ok(r) => r,
+            Err(e) => return mutation_error(&e),
+        };
+        if let Some(links) = body.get("associations").and_then(Value::as_array) {
+            for link in links {
+                if let Err(resp) = associate_from_input(&mut portal, ti, rec.id, link) {
+                    return resp;
+                }
+            }
+        }
+        (Rendered::of(&portal, ti), rec)
+    };
+    let props = all_written(&render, &rec);
+    json_response(StatusCode::CREATED, &render.record(&rec, &props, false, None))
+}
+
+fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: &Value) -> Result<(), Response> {
+    let to_id = link.pointer("/to/id").and_then(value_string).and_then(|s| parse_id(&s));
+    let type_ids: Vec<u32> = link
+        .get("types")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t.get("associationTypeId").and_then(Value::as_u64))
+                .map(|n| n as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(to_id) = to_id else {
+        return Err(validation_error("association input needs to.id"));
+    };
+    // The target type comes from the type id: find a type pair that defines it.
+    let to = portal
+        .association_types
+        .iter()
+        .find(|a| a.from == from && type_ids.contains(&a.type_id))
+        .map(|a| a.to)
+        .ok_or_else(|| validation_error("association types must name a valid associationTypeId"))?;
+    if !portal.is_live(to, to_id) {
+        return Err(object_not_found(&to_id.to_string()));
+    }
+    portal
+        .associate(from, from_id, to, to_id, &type_ids)
+        .map_err(|e| mutation_error(&e))
+}
+
+async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let (render, rec) = {
+        let mut portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        let Some(id) = parse_id(&raw_id) else {
+            return object_not_found(&raw_id);
+        };
+        match portal.update(ti, id, now, properties_of(&body)) {
+            Ok(rec) => (Rendered::of(&portal, ti), rec),
+            Err(e) => return mutation_error(&e),
+        }
+    };
+    let props = all_written(&render, &rec);
+    json_response(StatusCode::OK, &render.record(&rec, &props, false, None))
+}
+
+async fn archive_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    // Archiving an unknown or already archived id succeeds silently, as HubSpot does.
+    if let Some(id) = parse_id(&raw_id) {
+        let _ = portal.archive(ti, id, now);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /{type}/search`, `/{type}/merge` and `/contacts/gdpr-delete`.
+async fn object_action(State(state): Shared, Path((t, action)): Path<(String, String)>, body: Bytes) -> Response {
+    match action.as_str() {
+        "search" => search(state, t, body),
+        "merge" => merge(state, t, body),
+        "gdpr-delete" => gdpr_delete(state, t, body),
+        _ => error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "VALIDATION_ERROR",
+            "Method not allowed",
+            None,
+        ),
+    }
+}
+
+fn search(state: Arc<SimState>, t: String, body: Bytes) -> Response {
+    let body: SearchBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SearchBody::default()
+    } else {
+        match parse_json(&body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    let behaviour = state.behaviour();
+    let now = state.clock.now();
+    let (render, plan, page) = {
+        let mut portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        let plan = match SearchPlan::parse(body, portal.store(ti), behaviour.unlimited_search_page) {
+            Ok(p) => p,
+            Err(rejection) => return validation_error(&rejection.0),
+        };
+        portal.types[ti].index.catch_up(now);
+        let render = Rendered::of(&portal, ti);
+        let page = plan.run(portal.store(ti), &render.ctx);
+        (render, plan, page)
+    };
+    let results: Vec<Value> = page
+        .records
+        .iter()
+        .map(|r| render.record(r, &plan.properties, behaviour.search_nulls, None))
+        .collect();
+    let mut body = json!({ "total": page.total, "results": results });
+    if let Some(next) = page.next_after {
+        body["paging"] = json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } });
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+fn merge(state: Arc<SimState>, t: String, body: Bytes) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let id_of = |key: &str| body.get(key).and_then(value_string).and_then(|s| parse_id(&s));
+    let (Some(primary), Some(absorbed)) = (id_of("primaryObjectId"), id_of("objectIdToMerge")) else {
+        return validation_error("primaryObjectId and objectIdToMerge are required");
+    };
+    let now = state.clock.now();
+    let (render, rec) = {
+        let mut portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        match portal.merge(ti, primary, absorbed, now) {
+            Ok(rec) => (Rendered::of(&portal, ti), rec),
+            Err(e) => return mutation_error(&e),
+        }
+    };
+    let props = all_written(&render, &rec);
+    json_response(StatusCode::OK, &render.record(&rec, &props, false, None))
+}
+
+fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    if portal.store(ti).def.name != "contacts" {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "GDPR delete exists for contacts only",
+            None,
+        );
+    }
+    let Some(raw) = body.get("objectId").and_then(value_string) else {
+        return validation_error("objectId is required");
+    };
+    let id = match body.get("idProperty").and_then(Value::as_str) {
+        Some("email") => {
+            let ctx = portal.value_context(ti);
+            let def = ctx.properties.live("email").cloned();
+            def.and_then(|d| {
+                portal
+                    .store(ti)
+                    .live
+                    .values()
+                    .find(|r| ctx.value(r, &d).as_deref() == Some(raw.as_str()))
+                    .map(|r| r.id)
+            })
+        }
+        _ => parse_id(&raw),
+    };
+    // An unknown email is blocklisted by HubSpot and still answers 204.
+    if let Some(id) = id {
+        let _ = portal.purge(ti, id, now);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn batch(
+    State(state): Shared,
+    Path((t, op)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let inputs = body
+        .get("inputs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if inputs.len() > BATCH_MAX {
+        return validation_error(&format!(
+            "Object API batch endpoints are limited to {BATCH_MAX} inputs per request; got {}",
+            inputs.len()
+        ));
+    }
+    match op.as_str() {
+        "read" => batch_read(state, t, Query::parse(raw), body, inputs),
+        "create" | "update" | "upsert" => batch_write(state, t, &op, inputs),
+        "archive" => {
+            let now = state.clock.now();
+            let mut portal = state.portal();
+            let ti = match resolve_type(&portal, &t) {
+                Ok(ti) => ti,
+                Err(r) => return r,
+            };
+            for input in inputs {
+                if let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) {
+                    let _ = portal.archive(ti, id, now);
+                }
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "Unknown batch operation",
+            None,
+        ),
+    }
+}
+
+fn batch_envelope(now: i64, results: Vec<Value>, errors: Vec<Value>) -> Response {
+    let mut body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": iso_millis(now),
+        "completedAt": iso_millis(now),
+    });
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = Value::Array(errors);
+        StatusCode::MULTI_STATUS
+    };
+    json_response(status, &body)
+}
+
+fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Vec<Value>) -> Response {
+    let now = state.clock.now();
+    let archived = q.flag("archived") || body.get("archived").and_then(Value::as_bool).unwrap_or(false);
+    let names: Option<Vec<String>> = body
+        .get("properties")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .filter(|v: &Vec<String>| !v.is_empty());
+    let id_property = body
+        .get("idProperty")
+        .and_then(Value::as_str)
+        .filter(|p| *p != "hs_object_id")
+        .map(str::to_owned);
+    let (render, found, missing, upper, defaults) = {
+        let portal = state.portal();
+        let ti = match resolve_type(&portal, &t) {
+            Ok(ti) => ti,
+            Err(r) => return r,
+        };
+        let store = portal.store(ti);
+        let source = if archived { &store.archived } else { &store.live };
+        let ctx = portal.value_context(ti);
+        let mut found: Vec<Arc<Record>> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        for input in &inputs {
+            let Some(raw) = input.get("id").and_then(value_string) else {
+                continue;
+            };
+            let rec = match &id_property {
+                Some(prop) => ctx.properties.live(prop).and_then(|def| {
+                    source
+                        .values()
+                        .find(|r| ctx.value(r, def).as_deref() == Some(raw.as_str()))
+                        .cloned()
+                }),
+                // Batch endpoints do not resolve ids absorbed by a merge.
+                None => parse_id(&raw).and_then(|id| source.get(&id).cloned()),
+            };
+            match rec {
+                Some(r) if !found.iter().any(|f| f.id == r.id) => found.push(r),
+                Some(_) => {}
+                None => missing.push(raw),
+            }
+        }
+        // HubSpot does not keep input order: callers must match results by id.
+        found.sort_by_key(|r| super::portal::tie_key(r.id));
+        (
+            Rendered::of(&portal, ti),
+            found,
+            missing,
+            store.def.upper.clone(),
+            store.def.default_properties.clone(),
+        )
+    };
+    let props = select(&render.ctx, names.as_deref(), &defaults);
+    let results = found.iter().map(|r| render.record(r, &props, false, None)).collect();
+    let errors = if missing.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "message": format!("Could not get some {upper} objects, they may be deleted or not exist. Check that ids are valid."),
+            "context": { "ids": missing },
+        })]
+    };
+    batch_envelope(now, results, errors)
+}
+
+fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    let mut written = Vec::new();
+    for input in &inputs {
+        let props = properties_of(input);
+        let result = if op == "create" {
+            portal.create(ti, now, props)
+        } else {
+            let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) else {
+                return validation_error("each input needs an id");
+            };
+            // Batch update does not accept ids absorbed by a merge.
+            if portal.store(ti).merged_into.contains_key(&id) {
+                return mutation_error(&MutationError::NotFound(id));
+            }
+            portal.update(ti, id, now, props)
+        };
+        match result {
+            Ok(rec) => written.push(rec),
+            Err(e) => return mutation_error(&e),
+        }
+    }
+    let render = Rendered::of(&portal, ti);
+    drop(portal);
+    let results = written
+        .iter()
+        .map(|r| render.record(r, &all_written(&render, r), false, None))
+        .collect();
+    let status_ok = batch_envelope(now, results, Vec::new());
+    if op == "create" {
+        let (mut parts, body) = status_ok.into_parts();
+        parts.status = StatusCode::CREATED;
+        return Response::from_parts(parts, body);
+    }
+    status_ok
+}
+
+fn list_properties_json(portal: &Portal, ti: TypeIdx, archived: bool) -> Vec<Value> {
+    portal
+        .store(ti)
+        .properties
+        .defs
+        .iter()
+        .filter(|d| d.archived_at.is_some() == archived)
+        .map(property_json)
+        .collect()
+}
+
+async fn list_properties(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let q = Query::parse(raw);
+    let portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    let results = list_properties_json(&portal, ti, q.flag("archived"));
+    drop(portal);
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
+async fn get_property(
+    State(state): Shared,
+    Path((t, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let archived = Query::parse(raw).flag("archived");
+    let portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal
+        .store(ti)
+        .properties
+        .get(&name)
+        .filter(|d| d.archived_at.is_some() == archived)
+    {
+        Some(def) => json_response(StatusCode::OK, &property_json(def)),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find property {name} for object type {t}"),
+            None,
+        ),
+    }
+}
+
+/// Builds a property definition from HubSpot's `PropertyCreate` body.
+pub fn property_from_body(body: &Value) -> Result<PropertyDef, String> {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let name = text("name").ok_or("name is required")?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!(
+            "Property name \"{name}\" must be lower-case letters, digits and underscores"
+        ));
+    }
+    let kind = text("type").ok_or("type is required")?;
+    const TYPES: &[&str] = &[
+        "string",
+        "number",
+        "date",
+        "datetime",
+        "enumeration",
+        "bool",
+        "phone_number",
+    ];
+    if !TYPES.contains(&kind.as_str()) {
+        return Err(format!("type must be one of {}", TYPES.join(", ")));
+    }
+    let options = body
+        .get("options")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| {
+                    Some((
+                        o.get("label")?.as_str()?.to_owned(),
+                        o.get("value")?.as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(PropertyDef {
+        label: text("label").unwrap_or_else(|| name.clone()),
+        name,
+        kind,
+        field_type: text("fieldType").unwrap_or_else(|| "text".to_owned()),
+        group: text("groupName").unwrap_or_else(|| "custom_properties".to_owned()),
+        options,
+        calculated: false,
+        unique: body.get("hasUniqueValue").and_then(Value::as_bool).unwrap_or(false),
+        hidden: body.get("hidden").and_then(Value::as_bool).unwrap_or(false),
+        hubspot_defined: false,
+        read_only: false,
+        archived_at: None,
+        created_at: 0,
+        updated_at: 0,
+        display_order: 0,
+        source: PropSource::Stored,
+    })
+}
+
+async fn create_property(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let def = match property_from_body(&body) {
+        Ok(d) => d,
+        Err(m) => return validation_error(&m),
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    let name = def.name.clone();
+    if let Err(e) = portal.add_property(ti, def, now) {
+        return mutation_error(&e);
+    }
+    let created = portal
+        .store(ti)
+        .properties
+        .get(&name)
+        .map(property_json)
+        .unwrap_or_default();
+    json_response(StatusCode::CREATED, &created)
+}
+
+async fn archive_property(State(state): Shared, Path((t, name)): Path<(String, String)>) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.archive_property(ti, &name, now) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(MutationError::UnknownProperty(_)) => error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find property {name} for object type {t}"),
+            None,
+        ),
+        Err(e) => mutation_error(&e),
+    }
+}
+
+fn schema_json(portal: &Portal, ti: TypeIdx) -> Value {
+    let store = portal.store(ti);
+    let def = &store.def;
+    let associations: Vec<Value> = portal
+        .association_types
+        .iter()
+        .filter(|a| (a.from == ti || a.to == ti) && a.unlabeled)
+        .map(|a| {
+            json!({
+                "id": a.type_id.to_string(),
+                "fromObjectTypeId": portal.store(a.from).def.type_id,
+                "toObjectTypeId": portal.store(a.to).def.type_id,
+                "name": format!("{}_to_{}", portal.store(a.from).def.singular, portal.store(a.to).def.singular).to_uppercase(),
+                "createdAt": iso_millis(super::generate::ANCHOR_MS),
+                "updatedAt": iso_millis(super::generate::ANCHOR_MS),
+            })
+        })
+        .collect();
+    json!({
+        "id": def.type_id.trim_start_matches("2-"),
+        "name": def.singular,
+        "labels": { "singular": "Car", "plural": "Cars" },
+        "objectTypeId": def.type_id,
+        "fullyQualifiedName": def.fully_qualified_name,
+        "primaryDisplayProperty": "make",
+        "secondaryDisplayProperties": ["model"],
+        "requiredProperties": ["make"],
+        "searchableProperties": ["make", "model", "vin"],
+        "properties": list_properties_json(portal, ti, false),
+        "associations": associations,
+        "archived": false,
+        "allowsSensitiveProperties": false,
+        "createdAt": iso_millis(super::generate::ANCHOR_MS),
+        "updatedAt": iso_millis(super::generate::ANCHOR_MS),
+        "createdByUserId": 5000001,
+        "updatedByUserId": 5000001,
+    })
+}
+
+async fn list_schemas(State(state): Shared) -> Response {
+    let portal = state.portal();
+    let results: Vec<Value> = (0..portal.types.len())
+        .filter(|&i| portal.store(i).def.custom)
+        .map(|i| schema_json(&portal, i))
+        .collect();
+    drop(portal);
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
+async fn get_schema(State(state): Shared, Path(t): Path<String>) -> Response {
+    let portal = state.portal();
+    match portal.type_idx(&t).filter(|&i| portal.store(i).def.custom) {
+        Some(ti) => json_response(StatusCode::OK, &schema_json(&portal, ti)),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find object schema {t}"),
+            None,
+        ),
+    }
+}
+
+fn association_types_json(portal: &Portal, from: TypeIdx, to: TypeIdx, type_ids: &[u32]) -> Vec<Value> {
+    type_ids
+        .iter()
+        .filter_map(|id| portal.association_types_between(from, to).find(|a| a.type_id == *id))
+        .map(|a| json!({ "category": a.category, "typeId": a.type_id, "label": a.label }))
+        .collect()
+}
+
+/// The opaque per-input paging token: the next target id, disguised.
+fn encode_after(to_id: u64) -> String {
+    format!("MC0{:x}", to_id ^ 0x5A5A_5A5A)
+}
+
+fn decode_after(token: &str) -> Option<u64> {
+    let hex = token.strip_prefix("MC0")?;
+    u64::from_str_radix(hex, 16).ok().map(|v| v ^ 0x5A5A_5A5A)
+}
+
+async fn association_batch(
+    State(state): Shared,
+    Path((from, to, op)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let inputs = body
+        .get("inputs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let (fi, ti) = match (resolve_type(&portal, &from), resolve_type(&portal, &to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match op.as_str() {
+        "read" => {
+            if inputs.len() > ASSOCIATION_BATCH_MAX {
+                return validation_error(&format!(
+                    "Association batch read is limited to {ASSOCIATION_BATCH_MAX} inputs per request body; got {}",
+                    inputs.len()
+                ));
+            }
+            let page_size = portal.association_page_size.max(1);
+            let mut results = Vec::new();
+            let mut errors = Vec::new();
+            for input in &inputs {
+                let Some(raw) = input.get("id").and_then(value_string) else {
+                    continue;
+                };
+                let after = input
+                    .get("after")
+                    .and_then(Value::as_str)
+                    .and_then(decode_after)
+                    .unwrap_or(0);
+                let targets = parse_id(&raw)
+                    .filter(|id| portal.is_live(fi, *id))
+                    .map(|id| portal.targets(fi, id, ti));
+                let targets: Vec<_> = targets
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(id, _)| *id >= after)
+                    .collect();
+                if targets.is_empty() {
+                    let (fs, ts) = (&portal.store(fi).def.singular, &portal.store(ti).def.singular);
+                    errors.push(json!({
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": format!("No {ts} is associated with {fs} {raw}."),
+                        "context": { "fromObjectId": [raw], "fromObjectType": [fs], "toObjectType": [ts] },
+                    }));
+                    continue;
+                }
+                let page: Vec<Value> = targets
+                    .iter()
+                    .take(page_size)
+                    .map(|(to_id, types)| json!({ "toObjectId": to_id, "associationTypes": association_types_json(&portal, fi, ti, types) }))
+                    .collect();
+                let mut result = json!({ "from": { "id": raw }, "to": page });
+                if let Some((next, _)) = targets.get(page_size) {
+                    result["paging"] = json!({ "next": { "after": encode_after(*next), "link": null } });
+                }
+                results.push(result);
+            }
+            drop(portal);
+            batch_envelope(now, results, errors)
+        }
+        "create" => {
+            if inputs.len() > ASSOCIATION_CREATE_MAX {
+                return validation_error(&format!(
+                    "Association batch create is limited to {ASSOCIATION_CREATE_MAX} inputs"
+                ));
+            }
+            let mut results = Vec::new();
+            for input in &inputs {
+                let from_id = input
+                    .pointer("/from/id")
+                    .and_then(value_string)
+                    .and_then(|s| parse_id(&s));
+                let to_id = input
+                    .pointer("/to/id")
+                    .and_then(value_string)
+                    .and_then(|s| parse_id(&s));
+                let (Some(from_id), Some(to_id)) = (from_id, to_id) else {
+                    return validation_error("each input needs from.id and to.id");
+                };
+                if !portal.is_live(fi, from_id) || !portal.is_live(ti, to_id) {
+                    return object_not_found(&format!("{from_id} or {to_id}"));
+                }
+                let types: Vec<u32> = input
+                    .get("types")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.get("associationTypeId").and_then(Value::as_u64))
+                            .map(|n| n as u32)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let labeled: Vec<u32> = types
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        !portal
+                            .association_types_between(fi, ti)
+                            .any(|a| a.type_id == *id && a.unlabeled)
+                    })
+                    .collect();
+                if let Err(e) = portal.associate(fi, from_id, ti, to_id, &labeled) {
+                    return mutation_error(&e);
+                }
+                let all: Vec<u32> = portal
+                    .targets(fi, from_id, ti)
+                    .into_iter()
+                    .find(|(id, _)| *id == to_id)
+                    .map(|(_, t)| t)
+                    .unwrap_or_default();
+                results.push(json!({
+                    "fromObjectTypeId": portal.store(fi).def.type_id,
+                    "fromObjectId": from_id,
+                    "toObjectTypeId": portal.store(ti).def.type_id,
+                    "toObjectId": to_id,
+                    "labels": association_types_json(&portal, fi, ti, &all).iter().filter_map(|v| v["label"].as_str().map(str::to_owned)).collect::<Vec<_>>(),
+                }));
+            }
+            drop(portal);
+            let (mut parts, b) = batch_envelope(now, results, Vec::new()).into_parts();
+            parts.status = StatusCode::CREATED;
+            Response::from_parts(parts, b)
+        }
+        "archive" | "labels-archive" => {
+            for input in &inputs {
+                let Some(from_id) = input
+                    .pointer("/from/id")
+                    .and_then(value_string)
+                    .and_then(|s| parse_id(&s))
+                else {
+                    continue;
+                };
+                for target in input.get("to").and_then(Value::as_array).cloned().unwrap_or_default() {
+                    if let Some(to_id) = target.get("id").and_then(value_string).and_then(|s| parse_id(&s)) {
+                        portal.dissociate(fi, from_id, ti, to_id, &[]);
+                    }
+                }
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "Unknown association batch operation",
+            None,
+        ),
+    }
+}
+
+async fn association_labels(State(state): Shared, Path((from, to)): Path<(String, String)>) -> Response {
+    let portal = state.portal();
+    let (fi, ti) = match (resolve_type(&portal, &from), resolve_type(&portal, &to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let results: Vec<Value> = portal
+        .association_types_between(fi, ti)
+        .map(|a| json!({ "category": a.category, "typeId": a.type_id, "label": a.label }))
+        .collect();
+    drop(portal);
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
+async fn object_associations(
+    State(state): Shared,
+    Path((t, raw_id, to)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = Query::parse(raw);
+    let limit = q
+        .one("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(500)
+        .clamp(1, 500);
+    let after = q.one("after").and_then(decode_after).unwrap_or(0);
+    let portal = state.portal();
+    let (fi, ti) = match (resolve_type(&portal, &t), resolve_type(&portal, &to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let Some(id) = parse_id(&raw_id).filter(|id| portal.is_live(fi, *id)) else {
+        return object_not_found(&raw_id);
+    };
+    let targets: Vec<_> = portal
+        .targets(fi, id, ti)
+        .into_iter()
+        .filter(|(id, _)| *id >= after)
+        .collect();
+    let results: Vec<Value> = targets
+        .iter()
+        .take(limit)
+        .map(|(to_id, types)| json!({ "toObjectId": to_id, "associationTypes": association_types_json(&portal, fi, ti, types) }))
+        .collect();
+    let mut body = json!({ "results": results });
+    if let Some((next, _)) = targets.get(limit) {
+        body["paging"] = json!({ "next": { "after": encode_after(*next), "link": null } });
+    }
+    drop(portal);
+    json_response(StatusCode::OK, &body)
+}
+
+async fn associate_default(
+    State(state): Shared,
+    Path((t, raw_id, to, raw_to)): Path<(String, String, String, String)>,
+) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let (fi, ti) = match (resolve_type(&portal, &t), resolve_type(&portal, &to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let (Some(from_id), Some(to_id)) = (parse_id(&raw_id), parse_id(&raw_to)) else {
+        return object_not_found(&raw_id);
+    };
+    if !portal.is_live(fi, from_id) || !portal.is_live(ti, to_id) {
+        return object_not_found(&format!("{from_id} or {to_id}"));
+    }
+    if let Err(e) = portal.associate(fi, from_id, ti, to_id, &[]) {
+        return mutation_error(&e);
+    }
+    let body = json!({
+        "status": "COMPLETE",
+        "results": [{
+            "from": { "id": from_id.to_string() },
+            "to": { "id": to_id.to_string() },
+            "associationSpec": portal.association_types_between(fi, ti).find(|a| a.unlabeled).map(|a| json!({"associationCategory": a.category, "associationTypeId": a.type_id})),
+        }],
+        "startedAt": iso_millis(now),
+        "completedAt": iso_millis(now),
+    });
+    drop(portal);
+    json_response(StatusCode::OK, &body)
+}
+
+fn owner_json(o: &super::portal::Owner) -> Value {
+    json!({
+        "id": o.id.to_string(),
+        "email": o.email,
+        "firstName": o.first_name,
+        "lastName": o.last_name,
+        "userId": o.user_id,
+        "userIdIncludingInactive": o.user_id,
+        "type": "PERSON",
+        "teams": [],
+        "archived": o.archived,
+        "createdAt": iso_millis(o.created_at),
+        "updatedAt": iso_millis(o.updated_at),
+    })
+}
+
+async fn list_owners(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
+    let q = Query::parse(raw);
+    let limit = q
+        .one("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 500);
+    let after = q.one("after").and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let archived = q.flag("archived");
+    let email = q.one("email").map(str::to_lowercase);
+    let owners = Arc::clone(&state.portal().owners);
+    let matching: Vec<_> = owners
+        .iter()
+        .filter(|o| o.archived == archived && email.as_ref().is_none_or(|e| &o.email == e))
+        .collect();
+    let page: Vec<Value> = matching.iter().skip(after).take(limit).map(|o| owner_json(o)).collect();
+    let mut body = json!({ "results": page });
+    if after + limit < matching.len() {
+        let next = after + limit;
+        body["paging"] = json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } });
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+async fn get_owner(State(state): Shared, Path(raw_id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let by_user = Query::parse(raw).one("idProperty") == Some("userId");
+    let owners = Arc::clone(&state.portal().owners);
+    let id = parse_id(&raw_id);
+    match owners
+        .iter()
+        .find(|o| Some(if by_user { o.user_id } else { o.id }) == id)
+    {
+        Some(o) => json_response(StatusCode::OK, &owner_json(o)),
+        None => object_not_found(&raw_id),
+    }
+}
+
+async fn list_pipelines(State(state): Shared, Path(t): Path<String>) -> Response {
+    let portal = state.portal();
+    let ti = match resolve_type(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    let Some(pipelines) = portal.pipelines.get(&ti) else {
+        return validation_error(&format!("Pipelines are not supported for object type {t}"));
+    };
+    let at = iso_millis(super::generate::ANCHOR_MS);
+    let results: Vec<Value> = pipelines
+        .iter()
+        .map(|p| {
+            let stages: Vec<Value> = p
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, (id, label, key, value))| {
+                    json!({
+                        "id": id, "label": label, "displayOrder": i, "metadata": { *key: value },
+                        "archived": false, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                        "createdAt": at, "updatedAt": at,
+                    })
+                })
+                .collect();
+            json!({ "id": p.id, "label": p.label, "displayOrder": p.display_order, "archived": false, "createdAt": at, "updatedAt": at, "stages": stages })
+        })
+        .collect();
+    drop(portal);
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}

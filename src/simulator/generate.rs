@@ -1,0 +1,1031 @@
+//! The deterministic, messy portal generator.
+//!
+//! A record stores only its id and timestamps; every generated value is a pure function of
+//! `(seed, object type, id, property name)`, so the same seed always serves the same portal and
+//! a million records cost a few hundred bytes each.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::portal::{
+    AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, Portal, PropSource, PropertyDef, PropertySet,
+    Record, SearchIndex, TypeIdx, ValueContext,
+};
+
+/// 2026-01-01T00:00:00Z: generated history ends here, so output never depends on the wall clock.
+pub const ANCHOR_MS: Millis = 1_767_225_600_000;
+/// The shared last-modified millisecond of the generated bulk update (2025-12-25T00:00:00.123Z).
+pub const BULK_UPDATE_MS: Millis = ANCHOR_MS - 7 * 86_400_000 + 123;
+const YEAR_MS: Millis = 365 * 86_400_000;
+
+/// Type indexes of the standard objects in [`Portal::types`].
+pub const CONTACTS: TypeIdx = 0;
+pub const COMPANIES: TypeIdx = 1;
+pub const DEALS: TypeIdx = 2;
+pub const TICKETS: TypeIdx = 3;
+/// The generated custom object (`cars`).
+pub const CARS: TypeIdx = 4;
+
+/// How a generated property's values are made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GenKind {
+    FirstName,
+    LastName,
+    Email,
+    Phone,
+    CompanyName,
+    Domain,
+    City,
+    Country,
+    JobTitle,
+    Sentence,
+    LongText,
+    UnicodeText,
+    Integer(i64),
+    Money,
+    BigDecimal,
+    Bool,
+    Date,
+    DateTime,
+    /// Pick from the definition's options; `true` for multi-select (`a;b`).
+    Choice(bool),
+    Owner,
+    Pipeline,
+    Stage,
+    Vin,
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct PortalSpec {
+    pub seed: u64,
+    pub portal_id: u64,
+    pub contacts: u64,
+    pub companies: u64,
+    pub deals: u64,
+    pub tickets: u64,
+    pub cars: u64,
+    pub custom_properties: usize,
+    /// Share of records, in thousandths, whose last-modified time is the bulk-update millisecond.
+    pub bulk_update_permille: u64,
+    pub index_lag_ms: Millis,
+    pub association_page_size: usize,
+}
+
+impl Default for PortalSpec {
+    fn default() -> Self {
+        PortalSpec {
+            seed: 42,
+            portal_id: 62_515,
+            contacts: 1_000,
+            companies: 200,
+            deals: 300,
+            tickets: 100,
+            cars: 50,
+            custom_properties: 20,
+            bulk_update_permille: 150,
+            index_lag_ms: 0,
+            association_page_size: 100,
+        }
+    }
+}
+
+fn mix(parts: &[u64]) -> u64 {
+    // FNV-1a over the parts' bytes, then a final avalanche: stable across platforms and versions.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    super::portal::tie_key(h)
+}
+
+fn name_hash(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn rng_for(seed: u64, t: TypeIdx, id: u64, salt: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(mix(&[seed, t as u64, id, salt]))
+}
+
+const FIRST_NAMES: &[&str] = &[
+    "Ana",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "李",
+    "Søren",
+    "O'Brien",
+    "Nguyễn",
+    "Ævar",
+    "Émilie",
+    "Mary-Jane",
+    "Ольга",
+    "محمد",
+    "Björk",
+    "Chloé",
+    "Kwame",
+    "Ingrid",
+    "🚀 Rocket",
+    "Dmitri",
+    "Aiko",
+];
+const LAST_NAMES: &[&str] = &[
+    "Smith",
+    "García",
+    "Müller",
+    "Ñúñez",
+    "王",
+    "O'Connor",
+    "Dvořák",
+    "Kowalski",
+    "Ødegaard",
+    "van der Berg",
+    "Schrödinger",
+    "Иванов",
+    "Tanaka",
+    "Okafor",
+    "Lefèvre",
+    "\"Quoted\"",
+    "Back\\slash",
+];
+const COMPANY_WORDS: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Wonka",
+    "Müller & Söhne",
+    "株式会社",
+    "Ørsted",
+];
+const CITIES: &[&str] = &[
+    "Berlin",
+    "São Paulo",
+    "Zürich",
+    "Kraków",
+    "東京",
+    "Reykjavík",
+    "Boston",
+    "Lagos",
+];
+const COUNTRIES: &[&str] = &[
+    "Germany",
+    "Brazil",
+    "Switzerland",
+    "Poland",
+    "Japan",
+    "Iceland",
+    "United States",
+    "Nigeria",
+];
+const TITLES: &[&str] = &[
+    "CEO",
+    "VP Sales",
+    "Data Engineer",
+    "Head of RevOps",
+    "Analyst",
+    "Founder & CTO",
+];
+const WORDS: &[&str] = &[
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "naïve",
+    "café",
+    "résumé",
+    "über",
+    "日本語",
+    "🎉",
+    "tab\there",
+    "line\nbreak",
+    "comma,separated",
+    "semi;colon",
+    "quote\"d",
+    "back\\slash",
+];
+
+fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
+    list[rng.random_range(0..list.len())]
+}
+
+fn sentence(rng: &mut ChaCha8Rng, words: usize) -> String {
+    (0..words).map(|_| pick(rng, WORDS)).collect::<Vec<_>>().join(" ")
+}
+
+/// The generated value of `prop` on record `id`, or `None` when the record has no value.
+pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) -> Option<String> {
+    let mut rng = rng_for(ctx.seed, ctx.type_idx, id, name_hash(&prop.name));
+    let custom = !prop.hubspot_defined;
+    let absent_permille = if custom { 300 } else { 40 };
+    if rng.random_range(0..1000) < absent_permille {
+        return None;
+    }
+    let stringy = matches!(
+        kind,
+        GenKind::Sentence | GenKind::LongText | GenKind::UnicodeText | GenKind::JobTitle | GenKind::City
+    );
+    if stringy && rng.random_range(0..100) < 5 {
+        return Some(String::new());
+    }
+    Some(match kind {
+        GenKind::FirstName => pick(&mut rng, FIRST_NAMES).to_owned(),
+        GenKind::LastName => pick(&mut rng, LAST_NAMES).to_owned(),
+        GenKind::Email => {
+            if rng.random_range(0..100) < 3 {
+                format!("shared{}@example.com", rng.random_range(0..20))
+            } else {
+                format!("person{id}@example.com")
+            }
+        }
+        GenKind::Phone => format!(
+            "+{} ({}) {}-{:04}",
+            rng.random_range(1..99),
+            rng.random_range(200..999),
+            rng.random_range(200..999),
+            rng.random_range(0..10_000)
+        ),
+        GenKind::CompanyName => format!("{} {}", pick(&mut rng, COMPANY_WORDS), rng.random_range(1..5000)),
+        GenKind::Domain => format!("company{id}.example.com"),
+        GenKind::City => pick(&mut rng, CITIES).to_owned(),
+        GenKind::Country => pick(&mut rng, COUNTRIES).to_owned(),
+        GenKind::JobTitle => pick(&mut rng, TITLES).to_owned(),
+        GenKind::Sentence => {
+            let n = rng.random_range(1..8);
+            sentence(&mut rng, n)
+        }
+        GenKind::LongText => {
+            let n = rng.random_range(200..600);
+            sentence(&mut rng, n)
+        }
+        GenKind::UnicodeText => format!("{} {} ✓", pick(&mut rng, FIRST_NAMES), pick(&mut rng, WORDS)),
+        GenKind::Integer(max) => rng.random_range(0..*max).to_string(),
+        GenKind::Money => match rng.random_range(0..10) {
+            0 => "0.1".to_owned(),
+            1 => "12345678901234.56".to_owned(),
+            _ => format!("{}.{:02}", rng.random_range(0..2_000_000), rng.random_range(0..100)),
+        },
+        GenKind::BigDecimal => match rng.random_range(0..4) {
+            0 => "123456789012345678901234.567890".to_owned(),
+            1 => format!(
+                "-{}.{}",
+                rng.random_range(0..1_000_000u64),
+                rng.random_range(0..1_000_000_000u64)
+            ),
+            2 => "0.000000000000000001".to_owned(),
+            _ => format!("{}", rng.random_range(0..u64::MAX / 2)),
+        },
+        GenKind::Bool => if rng.random_bool(0.5) { "true" } else { "false" }.to_owned(),
+        GenKind::Date => {
+            let day = ANCHOR_MS / 86_400_000 - rng.random_range(0..3650);
+            super::portal::iso_millis(day * 86_400_000)[..10].to_owned()
+        }
+        GenKind::DateTime => {
+            let mut ms = ANCHOR_MS - rng.random_range(0..3 * YEAR_MS);
+            if rng.random_range(0..10) == 0 {
+                ms -= ms.rem_euclid(1000);
+            }
+            super::portal::iso_millis(ms)
+        }
+        GenKind::Choice(multi) => {
+            if prop.options.is_empty() {
+                return None;
+            }
+            let first = &prop.options[rng.random_range(0..prop.options.len())].1;
+            if *multi && rng.random_bool(0.5) {
+                let second = &prop.options[rng.random_range(0..prop.options.len())].1;
+                if second != first {
+                    return Some(format!("{first};{second}"));
+                }
+            }
+            first.clone()
+        }
+        GenKind::Owner => {
+            if ctx.owner_ids.is_empty() {
+                return None;
+            }
+            ctx.owner_ids[rng.random_range(0..ctx.owner_ids.len())].to_string()
+        }
+        GenKind::Pipeline | GenKind::Stage => {
+            // Pipeline and stage come from one draw so they stay consistent.
+            let mut pipe_rng = rng_for(ctx.seed, ctx.type_idx, id, name_hash("pipeline"));
+            let (pipeline, stages): (&str, &[&str]) = if ctx.type_idx == DEALS {
+                if pipe_rng.random_range(0..4) == 0 {
+                    ("renewals", &["renewal_open", "renewal_won", "renewal_lost"])
+                } else {
+                    ("default", DEAL_STAGES)
+                }
+            } else {
+                ("0", &["1", "2", "3", "4"])
+            };
+            if *kind == GenKind::Pipeline {
+                pipeline.to_owned()
+            } else {
+                stages[pipe_rng.random_range(0..stages.len())].to_owned()
+            }
+        }
+        GenKind::Vin => format!("1HGCM{:012}", id),
+    })
+}
+
+const DEAL_STAGES: &[&str] = &[
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedlost",
+];
+
+struct PropSpec {
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    field: &'static str,
+    source: PropSource,
+    read_only: bool,
+    options: &'static [&'static str],
+}
+
+fn sp(
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    field: &'static str,
+    source: PropSource,
+) -> PropSpec {
+    let read_only = !matches!(source, PropSource::Generated(_) | PropSource::Stored);
+    PropSpec {
+        name,
+        label,
+        kind,
+        field,
+        source,
+        read_only,
+        options: &[],
+    }
+}
+
+fn with_options(mut p: PropSpec, options: &'static [&'static str]) -> PropSpec {
+    p.options = options;
+    p
+}
+
+fn gen(kind: GenKind) -> PropSource {
+    PropSource::Generated(kind)
+}
+
+fn standard_properties(t: TypeIdx, cursor: &'static str, created: &'static str) -> Vec<PropSpec> {
+    let mut props = vec![
+        sp("hs_object_id", "Record ID", "number", "number", PropSource::ObjectId),
+        sp(created, "Create Date", "datetime", "date", PropSource::CreatedAt),
+        sp(cursor, "Last Modified Date", "datetime", "date", PropSource::UpdatedAt),
+        sp(
+            "hs_merged_object_ids",
+            "Merged record IDs",
+            "enumeration",
+            "checkbox",
+            PropSource::MergedIds,
+        ),
+    ];
+    let owner = sp(
+        "hubspot_owner_id",
+        "Owner",
+        "enumeration",
+        "select",
+        gen(GenKind::Owner),
+    );
+    match t {
+        CONTACTS => props.extend([
+            sp("email", "Email", "string", "text", gen(GenKind::Email)),
+            sp("firstname", "First Name", "string", "text", gen(GenKind::FirstName)),
+            sp("lastname", "Last Name", "string", "text", gen(GenKind::LastName)),
+            sp("phone", "Phone Number", "string", "phonenumber", gen(GenKind::Phone)),
+            sp("jobtitle", "Job Title", "string", "text", gen(GenKind::JobTitle)),
+            sp("city", "City", "string", "text", gen(GenKind::City)),
+            with_options(
+                sp(
+                    "lifecyclestage",
+                    "Lifecycle Stage",
+                    "enumeration",
+                    "radio",
+                    gen(GenKind::Choice(false)),
+                ),
+                &[
+                    "subscriber",
+                    "lead",
+                    "marketingqualifiedlead",
+                    "salesqualifiedlead",
+                    "opportunity",
+                    "customer",
+                ],
+            ),
+            owner,
+        ]),
+        COMPANIES => props.extend([
+            sp("name", "Name", "string", "text", gen(GenKind::CompanyName)),
+            sp("domain", "Company Domain Name", "string", "text", gen(GenKind::Domain)),
+            sp("city", "City", "string", "text", gen(GenKind::City)),
+            sp("country", "Country/Region", "string", "text", gen(GenKind::Country)),
+            sp(
+                "numberofemployees",
+                "Number of Employees",
+                "number",
+                "number",
+                gen(GenKind::Integer(100_000)),
+            ),
+            sp(
+                "annualrevenue",
+                "Annual Revenue",
+                "number",
+                "number",
+                gen(GenKind::Money),
+            ),
+            sp("is_public", "Is Public", "bool", "booleancheckbox", gen(GenKind::Bool)),
+            with_options(
+                sp(
+                    "industry",
+                    "Industry",
+                    "enumeration",
+                    "select",
+                    gen(GenKind::Choice(false)),
+                ),
+                &[
+                    "COMPUTER_SOFTWARE",
+                    "FINANCIAL_SERVICES",
+                    "HOSPITAL_HEALTH_CARE",
+                    "RETAIL",
+                ],
+            ),
+            owner,
+        ]),
+        DEALS => props.extend([
+            sp("dealname", "Deal Name", "string", "text", gen(GenKind::CompanyName)),
+            sp("amount", "Amount", "number", "number", gen(GenKind::Money)),
+            sp("closedate", "Close Date", "datetime", "date", gen(GenKind::DateTime)),
+            sp("pipeline", "Pipeline", "enumeration", "select", gen(GenKind::Pipeline)),
+            sp("dealstage", "Deal Stage", "enumeration", "radio", gen(GenKind::Stage)),
+            owner,
+        ]),
+        TICKETS => props.extend([
+            sp("subject", "Ticket name", "string", "text", gen(GenKind::Sentence)),
+            sp(
+                "content",
+                "Ticket description",
+                "string",
+                "textarea",
+                gen(GenKind::LongText),
+            ),
+            sp(
+                "hs_pipeline",
+                "Pipeline",
+                "enumeration",
+                "select",
+                gen(GenKind::Pipeline),
+            ),
+            sp(
+                "hs_pipeline_stage",
+                "Ticket status",
+                "enumeration",
+                "select",
+                gen(GenKind::Stage),
+            ),
+            with_options(
+                sp(
+                    "hs_ticket_priority",
+                    "Priority",
+                    "enumeration",
+                    "select",
+                    gen(GenKind::Choice(false)),
+                ),
+                &["LOW", "MEDIUM", "HIGH", "URGENT"],
+            ),
+            with_options(
+                sp(
+                    "hs_ticket_category",
+                    "Category",
+                    "enumeration",
+                    "checkbox",
+                    gen(GenKind::Choice(true)),
+                ),
+                &["PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"],
+            ),
+            owner,
+        ]),
+        _ => props.extend([
+            sp("make", "Make", "string", "text", gen(GenKind::CompanyName)),
+            sp("model", "Model", "string", "text", gen(GenKind::Sentence)),
+            sp("year", "Year", "number", "number", gen(GenKind::Integer(2030))),
+            sp("vin", "VIN", "string", "text", gen(GenKind::Vin)),
+            sp("purchase_date", "Purchase date", "date", "date", gen(GenKind::Date)),
+        ]),
+    }
+    props
+}
+
+/// Names that stress warehouse identifier handling: reserved words and a name longer than
+/// Postgres's 63-byte identifier limit.
+const AWKWARD_NAMES: &[&str] = &[
+    "order",
+    "user",
+    "default",
+    "select",
+    "a_very_long_custom_property_name_that_goes_well_past_the_postgres_identifier_limit",
+];
+
+fn custom_properties(count: usize) -> Vec<PropertyDef> {
+    let cycle: [(&str, &str, GenKind, &[&str]); 12] = [
+        ("string", "text", GenKind::Sentence, &[]),
+        ("number", "number", GenKind::Money, &[]),
+        ("bool", "booleancheckbox", GenKind::Bool, &[]),
+        ("date", "date", GenKind::Date, &[]),
+        ("datetime", "date", GenKind::DateTime, &[]),
+        (
+            "enumeration",
+            "select",
+            GenKind::Choice(false),
+            &["alpha", "beta", "gamma", "delta"],
+        ),
+        (
+            "enumeration",
+            "checkbox",
+            GenKind::Choice(true),
+            &["red", "green", "blue", "yellow"],
+        ),
+        ("phone_number", "phonenumber", GenKind::Phone, &[]),
+        ("string", "textarea", GenKind::LongText, &[]),
+        ("number", "number", GenKind::BigDecimal, &[]),
+        ("number", "number", GenKind::Integer(1_000_000), &[]),
+        ("string", "text", GenKind::UnicodeText, &[]),
+    ];
+    (0..count)
+        .map(|i| {
+            let (kind, field, gen_kind, options) = &cycle[i % cycle.len()];
+            let name = AWKWARD_NAMES
+                .get(i)
+                .map_or_else(|| format!("custom_prop_{i:04}"), |n| (*n).to_owned());
+            PropertyDef {
+                label: format!("Custom {kind} {i}"),
+                name,
+                kind: (*kind).to_owned(),
+                field_type: (*field).to_owned(),
+                group: "custom_properties".to_owned(),
+                options: options.iter().map(|o| (o.to_uppercase(), (*o).to_owned())).collect(),
+                calculated: false,
+                unique: false,
+                hidden: false,
+                hubspot_defined: false,
+                read_only: false,
+                archived_at: None,
+                created_at: ANCHOR_MS - YEAR_MS,
+                updated_at: ANCHOR_MS - YEAR_MS,
+                display_order: 0,
+                source: PropSource::Generated(gen_kind.clone()),
+            }
+        })
+        .collect()
+}
+
+fn type_defs(portal_id: u64) -> Vec<ObjectTypeDef> {
+    let std_type = |name: &str, type_id: &str, singular: &str, cursor, defaults: Vec<&'static str>| ObjectTypeDef {
+        name: name.to_owned(),
+        type_id: type_id.to_owned(),
+        fully_qualified_name: None,
+        singular: singular.to_owned(),
+        upper: singular.to_uppercase(),
+        cursor_property: cursor,
+        created_property: "createdate",
+        default_properties: defaults,
+        scope: name.to_owned(),
+        custom: false,
+    };
+    vec![
+        std_type(
+            "contacts",
+            "0-1",
+            "contact",
+            "lastmodifieddate",
+            vec![
+                "createdate",
+                "email",
+                "firstname",
+                "hs_object_id",
+                "lastmodifieddate",
+                "lastname",
+            ],
+        ),
+        std_type(
+            "companies",
+            "0-2",
+            "company",
+            "hs_lastmodifieddate",
+            vec!["name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"],
+        ),
+        std_type(
+            "deals",
+            "0-3",
+            "deal",
+            "hs_lastmodifieddate",
+            vec![
+                "dealname",
+                "amount",
+                "closedate",
+                "pipeline",
+                "dealstage",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+            ],
+        ),
+        std_type(
+            "tickets",
+            "0-5",
+            "ticket",
+            "hs_lastmodifieddate",
+            vec![
+                "content",
+                "hs_pipeline",
+                "hs_pipeline_stage",
+                "hs_ticket_category",
+                "hs_ticket_priority",
+                "subject",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+            ],
+        ),
+        ObjectTypeDef {
+            name: "cars".to_owned(),
+            type_id: "2-3508482".to_owned(),
+            fully_qualified_name: Some(format!("p{portal_id}_cars")),
+            singular: "car".to_owned(),
+            upper: "CAR".to_owned(),
+            cursor_property: "hs_lastmodifieddate",
+            created_property: "hs_createdate",
+            default_properties: vec!["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
+            scope: "custom".to_owned(),
+            custom: true,
+        },
+    ]
+}
+
+fn association_types() -> Vec<AssociationType> {
+    // (from, to, unlabeled, inverse unlabeled, [(typeId, inverse, category, label)])
+    type Labeled = (u32, u32, &'static str, &'static str);
+    let pairs: [(TypeIdx, TypeIdx, u32, u32, &[Labeled]); 7] = [
+        (
+            CONTACTS,
+            COMPANIES,
+            279,
+            280,
+            &[
+                (1, 2, "HUBSPOT_DEFINED", "Primary"),
+                (28, 29, "USER_DEFINED", "Billing contact"),
+            ],
+        ),
+        (CONTACTS, DEALS, 4, 3, &[(30, 31, "USER_DEFINED", "Decision maker")]),
+        (CONTACTS, TICKETS, 15, 16, &[]),
+        (DEALS, COMPANIES, 341, 342, &[(5, 6, "HUBSPOT_DEFINED", "Primary")]),
+        (TICKETS, COMPANIES, 339, 340, &[(26, 25, "HUBSPOT_DEFINED", "Primary")]),
+        (DEALS, TICKETS, 27, 28, &[]),
+        (CARS, CONTACTS, 117, 118, &[(119, 120, "USER_DEFINED", "Driver")]),
+    ];
+    let mut out = Vec::new();
+    for (from, to, unlabeled, inverse, labeled) in pairs {
+        let mut push = |from, to, type_id, inverse, category, label: Option<&str>, unlabeled| {
+            out.push(AssociationType {
+                from,
+                to,
+                type_id,
+                category,
+                label: label.map(str::to_owned),
+                inverse,
+                unlabeled,
+            });
+        };
+        push(from, to, unlabeled, inverse, "HUBSPOT_DEFINED", None, true);
+        push(to, from, inverse, unlabeled, "HUBSPOT_DEFINED", None, true);
+        for &(type_id, inv, category, label) in labeled {
+            push(from, to, type_id, inv, category, Some(label), false);
+            // The inverse of a primary label has no label of its own in HubSpot's examples,
+            // but a user-defined pair is labeled the same way from both sides.
+            let inverse_label = (category == "USER_DEFINED").then_some(label);
+            push(to, from, inv, type_id, category, inverse_label, false);
+        }
+    }
+    out
+}
+
+fn owners(seed: u64) -> Vec<Owner> {
+    let mut rng = rng_for(seed, 99, 0, name_hash("owners"));
+    (0..25)
+        .map(|i| Owner {
+            id: 10_000_001 + i,
+            user_id: 5_000_001 + i,
+            email: format!("owner{i}@example.com"),
+            first_name: pick(&mut rng, FIRST_NAMES).to_owned(),
+            last_name: pick(&mut rng, LAST_NAMES).to_owned(),
+            archived: i >= 23,
+            created_at: ANCHOR_MS - 2 * YEAR_MS + i as Millis * 86_400_000,
+            updated_at: ANCHOR_MS - YEAR_MS + i as Millis * 86_400_000,
+        })
+        .collect()
+}
+
+fn pipelines() -> HashMap<TypeIdx, Vec<Pipeline>> {
+    let stage =
+        |id: &str, label: &str, key: &'static str, meta: &str| (id.to_owned(), label.to_owned(), key, meta.to_owned());
+    let deal_stages = DEAL_STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let probability = match *s {
+                "closedwon" => "1.0".to_owned(),
+                "closedlost" => "0.0".to_owned(),
+                _ => format!("0.{}", (i + 1) * 10),
+            };
+            stage(s, s, "probability", &probability)
+        })
+        .collect();
+    HashMap::from([
+        (
+            DEALS,
+            vec![
+                Pipeline {
+                    id: "default".into(),
+                    label: "Sales Pipeline".into(),
+                    display_order: 0,
+                    stages: deal_stages,
+                },
+                Pipeline {
+                    id: "renewals".into(),
+                    label: "Renewals".into(),
+                    display_order: 1,
+                    stages: vec![
+                        stage("renewal_open", "Open", "probability", "0.5"),
+                        stage("renewal_won", "Won", "probability", "1.0"),
+                        stage("renewal_lost", "Lost", "probability", "0.0"),
+                    ],
+                },
+            ],
+        ),
+        (
+            TICKETS,
+            vec![Pipeline {
+                id: "0".into(),
+                label: "Support Pipeline".into(),
+                display_order: 0,
+                stages: vec![
+                    stage("1", "New", "ticketState", "OPEN"),
+                    stage("2", "Waiting on contact", "ticketState", "OPEN"),
+                    stage("3", "Waiting on us", "ticketState", "OPEN"),
+                    stage("4", "Closed", "ticketState", "CLOSED"),
+                ],
+            }],
+        ),
+    ])
+}
+
+/// Builds the portal for `spec`. The same spec always builds the same portal.
+pub fn build(spec: &PortalSpec) -> Portal {
+    let defs = type_defs(spec.portal_id);
+    let counts = [spec.contacts, spec.companies, spec.deals, spec.tickets, spec.cars];
+    let owners = owners(spec.seed);
+    let owner_ids: Vec<u64> = owners.iter().filter(|o| !o.archived).map(|o| o.id).collect();
+    let mut next_id: u64 = 50;
+    let mut types = Vec::new();
+    let mut ids_by_type: Vec<Vec<u64>> = Vec::new();
+    for (t, def) in defs.into_iter().enumerate() {
+        let mut specs = standard_properties(t, def.cursor_property, def.created_property);
+        let mut props: Vec<PropertyDef> = specs
+            .drain(..)
+            .enumerate()
+            .map(|(i, s)| PropertyDef {
+                name: s.name.to_owned(),
+                label: s.label.to_owned(),
+                kind: s.kind.to_owned(),
+                field_type: s.field.to_owned(),
+                group: format!("{}information", def.singular),
+                options: s.options.iter().map(|o| ((*o).to_owned(), (*o).to_owned())).collect(),
+                calculated: false,
+                unique: s.name == "hs_object_id" || s.name == "vin",
+                hidden: false,
+                hubspot_defined: !def.custom || s.name.starts_with("hs_"),
+                read_only: s.read_only,
+                archived_at: None,
+                created_at: ANCHOR_MS - 3 * YEAR_MS,
+                updated_at: ANCHOR_MS - 3 * YEAR_MS,
+                display_order: i as i64,
+                source: s.source,
+            })
+            .collect();
+        let base = props.len() as i64;
+        props.extend(
+            custom_properties(spec.custom_properties)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut p)| {
+                    p.display_order = base + i as i64;
+                    p
+                }),
+        );
+        let mut rng = rng_for(spec.seed, t, 0, name_hash("records"));
+        let count = counts[t];
+        let mut live = BTreeMap::new();
+        let mut ids = Vec::with_capacity(count as usize);
+        let span = 3 * YEAR_MS - 30 * 86_400_000;
+        for i in 0..count {
+            next_id += rng.random_range(1..=3);
+            let id = next_id;
+            let created_at = ANCHOR_MS - 3 * YEAR_MS
+                + (span as f64 * (i as f64 / count.max(1) as f64)) as Millis
+                + rng.random_range(0..86_400_000);
+            let updated_at = if mix(&[spec.seed, t as u64, id, 7]) % 1000 < spec.bulk_update_permille {
+                BULK_UPDATE_MS.max(created_at)
+            } else {
+                created_at + rng.random_range(0..(ANCHOR_MS - created_at).max(1))
+            };
+            live.insert(
+                id,
+                Arc::new(Record {
+                    id,
+                    created_at,
+                    updated_at,
+                    archived_at: None,
+                    written: BTreeMap::new(),
+                    merged_ids: Vec::new(),
+                }),
+            );
+            ids.push(id);
+        }
+        let mut index = SearchIndex::default();
+        for rec in live.values() {
+            index.insert_unsorted(Arc::clone(rec));
+        }
+        types.push(ObjectStore {
+            def,
+            properties: Arc::new(PropertySet::new(props)),
+            live,
+            archived: BTreeMap::new(),
+            merged_into: BTreeMap::new(),
+            gdpr_deleted: Default::default(),
+            index,
+        });
+        ids_by_type.push(ids);
+    }
+    let mut portal = Portal {
+        portal_id: spec.portal_id,
+        seed: spec.seed,
+        types,
+        association_types: association_types(),
+        edges: HashMap::new(),
+        owner_ids: Arc::new(owner_ids),
+        owners: Arc::new(owners),
+        pipelines: pipelines(),
+        next_id: next_id + 1000,
+        index_lag_ms: spec.index_lag_ms,
+        association_page_size: spec.association_page_size,
+    };
+    generate_associations(&mut portal, spec.seed, &ids_by_type);
+    portal
+}
+
+fn generate_associations(portal: &mut Portal, seed: u64, ids: &[Vec<u64>]) {
+    let mut rng = rng_for(seed, 98, 0, name_hash("associations"));
+    let link = |portal: &mut Portal, rng: &mut ChaCha8Rng, from: TypeIdx, from_id: u64, to: TypeIdx, labels: &[u32]| {
+        let targets = &ids[to];
+        if targets.is_empty() {
+            return;
+        }
+        let to_id = targets[rng.random_range(0..targets.len())];
+        let chosen: Vec<u32> = labels
+            .iter()
+            .copied()
+            .filter(|_| rng.random_range(0..100) < 20)
+            .collect();
+        portal
+            .associate(from, from_id, to, to_id, &chosen)
+            .expect("invariant: generated association types exist");
+    };
+    for &id in &ids[CONTACTS] {
+        if rng.random_range(0..100) < 85 {
+            link(portal, &mut rng, CONTACTS, id, COMPANIES, &[1, 28]);
+        }
+        if rng.random_range(0..100) < 10 {
+            link(portal, &mut rng, CONTACTS, id, COMPANIES, &[28]);
+        }
+    }
+    for &id in &ids[DEALS] {
+        link(portal, &mut rng, DEALS, id, COMPANIES, &[5]);
+        let contacts = &ids[CONTACTS];
+        if contacts.is_empty() {
+            continue;
+        }
+        for _ in 0..rng.random_range(0..4) {
+            let c = contacts[rng.random_range(0..contacts.len())];
+            let labels: Vec<u32> = if rng.random_range(0..100) < 15 {
+                vec![30]
+            } else {
+                vec![]
+            };
+            portal
+                .associate(CONTACTS, c, DEALS, id, &labels)
+                .expect("invariant: type exists");
+        }
+    }
+    for &id in &ids[TICKETS] {
+        link(portal, &mut rng, TICKETS, id, COMPANIES, &[26]);
+        let contacts = &ids[CONTACTS];
+        if !contacts.is_empty() {
+            let c = contacts[rng.random_range(0..contacts.len())];
+            portal
+                .associate(CONTACTS, c, TICKETS, id, &[])
+                .expect("invariant: type exists");
+        }
+        if rng.random_range(0..100) < 30 {
+            link(portal, &mut rng, TICKETS, id, DEALS, &[]);
+        }
+    }
+    for &id in &ids[CARS] {
+        link(portal, &mut rng, CARS, id, CONTACTS, &[119]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_builds_same_values_and_different_seed_differs() {
+        let spec = PortalSpec {
+            contacts: 50,
+            ..PortalSpec::default()
+        };
+        let a = build(&spec);
+        let b = build(&spec);
+        let c = build(&PortalSpec { seed: 7, ..spec });
+        let render = |p: &Portal| {
+            let ctx = p.value_context(CONTACTS);
+            p.types[CONTACTS]
+                .live
+                .values()
+                .flat_map(|r| {
+                    ctx.properties
+                        .defs
+                        .iter()
+                        .map(|d| ctx.value(r, d).map(|v| v.into_owned()))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(render(&a), render(&b));
+        assert_ne!(render(&a), render(&c));
+    }
+
+    #[test]
+    fn bulk_update_shares_one_millisecond() {
+        let p = build(&PortalSpec {
+            contacts: 2_000,
+            bulk_update_permille: 500,
+            ..PortalSpec::default()
+        });
+        let shared = p.types[CONTACTS]
+            .live
+            .values()
+            .filter(|r| r.updated_at == BULK_UPDATE_MS)
+            .count();
+        assert!(
+            (800..=1200).contains(&shared),
+            "about half share the bulk millisecond, got {shared}"
+        );
+    }
+
+    #[test]
+    fn iso_millis_drops_zero_fraction_like_java_instant() {
+        assert_eq!(
+            super::super::portal::iso_millis(BULK_UPDATE_MS),
+            "2025-12-25T00:00:00.123Z"
+        );
+        assert_eq!(super::super::portal::iso_millis(ANCHOR_MS), "2026-01-01T00:00:00Z");
+    }
+}

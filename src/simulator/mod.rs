@@ -1,0 +1,208 @@
+//! `hsync sim`: a faithful HubSpot CRM API simulator served over real HTTP.
+//!
+//! It owns the simulated portal (`portal`), the seeded generator (`generate`), search semantics
+//! (`search`), rate limits (`limits`), injected faults (`faults`), the gate every API request
+//! passes (`gate`: auth, faults, limits, request log), the HubSpot routes (`api`) and the admin
+//! API under `/_sim` (`admin`). It builds its JSON itself and shares no types with the HubSpot
+//! client, so a client bug cannot be mirrored here.
+
+mod admin;
+mod api;
+mod faults;
+mod gate;
+pub mod generate;
+mod limits;
+mod portal;
+mod render;
+mod search;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{FaultKind, FaultRule, FaultTarget};
+pub use generate::PortalSpec;
+pub use limits::{LimitSettings, Tier};
+
+use gate::{RequestLog, TokenTable};
+use portal::{Millis, Portal};
+
+/// The default bearer token the simulator accepts, with every scope.
+pub const DEFAULT_TOKEN: &str = "pat-sim-00000000-0000-0000-0000-000000000000";
+
+/// How `list` treats a `limit` above 100 (HubSpot's behaviour is undocumented).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OverLimit {
+    /// Serve at most 100 records.
+    #[default]
+    Clamp,
+    /// Answer 400 `VALIDATION_ERROR`.
+    Reject,
+}
+
+/// Behaviour switches that can change at runtime.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Behaviour {
+    /// Search sends requested properties without a value as `null`.
+    pub search_nulls: bool,
+    pub list_over_limit: OverLimit,
+    /// How long a `hang` fault holds a request before giving up with a 504.
+    pub hang_ms: u64,
+    /// Search accepts pages larger than 200 (benchmarks only; HubSpot never does).
+    pub unlimited_search_page: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            search_nulls: true,
+            list_over_limit: OverLimit::Clamp,
+            hang_ms: 120_000,
+            unlimited_search_page: false,
+        }
+    }
+}
+
+/// A token and the scopes it was granted (`None` grants every scope).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenGrant {
+    pub token: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Everything the simulator starts with.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub portal: PortalSpec,
+    pub limits: LimitSettings,
+    pub faults: Vec<FaultRule>,
+    pub tokens: Vec<TokenGrant>,
+    pub behaviour: Behaviour,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            portal: PortalSpec::default(),
+            limits: LimitSettings::default(),
+            faults: Vec::new(),
+            tokens: vec![TokenGrant {
+                token: DEFAULT_TOKEN.to_owned(),
+                scopes: None,
+            }],
+            behaviour: Behaviour::default(),
+        }
+    }
+}
+
+/// The simulator's clock: wall time plus an offset the admin API can move forward.
+#[derive(Debug, Default)]
+pub struct SimClock {
+    offset_ms: AtomicI64,
+}
+
+impl SimClock {
+    pub fn now(&self) -> Millis {
+        chrono::Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn advance(&self, ms: Millis) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// Shared state behind every handler.
+#[derive(Debug)]
+pub struct SimState {
+    portal: Mutex<Portal>,
+    limits: Mutex<limits::LimitState>,
+    faults: Mutex<faults::FaultPlan>,
+    log: Mutex<RequestLog>,
+    tokens: Mutex<TokenTable>,
+    behaviour: Mutex<Behaviour>,
+    clock: SimClock,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking handler must not take the whole simulator down with a poisoned lock.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SimState {
+    fn new(config: SimConfig) -> SimState {
+        let clock = SimClock::default();
+        let now = clock.now();
+        SimState {
+            portal: Mutex::new(generate::build(&config.portal)),
+            limits: Mutex::new(limits::LimitState::new(config.limits, now)),
+            faults: Mutex::new(faults::FaultPlan::new(config.portal.seed, config.faults)),
+            log: Mutex::new(RequestLog::default()),
+            tokens: Mutex::new(TokenTable::new(config.tokens)),
+            behaviour: Mutex::new(config.behaviour),
+            clock,
+        }
+    }
+
+    fn portal(&self) -> MutexGuard<'_, Portal> {
+        lock(&self.portal)
+    }
+
+    fn behaviour(&self) -> Behaviour {
+        lock(&self.behaviour).clone()
+    }
+}
+
+/// The simulator's HTTP application: HubSpot's routes plus the admin API.
+pub fn router(state: Arc<SimState>) -> Router {
+    api::routes(Arc::clone(&state))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), gate::gate))
+        .merge(admin::routes(Arc::clone(&state)))
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<SimState>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:port`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Builds the portal and serves it on `listener` until `shutdown` fires.
+pub async fn start(config: SimConfig, listener: TcpListener) -> std::io::Result<SimHandle> {
+    let addr = listener.local_addr()?;
+    let state = Arc::new(SimState::new(config));
+    let shutdown = CancellationToken::new();
+    let app = router(Arc::clone(&state));
+    let task = tokio::spawn(gate::serve(listener, app, shutdown.clone()));
+    Ok(SimHandle {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+/// How long `hsync sim` waits for in-flight requests at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

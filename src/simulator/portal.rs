@@ -1,0 +1,754 @@
+//! The simulated portal: object types, property definitions, records, the search index with its
+//! lag, associations, owners and pipelines, and every mutation the API and the admin API make.
+//!
+//! Records store only what was written to them; the values of generated properties are derived
+//! on demand from the seed (see `generate`), so a portal of millions of records stays small.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::generate::{self, GenKind};
+
+/// Milliseconds since the Unix epoch, the simulator's only time unit.
+pub type Millis = i64;
+
+/// Index of an object type in [`Portal::types`].
+pub type TypeIdx = usize;
+
+/// The facts the simulator needs about one object type.
+#[derive(Clone, Debug)]
+pub struct ObjectTypeDef {
+    /// Path name, e.g. `contacts` (plural), or the custom object's name.
+    pub name: String,
+    /// `0-1` style id, or `2-<n>` for custom objects.
+    pub type_id: String,
+    /// Fully qualified name for custom objects (`p<portal>_<name>`).
+    pub fully_qualified_name: Option<String>,
+    /// Singular lower-case name used in association error messages (`contact`).
+    pub singular: String,
+    /// Upper-case singular used in batch-read errors (`CONTACT`).
+    pub upper: String,
+    /// The last-modified property: `lastmodifieddate` for contacts, `hs_lastmodifieddate` else.
+    pub cursor_property: &'static str,
+    /// The created-at property: `createdate`, or `hs_createdate` for custom objects.
+    pub created_property: &'static str,
+    /// Properties returned by search and list when none are requested.
+    pub default_properties: Vec<&'static str>,
+    /// The scope fragment: `contacts`, `companies`, `deals`, `tickets` or `custom`.
+    pub scope: String,
+    /// Whether the type is a custom object.
+    pub custom: bool,
+}
+
+/// Where a property's value comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PropSource {
+    /// `hs_object_id`.
+    ObjectId,
+    /// `createdate` / `hs_createdate`.
+    CreatedAt,
+    /// The object's cursor property.
+    UpdatedAt,
+    /// `hs_merged_object_ids`.
+    MergedIds,
+    /// Derived from the seed unless overwritten.
+    Generated(GenKind),
+    /// Only what was written.
+    Stored,
+}
+
+/// A property definition, in the simulator's own terms.
+#[derive(Clone, Debug)]
+pub struct PropertyDef {
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+    pub field_type: String,
+    pub group: String,
+    pub options: Vec<(String, String)>,
+    pub calculated: bool,
+    pub unique: bool,
+    pub hidden: bool,
+    pub hubspot_defined: bool,
+    pub read_only: bool,
+    pub archived_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub display_order: i64,
+    pub source: PropSource,
+}
+
+impl PropertyDef {
+    /// Whether search compares values of this property as numbers.
+    pub fn is_numeric(&self) -> bool {
+        self.kind == "number"
+    }
+
+    /// Whether search compares values of this property as instants.
+    pub fn is_temporal(&self) -> bool {
+        self.kind == "date" || self.kind == "datetime"
+    }
+}
+
+/// One record version. Versions are immutable; a write makes a new one.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub id: u64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub archived_at: Option<Millis>,
+    /// Explicit writes; `None` means the property was cleared.
+    pub written: BTreeMap<String, Option<String>>,
+    pub merged_ids: Vec<u64>,
+}
+
+/// The property definitions of one type, with a name index.
+#[derive(Clone, Debug, Default)]
+pub struct PropertySet {
+    pub defs: Vec<PropertyDef>,
+    by_name: HashMap<String, usize>,
+}
+
+impl PropertySet {
+    pub fn new(defs: Vec<PropertyDef>) -> Self {
+        let by_name = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
+        PropertySet { defs, by_name }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PropertyDef> {
+        self.by_name.get(name).map(|&i| &self.defs[i])
+    }
+
+    /// A live (not archived) property by name.
+    pub fn live(&self, name: &str) -> Option<&PropertyDef> {
+        self.get(name).filter(|d| d.archived_at.is_none())
+    }
+
+    pub fn push(&mut self, def: PropertyDef) {
+        self.by_name.insert(def.name.clone(), self.defs.len());
+        self.defs.push(def);
+    }
+}
+
+/// Everything needed to compute a record's property values outside the portal lock.
+#[derive(Clone, Debug)]
+pub struct ValueContext {
+    pub seed: u64,
+    pub type_idx: TypeIdx,
+    pub properties: Arc<PropertySet>,
+    pub owner_ids: Arc<Vec<u64>>,
+}
+
+impl ValueContext {
+    /// The value HubSpot would send for `prop` on `rec`, or `None` when it has none.
+    pub fn value<'a>(&self, rec: &'a Record, prop: &PropertyDef) -> Option<Cow<'a, str>> {
+        if let Some(written) = rec.written.get(&prop.name) {
+            return written.as_deref().map(Cow::Borrowed);
+        }
+        match &prop.source {
+            PropSource::ObjectId => Some(Cow::Owned(rec.id.to_string())),
+            PropSource::CreatedAt => Some(Cow::Owned(iso_millis(rec.created_at))),
+            PropSource::UpdatedAt => Some(Cow::Owned(iso_millis(rec.updated_at))),
+            PropSource::MergedIds => (!rec.merged_ids.is_empty()).then(|| {
+                let ids: Vec<String> = rec.merged_ids.iter().map(u64::to_string).collect();
+                Cow::Owned(ids.join(";"))
+            }),
+            PropSource::Generated(kind) => generate::value(self, kind, rec.id, prop).map(Cow::Owned),
+            PropSource::Stored => None,
+        }
+    }
+}
+
+/// Formats epoch milliseconds as HubSpot does: ISO 8601 UTC, dropping a zero fraction the way
+/// Java's `Instant.toString()` does.
+pub fn iso_millis(ms: Millis) -> String {
+    let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    if ms.rem_euclid(1000) == 0 {
+        dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+}
+
+/// A change waiting to become visible to search.
+#[derive(Debug)]
+struct PendingIndexWrite {
+    visible_at: Millis,
+    id: u64,
+    version: Option<Arc<Record>>,
+}
+
+/// What search sees: a lagging copy of the live records with sorted keys for range scans.
+#[derive(Debug, Default)]
+pub struct SearchIndex {
+    records: HashMap<u64, Arc<Record>>,
+    by_id: Vec<u64>,
+    by_updated: Vec<(Millis, u64, u64)>,
+    sorted: bool,
+    pending: Vec<PendingIndexWrite>,
+}
+
+/// Order among equal sort keys is unspecified in HubSpot; the simulator makes it deterministic
+/// but unrelated to the id, so a client that assumes id order within ties is caught.
+pub fn tie_key(id: u64) -> u64 {
+    let mut x = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl SearchIndex {
+    fn put_now(&mut self, id: u64, version: Option<Arc<Record>>) {
+        match version {
+            Some(v) => {
+                self.records.insert(id, v);
+            }
+            None => {
+                self.records.remove(&id);
+            }
+        }
+        self.sorted = false;
+    }
+
+    /// Adds a record at build time; keys are sorted on the first search.
+    pub fn insert_unsorted(&mut self, rec: Arc<Record>) {
+        self.records.insert(rec.id, rec);
+        self.sorted = false;
+    }
+
+    fn enqueue(&mut self, now: Millis, lag: Millis, id: u64, version: Option<Arc<Record>>) {
+        if lag <= 0 {
+            self.put_now(id, version);
+        } else {
+            self.pending.push(PendingIndexWrite {
+                visible_at: now + lag,
+                id,
+                version,
+            });
+        }
+    }
+
+    /// Applies the writes whose lag has passed and re-sorts the keys if anything changed.
+    pub fn catch_up(&mut self, now: Millis) {
+        if !self.pending.is_empty() {
+            let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|p| p.visible_at <= now);
+            self.pending = waiting;
+            let mut due = due;
+            due.sort_by_key(|p| p.visible_at);
+            for p in due {
+                self.put_now(p.id, p.version);
+            }
+        }
+        if !self.sorted {
+            self.by_id = self.records.keys().copied().collect();
+            self.by_id.sort_unstable();
+            self.by_updated = self
+                .records
+                .values()
+                .map(|r| (r.updated_at, tie_key(r.id), r.id))
+                .collect();
+            self.by_updated.sort_unstable();
+            self.sorted = true;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Arc<Record>> {
+        self.records.get(&id)
+    }
+
+    /// Ids in ascending order (valid after `catch_up`).
+    pub fn ids(&self) -> &[u64] {
+        &self.by_id
+    }
+
+    /// `(updated_at, tie, id)` in ascending order (valid after `catch_up`).
+    pub fn by_updated(&self) -> &[(Millis, u64, u64)] {
+        &self.by_updated
+    }
+}
+
+/// All records of one object type.
+#[derive(Debug)]
+pub struct ObjectStore {
+    pub def: ObjectTypeDef,
+    pub properties: Arc<PropertySet>,
+    pub live: BTreeMap<u64, Arc<Record>>,
+    pub archived: BTreeMap<u64, Arc<Record>>,
+    /// Absorbed id to surviving id.
+    pub merged_into: BTreeMap<u64, u64>,
+    pub gdpr_deleted: BTreeSet<u64>,
+    pub index: SearchIndex,
+}
+
+/// An association type between two object types, in one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssociationType {
+    pub from: TypeIdx,
+    pub to: TypeIdx,
+    pub type_id: u32,
+    pub category: &'static str,
+    pub label: Option<String>,
+    /// The type id of the same association seen from the other side.
+    pub inverse: u32,
+    /// Whether this is the pair's unlabeled default type.
+    pub unlabeled: bool,
+}
+
+/// Targets of one record: `(to type, to id)` to the set of type ids.
+pub type EdgeTargets = BTreeMap<(TypeIdx, u64), BTreeSet<u32>>;
+
+/// A HubSpot user who can own records.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    pub id: u64,
+    pub user_id: u64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub archived: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A pipeline with its stages (`id`, `label`, metadata key and value).
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub id: String,
+    pub label: String,
+    pub display_order: i64,
+    pub stages: Vec<(String, String, &'static str, String)>,
+}
+
+/// Why a mutation was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MutationError {
+    NotFound(u64),
+    UnknownProperty(String),
+    ReadOnlyProperty(String),
+    PropertyExists(String),
+    NoAssociationType { from: String, to: String, type_id: u32 },
+    Invalid(String),
+}
+
+impl std::fmt::Display for MutationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MutationError::NotFound(id) => write!(f, "Object not found.  objectId are usually numeric. ({id})"),
+            MutationError::UnknownProperty(p) => write!(f, "Property \"{p}\" does not exist"),
+            MutationError::ReadOnlyProperty(p) => write!(f, "Property \"{p}\" is read only"),
+            MutationError::PropertyExists(p) => write!(f, "A property named \"{p}\" already exists"),
+            MutationError::NoAssociationType { from, to, type_id } => {
+                write!(f, "association type {type_id} does not exist between {from} and {to}")
+            }
+            MutationError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The whole simulated portal.
+#[derive(Debug)]
+pub struct Portal {
+    pub portal_id: u64,
+    pub seed: u64,
+    pub types: Vec<ObjectStore>,
+    pub association_types: Vec<AssociationType>,
+    pub edges: HashMap<(TypeIdx, u64), EdgeTargets>,
+    pub owners: Arc<Vec<Owner>>,
+    pub owner_ids: Arc<Vec<u64>>,
+    pub pipelines: HashMap<TypeIdx, Vec<Pipeline>>,
+    pub next_id: u64,
+    pub index_lag_ms: Millis,
+    /// Targets per input page in association batch reads.
+    pub association_page_size: usize,
+}
+
+impl Portal {
+    /// Finds a type by path name, `0-1` style id or fully qualified name.
+    pub fn type_idx(&self, name: &str) -> Option<TypeIdx> {
+        self.types.iter().position(|s| {
+            s.def.name.eq_ignore_ascii_case(name)
+                || s.def.type_id == name
+                || s.def.fully_qualified_name.as_deref() == Some(name)
+                || s.def.singular.eq_ignore_ascii_case(name)
+        })
+    }
+
+    pub fn store(&self, t: TypeIdx) -> &ObjectStore {
+        &self.types[t]
+    }
+
+    /// The context needed to render values of type `t`.
+    pub fn value_context(&self, t: TypeIdx) -> ValueContext {
+        ValueContext {
+            seed: self.seed,
+            type_idx: t,
+            properties: Arc::clone(&self.types[t].properties),
+            owner_ids: Arc::clone(&self.owner_ids),
+        }
+    }
+
+    fn allocate_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn check_writable(store: &ObjectStore, props: &BTreeMap<String, Option<String>>) -> Result<(), MutationError> {
+        for name in props.keys() {
+            let def = store
+                .properties
+                .live(name)
+                .ok_or_else(|| MutationError::UnknownProperty(name.clone()))?;
+            if def.read_only {
+                return Err(MutationError::ReadOnlyProperty(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, t: TypeIdx, now: Millis, rec: Arc<Record>) {
+        let lag = self.index_lag_ms;
+        let store = &mut self.types[t];
+        store.index.enqueue(now, lag, rec.id, Some(Arc::clone(&rec)));
+        store.live.insert(rec.id, rec);
+    }
+
+    fn unpublish(&mut self, t: TypeIdx, now: Millis, id: u64) {
+        let lag = self.index_lag_ms;
+        self.types[t].index.enqueue(now, lag, id, None);
+    }
+
+    /// Creates a record; empty-string values are stored as empty strings, as HubSpot does.
+    pub fn create(
+        &mut self,
+        t: TypeIdx,
+        now: Millis,
+        props: BTreeMap<String, Option<String>>,
+    ) -> Result<Arc<Record>, MutationError> {
+        Self::check_writable(&self.types[t], &props)?;
+        let id = self.allocate_id();
+        let mut written: BTreeMap<String, Option<String>> = BTreeMap::new();
+        // A created record has no generated values: everything it holds was written.
+        for def in &self.types[t].properties.defs {
+            if matches!(def.source, PropSource::Generated(_)) {
+                written.insert(def.name.clone(), None);
+            }
+        }
+        written.extend(props);
+        let rec = Arc::new(Record {
+            id,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+            written,
+            merged_ids: Vec::new(),
+        });
+        self.publish(t, now, Arc::clone(&rec));
+        Ok(rec)
+    }
+
+    /// Updates a live record and moves its last-modified time to `now`.
+    pub fn update(
+        &mut self,
+        t: TypeIdx,
+        id: u64,
+        now: Millis,
+        props: BTreeMap<String, Option<String>>,
+    ) -> Result<Arc<Record>, MutationError> {
+        Self::check_writable(&self.types[t], &props)?;
+        let id = self.resolve_merged(t, id);
+        let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
+        let mut rec = Record::clone(old);
+        rec.written.extend(props);
+        rec.updated_at = now.max(rec.updated_at);
+        let rec = Arc::new(rec);
+        self.publish(t, now, Arc::clone(&rec));
+        Ok(rec)
+    }
+
+    /// Basic update accepts ids absorbed by a merge; batch update does not.
+    pub fn resolve_merged(&self, t: TypeIdx, id: u64) -> u64 {
+        self.types[t].merged_into.get(&id).copied().unwrap_or(id)
+    }
+
+    /// Moves a record to the recycle bin.
+    pub fn archive(&mut self, t: TypeIdx, id: u64, now: Millis) -> Result<(), MutationError> {
+        let old = self.types[t].live.remove(&id).ok_or(MutationError::NotFound(id))?;
+        let mut rec = Record::clone(&old);
+        rec.archived_at = Some(now);
+        self.types[t].archived.insert(id, Arc::new(rec));
+        self.unpublish(t, now, id);
+        Ok(())
+    }
+
+    /// Brings a record back from the recycle bin; restoring counts as a modification.
+    pub fn restore(&mut self, t: TypeIdx, id: u64, now: Millis) -> Result<Arc<Record>, MutationError> {
+        let old = self.types[t].archived.remove(&id).ok_or(MutationError::NotFound(id))?;
+        let mut rec = Record::clone(&old);
+        rec.archived_at = None;
+        rec.updated_at = now.max(rec.updated_at);
+        let rec = Arc::new(rec);
+        self.publish(t, now, Arc::clone(&rec));
+        Ok(rec)
+    }
+
+    /// Deletes a record for good, with its associations (GDPR delete).
+    pub fn purge(&mut self, t: TypeIdx, id: u64, now: Millis) -> Result<(), MutationError> {
+        let store = &mut self.types[t];
+        let existed = store.live.remove(&id).is_some() | store.archived.remove(&id).is_some();
+        if !existed {
+            return Err(MutationError::NotFound(id));
+        }
+        store.gdpr_deleted.insert(id);
+        self.unpublish(t, now, id);
+        self.remove_all_edges(t, id);
+        Ok(())
+    }
+
+    /// Merges `absorbed` into `primary`: the absorbed id disappears (it is neither live nor
+    /// archived), its associations move to the survivor, and the survivor lists it in
+    /// `hs_merged_object_ids`.
+    pub fn merge(
+        &mut self,
+        t: TypeIdx,
+        primary: u64,
+        absorbed: u64,
+        now: Millis,
+    ) -> Result<Arc<Record>, MutationError> {
+        if primary == absorbed {
+            return Err(MutationError::Invalid("Cannot merge an object with itself".into()));
+        }
+        let store = &self.types[t];
+        let survivor = store.live.get(&primary).ok_or(MutationError::NotFound(primary))?;
+        let gone = store.live.get(&absorbed).ok_or(MutationError::NotFound(absorbed))?;
+        if survivor.merged_ids.len() + gone.merged_ids.len() >= 250 {
+            return Err(MutationError::Invalid(
+                "Cannot have more than 250 identities on a profile".into(),
+            ));
+        }
+        let mut rec = Record::clone(survivor);
+        rec.merged_ids.push(absorbed);
+        rec.merged_ids.extend(gone.merged_ids.iter().copied());
+        rec.updated_at = now.max(rec.updated_at);
+        let previously_absorbed = gone.merged_ids.clone();
+        let rec = Arc::new(rec);
+        let store = &mut self.types[t];
+        store.live.remove(&absorbed);
+        store.merged_into.insert(absorbed, primary);
+        for id in previously_absorbed {
+            store.merged_into.insert(id, primary);
+        }
+        self.unpublish(t, now, absorbed);
+        self.publish(t, now, Arc::clone(&rec));
+        self.move_edges(t, absorbed, primary);
+        Ok(rec)
+    }
+
+    /// The association types defined from `from` to `to`.
+    pub fn association_types_between(&self, from: TypeIdx, to: TypeIdx) -> impl Iterator<Item = &AssociationType> {
+        self.association_types
+            .iter()
+            .filter(move |a| a.from == from && a.to == to)
+    }
+
+    fn association_type(&self, from: TypeIdx, to: TypeIdx, type_id: u32) -> Option<&AssociationType> {
+        self.association_types_between(from, to).find(|a| a.type_id == type_id)
+    }
+
+    fn unlabeled_type(&self, from: TypeIdx, to: TypeIdx) -> Option<&AssociationType> {
+        self.association_types_between(from, to).find(|a| a.unlabeled)
+    }
+
+    /// Whether a record exists (live) for association writes.
+    pub fn is_live(&self, t: TypeIdx, id: u64) -> bool {
+        self.types[t].live.contains_key(&id)
+    }
+
+    /// Adds association types between two records, in both directions. Any labeled type also
+    /// brings the pair's unlabeled type, as in HubSpot. `type_ids` empty means the default.
+    pub fn associate(
+        &mut self,
+        from: TypeIdx,
+        from_id: u64,
+        to: TypeIdx,
+        to_id: u64,
+        type_ids: &[u32],
+    ) -> Result<(), MutationError> {
+        let no_type = |type_id| MutationError::NoAssociationType {
+            from: self.types[from].def.name.clone(),
+            to: self.types[to].def.name.clone(),
+            type_id,
+        };
+        let unlabeled = self.unlabeled_type(from, to).ok_or_else(|| no_type(0))?.clone();
+        let mut wanted = vec![(unlabeled.type_id, unlabeled.inverse)];
+        for &type_id in type_ids {
+            let at = self
+                .association_type(from, to, type_id)
+                .ok_or_else(|| no_type(type_id))?;
+            wanted.push((at.type_id, at.inverse));
+        }
+        for (forward, inverse) in wanted {
+            self.edges
+                .entry((from, from_id))
+                .or_default()
+                .entry((to, to_id))
+                .or_default()
+                .insert(forward);
+            self.edges
+                .entry((to, to_id))
+                .or_default()
+                .entry((from, from_id))
+                .or_default()
+                .insert(inverse);
+        }
+        Ok(())
+    }
+
+    /// Removes association types between two records in both directions. Removing the
+    /// unlabeled type (or passing none) removes the whole association.
+    pub fn dissociate(&mut self, from: TypeIdx, from_id: u64, to: TypeIdx, to_id: u64, type_ids: &[u32]) {
+        let unlabeled = self.unlabeled_type(from, to).map(|a| a.type_id);
+        let remove_all = type_ids.is_empty() || type_ids.iter().any(|t| Some(*t) == unlabeled);
+        let inverse_of: HashMap<u32, u32> = self
+            .association_types_between(from, to)
+            .map(|a| (a.type_id, a.inverse))
+            .collect();
+        let mut drop_side = |key: (TypeIdx, u64), target: (TypeIdx, u64), ids: Option<Vec<u32>>| {
+            if let Some(targets) = self.edges.get_mut(&key) {
+                match ids {
+                    None => {
+                        targets.remove(&target);
+                    }
+                    Some(ids) => {
+                        if let Some(set) = targets.get_mut(&target) {
+                            for id in ids {
+                                set.remove(&id);
+                            }
+                            if set.is_empty() {
+                                targets.remove(&target);
+                            }
+                        }
+                    }
+                }
+                if targets.is_empty() {
+                    self.edges.remove(&key);
+                }
+            }
+        };
+        if remove_all {
+            drop_side((from, from_id), (to, to_id), None);
+            drop_side((to, to_id), (from, from_id), None);
+        } else {
+            let inverse: Vec<u32> = type_ids.iter().filter_map(|t| inverse_of.get(t).copied()).collect();
+            drop_side((from, from_id), (to, to_id), Some(type_ids.to_vec()));
+            drop_side((to, to_id), (from, from_id), Some(inverse));
+        }
+    }
+
+    fn remove_all_edges(&mut self, t: TypeIdx, id: u64) {
+        if let Some(targets) = self.edges.remove(&(t, id)) {
+            for (other, _) in targets {
+                if let Some(back) = self.edges.get_mut(&other) {
+                    back.remove(&(t, id));
+                    if back.is_empty() {
+                        self.edges.remove(&other);
+                    }
+                }
+            }
+        }
+    }
+
+    fn move_edges(&mut self, t: TypeIdx, from_id: u64, to_id: u64) {
+        let Some(targets) = self.edges.remove(&(t, from_id)) else {
+            return;
+        };
+        for (other, types) in targets {
+            if other == (t, to_id) {
+                continue;
+            }
+            let back_types = self
+                .edges
+                .get_mut(&other)
+                .and_then(|back| back.remove(&(t, from_id)))
+                .unwrap_or_default();
+            self.edges
+                .entry((t, to_id))
+                .or_default()
+                .entry(other)
+                .or_default()
+                .extend(types);
+            self.edges
+                .entry(other)
+                .or_default()
+                .entry((t, to_id))
+                .or_default()
+                .extend(back_types);
+        }
+        if let Some(back) = self.edges.get_mut(&(t, to_id)) {
+            back.remove(&(t, from_id));
+        }
+    }
+
+    /// Targets of one record of type `to`, in id order.
+    pub fn targets(&self, from: TypeIdx, from_id: u64, to: TypeIdx) -> Vec<(u64, Vec<u32>)> {
+        self.edges
+            .get(&(from, from_id))
+            .map(|targets| {
+                targets
+                    .range((to, 0)..=(to, u64::MAX))
+                    .map(|((_, id), types)| (*id, types.iter().copied().collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adds a property definition (the admin API and `POST /crm/v3/properties`).
+    pub fn add_property(&mut self, t: TypeIdx, mut def: PropertyDef, now: Millis) -> Result<(), MutationError> {
+        let store = &mut self.types[t];
+        if store.properties.get(&def.name).is_some_and(|d| d.archived_at.is_none()) {
+            return Err(MutationError::PropertyExists(def.name));
+        }
+        def.created_at = now;
+        def.updated_at = now;
+        def.display_order = i64::try_from(store.properties.defs.len()).unwrap_or(i64::MAX);
+        let mut set = PropertySet::clone(&store.properties);
+        if let Some(existing) = set.defs.iter_mut().find(|d| d.name == def.name) {
+            *existing = def;
+        } else {
+            set.push(def);
+        }
+        store.properties = Arc::new(set);
+        Ok(())
+    }
+
+    /// Archives a property definition; values stay on records but are no longer served.
+    pub fn archive_property(&mut self, t: TypeIdx, name: &str, now: Millis) -> Result<(), MutationError> {
+        let store = &mut self.types[t];
+        let def = store
+            .properties
+            .live(name)
+            .ok_or_else(|| MutationError::UnknownProperty(name.to_owned()))?;
+        if def.hubspot_defined {
+            return Err(MutationError::Invalid(format!(
+                "Property \"{name}\" is HubSpot-defined and cannot be archived"
+            )));
+        }
+        let mut set = PropertySet::clone(&store.properties);
+        if let Some(d) = set.defs.iter_mut().find(|d| d.name == name) {
+            d.archived_at = Some(now);
+            d.updated_at = now;
+        }
+        store.properties = Arc::new(set);
+        Ok(())
+    }
+}
