@@ -121,12 +121,18 @@ impl fmt::Debug for DestinationUrl {
 pub struct DestinationConfig {
     /// `sqlite://path.db` (the default) or `postgres://user@host/db`.
     pub url: DestinationUrl,
+    /// Postgres: the schema of the object tables.
+    pub schema: String,
+    /// Postgres: the schema of hsync's bookkeeping (checkpoints, runs, stages).
+    pub state_schema: String,
 }
 
 impl Default for DestinationConfig {
     fn default() -> Self {
         DestinationConfig {
             url: DestinationUrl("sqlite://hsync.db".to_owned()),
+            schema: "hubspot".to_owned(),
+            state_schema: "hsync".to_owned(),
         }
     }
 }
@@ -141,10 +147,38 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig {
-            objects: ["contacts", "companies", "deals", "tickets"]
-                .map(str::to_owned)
-                .to_vec(),
+        SyncConfig { objects: ["contacts", "companies", "deals", "tickets"].map(str::to_owned).to_vec() }
+    }
+}
+
+/// How hsync shares the portal's API limits with other integrations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// At most this many calls a day (takes precedence over `reserve_percent`).
+    pub daily_budget: Option<u64>,
+    /// Otherwise: leave this share of the portal's daily limit to other integrations.
+    pub reserve_percent: u8,
+    /// The portal's daily limit, when known; otherwise learned from HubSpot's headers.
+    pub portal_daily_limit: Option<u64>,
+    /// The portal's time zone (IANA name): the daily limit resets at its midnight.
+    pub timezone: String,
+    /// Requests per rolling ten seconds (100 Starter, 190 Professional and Enterprise);
+    /// learned from HubSpot's headers when absent.
+    pub requests_per_10s: Option<u32>,
+    /// Search requests per second (HubSpot: 5 per portal).
+    pub searches_per_second: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            daily_budget: None,
+            reserve_percent: 20,
+            portal_daily_limit: None,
+            timezone: "UTC".to_owned(),
+            requests_per_10s: None,
+            searches_per_second: 5,
         }
     }
 }
@@ -154,6 +188,7 @@ impl Default for SyncConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub hubspot: HubSpotConfig,
+    pub limits: LimitsConfig,
     pub destination: DestinationConfig,
     pub sync: SyncConfig,
 }
@@ -176,10 +211,7 @@ impl Config {
         // Only double-underscore keys are overrides, so HSYNC_-prefixed secrets such as a token
         // variable never collide with configuration keys.
         let env = env.filter(|key| key.as_str().contains("__")).split("__");
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|e| Error::Invalid { detail: describe(e) })?;
+        let config: Config = figment.merge(env).extract().map_err(|e| Error::Invalid { detail: describe(e) })?;
         config.validate()?;
         Ok(config)
     }
@@ -208,10 +240,22 @@ impl Config {
                 self.destination.url.redacted()
             )));
         }
-        if self.sync.objects.is_empty() {
+        if self.limits.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(Error::Inconsistent(format!(
+                "limits.timezone {:?} is not an IANA time zone name such as UTC or America/New_York",
+                self.limits.timezone
+            )));
+        }
+        if self.limits.reserve_percent >= 100 {
+            return Err(Error::Inconsistent("limits.reserve_percent must be below 100".to_owned()));
+        }
+        if self.limits.searches_per_second == 0 || self.limits.requests_per_10s == Some(0) {
             return Err(Error::Inconsistent(
-                "sync.objects is empty: name at least one object type".to_owned(),
+                "limits.searches_per_second and limits.requests_per_10s must be positive".to_owned(),
             ));
+        }
+        if self.sync.objects.is_empty() {
+            return Err(Error::Inconsistent("sync.objects is empty: name at least one object type".to_owned()));
         }
         Ok(())
     }
@@ -230,14 +274,13 @@ fn describe(e: figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
 mod tests {
     use super::*;
 
     #[test]
     fn unknown_key_is_rejected_naming_the_key() {
-        let err = Config::from_toml("[hubspot]\nbase_ulr = \"http://x\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("[hubspot]\nbase_ulr = \"http://x\"\n").unwrap_err().to_string();
         assert!(err.contains("base_ulr"), "{err}");
     }
 
@@ -275,9 +318,7 @@ mod tests {
 
     #[test]
     fn missing_file_says_which() {
-        let err = Config::load(Some(Path::new("/nonexistent/hsync.toml")))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(Some(Path::new("/nonexistent/hsync.toml"))).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/hsync.toml"), "{err}");
     }
 
@@ -286,10 +327,8 @@ mod tests {
         let url = DestinationUrl("postgres://app:s3cret@db.internal:5432/warehouse".to_owned());
         assert_eq!(url.redacted(), "postgres://app:***@db.internal:5432/warehouse");
         assert!(!format!("{url:?}").contains("s3cret"));
-        let config = Config {
-            destination: DestinationConfig { url },
-            ..Config::default()
-        };
+        let config =
+            Config { destination: DestinationConfig { url, ..DestinationConfig::default() }, ..Config::default() };
         assert!(!config.to_redacted_toml().contains("s3cret"));
         assert!(!format!("{config:?}").contains("s3cret"));
     }

@@ -3,12 +3,22 @@
 //! # Layout
 //! - [`cli`]: the `hsync` command line, one file per command (the only place `anyhow` is used).
 //! - [`config`]: the TOML configuration with `HSYNC_*` environment overrides.
+//! - [`clock`]: the one source of wall time.
+//! - [`destination`]: the warehouses hsync writes to (SQLite, Postgres) and their shared contract.
 //! - [`error`]: error classes that decide retry, wait or stop.
+//! - [`hubspot`]: the HubSpot API client with rate buckets, daily budget and retries.
+//! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
 //! - [`simulator`]: `hsync sim`, a faithful HubSpot API simulator over real HTTP.
+//! - [`state`]: checkpoints, run history, property snapshots and the budget ledger.
 //! - [`telemetry`]: logging set-up.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod destination;
 pub mod error;
+pub mod hubspot;
+pub mod schema;
 pub mod simulator;
+pub mod state;
 pub mod telemetry;

@@ -1,1 +1,16 @@
+//! hsync's integration tests, compiled as one binary. Every test talks to real things over
+//! loopback: the simulator over HTTP, real SQLite files and real Postgres.
 
+mod support;
+
+mod cli_schema_diff;
+
+mod dest_postgres;
+mod dest_sqlite;
+mod hubspot_client;
+
+mod sim_admin;
+mod sim_auth_limits;
+mod sim_faults;
+mod sim_objects;
+mod sim_search;

@@ -2,6 +2,7 @@
 //! to add context for people; library code returns typed errors with a class.
 
 mod config_cmd;
+mod schema_diff;
 mod sim;
 
 use std::path::PathBuf;
@@ -33,9 +34,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a simulated HubSpot portal over HTTP (for trying hsync and for tests).
-    Sim(sim::SimArgs),
+    Sim(Box<sim::SimArgs>),
     /// Print the effective configuration (file plus environment), with secrets redacted.
     Config,
+    /// Compare HubSpot's properties with the destination's tables; exit 3 on drift, 4 when a
+    /// change is incompatible; `--apply` applies creating, adding and widening changes.
+    SchemaDiff(schema_diff::SchemaDiffArgs),
 }
 
 /// Parses the command line, runs the command and maps failures to an exit code by class.
@@ -67,8 +71,9 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Sim(args) => sim::run(args).await,
+        Command::Sim(args) => sim::run(*args).await,
         Command::Config => config_cmd::run(cli.config.as_deref()),
+        Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
     }
 }
 
@@ -76,6 +81,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn class_of(error: &anyhow::Error) -> ErrorClass {
     error
         .chain()
-        .find_map(|e| e.downcast_ref::<crate::config::Error>().map(Classify::class))
+        .find_map(|e| {
+            e.downcast_ref::<crate::config::Error>()
+                .map(Classify::class)
+                .or_else(|| e.downcast_ref::<crate::hubspot::Error>().map(Classify::class))
+                .or_else(|| e.downcast_ref::<crate::destination::Error>().map(Classify::class))
+                .or_else(|| e.downcast_ref::<crate::state::Error>().map(Classify::class))
+        })
         .unwrap_or(ErrorClass::Bug)
 }

@@ -76,10 +76,7 @@ impl SimArgs {
     /// The simulator configuration these options describe.
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            anyhow::bail!(
-                "--timezone {:?} is not an IANA time zone name such as UTC or Europe/Berlin",
-                self.timezone
-            );
+            anyhow::bail!("--timezone {:?} is not an IANA time zone name such as UTC or Europe/Berlin", self.timezone);
         }
         let mut limits = LimitSettings::for_tier(self.tier);
         limits.enabled = !self.no_limits;
@@ -94,10 +91,7 @@ impl SimArgs {
             .map(|f| serde_json::from_str::<FaultRule>(f).with_context(|| format!("parsing --fault {f}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let tokens = if self.tokens.is_empty() {
-            vec![TokenGrant {
-                token: DEFAULT_TOKEN.to_owned(),
-                scopes: None,
-            }]
+            vec![TokenGrant { token: DEFAULT_TOKEN.to_owned(), scopes: None }]
         } else {
             self.tokens
                 .iter()
@@ -106,10 +100,7 @@ impl SimArgs {
                         token: token.to_owned(),
                         scopes: Some(scopes.split(',').map(str::to_owned).collect()),
                     },
-                    None => TokenGrant {
-                        token: t.clone(),
-                        scopes: None,
-                    },
+                    None => TokenGrant { token: t.clone(), scopes: None },
                 })
                 .collect()
         };
@@ -130,6 +121,7 @@ impl SimArgs {
             limits,
             faults,
             tokens,
+            oauth_clients: Vec::new(),
             behaviour: Behaviour {
                 search_nulls: !self.search_omit_nulls,
                 list_over_limit: self.list_over_limit,
@@ -146,9 +138,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}; pick a free address with --listen", args.listen))?;
     let started = std::time::Instant::now();
-    let handle = simulator::start(config, listener)
-        .await
-        .context("starting the simulator")?;
+    let handle = simulator::start(config, listener).await.context("starting the simulator")?;
     let base = handle.base_url();
     tracing::info!(
         address = %handle.addr,
@@ -167,9 +157,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     println!("admin: {base}/_sim/truth, {base}/_sim/requests, {base}/_sim/faults");
     wait_for_signal().await;
     tracing::info!("simulator stopping");
-    tokio::time::timeout(simulator::SHUTDOWN_GRACE, handle.stop())
-        .await
-        .ok();
+    tokio::time::timeout(simulator::SHUTDOWN_GRACE, handle.stop()).await.ok();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,6 +44,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .route("/_sim/clock", get(get_clock).post(advance_clock))
         .route("/_sim/requests", get(requests).delete(clear_requests))
         .route("/_sim/tokens", axum::routing::put(put_token))
+        .route("/_sim/oauth/revoke", post(revoke_oauth))
         .with_state(state)
 }
 
@@ -60,9 +61,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
 }
 
 fn type_of(portal: &Portal, name: &str) -> Result<TypeIdx, Response> {
-    portal
-        .type_idx(name)
-        .ok_or_else(|| not_found(format!("unknown object type {name}")))
+    portal.type_idx(name).ok_or_else(|| not_found(format!("unknown object type {name}")))
 }
 
 fn mutation(e: &MutationError) -> Response {
@@ -97,13 +96,10 @@ fn record_summary(rec: &super::portal::Record) -> Value {
 /// Ground truth: every live record with its property values, archived and purged ids, the
 /// merge map and every association edge (one entry per direction).
 async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
-    let params: Vec<(String, String)> = raw
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let wanted: Option<Vec<String>> = params
-        .iter()
-        .find(|(k, _)| k == "objects")
-        .map(|(_, v)| v.split(',').map(str::to_owned).collect());
+    let params: Vec<(String, String)> =
+        raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let wanted: Option<Vec<String>> =
+        params.iter().find(|(k, _)| k == "objects").map(|(_, v)| v.split(',').map(str::to_owned).collect());
     let with_values = !params.iter().any(|(k, v)| k == "values" && v == "false");
     let portal = state.portal();
     let now = state.clock.now();
@@ -135,11 +131,8 @@ async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
             .values()
             .map(|r| json!({ "id": r.id.to_string(), "archivedAt": r.archived_at.map(iso_millis) }))
             .collect();
-        let merged: Map<String, Value> = store
-            .merged_into
-            .iter()
-            .map(|(a, s)| (a.to_string(), Value::String(s.to_string())))
-            .collect();
+        let merged: Map<String, Value> =
+            store.merged_into.iter().map(|(a, s)| (a.to_string(), Value::String(s.to_string()))).collect();
         let purged: Vec<String> = store.gdpr_deleted.iter().map(u64::to_string).collect();
         objects.insert(
             store.def.name.clone(),
@@ -221,13 +214,9 @@ async fn record_action(State(state): Shared, Path((t, id, action)): Path<(String
         Err(r) => return r,
     };
     let result = match action.as_str() {
-        "archive" => portal
-            .archive(ti, id, now)
-            .map(|()| json!({ "id": id.to_string(), "archived": true })),
+        "archive" => portal.archive(ti, id, now).map(|()| json!({ "id": id.to_string(), "archived": true })),
         "restore" => portal.restore(ti, id, now).map(|r| record_summary(&r)),
-        "gdpr-delete" => portal
-            .purge(ti, id, now)
-            .map(|()| json!({ "id": id.to_string(), "deleted": true })),
+        "gdpr-delete" => portal.purge(ti, id, now).map(|()| json!({ "id": id.to_string(), "deleted": true })),
         other => return not_found(format!("unknown action {other}")),
     };
     match result {
@@ -308,12 +297,7 @@ async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Resp
     };
     let seed = body.seed.unwrap_or(now as u64);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut ids: Vec<u64> = portal
-        .store(ti)
-        .live
-        .keys()
-        .copied()
-        .choose_multiple(&mut rng, body.count);
+    let mut ids: Vec<u64> = portal.store(ti).live.keys().copied().choose_multiple(&mut rng, body.count);
     ids.extend(body.ids);
     ids.sort_unstable();
     ids.dedup();
@@ -405,10 +389,7 @@ async fn add_associations(State(state): Shared, body: Bytes) -> Response {
             (Err(r), _) | (_, Err(r)) => return r,
         };
         if !portal.is_live(f, e.from_id) || !portal.is_live(t, e.to_id) {
-            return not_found(format!(
-                "{} {} or {} {} is not a live record",
-                e.from, e.from_id, e.to, e.to_id
-            ));
+            return not_found(format!("{} {} or {} {} is not a live record", e.from, e.from_id, e.to, e.to_id));
         }
         if let Err(err) = portal.associate(f, e.from_id, t, e.to_id, &e.type_ids) {
             return mutation(&err);
@@ -461,7 +442,9 @@ async fn add_fault(State(state): Shared, body: Bytes) -> Response {
 
 async fn get_limits(State(state): Shared) -> Response {
     let now = state.clock.now();
-    let limits = lock(&state.limits);
+    let mut limits = lock(&state.limits);
+    // The clock may have passed midnight without an API call to roll the day.
+    limits.roll_day(now);
     Json(json!({
         "settings": limits.settings,
         "dailyUsed": limits.daily_used,
@@ -544,9 +527,7 @@ async fn advance_clock(State(state): Shared, body: Bytes) -> Response {
 async fn requests(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
     let since: u64 = raw
         .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "since")
-                .and_then(|(_, v)| v.parse().ok())
+            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "since").and_then(|(_, v)| v.parse().ok())
         })
         .unwrap_or(0);
     let log = lock(&state.log);
@@ -574,4 +555,10 @@ async fn put_token(State(state): Shared, body: Bytes) -> Response {
     };
     lock(&state.tokens).set(grant);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Revokes every OAuth access token issued so far, so the next call with one gets a 401.
+async fn revoke_oauth(State(state): Shared) -> Response {
+    let revoked = lock(&state.tokens).revoke_oauth();
+    Json(json!({ "revoked": revoked })).into_response()
 }

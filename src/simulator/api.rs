@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 
 use super::portal::{iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext};
 use super::render::{
-    error_response, json_response, object_not_found, property_json, unknown_type, validation_error, RecordStyle,
-    RecordView,
+    error_response, in_key_order, json_response, object_not_found, property_json, unknown_type, validation_error,
+    RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
 use super::{OverLimit, SimState};
@@ -36,10 +36,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
     let objects = || {
         Router::new()
             .route("/{t}", get(list).post(create))
-            .route(
-                "/{t}/{id}",
-                get(get_one).patch(update_one).delete(archive_one).post(object_action),
-            )
+            .route("/{t}/{id}", get(get_one).patch(update_one).delete(archive_one).post(object_action))
             .route("/{t}/batch/{op}", post(batch))
             .route("/{t}/{id}/associations/{to}", get(object_associations))
             .route("/{t}/{id}/associations/default/{to}/{to_id}", put(associate_default))
@@ -49,21 +46,13 @@ pub fn routes(state: Arc<SimState>) -> Router {
             .route("/{t}", get(list_properties).post(create_property))
             .route("/{t}/{name}", get(get_property).delete(archive_property))
     };
-    let schemas = || {
-        Router::new()
-            .route("/", get(list_schemas))
-            .route("/{t}", get(get_schema))
-    };
+    let schemas = || Router::new().route("/", get(list_schemas)).route("/{t}", get(get_schema));
     let associations = || {
         Router::new()
             .route("/{from}/{to}/batch/{op}", post(association_batch))
             .route("/{from}/{to}/labels", get(association_labels))
     };
-    let owners = || {
-        Router::new()
-            .route("/", get(list_owners))
-            .route("/{id}", get(get_owner))
-    };
+    let owners = || Router::new().route("/", get(list_owners)).route("/{id}", get(get_owner));
     Router::new()
         .nest("/crm/v3/objects", objects())
         .nest("/crm/v4/objects", objects())
@@ -77,9 +66,18 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .nest("/crm/associations/2026-03", associations())
         .nest("/crm/v3/owners", owners())
         .nest("/crm/owners/2026-03", owners())
-        .route("/crm/v3/pipelines/{t}", get(list_pipelines))
-        .route("/crm/pipelines/2026-03/{t}", get(list_pipelines))
+        .route("/crm/v3/owners/", get(list_owners)) // HubSpot's official SDKs list owners with the trailing slash
+        .nest("/crm/v3/pipelines", pipeline_routes())
+        .nest("/crm/pipelines/2026-03", pipeline_routes())
         .with_state(state)
+}
+
+fn pipeline_routes() -> Router<Arc<SimState>> {
+    // `stages` is a literal segment; capturing it keeps one handler for the three shapes.
+    Router::new()
+        .route("/{t}", get(pipelines))
+        .route("/{t}/{pipeline}", get(pipelines))
+        .route("/{t}/{pipeline}/{stages}", get(pipelines))
 }
 
 /// Query parameters, accepting both `a=1,2` and repeated `a=1&a=2`.
@@ -88,10 +86,7 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(raw: Option<String>) -> Query {
-        Query(
-            raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-                .unwrap_or_default(),
-        )
+        Query(raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default())
     }
 
     fn one(&self, key: &str) -> Option<&str> {
@@ -115,12 +110,7 @@ impl Query {
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(bytes).map_err(|e| {
-        validation_error(&format!(
-            "Invalid input JSON on line {}, column {}: {}",
-            e.line(),
-            e.column(),
-            e
-        ))
+        validation_error(&format!("Invalid input JSON on line {}, column {}: {}", e.line(), e.column(), e))
     })
 }
 
@@ -227,20 +217,32 @@ impl Rendered {
     }
 
     fn record(&self, rec: &Record, props: &[usize], nulls: bool, associations: Option<Value>) -> Value {
-        let style = RecordStyle {
-            properties: props,
-            nulls,
-            portal_id: self.portal_id,
-            type_id: &self.type_id,
-        };
-        serde_json::to_value(RecordView {
-            ctx: &self.ctx,
-            rec,
-            style,
-            associations,
-        })
-        .unwrap_or(Value::Null)
+        serde_json::to_value(RecordView { associations, ..self.view(rec, props, nulls) }).unwrap_or(Value::Null)
     }
+
+    /// A record to serialize straight into a response body; `props` should come from
+    /// [`in_key_order`] so the bytes are those `record` would give.
+    fn view<'a>(&'a self, rec: &'a Record, props: &'a [usize], nulls: bool) -> RecordView<'a> {
+        let style = RecordStyle { properties: props, nulls, portal_id: self.portal_id, type_id: &self.type_id };
+        RecordView { ctx: &self.ctx, rec, style, associations: None, history: None }
+    }
+}
+
+/// A list or search page. Its records are serialized straight into the body instead of being
+/// built as a `Value` tree first (a search page of 200 records with 50 properties is megabytes);
+/// its keys come out in the sorted order a `serde_json::Map` would give them.
+#[derive(serde::Serialize)]
+struct RecordPage<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paging: Option<Value>,
+    results: Vec<RecordView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<usize>,
+}
+
+/// `paging.next` pointing at `after`.
+fn next_page(after: Option<impl std::fmt::Display>) -> Option<Value> {
+    after.map(|next| json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } }))
 }
 
 fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) -> Option<Value> {
@@ -254,13 +256,16 @@ fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) ->
             .into_iter()
             .flat_map(|(to_id, types)| types.into_iter().map(move |type_id| (to_id, type_id)))
             .map(|(to_id, type_id)| {
-                let unlabeled = portal
-                    .association_types_between(t, to)
-                    .any(|a| a.type_id == type_id && a.unlabeled);
-                let kind = if unlabeled {
-                    format!("{}_to_{}", from_def.singular, to_def.singular)
-                } else {
-                    format!("{}_to_{}_{type_id}", from_def.singular, to_def.singular)
+                // Legacy v3 names: the primary type (or the only one) is `contact_to_company`,
+                // the unlabeled one next to a primary is `contact_to_company_unlabeled`.
+                let base = format!("{}_to_{}", from_def.singular, to_def.singular);
+                let at = portal.association_types_between(t, to).find(|a| a.type_id == type_id);
+                let has_primary =
+                    portal.association_types_between(t, to).any(|a| a.label.as_deref() == Some("Primary"));
+                let kind = match at {
+                    Some(a) if a.unlabeled && has_primary => format!("{base}_unlabeled"),
+                    Some(a) if a.unlabeled || a.label.as_deref() == Some("Primary") => base,
+                    _ => type_id.to_string(),
                 };
                 json!({ "id": to_id.to_string(), "type": kind })
             })
@@ -276,11 +281,7 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
     let q = Query::parse(raw);
     let behaviour = state.behaviour();
     let history = q.list("propertiesWithHistory");
-    let max = if history.is_some() {
-        LIST_MAX_WITH_HISTORY
-    } else {
-        LIST_MAX
-    };
+    let max = if history.is_some() { LIST_MAX_WITH_HISTORY } else { LIST_MAX };
     let limit = match q.one("limit").map(str::parse::<usize>) {
         None => LIST_DEFAULT,
         Some(Ok(n)) if n >= 1 && n <= max => n,
@@ -307,40 +308,26 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         let next = iter.next().map(|(id, _)| *id);
         let assocs: Vec<Option<Value>> = page
             .iter()
-            .map(|r| {
-                if assoc_types.is_empty() {
-                    None
-                } else {
-                    v3_associations(&portal, ti, r.id, &assoc_types)
-                }
-            })
+            .map(|r| if assoc_types.is_empty() { None } else { v3_associations(&portal, ti, r.id, &assoc_types) })
             .collect();
         (Rendered::of(&portal, ti), page, next, assocs)
     };
     let defaults = {
         let portal = state.portal();
-        portal
-            .type_idx(&t)
-            .map(|ti| portal.store(ti).def.default_properties.clone())
-            .unwrap_or_default()
+        portal.type_idx(&t).map(|ti| portal.store(ti).def.default_properties.clone()).unwrap_or_default()
     };
     let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
-    let results: Vec<Value> = page
+    let props = in_key_order(&render.ctx.properties.defs, &props);
+    let results = page
         .iter()
         .zip(assocs)
-        .map(|(r, a)| {
-            let mut v = render.record(r, &props, false, a);
-            if let Some(h) = &history {
-                v["propertiesWithHistory"] = history_json(&render.ctx, r, h);
-            }
-            v
+        .map(|(r, associations)| RecordView {
+            associations,
+            history: history.as_ref().map(|h| history_json(&render.ctx, r, h)),
+            ..render.view(r, &props, false)
         })
         .collect();
-    let mut body = json!({ "results": results });
-    if let Some(next) = next {
-        body["paging"] = json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } });
-    }
-    json_response(StatusCode::OK, &body)
+    json_response(StatusCode::OK, &RecordPage { paging: next_page(next), results, total: None })
 }
 
 async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Response {
@@ -360,10 +347,9 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
             Some(prop) => {
                 let ctx = portal.value_context(ti);
                 match store.properties.live(prop) {
-                    Some(def) if def.unique || prop == "email" => source
-                        .values()
-                        .find(|r| ctx.value(r, def).as_deref() == Some(raw_id.as_str()))
-                        .cloned(),
+                    Some(def) if def.unique || prop == "email" => {
+                        source.values().find(|r| ctx.value(r, def).as_deref() == Some(raw_id.as_str())).cloned()
+                    }
                     _ => return validation_error(&format!("{prop} is not a unique property")),
                 }
             }
@@ -375,17 +361,8 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
         let Some(rec) = found else {
             return object_not_found(&raw_id);
         };
-        let assoc = if assoc_types.is_empty() {
-            None
-        } else {
-            v3_associations(&portal, ti, rec.id, &assoc_types)
-        };
-        (
-            Rendered::of(&portal, ti),
-            rec,
-            assoc,
-            store.def.default_properties.clone(),
-        )
+        let assoc = if assoc_types.is_empty() { None } else { v3_associations(&portal, ti, rec.id, &assoc_types) };
+        (Rendered::of(&portal, ti), rec, assoc, store.def.default_properties.clone())
     };
     let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
     let mut body = render.record(&rec, &props, false, assoc);
@@ -445,10 +422,7 @@ fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: 
         .get("types")
         .and_then(Value::as_array)
         .map(|ts| {
-            ts.iter()
-                .filter_map(|t| t.get("associationTypeId").and_then(Value::as_u64))
-                .map(|n| n as u32)
-                .collect()
+            ts.iter().filter_map(|t| t.get("associationTypeId").and_then(Value::as_u64)).map(|n| n as u32).collect()
         })
         .unwrap_or_default();
     let Some(to_id) = to_id else {
@@ -464,9 +438,7 @@ fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: 
     if !portal.is_live(to, to_id) {
         return Err(object_not_found(&to_id.to_string()));
     }
-    portal
-        .associate(from, from_id, to, to_id, &type_ids)
-        .map_err(|e| mutation_error(&e))
+    portal.associate(from, from_id, to, to_id, &type_ids).map_err(|e| mutation_error(&e))
 }
 
 async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Response {
@@ -513,12 +485,7 @@ async fn object_action(State(state): Shared, Path((t, action)): Path<(String, St
         "search" => search(state, t, body),
         "merge" => merge(state, t, body),
         "gdpr-delete" => gdpr_delete(state, t, body),
-        _ => error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "VALIDATION_ERROR",
-            "Method not allowed",
-            None,
-        ),
+        _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "VALIDATION_ERROR", "Method not allowed", None),
     }
 }
 
@@ -548,15 +515,9 @@ fn search(state: Arc<SimState>, t: String, body: Bytes) -> Response {
         let page = plan.run(portal.store(ti), &render.ctx);
         (render, plan, page)
     };
-    let results: Vec<Value> = page
-        .records
-        .iter()
-        .map(|r| render.record(r, &plan.properties, behaviour.search_nulls, None))
-        .collect();
-    let mut body = json!({ "total": page.total, "results": results });
-    if let Some(next) = page.next_after {
-        body["paging"] = json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } });
-    }
+    let props = in_key_order(&render.ctx.properties.defs, &plan.properties);
+    let results = page.records.iter().map(|r| render.view(r, &props, behaviour.search_nulls)).collect();
+    let body = RecordPage { paging: next_page(page.next_after), results, total: Some(page.total) };
     json_response(StatusCode::OK, &body)
 }
 
@@ -597,12 +558,7 @@ fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Response {
         Err(r) => return r,
     };
     if portal.store(ti).def.name != "contacts" {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "OBJECT_NOT_FOUND",
-            "GDPR delete exists for contacts only",
-            None,
-        );
+        return error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "GDPR delete exists for contacts only", None);
     }
     let Some(raw) = body.get("objectId").and_then(value_string) else {
         return validation_error("objectId is required");
@@ -612,12 +568,7 @@ fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Response {
             let ctx = portal.value_context(ti);
             let def = ctx.properties.live("email").cloned();
             def.and_then(|d| {
-                portal
-                    .store(ti)
-                    .live
-                    .values()
-                    .find(|r| ctx.value(r, &d).as_deref() == Some(raw.as_str()))
-                    .map(|r| r.id)
+                portal.store(ti).live.values().find(|r| ctx.value(r, &d).as_deref() == Some(raw.as_str())).map(|r| r.id)
             })
         }
         _ => parse_id(&raw),
@@ -639,11 +590,7 @@ async fn batch(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let inputs = body
-        .get("inputs")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     if inputs.len() > BATCH_MAX {
         return validation_error(&format!(
             "Object API batch endpoints are limited to {BATCH_MAX} inputs per request; got {}",
@@ -667,12 +614,7 @@ async fn batch(
             }
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => error_response(
-            StatusCode::NOT_FOUND,
-            "OBJECT_NOT_FOUND",
-            "Unknown batch operation",
-            None,
-        ),
+        _ => error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown batch operation", None),
     }
 }
 
@@ -701,11 +643,8 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .filter(|v: &Vec<String>| !v.is_empty());
-    let id_property = body
-        .get("idProperty")
-        .and_then(Value::as_str)
-        .filter(|p| *p != "hs_object_id")
-        .map(str::to_owned);
+    let id_property =
+        body.get("idProperty").and_then(Value::as_str).filter(|p| *p != "hs_object_id").map(str::to_owned);
     let (render, found, missing, upper, defaults) = {
         let portal = state.portal();
         let ti = match resolve_type(&portal, &t) {
@@ -723,10 +662,7 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
             };
             let rec = match &id_property {
                 Some(prop) => ctx.properties.live(prop).and_then(|def| {
-                    source
-                        .values()
-                        .find(|r| ctx.value(r, def).as_deref() == Some(raw.as_str()))
-                        .cloned()
+                    source.values().find(|r| ctx.value(r, def).as_deref() == Some(raw.as_str())).cloned()
                 }),
                 // Batch endpoints do not resolve ids absorbed by a merge.
                 None => parse_id(&raw).and_then(|id| source.get(&id).cloned()),
@@ -739,13 +675,7 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
         }
         // HubSpot does not keep input order: callers must match results by id.
         found.sort_by_key(|r| super::portal::tie_key(r.id));
-        (
-            Rendered::of(&portal, ti),
-            found,
-            missing,
-            store.def.upper.clone(),
-            store.def.default_properties.clone(),
-        )
+        (Rendered::of(&portal, ti), found, missing, store.def.upper.clone(), store.def.default_properties.clone())
     };
     let props = select(&render.ctx, names.as_deref(), &defaults);
     let results = found.iter().map(|r| render.record(r, &props, false, None)).collect();
@@ -791,10 +721,7 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     }
     let render = Rendered::of(&portal, ti);
     drop(portal);
-    let results = written
-        .iter()
-        .map(|r| render.record(r, &all_written(&render, r), false, None))
-        .collect();
+    let results = written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
     let status_ok = batch_envelope(now, results, Vec::new());
     if op == "create" {
         let (mut parts, body) = status_ok.into_parts();
@@ -805,14 +732,7 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
 }
 
 fn list_properties_json(portal: &Portal, ti: TypeIdx, archived: bool) -> Vec<Value> {
-    portal
-        .store(ti)
-        .properties
-        .defs
-        .iter()
-        .filter(|d| d.archived_at.is_some() == archived)
-        .map(property_json)
-        .collect()
+    portal.store(ti).properties.defs.iter().filter(|d| d.archived_at.is_some() == archived).map(property_json).collect()
 }
 
 async fn list_properties(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Response {
@@ -838,12 +758,10 @@ async fn get_property(
         Ok(ti) => ti,
         Err(r) => return r,
     };
-    match portal
-        .store(ti)
-        .properties
-        .get(&name)
-        .filter(|d| d.archived_at.is_some() == archived)
-    {
+    if name == "groups" {
+        return property_groups(&portal, ti);
+    }
+    match portal.store(ti).properties.get(&name).filter(|d| d.archived_at.is_some() == archived) {
         Some(def) => json_response(StatusCode::OK, &property_json(def)),
         None => error_response(
             StatusCode::NOT_FOUND,
@@ -854,29 +772,28 @@ async fn get_property(
     }
 }
 
+/// `GET /properties/{type}/groups`: the groups the type's properties belong to.
+fn property_groups(portal: &Portal, ti: TypeIdx) -> Response {
+    let mut names: Vec<&str> = portal.store(ti).properties.defs.iter().map(|d| d.group.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let results: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({ "name": n, "label": n.replace('_', " "), "displayOrder": i, "archived": false }))
+        .collect();
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
 /// Builds a property definition from HubSpot's `PropertyCreate` body.
 pub fn property_from_body(body: &Value) -> Result<PropertyDef, String> {
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     let name = text("name").ok_or("name is required")?;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(format!(
-            "Property name \"{name}\" must be lower-case letters, digits and underscores"
-        ));
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(format!("Property name \"{name}\" must be lower-case letters, digits and underscores"));
     }
     let kind = text("type").ok_or("type is required")?;
-    const TYPES: &[&str] = &[
-        "string",
-        "number",
-        "date",
-        "datetime",
-        "enumeration",
-        "bool",
-        "phone_number",
-    ];
+    const TYPES: &[&str] = &["string", "number", "date", "datetime", "enumeration", "bool", "phone_number"];
     if !TYPES.contains(&kind.as_str()) {
         return Err(format!("type must be one of {}", TYPES.join(", ")));
     }
@@ -885,12 +802,7 @@ pub fn property_from_body(body: &Value) -> Result<PropertyDef, String> {
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|o| {
-                    Some((
-                        o.get("label")?.as_str()?.to_owned(),
-                        o.get("value")?.as_str()?.to_owned(),
-                    ))
-                })
+                .filter_map(|o| Some((o.get("label")?.as_str()?.to_owned(), o.get("value")?.as_str()?.to_owned())))
                 .collect()
         })
         .unwrap_or_default();
@@ -933,12 +845,7 @@ async fn create_property(State(state): Shared, Path(t): Path<String>, body: Byte
     if let Err(e) = portal.add_property(ti, def, now) {
         return mutation_error(&e);
     }
-    let created = portal
-        .store(ti)
-        .properties
-        .get(&name)
-        .map(property_json)
-        .unwrap_or_default();
+    let created = portal.store(ti).properties.get(&name).map(property_json).unwrap_or_default();
     json_response(StatusCode::CREATED, &created)
 }
 
@@ -981,7 +888,7 @@ fn schema_json(portal: &Portal, ti: TypeIdx) -> Value {
         .collect();
     json!({
         "id": def.type_id.trim_start_matches("2-"),
-        "name": def.singular,
+        "name": def.name,
         "labels": { "singular": "Car", "plural": "Cars" },
         "objectTypeId": def.type_id,
         "fullyQualifiedName": def.fully_qualified_name,
@@ -1002,10 +909,8 @@ fn schema_json(portal: &Portal, ti: TypeIdx) -> Value {
 
 async fn list_schemas(State(state): Shared) -> Response {
     let portal = state.portal();
-    let results: Vec<Value> = (0..portal.types.len())
-        .filter(|&i| portal.store(i).def.custom)
-        .map(|i| schema_json(&portal, i))
-        .collect();
+    let results: Vec<Value> =
+        (0..portal.types.len()).filter(|&i| portal.store(i).def.custom).map(|i| schema_json(&portal, i)).collect();
     drop(portal);
     json_response(StatusCode::OK, &json!({ "results": results }))
 }
@@ -1050,11 +955,7 @@ async fn association_batch(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let inputs = body
-        .get("inputs")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     let now = state.clock.now();
     let mut portal = state.portal();
     let (fi, ti) = match (resolve_type(&portal, &from), resolve_type(&portal, &to)) {
@@ -1076,19 +977,9 @@ async fn association_batch(
                 let Some(raw) = input.get("id").and_then(value_string) else {
                     continue;
                 };
-                let after = input
-                    .get("after")
-                    .and_then(Value::as_str)
-                    .and_then(decode_after)
-                    .unwrap_or(0);
-                let targets = parse_id(&raw)
-                    .filter(|id| portal.is_live(fi, *id))
-                    .map(|id| portal.targets(fi, id, ti));
-                let targets: Vec<_> = targets
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(id, _)| *id >= after)
-                    .collect();
+                let after = input.get("after").and_then(Value::as_str).and_then(decode_after).unwrap_or(0);
+                let targets = parse_id(&raw).filter(|id| portal.is_live(fi, *id)).map(|id| portal.targets(fi, id, ti));
+                let targets: Vec<_> = targets.unwrap_or_default().into_iter().filter(|(id, _)| *id >= after).collect();
                 if targets.is_empty() {
                     let (fs, ts) = (&portal.store(fi).def.singular, &portal.store(ti).def.singular);
                     errors.push(json!({
@@ -1122,14 +1013,8 @@ async fn association_batch(
             }
             let mut results = Vec::new();
             for input in &inputs {
-                let from_id = input
-                    .pointer("/from/id")
-                    .and_then(value_string)
-                    .and_then(|s| parse_id(&s));
-                let to_id = input
-                    .pointer("/to/id")
-                    .and_then(value_string)
-                    .and_then(|s| parse_id(&s));
+                let from_id = input.pointer("/from/id").and_then(value_string).and_then(|s| parse_id(&s));
+                let to_id = input.pointer("/to/id").and_then(value_string).and_then(|s| parse_id(&s));
                 let (Some(from_id), Some(to_id)) = (from_id, to_id) else {
                     return validation_error("each input needs from.id and to.id");
                 };
@@ -1149,11 +1034,7 @@ async fn association_batch(
                 let labeled: Vec<u32> = types
                     .iter()
                     .copied()
-                    .filter(|id| {
-                        !portal
-                            .association_types_between(fi, ti)
-                            .any(|a| a.type_id == *id && a.unlabeled)
-                    })
+                    .filter(|id| !portal.association_types_between(fi, ti).any(|a| a.type_id == *id && a.unlabeled))
                     .collect();
                 if let Err(e) = portal.associate(fi, from_id, ti, to_id, &labeled) {
                     return mutation_error(&e);
@@ -1179,11 +1060,7 @@ async fn association_batch(
         }
         "archive" | "labels-archive" => {
             for input in &inputs {
-                let Some(from_id) = input
-                    .pointer("/from/id")
-                    .and_then(value_string)
-                    .and_then(|s| parse_id(&s))
-                else {
+                let Some(from_id) = input.pointer("/from/id").and_then(value_string).and_then(|s| parse_id(&s)) else {
                     continue;
                 };
                 for target in input.get("to").and_then(Value::as_array).cloned().unwrap_or_default() {
@@ -1194,12 +1071,7 @@ async fn association_batch(
             }
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => error_response(
-            StatusCode::NOT_FOUND,
-            "OBJECT_NOT_FOUND",
-            "Unknown association batch operation",
-            None,
-        ),
+        _ => error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown association batch operation", None),
     }
 }
 
@@ -1223,11 +1095,7 @@ async fn object_associations(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = Query::parse(raw);
-    let limit = q
-        .one("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(500)
-        .clamp(1, 500);
+    let limit = q.one("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500).clamp(1, 500);
     let after = q.one("after").and_then(decode_after).unwrap_or(0);
     let portal = state.portal();
     let (fi, ti) = match (resolve_type(&portal, &t), resolve_type(&portal, &to)) {
@@ -1237,11 +1105,7 @@ async fn object_associations(
     let Some(id) = parse_id(&raw_id).filter(|id| portal.is_live(fi, *id)) else {
         return object_not_found(&raw_id);
     };
-    let targets: Vec<_> = portal
-        .targets(fi, id, ti)
-        .into_iter()
-        .filter(|(id, _)| *id >= after)
-        .collect();
+    let targets: Vec<_> = portal.targets(fi, id, ti).into_iter().filter(|(id, _)| *id >= after).collect();
     let results: Vec<Value> = targets
         .iter()
         .take(limit)
@@ -1306,19 +1170,13 @@ fn owner_json(o: &super::portal::Owner) -> Value {
 
 async fn list_owners(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
     let q = Query::parse(raw);
-    let limit = q
-        .one("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(100)
-        .clamp(1, 500);
+    let limit = q.one("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 500);
     let after = q.one("after").and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
     let archived = q.flag("archived");
     let email = q.one("email").map(str::to_lowercase);
     let owners = Arc::clone(&state.portal().owners);
-    let matching: Vec<_> = owners
-        .iter()
-        .filter(|o| o.archived == archived && email.as_ref().is_none_or(|e| &o.email == e))
-        .collect();
+    let matching: Vec<_> =
+        owners.iter().filter(|o| o.archived == archived && email.as_ref().is_none_or(|e| &o.email == e)).collect();
     let page: Vec<Value> = matching.iter().skip(after).take(limit).map(|o| owner_json(o)).collect();
     let mut body = json!({ "results": page });
     if after + limit < matching.len() {
@@ -1332,16 +1190,36 @@ async fn get_owner(State(state): Shared, Path(raw_id): Path<String>, RawQuery(ra
     let by_user = Query::parse(raw).one("idProperty") == Some("userId");
     let owners = Arc::clone(&state.portal().owners);
     let id = parse_id(&raw_id);
-    match owners
-        .iter()
-        .find(|o| Some(if by_user { o.user_id } else { o.id }) == id)
-    {
+    match owners.iter().find(|o| Some(if by_user { o.user_id } else { o.id }) == id) {
         Some(o) => json_response(StatusCode::OK, &owner_json(o)),
         None => object_not_found(&raw_id),
     }
 }
 
-async fn list_pipelines(State(state): Shared, Path(t): Path<String>) -> Response {
+fn stages_json(p: &super::portal::Pipeline) -> Vec<Value> {
+    let at = iso_millis(super::generate::ANCHOR_MS);
+    p.stages
+        .iter()
+        .enumerate()
+        .map(|(i, (id, label, key, value))| {
+            json!({
+                "id": id, "label": label, "displayOrder": i, "metadata": { *key: value },
+                "archived": false, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                "createdAt": at, "updatedAt": at,
+            })
+        })
+        .collect()
+}
+
+fn pipeline_json(p: &super::portal::Pipeline) -> Value {
+    let at = iso_millis(super::generate::ANCHOR_MS);
+    json!({ "id": p.id, "label": p.label, "displayOrder": p.display_order, "archived": false, "createdAt": at, "updatedAt": at, "stages": stages_json(p) })
+}
+
+/// `GET /pipelines/{type}[/{pipelineId}[/stages]]`.
+async fn pipelines(State(state): Shared, Path(segments): Path<Vec<(String, String)>>) -> Response {
+    let param = |k: &str| segments.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+    let t = param("t").unwrap_or_default();
     let portal = state.portal();
     let ti = match resolve_type(&portal, &t) {
         Ok(ti) => ti,
@@ -1350,25 +1228,24 @@ async fn list_pipelines(State(state): Shared, Path(t): Path<String>) -> Response
     let Some(pipelines) = portal.pipelines.get(&ti) else {
         return validation_error(&format!("Pipelines are not supported for object type {t}"));
     };
-    let at = iso_millis(super::generate::ANCHOR_MS);
-    let results: Vec<Value> = pipelines
-        .iter()
-        .map(|p| {
-            let stages: Vec<Value> = p
-                .stages
-                .iter()
-                .enumerate()
-                .map(|(i, (id, label, key, value))| {
-                    json!({
-                        "id": id, "label": label, "displayOrder": i, "metadata": { *key: value },
-                        "archived": false, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
-                        "createdAt": at, "updatedAt": at,
-                    })
-                })
-                .collect();
-            json!({ "id": p.id, "label": p.label, "displayOrder": p.display_order, "archived": false, "createdAt": at, "updatedAt": at, "stages": stages })
-        })
-        .collect();
+    let body = match param("pipeline") {
+        None => json!({ "results": pipelines.iter().map(pipeline_json).collect::<Vec<_>>() }),
+        Some(id) => {
+            let Some(p) = pipelines.iter().find(|p| p.id == id) else {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "OBJECT_NOT_FOUND",
+                    &format!("Unable to find pipeline {id} for object type {t}"),
+                    None,
+                );
+            };
+            if param("stages").is_some() {
+                json!({ "results": stages_json(p) })
+            } else {
+                pipeline_json(p)
+            }
+        }
+    };
     drop(portal);
-    json_response(StatusCode::OK, &json!({ "results": results }))
+    json_response(StatusCode::OK, &body)
 }

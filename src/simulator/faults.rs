@@ -23,6 +23,10 @@ pub enum FaultKind {
     DropConnection,
     /// A 200 whose JSON body is cut in half.
     TruncatedJson,
+    /// 423 Locked: HubSpot asks to wait at least two seconds.
+    Locked,
+    /// 477 Migration in Progress, with `Retry-After` in seconds.
+    MigrationInProgress { retry_after_secs: u64 },
     /// The daily limit is spent: this and every later call gets 429 `DAILY` until the reset.
     ExhaustDaily,
 }
@@ -73,11 +77,7 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     pub fn new(seed: u64, rules: Vec<FaultRule>) -> FaultPlan {
-        FaultPlan {
-            rules,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0xFA17),
-            injected: Default::default(),
-        }
+        FaultPlan { rules, rng: ChaCha8Rng::seed_from_u64(seed ^ 0xFA17), injected: Default::default() }
     }
 
     /// The fault to inject for a request of `target` class, if any rule fires.
@@ -119,6 +119,8 @@ pub fn kind_name(kind: &FaultKind) -> &'static str {
         FaultKind::Hang => "hang",
         FaultKind::DropConnection => "drop_connection",
         FaultKind::TruncatedJson => "truncated_json",
+        FaultKind::Locked => "locked",
+        FaultKind::MigrationInProgress { .. } => "migration_in_progress",
         FaultKind::ExhaustDaily => "exhaust_daily",
     }
 }
@@ -171,13 +173,7 @@ mod tests {
                 {"kind":"slow","delay_ms":200,"target":"search","probability":0.5}]"#,
         )
         .unwrap();
-        assert_eq!(
-            rules[0].kind,
-            FaultKind::ServerError {
-                status: 502,
-                html: true
-            }
-        );
+        assert_eq!(rules[0].kind, FaultKind::ServerError { status: 502, html: true });
         assert_eq!(rules[1].target, FaultTarget::Search);
     }
 }

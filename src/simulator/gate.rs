@@ -114,28 +114,52 @@ impl RequestLog {
     }
 
     pub fn clear(&mut self) {
-        *self = RequestLog {
-            next_seq: self.next_seq,
-            ..RequestLog::default()
-        };
+        *self = RequestLog { next_seq: self.next_seq, ..RequestLog::default() };
     }
+}
+
+/// An accepted token: its scopes (`None` grants all) and, for OAuth access tokens, its expiry.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub scopes: Option<Vec<String>>,
+    pub expires_at: Option<Millis>,
+    pub oauth: bool,
 }
 
 /// Tokens and their scopes.
 #[derive(Debug, Default)]
 pub struct TokenTable {
-    grants: HashMap<String, Option<Vec<String>>>,
+    grants: HashMap<String, Grant>,
 }
 
 impl TokenTable {
     pub fn new(grants: Vec<TokenGrant>) -> TokenTable {
-        TokenTable {
-            grants: grants.into_iter().map(|g| (g.token, g.scopes)).collect(),
+        let mut table = TokenTable::default();
+        for g in grants {
+            table.set(g);
         }
+        table
     }
 
     pub fn set(&mut self, grant: TokenGrant) {
-        self.grants.insert(grant.token, grant.scopes);
+        self.grants.insert(grant.token, Grant { scopes: grant.scopes, expires_at: None, oauth: false });
+    }
+
+    /// Registers an OAuth access token that expires at `expires_at`.
+    pub fn issue(&mut self, token: String, scopes: Option<Vec<String>>, expires_at: Millis) {
+        self.grants.insert(token, Grant { scopes, expires_at: Some(expires_at), oauth: true });
+    }
+
+    /// Revokes every OAuth access token issued so far; returns how many.
+    pub fn revoke_oauth(&mut self) -> usize {
+        let before = self.grants.len();
+        self.grants.retain(|_, g| !g.oauth);
+        before - self.grants.len()
+    }
+
+    /// The scopes of a valid token at `now`, or `None` when the token is unknown or expired.
+    fn check(&self, token: &str, now: Millis) -> Option<Option<Vec<String>>> {
+        self.grants.get(token).filter(|g| g.expires_at.is_none_or(|at| now < at)).map(|g| g.scopes.clone())
     }
 }
 
@@ -185,13 +209,9 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
             object_scope(from)
         }
         ["crm", "v3", "owners", ..] | ["crm", "owners", ..] => Some("crm.objects.owners.read".to_owned()),
-        ["crm", "v3", "pipelines", t, ..] | ["crm", "pipelines", _, t, ..] => object_scope(t).map(|s| {
-            if s == "tickets" {
-                s
-            } else {
-                s.replace(".write", ".read")
-            }
-        }),
+        ["crm", "v3", "pipelines", t, ..] | ["crm", "pipelines", _, t, ..] => {
+            object_scope(t).map(|s| if s == "tickets" { s } else { s.replace(".write", ".read") })
+        }
         _ => None,
     };
     if bucket == Bucket::General {
@@ -223,10 +243,7 @@ fn missing_scope(scope: &str) -> Response {
         "errors".into(),
         json!([{ "message": "One or more of the following scopes are required.", "context": { "requiredGranularScopes": [scope] } }]),
     );
-    extra.insert(
-        "links".into(),
-        json!({ "scopes": "https://developers.hubspot.com/scopes" }),
-    );
+    extra.insert("links".into(), json!({ "scopes": "https://developers.hubspot.com/scopes" }));
     error_response(
         StatusCode::FORBIDDEN,
         "MISSING_SCOPES",
@@ -241,12 +258,7 @@ pub fn rate_limited(refusal: Refusal, send_retry_after: bool) -> Response {
     extra.insert("errorType".into(), json!("RATE_LIMIT"));
     extra.insert("policyName".into(), json!(refusal.policy.name()));
     extra.insert("requestId".into(), json!(uuid::Uuid::new_v4().to_string()));
-    let mut resp = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        "RATE_LIMITS",
-        refusal.policy.message(),
-        Some(extra),
-    );
+    let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITS", refusal.policy.message(), Some(extra));
     if send_retry_after {
         let secs = (refusal.retry_after_ms + 999) / 1000;
         if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -271,7 +283,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
     let query = req.uri().query().map(str::to_owned);
     let killer = req.extensions().get::<ConnectionKiller>().cloned();
     let class = classify(&state, &method, &path);
-    let token_ok = bearer(&req).map(|t| lock(&state.tokens).grants.get(t).cloned());
+    let token_ok = bearer(&req).map(|t| lock(&state.tokens).check(t, now));
 
     // Buffer the body so the log can keep it; HubSpot bodies are small.
     let (parts, body) = req.into_parts();
@@ -284,6 +296,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
     let req = Request::from_parts(parts, Body::from(bytes));
 
     let mut fault_name = None;
+    let mut logged = false;
     let response = 'respond: {
         let scopes = match token_ok {
             None | Some(None) => break 'respond unauthenticated(),
@@ -300,62 +313,80 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             fault_name = Some(super::faults::kind_name(kind));
             match kind {
                 FaultKind::RateLimit => {
-                    let policy = if class.bucket == Bucket::Search {
-                        Policy::Secondly
-                    } else {
-                        Policy::TenSecondlyRolling
-                    };
+                    let policy =
+                        if class.bucket == Bucket::Search { Policy::Secondly } else { Policy::TenSecondlyRolling };
                     let send = lock(&state.limits).settings.send_retry_after;
-                    break 'respond rate_limited(
-                        Refusal {
-                            policy,
-                            retry_after_ms: 1000,
-                        },
-                        send,
-                    );
+                    break 'respond rate_limited(Refusal { policy, retry_after_ms: 1000 }, send);
                 }
                 FaultKind::ServerError { status, html } => {
                     let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
                     if *html {
                         let mut resp = (code, cloudflare_page(*status)).into_response();
-                        resp.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("text/html; charset=UTF-8"),
-                        );
+                        resp.headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
                         break 'respond resp;
                     }
                     break 'respond error_response(code, "INTERNAL_ERROR", "internal error", None);
                 }
                 FaultKind::Slow { delay_ms } => tokio::time::sleep(Duration::from_millis(*delay_ms)).await,
                 FaultKind::Hang => {
-                    let hang = state.behaviour().hang_ms;
-                    tokio::time::sleep(Duration::from_millis(hang)).await;
-                    let mut resp = (StatusCode::GATEWAY_TIMEOUT, cloudflare_page(524)).into_response();
-                    resp.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/html; charset=UTF-8"),
-                    );
-                    break 'respond resp;
-                }
-                FaultKind::DropConnection => {
+                    // The client usually gives up first and the request never completes: log
+                    // it now, as unanswered.
                     record(
                         &state,
                         now,
                         &method,
                         &path,
-                        query,
+                        query.clone(),
                         0,
                         class.bucket,
                         fault_name,
-                        logged_body,
+                        logged_body.clone(),
                     );
+                    logged = true;
+                    let hang = state.behaviour().hang_ms;
+                    tokio::time::sleep(Duration::from_millis(hang)).await;
+                    let mut resp = (StatusCode::GATEWAY_TIMEOUT, cloudflare_page(524)).into_response();
+                    resp.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+                    break 'respond resp;
+                }
+                FaultKind::DropConnection => {
+                    record(&state, now, &method, &path, query, 0, class.bucket, fault_name, logged_body);
                     if let Some(k) = killer {
                         k.kill();
                     }
                     return std::future::pending().await;
                 }
+                FaultKind::Locked => {
+                    break 'respond error_response(
+                        StatusCode::LOCKED,
+                        "LOCKED",
+                        "The resource is locked; retry in a few seconds",
+                        None,
+                    )
+                }
+                FaultKind::MigrationInProgress { retry_after_secs } => {
+                    let mut resp = error_response(
+                        StatusCode::from_u16(477).expect("invariant: 477 is a valid status code"),
+                        "MIGRATION_IN_PROGRESS",
+                        "This portal is being migrated; retry later",
+                        None,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                        resp.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    break 'respond resp;
+                }
                 FaultKind::TruncatedJson => truncate = true,
-                FaultKind::ExhaustDaily => lock(&state.limits).exhaust_daily(now),
+                FaultKind::ExhaustDaily => {
+                    let mut limits = lock(&state.limits);
+                    limits.exhaust_daily(now);
+                    let refusal = Refusal { policy: Policy::Daily, retry_after_ms: limits.ms_until_reset(now) };
+                    let send = limits.settings.send_retry_after;
+                    drop(limits);
+                    break 'respond rate_limited(refusal, send);
+                }
             }
         }
         let admitted = lock(&state.limits).admit(class.bucket, now);
@@ -379,24 +410,14 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             let cut = full.slice(..full.len() / 2);
             let mut parts = parts;
             parts.headers.remove(header::CONTENT_LENGTH);
-            parts
-                .headers
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
             break 'respond Response::from_parts(parts, Body::from(cut));
         }
         resp
     };
-    record(
-        &state,
-        now,
-        &method,
-        &path,
-        query,
-        response.status().as_u16(),
-        class.bucket,
-        fault_name,
-        logged_body,
-    );
+    if !logged {
+        record(&state, now, &method, &path, query, response.status().as_u16(), class.bucket, fault_name, logged_body);
+    }
     response
 }
 

@@ -176,34 +176,10 @@ const COMPANY_WORDS: &[&str] = &[
     "株式会社",
     "Ørsted",
 ];
-const CITIES: &[&str] = &[
-    "Berlin",
-    "São Paulo",
-    "Zürich",
-    "Kraków",
-    "東京",
-    "Reykjavík",
-    "Boston",
-    "Lagos",
-];
-const COUNTRIES: &[&str] = &[
-    "Germany",
-    "Brazil",
-    "Switzerland",
-    "Poland",
-    "Japan",
-    "Iceland",
-    "United States",
-    "Nigeria",
-];
-const TITLES: &[&str] = &[
-    "CEO",
-    "VP Sales",
-    "Data Engineer",
-    "Head of RevOps",
-    "Analyst",
-    "Founder & CTO",
-];
+const CITIES: &[&str] = &["Berlin", "São Paulo", "Zürich", "Kraków", "東京", "Reykjavík", "Boston", "Lagos"];
+const COUNTRIES: &[&str] =
+    &["Germany", "Brazil", "Switzerland", "Poland", "Japan", "Iceland", "United States", "Nigeria"];
+const TITLES: &[&str] = &["CEO", "VP Sales", "Data Engineer", "Head of RevOps", "Analyst", "Founder & CTO"];
 const WORDS: &[&str] = &[
     "lorem",
     "ipsum",
@@ -286,11 +262,7 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
         },
         GenKind::BigDecimal => match rng.random_range(0..4) {
             0 => "123456789012345678901234.567890".to_owned(),
-            1 => format!(
-                "-{}.{}",
-                rng.random_range(0..1_000_000u64),
-                rng.random_range(0..1_000_000_000u64)
-            ),
+            1 => format!("-{}.{}", rng.random_range(0..1_000_000u64), rng.random_range(0..1_000_000_000u64)),
             2 => "0.000000000000000001".to_owned(),
             _ => format!("{}", rng.random_range(0..u64::MAX / 2)),
         },
@@ -343,7 +315,7 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
                 stages[pipe_rng.random_range(0..stages.len())].to_owned()
             }
         }
-        GenKind::Vin => format!("1HGCM{:012}", id),
+        GenKind::Vin => format!("1HGCM{id:012}"),
     })
 }
 
@@ -375,15 +347,7 @@ fn sp(
     source: PropSource,
 ) -> PropSpec {
     let read_only = !matches!(source, PropSource::Generated(_) | PropSource::Stored);
-    PropSpec {
-        name,
-        label,
-        kind,
-        field,
-        source,
-        read_only,
-        options: &[],
-    }
+    PropSpec { name, label, kind, field, source, read_only, options: &[] }
 }
 
 fn with_options(mut p: PropSpec, options: &'static [&'static str]) -> PropSpec {
@@ -400,21 +364,9 @@ fn standard_properties(t: TypeIdx, cursor: &'static str, created: &'static str) 
         sp("hs_object_id", "Record ID", "number", "number", PropSource::ObjectId),
         sp(created, "Create Date", "datetime", "date", PropSource::CreatedAt),
         sp(cursor, "Last Modified Date", "datetime", "date", PropSource::UpdatedAt),
-        sp(
-            "hs_merged_object_ids",
-            "Merged record IDs",
-            "enumeration",
-            "checkbox",
-            PropSource::MergedIds,
-        ),
+        sp("hs_merged_object_ids", "Merged record IDs", "enumeration", "checkbox", PropSource::MergedIds),
     ];
-    let owner = sp(
-        "hubspot_owner_id",
-        "Owner",
-        "enumeration",
-        "select",
-        gen(GenKind::Owner),
-    );
+    let owner = sp("hubspot_owner_id", "Owner", "enumeration", "select", gen(GenKind::Owner));
     match t {
         CONTACTS => props.extend([
             sp("email", "Email", "string", "text", gen(GenKind::Email)),
@@ -424,21 +376,8 @@ fn standard_properties(t: TypeIdx, cursor: &'static str, created: &'static str) 
             sp("jobtitle", "Job Title", "string", "text", gen(GenKind::JobTitle)),
             sp("city", "City", "string", "text", gen(GenKind::City)),
             with_options(
-                sp(
-                    "lifecyclestage",
-                    "Lifecycle Stage",
-                    "enumeration",
-                    "radio",
-                    gen(GenKind::Choice(false)),
-                ),
-                &[
-                    "subscriber",
-                    "lead",
-                    "marketingqualifiedlead",
-                    "salesqualifiedlead",
-                    "opportunity",
-                    "customer",
-                ],
+                sp("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", gen(GenKind::Choice(false))),
+                &["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer"],
             ),
             owner,
         ]),
@@ -447,35 +386,12 @@ fn standard_properties(t: TypeIdx, cursor: &'static str, created: &'static str) 
             sp("domain", "Company Domain Name", "string", "text", gen(GenKind::Domain)),
             sp("city", "City", "string", "text", gen(GenKind::City)),
             sp("country", "Country/Region", "string", "text", gen(GenKind::Country)),
-            sp(
-                "numberofemployees",
-                "Number of Employees",
-                "number",
-                "number",
-                gen(GenKind::Integer(100_000)),
-            ),
-            sp(
-                "annualrevenue",
-                "Annual Revenue",
-                "number",
-                "number",
-                gen(GenKind::Money),
-            ),
+            sp("numberofemployees", "Number of Employees", "number", "number", gen(GenKind::Integer(100_000))),
+            sp("annualrevenue", "Annual Revenue", "number", "number", gen(GenKind::Money)),
             sp("is_public", "Is Public", "bool", "booleancheckbox", gen(GenKind::Bool)),
             with_options(
-                sp(
-                    "industry",
-                    "Industry",
-                    "enumeration",
-                    "select",
-                    gen(GenKind::Choice(false)),
-                ),
-                &[
-                    "COMPUTER_SOFTWARE",
-                    "FINANCIAL_SERVICES",
-                    "HOSPITAL_HEALTH_CARE",
-                    "RETAIL",
-                ],
+                sp("industry", "Industry", "enumeration", "select", gen(GenKind::Choice(false))),
+                &["COMPUTER_SOFTWARE", "FINANCIAL_SERVICES", "HOSPITAL_HEALTH_CARE", "RETAIL"],
             ),
             owner,
         ]),
@@ -489,45 +405,15 @@ fn standard_properties(t: TypeIdx, cursor: &'static str, created: &'static str) 
         ]),
         TICKETS => props.extend([
             sp("subject", "Ticket name", "string", "text", gen(GenKind::Sentence)),
-            sp(
-                "content",
-                "Ticket description",
-                "string",
-                "textarea",
-                gen(GenKind::LongText),
-            ),
-            sp(
-                "hs_pipeline",
-                "Pipeline",
-                "enumeration",
-                "select",
-                gen(GenKind::Pipeline),
-            ),
-            sp(
-                "hs_pipeline_stage",
-                "Ticket status",
-                "enumeration",
-                "select",
-                gen(GenKind::Stage),
-            ),
+            sp("content", "Ticket description", "string", "textarea", gen(GenKind::LongText)),
+            sp("hs_pipeline", "Pipeline", "enumeration", "select", gen(GenKind::Pipeline)),
+            sp("hs_pipeline_stage", "Ticket status", "enumeration", "select", gen(GenKind::Stage)),
             with_options(
-                sp(
-                    "hs_ticket_priority",
-                    "Priority",
-                    "enumeration",
-                    "select",
-                    gen(GenKind::Choice(false)),
-                ),
+                sp("hs_ticket_priority", "Priority", "enumeration", "select", gen(GenKind::Choice(false))),
                 &["LOW", "MEDIUM", "HIGH", "URGENT"],
             ),
             with_options(
-                sp(
-                    "hs_ticket_category",
-                    "Category",
-                    "enumeration",
-                    "checkbox",
-                    gen(GenKind::Choice(true)),
-                ),
+                sp("hs_ticket_category", "Category", "enumeration", "checkbox", gen(GenKind::Choice(true))),
                 &["PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"],
             ),
             owner,
@@ -560,18 +446,8 @@ fn custom_properties(count: usize) -> Vec<PropertyDef> {
         ("bool", "booleancheckbox", GenKind::Bool, &[]),
         ("date", "date", GenKind::Date, &[]),
         ("datetime", "date", GenKind::DateTime, &[]),
-        (
-            "enumeration",
-            "select",
-            GenKind::Choice(false),
-            &["alpha", "beta", "gamma", "delta"],
-        ),
-        (
-            "enumeration",
-            "checkbox",
-            GenKind::Choice(true),
-            &["red", "green", "blue", "yellow"],
-        ),
+        ("enumeration", "select", GenKind::Choice(false), &["alpha", "beta", "gamma", "delta"]),
+        ("enumeration", "checkbox", GenKind::Choice(true), &["red", "green", "blue", "yellow"]),
         ("phone_number", "phonenumber", GenKind::Phone, &[]),
         ("string", "textarea", GenKind::LongText, &[]),
         ("number", "number", GenKind::BigDecimal, &[]),
@@ -581,9 +457,7 @@ fn custom_properties(count: usize) -> Vec<PropertyDef> {
     (0..count)
         .map(|i| {
             let (kind, field, gen_kind, options) = &cycle[i % cycle.len()];
-            let name = AWKWARD_NAMES
-                .get(i)
-                .map_or_else(|| format!("custom_prop_{i:04}"), |n| (*n).to_owned());
+            let name = AWKWARD_NAMES.get(i).map_or_else(|| format!("custom_prop_{i:04}"), |n| (*n).to_owned());
             PropertyDef {
                 label: format!("Custom {kind} {i}"),
                 name,
@@ -625,14 +499,7 @@ fn type_defs(portal_id: u64) -> Vec<ObjectTypeDef> {
             "0-1",
             "contact",
             "lastmodifieddate",
-            vec![
-                "createdate",
-                "email",
-                "firstname",
-                "hs_object_id",
-                "lastmodifieddate",
-                "lastname",
-            ],
+            vec!["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
         ),
         std_type(
             "companies",
@@ -698,10 +565,7 @@ fn association_types() -> Vec<AssociationType> {
             COMPANIES,
             279,
             280,
-            &[
-                (1, 2, "HUBSPOT_DEFINED", "Primary"),
-                (28, 29, "USER_DEFINED", "Billing contact"),
-            ],
+            &[(1, 2, "HUBSPOT_DEFINED", "Primary"), (28, 29, "USER_DEFINED", "Billing contact")],
         ),
         (CONTACTS, DEALS, 4, 3, &[(30, 31, "USER_DEFINED", "Decision maker")]),
         (CONTACTS, TICKETS, 15, 16, &[]),
@@ -840,15 +704,10 @@ pub fn build(spec: &PortalSpec) -> Portal {
             })
             .collect();
         let base = props.len() as i64;
-        props.extend(
-            custom_properties(spec.custom_properties)
-                .into_iter()
-                .enumerate()
-                .map(|(i, mut p)| {
-                    p.display_order = base + i as i64;
-                    p
-                }),
-        );
+        props.extend(custom_properties(spec.custom_properties).into_iter().enumerate().map(|(i, mut p)| {
+            p.display_order = base + i as i64;
+            p
+        }));
         let mut rng = rng_for(spec.seed, t, 0, name_hash("records"));
         let count = counts[t];
         let mut live = BTreeMap::new();
@@ -918,14 +777,8 @@ fn generate_associations(portal: &mut Portal, seed: u64, ids: &[Vec<u64>]) {
             return;
         }
         let to_id = targets[rng.random_range(0..targets.len())];
-        let chosen: Vec<u32> = labels
-            .iter()
-            .copied()
-            .filter(|_| rng.random_range(0..100) < 20)
-            .collect();
-        portal
-            .associate(from, from_id, to, to_id, &chosen)
-            .expect("invariant: generated association types exist");
+        let chosen: Vec<u32> = labels.iter().copied().filter(|_| rng.random_range(0..100) < 20).collect();
+        portal.associate(from, from_id, to, to_id, &chosen).expect("invariant: generated association types exist");
     };
     for &id in &ids[CONTACTS] {
         if rng.random_range(0..100) < 85 {
@@ -943,14 +796,8 @@ fn generate_associations(portal: &mut Portal, seed: u64, ids: &[Vec<u64>]) {
         }
         for _ in 0..rng.random_range(0..4) {
             let c = contacts[rng.random_range(0..contacts.len())];
-            let labels: Vec<u32> = if rng.random_range(0..100) < 15 {
-                vec![30]
-            } else {
-                vec![]
-            };
-            portal
-                .associate(CONTACTS, c, DEALS, id, &labels)
-                .expect("invariant: type exists");
+            let labels: Vec<u32> = if rng.random_range(0..100) < 15 { vec![30] } else { vec![] };
+            portal.associate(CONTACTS, c, DEALS, id, &labels).expect("invariant: type exists");
         }
     }
     for &id in &ids[TICKETS] {
@@ -958,9 +805,7 @@ fn generate_associations(portal: &mut Portal, seed: u64, ids: &[Vec<u64>]) {
         let contacts = &ids[CONTACTS];
         if !contacts.is_empty() {
             let c = contacts[rng.random_range(0..contacts.len())];
-            portal
-                .associate(CONTACTS, c, TICKETS, id, &[])
-                .expect("invariant: type exists");
+            portal.associate(CONTACTS, c, TICKETS, id, &[]).expect("invariant: type exists");
         }
         if rng.random_range(0..100) < 30 {
             link(portal, &mut rng, TICKETS, id, DEALS, &[]);
@@ -977,10 +822,7 @@ mod tests {
 
     #[test]
     fn same_seed_builds_same_values_and_different_seed_differs() {
-        let spec = PortalSpec {
-            contacts: 50,
-            ..PortalSpec::default()
-        };
+        let spec = PortalSpec { contacts: 50, ..PortalSpec::default() };
         let a = build(&spec);
         let b = build(&spec);
         let c = build(&PortalSpec { seed: 7, ..spec });
@@ -990,11 +832,7 @@ mod tests {
                 .live
                 .values()
                 .flat_map(|r| {
-                    ctx.properties
-                        .defs
-                        .iter()
-                        .map(|d| ctx.value(r, d).map(|v| v.into_owned()))
-                        .collect::<Vec<_>>()
+                    ctx.properties.defs.iter().map(|d| ctx.value(r, d).map(|v| v.into_owned())).collect::<Vec<_>>()
                 })
                 .collect::<Vec<_>>()
         };
@@ -1004,28 +842,14 @@ mod tests {
 
     #[test]
     fn bulk_update_shares_one_millisecond() {
-        let p = build(&PortalSpec {
-            contacts: 2_000,
-            bulk_update_permille: 500,
-            ..PortalSpec::default()
-        });
-        let shared = p.types[CONTACTS]
-            .live
-            .values()
-            .filter(|r| r.updated_at == BULK_UPDATE_MS)
-            .count();
-        assert!(
-            (800..=1200).contains(&shared),
-            "about half share the bulk millisecond, got {shared}"
-        );
+        let p = build(&PortalSpec { contacts: 2_000, bulk_update_permille: 500, ..PortalSpec::default() });
+        let shared = p.types[CONTACTS].live.values().filter(|r| r.updated_at == BULK_UPDATE_MS).count();
+        assert!((800..=1200).contains(&shared), "about half share the bulk millisecond, got {shared}");
     }
 
     #[test]
     fn iso_millis_drops_zero_fraction_like_java_instant() {
-        assert_eq!(
-            super::super::portal::iso_millis(BULK_UPDATE_MS),
-            "2025-12-25T00:00:00.123Z"
-        );
+        assert_eq!(super::super::portal::iso_millis(BULK_UPDATE_MS), "2025-12-25T00:00:00.123Z");
         assert_eq!(super::super::portal::iso_millis(ANCHOR_MS), "2026-01-01T00:00:00Z");
     }
 }

@@ -138,13 +138,7 @@ pub struct LimitState {
 impl LimitState {
     pub fn new(settings: LimitSettings, now: Millis) -> LimitState {
         let day = local_day(&settings, now);
-        LimitState {
-            settings,
-            window: VecDeque::new(),
-            search_window: VecDeque::new(),
-            day,
-            daily_used: 0,
-        }
+        LimitState { settings, window: VecDeque::new(), search_window: VecDeque::new(), day, daily_used: 0 }
     }
 
     /// Milliseconds until the next local midnight of the portal.
@@ -157,7 +151,8 @@ impl LimitState {
         (next_ms - now).max(0)
     }
 
-    fn roll_day(&mut self, now: Millis) {
+    /// Starts a new day's count once the portal's midnight has passed.
+    pub fn roll_day(&mut self, now: Millis) {
         let today = local_day(&self.settings, now);
         if today != self.day {
             self.day = today;
@@ -173,10 +168,7 @@ impl LimitState {
         }
         let counts_daily = bucket == Bucket::General || self.settings.search_counts_daily;
         if counts_daily && self.daily_used >= self.settings.daily_limit {
-            return Err(Refusal {
-                policy: Policy::Daily,
-                retry_after_ms: self.ms_until_reset(now),
-            });
+            return Err(Refusal { policy: Policy::Daily, retry_after_ms: self.ms_until_reset(now) });
         }
         match bucket {
             Bucket::Search => {
@@ -184,10 +176,7 @@ impl LimitState {
                 prune(&mut self.search_window, now - 1000);
                 if self.search_window.len() >= per_second {
                     let oldest = self.search_window.front().copied().unwrap_or(now);
-                    return Err(Refusal {
-                        policy: Policy::Secondly,
-                        retry_after_ms: oldest + 1000 - now,
-                    });
+                    return Err(Refusal { policy: Policy::Secondly, retry_after_ms: oldest + 1000 - now });
                 }
                 self.search_window.push_back(now);
             }
@@ -220,17 +209,11 @@ impl LimitState {
                     "X-HubSpot-RateLimit-Daily-Remaining",
                     self.settings.daily_limit.saturating_sub(self.daily_used).to_string(),
                 ),
-                (
-                    "X-HubSpot-RateLimit-Interval-Milliseconds",
-                    self.settings.window_ms.to_string(),
-                ),
+                ("X-HubSpot-RateLimit-Interval-Milliseconds", self.settings.window_ms.to_string()),
                 ("X-HubSpot-RateLimit-Max", max.to_string()),
                 ("X-HubSpot-RateLimit-Remaining", remaining.to_string()),
                 ("X-HubSpot-RateLimit-Secondly", (max / 10).to_string()),
-                (
-                    "X-HubSpot-RateLimit-Secondly-Remaining",
-                    (max / 10).saturating_sub(self.recent(now)).to_string(),
-                ),
+                ("X-HubSpot-RateLimit-Secondly-Remaining", (max / 10).saturating_sub(self.recent(now)).to_string()),
             ],
         })
     }
@@ -260,10 +243,7 @@ fn prune(window: &mut VecDeque<Millis>, older_than: Millis) {
 
 fn local_day(settings: &LimitSettings, now: Millis) -> NaiveDate {
     let tz = settings.tz();
-    chrono::DateTime::from_timestamp_millis(now)
-        .unwrap_or_default()
-        .with_timezone(&tz)
-        .date_naive()
+    chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&tz).date_naive()
 }
 
 #[cfg(test)]
@@ -291,20 +271,14 @@ mod tests {
             assert!(s.admit(Bucket::Search, T0).unwrap().pairs.is_empty());
         }
         assert_eq!(s.admit(Bucket::Search, T0 + 999).unwrap_err().policy, Policy::Secondly);
-        assert!(
-            s.admit(Bucket::General, T0 + 999).is_ok(),
-            "search does not use the general window"
-        );
+        assert!(s.admit(Bucket::General, T0 + 999).is_ok(), "search does not use the general window");
         assert!(s.admit(Bucket::Search, T0 + 1000).is_ok());
     }
 
     #[test]
     fn daily_limit_resets_at_local_midnight() {
-        let settings = LimitSettings {
-            daily_limit: 3,
-            timezone: "America/New_York".into(),
-            ..LimitSettings::default()
-        };
+        let settings =
+            LimitSettings { daily_limit: 3, timezone: "America/New_York".into(), ..LimitSettings::default() };
         let mut s = LimitState::new(settings, T0);
         for i in 0..3 {
             s.admit(Bucket::General, T0 + i).unwrap();

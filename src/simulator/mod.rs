@@ -6,12 +6,16 @@
 //! API under `/_sim` (`admin`). It builds its JSON itself and shares no types with the HubSpot
 //! client, so a client bug cannot be mirrored here.
 
+// Handlers answer with a ready `Response` on their error paths; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 mod admin;
 mod api;
 mod faults;
 mod gate;
 pub mod generate;
 mod limits;
+mod oauth;
 mod portal;
 mod render;
 mod search;
@@ -29,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub use faults::{FaultKind, FaultRule, FaultTarget};
 pub use generate::PortalSpec;
 pub use limits::{LimitSettings, Tier};
+pub use oauth::OAuthClient;
 
 use gate::{RequestLog, TokenTable};
 use portal::{Millis, Portal};
@@ -58,6 +63,8 @@ pub struct Behaviour {
     pub hang_ms: u64,
     /// Search accepts pages larger than 200 (benchmarks only; HubSpot never does).
     pub unlimited_search_page: bool,
+    /// Lifetime of OAuth access tokens (HubSpot: 1,800 s).
+    pub oauth_token_lifetime_secs: u64,
 }
 
 impl Default for Behaviour {
@@ -67,6 +74,7 @@ impl Default for Behaviour {
             list_over_limit: OverLimit::Clamp,
             hang_ms: 120_000,
             unlimited_search_page: false,
+            oauth_token_lifetime_secs: 1800,
         }
     }
 }
@@ -85,6 +93,8 @@ pub struct SimConfig {
     pub limits: LimitSettings,
     pub faults: Vec<FaultRule>,
     pub tokens: Vec<TokenGrant>,
+    /// OAuth apps whose refresh tokens `POST /oauth/v1/token` accepts.
+    pub oauth_clients: Vec<OAuthClient>,
     pub behaviour: Behaviour,
 }
 
@@ -94,10 +104,8 @@ impl Default for SimConfig {
             portal: PortalSpec::default(),
             limits: LimitSettings::default(),
             faults: Vec::new(),
-            tokens: vec![TokenGrant {
-                token: DEFAULT_TOKEN.to_owned(),
-                scopes: None,
-            }],
+            tokens: vec![TokenGrant { token: DEFAULT_TOKEN.to_owned(), scopes: None }],
+            oauth_clients: Vec::new(),
             behaviour: Behaviour::default(),
         }
     }
@@ -128,6 +136,7 @@ pub struct SimState {
     log: Mutex<RequestLog>,
     tokens: Mutex<TokenTable>,
     behaviour: Mutex<Behaviour>,
+    oauth_clients: Vec<OAuthClient>,
     clock: SimClock,
 }
 
@@ -147,6 +156,7 @@ impl SimState {
             log: Mutex::new(RequestLog::default()),
             tokens: Mutex::new(TokenTable::new(config.tokens)),
             behaviour: Mutex::new(config.behaviour),
+            oauth_clients: config.oauth_clients,
             clock,
         }
     }
@@ -165,6 +175,7 @@ pub fn router(state: Arc<SimState>) -> Router {
     api::routes(Arc::clone(&state))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), gate::gate))
         .merge(admin::routes(Arc::clone(&state)))
+        .merge(oauth::routes(Arc::clone(&state)))
 }
 
 /// A running simulator.
@@ -196,12 +207,7 @@ pub async fn start(config: SimConfig, listener: TcpListener) -> std::io::Result<
     let shutdown = CancellationToken::new();
     let app = router(Arc::clone(&state));
     let task = tokio::spawn(gate::serve(listener, app, shutdown.clone()));
-    Ok(SimHandle {
-        addr,
-        state,
-        shutdown,
-        task,
-    })
+    Ok(SimHandle { addr, state, shutdown, task })
 }
 
 /// How long `hsync sim` waits for in-flight requests at shutdown.

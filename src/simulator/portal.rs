@@ -164,11 +164,10 @@ impl ValueContext {
 /// Java's `Instant.toString()` does.
 pub fn iso_millis(ms: Millis) -> String {
     let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    if ms.rem_euclid(1000) == 0 {
-        dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
+    // `to_rfc3339_opts` writes the digits directly; `format` would parse a pattern on every call,
+    // and rendering pages calls this several times per record.
+    let fraction = if ms.rem_euclid(1000) == 0 { chrono::SecondsFormat::Secs } else { chrono::SecondsFormat::Millis };
+    dt.to_rfc3339_opts(fraction, true)
 }
 
 /// A change waiting to become visible to search.
@@ -221,20 +220,15 @@ impl SearchIndex {
         if lag <= 0 {
             self.put_now(id, version);
         } else {
-            self.pending.push(PendingIndexWrite {
-                visible_at: now + lag,
-                id,
-                version,
-            });
+            self.pending.push(PendingIndexWrite { visible_at: now + lag, id, version });
         }
     }
 
     /// Applies the writes whose lag has passed and re-sorts the keys if anything changed.
     pub fn catch_up(&mut self, now: Millis) {
         if !self.pending.is_empty() {
-            let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-                .into_iter()
-                .partition(|p| p.visible_at <= now);
+            let (due, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.pending).into_iter().partition(|p| p.visible_at <= now);
             self.pending = waiting;
             let mut due = due;
             due.sort_by_key(|p| p.visible_at);
@@ -245,11 +239,7 @@ impl SearchIndex {
         if !self.sorted {
             self.by_id = self.records.keys().copied().collect();
             self.by_id.sort_unstable();
-            self.by_updated = self
-                .records
-                .values()
-                .map(|r| (r.updated_at, tie_key(r.id), r.id))
-                .collect();
+            self.by_updated = self.records.values().map(|r| (r.updated_at, tie_key(r.id), r.id)).collect();
             self.by_updated.sort_unstable();
             self.sorted = true;
         }
@@ -405,10 +395,7 @@ impl Portal {
 
     fn check_writable(store: &ObjectStore, props: &BTreeMap<String, Option<String>>) -> Result<(), MutationError> {
         for name in props.keys() {
-            let def = store
-                .properties
-                .live(name)
-                .ok_or_else(|| MutationError::UnknownProperty(name.clone()))?;
+            let def = store.properties.live(name).ok_or_else(|| MutationError::UnknownProperty(name.clone()))?;
             if def.read_only {
                 return Err(MutationError::ReadOnlyProperty(name.clone()));
             }
@@ -532,9 +519,7 @@ impl Portal {
         let survivor = store.live.get(&primary).ok_or(MutationError::NotFound(primary))?;
         let gone = store.live.get(&absorbed).ok_or(MutationError::NotFound(absorbed))?;
         if survivor.merged_ids.len() + gone.merged_ids.len() >= 250 {
-            return Err(MutationError::Invalid(
-                "Cannot have more than 250 identities on a profile".into(),
-            ));
+            return Err(MutationError::Invalid("Cannot have more than 250 identities on a profile".into()));
         }
         let mut rec = Record::clone(survivor);
         rec.merged_ids.push(absorbed);
@@ -556,9 +541,7 @@ impl Portal {
 
     /// The association types defined from `from` to `to`.
     pub fn association_types_between(&self, from: TypeIdx, to: TypeIdx) -> impl Iterator<Item = &AssociationType> {
-        self.association_types
-            .iter()
-            .filter(move |a| a.from == from && a.to == to)
+        self.association_types.iter().filter(move |a| a.from == from && a.to == to)
     }
 
     fn association_type(&self, from: TypeIdx, to: TypeIdx, type_id: u32) -> Option<&AssociationType> {
@@ -592,24 +575,12 @@ impl Portal {
         let unlabeled = self.unlabeled_type(from, to).ok_or_else(|| no_type(0))?.clone();
         let mut wanted = vec![(unlabeled.type_id, unlabeled.inverse)];
         for &type_id in type_ids {
-            let at = self
-                .association_type(from, to, type_id)
-                .ok_or_else(|| no_type(type_id))?;
+            let at = self.association_type(from, to, type_id).ok_or_else(|| no_type(type_id))?;
             wanted.push((at.type_id, at.inverse));
         }
         for (forward, inverse) in wanted {
-            self.edges
-                .entry((from, from_id))
-                .or_default()
-                .entry((to, to_id))
-                .or_default()
-                .insert(forward);
-            self.edges
-                .entry((to, to_id))
-                .or_default()
-                .entry((from, from_id))
-                .or_default()
-                .insert(inverse);
+            self.edges.entry((from, from_id)).or_default().entry((to, to_id)).or_default().insert(forward);
+            self.edges.entry((to, to_id)).or_default().entry((from, from_id)).or_default().insert(inverse);
         }
         Ok(())
     }
@@ -619,10 +590,8 @@ impl Portal {
     pub fn dissociate(&mut self, from: TypeIdx, from_id: u64, to: TypeIdx, to_id: u64, type_ids: &[u32]) {
         let unlabeled = self.unlabeled_type(from, to).map(|a| a.type_id);
         let remove_all = type_ids.is_empty() || type_ids.iter().any(|t| Some(*t) == unlabeled);
-        let inverse_of: HashMap<u32, u32> = self
-            .association_types_between(from, to)
-            .map(|a| (a.type_id, a.inverse))
-            .collect();
+        let inverse_of: HashMap<u32, u32> =
+            self.association_types_between(from, to).map(|a| (a.type_id, a.inverse)).collect();
         let mut drop_side = |key: (TypeIdx, u64), target: (TypeIdx, u64), ids: Option<Vec<u32>>| {
             if let Some(targets) = self.edges.get_mut(&key) {
                 match ids {
@@ -676,23 +645,9 @@ impl Portal {
             if other == (t, to_id) {
                 continue;
             }
-            let back_types = self
-                .edges
-                .get_mut(&other)
-                .and_then(|back| back.remove(&(t, from_id)))
-                .unwrap_or_default();
-            self.edges
-                .entry((t, to_id))
-                .or_default()
-                .entry(other)
-                .or_default()
-                .extend(types);
-            self.edges
-                .entry(other)
-                .or_default()
-                .entry((t, to_id))
-                .or_default()
-                .extend(back_types);
+            let back_types = self.edges.get_mut(&other).and_then(|back| back.remove(&(t, from_id))).unwrap_or_default();
+            self.edges.entry((t, to_id)).or_default().entry(other).or_default().extend(types);
+            self.edges.entry(other).or_default().entry((t, to_id)).or_default().extend(back_types);
         }
         if let Some(back) = self.edges.get_mut(&(t, to_id)) {
             back.remove(&(t, from_id));
@@ -734,10 +689,7 @@ impl Portal {
     /// Archives a property definition; values stay on records but are no longer served.
     pub fn archive_property(&mut self, t: TypeIdx, name: &str, now: Millis) -> Result<(), MutationError> {
         let store = &mut self.types[t];
-        let def = store
-            .properties
-            .live(name)
-            .ok_or_else(|| MutationError::UnknownProperty(name.to_owned()))?;
+        let def = store.properties.live(name).ok_or_else(|| MutationError::UnknownProperty(name.to_owned()))?;
         if def.hubspot_defined {
             return Err(MutationError::Invalid(format!(
                 "Property \"{name}\" is HubSpot-defined and cannot be archived"
@@ -750,5 +702,26 @@ impl Portal {
         }
         store.properties = Arc::new(set);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_millis_matches_the_strftime_patterns() {
+        assert_eq!(iso_millis(1_767_225_600_100), "2026-01-01T00:00:00.100Z");
+        assert_eq!(iso_millis(-1), "1969-12-31T23:59:59.999Z");
+        // The same text as the strftime patterns it replaced, from year 1 to 9999.
+        let mut ms: Millis = -62_135_596_800_000;
+        while ms < 253_402_300_800_000 {
+            for ms in [ms, ms - ms.rem_euclid(1000)] {
+                let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+                let pattern = if ms.rem_euclid(1000) == 0 { "%Y-%m-%dT%H:%M:%SZ" } else { "%Y-%m-%dT%H:%M:%S%.3fZ" };
+                assert_eq!(iso_millis(ms), dt.format(pattern).to_string(), "{ms}");
+            }
+            ms += 7_919_999_999;
+        }
     }
 }

@@ -16,8 +16,7 @@ pub const JSON_CONTENT_TYPE: &str = "application/json;charset=utf-8";
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).expect("invariant: simulator JSON always serializes");
     let mut resp = (status, bytes).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
     if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
         resp.headers_mut().insert("x-hubspot-correlation-id", v);
     }
@@ -67,7 +66,8 @@ pub fn object_not_found(id: &str) -> Response {
 /// How a record is rendered.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordStyle<'a> {
-    /// Indices into the type's property definitions to include.
+    /// Indices into the type's property definitions to include, serialized in this order (use
+    /// [`in_key_order`] when the record is written straight to bytes).
     pub properties: &'a [usize],
     /// `true` sends requested properties without a value as `null` (search does this);
     /// `false` leaves them out (GET, list and batch read).
@@ -76,7 +76,18 @@ pub struct RecordStyle<'a> {
     pub type_id: &'a str,
 }
 
-/// A record serialized lazily from the portal.
+/// `properties` in the order, and with the uniqueness, of the keys of a `serde_json::Map`
+/// (sorted by name; a repeated name keeps its last occurrence), so that a record serialized
+/// straight to bytes reads exactly like one built as a `serde_json::Value` first.
+pub fn in_key_order(defs: &[PropertyDef], properties: &[usize]) -> Vec<usize> {
+    let mut ordered: Vec<usize> = properties.iter().rev().copied().collect();
+    ordered.sort_by(|&a, &b| defs[a].name.cmp(&defs[b].name));
+    ordered.dedup_by(|a, b| defs[*a].name == defs[*b].name);
+    ordered
+}
+
+/// A record serialized lazily from the portal. Its keys come out in sorted order, as from a
+/// `serde_json::Map`.
 #[derive(Debug)]
 pub struct RecordView<'a> {
     pub ctx: &'a ValueContext,
@@ -84,6 +95,8 @@ pub struct RecordView<'a> {
     pub style: RecordStyle<'a>,
     /// v3 `associations` block for list and GET with `?associations=`.
     pub associations: Option<Value>,
+    /// `propertiesWithHistory` for list with `?propertiesWithHistory=`.
+    pub history: Option<Value>,
 }
 
 struct PropertiesView<'a>(&'a RecordView<'a>);
@@ -109,10 +122,6 @@ impl Serialize for RecordView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let rec = self.rec;
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("id", &rec.id.to_string())?;
-        map.serialize_entry("properties", &PropertiesView(self))?;
-        map.serialize_entry("createdAt", &iso_millis(rec.created_at))?;
-        map.serialize_entry("updatedAt", &iso_millis(rec.updated_at))?;
         map.serialize_entry("archived", &rec.archived_at.is_some())?;
         if let Some(at) = rec.archived_at {
             map.serialize_entry("archivedAt", &iso_millis(at))?;
@@ -120,6 +129,13 @@ impl Serialize for RecordView<'_> {
         if let Some(assoc) = &self.associations {
             map.serialize_entry("associations", assoc)?;
         }
+        map.serialize_entry("createdAt", &iso_millis(rec.created_at))?;
+        map.serialize_entry("id", &rec.id.to_string())?;
+        map.serialize_entry("properties", &PropertiesView(self))?;
+        if let Some(history) = &self.history {
+            map.serialize_entry("propertiesWithHistory", history)?;
+        }
+        map.serialize_entry("updatedAt", &iso_millis(rec.updated_at))?;
         map.serialize_entry(
             "url",
             &format!(
@@ -172,4 +188,39 @@ pub fn property_json(def: &PropertyDef) -> Value {
         v["externalOptions"] = json!(true);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::generate::{build, PortalSpec, CONTACTS};
+
+    /// Pages render records straight to bytes; they must read exactly as the `Value` trees did.
+    #[test]
+    fn records_written_straight_match_their_value_trees() {
+        let mut portal = build(&PortalSpec { contacts: 30, ..PortalSpec::default() });
+        let first = *portal.types[CONTACTS].live.keys().next().unwrap();
+        portal.archive(CONTACTS, first, 1_767_225_600_123).unwrap();
+        let ctx = portal.value_context(CONTACTS);
+        let defs = &ctx.properties.defs;
+        // Every property, out of order, some twice.
+        let mut wanted: Vec<usize> = (0..defs.len()).rev().collect();
+        wanted.extend([0, 4, 0]);
+        let ordered = in_key_order(defs, &wanted);
+        let store = &portal.types[CONTACTS];
+        for rec in store.live.values().chain(store.archived.values()) {
+            for (nulls, extras) in [(false, false), (true, false), (false, true)] {
+                let view = |properties| RecordView {
+                    ctx: &ctx,
+                    rec,
+                    style: RecordStyle { properties, nulls, portal_id: 62_515, type_id: "0-1" },
+                    associations: extras.then(|| json!({ "companies": { "results": [] } })),
+                    history: extras.then(|| json!({ "email": [] })),
+                };
+                let straight = serde_json::to_string(&view(&ordered)).unwrap();
+                let tree = serde_json::to_string(&serde_json::to_value(view(&wanted)).unwrap()).unwrap();
+                assert_eq!(straight, tree);
+            }
+        }
+    }
 }

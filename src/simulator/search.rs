@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::portal::{tie_key, Millis, ObjectStore, PropertyDef, Record, ValueContext};
+use super::portal::{tie_key, Millis, ObjectStore, PropSource, PropertyDef, Record, ValueContext};
 
 /// HubSpot's documented search limits.
 pub const MAX_PAGE_SIZE: i64 = 200;
@@ -218,9 +218,7 @@ impl SearchPlan {
         let props = &store.properties;
         if let Some(q) = &body.query {
             if q.chars().count() > MAX_QUERY_CHARS {
-                return reject(format!(
-                    "The query string may be at most {MAX_QUERY_CHARS} characters long."
-                ));
+                return reject(format!("The query string may be at most {MAX_QUERY_CHARS} characters long."));
             }
         }
         if body.filter_groups.len() > MAX_FILTER_GROUPS {
@@ -371,9 +369,7 @@ impl SearchPlan {
                     match text.parse::<i64>() {
                         Ok(n) if n >= 0 => n,
                         _ => {
-                            return reject(format!(
-                                "after must be a non-negative integer offset, but was \"{text}\"."
-                            ))
+                            return reject(format!("after must be a non-negative integer offset, but was \"{text}\"."))
                         }
                     }
                 }
@@ -388,27 +384,24 @@ impl SearchPlan {
             Some(list) if !list.is_empty() => list,
             _ => store.def.default_properties.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let properties = names
+        let mut properties: Vec<usize> = names
             .iter()
             .filter_map(|n| props.defs.iter().position(|d| &d.name == n && d.archived_at.is_none()))
             .collect();
+        // HubSpot always returns the id, created and last-modified properties.
+        for (i, d) in props.defs.iter().enumerate() {
+            let always = matches!(d.source, PropSource::ObjectId | PropSource::CreatedAt | PropSource::UpdatedAt);
+            if always && !properties.contains(&i) {
+                properties.push(i);
+            }
+        }
         let query_tokens = body.query.as_deref().map(|q| tokens(q).collect()).unwrap_or_default();
-        Ok(SearchPlan {
-            groups,
-            sort,
-            query_tokens,
-            properties,
-            limit: limit as usize,
-            after: after as usize,
-        })
+        Ok(SearchPlan { groups, sort, query_tokens, properties, limit: limit as usize, after: after as usize })
     }
 
     fn matches(&self, ctx: &ValueContext, rec: &Record) -> bool {
-        let groups_ok = self.groups.is_empty()
-            || self
-                .groups
-                .iter()
-                .any(|g| g.iter().all(|f| filter_matches(ctx, rec, f)));
+        let groups_ok =
+            self.groups.is_empty() || self.groups.iter().any(|g| g.iter().all(|f| filter_matches(ctx, rec, f)));
         groups_ok && self.query_matches(ctx, rec)
     }
 
@@ -417,21 +410,14 @@ impl SearchPlan {
             return true;
         }
         let mut text = String::new();
-        for def in ctx
-            .properties
-            .defs
-            .iter()
-            .filter(|d| d.kind == "string" && d.hubspot_defined)
-        {
+        for def in ctx.properties.defs.iter().filter(|d| d.kind == "string" && d.hubspot_defined) {
             if let Some(v) = ctx.value(rec, def) {
                 text.push_str(&v);
                 text.push(' ');
             }
         }
         let have: Vec<String> = tokens(&text).collect();
-        self.query_tokens
-            .iter()
-            .all(|q| have.iter().any(|t| t.starts_with(q.as_str())))
+        self.query_tokens.iter().all(|q| have.iter().any(|t| t.starts_with(q.as_str())))
     }
 
     /// Runs the search over the (already caught-up) index of `store`.
@@ -442,26 +428,16 @@ impl SearchPlan {
         let page_of = |ids: &[u64], total: usize| -> SearchPage {
             let start = self.after.min(ids.len());
             let end = (self.after + self.limit).min(ids.len());
-            let records = ids[start..end]
-                .iter()
-                .filter_map(|id| index.get(*id).cloned())
-                .collect();
+            let records = ids[start..end].iter().filter_map(|id| index.get(*id).cloned()).collect();
             let next_after = (end < total).then_some(end);
-            SearchPage {
-                total,
-                records,
-                next_after,
-            }
+            SearchPage { total, records, next_after }
         };
         if ordered && exact {
             let total = candidates.len();
             return page_of(&candidates, total);
         }
-        let mut hits: Vec<u64> = candidates
-            .iter()
-            .copied()
-            .filter(|id| index.get(*id).is_some_and(|r| self.matches(ctx, r)))
-            .collect();
+        let mut hits: Vec<u64> =
+            candidates.iter().copied().filter(|id| index.get(*id).is_some_and(|r| self.matches(ctx, r))).collect();
         if !ordered {
             self.sort_ids(&mut hits, store, ctx);
         }
@@ -530,10 +506,7 @@ impl SearchPlan {
                     .iter()
                     .map(|&id| {
                         let key = def.and_then(|d| {
-                            index
-                                .get(id)
-                                .and_then(|r| ctx.value(r, d))
-                                .and_then(|v| scalar(*typing, &v))
+                            index.get(id).and_then(|r| ctx.value(r, d)).and_then(|v| scalar(*typing, &v))
                         });
                         (key, tie_key(id), id)
                     })
@@ -609,18 +582,12 @@ fn filter_matches(ctx: &ValueContext, rec: &Record, f: &Filter) -> bool {
         return matches!(f.op, Op::Neq | Op::NotIn | Op::NotContainsToken);
     };
     let multi = def.is_some_and(|d| d.kind == "enumeration");
-    let options: Vec<String> = if multi {
-        raw.split(';').map(str::to_lowercase).collect()
-    } else {
-        vec![raw.to_lowercase()]
-    };
+    let options: Vec<String> =
+        if multi { raw.split(';').map(str::to_lowercase).collect() } else { vec![raw.to_lowercase()] };
     let cmp_one = |target: &Option<Scalar>| -> Option<Ordering> {
         let target = target.as_ref()?;
-        let own = if f.typing == Typing::Text {
-            Some(Scalar::Text(raw.to_lowercase()))
-        } else {
-            scalar(f.typing, &raw)
-        }?;
+        let own =
+            if f.typing == Typing::Text { Some(Scalar::Text(raw.to_lowercase())) } else { scalar(f.typing, &raw) }?;
         own.partial_cmp(target)
     };
     match f.op {
@@ -645,9 +612,7 @@ fn filter_matches(ctx: &ValueContext, rec: &Record, f: &Filter) -> bool {
             let hit = if f.typing == Typing::Text {
                 f.values.iter().any(|v| options.iter().any(|o| o == v))
             } else {
-                f.values
-                    .iter()
-                    .any(|v| scalar(f.typing, v).is_some() && scalar(f.typing, v) == scalar(f.typing, &raw))
+                f.values.iter().any(|v| scalar(f.typing, v).is_some() && scalar(f.typing, v) == scalar(f.typing, &raw))
             };
             hit == (f.op == Op::In)
         }

@@ -25,9 +25,7 @@ pub fn init(verbosity: Verbosity) {
         Verbosity::Verbose => "info,hsync=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = if std::io::stderr().is_terminal() {
         builder.compact().try_init()
     } else {

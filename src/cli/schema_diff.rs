@@ -1,0 +1,156 @@
+//! `hsync schema-diff [--apply] [--format sql|json|text]`: compares HubSpot's property
+//! definitions with the destination's tables and prints the plan.
+//!
+//! Exit codes: 0 when there is no drift (or `--apply` applied it), 3 when there is drift and
+//! `--apply` was not given (so it can gate a deploy), 4 when a change is incompatible and needs
+//! an operator. Removed properties are reported once and never dropped.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::config::Config;
+use crate::destination::{AnyDestination, Destination};
+use crate::hubspot;
+use crate::schema::{diff, Change, SchemaPlan};
+use crate::state::{PropertySnapshot, StateStore};
+
+/// Exit code when drift exists and was not applied.
+pub const EXIT_DRIFT: u8 = 3;
+/// Exit code when a change is incompatible.
+pub const EXIT_INCOMPATIBLE: u8 = 4;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The statements the destination would run.
+    #[default]
+    Sql,
+    /// The plan as JSON.
+    Json,
+    /// One line per change.
+    Text,
+}
+
+/// Options of `hsync schema-diff`.
+#[derive(Debug, Args)]
+pub struct SchemaDiffArgs {
+    /// Apply the creating, adding and widening changes (never drops anything).
+    #[arg(long)]
+    pub apply: bool,
+    #[arg(long, value_enum, default_value_t = Format::Sql)]
+    pub format: Format,
+    /// Only these object types (default: sync.objects from the configuration).
+    #[arg(long = "object")]
+    pub objects: Vec<String>,
+}
+
+fn describe_change(change: &Change) -> String {
+    match change {
+        Change::CreateTable { schema } => format!("create table {} with {} columns", schema.name, schema.columns.len()),
+        Change::AddColumn { column } => format!("add column {} ({:?})", column.name, column.ty),
+        Change::Widen { column, from, to } => format!("widen column {column} from {from:?} to {to:?}"),
+        Change::Incompatible { column, reason, .. } => format!("INCOMPATIBLE column {column}: {reason}"),
+        Change::Overflow { property } => format!("property {property} goes to the overflow column (column limit)"),
+        Change::PropertyRemoved { column, property } => {
+            format!("property {property} is archived or gone; column {column} is kept (never dropped)")
+        }
+    }
+}
+
+fn print_plans(format: Format, plans: &[(SchemaPlan, Vec<String>)]) -> anyhow::Result<()> {
+    match format {
+        Format::Json => {
+            let json: Vec<_> = plans
+                .iter()
+                .map(|(plan, sql)| serde_json::json!({ "table": plan.table, "changes": plan.changes, "statements": sql, "drift": !plan.is_empty() }))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Format::Sql => {
+            for (plan, sql) in plans {
+                if plan.is_empty() {
+                    println!("-- {}: no drift", plan.table);
+                    continue;
+                }
+                for change in plan.changes.iter().filter(|c| !c.alters()) {
+                    println!("-- {}: {}", plan.table, describe_change(change));
+                }
+                for statement in sql {
+                    println!("{};", statement.trim_end_matches(';'));
+                }
+            }
+        }
+        Format::Text => {
+            for (plan, _) in plans {
+                if plan.is_empty() {
+                    println!("{}: no drift", plan.table);
+                }
+                for change in plan.changes.iter().filter(|c| !matches!(c, Change::Overflow { .. }) || !plan.is_empty())
+                {
+                    println!("{}: {}", plan.table, describe_change(change));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the command.
+pub async fn run(config_path: Option<&Path>, args: SchemaDiffArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path).context("loading the configuration")?;
+    let dest = AnyDestination::connect(&config.destination).await.context("connecting to the destination")?;
+    dest.prepare().await.context("preparing the destination")?;
+    let state = dest.state_store();
+    let client = hubspot::HubSpotClient::new(
+        hubspot::client_config(&config),
+        hubspot::token_source(&config),
+        std::sync::Arc::new(state.clone()),
+        crate::clock::system(),
+    )?;
+    let names = if args.objects.is_empty() { config.sync.objects.clone() } else { args.objects.clone() };
+    let objects = hubspot::resolve_objects(&client, &names).await?;
+    let mut plans = Vec::new();
+    for object in &objects {
+        let properties = client.properties(&object.api_name, false).await?;
+        let existing = dest.describe(&object.table).await?;
+        let snapshot = state.load_snapshot(&object.table).await?.unwrap_or_default();
+        let plan =
+            diff(&object.table, &properties, existing.as_deref(), &snapshot.acknowledged_removed, dest.column_budget());
+        let sql = dest.render_alter(&plan);
+        plans.push((plan, sql, properties, snapshot));
+    }
+    let printable: Vec<(SchemaPlan, Vec<String>)> = plans.iter().map(|(p, s, _, _)| (p.clone(), s.clone())).collect();
+    print_plans(args.format, &printable)?;
+    let incompatible = plans.iter().any(|(p, _, _, _)| p.incompatible().count() > 0);
+    let drift = plans.iter().any(|(p, _, _, _)| !p.is_empty());
+    if args.apply {
+        for (plan, _, properties, snapshot) in plans {
+            if plan.incompatible().count() > 0 {
+                continue;
+            }
+            dest.alter(&plan).await.with_context(|| format!("applying the plan for {}", plan.table))?;
+            let mut acknowledged = snapshot.acknowledged_removed;
+            acknowledged.extend(plan.removed_columns());
+            acknowledged.sort();
+            acknowledged.dedup();
+            state
+                .save_snapshot(&PropertySnapshot {
+                    object: plan.table.clone(),
+                    properties,
+                    acknowledged_removed: acknowledged,
+                })
+                .await?;
+            tracing::info!(table = %plan.table, changes = plan.changes.len(), "applied schema plan");
+        }
+    }
+    Ok(if incompatible {
+        eprintln!("incompatible schema changes need an operator: see the INCOMPATIBLE lines above");
+        ExitCode::from(EXIT_INCOMPATIBLE)
+    } else if drift && !args.apply {
+        ExitCode::from(EXIT_DRIFT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,226 @@
+//! Runtime choice of destination from the configured URL: a closed enum that dispatches to the
+//! concrete destinations (and their state stores), so the rest of hsync stays generic.
+
+use arrow::record_batch::RecordBatch;
+
+use super::postgres::PostgresDestination;
+use super::sqlite::SqliteDestination;
+use super::{Destination, Error, MergeOutcome, Stage};
+use crate::config::DestinationConfig;
+use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
+use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
+use crate::state::postgres::PostgresStateStore;
+use crate::state::sqlite::SqliteStateStore;
+use crate::state::{Checkpoint, Error as StateError, PropertySnapshot, RunRecord, StateStore};
+
+/// The configured destination.
+#[derive(Debug)]
+pub enum AnyDestination {
+    Sqlite(SqliteDestination),
+    Postgres(PostgresDestination),
+}
+
+/// The state store that lives in the configured destination.
+#[derive(Clone, Debug)]
+pub enum AnyStateStore {
+    Sqlite(SqliteStateStore),
+    Postgres(PostgresStateStore),
+}
+
+impl AnyDestination {
+    /// Connects to the destination `config.url` names.
+    pub async fn connect(config: &DestinationConfig) -> Result<AnyDestination, Error> {
+        let url = config.url.expose();
+        if url.starts_with("sqlite:") {
+            Ok(AnyDestination::Sqlite(SqliteDestination::connect(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(AnyDestination::Postgres(PostgresDestination::connect(url, &config.schema, &config.state_schema).await?))
+        } else {
+            Err(Error::Config(format!("{} is neither sqlite:// nor postgres://", config.url.redacted())))
+        }
+    }
+
+    /// The state store in the same database.
+    pub fn state_store(&self) -> AnyStateStore {
+        match self {
+            AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
+            AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
+        }
+    }
+
+    /// The statements `alter` would run for a plan, for `hsync schema-diff`.
+    pub fn render_alter(&self, plan: &SchemaPlan) -> Vec<String> {
+        match self {
+            AnyDestination::Postgres(d) => super::postgres::sql::render_plan(d.data_schema(), plan),
+            AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
+        }
+    }
+}
+
+fn render_sqlite_plan(plan: &SchemaPlan) -> Vec<String> {
+    use super::sqlite::sql;
+    let as_existing = |cols: &[crate::schema::Column]| -> Vec<ExistingColumn> {
+        cols.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect()
+    };
+    let mut out = Vec::new();
+    let mut widened = Vec::new();
+    for change in &plan.changes {
+        match change {
+            Change::CreateTable { schema } => {
+                out.push(sql::render_create_table(&plan.table, &as_existing(&schema.columns)))
+            }
+            Change::AddColumn { column } => out.push(sql::render_add_column(
+                &plan.table,
+                &ExistingColumn { name: column.name.clone(), ty: column.ty },
+            )),
+            Change::Widen { column, from, .. } => widened.push((column.clone(), *from)),
+            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => {}
+        }
+    }
+    if !widened.is_empty() {
+        let to = as_existing(&plan.target.columns);
+        let from: Vec<ExistingColumn> = to
+            .iter()
+            .map(|c| match widened.iter().find(|(name, _)| *name == c.name) {
+                Some((_, ty)) => ExistingColumn { name: c.name.clone(), ty: *ty },
+                None => c.clone(),
+            })
+            .collect();
+        out.extend(sql::render_rebuild_for_widen(&plan.table, &from, &to));
+    }
+    out
+}
+
+impl Destination for AnyDestination {
+    fn kind(&self) -> &'static str {
+        match self {
+            AnyDestination::Sqlite(d) => d.kind(),
+            AnyDestination::Postgres(d) => d.kind(),
+        }
+    }
+
+    fn column_budget(&self) -> ColumnBudget {
+        match self {
+            AnyDestination::Sqlite(d) => d.column_budget(),
+            AnyDestination::Postgres(d) => d.column_budget(),
+        }
+    }
+
+    async fn prepare(&self) -> Result<(), Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.prepare().await,
+            AnyDestination::Postgres(d) => d.prepare().await,
+        }
+    }
+
+    async fn healthcheck(&self) -> Result<(), Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.healthcheck().await,
+            AnyDestination::Postgres(d) => d.healthcheck().await,
+        }
+    }
+
+    async fn describe(&self, table: &str) -> Result<Option<Vec<ExistingColumn>>, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.describe(table).await,
+            AnyDestination::Postgres(d) => d.describe(table).await,
+        }
+    }
+
+    async fn alter(&self, plan: &SchemaPlan) -> Result<(), Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.alter(plan).await,
+            AnyDestination::Postgres(d) => d.alter(plan).await,
+        }
+    }
+
+    async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.stage(table, batch).await,
+            AnyDestination::Postgres(d) => d.stage(table, batch).await,
+        }
+    }
+
+    async fn merge(
+        &self,
+        stage: Stage,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.merge(stage, rejects, commit).await,
+            AnyDestination::Postgres(d) => d.merge(stage, rejects, commit).await,
+        }
+    }
+
+    async fn sweep_stages(&self) -> Result<u64, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.sweep_stages().await,
+            AnyDestination::Postgres(d) => d.sweep_stages().await,
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStateStore::Sqlite($store) => $call,
+            AnyStateStore::Postgres($store) => $call,
+        }
+    };
+}
+
+impl StateStore for AnyStateStore {
+    async fn migrate(&self) -> Result<(), StateError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, StateError> {
+        dispatch!(self, s => s.load_checkpoint(stream).await)
+    }
+
+    async fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, StateError> {
+        dispatch!(self, s => s.commit_checkpoint(checkpoint).await)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StateError> {
+        dispatch!(self, s => s.checkpoints().await)
+    }
+
+    async fn start_run(&self, stream: &str, at: chrono::DateTime<chrono::Utc>) -> Result<i64, StateError> {
+        dispatch!(self, s => s.start_run(stream, at).await)
+    }
+
+    async fn finish_run(
+        &self,
+        run: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        status: &str,
+        rows: i64,
+        error: Option<&str>,
+    ) -> Result<(), StateError> {
+        dispatch!(self, s => s.finish_run(run, at, status, rows, error).await)
+    }
+
+    async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StateError> {
+        dispatch!(self, s => s.recent_runs(limit).await)
+    }
+
+    async fn load_snapshot(&self, object: &str) -> Result<Option<PropertySnapshot>, StateError> {
+        dispatch!(self, s => s.load_snapshot(object).await)
+    }
+
+    async fn save_snapshot(&self, snapshot: &PropertySnapshot) -> Result<(), StateError> {
+        dispatch!(self, s => s.save_snapshot(snapshot).await)
+    }
+}
+
+impl BudgetStore for AnyStateStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<BudgetRecord>, StoreError>> {
+        dispatch!(self, s => s.load())
+    }
+
+    fn save(&self, record: BudgetRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        dispatch!(self, s => s.save(record))
+    }
+}

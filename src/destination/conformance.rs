@@ -1,0 +1,375 @@
+//! The destination conformance suite: scenarios every destination must pass, written once.
+//!
+//! Each destination implements [`Inspect`] (reading rows back in a dialect-neutral form) in its
+//! own module, and its integration test calls [`run_all`] against a real database. The scenarios
+//! panic with a message on the first violation, as tests do.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use arrow::record_batch::RecordBatch;
+use serde_json::json;
+
+use super::{Destination, Error, MergeOutcome};
+use crate::hubspot::model::{CrmObject, PropertyDefinition};
+use crate::schema::{build_batch, diff, hsync_columns, parse_instant_ms, Reject, TableSchema};
+use crate::state::Checkpoint;
+
+/// A value read back from a destination, normalised across dialects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    /// Exact decimal text without trailing fractional zeros (`0.1`, `42`).
+    Decimal(String),
+    Bool(bool),
+    /// `YYYY-MM-DD`.
+    Date(String),
+    /// Milliseconds since the Unix epoch, UTC.
+    TimestampMs(i64),
+    Int(i64),
+    Json(serde_json::Value),
+}
+
+/// A row: column name to value.
+pub type Row = BTreeMap<String, Cell>;
+
+/// Read-back access the suite needs (and `hsync verify` can use).
+pub trait Inspect: Destination {
+    /// Every row of an object table, ordered by id, every column included.
+    fn read_table(&self, table: &str) -> impl Future<Output = Result<Vec<Row>, Error>> + Send;
+    /// Staging tables that exist now.
+    fn stage_tables(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// Rejected values recorded for an object.
+    fn read_rejects(&self, object: &str) -> impl Future<Output = Result<Vec<Reject>, Error>> + Send;
+    /// The stored checkpoint of a stream.
+    fn checkpoint(&self, stream: &str) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
+}
+
+const CURSOR: &str = "hs_lastmodifieddate";
+
+/// A property definition of the given HubSpot type.
+pub fn property(name: &str, kind: &str) -> PropertyDefinition {
+    serde_json::from_value(json!({ "name": name, "type": kind })).expect("invariant: a valid property definition")
+}
+
+/// A record last modified at `modified` (ISO 8601) with the given property values.
+pub fn record(id: u64, modified: &str, values: &[(&str, Option<&str>)]) -> CrmObject {
+    let mut properties: serde_json::Map<String, serde_json::Value> =
+        values.iter().map(|(k, v)| ((*k).to_owned(), v.map_or(serde_json::Value::Null, |v| json!(v)))).collect();
+    properties.insert(CURSOR.to_owned(), json!(modified));
+    serde_json::from_value(json!({
+        "id": id.to_string(),
+        "properties": properties,
+        "createdAt": "2025-01-01T00:00:00Z",
+        "updatedAt": modified,
+        "archived": false,
+    }))
+    .expect("invariant: a valid record")
+}
+
+/// Creates or alters `table` for `properties` and returns its layout.
+pub async fn ensure_table<D: Destination>(dest: &D, table: &str, properties: &[PropertyDefinition]) -> TableSchema {
+    let existing = dest.describe(table).await.expect("describe");
+    let plan = diff(table, properties, existing.as_deref(), &[], dest.column_budget());
+    assert_eq!(plan.incompatible().count(), 0, "unexpected incompatible change: {:?}", plan.changes);
+    dest.alter(&plan).await.expect("alter");
+    plan.target
+}
+
+/// Builds a batch of `records` for `schema` (synced at a fixed instant).
+pub fn batch_of(schema: &TableSchema, records: &[CrmObject]) -> (RecordBatch, Vec<Reject>) {
+    let built = build_batch(schema, &schema.name, CURSOR, records, 1_767_225_600_000);
+    (built.batch, built.rejects)
+}
+
+/// Stages and merges a batch.
+pub async fn load<D: Destination>(dest: &D, table: &str, batch: &RecordBatch, rejects: &[Reject]) -> MergeOutcome {
+    let stage = dest.stage(table, batch).await.expect("stage");
+    dest.merge(stage, rejects, None).await.expect("merge")
+}
+
+fn value<'a>(row: &'a Row, column: &str) -> &'a Cell {
+    row.get(column).unwrap_or_else(|| panic!("column {column} missing from {row:?}"))
+}
+
+fn by_id(rows: &[Row], id: i64) -> &Row {
+    rows.iter()
+        .find(|r| r.get(hsync_columns::ID) == Some(&Cell::Int(id)))
+        .unwrap_or_else(|| panic!("row {id} missing from {rows:?}"))
+}
+
+fn text(s: &str) -> Cell {
+    Cell::Text(s.to_owned())
+}
+
+/// Runs every scenario, each on its own tables.
+pub async fn run_all<D: Inspect>(dest: &D) {
+    dest.prepare().await.expect("prepare");
+    dest.healthcheck().await.expect("healthcheck");
+    merge_twice_equals_once(dest).await;
+    older_version_never_overwrites_newer(dest).await;
+    add_column_then_merge(dest).await;
+    null_is_not_empty_string(dest).await;
+    six_hundred_properties(dest).await;
+    awkward_identifiers(dest).await;
+    exact_decimals(dest).await;
+    timestamps_are_utc(dest).await;
+    crash_between_stage_and_merge_leaves_nothing_visible(dest).await;
+    concurrent_merges_into_different_tables(dest).await;
+    rejects_are_recorded_with_raw_value_and_reason(dest).await;
+    checkpoint_commits_with_the_merge_and_never_moves_back(dest).await;
+    partial_batch_touches_only_its_columns(dest).await;
+}
+
+/// Merging the same batch twice leaves the table as merging it once.
+pub async fn merge_twice_equals_once<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_twice", &[property("email", "string"), property("amount", "number")]).await;
+    let records: Vec<_> = (1..=3)
+        .map(|i| {
+            record(
+                i,
+                "2026-01-01T10:00:00.000Z",
+                &[("email", Some(&format!("p{i}@example.com"))), ("amount", Some("9.99"))],
+            )
+        })
+        .collect();
+    let (batch, rejects) = batch_of(&schema, &records);
+    load(dest, "conf_twice", &batch, &rejects).await;
+    let once = dest.read_table("conf_twice").await.expect("read");
+    load(dest, "conf_twice", &batch, &rejects).await;
+    let twice = dest.read_table("conf_twice").await.expect("read");
+    assert_eq!(once.len(), 3);
+    assert_eq!(once, twice, "a replayed batch changes nothing");
+}
+
+/// A row is never replaced by an older version of itself, across batches or inside one.
+pub async fn older_version_never_overwrites_newer<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_older", &[property("email", "string")]).await;
+    let newer = record(1, "2026-01-02T00:00:00.000Z", &[("email", Some("new@example.com"))]);
+    let older = record(1, "2026-01-01T00:00:00.000Z", &[("email", Some("old@example.com"))]);
+    let (b, r) = batch_of(&schema, std::slice::from_ref(&newer));
+    load(dest, "conf_older", &b, &r).await;
+    let (b, r) = batch_of(&schema, std::slice::from_ref(&older));
+    let outcome = load(dest, "conf_older", &b, &r).await;
+    assert_eq!(outcome.skipped, 1, "the older version is skipped: {outcome:?}");
+    let rows = dest.read_table("conf_older").await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), "email"), &text("new@example.com"));
+    // Both versions in one batch, older last: the newer still wins.
+    let other_newer = record(2, "2026-01-02T00:00:00.000Z", &[("email", Some("b-new@example.com"))]);
+    let other_older = record(2, "2026-01-01T00:00:00.000Z", &[("email", Some("b-old@example.com"))]);
+    let (b, r) = batch_of(&schema, &[other_newer, other_older]);
+    load(dest, "conf_older", &b, &r).await;
+    let rows = dest.read_table("conf_older").await.expect("read");
+    assert_eq!(value(by_id(&rows, 2), "email"), &text("b-new@example.com"));
+    assert_eq!(rows.len(), 2, "one row per id");
+}
+
+/// A property added later becomes a column that merges carry.
+pub async fn add_column_then_merge<D: Inspect>(dest: &D) {
+    let first = ensure_table(dest, "conf_add", &[property("email", "string")]).await;
+    let (b, r) = batch_of(&first, &[record(1, "2026-01-01T00:00:00.000Z", &[("email", Some("a@example.com"))])]);
+    load(dest, "conf_add", &b, &r).await;
+    let second =
+        ensure_table(dest, "conf_add", &[property("email", "string"), property("favourite_colour", "enumeration")])
+            .await;
+    assert!(second.column("favourite_colour").is_some());
+    let rec = record(
+        2,
+        "2026-01-01T00:00:00.000Z",
+        &[("email", Some("b@example.com")), ("favourite_colour", Some("red;blue"))],
+    );
+    let (b, r) = batch_of(&second, &[rec]);
+    load(dest, "conf_add", &b, &r).await;
+    let rows = dest.read_table("conf_add").await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), "favourite_colour"), &Cell::Null);
+    assert_eq!(value(by_id(&rows, 2), "favourite_colour"), &text("red;blue"));
+}
+
+/// `""` stays an empty string; `null` and absent stay NULL.
+pub async fn null_is_not_empty_string<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_null", &[property("note", "string"), property("amount", "number")]).await;
+    let records = vec![
+        record(1, "2026-01-01T00:00:00.000Z", &[("note", Some("")), ("amount", Some(""))]),
+        record(2, "2026-01-01T00:00:00.000Z", &[("note", None)]),
+        record(3, "2026-01-01T00:00:00.000Z", &[]),
+    ];
+    let (b, r) = batch_of(&schema, &records);
+    load(dest, "conf_null", &b, &r).await;
+    let rows = dest.read_table("conf_null").await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), "note"), &text(""));
+    assert_eq!(value(by_id(&rows, 1), "amount"), &Cell::Null, "an empty number is NULL");
+    assert_eq!(value(by_id(&rows, 2), "note"), &Cell::Null);
+    assert_eq!(value(by_id(&rows, 3), "note"), &Cell::Null);
+}
+
+/// A row with 600 properties of every type round-trips.
+pub async fn six_hundred_properties<D: Inspect>(dest: &D) {
+    let kinds = [
+        ("string", "v"),
+        ("number", "12.5"),
+        ("bool", "true"),
+        ("date", "2026-01-01"),
+        ("datetime", "2026-01-01T00:00:00Z"),
+    ];
+    let props: Vec<_> = (0..600).map(|i| property(&format!("wide_{i:03}"), kinds[i % kinds.len()].0)).collect();
+    let schema = ensure_table(dest, "conf_wide", &props).await;
+    let values: Vec<(String, String)> =
+        (0..600).map(|i| (format!("wide_{i:03}"), kinds[i % kinds.len()].1.to_owned())).collect();
+    let pairs: Vec<(&str, Option<&str>)> = values.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
+    let (b, r) = batch_of(&schema, &[record(1, "2026-01-01T00:00:00.000Z", &pairs)]);
+    assert!(r.is_empty(), "{r:?}");
+    load(dest, "conf_wide", &b, &r).await;
+    let rows = dest.read_table("conf_wide").await.expect("read");
+    let row = by_id(&rows, 1);
+    assert_eq!(value(row, "wide_000"), &text("v"));
+    assert_eq!(value(row, "wide_001"), &Cell::Decimal("12.5".into()));
+    assert_eq!(value(row, "wide_002"), &Cell::Bool(true));
+    assert_eq!(value(row, "wide_003"), &Cell::Date("2026-01-01".into()));
+    assert_eq!(value(row, "wide_004"), &Cell::TimestampMs(1_767_225_600_000));
+    assert_eq!(row.keys().filter(|k| k.starts_with("wide_")).count(), 600);
+    assert!(row.iter().filter(|(k, _)| k.starts_with("wide_")).all(|(_, v)| v != &Cell::Null));
+}
+
+/// Reserved words, mixed case, unicode, quotes and over-long names work as table and column names.
+pub async fn awkward_identifiers<D: Inspect>(dest: &D) {
+    let long = "a_very_long_custom_property_name_that_goes_well_past_the_postgres_identifier_limit";
+    let names = ["order", "user", "default", "select", "MixedCase", "ñandú", "has\"quote", long];
+    let props: Vec<_> = names.iter().map(|n| property(n, "string")).collect();
+    let schema = ensure_table(dest, "select", &props).await;
+    let pairs: Vec<(&str, Option<&str>)> = names.iter().map(|n| (*n, Some(*n))).collect();
+    let (b, r) = batch_of(&schema, &[record(7, "2026-01-01T00:00:00.000Z", &pairs)]);
+    load(dest, "select", &b, &r).await;
+    let rows = dest.read_table("select").await.expect("read");
+    let row = by_id(&rows, 7);
+    for n in names {
+        let column = crate::schema::column_name(n);
+        assert_eq!(value(row, &column), &text(n), "column {column}");
+    }
+    // Describing the table again plans no change: names survive the round trip.
+    let existing = dest.describe("select").await.expect("describe");
+    let plan = diff("select", &props, existing.as_deref(), &[], dest.column_budget());
+    assert!(plan.is_empty(), "{:?}", plan.changes);
+}
+
+/// Decimals keep every digit.
+pub async fn exact_decimals<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_decimal", &[property("amount", "number")]).await;
+    let cases = ["0.1", "12345678901234.56", "123456789012345678901234.56789", "-0.000000000000000001", "100"];
+    let records: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, v)| record(i as u64 + 1, "2026-01-01T00:00:00.000Z", &[("amount", Some(*v))]))
+        .collect();
+    let (b, r) = batch_of(&schema, &records);
+    load(dest, "conf_decimal", &b, &r).await;
+    let rows = dest.read_table("conf_decimal").await.expect("read");
+    for (i, v) in cases.iter().enumerate() {
+        assert_eq!(value(by_id(&rows, i as i64 + 1), "amount"), &Cell::Decimal((*v).to_owned()), "{v}");
+    }
+}
+
+/// Instants are stored as UTC, and dates as dates.
+pub async fn timestamps_are_utc<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_time", &[property("seen", "datetime"), property("day", "date")]).await;
+    let seen = "2026-03-29T01:30:00.123Z";
+    let rec = record(1, "2026-03-29T02:30:00.000+01:00", &[("seen", Some(seen)), ("day", Some("2026-03-29"))]);
+    let (b, r) = batch_of(&schema, &[rec]);
+    load(dest, "conf_time", &b, &r).await;
+    let rows = dest.read_table("conf_time").await.expect("read");
+    let row = by_id(&rows, 1);
+    assert_eq!(value(row, "seen"), &Cell::TimestampMs(parse_instant_ms(seen).expect("instant")));
+    assert_eq!(
+        value(row, hsync_columns::CURSOR),
+        &Cell::TimestampMs(parse_instant_ms("2026-03-29T01:30:00Z").expect("instant"))
+    );
+    assert_eq!(value(row, "day"), &Cell::Date("2026-03-29".into()));
+}
+
+/// A crash after `stage` and before `merge` leaves the table as it was; the sweep removes the stage.
+pub async fn crash_between_stage_and_merge_leaves_nothing_visible<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_crash", &[property("email", "string")]).await;
+    let (b, r) = batch_of(&schema, &[record(1, "2026-01-01T00:00:00.000Z", &[("email", Some("before@example.com"))])]);
+    load(dest, "conf_crash", &b, &r).await;
+    let before = dest.read_table("conf_crash").await.expect("read");
+    let (b, _) = batch_of(
+        &schema,
+        &[
+            record(1, "2026-01-02T00:00:00.000Z", &[("email", Some("after@example.com"))]),
+            record(2, "2026-01-02T00:00:00.000Z", &[("email", Some("new@example.com"))]),
+        ],
+    );
+    let stage = dest.stage("conf_crash", &b).await.expect("stage");
+    // The process dies here: no merge.
+    assert_eq!(dest.read_table("conf_crash").await.expect("read"), before, "staged rows are not visible");
+    assert!(dest.stage_tables().await.expect("stages").contains(&stage.stage_table));
+    let swept = dest.sweep_stages().await.expect("sweep");
+    assert!(swept >= 1);
+    assert!(dest.stage_tables().await.expect("stages").is_empty());
+    assert_eq!(dest.read_table("conf_crash").await.expect("read"), before);
+}
+
+/// Merges into different tables can run at the same time.
+pub async fn concurrent_merges_into_different_tables<D: Inspect>(dest: &D) {
+    let a = ensure_table(dest, "conf_par_a", &[property("email", "string")]).await;
+    let b = ensure_table(dest, "conf_par_b", &[property("email", "string")]).await;
+    let rows = |n: u64| -> Vec<CrmObject> {
+        (1..=n)
+            .map(|i| record(i, "2026-01-01T00:00:00.000Z", &[("email", Some(&format!("{i}@example.com")))]))
+            .collect()
+    };
+    let (ba, ra) = batch_of(&a, &rows(300));
+    let (bb, rb) = batch_of(&b, &rows(200));
+    let (oa, ob) = tokio::join!(load(dest, "conf_par_a", &ba, &ra), load(dest, "conf_par_b", &bb, &rb));
+    assert_eq!((oa.written, ob.written), (300, 200));
+    assert_eq!(dest.read_table("conf_par_a").await.expect("read").len(), 300);
+    assert_eq!(dest.read_table("conf_par_b").await.expect("read").len(), 200);
+}
+
+/// A value that does not parse is NULL in its column and recorded with its raw value and reason.
+pub async fn rejects_are_recorded_with_raw_value_and_reason<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_rejects", &[property("amount", "number"), property("closed", "bool")]).await;
+    let rec = record(1, "2026-01-01T00:00:00.000Z", &[("amount", Some("twelve")), ("closed", Some("maybe"))]);
+    let (b, r) = batch_of(&schema, &[rec]);
+    assert_eq!(r.len(), 2);
+    load(dest, "conf_rejects", &b, &r).await;
+    let rows = dest.read_table("conf_rejects").await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), "amount"), &Cell::Null);
+    let mut stored = dest.read_rejects("conf_rejects").await.expect("rejects");
+    stored.sort_by(|a, b| a.property.cmp(&b.property));
+    assert_eq!(stored.len(), 2);
+    assert_eq!((stored[0].property.as_str(), stored[0].raw.as_str(), stored[0].id.as_str()), ("amount", "twelve", "1"));
+    assert!(!stored[0].reason.is_empty());
+}
+
+/// A checkpoint handed to `merge` is committed with the data, and never moves backwards.
+pub async fn checkpoint_commits_with_the_merge_and_never_moves_back<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_state", &[property("email", "string")]).await;
+    let stream = "backfill:conf_state";
+    let commit =
+        |position: i64| Checkpoint { stream: stream.to_owned(), position, state: json!({ "after": position }) };
+    let (b, r) = batch_of(&schema, &[record(10, "2026-01-01T00:00:00.000Z", &[("email", Some("x@example.com"))])]);
+    let stage = dest.stage("conf_state", &b).await.expect("stage");
+    dest.merge(stage, &r, Some(&commit(10))).await.expect("merge");
+    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(10)));
+    let stage = dest.stage("conf_state", &b).await.expect("stage");
+    dest.merge(stage, &r, Some(&commit(5))).await.expect("merge");
+    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(10)), "a replay never moves it back");
+}
+
+/// A batch carrying a subset of the table's columns (a targeted re-read of one property)
+/// updates only those columns.
+pub async fn partial_batch_touches_only_its_columns<D: Inspect>(dest: &D) {
+    let schema = ensure_table(dest, "conf_partial", &[property("email", "string"), property("city", "string")]).await;
+    let full = record(1, "2026-01-01T00:00:00.000Z", &[("email", Some("a@example.com")), ("city", Some("Berlin"))]);
+    let (b, r) = batch_of(&schema, &[full]);
+    load(dest, "conf_partial", &b, &r).await;
+    let keep = [hsync_columns::ID, hsync_columns::CURSOR, hsync_columns::SYNCED_AT, "city"];
+    let indices: Vec<usize> = keep.iter().map(|c| b.schema().index_of(c).expect("column")).collect();
+    let (b2, r2) = batch_of(&schema, &[record(1, "2026-01-01T00:00:00.000Z", &[("city", Some("Zürich"))])]);
+    let partial = b2.project(&indices).expect("project");
+    load(dest, "conf_partial", &partial, &r2).await;
+    let rows = dest.read_table("conf_partial").await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), "city"), &text("Zürich"));
+    assert_eq!(value(by_id(&rows, 1), "email"), &text("a@example.com"), "columns outside the batch are untouched");
+}

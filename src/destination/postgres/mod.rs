@@ -1,0 +1,528 @@
+//! The Postgres destination: object tables in the data schema (`hubspot` by default), hsync's
+//! bookkeeping (state tables from `migrations/postgres`, staging tables) in the state schema
+//! (`hsync` by default). This module owns the connection pool, the one executor helper that
+//! hands generated SQL to sqlx ([`statement`]), and the [`Destination`] implementation;
+//! statement text comes from [`sql`], type mapping and COPY encoding from [`types`].
+//!
+//! # How a batch lands
+//! 1. `stage` creates an `UNLOGGED` table `<state>.stage_<table>_<8 hex>` with the batch's
+//!    columns, typed as the object table types them, and COPYs the batch in (text format, see
+//!    [`types`]), in one committed transaction.
+//! 2. `merge`, in one transaction: checks the stage still holds every loaded row (Postgres
+//!    empties unlogged tables after a crash; a merge of an emptied stage must not commit a
+//!    checkpoint), upserts the newest staged version of each id guarded by `_hsync_cursor`
+//!    (only the staged columns are written), records the rejects, commits the checkpoint with
+//!    the state store's own statement (`sql/postgres/commit_checkpoint.sql`, search_path set
+//!    locally to the state schema) and drops the stage.
+//! 3. `sweep_stages` drops every `stage_%` table in the state schema. Run it at start-up,
+//!    before streams run: it also drops stages that are waiting for a merge.
+//!
+//! # Bookkeeping tables
+//! `prepare` creates, in the data schema, `_hsync_rejects` (values that did not parse, with
+//! the raw value and reason) and `associations`: **one edge table for every object pair**,
+//! keyed by `(from_type, from_id, to_type, to_id, type_id)`, with the category, label, the
+//! sync time and a `deleted_at` tombstone for edges HubSpot no longer holds. One table keeps
+//! the association sweep a single diff and lets new custom object pairs appear without DDL.
+//!
+//! # Connections
+//! Every pooled connection has its search_path set to the state schema (bound with
+//! `set_config`, never interpolated), so the state store's static SQL and sqlx's
+//! `_sqlx_migrations` table land there. Everything in the data schema is schema-qualified.
+//! Nothing depends on session settings: sqlx starts sessions in UTC, but values are loaded
+//! with explicit offsets and widened and read back with explicit zones all the same.
+//!
+//! Errors name the action and the table, never a row value: Postgres's data-exception messages
+//! quote the offending value, so those are replaced by their SQLSTATE.
+
+pub mod sql;
+pub mod types;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row as _};
+
+use super::conformance::{Cell, Inspect, Row};
+use super::{Destination, Error, MergeOutcome, Stage};
+use crate::schema::{hsync_columns, Change, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan};
+use crate::state::postgres::{commit_checkpoint_on, PostgresStateStore};
+use crate::state::{Checkpoint, StateStore};
+
+const KIND: &str = "postgres";
+
+/// The data schema the CLI uses unless configured otherwise.
+pub const DEFAULT_DATA_SCHEMA: &str = "hubspot";
+/// The state schema the CLI uses unless configured otherwise.
+pub const DEFAULT_STATE_SCHEMA: &str = "hsync";
+
+const DESCRIBE_COLUMNS: &str = include_str!("../../../sql/postgres/describe_columns.sql");
+const LIST_STAGES: &str = include_str!("../../../sql/postgres/list_stages.sql");
+/// `$1` a quoted schema name, `$2` whether only for the current transaction.
+const SET_SEARCH_PATH: &str = "select set_config('search_path', $1, $2)";
+/// COPY data is sent in chunks of this size.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// The one place a generated statement (identifiers quoted by [`sql::quote_ident`], values
+/// left to bind parameters) is handed to sqlx.
+pub(crate) fn statement(sql: String) -> sqlx::query::Query<'static, Postgres, PgArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+}
+
+/// Maps an sqlx error raised while doing `action` on `table`. Data exceptions (SQLSTATE class
+/// 22) quote the rejected value in Postgres's message, so only their code is kept.
+fn db_error(action: &str, table: &str, e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e {
+        if let Some(code) = db.code().filter(|c| c.starts_with("22")) {
+            return Error::Schema {
+                kind: KIND,
+                table: table.to_owned(),
+                detail: format!(
+                    "{action}: Postgres rejected a value (SQLSTATE {code}); the value is not shown, check the \
+                     table's column types"
+                ),
+            };
+        }
+    }
+    Error::from_sqlx(KIND, action, e)
+}
+
+/// A state store failure seen through the destination.
+fn from_state(e: crate::state::Error) -> Error {
+    use crate::state::Error as S;
+    match e {
+        S::Unavailable(detail) => Error::Unavailable { kind: KIND, detail },
+        S::Statement { action, detail } => Error::Statement { kind: KIND, action, detail },
+        S::Corrupt { what, detail } => Error::Statement { kind: KIND, action: format!("read {what}"), detail },
+    }
+}
+
+fn check_schema_name(role: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > sql::MAX_IDENTIFIER_BYTES || name.contains('\0') {
+        return Err(Error::Config(format!(
+            "the {role} schema name must be 1 to {} bytes without NUL characters",
+            sql::MAX_IDENTIFIER_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Postgres would silently truncate a longer name, so a table or column would not be found
+/// again under the name hsync knows it by.
+fn check_identifier(table: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > sql::MAX_IDENTIFIER_BYTES || name.contains('\0') {
+        return Err(Error::Schema {
+            kind: KIND,
+            table: table.to_owned(),
+            detail: format!(
+                "the name {name:?} is empty, longer than {} bytes or contains a NUL character",
+                sql::MAX_IDENTIFIER_BYTES
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Opens a pool whose connections use `state_schema` as their search_path.
+pub(crate) async fn connect_pool(url: &str, state_schema: &str) -> Result<PgPool, Error> {
+    check_schema_name("state", state_schema)?;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Error::Config("a Postgres URL starts with postgres:// or postgresql://".to_owned()));
+    }
+    let options =
+        PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("not a usable Postgres URL: {e}")))?;
+    let search_path = sql::quote_ident(state_schema);
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            let search_path = search_path.clone();
+            Box::pin(async move {
+                sqlx::query(SET_SEARCH_PATH).bind(search_path).bind(false).execute(conn).await.map(|_| ())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::from_sqlx(KIND, "connect", e))
+}
+
+/// Text Postgres can store: NUL characters become U+FFFD.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// A Postgres database hsync writes to.
+#[derive(Clone)]
+pub struct PostgresDestination {
+    pool: PgPool,
+    data_schema: String,
+    state_schema: String,
+}
+
+impl fmt::Debug for PostgresDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's options hold the connection settings, password included: not shown.
+        f.debug_struct("PostgresDestination")
+            .field("data_schema", &self.data_schema)
+            .field("state_schema", &self.state_schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresDestination {
+    /// Connects to `url`; object tables go to `data_schema`, state and stages to
+    /// `state_schema` (which must differ: the stage sweep drops `stage_%` tables there).
+    pub async fn connect(url: &str, data_schema: &str, state_schema: &str) -> Result<Self, Error> {
+        check_schema_name("data", data_schema)?;
+        check_schema_name("state", state_schema)?;
+        if data_schema == state_schema {
+            return Err(Error::Config(
+                "the data and state schemas must differ: hsync drops leftover stage_* tables in the state schema"
+                    .to_owned(),
+            ));
+        }
+        let pool = connect_pool(url, state_schema).await?;
+        Ok(PostgresDestination { pool, data_schema: data_schema.to_owned(), state_schema: state_schema.to_owned() })
+    }
+
+    /// The state store in this database, sharing the connection pool.
+    pub fn state_store(&self) -> PostgresStateStore {
+        PostgresStateStore::with_pool(self.pool.clone(), &self.state_schema)
+    }
+
+    pub fn data_schema(&self) -> &str {
+        &self.data_schema
+    }
+
+    pub fn state_schema(&self) -> &str {
+        &self.state_schema
+    }
+
+    /// Closes every connection (waiting for those in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn list_stages(&self) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar(LIST_STAGES)
+            .bind(&self.state_schema)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, "list staging tables", e))
+    }
+
+    async fn drop_stage(&self, stage_table: &str) -> Result<(), Error> {
+        statement(sql::render_drop_table(&self.state_schema, stage_table))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, format!("drop staging table {stage_table}"), e))?;
+        Ok(())
+    }
+
+    async fn merge_in_transaction(
+        &self,
+        stage: &Stage,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        let table = stage.table.as_str();
+        let action = format!("merge into {table}");
+        let err = |e| db_error(&action, table, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query(SET_SEARCH_PATH)
+            .bind(sql::quote_ident(&self.state_schema))
+            .bind(true)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let staged: i64 = statement(sql::render_count(&self.state_schema, &stage.stage_table))
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(err)?;
+        if u64::try_from(staged).ok() != Some(stage.rows) {
+            return Err(Error::Unavailable {
+                kind: KIND,
+                detail: format!(
+                    "staging table {} holds {staged} of the {} rows loaded into it (Postgres empties unlogged \
+                     tables when it recovers from a crash); the batch must be staged again",
+                    stage.stage_table, stage.rows
+                ),
+            });
+        }
+        let written = statement(sql::render_merge(
+            &self.data_schema,
+            table,
+            &self.state_schema,
+            &stage.stage_table,
+            &stage.columns,
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        if !rejects.is_empty() {
+            let column = |f: fn(&Reject) -> &str| rejects.iter().map(|r| storable(f(r))).collect::<Vec<String>>();
+            statement(sql::render_insert_rejects(&self.data_schema))
+                .bind(column(|r| &r.object))
+                .bind(column(|r| &r.id))
+                .bind(column(|r| &r.property))
+                .bind(column(|r| &r.raw))
+                .bind(column(|r| &r.reason))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(&format!("record rejects for {table}"), table, e))?;
+        }
+        if let Some(checkpoint) = commit {
+            commit_checkpoint_on(&mut tx, checkpoint)
+                .await
+                .map_err(|e| db_error(&format!("commit checkpoint {}", checkpoint.stream), table, e))?;
+        }
+        statement(sql::render_drop_table(&self.state_schema, &stage.stage_table))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(MergeOutcome { written, skipped: stage.rows.saturating_sub(written) })
+    }
+
+    fn column_of(row: &PgRow, index: usize, column: &ExistingColumn, table: &str) -> Result<Cell, Error> {
+        let corrupt =
+            |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{}", column.name), detail };
+        let text: Option<String> =
+            row.try_get(index).map_err(|e| Error::from_sqlx(KIND, format!("read {table}"), e))?;
+        let Some(text) = text else { return Ok(Cell::Null) };
+        Ok(match column.ty {
+            ColumnType::Text => Cell::Text(text),
+            ColumnType::Decimal => Cell::Decimal(types::normalise_decimal(&text)),
+            ColumnType::Boolean => Cell::Bool(text == "true"),
+            ColumnType::Date => Cell::Date(text),
+            ColumnType::Timestamp => {
+                Cell::TimestampMs(text.parse().map_err(|_| corrupt("not epoch milliseconds".to_owned()))?)
+            }
+            ColumnType::Json => Cell::Json(serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?),
+            ColumnType::BigInt => Cell::Int(text.parse().map_err(|_| corrupt("not an integer".to_owned()))?),
+        })
+    }
+}
+
+impl Destination for PostgresDestination {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn column_budget(&self) -> ColumnBudget {
+        ColumnBudget::POSTGRES
+    }
+
+    async fn prepare(&self) -> Result<(), Error> {
+        self.state_store().migrate().await.map_err(from_state)?;
+        let action = "create hsync's tables in the data schema";
+        let mut tx = self.pool.begin().await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
+        let statements = std::iter::once(sql::render_create_schema(&self.data_schema))
+            .chain(sql::render_create_rejects(&self.data_schema))
+            .chain(sql::render_create_associations(&self.data_schema));
+        for s in statements {
+            statement(s).execute(&mut *tx).await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
+        }
+        tx.commit().await.map_err(|e| Error::from_sqlx(KIND, action, e))
+    }
+
+    async fn healthcheck(&self) -> Result<(), Error> {
+        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| Error::from_sqlx(KIND, "healthcheck", e))?;
+        Ok(())
+    }
+
+    async fn describe(&self, table: &str) -> Result<Option<Vec<ExistingColumn>>, Error> {
+        check_identifier(table, table)?;
+        let rows: Vec<(String, String)> = sqlx::query_as(DESCRIBE_COLUMNS)
+            .bind(&self.data_schema)
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, format!("describe {table}"), e))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.into_iter()
+            .map(|(name, data_type)| match types::column_type_of_pg(&data_type) {
+                Some(ty) => Ok(ExistingColumn { name, ty }),
+                None => Err(Error::Schema {
+                    kind: KIND,
+                    table: table.to_owned(),
+                    detail: format!(
+                        "column {name} has type {data_type}, which hsync does not write; change it back to one of \
+                         text, numeric, boolean, date, timestamptz, jsonb or bigint"
+                    ),
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn alter(&self, plan: &SchemaPlan) -> Result<(), Error> {
+        let table = plan.table.as_str();
+        check_identifier(table, table)?;
+        for change in &plan.changes {
+            match change {
+                Change::CreateTable { schema } => {
+                    for c in &schema.columns {
+                        check_identifier(table, &c.name)?;
+                    }
+                }
+                Change::AddColumn { column } => check_identifier(table, &column.name)?,
+                _ => {}
+            }
+        }
+        let statements = sql::render_plan(&self.data_schema, plan);
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let action = format!("alter {table}");
+        // A statement that fails here (a view depending on a widened column, say) is a schema
+        // problem for the operator, not a bug.
+        let err = |e| match db_error(&action, table, e) {
+            Error::Statement { detail, .. } => Error::Schema { kind: KIND, table: table.to_owned(), detail },
+            other => other,
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for s in statements {
+            statement(s).execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
+        check_identifier(table, table)?;
+        let columns: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
+            if !columns.iter().any(|c| c == required) {
+                return Err(Error::Schema {
+                    kind: KIND,
+                    table: table.to_owned(),
+                    detail: format!("the batch has no {required} column; every batch must carry id and _hsync_cursor"),
+                });
+            }
+        }
+        for c in &columns {
+            check_identifier(table, c)?;
+        }
+        let data = types::encode_copy_text(batch).map_err(|e| Error::Schema {
+            kind: KIND,
+            table: table.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let stage_table = sql::stage_table_name(table, rand::random());
+        let action = format!("stage a batch for {table}");
+        let err = |e| db_error(&action, table, e);
+
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        statement(sql::render_create_stage(&self.state_schema, &stage_table, &self.data_schema, table, &columns))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let mut copy =
+            tx.copy_in_raw(&sql::render_copy(&self.state_schema, &stage_table, &columns)).await.map_err(err)?;
+        for chunk in data.chunks(COPY_CHUNK_BYTES) {
+            if let Err(e) = copy.send(chunk).await {
+                // The connection is unusable until the COPY ends; its own error is the one to report.
+                let _ = copy.abort("hsync could not send the batch").await;
+                return Err(err(e));
+            }
+        }
+        let rows = copy.finish().await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Stage { table: table.to_owned(), stage_table, columns, rows })
+    }
+
+    async fn merge(
+        &self,
+        stage: Stage,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
+            if !stage.columns.iter().any(|c| c == required) {
+                return Err(Error::Schema {
+                    kind: KIND,
+                    table: stage.table.clone(),
+                    detail: format!("the stage has no {required} column"),
+                });
+            }
+        }
+        let outcome = self.merge_in_transaction(&stage, rejects, commit).await;
+        if outcome.is_err() {
+            // The stage cannot be merged again (the caller stages the batch anew); a failing
+            // drop leaves it to the start-up sweep.
+            if let Err(e) = self.drop_stage(&stage.stage_table).await {
+                tracing::warn!(table = %stage.table, error = %e, "could not drop the staging table of a failed merge");
+            }
+        }
+        outcome
+    }
+
+    async fn sweep_stages(&self) -> Result<u64, Error> {
+        let stages = self.list_stages().await?;
+        for stage in &stages {
+            self.drop_stage(stage).await?;
+        }
+        Ok(stages.len() as u64)
+    }
+}
+
+impl Inspect for PostgresDestination {
+    async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
+        let Some(columns) = self.describe(table).await? else {
+            return Err(Error::Statement {
+                kind: KIND,
+                action: format!("read {table}"),
+                detail: "the table does not exist".to_owned(),
+            });
+        };
+        let rows = statement(sql::render_read_table(&self.data_schema, table, &columns))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(&format!("read {table}"), table, e))?;
+        rows.iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Ok((c.name.clone(), Self::column_of(row, i, c, table)?)))
+                    .collect::<Result<Row, Error>>()
+            })
+            .collect()
+    }
+
+    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
+        self.list_stages().await
+    }
+
+    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
+        let action = "read rejects";
+        let rows = statement(sql::render_read_rejects(&self.data_schema))
+            .bind(object)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, action, e))?;
+        rows.iter()
+            .map(|row| {
+                let raw: Option<String> = row.try_get(3)?;
+                Ok(Reject {
+                    object: row.try_get(0)?,
+                    id: row.try_get(1)?,
+                    property: row.try_get(2)?,
+                    raw: raw.unwrap_or_default(),
+                    reason: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| Error::from_sqlx(KIND, action, e))
+    }
+
+    async fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+        self.state_store().load_checkpoint(stream).await.map_err(from_state)
+    }
+}

@@ -1,0 +1,510 @@
+//! The SQLite destination: object tables, staging tables, rejected values, association edges
+//! and (through [`SqliteDestination::state_store`]) hsync's state, all in one database file.
+//!
+//! # Connection
+//! [`SqliteDestination::connect`] takes `sqlite://path/to/hsync.db` (the file is created when
+//! missing). In-memory databases are refused: every pooled connection would see its own empty
+//! database. Each connection uses WAL journaling (readers never block the writer),
+//! `synchronous = FULL` (a committed merge and its checkpoint survive power loss, not only a
+//! crash) and a busy timeout, so concurrent streams queue for SQLite's single writer instead of
+//! failing. Write transactions start with `begin immediate`, taking the write lock up front.
+//!
+//! # Tables
+//! - Object tables: created and altered by [`Destination::alter`] from a schema plan (never
+//!   from `migrations/`), primary key `id`, column types as in [`types`].
+//! - `_hsync_checkpoints`, `_hsync_runs`, `_hsync_property_snapshots`, `_hsync_budget`: from
+//!   `migrations/sqlite`, run by `prepare` (see [`crate::state::sqlite`]).
+//! - `_hsync_rejects (object, id, property, raw_value, reason, seen_at)`: values that did not
+//!   parse, one row per distinct raw value of a record's property, so replays do not double it.
+//! - `associations`: **one table for every object pair**, the pair as columns
+//!   (`from_type, from_id, to_type, to_id, type_id, category, label, synced_at, deleted_at`),
+//!   primary key `(from_type, from_id, to_type, to_id, type_id)`. One table keeps the edge
+//!   sweep and tombstoning one statement whatever the object types (custom objects included),
+//!   needs no DDL when a new pair appears, and keeps every label (each label is its own
+//!   `type_id`). A vanished edge keeps its row with `deleted_at` set.
+//! - `_hsync_stage_<table>_<8 hex digits>`: staging tables, alive between `stage` and `merge`.
+//!
+//! # Schema changes
+//! `alter` applies a plan's `CreateTable`, `AddColumn` and `Widen` changes in one transaction,
+//! against the table as it is at that moment (applying a plan twice is harmless); it never
+//! drops a column, and leaves `PropertyRemoved`, `Overflow` and `Incompatible` to the caller.
+//! SQLite cannot change a column's type, so widening rebuilds the table the way SQLite
+//! documents: create the new table, copy every row (dates become midnight UTC, booleans
+//! `true`/`false`, integers their text), drop the old one, rename the new one, then re-create
+//! the indexes and triggers someone made on it. Views over the table keep working.
+//!
+//! # Stage and merge
+//! `stage` creates a staging table with the batch's columns and inserts the batch with bound
+//! values (multi-row inserts chunked under SQLite's limit of 32,766 variables), in one
+//! committed transaction. `merge` runs, in one transaction: the guarded upsert rendered by
+//! [`sql::render_merge`] (only the staged columns are set; a row is never replaced by an older
+//! version; a replayed batch changes no row), the rejects, the checkpoint commit (the same
+//! statement the state store uses, `sql/sqlite/commit_checkpoint.sql`) and the stage's drop.
+//! `written` is the rows the upsert changed and `skipped` the other staged rows.
+//!
+//! `sweep_stages` drops every staging table: run it at start-up, before any stream stages,
+//! since it cannot tell a crash's leftovers from a stage in flight.
+//!
+//! Identifiers are quoted only by [`sql::quote_ident`]; values are always bound. Dynamic SQL
+//! reaches sqlx through one function, `dynamic`.
+
+pub mod sql;
+pub mod types;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use self::types::Value;
+use super::conformance::{Cell, Inspect};
+use super::{Destination, Error, MergeOutcome, Stage};
+use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
+use crate::state::sqlite::{commit_checkpoint_on, load_checkpoint_on, run_migrations, SqliteStateStore};
+use crate::state::Checkpoint;
+
+const KIND: &str = "sqlite";
+/// SQLite's limit on bound variables per statement (the default since 3.32).
+const MAX_VARIABLES: usize = 32_766;
+/// Rows per multi-row insert, at most.
+const MAX_ROWS_PER_INSERT: usize = 500;
+/// How long a connection waits for another writer before failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// SQLite has one writer at a time; a few connections let reads proceed beside it.
+const MAX_CONNECTIONS: u32 = 4;
+/// Write transactions take the write lock up front, so they wait (busy timeout) instead of
+/// failing when a read lock cannot be upgraded.
+const BEGIN_WRITE: &str = "begin immediate";
+
+/// Opens a pool on a SQLite file with hsync's connection settings (see the module docs).
+pub(crate) async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT);
+    SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await
+}
+
+/// The one place dynamic SQL text reaches sqlx. Every such text comes from a `sql::render_*`
+/// function: identifiers quoted by `quote_ident`, values as `?` placeholders bound in `args`.
+fn dynamic(sql: String, args: SqliteArguments) -> Query<'static, Sqlite, SqliteArguments> {
+    sqlx::query_with(AssertSqlSafe(sql), args).persistent(false)
+}
+
+/// Maps an sqlx error raised while doing `action`.
+fn failed(action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
+    let action = action.into();
+    move |e| Error::from_sqlx(KIND, action, e)
+}
+
+fn statement_error(action: impl Into<String>, detail: impl Into<String>) -> Error {
+    Error::Statement { kind: KIND, action: action.into(), detail: detail.into() }
+}
+
+fn bind(args: &mut SqliteArguments, value: Value) -> Result<(), String> {
+    match value {
+        Value::Null => args.add(Option::<i64>::None),
+        Value::Integer(v) => args.add(v),
+        Value::Text(v) => args.add(v),
+    }
+    .map_err(|e| e.to_string())
+}
+
+async fn describe_on(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<ExistingColumn>>, Error> {
+    let rows = sqlx::query(sql::DESCRIBE_TABLE)
+        .bind(table)
+        .fetch_all(conn)
+        .await
+        .map_err(failed(format!("describe {table}")))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.iter()
+        .map(|row| {
+            let name: String = row.try_get("name").map_err(failed(format!("describe {table}")))?;
+            let declared: String = row.try_get("type").map_err(failed(format!("describe {table}")))?;
+            Ok(ExistingColumn { name, ty: types::column_type(&declared) })
+        })
+        .collect::<Result<Vec<_>, Error>>()
+        .map(Some)
+}
+
+/// A SQLite database hsync writes to.
+#[derive(Clone, Debug)]
+pub struct SqliteDestination {
+    pool: SqlitePool,
+}
+
+impl SqliteDestination {
+    /// Opens `sqlite://path/to/file.db`, creating the file when missing.
+    pub async fn connect(url: &str) -> Result<SqliteDestination, Error> {
+        if !url.starts_with("sqlite:") {
+            return Err(Error::Config("a SQLite destination url looks like sqlite://path/to/hsync.db".to_owned()));
+        }
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::Config(format!("{e}")))?;
+        let path = options.get_filename().to_string_lossy();
+        if url.contains(":memory:") || url.contains("mode=memory") || path.is_empty() || path == ":memory:" {
+            return Err(Error::Config(
+                "the SQLite destination needs a file (sqlite://path/to/hsync.db), not an in-memory database".to_owned(),
+            ));
+        }
+        let pool = open_pool(options).await.map_err(failed("open the database"))?;
+        Ok(SqliteDestination { pool })
+    }
+
+    /// The state store in the same database, sharing this destination's connections.
+    pub fn state_store(&self) -> SqliteStateStore {
+        SqliteStateStore::from_pool(self.pool.clone())
+    }
+
+    /// Closes every connection (waiting for those in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write_transaction(&self, action: &str) -> Result<sqlx::Transaction<'static, Sqlite>, Error> {
+        self.pool.begin_with(BEGIN_WRITE).await.map_err(failed(action))
+    }
+
+    async fn create_missing(
+        conn: &mut SqliteConnection,
+        table: &str,
+        existing: &mut Option<Vec<ExistingColumn>>,
+        wanted: &[ExistingColumn],
+    ) -> Result<(), Error> {
+        match existing {
+            None => {
+                dynamic(sql::render_create_table(table, wanted), SqliteArguments::default())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(failed(format!("create table {table}")))?;
+                *existing = Some(wanted.to_vec());
+            }
+            Some(columns) => {
+                for column in wanted {
+                    if columns.iter().any(|c| c.name == column.name) {
+                        continue;
+                    }
+                    dynamic(sql::render_add_column(table, column), SqliteArguments::default())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(failed(format!("add column {} to {table}", column.name)))?;
+                    columns.push(column.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds `table` with the `to` column types (SQLite's documented procedure: new table,
+    /// copy, drop, rename, then the table's indexes and triggers again), inside the caller's
+    /// transaction.
+    async fn rebuild(
+        conn: &mut SqliteConnection,
+        table: &str,
+        from: &[ExistingColumn],
+        to: &[ExistingColumn],
+    ) -> Result<(), Error> {
+        let action = format!("widen columns of {table}");
+        let dependents: Vec<String> = sqlx::query_scalar(sql::TABLE_DEPENDENTS)
+            .bind(table)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(failed(&action))?;
+        sqlx::query(sql::LEGACY_ALTER_TABLE_ON).execute(&mut *conn).await.map_err(failed(&action))?;
+        let mut rebuilt = Ok(());
+        for statement in sql::render_rebuild_for_widen(table, from, to).into_iter().chain(dependents) {
+            rebuilt = dynamic(statement, SqliteArguments::default()).execute(&mut *conn).await.map(drop);
+            if rebuilt.is_err() {
+                break;
+            }
+        }
+        // The pragma belongs to the connection, not the transaction: reset it whatever happened.
+        let reset = sqlx::query(sql::LEGACY_ALTER_TABLE_OFF).execute(&mut *conn).await;
+        rebuilt.map_err(failed(&action))?;
+        reset.map_err(failed(&action))?;
+        Ok(())
+    }
+
+    async fn list_stages(&self) -> Result<Vec<String>, Error> {
+        let rows = sqlx::query(sql::LIST_STAGES).fetch_all(&self.pool).await.map_err(failed("list staging tables"))?;
+        rows.iter().map(|r| r.try_get::<String, _>("name").map_err(failed("list staging tables"))).collect()
+    }
+}
+
+impl Destination for SqliteDestination {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn column_budget(&self) -> ColumnBudget {
+        ColumnBudget::SQLITE
+    }
+
+    async fn prepare(&self) -> Result<(), Error> {
+        run_migrations(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
+                Error::from_sqlx(KIND, "run the state migrations", e)
+            }
+            other => statement_error("run the state migrations", other.to_string()),
+        })?;
+        sqlx::raw_sql(sql::PREPARE)
+            .execute(&self.pool)
+            .await
+            .map_err(failed("create the rejects and associations tables"))?;
+        Ok(())
+    }
+
+    async fn healthcheck(&self) -> Result<(), Error> {
+        sqlx::query("select 1").fetch_one(&self.pool).await.map_err(failed("answer a health check"))?;
+        Ok(())
+    }
+
+    async fn describe(&self, table: &str) -> Result<Option<Vec<ExistingColumn>>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(failed(format!("describe {table}")))?;
+        describe_on(&mut conn, table).await
+    }
+
+    async fn alter(&self, plan: &SchemaPlan) -> Result<(), Error> {
+        if !plan.alters() {
+            return Ok(());
+        }
+        let table = plan.table.as_str();
+        let mut tx = self.write_transaction(&format!("alter {table}")).await?;
+        // Applied against the table as it is now, so a plan applied twice (or raced) is harmless.
+        let mut existing = describe_on(&mut tx, table).await?;
+        let mut widen = Vec::new();
+        for change in &plan.changes {
+            match change {
+                Change::CreateTable { schema } => {
+                    let wanted: Vec<ExistingColumn> =
+                        schema.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
+                    Self::create_missing(&mut tx, table, &mut existing, &wanted).await?;
+                }
+                Change::AddColumn { column } => {
+                    let wanted = [ExistingColumn { name: column.name.clone(), ty: column.ty }];
+                    Self::create_missing(&mut tx, table, &mut existing, &wanted).await?;
+                }
+                Change::Widen { column, to, .. } => widen.push((column, *to)),
+                Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => {}
+            }
+        }
+        if !widen.is_empty() {
+            let schema_error = |detail: String| Error::Schema { kind: KIND, table: table.to_owned(), detail };
+            let from = existing.ok_or_else(|| schema_error("the table to widen does not exist".to_owned()))?;
+            let mut to = from.clone();
+            for (column, ty) in widen {
+                let target = to
+                    .iter_mut()
+                    .find(|c| &c.name == column)
+                    .ok_or_else(|| schema_error(format!("column {column} to widen does not exist")))?;
+                target.ty = ty;
+            }
+            if to != from {
+                Self::rebuild(&mut tx, table, &from, &to).await?;
+            }
+        }
+        tx.commit().await.map_err(failed(format!("commit the changes to {table}")))
+    }
+
+    async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
+        let action = format!("stage a batch for {table}");
+        let schema = batch.schema();
+        let columns: Vec<ExistingColumn> = schema
+            .fields()
+            .iter()
+            .map(|f| ExistingColumn { name: f.name().clone(), ty: column_type_of(f.data_type(), f.name()) })
+            .collect();
+        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
+            if !columns.iter().any(|c| c.name == required) {
+                return Err(statement_error(&action, format!("the batch has no {required} column")));
+            }
+        }
+        // Converted up front: a column that cannot be written fails before anything is.
+        let mut values: Vec<Vec<Value>> = batch
+            .columns()
+            .iter()
+            .zip(&columns)
+            .map(|(array, c)| {
+                types::column_values(array).map_err(|e| statement_error(&action, format!("column {} {e}", c.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let stage_table = format!("{}{table}_{:08x}", sql::STAGE_PREFIX, rand::random::<u32>());
+        let rows = batch.num_rows();
+        let per_insert = (MAX_VARIABLES / names.len().max(1)).clamp(1, MAX_ROWS_PER_INSERT);
+
+        let mut tx = self.write_transaction(&action).await?;
+        dynamic(sql::render_create_stage(&stage_table, &columns), SqliteArguments::default())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("create a staging table for {table}")))?;
+        for start in (0..rows).step_by(per_insert) {
+            let end = (start + per_insert).min(rows);
+            let mut args = SqliteArguments::default();
+            for row in start..end {
+                for column in values.iter_mut() {
+                    let value = std::mem::replace(&mut column[row], Value::Null);
+                    bind(&mut args, value).map_err(|e| statement_error(&action, e))?;
+                }
+            }
+            dynamic(sql::render_insert_stage(&stage_table, &names, end - start), args)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(&action))?;
+        }
+        tx.commit().await.map_err(failed(&action))?;
+        Ok(Stage { table: table.to_owned(), stage_table, columns: names, rows: rows as u64 })
+    }
+
+    async fn merge(
+        &self,
+        stage: Stage,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        let table = stage.table.as_str();
+        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
+            if !stage.columns.iter().any(|c| c == required) {
+                return Err(statement_error(
+                    format!("merge into {table}"),
+                    format!("the stage has no {required} column"),
+                ));
+            }
+        }
+        let mut tx = self.write_transaction(&format!("merge into {table}")).await?;
+        let done = dynamic(sql::render_merge(table, &stage.stage_table, &stage.columns), SqliteArguments::default())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("merge into {table}")))?;
+        let written = done.rows_affected();
+        for reject in rejects {
+            sqlx::query(sql::INSERT_REJECT)
+                .bind(&reject.object)
+                .bind(&reject.id)
+                .bind(&reject.property)
+                .bind(&reject.raw)
+                .bind(&reject.reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(format!("record rejected values of {table}")))?;
+        }
+        if let Some(checkpoint) = commit {
+            commit_checkpoint_on(&mut tx, checkpoint)
+                .await
+                .map_err(failed(format!("commit the checkpoint of {}", checkpoint.stream)))?;
+        }
+        dynamic(sql::render_drop(&stage.stage_table), SqliteArguments::default())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("drop the staging table of {table}")))?;
+        tx.commit().await.map_err(failed(format!("commit the merge into {table}")))?;
+        Ok(MergeOutcome { written, skipped: stage.rows.saturating_sub(written) })
+    }
+
+    async fn sweep_stages(&self) -> Result<u64, Error> {
+        let stages = self.list_stages().await?;
+        if stages.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write_transaction("drop staging tables").await?;
+        for stage in &stages {
+            dynamic(sql::render_drop(stage), SqliteArguments::default())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("drop staging tables"))?;
+        }
+        tx.commit().await.map_err(failed("drop staging tables"))?;
+        Ok(stages.len() as u64)
+    }
+}
+
+/// Reads one stored value back as a [`Cell`]; the error names what was wrong, never the value.
+fn cell(row: &SqliteRow, index: usize, column: &ExistingColumn) -> Result<Cell, String> {
+    use crate::schema::ColumnType;
+    let unreadable = |e: sqlx::Error| format!("column {} cannot be read: {e}", column.name);
+    match column.ty {
+        ColumnType::BigInt | ColumnType::Boolean => {
+            let value: Option<i64> = row.try_get_unchecked(index).map_err(unreadable)?;
+            Ok(match (value, column.ty) {
+                (None, _) => Cell::Null,
+                (Some(v), ColumnType::Boolean) => Cell::Bool(v != 0),
+                (Some(v), _) => Cell::Int(v),
+            })
+        }
+        ty => {
+            let Some(text) = row.try_get_unchecked::<Option<String>, _>(index).map_err(unreadable)? else {
+                return Ok(Cell::Null);
+            };
+            Ok(match ty {
+                ColumnType::Decimal => Cell::Decimal(text),
+                ColumnType::Date => Cell::Date(text),
+                ColumnType::Timestamp => Cell::TimestampMs(
+                    types::parse_timestamp_ms(&text)
+                        .ok_or_else(|| format!("column {} holds a value that is not a timestamp", column.name))?,
+                ),
+                ColumnType::Json => Cell::Json(
+                    serde_json::from_str(&text)
+                        .map_err(|_| format!("column {} holds a value that is not JSON", column.name))?,
+                ),
+                _ => Cell::Text(text),
+            })
+        }
+    }
+}
+
+impl Inspect for SqliteDestination {
+    async fn read_table(&self, table: &str) -> Result<Vec<super::conformance::Row>, Error> {
+        let action = format!("read {table}");
+        let columns = self
+            .describe(table)
+            .await?
+            .ok_or_else(|| statement_error(&action, format!("table {table} does not exist")))?;
+        let rows = dynamic(sql::render_select_all(table), SqliteArguments::default())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed(&action))?;
+        rows.iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Ok((c.name.clone(), cell(row, i, c).map_err(|e| statement_error(&action, e))?)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
+        self.list_stages().await
+    }
+
+    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
+        let action = format!("read the rejected values of {object}");
+        let rows = sqlx::query(sql::READ_REJECTS).bind(object).fetch_all(&self.pool).await.map_err(failed(&action))?;
+        rows.iter()
+            .map(|row| {
+                let get = |name: &str| row.try_get::<String, _>(name).map_err(failed(&action));
+                Ok(Reject {
+                    object: get("object")?,
+                    id: get("id")?,
+                    property: get("property")?,
+                    raw: get("raw_value")?,
+                    reason: get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+        let action = format!("read the checkpoint of {stream}");
+        let mut conn = self.pool.acquire().await.map_err(failed(&action))?;
+        load_checkpoint_on(&mut conn, stream).await.map_err(|e| statement_error(&action, e.to_string()))
+    }
+}

@@ -1,0 +1,239 @@
+//! The HubSpot API client: one `send()` with two rate buckets, a persisted daily budget, the
+//! retry policy and error classes (`client`, `limits`, `budget`, `retry`, `error`), auth
+//! (`auth`), the JSON model (`model`), and typed operations (`search`, `objects`, `properties`,
+//! `associations`). The facts about object types and API paths live here, once.
+
+mod associations;
+mod auth;
+mod budget;
+mod client;
+mod error;
+mod limits;
+pub mod model;
+mod objects;
+mod properties;
+mod retry;
+mod search;
+
+pub use auth::{Secret, TokenSource};
+pub use budget::{
+    BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, FileBudgetStore, StoreError,
+};
+pub use client::{ApiRequest, ClientConfig, HubSpotClient};
+pub use error::Error;
+pub use limits::{Bucket, RateSettings, WindowLimit};
+pub use objects::ListParams;
+pub use retry::RetryPolicy;
+pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
+
+use std::time::Duration;
+
+use crate::config::{ApiFamily, Config};
+
+/// The client settings a configuration describes.
+pub fn client_config(config: &Config) -> ClientConfig {
+    let limits = &config.limits;
+    let setting = match limits.daily_budget {
+        Some(calls) => BudgetSetting::Calls(calls),
+        None => BudgetSetting::ReservePercent(limits.reserve_percent),
+    };
+    ClientConfig {
+        base_url: config.hubspot.base_url.clone(),
+        api_family: config.hubspot.api_family,
+        connect_timeout: Duration::from_secs(config.hubspot.connect_timeout_secs),
+        request_timeout: Duration::from_secs(config.hubspot.request_timeout_secs),
+        retry: RetryPolicy::default(),
+        rates: RateSettings {
+            search: WindowLimit { max: limits.searches_per_second, window: Duration::from_secs(1) },
+            general: limits.requests_per_10s.map(|max| WindowLimit { max, window: Duration::from_secs(10) }),
+            ..RateSettings::default()
+        },
+        budget: BudgetConfig {
+            setting,
+            // Validated when the configuration was loaded.
+            timezone: limits.timezone.parse().unwrap_or(chrono_tz::Tz::UTC),
+            portal_daily_limit: limits.portal_daily_limit,
+            ..BudgetConfig::default()
+        },
+    }
+}
+
+/// The token source a configuration names: a file when set, otherwise the environment variable.
+pub fn token_source(config: &Config) -> TokenSource {
+    match &config.hubspot.token_file {
+        Some(path) => TokenSource::File { path: path.clone() },
+        None => TokenSource::Env { var: config.hubspot.token_env.clone() },
+    }
+}
+
+/// What hsync needs to know about a standard object type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectFacts {
+    /// The path name (`contacts`).
+    pub name: &'static str,
+    /// HubSpot's type id (`0-1`).
+    pub type_id: &'static str,
+    /// The last-modified property search filters on: contacts differ from every other type.
+    pub cursor_property: &'static str,
+}
+
+/// The standard object types hsync syncs.
+pub const STANDARD_OBJECTS: [ObjectFacts; 4] = [
+    ObjectFacts { name: "contacts", type_id: "0-1", cursor_property: "lastmodifieddate" },
+    ObjectFacts { name: "companies", type_id: "0-2", cursor_property: "hs_lastmodifieddate" },
+    ObjectFacts { name: "deals", type_id: "0-3", cursor_property: "hs_lastmodifieddate" },
+    ObjectFacts { name: "tickets", type_id: "0-5", cursor_property: "hs_lastmodifieddate" },
+];
+
+/// The cursor property of a type by name or type id; custom objects use `hs_lastmodifieddate`.
+pub fn cursor_property(object: &str) -> &'static str {
+    STANDARD_OBJECTS
+        .iter()
+        .find(|o| o.name == object || o.type_id == object)
+        .map_or("hs_lastmodifieddate", |o| o.cursor_property)
+}
+
+/// An object type to sync: its table name, the name its API paths use and its cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// The warehouse table (`contacts`, or the custom object's name).
+    pub table: String,
+    /// The path segment for its API calls (`contacts`, or the custom type id `2-123`).
+    pub api_name: String,
+    pub cursor_property: &'static str,
+}
+
+/// Resolves configured object names: standard types by name or type id, custom objects by
+/// name, fully qualified name or type id through the schemas API (called only when needed).
+pub async fn resolve_objects(client: &HubSpotClient, names: &[String]) -> Result<Vec<ObjectRef>, Error> {
+    let mut schemas = None;
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(std) = STANDARD_OBJECTS.iter().find(|o| o.name == name || o.type_id == name) {
+            out.push(ObjectRef {
+                table: std.name.to_owned(),
+                api_name: std.name.to_owned(),
+                cursor_property: std.cursor_property,
+            });
+            continue;
+        }
+        if schemas.is_none() {
+            schemas = Some(client.schemas().await?);
+        }
+        let found = schemas.iter().flatten().find(|s| {
+            !s.archived
+                && (s.name == *name
+                    || s.object_type_id == *name
+                    || s.fully_qualified_name.as_deref() == Some(name.as_str()))
+        });
+        match found {
+            Some(schema) => out.push(ObjectRef {
+                table: schema.name.clone(),
+                api_name: schema.object_type_id.clone(),
+                cursor_property: "hs_lastmodifieddate",
+            }),
+            None => {
+                return Err(Error::NotFound {
+                    endpoint: "schemas".into(),
+                    message: format!(
+                        "no standard or custom object type is named {name}; check sync.objects (custom objects need the crm.schemas.custom.read scope)"
+                    ),
+                    correlation_id: None,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The path family, in one place: switching to dated paths is a configuration change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiPaths {
+    family: ApiFamily,
+}
+
+impl ApiPaths {
+    pub fn new(family: ApiFamily) -> ApiPaths {
+        ApiPaths { family }
+    }
+
+    pub fn objects(&self, object: &str) -> String {
+        match self.family {
+            ApiFamily::Numbered => format!("/crm/v3/objects/{object}"),
+            ApiFamily::Dated202603 => format!("/crm/objects/2026-03/{object}"),
+        }
+    }
+
+    pub fn properties(&self, object: &str) -> String {
+        match self.family {
+            ApiFamily::Numbered => format!("/crm/v3/properties/{object}"),
+            ApiFamily::Dated202603 => format!("/crm/properties/2026-03/{object}"),
+        }
+    }
+
+    pub fn schemas(&self) -> String {
+        match self.family {
+            ApiFamily::Numbered => "/crm-object-schemas/v3/schemas".to_owned(),
+            ApiFamily::Dated202603 => "/crm-object-schemas/2026-03/schemas".to_owned(),
+        }
+    }
+
+    pub fn associations(&self, from: &str, to: &str) -> String {
+        match self.family {
+            ApiFamily::Numbered => format!("/crm/v4/associations/{from}/{to}"),
+            ApiFamily::Dated202603 => format!("/crm/associations/2026-03/{from}/{to}"),
+        }
+    }
+
+    pub fn owners(&self) -> String {
+        match self.family {
+            ApiFamily::Numbered => "/crm/v3/owners".to_owned(),
+            ApiFamily::Dated202603 => "/crm/owners/2026-03".to_owned(),
+        }
+    }
+
+    pub fn pipelines(&self, object: &str) -> String {
+        match self.family {
+            ApiFamily::Numbered => format!("/crm/v3/pipelines/{object}"),
+            ApiFamily::Dated202603 => format!("/crm/pipelines/2026-03/{object}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_use_lastmodifieddate_and_the_rest_hs_lastmodifieddate() {
+        assert_eq!(cursor_property("contacts"), "lastmodifieddate");
+        assert_eq!(cursor_property("0-1"), "lastmodifieddate");
+        assert_eq!(cursor_property("deals"), "hs_lastmodifieddate");
+        assert_eq!(cursor_property("2-3508482"), "hs_lastmodifieddate");
+    }
+
+    #[test]
+    fn configuration_maps_to_client_settings() {
+        let config = Config::from_toml(
+            "[limits]\ndaily_budget = 400000\ntimezone = \"Europe/Berlin\"\nrequests_per_10s = 190\n[hubspot]\napi_family = \"2026-03\"\ntoken_file = \"/run/secrets/t\"\n",
+        )
+        .unwrap();
+        let client = client_config(&config);
+        assert_eq!(client.budget.setting, BudgetSetting::Calls(400_000));
+        assert_eq!(client.budget.timezone, chrono_tz::Tz::Europe__Berlin);
+        assert_eq!(client.rates.general.map(|g| g.max), Some(190));
+        assert_eq!(client.api_family, ApiFamily::Dated202603);
+        assert!(matches!(token_source(&config), TokenSource::File { .. }));
+        let default = client_config(&Config::default());
+        assert_eq!(default.budget.setting, BudgetSetting::ReservePercent(20));
+        assert_eq!(default.rates.general, None, "learned from headers");
+    }
+
+    #[test]
+    fn dated_family_switches_every_path() {
+        let dated = ApiPaths::new(ApiFamily::Dated202603);
+        assert_eq!(dated.objects("contacts"), "/crm/objects/2026-03/contacts");
+        assert_eq!(dated.associations("contacts", "companies"), "/crm/associations/2026-03/contacts/companies");
+        assert_eq!(ApiPaths::new(ApiFamily::Numbered).schemas(), "/crm-object-schemas/v3/schemas");
+    }
+}

@@ -1,0 +1,284 @@
+//! Schema drift as pure data: `diff(properties, existing columns) -> SchemaPlan`.
+//!
+//! A plan creates tables and adds columns, widens a column whose property changed type when
+//! that loses nothing, reports archived properties, and marks anything else incompatible. It
+//! never drops. Each destination renders the plan in its own dialect.
+
+use serde::Serialize;
+
+use super::mapping::{column_name, column_type};
+use super::{Column, ColumnBudget, ColumnType, ExistingColumn, TableSchema};
+use crate::hubspot::model::PropertyDefinition;
+
+/// One change to a table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// The table does not exist yet.
+    CreateTable { schema: TableSchema },
+    /// A property (or hsync column) without a column.
+    AddColumn { column: Column },
+    /// A column whose property changed type; the new type holds every old value.
+    Widen { column: String, from: ColumnType, to: ColumnType },
+    /// A column whose property changed type in a way hsync will not apply by itself.
+    Incompatible { column: String, from: ColumnType, to: ColumnType, reason: String },
+    /// The table is at its column limit: the property's values go to the overflow column.
+    Overflow { property: String },
+    /// A column whose property is archived or gone in HubSpot. Reported; never dropped.
+    PropertyRemoved { column: String, property: String },
+}
+
+impl Change {
+    /// Whether applying the change alters the table (reports do not).
+    pub fn alters(&self) -> bool {
+        matches!(self, Change::CreateTable { .. } | Change::AddColumn { .. } | Change::Widen { .. })
+    }
+}
+
+/// The changes one table needs, and the table's resulting layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SchemaPlan {
+    pub table: String,
+    pub changes: Vec<Change>,
+    /// The table as it will be once the plan is applied (what batches are built against).
+    pub target: TableSchema,
+}
+
+impl SchemaPlan {
+    /// No drift: nothing to alter and nothing new to report. Overflowing properties are a
+    /// steady state, not drift.
+    pub fn is_empty(&self) -> bool {
+        self.changes.iter().all(|c| matches!(c, Change::Overflow { .. }))
+    }
+
+    /// Columns whose properties are gone, reported by this plan (to acknowledge once applied).
+    pub fn removed_columns(&self) -> Vec<String> {
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::PropertyRemoved { column, .. } => Some(column.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether applying would alter the table.
+    pub fn alters(&self) -> bool {
+        self.changes.iter().any(Change::alters)
+    }
+
+    /// The incompatible changes, which stop the stream until an operator acts.
+    pub fn incompatible(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| matches!(c, Change::Incompatible { .. }))
+    }
+}
+
+/// Properties in the order they claim columns: HubSpot's own first, then by name, so the
+/// overflow (if any) is deterministic.
+fn ordered(properties: &[PropertyDefinition]) -> Vec<&PropertyDefinition> {
+    let mut live: Vec<&PropertyDefinition> = properties.iter().filter(|p| !p.archived).collect();
+    live.sort_by(|a, b| b.hubspot_defined.cmp(&a.hubspot_defined).then_with(|| a.name.cmp(&b.name)));
+    live
+}
+
+/// Compares HubSpot's property definitions with the table's existing columns (`None`: no
+/// table yet) and plans the changes, keeping at most `budget` property columns. Columns in
+/// `acknowledged` were already reported as orphaned and are not reported again.
+pub fn diff(
+    table: &str,
+    properties: &[PropertyDefinition],
+    existing: Option<&[ExistingColumn]>,
+    acknowledged: &[String],
+    budget: ColumnBudget,
+) -> SchemaPlan {
+    let wanted = ordered(properties);
+    let Some(existing) = existing else {
+        let mut columns = TableSchema::hsync_columns();
+        let mut overflow = Vec::new();
+        for p in wanted {
+            if columns.len() - TableSchema::hsync_columns().len() < budget.0 {
+                columns.push(Column { name: column_name(&p.name), property: Some(p.name.clone()), ty: column_type(p) });
+            } else {
+                overflow.push(p.name.clone());
+            }
+        }
+        let schema = TableSchema { name: table.to_owned(), columns, overflow: overflow.clone() };
+        let mut changes = vec![Change::CreateTable { schema: schema.clone() }];
+        changes.extend(overflow.into_iter().map(|property| Change::Overflow { property }));
+        return SchemaPlan { table: table.to_owned(), changes, target: schema };
+    };
+
+    let mut changes = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
+    let find = |name: &str| existing.iter().find(|c| c.name == name);
+    for hsync in TableSchema::hsync_columns() {
+        match find(&hsync.name) {
+            None => changes.push(Change::AddColumn { column: hsync.clone() }),
+            Some(col) if col.ty != hsync.ty && !col.ty.holds(hsync.ty) => changes.push(Change::Incompatible {
+                column: hsync.name.clone(),
+                from: col.ty,
+                to: hsync.ty,
+                reason: "an hsync bookkeeping column has an unexpected type; restore it or recreate the table"
+                    .to_owned(),
+            }),
+            Some(_) => {}
+        }
+        columns.push(hsync);
+    }
+    let hsync_count = columns.len();
+    let property_columns_in_use =
+        existing.iter().filter(|c| !TableSchema::hsync_columns().iter().any(|h| h.name == c.name)).count();
+    let mut free = budget.0.saturating_sub(property_columns_in_use);
+    let mut overflow = Vec::new();
+    for p in &wanted {
+        let name = column_name(&p.name);
+        let ty = column_type(p);
+        match find(&name) {
+            Some(col) => {
+                let kept = if col.ty.holds(ty) {
+                    col.ty
+                } else if col.ty.widens_to(ty) {
+                    changes.push(Change::Widen { column: name.clone(), from: col.ty, to: ty });
+                    ty
+                } else if col.ty.widens_to(ColumnType::Text) {
+                    // The property changed to a type the column cannot hold: text holds both.
+                    changes.push(Change::Widen { column: name.clone(), from: col.ty, to: ColumnType::Text });
+                    ColumnType::Text
+                } else {
+                    changes.push(Change::Incompatible {
+                        column: name.clone(),
+                        from: col.ty,
+                        to: ty,
+                        reason: format!("property {} changed from {:?} to {:?}", p.name, col.ty, ty),
+                    });
+                    col.ty
+                };
+                columns.push(Column { name, property: Some(p.name.clone()), ty: kept });
+            }
+            None if free > 0 => {
+                free -= 1;
+                let column = Column { name, property: Some(p.name.clone()), ty };
+                changes.push(Change::AddColumn { column: column.clone() });
+                columns.push(column);
+            }
+            None => {
+                overflow.push(p.name.clone());
+                changes.push(Change::Overflow { property: p.name.clone() });
+            }
+        }
+    }
+    // Columns that no live property claims: reported, kept in the layout, never dropped.
+    for col in existing {
+        let known = columns.iter().any(|c| c.name == col.name);
+        if !known {
+            let property = properties
+                .iter()
+                .find(|p| column_name(&p.name) == col.name)
+                .map_or_else(|| col.name.clone(), |p| p.name.clone());
+            if !acknowledged.contains(&col.name) {
+                changes.push(Change::PropertyRemoved { column: col.name.clone(), property: property.clone() });
+            }
+            columns.push(Column { name: col.name.clone(), property: Some(property), ty: col.ty });
+        }
+    }
+    debug_assert!(columns.len() >= hsync_count);
+    SchemaPlan { table: table.to_owned(), changes, target: TableSchema { name: table.to_owned(), columns, overflow } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prop(name: &str, kind: &str) -> PropertyDefinition {
+        serde_json::from_value(serde_json::json!({ "name": name, "type": kind })).unwrap()
+    }
+
+    fn existing_of(plan: &SchemaPlan) -> Vec<ExistingColumn> {
+        plan.target.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect()
+    }
+
+    #[test]
+    fn new_table_is_created_with_hsync_and_property_columns() {
+        let plan =
+            diff("contacts", &[prop("email", "string"), prop("amount", "number")], None, &[], ColumnBudget::POSTGRES);
+        assert!(matches!(plan.changes[0], Change::CreateTable { .. }));
+        assert_eq!(plan.target.columns[0].name, "id");
+        assert_eq!(plan.target.column("amount").unwrap().ty, ColumnType::Decimal);
+    }
+
+    #[test]
+    fn applying_a_plan_makes_the_next_diff_empty() {
+        let props = vec![prop("email", "string"), prop("order", "number"), prop("closed", "bool")];
+        let first = diff("t", &props, None, &[], ColumnBudget::POSTGRES);
+        let second = diff("t", &props, Some(&existing_of(&first)), &[], ColumnBudget::POSTGRES);
+        assert!(second.is_empty(), "{:?}", second.changes);
+    }
+
+    #[test]
+    fn added_property_becomes_a_column_and_archived_one_is_reported_not_dropped() {
+        let before = vec![prop("email", "string"), prop("legacy", "string")];
+        let first = diff("t", &before, None, &[], ColumnBudget::POSTGRES);
+        let mut after = vec![prop("email", "string"), prop("new_one", "datetime")];
+        let mut archived = prop("legacy", "string");
+        archived.archived = true;
+        after.push(archived);
+        let plan = diff("t", &after, Some(&existing_of(&first)), &[], ColumnBudget::POSTGRES);
+        assert!(plan.changes.contains(&Change::AddColumn {
+            column: Column { name: "new_one".into(), property: Some("new_one".into()), ty: ColumnType::Timestamp }
+        }));
+        assert!(plan.changes.contains(&Change::PropertyRemoved { column: "legacy".into(), property: "legacy".into() }));
+        assert!(plan.target.column("legacy").is_some(), "kept in the layout");
+        let acknowledged = plan.removed_columns();
+        let next = diff("t", &after, Some(&existing_of(&plan)), &acknowledged, ColumnBudget::POSTGRES);
+        assert!(next.is_empty(), "reported once: {:?}", next.changes);
+    }
+
+    #[test]
+    fn type_changes_widen_or_are_kept() {
+        let first = diff(
+            "t",
+            &[prop("flag", "bool"), prop("when", "date"), prop("note", "string")],
+            None,
+            &[],
+            ColumnBudget::POSTGRES,
+        );
+        let plan = diff(
+            "t",
+            &[prop("flag", "string"), prop("when", "datetime"), prop("note", "number")],
+            Some(&existing_of(&first)),
+            &[],
+            ColumnBudget::POSTGRES,
+        );
+        assert!(plan.changes.contains(&Change::Widen {
+            column: "flag".into(),
+            from: ColumnType::Boolean,
+            to: ColumnType::Text
+        }));
+        assert!(plan.changes.contains(&Change::Widen {
+            column: "when".into(),
+            from: ColumnType::Date,
+            to: ColumnType::Timestamp
+        }));
+        assert_eq!(plan.target.column("note").unwrap().ty, ColumnType::Text, "text already holds numbers");
+        assert_eq!(plan.incompatible().count(), 0);
+    }
+
+    #[test]
+    fn beyond_the_column_budget_properties_overflow_deterministically() {
+        let props: Vec<_> = (0..10).map(|i| prop(&format!("p{i:02}"), "string")).collect();
+        let plan = diff("t", &props, None, &[], ColumnBudget(6));
+        assert_eq!(plan.target.overflow, ["p06", "p07", "p08", "p09"]);
+        let again = diff("t", &props, Some(&existing_of(&plan)), &[], ColumnBudget(6));
+        assert_eq!(again.target.overflow, ["p06", "p07", "p08", "p09"]);
+        assert!(again.changes.iter().all(|c| matches!(c, Change::Overflow { .. })));
+    }
+
+    #[test]
+    fn a_tampered_hsync_column_is_incompatible() {
+        let first = diff("t", &[prop("email", "string")], None, &[], ColumnBudget::POSTGRES);
+        let mut existing = existing_of(&first);
+        existing[1].ty = ColumnType::Boolean; // _hsync_cursor
+        let plan = diff("t", &[prop("email", "string")], Some(&existing), &[], ColumnBudget::POSTGRES);
+        assert_eq!(plan.incompatible().count(), 1);
+    }
+}

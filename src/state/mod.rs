@@ -1,0 +1,107 @@
+//! hsync's bookkeeping: stream checkpoints that only move forward, run history, property
+//! snapshots (with the orphaned columns already reported) and the daily budget ledger.
+//!
+//! It lives in the destination when that is SQLite or Postgres (tables from `migrations/`,
+//! schema `hsync` in Postgres), so a checkpoint commits in the same transaction as the data it
+//! covers; otherwise in a local SQLite file.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Classify, ErrorClass};
+use crate::hubspot::model::PropertyDefinition;
+
+/// A stream's progress. `position` orders checkpoints: a commit with a lower position than the
+/// stored one is ignored, so replays can never move a stream backwards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// `backfill:contacts`, `cdc:deals`, ...
+    pub stream: String,
+    /// Monotonic position (the last id for a backfill, the watermark in ms for CDC).
+    pub position: i64,
+    /// The stream's own state, versioned by the stream.
+    pub state: serde_json::Value,
+}
+
+/// One run of a stream, for `hsync status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub stream: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `ok`, `failed`.
+    pub status: String,
+    pub rows: i64,
+    /// The error's message (never row values).
+    pub error: Option<String>,
+}
+
+/// The property definitions seen last time for an object, and the columns whose properties
+/// disappeared and were already reported.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PropertySnapshot {
+    pub object: String,
+    pub properties: Vec<PropertyDefinition>,
+    pub acknowledged_removed: Vec<String>,
+}
+
+/// A state store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the state store is unavailable: {0}; check the destination or the state file")]
+    Unavailable(String),
+    #[error("the state store failed to {action}: {detail}")]
+    Statement { action: String, detail: String },
+    #[error("the state store holds unreadable data for {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+}
+
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::Unavailable(_) => ErrorClass::Transient,
+            Error::Statement { .. } => ErrorClass::Bug,
+            Error::Corrupt { .. } => ErrorClass::Data,
+        }
+    }
+}
+
+/// Where state is kept.
+pub trait StateStore: Send + Sync {
+    /// Creates the bookkeeping tables when missing (runs `migrations/<dialect>`).
+    fn migrate(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    fn load_checkpoint(&self, stream: &str) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
+
+    /// Stores the checkpoint unless the stored one has a higher position; returns whether it
+    /// was stored.
+    fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Every checkpoint, for `hsync status`.
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, Error>> + Send;
+
+    /// Records the start of a run; returns its id.
+    fn start_run(&self, stream: &str, at: DateTime<Utc>) -> impl Future<Output = Result<i64, Error>> + Send;
+
+    /// Records the end of a run.
+    fn finish_run(
+        &self,
+        run: i64,
+        at: DateTime<Utc>,
+        status: &str,
+        rows: i64,
+        error: Option<&str>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The latest runs, newest first.
+    fn recent_runs(&self, limit: i64) -> impl Future<Output = Result<Vec<RunRecord>, Error>> + Send;
+
+    fn load_snapshot(&self, object: &str) -> impl Future<Output = Result<Option<PropertySnapshot>, Error>> + Send;
+
+    fn save_snapshot(&self, snapshot: &PropertySnapshot) -> impl Future<Output = Result<(), Error>> + Send;
+}

@@ -1,0 +1,262 @@
+//! The Postgres state store: checkpoints, run history, property snapshots and the daily
+//! budget ledger, in hsync's state schema (`hsync` by default) of the destination database.
+//!
+//! Tables come from `migrations/postgres`, which name no schema: the pool's connections have
+//! their search_path set to the state schema (see `destination::postgres`), so the migrations,
+//! sqlx's `_sqlx_migrations` table and every statement here land in it. All SQL in this module
+//! is static; the monotonic checkpoint commit is `sql/postgres/commit_checkpoint.sql`, shared
+//! with the destination's merge so both commit a checkpoint the same way.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::PgPool;
+use sqlx::PgConnection;
+
+use super::{Checkpoint, Error, PropertySnapshot, RunRecord, StateStore};
+use crate::destination::postgres::{connect_pool, sql, statement};
+use crate::hubspot::model::PropertyDefinition;
+use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+const COMMIT_CHECKPOINT: &str = include_str!("../../sql/postgres/commit_checkpoint.sql");
+
+/// Commits `checkpoint` on `conn` (in the caller's transaction) unless the stored one is
+/// further along; returns whether it was stored. The connection's search_path must be the
+/// state schema.
+pub(crate) async fn commit_checkpoint_on(
+    conn: &mut PgConnection,
+    checkpoint: &Checkpoint,
+) -> Result<bool, sqlx::Error> {
+    let stored: Option<bool> = sqlx::query_scalar(COMMIT_CHECKPOINT)
+        .bind(&checkpoint.stream)
+        .bind(checkpoint.position)
+        .bind(&checkpoint.state)
+        .fetch_optional(conn)
+        .await?;
+    Ok(stored.is_some())
+}
+
+fn state_error(action: &str, e: sqlx::Error) -> Error {
+    use crate::destination::Error as D;
+    match D::from_sqlx("postgres", action, e) {
+        D::Unavailable { detail, .. } => Error::Unavailable(detail),
+        D::Statement { detail, .. } | D::Schema { detail, .. } => {
+            Error::Statement { action: action.to_owned(), detail }
+        }
+        other => Error::Statement { action: action.to_owned(), detail: other.to_string() },
+    }
+}
+
+fn budget_error(action: &str, e: sqlx::Error) -> StoreError {
+    StoreError(state_error(action, e).to_string())
+}
+
+/// hsync's state in a Postgres schema.
+#[derive(Clone)]
+pub struct PostgresStateStore {
+    pool: PgPool,
+    schema: String,
+}
+
+impl fmt::Debug for PostgresStateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's options hold the connection settings, password included: not shown.
+        f.debug_struct("PostgresStateStore").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStateStore {
+    /// A store over `pool`, whose connections must have `schema` as their search_path.
+    pub(crate) fn with_pool(pool: PgPool, schema: &str) -> PostgresStateStore {
+        PostgresStateStore { pool, schema: schema.to_owned() }
+    }
+
+    /// Connects to `url` with its own pool, keeping state in `schema`.
+    pub async fn connect(url: &str, schema: &str) -> Result<PostgresStateStore, crate::destination::Error> {
+        Ok(PostgresStateStore::with_pool(connect_pool(url, schema).await?, schema))
+    }
+
+    /// The state schema.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+}
+
+impl StateStore for PostgresStateStore {
+    async fn migrate(&self) -> Result<(), Error> {
+        statement(sql::render_create_schema(&self.schema))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| state_error("create the state schema", e))?;
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(e) => state_error("run migrations", e),
+            other => Error::Statement { action: "run migrations".to_owned(), detail: other.to_string() },
+        })
+    }
+
+    async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+        let row: Option<(String, i64, serde_json::Value)> =
+            sqlx::query_as("select stream, position, state from checkpoints where stream = $1")
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| state_error("load a checkpoint", e))?;
+        Ok(row.map(|(stream, position, state)| Checkpoint { stream, position, state }))
+    }
+
+    async fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
+        let mut conn = self.pool.acquire().await.map_err(|e| state_error("commit a checkpoint", e))?;
+        commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| state_error("commit a checkpoint", e))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, Error> {
+        let rows: Vec<(String, i64, serde_json::Value)> =
+            sqlx::query_as("select stream, position, state from checkpoints order by stream")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| state_error("list checkpoints", e))?;
+        Ok(rows.into_iter().map(|(stream, position, state)| Checkpoint { stream, position, state }).collect())
+    }
+
+    async fn start_run(&self, stream: &str, at: DateTime<Utc>) -> Result<i64, Error> {
+        sqlx::query_scalar(
+            "insert into runs (stream, started_at, status, row_count)\nvalues ($1, $2, 'running', 0)\nreturning id",
+        )
+        .bind(stream)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| state_error("record the start of a run", e))
+    }
+
+    async fn finish_run(
+        &self,
+        run: i64,
+        at: DateTime<Utc>,
+        status: &str,
+        rows: i64,
+        error: Option<&str>,
+    ) -> Result<(), Error> {
+        let action = "record the end of a run";
+        let done =
+            sqlx::query("update runs\nset finished_at = $2, status = $3, row_count = $4, error = $5\nwhere id = $1")
+                .bind(run)
+                .bind(at)
+                .bind(status)
+                .bind(rows)
+                .bind(error)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| state_error(action, e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Statement { action: action.to_owned(), detail: format!("there is no run {run}") });
+        }
+        Ok(())
+    }
+
+    async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, Error> {
+        type RunRow = (String, DateTime<Utc>, Option<DateTime<Utc>>, String, i64, Option<String>);
+        let rows: Vec<RunRow> = sqlx::query_as(
+            "select stream, started_at, finished_at, status, row_count, error\nfrom runs\n\
+             order by started_at desc, id desc\nlimit $1",
+        )
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| state_error("list recent runs", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(stream, started_at, finished_at, status, rows, error)| RunRecord {
+                stream,
+                started_at,
+                finished_at,
+                status,
+                rows,
+                error,
+            })
+            .collect())
+    }
+
+    async fn load_snapshot(&self, object: &str) -> Result<Option<PropertySnapshot>, Error> {
+        let row: Option<(serde_json::Value, serde_json::Value)> =
+            sqlx::query_as("select properties, acknowledged_removed\nfrom property_snapshots\nwhere object = $1")
+                .bind(object)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| state_error("load a property snapshot", e))?;
+        let Some((properties, acknowledged)) = row else { return Ok(None) };
+        let corrupt = |e: serde_json::Error| Error::Corrupt {
+            what: format!("the property snapshot of {object}"),
+            detail: e.to_string(),
+        };
+        Ok(Some(PropertySnapshot {
+            object: object.to_owned(),
+            properties: serde_json::from_value::<Vec<PropertyDefinition>>(properties).map_err(corrupt)?,
+            acknowledged_removed: serde_json::from_value(acknowledged).map_err(corrupt)?,
+        }))
+    }
+
+    async fn save_snapshot(&self, snapshot: &PropertySnapshot) -> Result<(), Error> {
+        let action = "save a property snapshot";
+        let encode =
+            |e: serde_json::Error| Error::Statement { action: action.to_owned(), detail: format!("encoding: {e}") };
+        let properties = serde_json::to_value(&snapshot.properties).map_err(encode)?;
+        let acknowledged = serde_json::to_value(&snapshot.acknowledged_removed).map_err(encode)?;
+        sqlx::query(
+            "insert into property_snapshots (object, properties, acknowledged_removed, updated_at)\n\
+             values ($1, $2, $3, now())\n\
+             on conflict (object) do update\n\
+             set properties = excluded.properties,\n    \
+             acknowledged_removed = excluded.acknowledged_removed,\n    \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&snapshot.object)
+        .bind(properties)
+        .bind(acknowledged)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| state_error(action, e))?;
+        Ok(())
+    }
+}
+
+impl BudgetStore for PostgresStateStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<BudgetRecord>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(NaiveDate, i64)> = sqlx::query_as("select day, reserved from budget where singleton")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| budget_error("load the budget record", e))?;
+            row.map(|(day, reserved)| {
+                u64::try_from(reserved)
+                    .map(|reserved| BudgetRecord { day, reserved })
+                    .map_err(|_| StoreError("the stored budget record has a negative call count".to_owned()))
+            })
+            .transpose()
+        })
+    }
+
+    fn save(&self, record: BudgetRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let reserved = i64::try_from(record.reserved)
+                .map_err(|_| StoreError(format!("{} reserved calls do not fit the ledger", record.reserved)))?;
+            sqlx::query(
+                "insert into budget (singleton, day, reserved, updated_at)\n\
+                 values (true, $1, $2, now())\n\
+                 on conflict (singleton) do update\n\
+                 set day = excluded.day,\n    \
+                 reserved = excluded.reserved,\n    \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(record.day)
+            .bind(reserved)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| budget_error("save the budget record", e))?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! The SQLite state store: checkpoints, run history, property snapshots and the daily budget
+//! ledger in `_hsync_*` tables created by `migrations/sqlite` (embedded at compile time).
+//!
+//! It shares the pool of a [`SqliteDestination`](crate::destination::sqlite::SqliteDestination)
+//! (so the destination commits a checkpoint in the merge's transaction, with the same
+//! statement, `sql/sqlite/commit_checkpoint.sql`), or opens a standalone state file with
+//! [`SqliteStateStore::open`] when the warehouse cannot hold state.
+//!
+//! Every statement here is static SQL with bound values. Instants are stored as fixed-width
+//! ISO-8601 UTC text with nanoseconds, so they round-trip exactly and sort as text.
+
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::{Checkpoint, Error, PropertySnapshot, RunRecord, StateStore};
+use crate::destination;
+use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
+
+/// The bookkeeping migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The monotonic checkpoint commit, shared with the destination's merge.
+const COMMIT_CHECKPOINT: &str = include_str!("../../sql/sqlite/commit_checkpoint.sql");
+
+const LOAD_CHECKPOINT: &str = "select stream, position, state\nfrom _hsync_checkpoints\nwhere stream = ?1";
+const ALL_CHECKPOINTS: &str = "select stream, position, state\nfrom _hsync_checkpoints\norder by stream";
+const START_RUN: &str = "insert into _hsync_runs (stream, started_at, status)\nvalues (?1, ?2, 'running')";
+const FINISH_RUN: &str = "update _hsync_runs\nset finished_at = ?2,\n    status = ?3,\n    rows_written = ?4,\n    error = ?5\nwhere id = ?1";
+const RECENT_RUNS: &str = "select stream, started_at, finished_at, status, rows_written, error\nfrom _hsync_runs\norder by started_at desc, id desc\nlimit ?1";
+const LOAD_SNAPSHOT: &str =
+    "select object, properties, acknowledged_removed\nfrom _hsync_property_snapshots\nwhere object = ?1";
+const SAVE_SNAPSHOT: &str = "insert into _hsync_property_snapshots (object, properties, acknowledged_removed, updated_at)\nvalues (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\non conflict (object) do update\nset properties = excluded.properties,\n    acknowledged_removed = excluded.acknowledged_removed,\n    updated_at = excluded.updated_at";
+/// The budget ledger has one row, keyed by this name.
+const BUDGET_LEDGER: &str = "daily";
+const LOAD_BUDGET: &str = "select day, reserved\nfrom _hsync_budget\nwhere ledger = ?1";
+const SAVE_BUDGET: &str = "insert into _hsync_budget (ledger, day, reserved, updated_at)\nvalues (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\non conflict (ledger) do update\nset day = excluded.day,\n    reserved = excluded.reserved,\n    updated_at = excluded.updated_at";
+
+/// Commits `checkpoint` on `conn` (inside the caller's transaction, if any) unless the stored
+/// one has a higher position; returns whether it was stored.
+pub(crate) async fn commit_checkpoint_on(
+    conn: &mut SqliteConnection,
+    checkpoint: &Checkpoint,
+) -> Result<bool, sqlx::Error> {
+    let stored = sqlx::query(COMMIT_CHECKPOINT)
+        .bind(&checkpoint.stream)
+        .bind(checkpoint.position)
+        .bind(checkpoint.state.to_string())
+        .execute(conn)
+        .await?;
+    Ok(stored.rows_affected() > 0)
+}
+
+/// Loads a stream's checkpoint on `conn`.
+pub(crate) async fn load_checkpoint_on(conn: &mut SqliteConnection, stream: &str) -> Result<Option<Checkpoint>, Error> {
+    let row = sqlx::query(LOAD_CHECKPOINT)
+        .bind(stream)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| error("load a checkpoint", e))?;
+    row.as_ref().map(checkpoint_of).transpose()
+}
+
+/// Runs the bookkeeping migrations on `pool`.
+pub(crate) async fn run_migrations(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Classifies an sqlx error as the destination does, then as a state error.
+fn error(action: &str, e: sqlx::Error) -> Error {
+    match destination::Error::from_sqlx("sqlite", action, e) {
+        destination::Error::Unavailable { detail, .. } => Error::Unavailable(detail),
+        destination::Error::Permission { detail, .. } => {
+            Error::Statement { action: action.to_owned(), detail: format!("permission denied: {detail}") }
+        }
+        other => Error::Statement { action: action.to_owned(), detail: other.to_string() },
+    }
+}
+
+fn corrupt(what: impl Into<String>, detail: impl ToString) -> Error {
+    Error::Corrupt { what: what.into(), detail: detail.to_string() }
+}
+
+fn instant_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn instant_of(text: &str, what: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt(what, e))
+}
+
+fn column<'r, T>(row: &'r SqliteRow, name: &str, what: &str) -> Result<T, Error>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(name).map_err(|e| corrupt(what, e))
+}
+
+fn checkpoint_of(row: &SqliteRow) -> Result<Checkpoint, Error> {
+    let stream: String = column(row, "stream", "a checkpoint")?;
+    let what = format!("the checkpoint of {stream}");
+    let state: String = column(row, "state", &what)?;
+    Ok(Checkpoint {
+        position: column(row, "position", &what)?,
+        state: serde_json::from_str(&state).map_err(|e| corrupt(what, e))?,
+        stream,
+    })
+}
+
+fn run_of(row: &SqliteRow) -> Result<RunRecord, Error> {
+    let stream: String = column(row, "stream", "a run")?;
+    let what = format!("a run of {stream}");
+    let started: String = column(row, "started_at", &what)?;
+    let finished: Option<String> = column(row, "finished_at", &what)?;
+    Ok(RunRecord {
+        started_at: instant_of(&started, &what)?,
+        finished_at: finished.as_deref().map(|t| instant_of(t, &what)).transpose()?,
+        status: column(row, "status", &what)?,
+        rows: column(row, "rows_written", &what)?,
+        error: column(row, "error", &what)?,
+        stream,
+    })
+}
+
+/// hsync's state in a SQLite database.
+#[derive(Clone, Debug)]
+pub struct SqliteStateStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStateStore {
+    /// A store over an open pool (the destination's).
+    pub(crate) fn from_pool(pool: SqlitePool) -> SqliteStateStore {
+        SqliteStateStore { pool }
+    }
+
+    /// Opens (creating if missing) a standalone state file, for destinations that cannot hold
+    /// hsync's state. Call [`StateStore::migrate`] before use.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStateStore, Error> {
+        let options = SqliteConnectOptions::new().filename(path.as_ref());
+        let pool = destination::sqlite::open_pool(options).await.map_err(|e| error("open the state file", e))?;
+        Ok(SqliteStateStore { pool })
+    }
+
+    async fn budget_record(&self) -> Result<Option<BudgetRecord>, Error> {
+        let what = "the budget ledger";
+        let row = sqlx::query(LOAD_BUDGET)
+            .bind(BUDGET_LEDGER)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| error("load the budget ledger", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let day: String = column(&row, "day", what)?;
+        let reserved: i64 = column(&row, "reserved", what)?;
+        Ok(Some(BudgetRecord {
+            day: NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|e| corrupt(what, e))?,
+            reserved: u64::try_from(reserved).map_err(|e| corrupt(what, e))?,
+        }))
+    }
+
+    async fn save_budget_record(&self, record: BudgetRecord) -> Result<(), Error> {
+        let reserved = i64::try_from(record.reserved).map_err(|e| Error::Statement {
+            action: "save the budget ledger".to_owned(),
+            detail: format!("the reserved call count does not fit a 64-bit integer: {e}"),
+        })?;
+        sqlx::query(SAVE_BUDGET)
+            .bind(BUDGET_LEDGER)
+            .bind(record.day.format("%Y-%m-%d").to_string())
+            .bind(reserved)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| error("save the budget ledger", e))?;
+        Ok(())
+    }
+}
+
+impl StateStore for SqliteStateStore {
+    async fn migrate(&self) -> Result<(), Error> {
+        run_migrations(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
+                error("run the state migrations", e)
+            }
+            other => Error::Statement { action: "run the state migrations".to_owned(), detail: other.to_string() },
+        })
+    }
+
+    async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(|e| error("load a checkpoint", e))?;
+        load_checkpoint_on(&mut conn, stream).await
+    }
+
+    async fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
+        let mut conn = self.pool.acquire().await.map_err(|e| error("commit a checkpoint", e))?;
+        commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| error("commit a checkpoint", e))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, Error> {
+        let rows =
+            sqlx::query(ALL_CHECKPOINTS).fetch_all(&self.pool).await.map_err(|e| error("list checkpoints", e))?;
+        rows.iter().map(checkpoint_of).collect()
+    }
+
+    async fn start_run(&self, stream: &str, at: DateTime<Utc>) -> Result<i64, Error> {
+        let done = sqlx::query(START_RUN)
+            .bind(stream)
+            .bind(instant_text(at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| error("record the start of a run", e))?;
+        Ok(done.last_insert_rowid())
+    }
+
+    async fn finish_run(
+        &self,
+        run: i64,
+        at: DateTime<Utc>,
+        status: &str,
+        rows: i64,
+        error_message: Option<&str>,
+    ) -> Result<(), Error> {
+        let done = sqlx::query(FINISH_RUN)
+            .bind(run)
+            .bind(instant_text(at))
+            .bind(status)
+            .bind(rows)
+            .bind(error_message)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| error("record the end of a run", e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Statement {
+                action: "record the end of a run".to_owned(),
+                detail: format!("run {run} was never started"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, Error> {
+        let rows = sqlx::query(RECENT_RUNS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| error("list recent runs", e))?;
+        rows.iter().map(run_of).collect()
+    }
+
+    async fn load_snapshot(&self, object: &str) -> Result<Option<PropertySnapshot>, Error> {
+        let row = sqlx::query(LOAD_SNAPSHOT)
+            .bind(object)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| error("load a property snapshot", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let what = format!("the property snapshot of {object}");
+        let properties: String = column(&row, "properties", &what)?;
+        let acknowledged: String = column(&row, "acknowledged_removed", &what)?;
+        Ok(Some(PropertySnapshot {
+            object: column(&row, "object", &what)?,
+            properties: serde_json::from_str(&properties).map_err(|e| corrupt(what.clone(), e))?,
+            acknowledged_removed: serde_json::from_str(&acknowledged).map_err(|e| corrupt(what, e))?,
+        }))
+    }
+
+    async fn save_snapshot(&self, snapshot: &PropertySnapshot) -> Result<(), Error> {
+        let encode = |e: serde_json::Error| Error::Statement {
+            action: "save a property snapshot".to_owned(),
+            detail: format!("cannot encode the snapshot as JSON: {e}"),
+        };
+        let properties = serde_json::to_string(&snapshot.properties).map_err(encode)?;
+        let acknowledged = serde_json::to_string(&snapshot.acknowledged_removed).map_err(encode)?;
+        sqlx::query(SAVE_SNAPSHOT)
+            .bind(&snapshot.object)
+            .bind(properties)
+            .bind(acknowledged)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| error("save a property snapshot", e))?;
+        Ok(())
+    }
+}
+
+impl BudgetStore for SqliteStateStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<BudgetRecord>, StoreError>> {
+        Box::pin(async move { self.budget_record().await.map_err(|e| StoreError(e.to_string())) })
+    }
+
+    fn save(&self, record: BudgetRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.save_budget_record(record).await.map_err(|e| StoreError(e.to_string())) })
+    }
+}
