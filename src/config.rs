@@ -86,6 +86,11 @@ impl Default for HubSpotConfig {
 pub struct DestinationUrl(String);
 
 impl DestinationUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> DestinationUrl {
+        DestinationUrl(url.into())
+    }
+
     /// The URL with its password, for connecting only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -143,11 +148,22 @@ impl Default for DestinationConfig {
 pub struct SyncConfig {
     /// Object types by name (`contacts`), type id (`0-1`) or custom object name.
     pub objects: Vec<String>,
+    /// When non-empty, only these properties are synced (plus the id and cursor).
+    pub include_properties: Vec<String>,
+    /// Properties never synced.
+    pub exclude_properties: Vec<String>,
+    /// How far behind now the durable CDC watermark stays, for HubSpot's search index lag.
+    pub settle_lag_secs: u64,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { objects: ["contacts", "companies", "deals", "tickets"].map(str::to_owned).to_vec() }
+        SyncConfig {
+            objects: ["contacts", "companies", "deals", "tickets"].map(str::to_owned).to_vec(),
+            include_properties: Vec::new(),
+            exclude_properties: Vec::new(),
+            settle_lag_secs: 300,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
 //! - [`simulator`]: `hsync sim`, a faithful HubSpot API simulator over real HTTP.
 //! - [`state`]: checkpoints, run history, property snapshots and the budget ledger.
+//! - [`stream`]: backfill and CDC streams and the runner that writes them.
 //! - [`telemetry`]: logging set-up.
 
 pub mod cli;
@@ -21,4 +22,5 @@ pub mod hubspot;
 pub mod schema;
 pub mod simulator;
 pub mod state;
+pub mod stream;
 pub mod telemetry;

@@ -265,7 +265,7 @@ async fn stage_is_swept_after_a_crash_before_merge() {
 
     let dest = SqliteDestination::connect(&db.url).await.expect("reconnect");
     dest.prepare().await.expect("prepare");
-    assert_eq!(dest.stage_tables().await.expect("stages"), [stage.stage_table.clone()]);
+    assert_eq!(dest.stage_tables().await.expect("stages"), std::slice::from_ref(&stage.stage_table));
     assert_eq!(dest.sweep_stages().await.expect("sweep"), 1);
     assert_eq!(dest.sweep_stages().await.expect("sweep"), 0);
     assert!(dest.stage_tables().await.expect("stages").is_empty());

@@ -14,3 +14,4 @@ mod sim_auth_limits;
 mod sim_faults;
 mod sim_objects;
 mod sim_search;
+mod sync_engine;

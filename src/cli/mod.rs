@@ -1,8 +1,11 @@
 //! The `hsync` command line: one file per command. This is the only module that uses `anyhow`,
 //! to add context for people; library code returns typed errors with a class.
 
+mod backfill;
+mod cdc;
 mod config_cmd;
 mod schema_diff;
+mod session;
 mod sim;
 
 use std::path::PathBuf;
@@ -40,6 +43,10 @@ pub enum Command {
     /// Compare HubSpot's properties with the destination's tables; exit 3 on drift, 4 when a
     /// change is incompatible; `--apply` applies creating, adding and widening changes.
     SchemaDiff(schema_diff::SchemaDiffArgs),
+    /// Copy every record of the configured objects (checkpointed per page; `--resume` continues).
+    Backfill(backfill::BackfillArgs),
+    /// Read what changed since the last pass (`--once` for one pass, as cron would).
+    Cdc(cdc::CdcArgs),
 }
 
 /// Parses the command line, runs the command and maps failures to an exit code by class.
@@ -74,6 +81,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(*args).await,
         Command::Config => config_cmd::run(cli.config.as_deref()),
         Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
+        Command::Backfill(args) => backfill::run(cli.config.as_deref(), args).await,
+        Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
     }
 }
 
@@ -87,6 +96,30 @@ fn class_of(error: &anyhow::Error) -> ErrorClass {
                 .or_else(|| e.downcast_ref::<crate::hubspot::Error>().map(Classify::class))
                 .or_else(|| e.downcast_ref::<crate::destination::Error>().map(Classify::class))
                 .or_else(|| e.downcast_ref::<crate::state::Error>().map(Classify::class))
+                .or_else(|| e.downcast_ref::<crate::stream::Error>().map(Classify::class))
         })
         .unwrap_or(ErrorClass::Bug)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

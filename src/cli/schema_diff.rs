@@ -11,9 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::config::Config;
-use crate::destination::{AnyDestination, Destination};
-use crate::hubspot;
+use crate::destination::Destination;
 use crate::schema::{diff, Change, SchemaPlan};
 use crate::state::{PropertySnapshot, StateStore};
 
@@ -99,18 +97,9 @@ fn print_plans(format: Format, plans: &[(SchemaPlan, Vec<String>)]) -> anyhow::R
 
 /// Runs the command.
 pub async fn run(config_path: Option<&Path>, args: SchemaDiffArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path).context("loading the configuration")?;
-    let dest = AnyDestination::connect(&config.destination).await.context("connecting to the destination")?;
-    dest.prepare().await.context("preparing the destination")?;
-    let state = dest.state_store();
-    let client = hubspot::HubSpotClient::new(
-        hubspot::client_config(&config),
-        hubspot::token_source(&config),
-        std::sync::Arc::new(state.clone()),
-        crate::clock::system(),
-    )?;
-    let names = if args.objects.is_empty() { config.sync.objects.clone() } else { args.objects.clone() };
-    let objects = hubspot::resolve_objects(&client, &names).await?;
+    let session = super::session::Session::open(config_path).await?;
+    let (client, dest, state) = (&session.runner.client, &session.runner.dest, &session.runner.state);
+    let objects = session.objects(&args.objects).await?;
     let mut plans = Vec::new();
     for object in &objects {
         let properties = client.properties(&object.api_name, false).await?;

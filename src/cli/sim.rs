@@ -155,30 +155,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("admin: {base}/_sim/truth, {base}/_sim/requests, {base}/_sim/faults");
-    wait_for_signal().await;
+    super::wait_for_signal().await;
     tracing::info!("simulator stopping");
     tokio::time::timeout(simulator::SHUTDOWN_GRACE, handle.stop()).await.ok();
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

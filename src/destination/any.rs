@@ -183,6 +183,10 @@ impl StateStore for AnyStateStore {
         dispatch!(self, s => s.commit_checkpoint(checkpoint).await)
     }
 
+    async fn reset_checkpoint(&self, stream: &str) -> Result<(), StateError> {
+        dispatch!(self, s => s.reset_checkpoint(stream).await)
+    }
+
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StateError> {
         dispatch!(self, s => s.checkpoints().await)
     }

@@ -120,6 +120,23 @@ pub async fn run_all<D: Inspect>(dest: &D) {
     rejects_are_recorded_with_raw_value_and_reason(dest).await;
     checkpoint_commits_with_the_merge_and_never_moves_back(dest).await;
     partial_batch_touches_only_its_columns(dest).await;
+    archived_property_keeps_its_values(dest).await;
+}
+
+/// A column whose property was archived in HubSpot keeps its values when rows are updated.
+pub async fn archived_property_keeps_its_values<D: Inspect>(dest: &D) {
+    let both = ensure_table(dest, "conf_retired", &[property("email", "string"), property("legacy", "string")]).await;
+    let rec = record(1, "2026-01-01T00:00:00.000Z", &[("email", Some("a@example.com")), ("legacy", Some("kept"))]);
+    let (b, r) = batch_of(&both, &[rec]);
+    load(dest, "conf_retired", &b, &r).await;
+    let only_email = ensure_table(dest, "conf_retired", &[property("email", "string")]).await;
+    assert_eq!(only_email.retired, ["legacy"]);
+    let newer = record(1, "2026-01-02T00:00:00.000Z", &[("email", Some("b@example.com"))]);
+    let (b, r) = batch_of(&only_email, &[newer]);
+    load(dest, "conf_retired", &b, &r).await;
+    let rows = dest.read_table("conf_retired").await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), "email"), &text("b@example.com"));
+    assert_eq!(value(by_id(&rows, 1), "legacy"), &text("kept"), "never dropped, never blanked");
 }
 
 /// Merging the same batch twice leaves the table as merging it once.

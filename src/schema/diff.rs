@@ -102,7 +102,7 @@ pub fn diff(
                 overflow.push(p.name.clone());
             }
         }
-        let schema = TableSchema { name: table.to_owned(), columns, overflow: overflow.clone() };
+        let schema = TableSchema { name: table.to_owned(), columns, overflow: overflow.clone(), retired: Vec::new() };
         let mut changes = vec![Change::CreateTable { schema: schema.clone() }];
         changes.extend(overflow.into_iter().map(|property| Change::Overflow { property }));
         return SchemaPlan { table: table.to_owned(), changes, target: schema };
@@ -167,7 +167,9 @@ pub fn diff(
             }
         }
     }
-    // Columns that no live property claims: reported, kept in the layout, never dropped.
+    // Columns that no live property claims: reported once, kept in the table, never dropped,
+    // and left out of batches so their historical values stay.
+    let mut retired = Vec::new();
     for col in existing {
         let known = columns.iter().any(|c| c.name == col.name);
         if !known {
@@ -178,11 +180,15 @@ pub fn diff(
             if !acknowledged.contains(&col.name) {
                 changes.push(Change::PropertyRemoved { column: col.name.clone(), property: property.clone() });
             }
-            columns.push(Column { name: col.name.clone(), property: Some(property), ty: col.ty });
+            retired.push(col.name.clone());
         }
     }
     debug_assert!(columns.len() >= hsync_count);
-    SchemaPlan { table: table.to_owned(), changes, target: TableSchema { name: table.to_owned(), columns, overflow } }
+    SchemaPlan {
+        table: table.to_owned(),
+        changes,
+        target: TableSchema { name: table.to_owned(), columns, overflow, retired },
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +233,8 @@ mod tests {
             column: Column { name: "new_one".into(), property: Some("new_one".into()), ty: ColumnType::Timestamp }
         }));
         assert!(plan.changes.contains(&Change::PropertyRemoved { column: "legacy".into(), property: "legacy".into() }));
-        assert!(plan.target.column("legacy").is_some(), "kept in the layout");
+        assert_eq!(plan.target.retired, ["legacy"], "kept in the table, left out of batches");
+        assert!(plan.target.column("legacy").is_none());
         let acknowledged = plan.removed_columns();
         let next = diff("t", &after, Some(&existing_of(&plan)), &acknowledged, ColumnBudget::POSTGRES);
         assert!(next.is_empty(), "reported once: {:?}", next.changes);

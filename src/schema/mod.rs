@@ -114,6 +114,9 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     /// Properties stored in the overflow JSON column because the table is at its column limit.
     pub overflow: Vec<String>,
+    /// Columns whose properties are gone from HubSpot: kept in the table with their values,
+    /// never written again.
+    pub retired: Vec<String>,
 }
 
 impl TableSchema {

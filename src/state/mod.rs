@@ -82,6 +82,9 @@ pub trait StateStore: Send + Sync {
     /// was stored.
     fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// Forgets a stream's checkpoint: the one way to move a stream back (an explicit restart).
+    fn reset_checkpoint(&self, stream: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
     /// Every checkpoint, for `hsync status`.
     fn checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, Error>> + Send;
 

@@ -107,6 +107,15 @@ impl StateStore for PostgresStateStore {
         Ok(row.map(|(stream, position, state)| Checkpoint { stream, position, state }))
     }
 
+    async fn reset_checkpoint(&self, stream: &str) -> Result<(), Error> {
+        sqlx::query("delete from checkpoints where stream = $1")
+            .bind(stream)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| state_error("reset a checkpoint", e))?;
+        Ok(())
+    }
+
     async fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
         let mut conn = self.pool.acquire().await.map_err(|e| state_error("commit a checkpoint", e))?;
         commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| state_error("commit a checkpoint", e))

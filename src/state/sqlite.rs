@@ -196,6 +196,15 @@ impl StateStore for SqliteStateStore {
         commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| error("commit a checkpoint", e))
     }
 
+    async fn reset_checkpoint(&self, stream: &str) -> Result<(), Error> {
+        sqlx::query("delete from _hsync_checkpoints where stream = ?")
+            .bind(stream)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| error("reset a checkpoint", e))?;
+        Ok(())
+    }
+
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, Error> {
         let rows =
             sqlx::query(ALL_CHECKPOINTS).fetch_all(&self.pool).await.map_err(|e| error("list checkpoints", e))?;

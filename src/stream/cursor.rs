@@ -60,7 +60,13 @@ pub fn next_position(position: CdcPosition, page: &PageSummary) -> Option<CdcPos
 
 /// The watermark to persist: everything strictly before it has been read. It never passes
 /// `now - settle_lag`, and never moves backwards.
-pub fn durable_watermark(previous_ms: i64, position: Option<CdcPosition>, read_through_ms: i64, now_ms: i64, settle_lag_ms: i64) -> i64 {
+pub fn durable_watermark(
+    previous_ms: i64,
+    position: Option<CdcPosition>,
+    read_through_ms: i64,
+    now_ms: i64,
+    settle_lag_ms: i64,
+) -> i64 {
     let reached = match position {
         Some(CdcPosition::From { from_ms }) => from_ms,
         // The tie millisecond is only partly read: restart from it.

@@ -276,10 +276,11 @@ impl FreshPostgres {
             sqlx::PgConnection::connect(&url).await.map(drop)
         };
         if let Err(e) = reachable.await {
+            let shown = hsync::config::DestinationUrl::new(url.clone()).redacted();
             if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-                panic!("Postgres at {url} is required in CI and unreachable: {e}");
+                panic!("Postgres at {shown} is required in CI and unreachable: {e}");
             }
-            eprintln!("skipping: Postgres at {url} is unreachable ({e}); scripts/test provisions it");
+            eprintln!("skipping: Postgres at {shown} is unreachable ({e}); scripts/test provisions it");
             return None;
         }
         let suffix = format!("{:08x}", rand::random::<u32>());
@@ -291,7 +292,7 @@ impl FreshPostgres {
         use sqlx::Connection;
         if let Ok(mut c) = sqlx::PgConnection::connect(&self.url).await {
             for s in [&self.data_schema, &self.state_schema] {
-                let sql = format!("drop schema if exists \"{s}\" cascade");
+                let sql = format!("drop schema if exists \"{}\" cascade", s.replace('"', "\"\""));
                 let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
             }
         }

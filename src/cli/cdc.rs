@@ -1,0 +1,54 @@
+//! `hsync cdc [--once]`: reads what changed since the last pass, for every configured object.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::session::{shutdown_on_signal, Session};
+use crate::stream::cdc;
+
+/// Options of `hsync cdc`.
+#[derive(Debug, Args)]
+pub struct CdcArgs {
+    /// One pass over every object, then exit (for cron and systemd timers).
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between passes when not `--once`.
+    #[arg(long, default_value_t = 60)]
+    pub interval_secs: u64,
+    /// Only these object types (default: sync.objects).
+    #[arg(long = "object")]
+    pub objects: Vec<String>,
+}
+
+/// Runs CDC passes.
+pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path).await?;
+    let shutdown = shutdown_on_signal();
+    let settle = Duration::from_secs(session.config.sync.settle_lag_secs);
+    let objects = session.objects(&args.objects).await?;
+    loop {
+        for object in &objects {
+            let table = session.runner.prepare(object).await?;
+            let report = cdc::pass(&session.runner, &table, settle, &shutdown).await?;
+            println!(
+                "{}: {} changed rows, watermark {}",
+                object.table,
+                report.rows,
+                chrono::DateTime::from_timestamp_millis(report.watermark_ms).unwrap_or_default().to_rfc3339()
+            );
+            if shutdown.is_cancelled() {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if args.once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(Duration::from_secs(args.interval_secs)) => {}
+        }
+    }
+}

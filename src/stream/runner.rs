@@ -1,0 +1,147 @@
+//! The runner: the one place that writes data and commits state, always in this order per
+//! batch: fetch (by the stream) ─► diff schema ─► alter if needed ─► stage ─► merge with the
+//! checkpoint. A crash between merge and commit cannot happen for SQL destinations (they commit
+//! the checkpoint in the merge's transaction); a replayed batch is absorbed by the guarded merge.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::destination::{Destination, MergeOutcome};
+use crate::hubspot::model::{CrmObject, PropertyDefinition};
+use crate::hubspot::{HubSpotClient, ObjectRef};
+use crate::schema::{build_batch, diff, Change, TableSchema};
+use crate::state::{Checkpoint, PropertySnapshot, StateStore};
+
+use super::Error;
+
+/// Which properties to sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PropertyFilter {
+    /// When non-empty, only these (plus the id and cursor properties).
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl PropertyFilter {
+    fn keeps(&self, name: &str, cursor: &str) -> bool {
+        if name == "hs_object_id" || name == cursor {
+            return true;
+        }
+        (self.include.is_empty() || self.include.iter().any(|i| i == name)) && !self.exclude.iter().any(|e| e == name)
+    }
+}
+
+/// An object's table as the runner prepared it for this pass.
+#[derive(Clone, Debug)]
+pub struct PreparedTable {
+    pub object: ObjectRef,
+    pub schema: TableSchema,
+    /// Property names to request (in the request body, never the URL).
+    pub properties: Vec<String>,
+    /// Properties that became columns in this preparation (existing rows need their values).
+    pub added: Vec<String>,
+}
+
+/// Shared handles for every stream.
+#[derive(Debug)]
+pub struct Runner<D, S> {
+    pub client: HubSpotClient,
+    pub dest: D,
+    pub state: S,
+    pub clock: Arc<dyn Clock>,
+    pub filter: PropertyFilter,
+}
+
+impl<D: Destination, S: StateStore> Runner<D, S> {
+    /// Reads the object's property definitions, plans the drift and applies it (never drops;
+    /// an incompatible change stops this object only).
+    pub async fn prepare(&self, object: &ObjectRef) -> Result<PreparedTable, Error> {
+        let all: Vec<PropertyDefinition> = self.client.properties(&object.api_name, false).await?;
+        let properties: Vec<PropertyDefinition> =
+            all.into_iter().filter(|p| self.filter.keeps(&p.name, object.cursor_property)).collect();
+        let existing = self.dest.describe(&object.table).await?;
+        let snapshot = self.state.load_snapshot(&object.table).await?.unwrap_or_default();
+        let plan = diff(
+            &object.table,
+            &properties,
+            existing.as_deref(),
+            &snapshot.acknowledged_removed,
+            self.dest.column_budget(),
+        );
+        if let Some(Change::Incompatible { column, reason, .. }) = plan.incompatible().next() {
+            return Err(Error::Incompatible {
+                table: object.table.clone(),
+                column: column.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let added: Vec<String> = if existing.is_some() {
+            plan.changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::AddColumn { column } => column.property.clone(),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if plan.alters() {
+            self.dest.alter(&plan).await?;
+            tracing::info!(table = %object.table, changes = plan.changes.len(), "applied schema plan");
+        }
+        let mut acknowledged = snapshot.acknowledged_removed;
+        acknowledged.extend(plan.removed_columns());
+        acknowledged.sort();
+        acknowledged.dedup();
+        let names = properties.iter().map(|p| p.name.clone()).collect();
+        self.state
+            .save_snapshot(&PropertySnapshot {
+                object: object.table.clone(),
+                properties,
+                acknowledged_removed: acknowledged,
+            })
+            .await?;
+        Ok(PreparedTable { object: object.clone(), schema: plan.target, properties: names, added })
+    }
+
+    /// Writes one batch and commits `checkpoint` with it.
+    pub async fn write(
+        &self,
+        table: &PreparedTable,
+        records: &[CrmObject],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        let now = self.clock.now().timestamp_millis();
+        let built = build_batch(&table.schema, &table.object.table, table.object.cursor_property, records, now);
+        if !built.rejects.is_empty() {
+            tracing::warn!(table = %table.object.table, rejects = built.rejects.len(), "values rejected; see _hsync_rejects");
+        }
+        let stage = self.dest.stage(&table.object.table, &built.batch).await?;
+        let outcome = self.dest.merge(stage, &built.rejects, checkpoint).await?;
+        metrics::counter!("hsync_rows_merged_total", "object" => table.object.table.clone()).increment(outcome.written);
+        Ok(outcome)
+    }
+
+    /// Commits a checkpoint that covers no new data (an empty page, a finished stream).
+    pub async fn commit(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
+        Ok(self.state.commit_checkpoint(checkpoint).await?)
+    }
+
+    /// Writes a batch carrying only some columns (flags, or a newly added property).
+    pub async fn write_columns(
+        &self,
+        table: &PreparedTable,
+        records: &[CrmObject],
+        columns: &[&str],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        let now = self.clock.now().timestamp_millis();
+        let built = build_batch(&table.schema, &table.object.table, table.object.cursor_property, records, now);
+        let schema = built.batch.schema();
+        let indices: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+        let batch = built.batch.project(&indices).map_err(|e| Error::Bug(format!("projecting a batch: {e}")))?;
+        let stage = self.dest.stage(&table.object.table, &batch).await?;
+        Ok(self.dest.merge(stage, &built.rejects, checkpoint).await?)
+    }
+}
