@@ -10,7 +10,8 @@
 //! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
 //! - [`simulator`]: `hsync sim`, a faithful HubSpot API simulator over real HTTP.
 //! - [`state`]: checkpoints, run history, property snapshots and the budget ledger.
-//! - [`stream`]: backfill and CDC streams and the runner that writes them.
+//! - [`stream`]: backfill and CDC streams and the runner that writes them; the status model
+//!   and the warehouse-against-HubSpot verification.
 //! - [`telemetry`]: logging set-up.
 
 pub mod cli;

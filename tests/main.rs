@@ -4,14 +4,19 @@
 mod support;
 
 mod cli_schema_diff;
+mod cli_status_verify;
 
 mod dest_postgres;
 mod dest_sqlite;
 mod hubspot_client;
 
+mod chaos_kill;
 mod sim_admin;
 mod sim_auth_limits;
 mod sim_faults;
 mod sim_objects;
 mod sim_search;
+mod sync_associations;
+mod sync_deletes;
 mod sync_engine;
+mod sync_scale;

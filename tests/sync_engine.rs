@@ -79,7 +79,7 @@ fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
 }
 
 /// Every difference between the warehouse and the simulator's ground truth, as readable lines.
-async fn differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> {
+pub(crate) async fn differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> {
     let truth = sim.admin(Method::GET, "/_sim/truth", None).await.1;
     let mut out = Vec::new();
     for object in OBJECTS {
@@ -259,4 +259,54 @@ async fn cdc_walks_15000_updates_in_one_millisecond_and_survives_index_lag() {
     sim.admin(Method::POST, "/_sim/clock", Some(&json!({"advanceMs": 31_000}))).await;
     cdc_all(&runner, Duration::from_secs(60)).await;
     assert_no_differences(&differences(&runner.dest, &sim).await);
+}
+
+#[tokio::test]
+async fn newly_included_property_is_filled_by_a_targeted_reread_not_a_resync() {
+    let sim = Sim::start(crate::support::unlimited(PortalSpec {
+        contacts: 900,
+        companies: 50,
+        deals: 50,
+        tickets: 20,
+        cars: 10,
+        custom_properties: 8,
+        ..PortalSpec::default()
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
+    dest.prepare().await.unwrap();
+    let state = dest.state_store();
+    let mut runner = Runner {
+        client: client(&sim, Arc::new(state.clone())),
+        dest,
+        state,
+        clock: hsync::clock::system(),
+        filter: PropertyFilter { include: Vec::new(), exclude: vec!["custom_prop_0006".into()] },
+    };
+    backfill_all(&runner).await;
+    let columns = runner.dest.describe("contacts").await.unwrap().unwrap();
+    assert!(!columns.iter().any(|c| c.name == "custom_prop_0006"));
+
+    // The property is included from now on: a new column, filled for existing rows.
+    runner.filter = PropertyFilter::default();
+    sim.admin(Method::DELETE, "/_sim/requests", None).await;
+    let never = CancellationToken::new();
+    let mut reread_rows = 0;
+    for object in resolve_objects(&runner.client, &OBJECTS.map(str::to_owned)).await.unwrap() {
+        let table = runner.prepare(&object).await.unwrap();
+        assert!(table.added.iter().any(|p| p == "custom_prop_0006"), "{:?}", table.added);
+        hsync::stream::reread::schedule(&runner, &table).await.unwrap();
+        reread_rows += hsync::stream::reread::run(&runner, &table, &never).await.unwrap();
+        assert_eq!(hsync::stream::reread::run(&runner, &table, &never).await.unwrap(), 0, "nothing left to re-read");
+    }
+    assert_eq!(reread_rows, 900 + 50 + 50 + 20 + 10);
+    assert_no_differences(&differences(&runner.dest, &sim).await);
+    // The re-read asked for the new property only.
+    let log = sim.admin(Method::GET, "/_sim/requests", None).await.1;
+    for entry in log["entries"].as_array().unwrap().iter().filter(|e| e["path"].as_str().unwrap().ends_with("/search"))
+    {
+        let body: Value = serde_json::from_str(entry["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["properties"].as_array().unwrap().len(), 2, "{body}");
+    }
 }

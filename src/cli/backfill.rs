@@ -1,12 +1,14 @@
 //! `hsync backfill [--resume] [--object ...]`: copies every record, one committed page at a time.
+//! Each object's backfill is one run in the run history (`hsync status` shows it).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use super::session::{shutdown_on_signal, Session};
+use super::session::{recorded, shutdown_on_signal, Session};
 use crate::stream::backfill::{self, Mode};
+use crate::stream::reread;
 
 /// Options of `hsync backfill`.
 #[derive(Debug, Args)]
@@ -28,15 +30,24 @@ pub async fn run(config_path: Option<&Path>, args: BackfillArgs) -> anyhow::Resu
     let shutdown = shutdown_on_signal();
     let mode = if args.resume { Mode::Resume } else { Mode::Fresh };
     for object in session.objects(&args.objects).await? {
-        let table = session.runner.prepare(&object).await?;
-        if args.restart {
-            use crate::state::StateStore;
-            use crate::stream::state::{backfill_stream, cdc_stream};
-            session.runner.state.reset_checkpoint(&backfill_stream(&object.table)).await?;
-            session.runner.state.reset_checkpoint(&cdc_stream(&object.table)).await?;
-            tracing::info!(table = %object.table, "backfill restarted from the first id");
-        }
-        let report = backfill::run(&session.runner, &table, mode, &shutdown, |_| {}).await?;
+        let stream = crate::stream::state::backfill_stream(&object.table);
+        let work = async {
+            let table = session.runner.prepare(&object).await?;
+            if args.restart {
+                use crate::state::StateStore;
+                use crate::stream::state::cdc_stream;
+                session.runner.state.reset_checkpoint(&stream).await?;
+                session.runner.state.reset_checkpoint(&cdc_stream(&object.table)).await?;
+                tracing::info!(table = %object.table, "backfill restarted from the first id");
+            }
+            reread::schedule(&session.runner, &table).await?;
+            let report = backfill::run(&session.runner, &table, mode, &shutdown, |_| {}).await?;
+            if report.finished {
+                reread::run(&session.runner, &table, &shutdown).await?;
+            }
+            anyhow::Ok(report)
+        };
+        let report = recorded(&session.runner, &stream, |r: &backfill::Report| r.rows, work).await?;
         println!(
             "{}: {} rows in {} pages{}",
             object.table,

@@ -1,4 +1,5 @@
 //! `hsync cdc [--once]`: reads what changed since the last pass, for every configured object.
+//! Each object's pass is one run in the run history (`hsync status` shows it).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::session::{shutdown_on_signal, Session};
-use crate::stream::cdc;
+use super::session::{recorded, shutdown_on_signal, Session};
+use crate::stream::{cdc, reread};
 
 /// Options of `hsync cdc`.
 #[derive(Debug, Args)]
@@ -31,8 +32,14 @@ pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<Ex
     let objects = session.objects(&args.objects).await?;
     loop {
         for object in &objects {
-            let table = session.runner.prepare(object).await?;
-            let report = cdc::pass(&session.runner, &table, settle, &shutdown).await?;
+            let stream = crate::stream::state::cdc_stream(&object.table);
+            let work = async {
+                let table = session.runner.prepare(object).await?;
+                reread::schedule(&session.runner, &table).await?;
+                reread::run(&session.runner, &table, &shutdown).await?;
+                anyhow::Ok(cdc::pass(&session.runner, &table, settle, &shutdown).await?)
+            };
+            let report = recorded(&session.runner, &stream, |r: &cdc::Report| r.rows, work).await?;
             println!(
                 "{}: {} changed rows, watermark {}",
                 object.table,

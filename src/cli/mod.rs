@@ -1,12 +1,16 @@
 //! The `hsync` command line: one file per command. This is the only module that uses `anyhow`,
 //! to add context for people; library code returns typed errors with a class.
 
+mod associations;
 mod backfill;
 mod cdc;
 mod config_cmd;
+mod deletes;
 mod schema_diff;
 mod session;
 mod sim;
+mod status;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +51,18 @@ pub enum Command {
     Backfill(backfill::BackfillArgs),
     /// Read what changed since the last pass (`--once` for one pass, as cron would).
     Cdc(cdc::CdcArgs),
+    /// Read association edges: those of records changed since the last poll, or of every
+    /// record with `--sweep` (which also catches changes that moved no last-modified time).
+    Associations(associations::AssociationsArgs),
+    /// Flag archived, merged-away and permanently deleted records, and un-flag restored ones
+    /// (one reconcile per object: the recycle bin, survivors' merged ids and an id sweep).
+    Deletes(deletes::DeletesArgs),
+    /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
+    /// the state store alone (no HubSpot call); `--json` for machines.
+    Status(status::StatusArgs),
+    /// Compare the warehouse with HubSpot: counts, missing and extra ids, stale rows; exit 5
+    /// when they differ.
+    Verify(verify::VerifyArgs),
 }
 
 /// Parses the command line, runs the command and maps failures to an exit code by class.
@@ -83,6 +99,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
         Command::Backfill(args) => backfill::run(cli.config.as_deref(), args).await,
         Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
+        Command::Associations(args) => associations::run(cli.config.as_deref(), args).await,
+        Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
+        Command::Status(args) => status::run(cli.config.as_deref(), args).await,
+        Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
     }
 }
 

@@ -61,3 +61,75 @@ pub fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
     });
     token
 }
+
+/// What the read-only commands (`status`, `verify`) open: the configuration and the prepared
+/// destination with its state store. Unlike [`Session::open`] it never sweeps staging tables,
+/// so it is safe beside a running sync, and it builds a HubSpot client only when asked.
+#[derive(Debug)]
+pub struct Warehouse {
+    pub config: Config,
+    pub dest: AnyDestination,
+    pub state: AnyStateStore,
+    pub clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl Warehouse {
+    /// Loads the configuration and connects to (and prepares) the destination.
+    pub async fn open(config_path: Option<&Path>) -> anyhow::Result<Warehouse> {
+        let config = Config::load(config_path).context("loading the configuration")?;
+        let dest = AnyDestination::connect(&config.destination).await.context("connecting to the destination")?;
+        dest.prepare().await.context("preparing the destination")?;
+        let state = dest.state_store();
+        Ok(Warehouse { config, dest, state, clock: crate::clock::system() })
+    }
+
+    /// A HubSpot client that spends from the budget ledger in the state store.
+    pub fn client(&self) -> anyhow::Result<HubSpotClient> {
+        Ok(HubSpotClient::new(
+            hubspot::client_config(&self.config),
+            hubspot::token_source(&self.config),
+            Arc::new(self.state.clone()),
+            Arc::clone(&self.clock),
+        )?)
+    }
+
+    /// The configured objects, or `only` when given.
+    pub async fn objects(&self, client: &HubSpotClient, only: &[String]) -> anyhow::Result<Vec<ObjectRef>> {
+        let names = if only.is_empty() { self.config.sync.objects.clone() } else { only.to_vec() };
+        Ok(hubspot::resolve_objects(client, &names).await?)
+    }
+}
+
+/// Runs `work` as one recorded run of `stream` in the state store's run history: `ok` with the
+/// rows `rows` reads from its result, or `failed` with the error's message (hsync's errors
+/// name objects, ids and actions, never row values). The work's own error wins over a failure
+/// to record its end.
+pub async fn recorded<T>(
+    runner: &Runner<AnyDestination, AnyStateStore>,
+    stream: &str,
+    rows: impl FnOnce(&T) -> u64,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use crate::state::StateStore;
+    let run = runner
+        .state
+        .start_run(stream, runner.clock.now())
+        .await
+        .with_context(|| format!("recording the start of a {stream} run"))?;
+    let outcome = work.await;
+    let (status, written, error) = match &outcome {
+        Ok(value) => ("ok", i64::try_from(rows(value)).unwrap_or(i64::MAX), None),
+        Err(e) => ("failed", 0, Some(format!("{e:#}"))),
+    };
+    let finished = runner.state.finish_run(run, runner.clock.now(), status, written, error.as_deref()).await;
+    match (outcome, finished) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(e).with_context(|| format!("recording the end of a {stream} run")),
+        (Err(e), finished) => {
+            if let Err(record) = finished {
+                tracing::warn!(stream, error = %record, "could not record the failed run");
+            }
+            Err(e)
+        }
+    }
+}

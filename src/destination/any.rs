@@ -5,7 +5,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::postgres::PostgresDestination;
 use super::sqlite::SqliteDestination;
-use super::{Destination, Error, MergeOutcome, Stage};
+use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::DestinationConfig;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
@@ -157,6 +157,55 @@ impl Destination for AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => d.sweep_stages().await,
             AnyDestination::Postgres(d) => d.sweep_stages().await,
+        }
+    }
+
+    async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.flag(table, flags).await,
+            AnyDestination::Postgres(d) => d.flag(table, flags).await,
+        }
+    }
+
+    async fn id_flags(&self, table: &str) -> Result<Vec<IdFlags>, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.id_flags(table).await,
+            AnyDestination::Postgres(d) => d.id_flags(table).await,
+        }
+    }
+
+    async fn merge_edges(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        from_ids: &[i64],
+        edges: &[Edge],
+        synced_at_ms: i64,
+    ) -> Result<EdgeOutcome, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await,
+            AnyDestination::Postgres(d) => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await,
+        }
+    }
+
+    async fn live_ids(&self, table: &str) -> Result<Vec<i64>, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.live_ids(table).await,
+            AnyDestination::Postgres(d) => d.live_ids(table).await,
+        }
+    }
+
+    async fn ids_modified_since(&self, table: &str, since_ms: i64) -> Result<Vec<i64>, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.ids_modified_since(table, since_ms).await,
+            AnyDestination::Postgres(d) => d.ids_modified_since(table, since_ms).await,
+        }
+    }
+
+    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.edge_sources(from_type, to_type, to_ids).await,
+            AnyDestination::Postgres(d) => d.edge_sources(from_type, to_type, to_ids).await,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::future::Future;
 use arrow::record_batch::RecordBatch;
 use serde_json::json;
 
-use super::{Destination, Error, MergeOutcome};
+use super::{Destination, Edge, EdgeOutcome, Error, MergeOutcome};
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::schema::{build_batch, diff, hsync_columns, parse_instant_ms, Reject, TableSchema};
 use crate::state::Checkpoint;
@@ -34,6 +34,22 @@ pub enum Cell {
 /// A row: column name to value.
 pub type Row = BTreeMap<String, Cell>;
 
+/// One stored association edge, as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeRow {
+    pub from_type: String,
+    pub from_id: i64,
+    pub to_type: String,
+    pub to_id: i64,
+    pub type_id: i32,
+    pub category: String,
+    pub label: Option<String>,
+    /// When hsync last wrote the edge (inserted, relabelled, tombstoned or revived it).
+    pub synced_at_ms: i64,
+    /// The tombstone: when hsync found the edge gone from HubSpot.
+    pub deleted_at_ms: Option<i64>,
+}
+
 /// Read-back access the suite needs (and `hsync verify` can use).
 pub trait Inspect: Destination {
     /// Every row of an object table, ordered by id, every column included.
@@ -44,6 +60,8 @@ pub trait Inspect: Destination {
     fn read_rejects(&self, object: &str) -> impl Future<Output = Result<Vec<Reject>, Error>> + Send;
     /// The stored checkpoint of a stream.
     fn checkpoint(&self, stream: &str) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
+    /// Every stored association edge, tombstoned ones included, in key order.
+    fn read_edges(&self) -> impl Future<Output = Result<Vec<EdgeRow>, Error>> + Send;
 }
 
 const CURSOR: &str = "hs_lastmodifieddate";
@@ -121,6 +139,96 @@ pub async fn run_all<D: Inspect>(dest: &D) {
     checkpoint_commits_with_the_merge_and_never_moves_back(dest).await;
     partial_batch_touches_only_its_columns(dest).await;
     archived_property_keeps_its_values(dest).await;
+    flags_bypass_the_guard_and_keep_the_cursor(dest).await;
+    edges_follow_the_current_list(dest).await;
+}
+
+/// Reconciliation flags are set and cleared without the cursor guard and without touching the
+/// cursor or any property; an unknown id gets a row with only its id and flags; a flag
+/// observed on an older version than the row holds is not applied; a replay changes nothing;
+/// a full-row merge of a newer live version clears the flags, also on an id-only row.
+pub async fn flags_bypass_the_guard_and_keep_the_cursor<D: Inspect>(dest: &D) {
+    use super::{IdFlags, RowFlag};
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, MERGED_INTO};
+    let table = "conf_flags";
+    let schema = ensure_table(dest, table, &[property("email", "string")]).await;
+    let t0 = "2026-01-02T00:00:00.000Z";
+    let t0_ms = parse_instant_ms(t0).expect("instant");
+    let records: Vec<_> = (1..=3).map(|i| record(i, t0, &[("email", Some(&format!("{i}@example.com")))])).collect();
+    let (b, r) = batch_of(&schema, &records);
+    load(dest, table, &b, &r).await;
+    let before = dest.read_table(table).await.expect("read");
+    let (archived_at, deleted_at) = (1_767_000_000_123, 1_767_300_000_456);
+    let flags = [
+        RowFlag {
+            id: 1,
+            archived_at: Some(Some(archived_at)),
+            merged_into: Some(None),
+            deleted_at: Some(None),
+            observed_cursor: Some(t0_ms),
+        },
+        RowFlag { id: 2, merged_into: Some(Some(3)), ..RowFlag::default() },
+        RowFlag { id: 99, deleted_at: Some(Some(deleted_at)), ..RowFlag::default() },
+        // Clearing the flags of an id the table does not hold inserts nothing.
+        RowFlag { id: 98, archived_at: Some(None), ..RowFlag::default() },
+    ];
+    assert_eq!(dest.flag(table, &flags).await.expect("flag"), 3);
+    let rows = dest.read_table(table).await.expect("read");
+    assert_eq!(rows.len(), 4, "one id-only row added: {rows:?}");
+    assert_eq!(value(by_id(&rows, 1), ARCHIVED_AT), &Cell::TimestampMs(archived_at));
+    assert_eq!(value(by_id(&rows, 2), MERGED_INTO), &Cell::Int(3));
+    assert_eq!(value(by_id(&rows, 2), ARCHIVED_AT), &Cell::Null, "a flag left as it is");
+    let unknown = by_id(&rows, 99);
+    assert_eq!(value(unknown, DELETED_AT), &Cell::TimestampMs(deleted_at));
+    assert_eq!(value(unknown, CURSOR), &Cell::Null, "an id-only row holds no version");
+    assert_eq!(value(unknown, "email"), &Cell::Null);
+    for id in 1..=3 {
+        let (old, new) = (by_id(&before, id), by_id(&rows, id));
+        for (column, cell) in old.iter().filter(|(c, _)| ![ARCHIVED_AT, MERGED_INTO, DELETED_AT].contains(&c.as_str()))
+        {
+            assert_eq!(value(new, column), cell, "row {id} column {column}: flags touch nothing else");
+        }
+    }
+    assert_eq!(dest.flag(table, &flags).await.expect("flag"), 0, "a replay changes nothing");
+    let stored = dest.id_flags(table).await.expect("ids");
+    let row =
+        |id, cursor, archived_at, merged_into, deleted_at| IdFlags { id, cursor, archived_at, merged_into, deleted_at };
+    assert_eq!(
+        stored,
+        vec![
+            row(1, Some(t0_ms), Some(archived_at), None, None),
+            row(2, Some(t0_ms), None, Some(3), None),
+            row(3, Some(t0_ms), None, None, None),
+            row(99, None, None, None, Some(deleted_at)),
+        ]
+    );
+
+    // Observed on an older version than the row holds: not applied.
+    let stale =
+        RowFlag { id: 3, archived_at: Some(Some(archived_at)), observed_cursor: Some(t0_ms - 1), ..RowFlag::default() };
+    assert_eq!(dest.flag(table, &[stale]).await.expect("flag"), 0);
+    // Cleared on its own.
+    assert_eq!(
+        dest.flag(table, &[RowFlag { id: 2, merged_into: Some(None), ..RowFlag::default() }]).await.expect("flag"),
+        1
+    );
+    let rows = dest.read_table(table).await.expect("read");
+    assert_eq!(value(by_id(&rows, 3), ARCHIVED_AT), &Cell::Null);
+    assert_eq!(value(by_id(&rows, 2), MERGED_INTO), &Cell::Null);
+
+    // A newer live version (a restore) clears the flags; the id-only row takes any version.
+    let t1 = "2026-01-03T00:00:00.000Z";
+    let live =
+        [record(1, t1, &[("email", Some("back@example.com"))]), record(99, t0, &[("email", Some("new@example.com"))])];
+    let (b, r) = batch_of(&schema, &live);
+    assert_eq!(load(dest, table, &b, &r).await.written, 2);
+    let rows = dest.read_table(table).await.expect("read");
+    assert_eq!(value(by_id(&rows, 1), ARCHIVED_AT), &Cell::Null);
+    assert_eq!(value(by_id(&rows, 1), "email"), &text("back@example.com"));
+    assert_eq!(value(by_id(&rows, 99), DELETED_AT), &Cell::Null);
+    assert_eq!(value(by_id(&rows, 99), CURSOR), &Cell::TimestampMs(t0_ms));
+    assert_eq!(value(by_id(&rows, 99), "email"), &text("new@example.com"));
+    assert!(dest.id_flags("conf_flags_missing").await.expect("ids").is_empty(), "no table, no ids");
 }
 
 /// A column whose property was archived in HubSpot keeps its values when rows are updated.
@@ -389,4 +497,105 @@ pub async fn partial_batch_touches_only_its_columns<D: Inspect>(dest: &D) {
     let rows = dest.read_table("conf_partial").await.expect("read");
     assert_eq!(value(by_id(&rows, 1), "city"), &text("Zürich"));
     assert_eq!(value(by_id(&rows, 1), "email"), &text("a@example.com"), "columns outside the batch are untouched");
+}
+
+/// An association edge for the edge scenario.
+fn edge(from_id: i64, to_id: i64, type_id: i32, category: &str, label: Option<&str>) -> Edge {
+    Edge { from_id, to_id, type_id, category: category.to_owned(), label: label.map(str::to_owned) }
+}
+
+/// The stored edges of the scenario's object types.
+async fn conformance_edges<D: Inspect>(dest: &D) -> Vec<EdgeRow> {
+    let mut rows = dest.read_edges().await.expect("read edges");
+    rows.retain(|e| e.from_type.starts_with("conf_edge_"));
+    rows
+}
+
+fn stored<'a>(rows: &'a [EdgeRow], to_type: &str, from_id: i64, to_id: i64, type_id: i32) -> &'a EdgeRow {
+    rows.iter()
+        .find(|e| e.to_type == to_type && e.from_id == from_id && e.to_id == to_id && e.type_id == type_id)
+        .unwrap_or_else(|| panic!("edge {from_id}->{to_id} ({type_id}) to {to_type} missing from {rows:?}"))
+}
+
+/// `merge_edges` makes the stored edges of the given records equal the current list: new
+/// edges inserted, labels and categories updated, vanished edges tombstoned (kept, with
+/// `deleted_at`), returning edges revived; other records and other pairs are untouched, and a
+/// replay changes nothing.
+pub async fn edges_follow_the_current_list<D: Inspect>(dest: &D) {
+    const FROM: &str = "conf_edge_contacts";
+    const TO: &str = "conf_edge_companies";
+    const OTHER: &str = "conf_edge_deals";
+    const HS: &str = "HUBSPOT_DEFINED";
+    const USER: &str = "USER_DEFINED";
+    let t0 = 1_767_225_600_000;
+    let (t1, t2, t3) = (t0 + 1_000, t0 + 2_000, t0 + 3_000);
+    let first = vec![
+        edge(1, 10, 279, HS, None),
+        edge(1, 10, 1, HS, Some("Primary")),
+        edge(1, 11, 279, HS, None),
+        edge(2, 10, 279, HS, None),
+        // The same edge twice in one list is one row.
+        edge(2, 10, 279, HS, None),
+    ];
+    let outcome = dest.merge_edges(FROM, TO, &[1, 2, 3], &first, t0).await.expect("merge edges");
+    assert_eq!(outcome, EdgeOutcome { upserted: 4, tombstoned: 0 });
+    dest.merge_edges(FROM, OTHER, &[1], &[edge(1, 50, 4, HS, None)], t0).await.expect("merge edges");
+    let rows = conformance_edges(dest).await;
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let primary = stored(&rows, TO, 1, 10, 1);
+    assert_eq!((primary.category.as_str(), primary.label.as_deref()), (HS, Some("Primary")));
+    assert_eq!((primary.synced_at_ms, primary.deleted_at_ms), (t0, None));
+    assert_eq!(stored(&rows, TO, 1, 11, 279).label, None, "the unlabeled type has no label");
+
+    // A replay writes nothing.
+    let replay = dest.merge_edges(FROM, TO, &[1, 2, 3], &first, t1).await.expect("merge edges");
+    assert_eq!(replay, EdgeOutcome::default());
+    assert_eq!(conformance_edges(dest).await, rows, "a replay changes nothing");
+
+    // Record 1 now: Primary replaced by a user-defined label, and the unlabeled type's label
+    // renamed. Record 2 is not in the call and keeps its edges.
+    let relabelled = vec![
+        edge(1, 10, 279, HS, None),
+        edge(1, 10, 28, USER, Some("Billing contact")),
+        edge(1, 11, 279, HS, Some("Renamed")),
+    ];
+    let outcome = dest.merge_edges(FROM, TO, &[1], &relabelled, t1).await.expect("merge edges");
+    assert_eq!(outcome, EdgeOutcome { upserted: 2, tombstoned: 1 });
+    let rows = conformance_edges(dest).await;
+    let billing = stored(&rows, TO, 1, 10, 28);
+    assert_eq!(
+        (billing.category.as_str(), billing.label.as_deref(), billing.synced_at_ms),
+        (USER, Some("Billing contact"), t1)
+    );
+    assert_eq!(stored(&rows, TO, 1, 11, 279).label.as_deref(), Some("Renamed"));
+    let gone = stored(&rows, TO, 1, 10, 1);
+    assert_eq!(gone.deleted_at_ms, Some(t1), "a vanished edge is tombstoned, not deleted");
+    assert_eq!(gone.label.as_deref(), Some("Primary"), "a tombstone keeps its label");
+    assert_eq!(stored(&rows, TO, 1, 10, 279).synced_at_ms, t0, "an unchanged edge is not rewritten");
+    assert_eq!(stored(&rows, TO, 2, 10, 279).deleted_at_ms, None, "records outside the call are untouched");
+    assert_eq!(stored(&rows, OTHER, 1, 50, 4).deleted_at_ms, None, "other pairs are untouched");
+
+    // Record 2 loses its only edge; a tombstone is not tombstoned again.
+    let outcome = dest.merge_edges(FROM, TO, &[1, 2], &relabelled, t2).await.expect("merge edges");
+    assert_eq!(outcome, EdgeOutcome { upserted: 0, tombstoned: 1 });
+    let rows = conformance_edges(dest).await;
+    assert_eq!(stored(&rows, TO, 2, 10, 279).deleted_at_ms, Some(t2));
+    assert_eq!(stored(&rows, TO, 1, 10, 1).deleted_at_ms, Some(t1), "the first tombstone keeps its time");
+
+    // The edge comes back, under its old type: the tombstone is cleared.
+    let back = [edge(2, 10, 279, HS, None)];
+    let outcome = dest.merge_edges(FROM, TO, &[2], &back, t3).await.expect("merge edges");
+    assert_eq!(outcome, EdgeOutcome { upserted: 1, tombstoned: 0 });
+    let rows = conformance_edges(dest).await;
+    let revived = stored(&rows, TO, 2, 10, 279);
+    assert_eq!((revived.deleted_at_ms, revived.synced_at_ms), (None, t3));
+    assert_eq!(dest.merge_edges(FROM, TO, &[2], &back, t3 + 1).await.expect("merge edges"), EdgeOutcome::default());
+    assert_eq!(rows.len(), 6, "one row per edge and type, whatever happened: {rows:?}");
+
+    // An edge of a record outside from_ids is refused, and nothing is written.
+    let stray = dest.merge_edges(FROM, TO, &[1], &[edge(9, 10, 279, HS, None)], t3).await;
+    assert!(stray.is_err(), "an edge outside from_ids is refused");
+    assert_eq!(conformance_edges(dest).await, rows);
+    // No records: nothing to do.
+    assert_eq!(dest.merge_edges(FROM, TO, &[], &[], t3).await.expect("merge edges"), EdgeOutcome::default());
 }

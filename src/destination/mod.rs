@@ -12,7 +12,14 @@
 //!   drops the stage, all in one transaction. Merging the same batch twice equals merging it
 //!   once; duplicate ids inside one stage keep the newest version.
 //! - `sweep_stages` drops stages a crash left between `stage` and `merge`.
+//! - `flag` sets or clears the reconciliation flags (`_hsync_archived_at`,
+//!   `_hsync_merged_into`, `_hsync_deleted_at`) bypassing the cursor guard and leaving
+//!   `_hsync_cursor` alone, and inserts id-only rows for ids the table never held; a full-row
+//!   merge of a live record clears the flags again (the batch carries them as NULL).
 //! - `alter` applies a plan's creating, adding and widening changes and never drops anything.
+//! - `merge_edges` makes the stored association edges of some records equal HubSpot's current
+//!   list for them in one transaction: new edges inserted, changed labels and categories
+//!   updated, vanished edges tombstoned (`deleted_at`), never deleted; a replay changes nothing.
 //! - Identifiers are quoted by one function per dialect; values are bound or loaded as data,
 //!   never interpolated into SQL text.
 
@@ -54,6 +61,87 @@ pub struct MergeOutcome {
     pub skipped: u64,
 }
 
+/// A change to the reconciliation flags of one row (see [`Destination::flag`]). For each flag,
+/// the outer `None` leaves the column as it is, `Some(None)` clears it and `Some(Some(v))`
+/// sets it. Times are milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowFlag {
+    pub id: i64,
+    /// `_hsync_archived_at`: when HubSpot archived the record.
+    pub archived_at: Option<Option<i64>>,
+    /// `_hsync_merged_into`: the surviving record's id.
+    pub merged_into: Option<Option<i64>>,
+    /// `_hsync_deleted_at`: when hsync found the record permanently deleted.
+    pub deleted_at: Option<Option<i64>>,
+    /// The last-modified time of the version the flag was observed on. When set, the flag
+    /// applies only to a row whose `_hsync_cursor` is NULL or not newer (a row CDC has
+    /// meanwhile replaced by a newer version, a restored record say, keeps its flags).
+    pub observed_cursor: Option<i64>,
+}
+
+/// A row's id with its cursor and reconciliation flags, as stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdFlags {
+    pub id: i64,
+    pub cursor: Option<i64>,
+    pub archived_at: Option<i64>,
+    pub merged_into: Option<i64>,
+    pub deleted_at: Option<i64>,
+}
+
+impl IdFlags {
+    /// Whether any flag marks the row as no longer live.
+    pub fn flagged(&self) -> bool {
+        self.archived_at.is_some() || self.merged_into.is_some() || self.deleted_at.is_some()
+    }
+}
+
+/// One association edge under one association type, read from `from_id`'s side: the
+/// `associations` table holds one row per `(from_type, from_id, to_type, to_id, type_id)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edge {
+    pub from_id: i64,
+    pub to_id: i64,
+    /// HubSpot's association type id (each label is its own type id; direction matters).
+    pub type_id: i32,
+    /// `HUBSPOT_DEFINED`, `USER_DEFINED`, `INTEGRATOR_DEFINED` or `WORK`.
+    pub category: String,
+    /// `None` for the unlabeled type.
+    pub label: Option<String>,
+}
+
+/// What [`Destination::merge_edges`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EdgeOutcome {
+    /// Edges inserted, relabelled or brought back from a tombstone (unchanged edges are not
+    /// written, so a replay counts zero).
+    pub upserted: u64,
+    /// Stored edges HubSpot no longer lists, now tombstoned.
+    pub tombstoned: u64,
+}
+
+/// Checks that every edge starts at one of `from_ids` and returns the edges ordered by key,
+/// one per key (the last one given wins), so each destination writes rows in one order.
+pub(crate) fn edges_by_key<'a>(
+    kind: &'static str,
+    from_ids: &[i64],
+    edges: &'a [Edge],
+) -> Result<Vec<&'a Edge>, Error> {
+    let sources: std::collections::HashSet<i64> = from_ids.iter().copied().collect();
+    if edges.iter().any(|e| !sources.contains(&e.from_id)) {
+        return Err(Error::Statement {
+            kind,
+            action: "merge association edges".to_owned(),
+            detail: "an edge starts at a record outside the from_ids given with it".to_owned(),
+        });
+    }
+    let mut by_key: std::collections::BTreeMap<(i64, i64, i32), &Edge> = std::collections::BTreeMap::new();
+    for edge in edges {
+        by_key.insert((edge.from_id, edge.to_id, edge.type_id), edge);
+    }
+    Ok(by_key.into_values().collect())
+}
+
 /// A warehouse hsync writes to.
 pub trait Destination: Send + Sync {
     /// `sqlite`, `postgres`, ...
@@ -88,4 +176,48 @@ pub trait Destination: Send + Sync {
 
     /// Drops staging tables left behind by a crash; returns how many.
     fn sweep_stages(&self) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Brings the stored edges of `from_ids` (records of `from_type`) to `to_type` in line
+    /// with `edges`, the complete current list for those records, in one transaction: each
+    /// edge is inserted, or updated when its category or label changed or it was tombstoned
+    /// (the tombstone is cleared); every other stored live edge of those records to `to_type`
+    /// gets `deleted_at = synced_at_ms`. Edges are never deleted. Replaying the same call
+    /// changes nothing.
+    fn merge_edges(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        from_ids: &[i64],
+        edges: &[Edge],
+        synced_at_ms: i64,
+    ) -> impl Future<Output = Result<EdgeOutcome, Error>> + Send;
+
+    /// Ids of the rows of an object table that are live (not flagged archived, merged or
+    /// deleted), ascending. Empty when the table does not exist.
+    fn live_ids(&self, table: &str) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
+
+    /// Ids of the rows of an object table whose `_hsync_cursor` is at or after `since_ms`,
+    /// flagged or not, ascending. Empty when the table does not exist.
+    fn ids_modified_since(&self, table: &str, since_ms: i64) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
+
+    /// The distinct `from_id`s with at least one live (not tombstoned) edge from `from_type`
+    /// to `to_type`, ascending; with `to_ids`, only edges pointing at one of them.
+    fn edge_sources(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        to_ids: Option<&[i64]>,
+    ) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
+
+    /// Applies reconciliation flags (see [`RowFlag`]) in one transaction: existing rows get
+    /// the flag columns set or cleared **without** the cursor guard of `merge` and without
+    /// touching `_hsync_cursor` or any other column; an id the table does not hold gets a row
+    /// carrying only its id and flags (when a flag is set). Returns the rows inserted or
+    /// changed: applying the same flags twice changes nothing the second time. Give each id
+    /// once: with duplicates, which one applies is unspecified.
+    fn flag(&self, table: &str, flags: &[RowFlag]) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Every id of an object table with its cursor and flags, by id; empty when the table does
+    /// not exist.
+    fn id_flags(&self, table: &str) -> impl Future<Output = Result<Vec<IdFlags>, Error>> + Send;
 }

@@ -1,5 +1,6 @@
-//! Associations v4 batch reads: up to 1,000 ids per call, each input followed through its own
-//! paging token to the end, `NO_ASSOCIATIONS_FOUND` read as "no edges".
+//! Associations v4: batch reads of up to 1,000 ids per call, each input followed through its
+//! own paging token to the end, `NO_ASSOCIATIONS_FOUND` read as "no edges"; and the association
+//! types (labels) defined from one object type to another.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,12 +8,30 @@ use serde_json::json;
 
 use super::client::{ApiRequest, HubSpotClient};
 use super::error::Error;
-use super::model::{AssociationResult, AssociationTarget, BatchEnvelope};
+use super::model::{AssociationResult, AssociationTarget, AssociationType, BatchEnvelope};
 
 /// HubSpot's association batch read limit.
 pub const ASSOCIATION_BATCH_MAX: usize = 1_000;
 
+#[derive(serde::Deserialize)]
+struct Labels {
+    #[serde(default = "Vec::new")]
+    results: Vec<AssociationType>,
+}
+
 impl HubSpotClient {
+    /// The association types defined from `from` to `to` (`GET .../{from}/{to}/labels`): the
+    /// unlabeled default and every label, each with its direction's type id. Empty when the
+    /// portal defines no association between the two types.
+    pub async fn association_types(&self, from: &str, to: &str) -> Result<Vec<AssociationType>, Error> {
+        let path = format!("{}/labels", self.paths().associations(from, to));
+        match self.send::<Labels>(&ApiRequest::get("associations", path)).await {
+            Ok(labels) => Ok(labels.results),
+            Err(Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every association from each id in `ids` to records of type `to`. Ids without
     /// associations (or unknown to HubSpot, which answers the same) map to an empty list.
     pub async fn associations(

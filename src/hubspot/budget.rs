@@ -247,6 +247,22 @@ impl DailyBudget {
         }
     }
 
+    /// Calls used and allowed today as the persisted ledger records them, without calling
+    /// HubSpot (for `hsync status`, which must work when the token is missing or the budget is
+    /// spent). `used` is what the ledger reserved, at most one reserve block above the calls
+    /// made; `allowed` is the configured budget, not yet tightened by HubSpot's headers. Unlike
+    /// [`DailyBudget::status`], a ledger that cannot be read is an error, not zero.
+    pub async fn ledger_status(&self) -> Result<BudgetStatus, Error> {
+        let mut state = self.state.lock().await;
+        self.roll(&mut state).await?;
+        Ok(BudgetStatus { used: state.used, allowed: self.allowance(&state), resets_at: self.resets_at() })
+    }
+
+    /// The portal's current day, in its time zone: the day the budget counts.
+    pub fn day(&self) -> NaiveDate {
+        self.today()
+    }
+
     /// Calls used and allowed today.
     pub async fn status(&self) -> BudgetStatus {
         let mut state = self.state.lock().await;

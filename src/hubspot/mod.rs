@@ -15,14 +15,16 @@ mod properties;
 mod retry;
 mod search;
 
+pub use associations::ASSOCIATION_BATCH_MAX;
 pub use auth::{Secret, TokenSource};
 pub use budget::{
-    BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, FileBudgetStore, StoreError,
+    BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, DailyBudget, FileBudgetStore,
+    StoreError,
 };
 pub use client::{ApiRequest, ClientConfig, HubSpotClient};
 pub use error::Error;
 pub use limits::{Bucket, RateSettings, WindowLimit};
-pub use objects::ListParams;
+pub use objects::{ListParams, BATCH_READ_MAX};
 pub use retry::RetryPolicy;
 pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 

@@ -98,8 +98,8 @@ pub struct RequestLog {
     pub by_policy: BTreeMap<&'static str, u64>,
 }
 
-const LOG_CAPACITY: usize = 200_000;
-const LOGGED_BODY_BYTES: usize = 8 * 1024;
+const LOG_CAPACITY: usize = 100_000;
+const LOGGED_BODY_BYTES: usize = 4 * 1024;
 
 impl RequestLog {
     fn record(&mut self, mut entry: LoggedRequest) {

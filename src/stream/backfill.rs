@@ -46,7 +46,11 @@ pub async fn run<D: Destination, S: StateStore>(
     let stream = backfill_stream(name);
     let previous = runner.state.load_checkpoint(&stream).await?.and_then(|c| BackfillState::from_checkpoint(&c));
     let (mut after_id, started_at_ms, mut rows) = match (previous, mode) {
-        (Some(BackfillState::Done { finished_at_ms, .. }), _) => {
+        (Some(BackfillState::Done { .. }), Mode::Resume) => {
+            tracing::info!(table = %name, "backfill already finished");
+            return Ok(Report { finished: true, ..Report::default() });
+        }
+        (Some(BackfillState::Done { finished_at_ms, .. }), Mode::Fresh) => {
             return Err(Error::Precondition(format!(
                 "the backfill of {name} finished at {}; CDC keeps it current. To copy everything again, run `hsync backfill --restart --object {name}`",
                 chrono::DateTime::from_timestamp_millis(finished_at_ms).unwrap_or_default()

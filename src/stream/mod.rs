@@ -1,13 +1,21 @@
 //! Streams turn HubSpot pages into batches and say which state each batch advances to; the
 //! [`runner`] writes them. Backfill (`backfill`) walks `hs_object_id` with keyset pagination;
 //! CDC (`cdc`) follows the last-modified cursor with a settle lag (`cursor` holds the pure
-//! arithmetic); `state` holds the versioned checkpoints.
+//! arithmetic); `deletes` reconciles archived, merged and hard-deleted records into flags;
+//! `associations` polls association edges (changed records, and a slower full sweep);
+//! `state` holds the versioned checkpoints. `status` reads those checkpoints back
+//! for `hsync status`; `verify` compares the warehouse with HubSpot for `hsync verify`.
 
+pub mod associations;
 pub mod backfill;
 pub mod cdc;
 pub mod cursor;
+pub mod deletes;
+pub mod reread;
 pub mod runner;
 pub mod state;
+pub mod status;
+pub mod verify;
 
 use crate::error::{Classify, ErrorClass};
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::destination::{Destination, MergeOutcome};
+use crate::destination::{Destination, Edge, EdgeOutcome, MergeOutcome, RowFlag};
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::schema::{build_batch, diff, Change, TableSchema};
@@ -123,9 +123,37 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         Ok(outcome)
     }
 
+    /// Writes the current association edges of `from_ids` (records of `from`) to `to`: new
+    /// edges inserted, changed ones updated, vanished ones tombstoned (see
+    /// [`Destination::merge_edges`]).
+    pub async fn write_edges(
+        &self,
+        from: &ObjectRef,
+        to: &ObjectRef,
+        from_ids: &[i64],
+        edges: &[Edge],
+    ) -> Result<EdgeOutcome, Error> {
+        let now = self.clock.now().timestamp_millis();
+        let outcome = self.dest.merge_edges(&from.table, &to.table, from_ids, edges, now).await?;
+        let pair = format!("{}:{}", from.table, to.table);
+        metrics::counter!("hsync_edges_written_total", "pair" => pair.clone()).increment(outcome.upserted);
+        metrics::counter!("hsync_edges_tombstoned_total", "pair" => pair).increment(outcome.tombstoned);
+        Ok(outcome)
+    }
+
     /// Commits a checkpoint that covers no new data (an empty page, a finished stream).
     pub async fn commit(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
         Ok(self.state.commit_checkpoint(checkpoint).await?)
+    }
+
+    /// Writes reconciliation flags (no cursor guard, the cursor untouched; see
+    /// [`Destination::flag`]), then commits `checkpoint`: a crash between the two repeats the
+    /// reconcile, which writes the same flags again harmlessly. Returns the rows changed.
+    pub async fn write_flags(&self, table: &str, flags: &[RowFlag], checkpoint: &Checkpoint) -> Result<u64, Error> {
+        let written = self.dest.flag(table, flags).await?;
+        metrics::counter!("hsync_rows_flagged_total", "object" => table.to_owned()).increment(written);
+        self.commit(checkpoint).await?;
+        Ok(written)
     }
 
     /// Writes a batch carrying only some columns (flags, or a newly added property).

@@ -86,6 +86,71 @@ impl CdcState {
     }
 }
 
+/// The association stream of the pairs stored from one object's side (see
+/// `stream::associations`): every association touching a record whose last-modified time is
+/// before `watermark_ms` has been read, as of the last poll or sweep that read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum AssociationsState {
+    Polling {
+        watermark_ms: i64,
+        /// When the last incremental poll finished, if one has.
+        last_poll_ms: Option<i64>,
+        /// When the last full sweep started (what it read is at least that current).
+        last_sweep_ms: Option<i64>,
+        /// The target objects the watermark covers; a pair whose target is not listed (an
+        /// object added to `sync.objects` later) is swept before it is polled.
+        #[serde(default)]
+        targets: Vec<String>,
+    },
+}
+
+impl AssociationsState {
+    /// The checkpoint for this state; the position is the watermark, so it never moves back.
+    pub fn checkpoint(&self, table: &str) -> Checkpoint {
+        let AssociationsState::Polling { watermark_ms, .. } = self;
+        Checkpoint {
+            stream: associations_stream(table),
+            position: *watermark_ms,
+            state: serde_json::to_value(self).expect("invariant: stream state serializes"),
+        }
+    }
+
+    pub fn from_checkpoint(c: &Checkpoint) -> Option<AssociationsState> {
+        serde_json::from_value(c.state.clone()).ok()
+    }
+
+    pub fn watermark_ms(&self) -> i64 {
+        let AssociationsState::Polling { watermark_ms, .. } = self;
+        *watermark_ms
+    }
+}
+
+/// The deletes reconciliation's record: when it last ran through, and what it found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum DeletesState {
+    /// The last complete reconcile started at `started_at_ms` (what it saw is at least that
+    /// current) and found these counts in HubSpot.
+    Reconciled { started_at_ms: i64, finished_at_ms: i64, live: i64, archived: i64, merged: i64, deleted: i64 },
+}
+
+impl DeletesState {
+    /// The checkpoint for this state; the position is the start time, so it only grows.
+    pub fn checkpoint(&self, table: &str) -> Checkpoint {
+        let DeletesState::Reconciled { started_at_ms, .. } = self;
+        Checkpoint {
+            stream: deletes_stream(table),
+            position: *started_at_ms,
+            state: serde_json::to_value(self).expect("invariant: stream state serializes"),
+        }
+    }
+
+    pub fn from_checkpoint(c: &Checkpoint) -> Option<DeletesState> {
+        serde_json::from_value(c.state.clone()).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +172,40 @@ mod tests {
             state: serde_json::json!({"phase": "polling", "watermark_ms": 9, "last_pass_ms": 10, "rows": 0}),
         };
         assert_eq!(CdcState::from_checkpoint(&cdc).map(|s| s.watermark_ms()), Some(9));
+    }
+
+    #[test]
+    fn deletes_state_round_trips_through_its_checkpoint() {
+        let state = DeletesState::Reconciled {
+            started_at_ms: 7,
+            finished_at_ms: 9,
+            live: 10,
+            archived: 2,
+            merged: 1,
+            deleted: 1,
+        };
+        let c = state.checkpoint("contacts");
+        assert_eq!((c.stream.as_str(), c.position), ("deletes:contacts", 7));
+        assert_eq!(c.state["phase"], "reconciled");
+        assert_eq!(DeletesState::from_checkpoint(&c), Some(state));
+    }
+
+    #[test]
+    fn association_state_round_trips_and_its_position_is_the_watermark() {
+        let state = AssociationsState::Polling {
+            watermark_ms: 42,
+            last_poll_ms: None,
+            last_sweep_ms: Some(40),
+            targets: vec!["companies".into()],
+        };
+        let checkpoint = state.checkpoint("contacts");
+        assert_eq!((checkpoint.stream.as_str(), checkpoint.position), ("associations:contacts", 42));
+        assert_eq!(
+            checkpoint.state,
+            serde_json::json!({"phase": "polling", "watermark_ms": 42, "last_poll_ms": null, "last_sweep_ms": 40,
+                               "targets": ["companies"]})
+        );
+        assert_eq!(AssociationsState::from_checkpoint(&checkpoint), Some(state));
     }
 
     #[test]

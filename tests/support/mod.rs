@@ -48,7 +48,8 @@ impl Sim {
     pub async fn start(config: SimConfig) -> Sim {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let handle = simulator::start(config, listener).await.expect("start simulator");
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("http client");
+        let http =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).build().expect("http client");
         Sim { handle, http, token: DEFAULT_TOKEN.to_owned() }
     }
 

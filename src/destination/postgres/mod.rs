@@ -17,12 +17,19 @@
 //! 3. `sweep_stages` drops every `stage_%` table in the state schema. Run it at start-up,
 //!    before streams run: it also drops stages that are waiting for a merge.
 //!
+//! Reconciliation flags (`flag`) are bound as eight arrays and applied in one transaction by
+//! two statements over `unnest`: id-only rows for unknown ids, then an update of the flag
+//! columns that differ, without the cursor guard and without writing `_hsync_cursor`.
+//!
 //! # Bookkeeping tables
 //! `prepare` creates, in the data schema, `_hsync_rejects` (values that did not parse, with
 //! the raw value and reason) and `associations`: **one edge table for every object pair**,
 //! keyed by `(from_type, from_id, to_type, to_id, type_id)`, with the category, label, the
 //! sync time and a `deleted_at` tombstone for edges HubSpot no longer holds. One table keeps
 //! the association sweep a single diff and lets new custom object pairs appear without DDL.
+//! `merge_edges` runs, in one transaction, an upsert from the edges bound as parallel arrays
+//! (`unnest`) and an update tombstoning the records' other live edges (`not exists` against
+//! the same arrays); an unchanged edge is not rewritten, so a replay changes nothing.
 //!
 //! # Connections
 //! Every pooled connection has its search_path set to the state schema (bound with
@@ -42,11 +49,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row as _};
 
-use super::conformance::{Cell, Inspect, Row};
-use super::{Destination, Error, MergeOutcome, Stage};
+use super::conformance::{Cell, EdgeRow, Inspect, Row};
+use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::schema::{hsync_columns, Change, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan};
 use crate::state::postgres::{commit_checkpoint_on, PostgresStateStore};
 use crate::state::{Checkpoint, StateStore};
@@ -470,6 +478,176 @@ impl Destination for PostgresDestination {
         }
         Ok(stages.len() as u64)
     }
+
+    async fn merge_edges(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        from_ids: &[i64],
+        edges: &[Edge],
+        synced_at_ms: i64,
+    ) -> Result<EdgeOutcome, Error> {
+        let table = sql::ASSOCIATIONS_TABLE;
+        let action = format!("merge association edges from {from_type} to {to_type}");
+        let edges = super::edges_by_key(KIND, from_ids, edges)?;
+        if from_ids.is_empty() {
+            return Ok(EdgeOutcome::default());
+        }
+        let synced_at = DateTime::<Utc>::from_timestamp_millis(synced_at_ms).ok_or_else(|| Error::Statement {
+            kind: KIND,
+            action: action.clone(),
+            detail: "the sync time is out of range".to_owned(),
+        })?;
+        let edge_from: Vec<i64> = edges.iter().map(|e| e.from_id).collect();
+        let edge_to: Vec<i64> = edges.iter().map(|e| e.to_id).collect();
+        let type_ids: Vec<i32> = edges.iter().map(|e| e.type_id).collect();
+        let categories: Vec<String> = edges.iter().map(|e| storable(&e.category)).collect();
+        let labels: Vec<Option<String>> = edges.iter().map(|e| e.label.as_deref().map(storable)).collect();
+        let err = |e| db_error(&action, table, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let upserted = statement(sql::render_upsert_edges(&self.data_schema))
+            .bind(from_type)
+            .bind(to_type)
+            .bind(synced_at)
+            .bind(&edge_from)
+            .bind(&edge_to)
+            .bind(&type_ids)
+            .bind(&categories)
+            .bind(&labels)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        let tombstoned = statement(sql::render_tombstone_edges(&self.data_schema))
+            .bind(from_type)
+            .bind(to_type)
+            .bind(synced_at)
+            .bind(from_ids)
+            .bind(&edge_from)
+            .bind(&edge_to)
+            .bind(&type_ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        tx.commit().await.map_err(err)?;
+        Ok(EdgeOutcome { upserted, tombstoned })
+    }
+
+    async fn live_ids(&self, table: &str) -> Result<Vec<i64>, Error> {
+        if self.describe(table).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql::render_live_ids(&self.data_schema, table)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(&format!("read the live ids of {table}"), table, e))
+    }
+
+    async fn ids_modified_since(&self, table: &str, since_ms: i64) -> Result<Vec<i64>, Error> {
+        let action = format!("read the ids of {table} modified since a time");
+        if self.describe(table).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let since = DateTime::<Utc>::from_timestamp_millis(since_ms).ok_or_else(|| Error::Statement {
+            kind: KIND,
+            action: action.clone(),
+            detail: "the time is out of range".to_owned(),
+        })?;
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql::render_ids_modified_since(&self.data_schema, table)))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(&action, table, e))
+    }
+
+    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
+        let action = format!("read the records with edges from {from_type} to {to_type}");
+        let mut query =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql::render_edge_sources(&self.data_schema, to_ids.is_some())))
+                .bind(from_type)
+                .bind(to_type);
+        if let Some(ids) = to_ids {
+            query = query.bind(ids);
+        }
+        query.fetch_all(&self.pool).await.map_err(|e| db_error(&action, sql::ASSOCIATIONS_TABLE, e))
+    }
+
+    async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {
+        check_identifier(table, table)?;
+        if flags.is_empty() {
+            return Ok(0);
+        }
+        let action = format!("flag rows of {table}");
+        let instant = |ms: Option<i64>| -> Result<Option<DateTime<Utc>>, Error> {
+            ms.map(|ms| {
+                DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| Error::Schema {
+                    kind: KIND,
+                    table: table.to_owned(),
+                    detail: format!("{action}: a flag time is out of range"),
+                })
+            })
+            .transpose()
+        };
+        let instants = |get: fn(&RowFlag) -> Option<i64>| -> Result<Vec<Option<DateTime<Utc>>>, Error> {
+            flags.iter().map(|f| instant(get(f))).collect()
+        };
+        let ids: Vec<i64> = flags.iter().map(|f| f.id).collect();
+        let set_archived: Vec<bool> = flags.iter().map(|f| f.archived_at.is_some()).collect();
+        let archived_at = instants(|f| f.archived_at.flatten())?;
+        let set_merged: Vec<bool> = flags.iter().map(|f| f.merged_into.is_some()).collect();
+        let merged_into: Vec<Option<i64>> = flags.iter().map(|f| f.merged_into.flatten()).collect();
+        let set_deleted: Vec<bool> = flags.iter().map(|f| f.deleted_at.is_some()).collect();
+        let deleted_at = instants(|f| f.deleted_at.flatten())?;
+        let observed = instants(|f| f.observed_cursor)?;
+        let err = |e| db_error(&action, table, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut changed = 0;
+        // Unknown ids first, so the update then finds every row (and counts none twice).
+        for sql in
+            [sql::render_flag_insert(&self.data_schema, table), sql::render_flag_update(&self.data_schema, table)]
+        {
+            changed += statement(sql)
+                .bind(&ids)
+                .bind(&set_archived)
+                .bind(&archived_at)
+                .bind(&set_merged)
+                .bind(&merged_into)
+                .bind(&set_deleted)
+                .bind(&deleted_at)
+                .bind(&observed)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(changed)
+    }
+
+    async fn id_flags(&self, table: &str) -> Result<Vec<IdFlags>, Error> {
+        if self.describe(table).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let action = format!("read the ids and flags of {table}");
+        let rows = statement(sql::render_id_flags(&self.data_schema, table))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(&action, table, e))?;
+        let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+        rows.iter()
+            .map(|row| {
+                Ok(IdFlags {
+                    id: row.try_get(0)?,
+                    cursor: ms(row.try_get(1)?),
+                    archived_at: ms(row.try_get(2)?),
+                    merged_into: row.try_get(3)?,
+                    deleted_at: ms(row.try_get(4)?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| db_error(&action, table, e))
+    }
 }
 
 impl Inspect for PostgresDestination {
@@ -524,5 +702,29 @@ impl Inspect for PostgresDestination {
 
     async fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
         self.state_store().load_checkpoint(stream).await.map_err(from_state)
+    }
+
+    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
+        let action = "read the association edges";
+        let rows = statement(sql::render_read_edges(&self.data_schema))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, action, e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(EdgeRow {
+                    from_type: row.try_get(0)?,
+                    from_id: row.try_get(1)?,
+                    to_type: row.try_get(2)?,
+                    to_id: row.try_get(3)?,
+                    type_id: row.try_get(4)?,
+                    category: row.try_get(5)?,
+                    label: row.try_get(6)?,
+                    synced_at_ms: row.try_get(7)?,
+                    deleted_at_ms: row.try_get(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| Error::from_sqlx(KIND, action, e))
     }
 }

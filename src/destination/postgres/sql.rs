@@ -152,6 +152,124 @@ pub fn render_create_associations(schema: &str) -> Vec<String> {
     ]
 }
 
+/// The edge table's key: one row per edge and association type.
+const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
+
+/// Upserts the edges of one object pair. Binds: `$1` from type, `$2` to type, `$3` synced-at
+/// time, and the edges as five parallel arrays: `$4` from ids, `$5` to ids, `$6` type ids,
+/// `$7` categories, `$8` labels. A stored edge is updated only when its category or label
+/// changed or it was tombstoned (the tombstone is cleared), so the change count is the edges
+/// written and a replay writes none. The arrays must hold each key once.
+pub fn render_upsert_edges(schema: &str) -> String {
+    let q = quote_ident;
+    let all: Vec<&str> = EDGE_KEY.into_iter().chain(["category", "label", "synced_at", "deleted_at"]).collect();
+    let set: Vec<String> = ["category", "label", "synced_at"]
+        .iter()
+        .map(|c| format!("{} = excluded.{}", q(c), q(c)))
+        .chain([format!("{} = null", q("deleted_at"))])
+        .collect();
+    [
+        format!("insert into {} as a ({})", qualified(schema, ASSOCIATIONS_TABLE), column_list(&all)),
+        format!(
+            "select $1::text, e.{from_id}, $2::text, e.{to_id}, e.{type_id}, e.{category}, e.{label}, $3::timestamptz, null::timestamptz",
+            from_id = q("from_id"),
+            to_id = q("to_id"),
+            type_id = q("type_id"),
+            category = q("category"),
+            label = q("label"),
+        ),
+        format!(
+            "from unnest($4::bigint[], $5::bigint[], $6::integer[], $7::text[], $8::text[]) as e({})",
+            column_list(&["from_id", "to_id", "type_id", "category", "label"])
+        ),
+        format!("on conflict ({}) do update", column_list(&EDGE_KEY)),
+        format!("set {}", set.join(",\n    ")),
+        format!("where a.{} is not null", q("deleted_at")),
+        format!("   or a.{c} is distinct from excluded.{c}", c = q("category")),
+        format!("   or a.{c} is distinct from excluded.{c}", c = q("label")),
+    ]
+    .join("\n")
+}
+
+/// Tombstones the live edges of some records of one object pair that are not in the current
+/// list. Binds: `$1` from type, `$2` to type, `$3` tombstone time, `$4` the records' ids, and
+/// the current edges' keys as `$5` from ids, `$6` to ids, `$7` type ids.
+pub fn render_tombstone_edges(schema: &str) -> String {
+    let q = quote_ident;
+    let (from_id, to_id, type_id) = (q("from_id"), q("to_id"), q("type_id"));
+    [
+        format!("update {} as a", qualified(schema, ASSOCIATIONS_TABLE)),
+        format!("set {} = $3,", q("deleted_at")),
+        format!("    {} = $3", q("synced_at")),
+        format!("where a.{} = $1", q("from_type")),
+        format!("  and a.{} = $2", q("to_type")),
+        format!("  and a.{} is null", q("deleted_at")),
+        format!("  and a.{from_id} = any($4::bigint[])"),
+        "  and not exists (".to_owned(),
+        "      select 1".to_owned(),
+        format!("      from unnest($5::bigint[], $6::bigint[], $7::integer[]) as e({from_id}, {to_id}, {type_id})"),
+        format!("      where e.{from_id} = a.{from_id}"),
+        format!("        and e.{to_id} = a.{to_id}"),
+        format!("        and e.{type_id} = a.{type_id}"),
+        "  )".to_owned(),
+    ]
+    .join("\n")
+}
+
+/// The distinct from ids with a live edge of one object pair. Binds: `$1` from type, `$2` to
+/// type and, when `to_ids` is true, `$3` the target ids.
+pub fn render_edge_sources(schema: &str, to_ids: bool) -> String {
+    let q = quote_ident;
+    let mut lines = vec![
+        format!("select distinct {}", q("from_id")),
+        format!("from {}", qualified(schema, ASSOCIATIONS_TABLE)),
+        format!("where {} = $1", q("from_type")),
+        format!("  and {} = $2", q("to_type")),
+        format!("  and {} is null", q("deleted_at")),
+    ];
+    if to_ids {
+        lines.push(format!("  and {} = any($3::bigint[])", q("to_id")));
+    }
+    lines.push(format!("order by {}", q("from_id")));
+    lines.join("\n")
+}
+
+/// Every stored edge, tombstoned ones included, times as epoch milliseconds, in key order.
+pub fn render_read_edges(schema: &str) -> String {
+    let mut columns: Vec<String> = EDGE_KEY.into_iter().chain(["category", "label"]).map(quote_ident).collect();
+    columns.extend(
+        ["synced_at", "deleted_at"].map(|c| format!("(extract(epoch from {}) * 1000)::bigint", quote_ident(c))),
+    );
+    format!(
+        "select {}\nfrom {}\norder by {}",
+        columns.join(", "),
+        qualified(schema, ASSOCIATIONS_TABLE),
+        column_list(&EDGE_KEY)
+    )
+}
+
+/// Ids of the live rows of an object table: no archived, merged or deleted flag.
+pub fn render_live_ids(schema: &str, table: &str) -> String {
+    let id = quote_ident(hsync_columns::ID);
+    format!(
+        "select {id}\nfrom {}\nwhere {} is null\n  and {} is null\n  and {} is null\norder by {id}",
+        qualified(schema, table),
+        quote_ident(hsync_columns::ARCHIVED_AT),
+        quote_ident(hsync_columns::MERGED_INTO),
+        quote_ident(hsync_columns::DELETED_AT),
+    )
+}
+
+/// Ids of the rows of an object table whose cursor is at or after `$1` (a timestamptz).
+pub fn render_ids_modified_since(schema: &str, table: &str) -> String {
+    let id = quote_ident(hsync_columns::ID);
+    format!(
+        "select {id}\nfrom {}\nwhere {} >= $1\norder by {id}",
+        qualified(schema, table),
+        quote_ident(hsync_columns::CURSOR)
+    )
+}
+
 /// Creates an empty unlogged staging table in the state schema with the batch's columns,
 /// typed exactly as the object table types them (so `jsonb`, `numeric`, widened columns and
 /// the rest need no cast in the merge).
@@ -180,7 +298,8 @@ pub fn render_count(schema: &str, table: &str) -> String {
 }
 
 /// The guarded upsert: the newest staged version of each id, applied only where the table's
-/// row is not newer. Only the staged columns are written.
+/// row is not newer (a row without a cursor, one reconciliation inserted with only its flags,
+/// takes any version). Only the staged columns are written.
 pub fn render_merge<S: AsRef<str>>(
     data_schema: &str,
     table: &str,
@@ -207,7 +326,8 @@ pub fn render_merge<S: AsRef<str>>(
          order by {id}, {cursor} desc\n\
          on conflict ({id}) do update\n\
          set {updates}\n\
-         where t.{cursor} <= excluded.{cursor}",
+         where t.{cursor} is null\n   \
+         or t.{cursor} <= excluded.{cursor}",
         target = qualified(data_schema, table),
         stage = qualified(state_schema, stage_table),
         updates = updates.join(",\n    "),
@@ -236,6 +356,82 @@ pub fn render_read_rejects(schema: &str) -> String {
 
 pub fn render_drop_table(schema: &str, table: &str) -> String {
     format!("drop table if exists {}", qualified(schema, table))
+}
+
+/// The flag rows of a flag statement: eight bound arrays, in this order and these types.
+const FLAG_ROWS: &str = "unnest($1::bigint[], $2::boolean[], $3::timestamptz[], $4::boolean[], $5::bigint[], \
+     $6::boolean[], $7::timestamptz[], $8::timestamptz[])\n     \
+     as f (\"id\", \"set_archived\", \"archived_at\", \"set_merged\", \"merged_into\", \"set_deleted\", \
+     \"deleted_at\", \"observed\")";
+
+/// Inserts a row carrying only its id and flags for each flag row that sets a flag and whose
+/// id the table does not hold. Binds: ids, then for archived, merged and deleted whether to
+/// set the flag and its value, then the observed cursor.
+pub fn render_flag_insert(schema: &str, table: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
+    format!(
+        "insert into {} ({})\n\
+         select f.\"id\", f.\"archived_at\", f.\"merged_into\", f.\"deleted_at\"\n\
+         from {FLAG_ROWS}\n\
+         where f.\"archived_at\" is not null\n   \
+         or f.\"merged_into\" is not null\n   \
+         or f.\"deleted_at\" is not null\n\
+         on conflict ({}) do nothing",
+        qualified(schema, table),
+        column_list(&[ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
+        quote_ident(ID),
+    )
+}
+
+/// Sets or clears the flags of existing rows: each flag whose `set_*` is true takes the bound
+/// value, the others keep theirs; no cursor guard, and `_hsync_cursor` is never written. A
+/// flag row with an `observed` cursor applies only where the row's cursor is NULL or not
+/// newer. Rows whose flags already hold the values are not touched, so the count is the rows
+/// changed. Binds as [`render_flag_insert`].
+pub fn render_flag_update(schema: &str, table: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
+    let pairs = [
+        ("set_archived", "archived_at", ARCHIVED_AT),
+        ("set_merged", "merged_into", MERGED_INTO),
+        ("set_deleted", "deleted_at", DELETED_AT),
+    ];
+    let set: Vec<String> = pairs
+        .iter()
+        .map(|(flag, value, column)| {
+            let c = quote_ident(column);
+            format!("{c} = case when f.{} then f.{} else t.{c} end", quote_ident(flag), quote_ident(value))
+        })
+        .collect();
+    let changed: Vec<String> = pairs
+        .iter()
+        .map(|(flag, value, column)| {
+            format!("(f.{} and f.{} is distinct from t.{})", quote_ident(flag), quote_ident(value), quote_ident(column))
+        })
+        .collect();
+    let cursor = quote_ident(CURSOR);
+    let id = quote_ident(ID);
+    format!(
+        "update {} as t\n\
+         set {}\n\
+         from {FLAG_ROWS}\n\
+         where t.{id} = f.{id}\n  \
+         and (f.\"observed\" is null or t.{cursor} is null or t.{cursor} <= f.\"observed\")\n  \
+         and ({})",
+        qualified(schema, table),
+        set.join(",\n    "),
+        changed.join("\n    or "),
+    )
+}
+
+/// Every id with its cursor and flags, by id.
+pub fn render_id_flags(schema: &str, table: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
+    format!(
+        "select {}\nfrom {}\norder by {}",
+        column_list(&[ID, CURSOR, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
+        qualified(schema, table),
+        quote_ident(ID)
+    )
 }
 
 /// Every row of a table, each column as session-independent text (see
@@ -357,6 +553,21 @@ mod tests {
     }
 
     #[test]
+    fn edge_statements() {
+        insta::assert_snapshot!("upsert_edges", render_upsert_edges("My \"Data\""));
+        insta::assert_snapshot!("tombstone_edges", render_tombstone_edges("hubspot"));
+        insta::assert_snapshot!(
+            "edge_sources",
+            [render_edge_sources("hubspot", false), render_edge_sources("hubspot", true)].join(";\n\n")
+        );
+        insta::assert_snapshot!("read_edges", render_read_edges("hubspot"));
+        insta::assert_snapshot!(
+            "ids",
+            [render_live_ids("hubspot", "has\"quote"), render_ids_modified_since("hubspot", "select")].join(";\n\n")
+        );
+    }
+
+    #[test]
     fn stage_copy_merge_and_drop() {
         let stage = stage_table_name("select", 0x1a2b_3c4d);
         let columns = awkward_columns();
@@ -374,6 +585,13 @@ mod tests {
             "merge_partial",
             render_merge("hubspot", "contacts", "hsync", "stage_contacts_00000001", &columns)
         );
+    }
+
+    #[test]
+    fn flag_statements() {
+        insta::assert_snapshot!("flag_insert", render_flag_insert("My \"Data\"", "select"));
+        insta::assert_snapshot!("flag_update", render_flag_update("hubspot", "has\"quote"));
+        insta::assert_snapshot!("id_flags", render_id_flags("hubspot", "MixedCase"));
     }
 
     #[test]

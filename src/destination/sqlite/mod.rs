@@ -21,7 +21,10 @@
 //!   primary key `(from_type, from_id, to_type, to_id, type_id)`. One table keeps the edge
 //!   sweep and tombstoning one statement whatever the object types (custom objects included),
 //!   needs no DDL when a new pair appears, and keeps every label (each label is its own
-//!   `type_id`). A vanished edge keeps its row with `deleted_at` set.
+//!   `type_id`). A vanished edge keeps its row with `deleted_at` set. `merge_edges` runs, in
+//!   one write transaction, the upsert of [`sql::render_upsert_edges`] and the tombstoning
+//!   update of [`sql::render_tombstone_edges`]; the edge list and the ids are each bound as one
+//!   JSON array (read with `json_each`), so no statement meets SQLite's variable limit.
 //! - `_hsync_stage_<table>_<8 hex digits>`: staging tables, alive between `stage` and `merge`.
 //!
 //! # Schema changes
@@ -45,6 +48,12 @@
 //! `sweep_stages` drops every staging table: run it at start-up, before any stream stages,
 //! since it cannot tell a crash's leftovers from a stage in flight.
 //!
+//! # Flags
+//! `flag` writes reconciliation flags in one transaction, in chunks of bound `values` rows:
+//! [`sql::render_flag_insert`] adds id-only rows for unknown ids, then
+//! [`sql::render_flag_update`] sets or clears the flag columns of the rows whose flags differ,
+//! without the cursor guard and without writing `_hsync_cursor`.
+//!
 //! Identifiers are quoted only by [`sql::quote_ident`]; values are always bound. Dynamic SQL
 //! reaches sqlx through one function, `dynamic`.
 
@@ -62,8 +71,8 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use self::types::Value;
-use super::conformance::{Cell, Inspect};
-use super::{Destination, Error, MergeOutcome, Stage};
+use super::conformance::{Cell, EdgeRow, Inspect};
+use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::sqlite::{commit_checkpoint_on, load_checkpoint_on, run_migrations, SqliteStateStore};
 use crate::state::Checkpoint;
@@ -133,6 +142,39 @@ async fn describe_on(conn: &mut SqliteConnection, table: &str) -> Result<Option<
         })
         .collect::<Result<Vec<_>, Error>>()
         .map(Some)
+}
+
+/// The bound values of one flag row, in the order of [`sql::FLAG_COLUMNS`].
+fn flag_values(flag: &RowFlag) -> Result<[Value; 8], String> {
+    let time = |ms: Option<i64>| -> Result<Value, String> {
+        match ms {
+            None => Ok(Value::Null),
+            Some(ms) => types::format_timestamp_ms(ms)
+                .map(Value::Text)
+                .ok_or_else(|| "a flag time is outside the years 0000 to 9999".to_owned()),
+        }
+    };
+    let set = |f: Option<Option<i64>>| Value::Integer(i64::from(f.is_some()));
+    Ok([
+        Value::Integer(flag.id),
+        set(flag.archived_at),
+        time(flag.archived_at.flatten())?,
+        set(flag.merged_into),
+        flag.merged_into.flatten().map_or(Value::Null, Value::Integer),
+        set(flag.deleted_at),
+        time(flag.deleted_at.flatten())?,
+        time(flag.observed_cursor)?,
+    ])
+}
+
+/// A stored timestamp column read back as epoch milliseconds.
+fn stored_ms(row: &SqliteRow, column: &str, action: &str) -> Result<Option<i64>, Error> {
+    let text: Option<String> = row.try_get(column).map_err(failed(action))?;
+    text.map(|t| {
+        types::parse_timestamp_ms(&t)
+            .ok_or_else(|| statement_error(action, format!("column {column} holds a value that is not a timestamp")))
+    })
+    .transpose()
 }
 
 /// A SQLite database hsync writes to.
@@ -423,6 +465,155 @@ impl Destination for SqliteDestination {
         tx.commit().await.map_err(failed("drop staging tables"))?;
         Ok(stages.len() as u64)
     }
+
+    async fn merge_edges(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        from_ids: &[i64],
+        edges: &[Edge],
+        synced_at_ms: i64,
+    ) -> Result<EdgeOutcome, Error> {
+        let action = format!("merge association edges from {from_type} to {to_type}");
+        let edges = super::edges_by_key(KIND, from_ids, edges)?;
+        if from_ids.is_empty() {
+            return Ok(EdgeOutcome::default());
+        }
+        let synced_at = types::format_timestamp_ms(synced_at_ms)
+            .ok_or_else(|| statement_error(&action, "the sync time is outside the years 0000 to 9999"))?;
+        // Values travel as JSON data in one bound parameter each, whatever the number of edges.
+        let edges_json = serde_json::Value::Array(
+            edges.iter().map(|e| serde_json::json!([e.from_id, e.to_id, e.type_id, e.category, e.label])).collect(),
+        )
+        .to_string();
+        let ids_json = serde_json::Value::from(from_ids.to_vec()).to_string();
+        let args = |values: Vec<Value>| -> Result<SqliteArguments, Error> {
+            let mut args = SqliteArguments::default();
+            for value in values {
+                bind(&mut args, value).map_err(|e| statement_error(&action, e))?;
+            }
+            Ok(args)
+        };
+        let upsert = args(vec![
+            Value::Text(from_type.to_owned()),
+            Value::Text(to_type.to_owned()),
+            Value::Text(synced_at.clone()),
+            Value::Text(edges_json.clone()),
+        ])?;
+        let tombstone = args(vec![
+            Value::Text(synced_at.clone()),
+            Value::Text(synced_at),
+            Value::Text(from_type.to_owned()),
+            Value::Text(to_type.to_owned()),
+            Value::Text(ids_json),
+            Value::Text(edges_json),
+        ])?;
+        let mut tx = self.write_transaction(&action).await?;
+        let upserted = dynamic(sql::render_upsert_edges(), upsert)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(&action))?
+            .rows_affected();
+        let tombstoned = dynamic(sql::render_tombstone_edges(), tombstone)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(&action))?
+            .rows_affected();
+        tx.commit().await.map_err(failed(&action))?;
+        Ok(EdgeOutcome { upserted, tombstoned })
+    }
+
+    async fn live_ids(&self, table: &str) -> Result<Vec<i64>, Error> {
+        if self.describe(table).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        dynamic(sql::render_live_ids(table), SqliteArguments::default())
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
+            .map_err(failed(format!("read the live ids of {table}")))
+    }
+
+    async fn ids_modified_since(&self, table: &str, since_ms: i64) -> Result<Vec<i64>, Error> {
+        let action = format!("read the ids of {table} modified since a time");
+        if self.describe(table).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        // Before the epoch every row qualifies; stored timestamps compare as fixed-width text.
+        let since = types::format_timestamp_ms(since_ms.max(0))
+            .ok_or_else(|| statement_error(&action, "the time is outside the years 0000 to 9999"))?;
+        let mut args = SqliteArguments::default();
+        bind(&mut args, Value::Text(since)).map_err(|e| statement_error(&action, e))?;
+        dynamic(sql::render_ids_modified_since(table), args)
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
+            .map_err(failed(&action))
+    }
+
+    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
+        let action = format!("read the records with edges from {from_type} to {to_type}");
+        let mut args = SqliteArguments::default();
+        let mut values = vec![Value::Text(from_type.to_owned()), Value::Text(to_type.to_owned())];
+        if let Some(ids) = to_ids {
+            values.push(Value::Text(serde_json::Value::from(ids.to_vec()).to_string()));
+        }
+        for value in values {
+            bind(&mut args, value).map_err(|e| statement_error(&action, e))?;
+        }
+        dynamic(sql::render_edge_sources(to_ids.is_some()), args)
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
+            .map_err(failed(&action))
+    }
+
+    async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {
+        if flags.is_empty() {
+            return Ok(0);
+        }
+        let action = format!("flag rows of {table}");
+        let rows: Vec<[Value; 8]> =
+            flags.iter().map(flag_values).collect::<Result<_, _>>().map_err(|e| statement_error(&action, e))?;
+        let per_statement = (MAX_VARIABLES / sql::FLAG_COLUMNS.len()).clamp(1, MAX_ROWS_PER_INSERT);
+        let mut tx = self.write_transaction(&action).await?;
+        let mut changed = 0;
+        for chunk in rows.chunks(per_statement) {
+            // Unknown ids first, so the update then finds every row (and counts none twice).
+            for statement in [sql::render_flag_insert(table, chunk.len()), sql::render_flag_update(table, chunk.len())]
+            {
+                let mut args = SqliteArguments::default();
+                for value in chunk.iter().flatten() {
+                    bind(&mut args, value.clone()).map_err(|e| statement_error(&action, e))?;
+                }
+                changed += dynamic(statement, args).execute(&mut *tx).await.map_err(failed(&action))?.rows_affected();
+            }
+        }
+        tx.commit().await.map_err(failed(&action))?;
+        Ok(changed)
+    }
+
+    async fn id_flags(&self, table: &str) -> Result<Vec<IdFlags>, Error> {
+        let action = format!("read the ids and flags of {table}");
+        if self.describe(table).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = dynamic(sql::render_id_flags(table), SqliteArguments::default())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed(&action))?;
+        rows.iter()
+            .map(|row| {
+                Ok(IdFlags {
+                    id: row.try_get(hsync_columns::ID).map_err(failed(&action))?,
+                    cursor: stored_ms(row, hsync_columns::CURSOR, &action)?,
+                    archived_at: stored_ms(row, hsync_columns::ARCHIVED_AT, &action)?,
+                    merged_into: row.try_get(hsync_columns::MERGED_INTO).map_err(failed(&action))?,
+                    deleted_at: stored_ms(row, hsync_columns::DELETED_AT, &action)?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Reads one stored value back as a [`Cell`]; the error names what was wrong, never the value.
@@ -506,5 +697,37 @@ impl Inspect for SqliteDestination {
         let action = format!("read the checkpoint of {stream}");
         let mut conn = self.pool.acquire().await.map_err(failed(&action))?;
         load_checkpoint_on(&mut conn, stream).await.map_err(|e| statement_error(&action, e.to_string()))
+    }
+
+    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
+        let action = "read the association edges";
+        let rows = dynamic(sql::render_read_edges(), SqliteArguments::default())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed(action))?;
+        let instant = |row: &SqliteRow, column: &str| -> Result<Option<i64>, Error> {
+            let text: Option<String> = row.try_get(column).map_err(failed(action))?;
+            text.map(|t| {
+                types::parse_timestamp_ms(&t)
+                    .ok_or_else(|| statement_error(action, format!("{column} holds a value that is not a timestamp")))
+            })
+            .transpose()
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(EdgeRow {
+                    from_type: row.try_get("from_type").map_err(failed(action))?,
+                    from_id: row.try_get("from_id").map_err(failed(action))?,
+                    to_type: row.try_get("to_type").map_err(failed(action))?,
+                    to_id: row.try_get("to_id").map_err(failed(action))?,
+                    type_id: row.try_get("type_id").map_err(failed(action))?,
+                    category: row.try_get::<Option<String>, _>("category").map_err(failed(action))?.unwrap_or_default(),
+                    label: row.try_get("label").map_err(failed(action))?,
+                    synced_at_ms: instant(row, "synced_at")?
+                        .ok_or_else(|| statement_error(action, "an edge has no synced_at"))?,
+                    deleted_at_ms: instant(row, "deleted_at")?,
+                })
+            })
+            .collect()
     }
 }

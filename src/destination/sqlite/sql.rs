@@ -182,6 +182,127 @@ pub fn render_merge(table: &str, stage: &str, columns: &[String]) -> String {
     sql
 }
 
+/// The association edge table (created by [`PREPARE`]).
+pub const ASSOCIATIONS_TABLE: &str = "associations";
+/// The edge table's key: one row per edge and association type.
+const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
+
+/// `json_extract("value", '$[i]')`: element `i` of the current element of `json_each`.
+fn element(i: usize) -> String {
+    format!("json_extract({}, '$[{i}]')", quote_ident("value"))
+}
+
+/// Upserts the edges of one object pair. Binds, in order: the from type, the to type, the
+/// synced-at timestamp, and the edges as one JSON array of `[from_id, to_id, type_id,
+/// category, label]` (values travel as data in a bound parameter, never in SQL text). A stored
+/// edge is updated only when its category or label changed or it was tombstoned (the
+/// tombstone is cleared), so the change count is the edges written and a replay writes none.
+pub fn render_upsert_edges() -> String {
+    let t = quote_ident(ASSOCIATIONS_TABLE);
+    let columns = quoted_list(EDGE_KEY.into_iter().chain(["category", "label", "synced_at", "deleted_at"]));
+    let mut sql = String::new();
+    let _ = writeln!(sql, "insert into {t} ({columns})");
+    let _ = writeln!(
+        sql,
+        "select ?, {}, ?, {}, {}, {}, {}, ?, null",
+        element(0),
+        element(1),
+        element(2),
+        element(3),
+        element(4)
+    );
+    let _ = writeln!(sql, "from json_each(?)");
+    // `where true` tells SQLite's parser the `on conflict` belongs to the insert.
+    let _ = writeln!(sql, "where true");
+    let _ = writeln!(sql, "on conflict ({}) do update", quoted_list(EDGE_KEY));
+    let set: Vec<String> = ["category", "label", "synced_at"]
+        .iter()
+        .map(|c| format!("{} = excluded.{}", quote_ident(c), quote_ident(c)))
+        .chain([format!("{} = null", quote_ident("deleted_at"))])
+        .collect();
+    let _ = writeln!(sql, "set {}", set.join(",\n    "));
+    let _ = write!(
+        sql,
+        "where {t}.{deleted} is not null\n   or {t}.{category} is not excluded.{category}\n   or {t}.{label} is not excluded.{label}",
+        deleted = quote_ident("deleted_at"),
+        category = quote_ident("category"),
+        label = quote_ident("label"),
+    );
+    sql
+}
+
+/// Tombstones the live edges of some records of one object pair that are not in the current
+/// list. Binds, in order: the tombstone time (twice: `deleted_at` and `synced_at`), the from
+/// type, the to type, the from ids as a JSON array, and the current edges as in
+/// [`render_upsert_edges`] (only the first three elements are read).
+pub fn render_tombstone_edges() -> String {
+    let q = quote_ident;
+    let (deleted, from_id) = (q("deleted_at"), q("from_id"));
+    [
+        format!("update {}", q(ASSOCIATIONS_TABLE)),
+        format!("set {deleted} = ?,"),
+        format!("    {} = ?", q("synced_at")),
+        format!("where {} = ?", q("from_type")),
+        format!("  and {} = ?", q("to_type")),
+        format!("  and {deleted} is null"),
+        format!("  and {from_id} in (select {} from json_each(?))", q("value")),
+        format!("  and ({from_id}, {}, {}) not in (", q("to_id"), q("type_id")),
+        format!("      select {}, {}, {}", element(0), element(1), element(2)),
+        "      from json_each(?)".to_owned(),
+        "  )".to_owned(),
+    ]
+    .join("\n")
+}
+
+/// The distinct from ids with a live edge of one object pair. Binds: the from type, the to
+/// type and, when `to_ids` is true, the target ids as a JSON array.
+pub fn render_edge_sources(to_ids: bool) -> String {
+    let q = quote_ident;
+    let mut sql = format!(
+        "select distinct {from_id}\nfrom {t}\nwhere {from_type} = ?\n  and {to_type} = ?\n  and {deleted} is null",
+        t = q(ASSOCIATIONS_TABLE),
+        from_id = q("from_id"),
+        from_type = q("from_type"),
+        to_type = q("to_type"),
+        deleted = q("deleted_at"),
+    );
+    if to_ids {
+        let _ = write!(sql, "\n  and {} in (select {} from json_each(?))", q("to_id"), q("value"));
+    }
+    let _ = write!(sql, "\norder by {}", q("from_id"));
+    sql
+}
+
+/// Every stored edge, tombstoned ones included, in key order (for read-back).
+pub fn render_read_edges() -> String {
+    let columns = quoted_list(EDGE_KEY.into_iter().chain(["category", "label", "synced_at", "deleted_at"]));
+    format!("select {columns}\nfrom {}\norder by {}", quote_ident(ASSOCIATIONS_TABLE), quoted_list(EDGE_KEY))
+}
+
+/// Ids of the live rows of an object table: no archived, merged or deleted flag.
+pub fn render_live_ids(table: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
+    format!(
+        "select {id}\nfrom {}\nwhere {} is null\n  and {} is null\n  and {} is null\norder by {id}",
+        quote_ident(table),
+        quote_ident(ARCHIVED_AT),
+        quote_ident(MERGED_INTO),
+        quote_ident(DELETED_AT),
+        id = quote_ident(ID),
+    )
+}
+
+/// Ids of the rows of an object table whose cursor is at or after the bound timestamp.
+pub fn render_ids_modified_since(table: &str) -> String {
+    use hsync_columns::{CURSOR, ID};
+    format!(
+        "select {id}\nfrom {}\nwhere {} >= ?\norder by {id}",
+        quote_ident(table),
+        quote_ident(CURSOR),
+        id = quote_ident(ID),
+    )
+}
+
 /// `drop table if exists`.
 pub fn render_drop(table: &str) -> String {
     format!("drop table if exists {}", quote_ident(table))
@@ -190,6 +311,93 @@ pub fn render_drop(table: &str) -> String {
 /// Every row of a table, by id (for read-back).
 pub fn render_select_all(table: &str) -> String {
     format!("select *\nfrom {}\norder by {}", quote_ident(table), quote_ident(hsync_columns::ID))
+}
+
+/// The columns of one flag row, in bind order (see [`render_flag_insert`]).
+pub const FLAG_COLUMNS: [&str; 8] =
+    ["id", "set_archived", "archived_at", "set_merged", "merged_into", "set_deleted", "deleted_at", "observed"];
+/// The name of the flag rows inside a flag statement.
+const FLAGS: &str = "_hsync_flags";
+
+/// `with "_hsync_flags" (...) as (values (?, ...), ...)`: `rows` flag rows, one `?` per column
+/// of [`FLAG_COLUMNS`], row by row.
+fn flag_rows(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; FLAG_COLUMNS.len()].join(", "));
+    format!(
+        "with {} ({}) as (\n    values {}\n)",
+        quote_ident(FLAGS),
+        quoted_list(FLAG_COLUMNS),
+        vec![row; rows].join(",\n           ")
+    )
+}
+
+/// Inserts a row carrying only its id and flags for each of `rows` flag rows that sets a flag
+/// and whose id the table does not hold. Bind [`FLAG_COLUMNS`] per row: booleans as 0/1,
+/// times as stored timestamps.
+pub fn render_flag_insert(table: &str, rows: usize) -> String {
+    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
+    let f = quote_ident(FLAGS);
+    format!(
+        "{}\ninsert into {} ({})\nselect {f}.\"id\", {f}.\"archived_at\", {f}.\"merged_into\", {f}.\"deleted_at\"\n\
+         from {f}\n\
+         where {f}.\"archived_at\" is not null\n   or {f}.\"merged_into\" is not null\n   or {f}.\"deleted_at\" is not null\n\
+         on conflict ({}) do nothing",
+        flag_rows(rows),
+        quote_ident(table),
+        quoted_list([ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
+        quote_ident(ID),
+    )
+}
+
+/// Sets or clears the flags of existing rows: each flag whose `set_*` is true takes the bound
+/// value, the others keep theirs; no cursor guard, and `_hsync_cursor` is never written. A
+/// flag row with an `observed` cursor applies only where the row's cursor is NULL or not
+/// newer. Rows whose flags already hold the values are not touched, so the change count is
+/// the rows changed. Bind as for [`render_flag_insert`].
+pub fn render_flag_update(table: &str, rows: usize) -> String {
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
+    let t = quote_ident(table);
+    let f = quote_ident(FLAGS);
+    let pairs = [
+        ("set_archived", "archived_at", ARCHIVED_AT),
+        ("set_merged", "merged_into", MERGED_INTO),
+        ("set_deleted", "deleted_at", DELETED_AT),
+    ];
+    let set: Vec<String> = pairs
+        .iter()
+        .map(|(flag, value, column)| {
+            let c = quote_ident(column);
+            format!("{c} = case when {f}.{} then {f}.{} else {t}.{c} end", quote_ident(flag), quote_ident(value))
+        })
+        .collect();
+    let changed: Vec<String> = pairs
+        .iter()
+        .map(|(flag, value, column)| {
+            format!("({f}.{} and {f}.{} is not {t}.{})", quote_ident(flag), quote_ident(value), quote_ident(column))
+        })
+        .collect();
+    let cursor = quote_ident(CURSOR);
+    let observed = quote_ident("observed");
+    format!(
+        "{}\nupdate {t}\nset {}\nfrom {f}\nwhere {t}.{id} = {f}.{id}\n  \
+         and ({f}.{observed} is null or {t}.{cursor} is null or {t}.{cursor} <= {f}.{observed})\n  \
+         and ({})",
+        flag_rows(rows),
+        set.join(",\n    "),
+        changed.join("\n    or "),
+        id = quote_ident(ID),
+    )
+}
+
+/// Every id with its cursor and flags, by id.
+pub fn render_id_flags(table: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
+    format!(
+        "select {}\nfrom {}\norder by {}",
+        quoted_list([ID, CURSOR, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
+        quote_ident(table),
+        quote_ident(ID)
+    )
 }
 
 #[cfg(test)]
@@ -235,6 +443,26 @@ mod tests {
     #[test]
     fn create_table() {
         assert_snapshot!(render_create_table("select", &awkward_columns()));
+    }
+
+    #[test]
+    fn edges() {
+        assert_snapshot!("upsert_edges", render_upsert_edges());
+        assert_snapshot!("tombstone_edges", render_tombstone_edges());
+        assert_snapshot!("edge_sources", [render_edge_sources(false), render_edge_sources(true)].join(";\n\n"));
+        assert_snapshot!("read_edges", render_read_edges());
+    }
+
+    #[test]
+    fn edge_statements_bind_every_value() {
+        assert_eq!(render_upsert_edges().matches('?').count(), 4);
+        assert_eq!(render_tombstone_edges().matches('?').count(), 6);
+        assert_eq!(render_edge_sources(true).matches('?').count(), 3);
+    }
+
+    #[test]
+    fn ids_of_awkward_tables() {
+        assert_snapshot!("ids", [render_live_ids("has\"quote"), render_ids_modified_since("select")].join(";\n\n"));
     }
 
     #[test]
@@ -305,6 +533,20 @@ mod tests {
     fn merge_of_bookkeeping_columns_only_compares_cursors() {
         let columns: Vec<String> = ["id", "_hsync_cursor", "_hsync_synced_at"].map(str::to_owned).into();
         assert_snapshot!(render_merge("user", "_hsync_stage_user_0a1b2c3d", &columns));
+    }
+
+    #[test]
+    fn flag_statements() {
+        assert_snapshot!("flag_insert", render_flag_insert("has\"quote", 2));
+        assert_snapshot!("flag_update", render_flag_update("select", 2));
+        assert_snapshot!("id_flags", render_id_flags("MixedCase"));
+    }
+
+    #[test]
+    fn flag_statements_have_one_placeholder_per_value() {
+        for sql in [render_flag_insert("t", 5), render_flag_update("t", 5)] {
+            assert_eq!(sql.matches('?').count(), 5 * FLAG_COLUMNS.len());
+        }
     }
 
     #[test]

@@ -1,0 +1,41 @@
+//! `hsync deletes [--object ...]`: reconciles archived, merged and hard-deleted records into
+//! the warehouse's flags, for every configured object (see `stream::deletes`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::session::{recorded, shutdown_on_signal, Session};
+use crate::stream::deletes;
+
+/// Options of `hsync deletes`.
+#[derive(Debug, Args)]
+pub struct DeletesArgs {
+    /// Only these object types (default: sync.objects).
+    #[arg(long = "object")]
+    pub objects: Vec<String>,
+}
+
+/// Runs one reconcile per object.
+pub async fn run(config_path: Option<&Path>, args: DeletesArgs) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path).await?;
+    let shutdown = shutdown_on_signal();
+    for object in session.objects(&args.objects).await? {
+        let table = session.runner.prepare(&object).await?;
+        let stream = crate::stream::state::deletes_stream(&object.table);
+        let report = recorded(&session.runner, &stream, |r: &deletes::Report| r.written, async {
+            Ok(deletes::reconcile(&session.runner, &table, &shutdown).await?)
+        })
+        .await?;
+        if !report.finished {
+            println!("{}: stopped before writing; run again", object.table);
+            break;
+        }
+        println!(
+            "{}: {} live, {} archived, {} merged away, {} newly deleted, {} restored; {} rows flagged",
+            object.table, report.live, report.archived, report.merged, report.deleted, report.restored, report.written
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,151 @@
+//! `hsync verify [--object ...] [--json]`: compares the warehouse with HubSpot (counts, missing
+//! and extra ids, stale rows; see [`crate::stream::verify`]) and prints the report. Exits 0
+//! when everything matches and [`DIFFERS`] when anything differs, so cron or CI can alert.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::session::Warehouse;
+use crate::stream::verify::{self, Difference, Options, VerifyReport};
+
+/// The exit code when the warehouse and HubSpot differ.
+pub const DIFFERS: u8 = 5;
+
+/// Options of `hsync verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only these object types (default: sync.objects).
+    #[arg(long = "object")]
+    pub objects: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Example ids shown per kind of difference.
+    #[arg(long, default_value_t = verify::DEFAULT_EXAMPLES)]
+    pub examples: usize,
+    /// Compare counts only (one search call per object) instead of sweeping every id.
+    #[arg(long)]
+    pub counts_only: bool,
+}
+
+/// Verifies each object and prints the report.
+pub async fn run(config_path: Option<&Path>, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let warehouse = Warehouse::open(config_path).await?;
+    let client = warehouse.client()?;
+    let options = Options { examples: args.examples, counts_only: args.counts_only };
+    let mut objects = Vec::new();
+    for object in warehouse.objects(&client, &args.objects).await? {
+        let report = verify::object(&client, &warehouse.dest, &object, &options)
+            .await
+            .with_context(|| format!("verifying {}", object.table))?;
+        objects.push(report);
+    }
+    let report = VerifyReport::new(warehouse.clock.now(), objects);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("encoding the report as JSON")?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(if report.matches { ExitCode::SUCCESS } else { ExitCode::from(DIFFERS) })
+}
+
+fn examples(kind: &str, object: &str, d: &Difference) -> Option<String> {
+    (d.count > 0).then(|| {
+        let more = if (d.examples.len() as u64) < d.count { ", ..." } else { "" };
+        format!("{object}: {} {kind} (ids {}{more})", d.count, d.examples.join(", "))
+    })
+}
+
+/// The human report: a table of counts per object, then example ids per difference.
+pub fn render_text(report: &VerifyReport) -> String {
+    let header: Vec<String> =
+        ["OBJECT", "HUBSPOT", "WAREHOUSE", "MISSING", "EXTRA", "STALE", "RESULT"].map(str::to_owned).into();
+    let unswept = |n: u64, compared: bool| if compared { n.to_string() } else { "-".to_owned() };
+    let rows: Vec<Vec<String>> = std::iter::once(header)
+        .chain(report.objects.iter().map(|o| {
+            vec![
+                o.object.clone(),
+                o.hubspot_total.to_string(),
+                o.warehouse_live.to_string(),
+                unswept(o.missing.count, o.ids_compared),
+                unswept(o.extra.count, o.ids_compared),
+                unswept(o.stale.count, o.ids_compared),
+                if o.matches { "ok" } else { "differs" }.to_owned(),
+            ]
+        }))
+        .collect();
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in &rows {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    let details: Vec<String> = report
+        .objects
+        .iter()
+        .flat_map(|o| {
+            [
+                examples("missing from the warehouse", &o.object, &o.missing),
+                examples("extra in the warehouse", &o.object, &o.extra),
+                examples("stale in the warehouse", &o.object, &o.stale),
+            ]
+        })
+        .flatten()
+        .collect();
+    if !details.is_empty() {
+        out.push('\n');
+        out.push_str(&details.join("\n"));
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(if report.matches {
+        "the warehouse matches HubSpot\n"
+    } else {
+        "the warehouse differs from HubSpot (exit 5); a CDC pass fixes changes made since the last one\n"
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::verify::ObjectReport;
+
+    #[test]
+    fn text_report_names_ids_and_aligns_columns() {
+        let contacts = ObjectReport {
+            object: "contacts".into(),
+            hubspot_total: 251,
+            warehouse_live: 250,
+            ids_compared: true,
+            hubspot_swept: Some(251),
+            missing: Difference { count: 3, examples: vec!["7".into(), "9".into()] },
+            extra: Difference { count: 1, examples: vec!["999999".into()] },
+            stale: Difference::default(),
+            matches: false,
+        };
+        let cars = ObjectReport {
+            object: "cars".into(),
+            hubspot_total: 30,
+            warehouse_live: 30,
+            ids_compared: false,
+            hubspot_swept: None,
+            missing: Difference::default(),
+            extra: Difference::default(),
+            stale: Difference::default(),
+            matches: true,
+        };
+        let text = render_text(&VerifyReport::new(chrono::Utc::now(), vec![contacts, cars]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0].find("HUBSPOT"), lines[1].find("251"), "{text}");
+        assert!(lines[2].contains("cars") && lines[2].ends_with("ok"), "{text}");
+        assert!(text.contains("contacts: 3 missing from the warehouse (ids 7, 9, ...)"), "{text}");
+        assert!(text.contains("contacts: 1 extra in the warehouse (ids 999999)"), "{text}");
+        assert!(text.contains("exit 5"), "{text}");
+    }
+}

@@ -1,0 +1,103 @@
+//! Targeted re-reads: when a property becomes a column of a table that already has rows (a
+//! property newly included in the configuration, or added in HubSpot), its values for the
+//! existing rows are read by an id keyset sweep that requests only that property, not a full
+//! re-sync. The sweep is checkpointed like a backfill, so an interruption resumes it.
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::runner::{PreparedTable, Runner};
+use super::Error;
+use crate::destination::Destination;
+use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
+use crate::schema::{column_name, hsync_columns};
+use crate::state::{Checkpoint, StateStore};
+
+/// The checkpoint stream of a table's re-read.
+pub fn reread_stream(table: &str) -> String {
+    format!("reread:{table}")
+}
+
+/// A re-read in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum RereadState {
+    Running { properties: Vec<String>, after_id: i64 },
+}
+
+fn checkpoint(table: &str, state: &RereadState) -> Checkpoint {
+    let RereadState::Running { after_id, .. } = state;
+    Checkpoint {
+        stream: reread_stream(table),
+        position: *after_id,
+        state: serde_json::to_value(state).expect("invariant: stream state serializes"),
+    }
+}
+
+/// Schedules a re-read of `table.added` (merged with one already pending).
+pub async fn schedule<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+) -> Result<(), Error> {
+    if table.added.is_empty() {
+        return Ok(());
+    }
+    let name = &table.object.table;
+    let mut properties = match runner.state.load_checkpoint(&reread_stream(name)).await?.map(|c| c.state) {
+        Some(state) => match serde_json::from_value::<RereadState>(state) {
+            Ok(RereadState::Running { properties, .. }) => properties,
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    properties.extend(table.added.iter().cloned());
+    properties.sort();
+    properties.dedup();
+    runner.state.reset_checkpoint(&reread_stream(name)).await?;
+    runner.commit(&checkpoint(name, &RereadState::Running { properties, after_id: 0 })).await?;
+    tracing::info!(table = %name, properties = table.added.len(), "scheduled a re-read of new columns");
+    Ok(())
+}
+
+/// Runs the pending re-read of `table`, if any, to the end (or until `shutdown`).
+pub async fn run<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    shutdown: &CancellationToken,
+) -> Result<u64, Error> {
+    let name = &table.object.table;
+    let Some(saved) = runner.state.load_checkpoint(&reread_stream(name)).await? else { return Ok(0) };
+    let RereadState::Running { properties, mut after_id } = serde_json::from_value(saved.state)
+        .map_err(|e| Error::Bug(format!("unreadable re-read state for {name}: {e}")))?;
+    let cursor = table.object.cursor_property;
+    let wanted: Vec<String> =
+        properties.iter().filter(|p| table.schema.column(&column_name(p)).is_some()).cloned().collect();
+    let mut columns: Vec<String> =
+        vec![hsync_columns::ID.into(), hsync_columns::CURSOR.into(), hsync_columns::SYNCED_AT.into()];
+    columns.extend(wanted.iter().map(|p| column_name(p)));
+    let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut request_properties = wanted.clone();
+    request_properties.push(cursor.to_owned());
+    let mut rows = 0u64;
+    while !wanted.is_empty() {
+        if shutdown.is_cancelled() {
+            return Ok(rows);
+        }
+        let request = SearchRequest::new(
+            vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
+            Some(("hs_object_id".to_owned(), Direction::Ascending)),
+            request_properties.clone(),
+            super::backfill::PAGE,
+            0,
+        )?;
+        let page = runner.client.search(&table.object.api_name, &request).await?;
+        let Some(last) = page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).max() else { break };
+        let state = RereadState::Running { properties: properties.clone(), after_id: last };
+        runner.write_columns(table, &page.results, &column_refs, Some(&checkpoint(name, &state))).await?;
+        after_id = last;
+        rows += page.results.len() as u64;
+    }
+    runner.state.reset_checkpoint(&reread_stream(name)).await?;
+    tracing::info!(table = %name, rows, "re-read of new columns finished");
+    Ok(rows)
+}

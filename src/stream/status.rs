@@ -1,0 +1,339 @@
+//! What `hsync status` (and later the daemon's `/status`) reports, as typed data: every stream
+//! the state store holds a checkpoint for, read through the stream's versioned state and joined
+//! with its latest runs, and the day's API budget as the persisted ledger records it.
+//!
+//! This module owns the status model ([`StatusReport`] and its parts, whose serde field names are
+//! the stable JSON contract) and [`collect`]. It never calls HubSpot: it reads the state store
+//! only, so it answers when the token is missing or the budget is spent.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::state::{BackfillState, CdcState};
+use super::Error;
+use crate::clock::Clock;
+use crate::hubspot::{BudgetConfig, BudgetStore, DailyBudget};
+use crate::state::{Checkpoint, RunRecord, StateStore};
+
+/// How many recent runs are read to find each stream's latest run and latest failure.
+pub const RUN_WINDOW: i64 = 1_000;
+
+/// Everything `hsync status` shows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusReport {
+    /// When the report was made (UTC).
+    pub generated_at: DateTime<Utc>,
+    /// One entry per checkpointed stream, by object, backfill before CDC.
+    pub streams: Vec<StreamStatus>,
+    pub budget: BudgetReport,
+}
+
+/// One stream's progress and health.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamStatus {
+    /// The checkpoint's stream name, `backfill:contacts`.
+    pub stream: String,
+    /// `backfill`, `cdc`, `associations`, `deletes`, ...
+    pub kind: String,
+    /// The object table, `contacts`.
+    pub object: String,
+    /// `running` or `done` for a backfill, `polling` for CDC; other streams report their
+    /// state's own `phase`, or `unknown`.
+    pub phase: String,
+    /// Every change before this instant is in the warehouse (CDC and streams with a watermark).
+    pub watermark: Option<DateTime<Utc>>,
+    /// Seconds from the watermark to `generated_at`.
+    pub lag_seconds: Option<i64>,
+    /// Rows the stream has read so far, as its state counts them.
+    pub rows: Option<i64>,
+    /// A running backfill's position: every id up to this one is in the warehouse.
+    pub after_id: Option<i64>,
+    /// When a backfill started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When a backfill finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When a CDC pass last committed.
+    pub last_pass_at: Option<DateTime<Utc>>,
+    /// The stream's latest recorded run.
+    pub last_run: Option<RunStatus>,
+    /// The latest failed run among the recent ones (it may be older than `last_run`).
+    pub last_error: Option<RunFailure>,
+}
+
+/// One recorded run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunStatus {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `ok` or `failed` (a run still `running` whose process died stays so).
+    pub status: String,
+    pub rows: i64,
+    pub error: Option<String>,
+}
+
+/// The latest failure of a stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunFailure {
+    /// When the failed run ended (or started, when it never recorded an end).
+    pub at: DateTime<Utc>,
+    /// The error's message (hsync's errors carry no row values).
+    pub message: String,
+}
+
+/// The day's API budget, from the persisted ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BudgetReport {
+    /// The portal's day (in its time zone) the figures count.
+    pub day: NaiveDate,
+    /// Calls used today as the ledger records them (reserved in blocks, so at most one block
+    /// above the calls actually made).
+    pub used: u64,
+    /// The configured budget for today; `None` when unlimited. A running process may have
+    /// tightened it further from HubSpot's headers.
+    pub allowed: Option<u64>,
+    /// `allowed - used`; `None` when unlimited.
+    pub left: Option<u64>,
+    /// Whether the budget is spent (streams wait for the reset).
+    pub exhausted: bool,
+    /// The portal's next midnight, in UTC.
+    pub resets_at: DateTime<Utc>,
+}
+
+/// Reads every checkpoint, the recent runs and the budget ledger, and builds the report.
+pub async fn collect<S: StateStore>(
+    state: &S,
+    budget_store: Arc<dyn BudgetStore>,
+    budget: BudgetConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<StatusReport, Error> {
+    let now = clock.now();
+    let checkpoints = state.checkpoints().await?;
+    let runs = state.recent_runs(RUN_WINDOW).await?;
+    let ledger = DailyBudget::new(budget, clock, budget_store);
+    let budget = ledger.ledger_status().await?;
+    let mut streams: Vec<StreamStatus> = checkpoints.iter().map(|c| stream_status(c, &runs, now)).collect();
+    streams.sort_by(|a, b| (&a.object, kind_rank(&a.kind), &a.kind).cmp(&(&b.object, kind_rank(&b.kind), &b.kind)));
+    Ok(StatusReport {
+        generated_at: now,
+        streams,
+        budget: BudgetReport {
+            day: ledger.day(),
+            used: budget.used,
+            allowed: budget.allowed,
+            left: budget.allowed.map(|a| a.saturating_sub(budget.used)),
+            exhausted: budget.allowed.is_some_and(|a| budget.used >= a),
+            resets_at: budget.resets_at,
+        },
+    })
+}
+
+/// Backfill first, then CDC, then the other streams by name.
+fn kind_rank(kind: &str) -> u8 {
+    match kind {
+        "backfill" => 0,
+        "cdc" => 1,
+        _ => 2,
+    }
+}
+
+fn instant(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+fn lag_seconds(watermark: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
+    watermark.map(|w| (now - w).num_seconds())
+}
+
+/// One stream's status from its checkpoint and the recent runs (newest first).
+pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<Utc>) -> StreamStatus {
+    let (kind, object) = checkpoint.stream.split_once(':').unwrap_or(("", checkpoint.stream.as_str()));
+    let mut status = StreamStatus {
+        stream: checkpoint.stream.clone(),
+        kind: kind.to_owned(),
+        object: object.to_owned(),
+        phase: "unknown".to_owned(),
+        watermark: None,
+        lag_seconds: None,
+        rows: None,
+        after_id: None,
+        started_at: None,
+        finished_at: None,
+        last_pass_at: None,
+        last_run: None,
+        last_error: None,
+    };
+    match kind {
+        "backfill" => match BackfillState::from_checkpoint(checkpoint) {
+            Some(BackfillState::Running { after_id, started_at_ms, rows }) => {
+                status.phase = "running".to_owned();
+                status.after_id = Some(after_id);
+                status.started_at = instant(started_at_ms);
+                status.rows = Some(rows);
+            }
+            Some(BackfillState::Done { started_at_ms, finished_at_ms, rows }) => {
+                status.phase = "done".to_owned();
+                status.started_at = instant(started_at_ms);
+                status.finished_at = instant(finished_at_ms);
+                status.rows = Some(rows);
+            }
+            None => {}
+        },
+        "cdc" => {
+            if let Some(CdcState::Polling { watermark_ms, last_pass_ms, rows }) = CdcState::from_checkpoint(checkpoint)
+            {
+                status.phase = "polling".to_owned();
+                status.watermark = instant(watermark_ms);
+                status.last_pass_at = instant(last_pass_ms);
+                status.rows = Some(rows);
+            }
+        }
+        // Streams this module does not know read through the fields every state shares by
+        // convention: a `phase` tag, and `watermark_ms`, `rows`, `started_at_ms` and
+        // `finished_at_ms` where they apply.
+        _ => {
+            let state = &checkpoint.state;
+            if let Some(phase) = state.get("phase").and_then(|p| p.as_str()) {
+                phase.clone_into(&mut status.phase);
+            }
+            status.watermark = state.get("watermark_ms").and_then(serde_json::Value::as_i64).and_then(instant);
+            status.rows = state.get("rows").and_then(serde_json::Value::as_i64);
+            status.started_at = state.get("started_at_ms").and_then(serde_json::Value::as_i64).and_then(instant);
+            status.finished_at = state.get("finished_at_ms").and_then(serde_json::Value::as_i64).and_then(instant);
+        }
+    }
+    status.lag_seconds = lag_seconds(status.watermark, now);
+    status.last_run = runs.iter().find(|r| r.stream == checkpoint.stream).map(|r| RunStatus {
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        status: r.status.clone(),
+        rows: r.rows,
+        error: r.error.clone(),
+    });
+    status.last_error =
+        runs.iter().find(|r| r.stream == checkpoint.stream && r.status == "failed").map(|r| RunFailure {
+            at: r.finished_at.unwrap_or(r.started_at),
+            message: r.error.clone().unwrap_or_else(|| "failed without a message".to_owned()),
+        });
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn run(stream: &str, started: &str, status: &str, error: Option<&str>) -> RunRecord {
+        RunRecord {
+            stream: stream.to_owned(),
+            started_at: at(started),
+            finished_at: Some(at(started) + chrono::Duration::seconds(5)),
+            status: status.to_owned(),
+            rows: 7,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn cdc_reports_watermark_lag_and_the_latest_runs() {
+        let now = at("2026-01-01T12:00:00Z");
+        let watermark = at("2026-01-01T11:58:20Z").timestamp_millis();
+        let checkpoint = CdcState::Polling { watermark_ms: watermark, last_pass_ms: now.timestamp_millis(), rows: 42 }
+            .checkpoint("contacts");
+        let runs = vec![
+            run("cdc:contacts", "2026-01-01T11:59:00Z", "ok", None),
+            run("cdc:deals", "2026-01-01T11:58:00Z", "failed", Some("other stream")),
+            run("cdc:contacts", "2026-01-01T11:50:00Z", "failed", Some("HubSpot kept failing on search")),
+        ];
+        let status = stream_status(&checkpoint, &runs, now);
+        assert_eq!(
+            (status.kind.as_str(), status.object.as_str(), status.phase.as_str()),
+            ("cdc", "contacts", "polling")
+        );
+        assert_eq!(status.watermark, instant(watermark));
+        assert_eq!(status.lag_seconds, Some(100));
+        assert_eq!(status.rows, Some(42));
+        assert_eq!(status.last_run.as_ref().map(|r| r.status.as_str()), Some("ok"));
+        let failure = status.last_error.expect("the older failure is kept");
+        assert_eq!(failure.message, "HubSpot kept failing on search");
+        assert_eq!(failure.at, at("2026-01-01T11:50:05Z"));
+    }
+
+    #[test]
+    fn backfill_phases_and_unknown_streams() {
+        let now = at("2026-01-01T12:00:00Z");
+        let running = BackfillState::Running { after_id: 900, started_at_ms: 1_000, rows: 200 }.checkpoint("deals");
+        let status = stream_status(&running, &[], now);
+        assert_eq!((status.phase.as_str(), status.after_id, status.rows), ("running", Some(900), Some(200)));
+        assert_eq!(status.watermark, None);
+        assert_eq!(status.last_run, None);
+        let done = BackfillState::Done { started_at_ms: 1_000, finished_at_ms: 2_000, rows: 5 }.checkpoint("deals");
+        let status = stream_status(&done, &[], now);
+        assert_eq!((status.phase.as_str(), status.finished_at), ("done", instant(2_000)));
+        let other = Checkpoint {
+            stream: "deletes:deals".to_owned(),
+            position: 3,
+            state: json!({"phase": "sweeping", "watermark_ms": now.timestamp_millis() - 60_000, "rows": 3,
+                          "finished_at_ms": 2_000}),
+        };
+        let status = stream_status(&other, &[], now);
+        assert_eq!(status.finished_at, instant(2_000));
+        assert_eq!(
+            (status.kind.as_str(), status.phase.as_str(), status.lag_seconds),
+            ("deletes", "sweeping", Some(60))
+        );
+        let odd = Checkpoint { stream: "weird".to_owned(), position: 0, state: json!(null) };
+        assert_eq!(stream_status(&odd, &[], now).phase, "unknown");
+    }
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let now = at("2026-01-01T12:00:00Z");
+        let report = StatusReport {
+            generated_at: now,
+            streams: vec![stream_status(
+                &CdcState::Polling { watermark_ms: now.timestamp_millis(), last_pass_ms: 0, rows: 1 }
+                    .checkpoint("contacts"),
+                &[],
+                now,
+            )],
+            budget: BudgetReport {
+                day: now.date_naive(),
+                used: 10,
+                allowed: Some(100),
+                left: Some(90),
+                exhausted: false,
+                resets_at: now,
+            },
+        };
+        let value = serde_json::to_value(&report).unwrap();
+        let stream = &value["streams"][0];
+        for field in [
+            "stream",
+            "kind",
+            "object",
+            "phase",
+            "watermark",
+            "lag_seconds",
+            "rows",
+            "after_id",
+            "started_at",
+            "finished_at",
+            "last_pass_at",
+            "last_run",
+            "last_error",
+        ] {
+            assert!(stream.get(field).is_some(), "streams[].{field}");
+        }
+        assert_eq!(stream["watermark"], "2026-01-01T12:00:00Z");
+        assert_eq!(value["budget"]["day"], "2026-01-01");
+        assert_eq!(value["budget"]["left"], 90);
+        assert_eq!(value["generated_at"], "2026-01-01T12:00:00Z");
+    }
+}

@@ -1,0 +1,335 @@
+//! `hsync verify`: compares the warehouse with HubSpot, object by object, without writing
+//! anything.
+//!
+//! This module owns the comparison and its report ([`VerifyReport`], whose serde field names are
+//! the stable JSON contract). Per object it checks:
+//! - **counts**: HubSpot's search `total` (one search, limit 1, no filter) against the
+//!   warehouse's live rows (not flagged archived, merged away or deleted);
+//! - **ids**: a cheap id-only keyset sweep over search (`hs_object_id > last`, ascending, 200 per
+//!   page, properties `hs_object_id` and the cursor property) merged with the warehouse's live
+//!   ids: ids HubSpot holds that the warehouse lacks are *missing*, live warehouse ids HubSpot
+//!   does not hold are *extra*;
+//! - **staleness**: rows whose stored `_hsync_cursor` is older than HubSpot's last-modified
+//!   time are *stale*.
+//!
+//! The sweep costs one search call per 200 records (the search bucket's 5 per second bounds
+//! it). The comparison is a point in time: a record changed after the last CDC pass shows as
+//! missing or stale until the next pass, which is what an operator checking the warehouse
+//! wants to see. Reports carry ids, never row values.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{record_cursor_ms, Error};
+use crate::destination::Destination;
+use crate::hubspot::{Direction, Filter, FilterGroup, HubSpotClient, ObjectRef, Operator, SearchRequest};
+
+/// Search page size of the id sweep: HubSpot's maximum.
+pub const PAGE: u32 = 200;
+/// Example ids per category unless asked otherwise.
+pub const DEFAULT_EXAMPLES: usize = 10;
+
+/// How thorough a verification is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Example ids kept per category.
+    pub examples: usize,
+    /// Compare counts only (one search call per object), skipping the id sweep.
+    pub counts_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { examples: DEFAULT_EXAMPLES, counts_only: false }
+    }
+}
+
+/// One category of differences: how many, and the first ids (ascending).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub count: u64,
+    /// Up to `Options::examples` ids, as HubSpot writes them (strings).
+    pub examples: Vec<String>,
+}
+
+impl Difference {
+    fn record(&mut self, id: i64, keep: usize) {
+        self.count += 1;
+        if self.examples.len() < keep {
+            self.examples.push(id.to_string());
+        }
+    }
+}
+
+/// The verification of one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectReport {
+    /// The warehouse table.
+    pub object: String,
+    /// HubSpot's search `total`: its live records.
+    pub hubspot_total: u64,
+    /// The warehouse's live rows.
+    pub warehouse_live: u64,
+    /// Whether ids were compared (not with `--counts-only`).
+    pub ids_compared: bool,
+    /// Ids the sweep read from HubSpot, when ids were compared.
+    pub hubspot_swept: Option<u64>,
+    /// In HubSpot, not live in the warehouse.
+    pub missing: Difference,
+    /// Live in the warehouse, not in HubSpot.
+    pub extra: Difference,
+    /// In both, the warehouse's version older than HubSpot's.
+    pub stale: Difference,
+    /// Counts equal and no id differs.
+    pub matches: bool,
+}
+
+/// The verification of every requested object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub checked_at: DateTime<Utc>,
+    pub objects: Vec<ObjectReport>,
+    /// Every object matches.
+    pub matches: bool,
+}
+
+impl VerifyReport {
+    pub fn new(checked_at: DateTime<Utc>, objects: Vec<ObjectReport>) -> VerifyReport {
+        let matches = objects.iter().all(|o| o.matches);
+        VerifyReport { checked_at, objects, matches }
+    }
+}
+
+/// A record's id and last-modified time (epoch ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub id: i64,
+    pub cursor_ms: Option<i64>,
+}
+
+/// Merges HubSpot's ids, fed in ascending pages, with the warehouse's live ids.
+#[derive(Debug)]
+pub struct IdComparison {
+    warehouse: Vec<Key>,
+    next: usize,
+    keep: usize,
+    swept: u64,
+    missing: Difference,
+    extra: Difference,
+    stale: Difference,
+}
+
+impl IdComparison {
+    /// Starts a comparison against the warehouse's live keys (any order; one per id).
+    pub fn new(mut warehouse: Vec<Key>, examples: usize) -> IdComparison {
+        warehouse.sort_by_key(|k| k.id);
+        warehouse.dedup_by_key(|k| k.id);
+        IdComparison {
+            warehouse,
+            next: 0,
+            keep: examples,
+            swept: 0,
+            missing: Difference::default(),
+            extra: Difference::default(),
+            stale: Difference::default(),
+        }
+    }
+
+    /// Feeds HubSpot keys: ascending, and above every id fed before.
+    pub fn feed(&mut self, hubspot: &[Key]) {
+        for h in hubspot {
+            self.swept += 1;
+            while let Some(w) = self.warehouse.get(self.next).filter(|w| w.id < h.id) {
+                self.extra.record(w.id, self.keep);
+                self.next += 1;
+            }
+            match self.warehouse.get(self.next) {
+                Some(w) if w.id == h.id => {
+                    if let Some(theirs) = h.cursor_ms {
+                        if w.cursor_ms.is_none_or(|ours| ours < theirs) {
+                            self.stale.record(h.id, self.keep);
+                        }
+                    }
+                    self.next += 1;
+                }
+                _ => self.missing.record(h.id, self.keep),
+            }
+        }
+    }
+
+    /// Ends the sweep: warehouse ids HubSpot never listed are extra. Returns (ids swept,
+    /// missing, extra, stale).
+    pub fn finish(mut self) -> (u64, Difference, Difference, Difference) {
+        for w in &self.warehouse[self.next.min(self.warehouse.len())..] {
+            self.extra.record(w.id, self.keep);
+        }
+        (self.swept, self.missing, self.extra, self.stale)
+    }
+}
+
+/// Verifies one object (see the module docs).
+pub async fn object<D: Destination>(
+    client: &HubSpotClient,
+    dest: &D,
+    object: &ObjectRef,
+    options: &Options,
+) -> Result<ObjectReport, Error> {
+    let cursor = object.cursor_property;
+    let warehouse: Vec<Key> = dest
+        .id_flags(&object.table)
+        .await?
+        .into_iter()
+        .filter(|row| !row.flagged())
+        .map(|row| Key { id: row.id, cursor_ms: row.cursor })
+        .collect();
+    let warehouse_live = warehouse.len() as u64;
+    let count = SearchRequest::new(Vec::new(), None, vec!["hs_object_id".to_owned()], 1, 0)?;
+    let hubspot_total = client.search(&object.api_name, &count).await?.total;
+    let mut report = ObjectReport {
+        object: object.table.clone(),
+        hubspot_total,
+        warehouse_live,
+        ids_compared: false,
+        hubspot_swept: None,
+        missing: Difference::default(),
+        extra: Difference::default(),
+        stale: Difference::default(),
+        matches: hubspot_total == warehouse_live,
+    };
+    if options.counts_only {
+        return Ok(report);
+    }
+    let mut comparison = IdComparison::new(warehouse, options.examples);
+    let mut after_id: i64 = 0;
+    loop {
+        let request = SearchRequest::new(
+            vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
+            Some(("hs_object_id".to_owned(), Direction::Ascending)),
+            vec!["hs_object_id".to_owned(), cursor.to_owned()],
+            PAGE,
+            0,
+        )?;
+        let page = client.search(&object.api_name, &request).await?;
+        let mut keys: Vec<Key> = page
+            .results
+            .iter()
+            .filter_map(|r| Some(Key { id: r.id.parse().ok()?, cursor_ms: record_cursor_ms(r, cursor) }))
+            .filter(|k| k.id > after_id)
+            .collect();
+        keys.sort_by_key(|k| k.id);
+        keys.dedup_by_key(|k| k.id);
+        let Some(last) = keys.last().map(|k| k.id) else {
+            if page.results.is_empty() {
+                break;
+            }
+            return Err(Error::Bug(format!(
+                "the id sweep of {} asked for ids above {after_id} and got none above it",
+                object.table
+            )));
+        };
+        comparison.feed(&keys);
+        after_id = last;
+        if page.results.len() < PAGE as usize && page.next_after().is_none() {
+            break;
+        }
+    }
+    let (swept, missing, extra, stale) = comparison.finish();
+    report.ids_compared = true;
+    report.hubspot_swept = Some(swept);
+    report.matches = report.matches && missing.count == 0 && extra.count == 0 && stale.count == 0;
+    report.missing = missing;
+    report.extra = extra;
+    report.stale = stale;
+    tracing::info!(
+        table = %object.table,
+        hubspot = hubspot_total,
+        warehouse = warehouse_live,
+        missing = report.missing.count,
+        extra = report.extra.count,
+        stale = report.stale.count,
+        "verified"
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: i64, cursor: i64) -> Key {
+        Key { id, cursor_ms: Some(cursor) }
+    }
+
+    fn ids(d: &Difference) -> Vec<&str> {
+        d.examples.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn sweep_pages_merge_into_missing_extra_and_stale() {
+        // Warehouse: 1..=6 and 9, unsorted; HubSpot: 2..=8 in two pages.
+        let warehouse = vec![key(9, 5), key(3, 5), key(1, 5), key(2, 5), key(4, 1), key(5, 5), key(6, 9)];
+        let mut cmp = IdComparison::new(warehouse, 10);
+        cmp.feed(&[key(2, 5), key(3, 5), key(4, 5)]);
+        cmp.feed(&[key(5, 5), key(6, 5), key(7, 5), key(8, 5)]);
+        let (swept, missing, extra, stale) = cmp.finish();
+        assert_eq!(swept, 7);
+        assert_eq!(ids(&missing), ["7", "8"]);
+        assert_eq!(ids(&extra), ["1", "9"]);
+        assert_eq!(ids(&stale), ["4"], "older stored cursor is stale; newer (6) is not");
+    }
+
+    #[test]
+    fn empty_sides_and_example_limit() {
+        let (_, missing, extra, stale) = {
+            let mut cmp = IdComparison::new(Vec::new(), 2);
+            cmp.feed(&[key(1, 1), key(2, 1), key(3, 1)]);
+            cmp.finish()
+        };
+        assert_eq!((missing.count, ids(&missing)), (3, vec!["1", "2"]));
+        assert_eq!((extra.count, stale.count), (0, 0));
+        let (swept, missing, extra, _) = IdComparison::new(vec![key(5, 1), key(6, 1)], 10).finish();
+        assert_eq!((swept, missing.count), (0, 0));
+        assert_eq!(ids(&extra), ["5", "6"]);
+    }
+
+    #[test]
+    fn unknown_cursors() {
+        let mut cmp = IdComparison::new(vec![Key { id: 1, cursor_ms: None }, key(2, 1)], 10);
+        cmp.feed(&[key(1, 1), Key { id: 2, cursor_ms: None }]);
+        let (_, _, _, stale) = cmp.finish();
+        assert_eq!(ids(&stale), ["1"], "a row without a stored cursor is stale; no HubSpot time, no verdict");
+    }
+
+    #[test]
+    fn report_matches_only_when_every_object_does() {
+        let object = |matches| ObjectReport {
+            object: "contacts".into(),
+            hubspot_total: 1,
+            warehouse_live: 1,
+            ids_compared: true,
+            hubspot_swept: Some(1),
+            missing: Difference::default(),
+            extra: Difference::default(),
+            stale: Difference::default(),
+            matches,
+        };
+        let now = Utc::now();
+        assert!(VerifyReport::new(now, vec![object(true), object(true)]).matches);
+        assert!(!VerifyReport::new(now, vec![object(true), object(false)]).matches);
+        let json = serde_json::to_value(VerifyReport::new(now, vec![object(true)])).unwrap();
+        for field in [
+            "object",
+            "hubspot_total",
+            "warehouse_live",
+            "ids_compared",
+            "hubspot_swept",
+            "missing",
+            "extra",
+            "stale",
+            "matches",
+        ] {
+            assert!(json["objects"][0].get(field).is_some(), "objects[].{field}");
+        }
+        assert!(json["objects"][0]["missing"].get("examples").is_some());
+    }
+}
