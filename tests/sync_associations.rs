@@ -7,20 +7,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hsync::destination::conformance::{EdgeRow, Inspect};
-use hsync::destination::postgres::PostgresDestination;
 use hsync::destination::sqlite::SqliteDestination;
 use hsync::destination::Destination;
-use hsync::hubspot::{
-    resolve_objects, BudgetConfig, BudgetSetting, BudgetStore, ClientConfig, HubSpotClient, Secret, TokenSource,
-};
+use hsync::hubspot::resolve_objects;
 use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
 use hsync::state::StateStore;
 use hsync::stream::associations::{self, Report, Source};
-use hsync::stream::runner::{PropertyFilter, Runner};
+use hsync::stream::runner::Runner;
 use hsync::stream::{backfill, cdc};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -31,20 +27,6 @@ use crate::support::Sim;
 /// The configured order: each pair is stored from the object listed first.
 const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"];
 const SETTLE: Duration = Duration::from_secs(1);
-
-fn client(sim: &Sim, store: Arc<dyn BudgetStore>) -> HubSpotClient {
-    HubSpotClient::new(
-        ClientConfig {
-            base_url: sim.handle.base_url(),
-            budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
-            ..ClientConfig::default()
-        },
-        TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "simulator token".into() },
-        store,
-        hsync::clock::system(),
-    )
-    .unwrap()
-}
 
 fn portal() -> PortalSpec {
     PortalSpec {
@@ -373,16 +355,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
 async fn associations_match_ground_truth_in_sqlite() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
     scenario(&sim, &runner).await;
 }
 
@@ -390,16 +363,7 @@ async fn associations_match_ground_truth_in_sqlite() {
 async fn associations_match_ground_truth_in_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
     let sim = Sim::start(crate::support::unlimited(portal())).await;
-    let dest = PostgresDestination::connect(&pg.url, &pg.data_schema, &pg.state_schema).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::postgres_runner(&sim, &pg).await;
     scenario(&sim, &runner).await;
     pg.drop_schemas().await;
 }

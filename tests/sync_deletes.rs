@@ -4,21 +4,17 @@
 //! `hsync deletes` as a real subprocess.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hsync::destination::conformance::{Cell, Inspect};
-use hsync::destination::postgres::PostgresDestination;
 use hsync::destination::sqlite::SqliteDestination;
 use hsync::destination::Destination;
-use hsync::hubspot::{
-    resolve_objects, BudgetConfig, BudgetSetting, BudgetStore, ClientConfig, HubSpotClient, Secret, TokenSource,
-};
+use hsync::hubspot::resolve_objects;
 use hsync::schema::{column_name, format_decimal, parse_instant_ms, parse_value, ColumnType, ParsedValue};
 use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
 use hsync::state::StateStore;
 use hsync::stream::deletes::{self, Report};
-use hsync::stream::runner::{PropertyFilter, Runner};
+use hsync::stream::runner::Runner;
 use hsync::stream::state::{deletes_stream, DeletesState};
 use hsync::stream::{backfill, cdc};
 use reqwest::Method;
@@ -40,20 +36,6 @@ fn portal() -> PortalSpec {
         custom_properties: 6,
         ..PortalSpec::default()
     }
-}
-
-fn client(sim: &Sim, store: Arc<dyn BudgetStore>) -> HubSpotClient {
-    HubSpotClient::new(
-        ClientConfig {
-            base_url: sim.handle.base_url(),
-            budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
-            ..ClientConfig::default()
-        },
-        TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "simulator token".into() },
-        store,
-        hsync::clock::system(),
-    )
-    .unwrap()
 }
 
 fn names() -> Vec<String> {
@@ -296,16 +278,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
 async fn archive_restore_merge_and_gdpr_delete_are_reflected_in_sqlite() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
     scenario(&sim, &runner).await;
 }
 
@@ -313,16 +286,7 @@ async fn archive_restore_merge_and_gdpr_delete_are_reflected_in_sqlite() {
 async fn archive_restore_merge_and_gdpr_delete_are_reflected_in_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
     let sim = Sim::start(crate::support::unlimited(portal())).await;
-    let dest = PostgresDestination::connect(&pg.url, &pg.data_schema, &pg.state_schema).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::postgres_runner(&sim, &pg).await;
     scenario(&sim, &runner).await;
     pg.drop_schemas().await;
 }
@@ -334,16 +298,7 @@ async fn archive_restore_merge_and_gdpr_delete_are_reflected_in_postgres() {
 async fn an_index_lag_never_flags_a_live_record_deleted() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
     backfill_all(&runner).await;
     let contacts = live_ids(&sim, "contacts").await;
     sim.admin_ok(Method::PUT, "/_sim/index", Some(&json!({"lagMs": 30_000}))).await;

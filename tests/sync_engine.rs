@@ -2,18 +2,13 @@
 //! and real Postgres, compared with the simulator's ground truth (zero differences required).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hsync::destination::conformance::{Cell, Inspect};
-use hsync::destination::postgres::PostgresDestination;
-use hsync::destination::sqlite::SqliteDestination;
 use hsync::destination::Destination;
-use hsync::hubspot::{
-    resolve_objects, BudgetConfig, BudgetSetting, BudgetStore, ClientConfig, HubSpotClient, Secret, TokenSource,
-};
+use hsync::hubspot::resolve_objects;
 use hsync::schema::{column_name, format_decimal, parse_value, ColumnType, ParsedValue};
-use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
+use hsync::simulator::PortalSpec;
 use hsync::state::StateStore;
 use hsync::stream::runner::{PropertyFilter, Runner};
 use hsync::stream::{backfill, cdc};
@@ -24,20 +19,6 @@ use tokio_util::sync::CancellationToken;
 use crate::support::Sim;
 
 const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"];
-
-fn client(sim: &Sim, store: Arc<dyn BudgetStore>) -> HubSpotClient {
-    HubSpotClient::new(
-        ClientConfig {
-            base_url: sim.handle.base_url(),
-            budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
-            ..ClientConfig::default()
-        },
-        TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "simulator token".into() },
-        store,
-        hsync::clock::system(),
-    )
-    .unwrap()
-}
 
 /// Backfills every object, then runs one CDC pass for each.
 async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) {
@@ -185,16 +166,7 @@ fn portal() -> PortalSpec {
 async fn sync_backfill_and_cdc_match_ground_truth_in_sqlite() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
     scenario(&sim, &runner).await;
 }
 
@@ -202,16 +174,7 @@ async fn sync_backfill_and_cdc_match_ground_truth_in_sqlite() {
 async fn sync_backfill_and_cdc_match_ground_truth_in_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
     let sim = Sim::start(crate::support::unlimited(portal())).await;
-    let dest = PostgresDestination::connect(&pg.url, &pg.data_schema, &pg.state_schema).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::postgres_runner(&sim, &pg).await;
     scenario(&sim, &runner).await;
     pg.drop_schemas().await;
 }
@@ -229,16 +192,7 @@ async fn cdc_walks_15000_updates_in_one_millisecond_and_survives_index_lag() {
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter::default(),
-    };
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
     backfill_all(&runner).await;
     // 15,000 records on one millisecond: more than one search query can ever page through.
     let touched = touch(&sim, "contacts", json!({"count": 15_000})).await;
@@ -274,16 +228,8 @@ async fn newly_included_property_is_filled_by_a_targeted_reread_not_a_resync() {
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    let mut runner = Runner {
-        client: client(&sim, Arc::new(state.clone())),
-        dest,
-        state,
-        clock: hsync::clock::system(),
-        filter: PropertyFilter { include: Vec::new(), exclude: vec!["custom_prop_0006".into()] },
-    };
+    let mut runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    runner.filter = PropertyFilter { include: Vec::new(), exclude: vec!["custom_prop_0006".into()] };
     backfill_all(&runner).await;
     let columns = runner.dest.describe("contacts").await.unwrap().unwrap();
     assert!(!columns.iter().any(|c| c.name == "custom_prop_0006"));

@@ -4,17 +4,13 @@
 //! truth: records, flags and every association edge.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hsync::destination::conformance::Inspect;
-use hsync::destination::postgres::PostgresDestination;
-use hsync::destination::sqlite::SqliteDestination;
-use hsync::destination::Destination;
-use hsync::hubspot::{resolve_objects, BudgetConfig, BudgetSetting, ClientConfig, HubSpotClient, Secret, TokenSource};
-use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
+use hsync::hubspot::resolve_objects;
+use hsync::simulator::PortalSpec;
 use hsync::state::StateStore;
-use hsync::stream::runner::{PropertyFilter, Runner};
+use hsync::stream::runner::Runner;
 use hsync::stream::{associations, backfill, cdc, deletes};
 use reqwest::Method;
 use serde_json::json;
@@ -64,23 +60,7 @@ async fn edge_differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> {
     out
 }
 
-async fn scenario<D: Inspect, S: StateStore + Clone + hsync::hubspot::BudgetStore + 'static>(
-    sim: &Sim,
-    dest: D,
-    state: S,
-) {
-    let client = HubSpotClient::new(
-        ClientConfig {
-            base_url: sim.handle.base_url(),
-            budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
-            ..ClientConfig::default()
-        },
-        TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "simulator token".into() },
-        Arc::new(state.clone()),
-        hsync::clock::system(),
-    )
-    .unwrap();
-    let runner = Runner { client, dest, state, clock: hsync::clock::system(), filter: PropertyFilter::default() };
+async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     let never = CancellationToken::new();
     let settle = Duration::from_secs(1);
     let objects = resolve_objects(&runner.client, &OBJECTS.map(str::to_owned)).await.unwrap();
@@ -97,18 +77,18 @@ async fn scenario<D: Inspect, S: StateStore + Clone + hsync::hubspot::BudgetStor
     });
     for object in &objects {
         let table = runner.prepare(object).await.unwrap();
-        assert!(backfill::run(&runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap().finished);
+        assert!(backfill::run(runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap().finished);
     }
     mutator.await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     for object in &objects {
         let table = runner.prepare(object).await.unwrap();
-        cdc::pass(&runner, &table, settle, &never).await.unwrap();
-        deletes::reconcile(&runner, &table, &never).await.unwrap();
+        cdc::pass(runner, &table, settle, &never).await.unwrap();
+        deletes::reconcile(runner, &table, &never).await.unwrap();
     }
     let pairs = associations::defined_pairs(&runner.client, &objects).await.unwrap();
     for source in associations::sources(&pairs) {
-        assert!(associations::sweep_all(&runner, &source, settle, &never).await.unwrap().finished);
+        assert!(associations::sweep_all(runner, &source, settle, &never).await.unwrap().finished);
     }
     let diffs = crate::sync_engine::differences(&runner.dest, sim).await;
     assert!(
@@ -142,19 +122,13 @@ fn portal() -> PortalSpec {
 async fn full_sync_of_50000_contacts_with_associations_matches_ground_truth_in_sqlite() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = SqliteDestination::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    scenario(&sim, dest, state).await;
+    scenario(&sim, &crate::support::sqlite_runner(&sim, dir.path()).await).await;
 }
 
 #[tokio::test]
 async fn full_sync_of_50000_contacts_with_associations_matches_ground_truth_in_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
     let sim = Sim::start(crate::support::unlimited(portal())).await;
-    let dest = PostgresDestination::connect(&pg.url, &pg.data_schema, &pg.state_schema).await.unwrap();
-    dest.prepare().await.unwrap();
-    let state = dest.state_store();
-    scenario(&sim, dest, state).await;
+    scenario(&sim, &crate::support::postgres_runner(&sim, &pg).await).await;
     pg.drop_schemas().await;
 }

@@ -299,3 +299,62 @@ impl FreshPostgres {
         }
     }
 }
+
+/// A HubSpot client for `sim` with the simulator's token and no budget of its own.
+pub fn sim_client(sim: &Sim, store: std::sync::Arc<dyn hsync::hubspot::BudgetStore>) -> hsync::hubspot::HubSpotClient {
+    use hsync::hubspot::{BudgetConfig, BudgetSetting, ClientConfig, HubSpotClient, Secret, TokenSource};
+    HubSpotClient::new(
+        ClientConfig {
+            base_url: sim.handle.base_url(),
+            budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
+            ..ClientConfig::default()
+        },
+        TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "simulator token".into() },
+        store,
+        hsync::clock::system(),
+    )
+    .expect("client")
+}
+
+/// A runner syncing `sim` into a new SQLite file in `dir`.
+pub async fn sqlite_runner(
+    sim: &Sim,
+    dir: &std::path::Path,
+) -> hsync::stream::runner::Runner<hsync::destination::sqlite::SqliteDestination, hsync::state::sqlite::SqliteStateStore>
+{
+    use hsync::destination::Destination;
+    let url = format!("sqlite://{}", dir.join("w.db").display());
+    let dest = hsync::destination::sqlite::SqliteDestination::connect(&url).await.expect("sqlite");
+    dest.prepare().await.expect("prepare");
+    let state = dest.state_store();
+    hsync::stream::runner::Runner {
+        client: sim_client(sim, std::sync::Arc::new(state.clone())),
+        dest,
+        state,
+        clock: hsync::clock::system(),
+        filter: hsync::stream::runner::PropertyFilter::default(),
+    }
+}
+
+/// A runner syncing `sim` into the fresh Postgres schemas `pg`.
+pub async fn postgres_runner(
+    sim: &Sim,
+    pg: &FreshPostgres,
+) -> hsync::stream::runner::Runner<
+    hsync::destination::postgres::PostgresDestination,
+    hsync::state::postgres::PostgresStateStore,
+> {
+    use hsync::destination::Destination;
+    let dest = hsync::destination::postgres::PostgresDestination::connect(&pg.url, &pg.data_schema, &pg.state_schema)
+        .await
+        .expect("postgres");
+    dest.prepare().await.expect("prepare");
+    let state = dest.state_store();
+    hsync::stream::runner::Runner {
+        client: sim_client(sim, std::sync::Arc::new(state.clone())),
+        dest,
+        state,
+        clock: hsync::clock::system(),
+        filter: hsync::stream::runner::PropertyFilter::default(),
+    }
+}
