@@ -265,7 +265,7 @@ fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) ->
                 let kind = match at {
                     Some(a) if a.unlabeled && has_primary => format!("{base}_unlabeled"),
                     Some(a) if a.unlabeled || a.label.as_deref() == Some("Primary") => base,
-                    _ => type_id.to_string(),
+                    _ => format!("{base}_{type_id}"),
                 };
                 json!({ "id": to_id.to_string(), "type": kind })
             })
