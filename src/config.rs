@@ -177,7 +177,8 @@ pub struct LimitsConfig {
     pub reserve_percent: u8,
     /// The portal's daily limit, when known; otherwise learned from HubSpot's headers.
     pub portal_daily_limit: Option<u64>,
-    /// The portal's time zone (IANA name): the daily limit resets at its midnight.
+    /// The portal's time zone (IANA name, or a UTC offset such as `+05:30`): the daily limit
+    /// resets at its midnight.
     pub timezone: String,
     /// Requests per rolling ten seconds (100 Starter, 190 Professional and Enterprise);
     /// learned from HubSpot's headers when absent.
@@ -199,6 +200,54 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The daemon (`hsync run`): its HTTP endpoints and how often each stream runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Where `/healthz`, `/readyz`, `/metrics` and `/status` listen (loopback by default).
+    pub listen: String,
+    /// The environment variable holding a bearer token the endpoints then require; needed when
+    /// `listen` is not a loopback address.
+    pub bearer_token_env: Option<String>,
+    /// Seconds between CDC passes of an object (after its backfill finished).
+    pub cdc_interval_secs: u64,
+    /// Seconds between association polls (edges of records changed since the last poll).
+    pub associations_interval_secs: u64,
+    /// Seconds between full association sweeps (catch changes that moved no timestamp).
+    pub association_sweep_interval_secs: u64,
+    /// Seconds between delete, merge and restore reconciles of an object.
+    pub deletes_interval_secs: u64,
+    /// Seconds between schema checks (new, changed and archived properties) of an object.
+    pub schema_interval_secs: u64,
+    /// Seconds between full refreshes of owners and pipelines.
+    pub dimensions_interval_secs: u64,
+    /// Each interval is stretched or shrunk at random by up to this share, so streams and
+    /// daemons do not fire in lockstep.
+    pub jitter_percent: u8,
+    /// After SIGTERM, the batch in flight gets this long to commit before hsync exits anyway.
+    pub shutdown_grace_secs: u64,
+    /// How often a standby tries to take the leader lease.
+    pub lease_retry_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: "127.0.0.1:9464".to_owned(),
+            bearer_token_env: None,
+            cdc_interval_secs: 60,
+            associations_interval_secs: 300,
+            association_sweep_interval_secs: 86_400,
+            deletes_interval_secs: 3_600,
+            schema_interval_secs: 900,
+            dimensions_interval_secs: 3_600,
+            jitter_percent: 10,
+            shutdown_grace_secs: 30,
+            lease_retry_secs: 5,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -207,6 +256,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub destination: DestinationConfig,
     pub sync: SyncConfig,
+    pub daemon: DaemonConfig,
 }
 
 impl Config {
@@ -256,11 +306,8 @@ impl Config {
                 self.destination.url.redacted()
             )));
         }
-        if self.limits.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(Error::Inconsistent(format!(
-                "limits.timezone {:?} is not an IANA time zone name such as UTC or America/New_York",
-                self.limits.timezone
-            )));
+        if let Err(reason) = self.limits.timezone.parse::<crate::hubspot::PortalZone>() {
+            return Err(Error::Inconsistent(format!("limits.timezone {reason}")));
         }
         if self.limits.reserve_percent >= 100 {
             return Err(Error::Inconsistent("limits.reserve_percent must be below 100".to_owned()));
@@ -269,6 +316,23 @@ impl Config {
             return Err(Error::Inconsistent(
                 "limits.searches_per_second and limits.requests_per_10s must be positive".to_owned(),
             ));
+        }
+        if self.daemon.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Error::Inconsistent(format!(
+                "daemon.listen must be an address with a port such as 127.0.0.1:9464, got {:?}",
+                self.daemon.listen
+            )));
+        }
+        if self.daemon.jitter_percent >= 100 {
+            return Err(Error::Inconsistent("daemon.jitter_percent must be below 100".to_owned()));
+        }
+        let d = &self.daemon;
+        if [d.cdc_interval_secs, d.associations_interval_secs, d.association_sweep_interval_secs]
+            .into_iter()
+            .chain([d.deletes_interval_secs, d.schema_interval_secs, d.dimensions_interval_secs, d.lease_retry_secs])
+            .any(|secs| secs == 0)
+        {
+            return Err(Error::Inconsistent("daemon intervals must be at least one second".to_owned()));
         }
         if self.sync.objects.is_empty() {
             return Err(Error::Inconsistent("sync.objects is empty: name at least one object type".to_owned()));

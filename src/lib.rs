@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cli`]: the `hsync` command line, one file per command (the only place `anyhow` is used).
 //! - [`config`]: the TOML configuration with `HSYNC_*` environment overrides.
+//! - [`daemon`]: `hsync run`: scheduler, leader lease, HTTP endpoints and systemd integration.
 //! - [`clock`]: the one source of wall time.
 //! - [`destination`]: the warehouses hsync writes to (SQLite, Postgres) and their shared contract.
 //! - [`error`]: error classes that decide retry, wait or stop.
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod destination;
 pub mod error;
 pub mod hubspot;

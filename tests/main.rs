@@ -5,6 +5,7 @@ mod support;
 
 mod cli_schema_diff;
 mod cli_status_verify;
+mod daemon;
 
 mod dest_postgres;
 mod dest_sqlite;

@@ -6,6 +6,7 @@ mod backfill;
 mod cdc;
 mod config_cmd;
 mod deletes;
+mod run;
 mod schema_diff;
 mod session;
 mod sim;
@@ -57,6 +58,10 @@ pub enum Command {
     /// Flag archived, merged-away and permanently deleted records, and un-flag restored ones
     /// (one reconcile per object: the recycle bin, survivors' merged ids and an id sweep).
     Deletes(deletes::DeletesArgs),
+    /// The daemon: backfill until done, then CDC, associations, deletes and schema checks on
+    /// their intervals; serves /healthz, /readyz, /metrics and /status; one leader per
+    /// destination (a second instance stands by).
+    Run(run::RunArgs),
     /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
     /// the state store alone (no HubSpot call); `--json` for machines.
     Status(status::StatusArgs),
@@ -101,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
         Command::Associations(args) => associations::run(cli.config.as_deref(), args).await,
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
+        Command::Run(args) => run::run(cli.config.as_deref(), args).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
     }
@@ -117,6 +123,7 @@ fn class_of(error: &anyhow::Error) -> ErrorClass {
                 .or_else(|| e.downcast_ref::<crate::destination::Error>().map(Classify::class))
                 .or_else(|| e.downcast_ref::<crate::state::Error>().map(Classify::class))
                 .or_else(|| e.downcast_ref::<crate::stream::Error>().map(Classify::class))
+                .or_else(|| e.downcast_ref::<crate::daemon::Error>().map(Classify::class))
         })
         .unwrap_or(ErrorClass::Bug)
 }

@@ -13,8 +13,8 @@ use crate::state::postgres::PostgresStateStore;
 use crate::state::sqlite::SqliteStateStore;
 use crate::state::{Checkpoint, Error as StateError, PropertySnapshot, RunRecord, StateStore};
 
-/// The configured destination.
-#[derive(Debug)]
+/// The configured destination (cloning shares its connection pool).
+#[derive(Clone, Debug)]
 pub enum AnyDestination {
     Sqlite(SqliteDestination),
     Postgres(PostgresDestination),

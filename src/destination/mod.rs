@@ -26,6 +26,7 @@
 mod any;
 pub mod conformance;
 mod error;
+mod lease;
 pub mod postgres;
 pub mod sqlite;
 
@@ -35,6 +36,7 @@ use arrow::record_batch::RecordBatch;
 
 pub use any::{AnyDestination, AnyStateStore};
 pub use error::Error;
+pub use lease::Lease;
 
 use crate::schema::{ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::Checkpoint;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -91,12 +91,52 @@ impl BudgetStore for FileBudgetStore {
     }
 }
 
+/// The portal's time zone: an IANA name, or a fixed UTC offset such as `+05:30` for portals
+/// (and tests) that need one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PortalZone {
+    Named(Tz),
+    Fixed(FixedOffset),
+}
+
+impl PortalZone {
+    /// The calendar date at `at` in this zone.
+    pub fn date_at(&self, at: DateTime<Utc>) -> NaiveDate {
+        match self {
+            PortalZone::Named(tz) => at.with_timezone(tz).date_naive(),
+            PortalZone::Fixed(offset) => at.with_timezone(offset).date_naive(),
+        }
+    }
+
+    /// The first instant of local time `local` (None when the zone skips it).
+    pub fn earliest(&self, local: &NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self {
+            PortalZone::Named(tz) => tz.from_local_datetime(local).earliest().map(|t| t.with_timezone(&Utc)),
+            PortalZone::Fixed(offset) => offset.from_local_datetime(local).earliest().map(|t| t.with_timezone(&Utc)),
+        }
+    }
+}
+
+impl std::str::FromStr for PortalZone {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(tz) = text.parse::<Tz>() {
+            return Ok(PortalZone::Named(tz));
+        }
+        let offset = text.strip_prefix("UTC").unwrap_or(text);
+        offset.parse::<FixedOffset>().map(PortalZone::Fixed).map_err(|_| {
+            format!("{text:?} is neither an IANA time zone name (UTC, America/New_York) nor a UTC offset (+05:30)")
+        })
+    }
+}
+
 /// Budget configuration.
 #[derive(Clone, Debug)]
 pub struct BudgetConfig {
     pub setting: BudgetSetting,
     /// The portal's time zone: the budget resets at its midnight.
-    pub timezone: Tz,
+    pub timezone: PortalZone,
     /// The portal's daily limit when known up front; otherwise learned from the headers.
     pub portal_daily_limit: Option<u64>,
     /// Calls reserved per persisted write.
@@ -107,7 +147,7 @@ impl Default for BudgetConfig {
     fn default() -> Self {
         BudgetConfig {
             setting: BudgetSetting::ReservePercent(20),
-            timezone: Tz::UTC,
+            timezone: PortalZone::Named(Tz::UTC),
             portal_daily_limit: None,
             reserve_block: 20,
         }
@@ -165,17 +205,13 @@ impl DailyBudget {
     }
 
     fn today(&self) -> NaiveDate {
-        self.clock.now().with_timezone(&self.config.timezone).date_naive()
+        self.config.timezone.date_at(self.clock.now())
     }
 
     /// The next midnight of the portal, in UTC.
     pub fn resets_at(&self) -> DateTime<Utc> {
         let next = self.today().succ_opt().unwrap_or(NaiveDate::MAX).and_hms_opt(0, 0, 0).unwrap_or_default();
-        self.config
-            .timezone
-            .from_local_datetime(&next)
-            .earliest()
-            .map_or_else(|| self.clock.now() + chrono::Duration::days(1), |dt| dt.with_timezone(&Utc))
+        self.config.timezone.earliest(&next).unwrap_or_else(|| self.clock.now() + chrono::Duration::days(1))
     }
 
     async fn roll(&self, state: &mut BudgetState) -> Result<(), Error> {

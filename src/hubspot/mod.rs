@@ -19,7 +19,7 @@ pub use associations::ASSOCIATION_BATCH_MAX;
 pub use auth::{Secret, TokenSource};
 pub use budget::{
     BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, DailyBudget, FileBudgetStore,
-    StoreError,
+    PortalZone, StoreError,
 };
 pub use client::{ApiRequest, ClientConfig, HubSpotClient};
 pub use error::Error;
@@ -53,7 +53,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
         budget: BudgetConfig {
             setting,
             // Validated when the configuration was loaded.
-            timezone: limits.timezone.parse().unwrap_or(chrono_tz::Tz::UTC),
+            timezone: limits.timezone.parse().unwrap_or(PortalZone::Named(chrono_tz::Tz::UTC)),
             portal_daily_limit: limits.portal_daily_limit,
             ..BudgetConfig::default()
         },
@@ -222,7 +222,7 @@ mod tests {
         .unwrap();
         let client = client_config(&config);
         assert_eq!(client.budget.setting, BudgetSetting::Calls(400_000));
-        assert_eq!(client.budget.timezone, chrono_tz::Tz::Europe__Berlin);
+        assert_eq!(client.budget.timezone, PortalZone::Named(chrono_tz::Tz::Europe__Berlin));
         assert_eq!(client.rates.general.map(|g| g.max), Some(190));
         assert_eq!(client.api_family, ApiFamily::Dated202603);
         assert!(matches!(token_source(&config), TokenSource::File { .. }));

@@ -208,6 +208,11 @@ impl PostgresDestination {
         &self.state_schema
     }
 
+    /// The connection pool (the leader lease detaches a session from it).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Closes every connection (waiting for those in use to be returned).
     pub async fn close(&self) {
         self.pool.close().await;

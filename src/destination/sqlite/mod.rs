@@ -200,6 +200,11 @@ impl SqliteDestination {
         Ok(SqliteDestination { pool })
     }
 
+    /// The database file.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self.pool.connect_options().get_filename().to_owned()
+    }
+
     /// The state store in the same database, sharing this destination's connections.
     pub fn state_store(&self) -> SqliteStateStore {
         SqliteStateStore::from_pool(self.pool.clone())

@@ -1,0 +1,522 @@
+//! `hsync run` as a real subprocess against the simulator: graceful SIGTERM mid-backfill,
+//! Prometheus metrics that move, readiness that follows the destination, a leader/standby pair
+//! with failover, a spent daily budget that pauses and resumes, systemd notifications and the
+//! bearer token on the endpoints.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Timelike;
+use hsync::destination::sqlite::SqliteDestination;
+use hsync::simulator::{LimitSettings, PortalSpec, DEFAULT_TOKEN};
+use hsync::state::StateStore;
+use hsync::stream::state::BackfillState;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{limited, unlimited, FreshPostgres, Sim};
+
+const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";
+/// How long a test waits for the daemon to reach a state before failing with what it saw.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+/// Where a daemon's destination is.
+enum Target<'a> {
+    Sqlite(&'a Path),
+    Postgres { url: String, pg: &'a FreshPostgres },
+}
+
+fn write_config(dir: &Path, sim: &Sim, target: &Target<'_>, objects: &[&str], extra: &str) -> PathBuf {
+    let destination = match target {
+        Target::Sqlite(db) => format!("url = \"sqlite://{}\"", db.display()),
+        Target::Postgres { url, pg } => {
+            format!("url = \"{url}\"\nschema = \"{}\"\nstate_schema = \"{}\"", pg.data_schema, pg.state_schema)
+        }
+    };
+    let objects = objects.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "[hubspot]\nbase_url = \"{base}\"\ntoken_env = \"{TOKEN_VAR}\"\n\n[destination]\n{destination}\n\n\
+         [sync]\nobjects = [{objects}]\nsettle_lag_secs = 1\n\n\
+         [daemon]\ncdc_interval_secs = 1\nassociations_interval_secs = 2\ndeletes_interval_secs = 30\n\
+         lease_retry_secs = 1\nshutdown_grace_secs = 60\n{extra}",
+        base = sim.handle.base_url(),
+    );
+    let path = dir.join(format!("hsync-{:08x}.toml", rand::random::<u32>()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `hsync run`.
+struct Daemon {
+    child: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+    log: PathBuf,
+}
+
+impl Daemon {
+    async fn start(config: &Path, envs: &[(&str, &str)]) -> Daemon {
+        let log = config.with_extension(format!("{:08x}.log", rand::random::<u32>()));
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
+        cmd.arg("--config").arg(config).args(["run", "--listen", "127.0.0.1:0"]).env(TOKEN_VAR, DEFAULT_TOKEN);
+        // Only the systemd test hands the daemon a notification socket.
+        cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC").envs(envs.iter().copied());
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(PATIENCE, lines.next_line()).await.ok().and_then(|l| l.ok().flatten());
+        let Some(base) = first.as_deref().and_then(|l| l.strip_prefix("hsync run: endpoints on ")) else {
+            panic!("the daemon printed no address ({first:?}); its log:\n{}", std::fs::read_to_string(&log).unwrap());
+        };
+        let base = base.to_owned();
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Daemon { child, base, http: reqwest::Client::new(), log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get_as(&self, path: &str, bearer: Option<&str>) -> (StatusCode, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base)).timeout(Duration::from_secs(20));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(reply) => (reply.status(), reply.text().await.unwrap_or_default()),
+            Err(e) => panic!("GET {path}: {e}; daemon log:\n{}", self.log()),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        self.get_as(path, None).await
+    }
+
+    async fn status(&self) -> Value {
+        let (_, body) = self.get("/status").await;
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    /// Polls `/status` until `done` holds; fails with the last document otherwise.
+    async fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last /status:\n{status:#}\ndaemon log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn metrics(&self) -> prometheus_parse::Scrape {
+        let (code, body) = self.get("/metrics").await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text")
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self) -> ExitStatus {
+        match tokio::time::timeout(PATIENCE, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("the daemon did not exit; its log:\n{}", self.log()),
+        }
+    }
+}
+
+fn role(status: &Value) -> &str {
+    status["daemon"]["role"].as_str().unwrap_or_default()
+}
+
+fn stream<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["streams"].as_array()?.iter().find(|s| s["stream"] == name)
+}
+
+fn backfill_done(status: &Value, objects: &[&str]) -> bool {
+    objects.iter().all(|o| stream(status, &format!("backfill:{o}")).is_some_and(|s| s["phase"] == "done"))
+}
+
+/// Sum of a metric's samples whose labels include `labels`.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let values: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Search pages requested more than once, keyed by path and filters.
+fn repeated_search_pages(log: &Value) -> usize {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in log["entries"].as_array().unwrap() {
+        if entry["status"] != 200 || !entry["path"].as_str().unwrap_or_default().ends_with("/search") {
+            continue;
+        }
+        let body: Value = serde_json::from_str(entry["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+        if body["limit"] == 1 {
+            continue; // the progress count, not a data page
+        }
+        *seen.entry(format!("{}|{}", entry["path"], body["filterGroups"])).or_default() += 1;
+    }
+    seen.values().map(|n| n - 1).sum()
+}
+
+async fn sqlite_ids(db: &Path, table: &str) -> Vec<i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let sql = format!("select id from \"{table}\" where _hsync_archived_at is null and _hsync_deleted_at is null and _hsync_merged_into is null order by id");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut conn).await.unwrap()
+}
+
+async fn truth_ids(sim: &Sim, table: &str) -> Vec<i64> {
+    sim.truth_ids(table).await.into_iter().map(|id| id as i64).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_backfill_commits_and_resume_repeats_at_most_one_page() {
+    // Professional limits: 5 searches a second, so 150 pages take long enough to stop midway.
+    let portal =
+        PortalSpec { contacts: 30_000, companies: 10, deals: 10, tickets: 10, cars: 5, ..PortalSpec::default() };
+    let sim = Sim::start(limited(portal, LimitSettings::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], "");
+    let mut daemon = Daemon::start(&config, &[]).await;
+    daemon
+        .wait_status("a backfill well under way", |s| {
+            stream(s, "backfill:contacts").and_then(|b| b["rows"].as_u64()).is_some_and(|rows| rows >= 3_000)
+        })
+        .await;
+    daemon.signal("-TERM");
+    let exit = daemon.wait_exit().await;
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", daemon.log());
+
+    // The checkpoint was committed with its data: its row count and last id match the table.
+    let dest = SqliteDestination::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let saved = dest.state_store().load_checkpoint("backfill:contacts").await.unwrap().expect("checkpoint");
+    let Some(BackfillState::Running { after_id, rows, .. }) = BackfillState::from_checkpoint(&saved) else {
+        panic!("expected an interrupted backfill, found {:?}", saved.state);
+    };
+    let stored = sqlite_ids(&db, "contacts").await;
+    assert_eq!(stored.len() as i64, rows, "rows in the checkpoint and in the table");
+    assert_eq!(stored.last().copied(), Some(after_id), "the checkpoint's last id is the table's");
+    assert!(stored.len() < 30_000, "the backfill must have been stopped midway");
+    dest.close().await;
+
+    // Resume with the CLI: nothing lost or doubled, at most one page read twice.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"))
+        .arg("--config")
+        .arg(&config)
+        .args(["backfill", "--resume"])
+        .env(TOKEN_VAR, DEFAULT_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sqlite_ids(&db, "contacts").await, truth_ids(&sim, "contacts").await);
+    let log = sim.admin(Method::GET, "/_sim/requests", None).await.1;
+    let repeated = repeated_search_pages(&log);
+    assert!(repeated <= 1, "{repeated} search pages were read twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_move_with_work() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let objects = ["contacts", "companies"];
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &objects, "");
+    let daemon = Daemon::start(&config, &[]).await;
+    daemon.wait_status("backfills done", |s| backfill_done(s, &objects)).await;
+    daemon.wait_status("the first CDC pass", |s| stream(s, "cdc:contacts").is_some()).await;
+
+    let before = daemon.metrics().await;
+    assert_eq!(sample(&before, "hsync_leader", &[]), Some(1.0));
+    assert_eq!(sample(&before, "hsync_budget_paused", &[]), Some(0.0));
+    assert_eq!(sample(&before, "hsync_backfill_progress_ratio", &[("object", "contacts")]), Some(1.0));
+    let merged_before = sample(&before, "hsync_rows_merged_total", &[("object", "contacts")]).unwrap();
+    assert!(merged_before >= 250.0, "the backfill merged every contact, got {merged_before}");
+    let requests_before = sample(&before, "hsync_hubspot_requests_total", &[]).unwrap();
+    assert!(sample(&before, "hsync_hubspot_budget_remaining", &[]).is_some());
+    assert!(sample(&before, "hsync_stream_lag_seconds", &[("object", "contacts")]).is_some());
+    assert!(sample(&before, "hsync_stream_last_success_timestamp_seconds", &[("stream", "cdc:contacts")]).is_some());
+
+    // Change records; the next CDC passes merge them and the counters move.
+    let (code, reply) =
+        sim.admin(Method::POST, "/_sim/objects/contacts/touch", Some(&json!({"count": 40, "spreadMs": 200}))).await;
+    assert!(code.is_success(), "{reply}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let now = daemon.metrics().await;
+        let merged = sample(&now, "hsync_rows_merged_total", &[("object", "contacts")]).unwrap();
+        let requests = sample(&now, "hsync_hubspot_requests_total", &[]).unwrap();
+        if merged >= merged_before + 40.0 && requests > requests_before {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "metrics did not move: merged {merged}, requests {requests}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A TCP forwarder the test can cut and restore, standing between the daemon and Postgres.
+struct Gate {
+    addr: std::net::SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn start(upstream: std::net::SocketAddr) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !*watch.borrow() {
+                    continue; // dropped: the client sees the connection close
+                }
+                let mut closed = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = closed.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        Gate { addr, open }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_destination_going_away_and_coming_back() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let upstream_url = reqwest::Url::parse(&pg.url).unwrap();
+    let upstream = format!("{}:{}", upstream_url.host_str().unwrap(), upstream_url.port().unwrap_or(5432));
+    let upstream: std::net::SocketAddr = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let gate = Gate::start(upstream).await;
+    let mut via_gate = upstream_url.clone();
+    via_gate.set_port(Some(gate.addr.port())).unwrap();
+    via_gate.set_host(Some("127.0.0.1")).unwrap();
+
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::Postgres { url: via_gate.to_string(), pg: &pg };
+    let config = write_config(dir.path(), &sim, &target, &["contacts"], "");
+    let daemon = Daemon::start(&config, &[]).await;
+    let wait_ready = |want: StatusCode| {
+        let daemon = &daemon;
+        async move {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                let (code, body) = daemon.get("/readyz").await;
+                if code == want {
+                    return body;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "/readyz stayed {code}: {body}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_ready(StatusCode::OK).await;
+    gate.set_open(false);
+    let body = wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["ready"], false);
+    assert_ne!(body["checks"]["destination"], "ok", "{body}");
+    assert_eq!(body["checks"]["hubspot_token"], "ok", "{body}");
+    let (alive, _) = daemon.get("/healthz").await;
+    assert_eq!(alive, StatusCode::OK, "liveness does not depend on the destination");
+    gate.set_open(true);
+    wait_ready(StatusCode::OK).await;
+    // And the sync itself carries on through the outage.
+    daemon.wait_status("the backfill", |s| backfill_done(s, &["contacts"])).await;
+    drop(daemon);
+    pg.drop_schemas().await;
+}
+
+async fn one_leader_and_failover(sim: &Sim, dir: &Path, target: Target<'_>) {
+    let objects = ["contacts", "companies", "deals"];
+    let config = write_config(dir, sim, &target, &objects, "");
+    let mut first = Daemon::start(&config, &[]).await;
+    first.wait_status("the first daemon leading", |s| role(s) == "leader").await;
+    let second = Daemon::start(&config, &[]).await;
+    let standby = second.wait_status("the second daemon standing by", |s| role(s) == "standby").await;
+    assert_eq!(standby["daemon"]["jobs"].as_array().map(Vec::len), Some(0), "a standby schedules nothing");
+    // While the first works, the second stays a standby that runs nothing.
+    first.wait_status("the first daemon's backfills", |s| backfill_done(s, &objects)).await;
+    let still = second.status().await;
+    assert_eq!(role(&still), "standby");
+    assert_eq!(sample(&second.metrics().await, "hsync_leader", &[]), Some(0.0));
+    assert_eq!(sample(&first.metrics().await, "hsync_leader", &[]), Some(1.0));
+
+    // Kill the leader outright: the standby takes over and keeps the warehouse current.
+    first.signal("-KILL");
+    first.wait_exit().await;
+    second.wait_status("the standby taking over", |s| role(s) == "leader").await;
+    let (code, reply) =
+        sim.admin(Method::POST, "/_sim/objects/deals/touch", Some(&json!({"count": 5, "spreadMs": 50}))).await;
+    assert!(code.is_success(), "{reply}");
+    let touched_at = chrono::Utc::now();
+    second
+        .wait_status("the new leader's CDC pass after the change", |s| {
+            stream(s, "cdc:deals").and_then(|c| c["last_run"]["started_at"].as_str()).is_some_and(|at| {
+                chrono::DateTime::parse_from_rfc3339(at).is_ok_and(|at| at > touched_at + chrono::Duration::seconds(2))
+            })
+        })
+        .await;
+    assert_eq!(sample(&second.metrics().await, "hsync_leader", &[]), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_one_sqlite_file_one_leads_and_the_other_takes_over() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    one_leader_and_failover(&sim, dir.path(), Target::Sqlite(&db)).await;
+    let ids = sqlite_ids(&db, "deals").await;
+    assert_eq!(ids, truth_ids(&sim, "deals").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_one_postgres_one_leads_and_the_other_takes_over() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    one_leader_and_failover(&sim, dir.path(), Target::Postgres { url: pg.url.clone(), pg: &pg }).await;
+    pg.drop_schemas().await;
+}
+
+/// A UTC offset whose midnight comes between 25 and 85 seconds from now, so a budget spent
+/// now resets while the test waits.
+fn zone_with_midnight_soon() -> String {
+    let now = chrono::Utc::now();
+    let seconds_left_in_minute = 60 - i64::from(now.second());
+    let target_minute = if seconds_left_in_minute >= 25 { 23 * 60 + 59 } else { 23 * 60 + 58 };
+    let utc_minute = i64::from(now.hour() * 60 + now.minute());
+    let offset = (target_minute - utc_minute).rem_euclid(24 * 60);
+    format!("+{:02}:{:02}", offset / 60, offset % 60)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_pauses_every_stream_until_the_reset_then_work_resumes() {
+    let portal =
+        PortalSpec { contacts: 3_000, companies: 10, deals: 10, tickets: 10, cars: 5, ..PortalSpec::default() };
+    let sim = Sim::start(unlimited(portal)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let zone = zone_with_midnight_soon();
+    let limits = format!("\n[limits]\ndaily_budget = 8\ntimezone = \"{zone}\"\n");
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], &limits);
+    let daemon = Daemon::start(&config, &[]).await;
+    let paused = daemon.wait_status("the budget pause", |s| s["daemon"]["paused_until"].is_string()).await;
+    let until = chrono::DateTime::parse_from_rfc3339(paused["daemon"]["paused_until"].as_str().unwrap()).unwrap();
+    assert!(until > chrono::Utc::now(), "the pause lasts until the coming reset");
+    assert_eq!(paused["budget"]["used"], 8, "{:#}", paused["budget"]);
+    let rows_paused = stream(&paused, "backfill:contacts").and_then(|b| b["rows"].as_u64()).unwrap_or(0);
+    assert!(rows_paused < 3_000, "the budget stops the backfill midway");
+    let metrics = daemon.metrics().await;
+    assert_eq!(sample(&metrics, "hsync_budget_paused", &[]), Some(1.0));
+
+    // After the portal's midnight the budget is fresh and the backfill moves on.
+    let resumed = daemon
+        .wait_status("work after the reset", |s| {
+            s["daemon"]["paused_until"].is_null()
+                && stream(s, "backfill:contacts").and_then(|b| b["rows"].as_u64()).is_some_and(|r| r > rows_paused)
+        })
+        .await;
+    assert!(chrono::DateTime::parse_from_rfc3339(resumed["generated_at"].as_str().unwrap()).unwrap() >= until);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_require_the_bearer_token_except_the_probes() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let extra = "bearer_token_env = \"HSYNC_TEST_HTTP_TOKEN\"\n";
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], extra);
+    let daemon = Daemon::start(&config, &[("HSYNC_TEST_HTTP_TOKEN", "s3cret-for-the-test")]).await;
+    for path in ["/metrics", "/status"] {
+        assert_eq!(daemon.get(path).await.0, StatusCode::UNAUTHORIZED, "{path} without a token");
+        assert_eq!(daemon.get_as(path, Some("wrong")).await.0, StatusCode::UNAUTHORIZED, "{path} with a wrong token");
+        assert_eq!(daemon.get_as(path, Some("s3cret-for-the-test")).await.0, StatusCode::OK, "{path} with the token");
+    }
+    assert_eq!(daemon.get("/healthz").await.0, StatusCode::OK);
+    assert!(!daemon.log().contains("s3cret"), "the token never reaches the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_watchdog_and_stopping() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], "");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let heard = Arc::new(tokio::sync::Mutex::new(String::new()));
+    let stop = CancellationToken::new();
+    let listener = {
+        let heard = Arc::clone(&heard);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    got = socket.recv(&mut buf) => {
+                        let n = got.unwrap();
+                        let mut heard = heard.lock().await;
+                        heard.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        heard.push('\n');
+                    }
+                }
+            }
+        })
+    };
+    let socket_env = socket_path.to_string_lossy().into_owned();
+    let mut cmd_envs = vec![("WATCHDOG_USEC", "400000")];
+    cmd_envs.push(("NOTIFY_SOCKET", socket_env.as_str()));
+    let mut daemon = Daemon::start(&config, &cmd_envs).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !heard.lock().await.contains("WATCHDOG=1") {
+        assert!(tokio::time::Instant::now() < deadline, "no watchdog ping; heard:\n{}", heard.lock().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    daemon.signal("-TERM");
+    assert!(daemon.wait_exit().await.success(), "{}", daemon.log());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.cancel();
+    listener.await.unwrap();
+    let heard = heard.lock().await.clone();
+    let ready = heard.find("READY=1").expect("READY=1");
+    let stopping = heard.find("STOPPING=1").expect("STOPPING=1");
+    assert!(ready < stopping, "{heard}");
+}
