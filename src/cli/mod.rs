@@ -4,6 +4,7 @@
 mod associations;
 mod backfill;
 mod cdc;
+mod check;
 mod config_cmd;
 mod deletes;
 mod schema_diff;
@@ -44,6 +45,9 @@ pub enum Command {
     Sim(Box<sim::SimArgs>),
     /// Print the effective configuration (file plus environment), with secrets redacted.
     Config,
+    /// Check the configuration, the destination (connect, write access) and HubSpot (token,
+    /// scopes per object), one line each with what to do about a failure.
+    Check,
     /// Compare HubSpot's properties with the destination's tables; exit 3 on drift, 4 when a
     /// change is incompatible; `--apply` applies creating, adding and widening changes.
     SchemaDiff(schema_diff::SchemaDiffArgs),
@@ -96,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => sim::run(*args).await,
         Command::Config => config_cmd::run(cli.config.as_deref()),
+        Command::Check => check::run(cli.config.as_deref()).await,
         Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
         Command::Backfill(args) => backfill::run(cli.config.as_deref(), args).await,
         Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
