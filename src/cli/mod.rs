@@ -7,6 +7,7 @@ mod cdc;
 mod check;
 mod config_cmd;
 mod deletes;
+mod plan;
 mod schema_diff;
 mod session;
 mod sim;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
     /// the state store alone (no HubSpot call); `--json` for machines.
     Status(status::StatusArgs),
+    /// Estimate a backfill before running it: HubSpot calls per object (one search each for
+    /// the record count), time under the rate limits and days under the daily budget.
+    Plan(plan::PlanArgs),
     /// Compare the warehouse with HubSpot: counts, missing and extra ids, stale rows; exit 5
     /// when they differ.
     Verify(verify::VerifyArgs),
@@ -107,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Associations(args) => associations::run(cli.config.as_deref(), args).await,
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
+        Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
     }
 }
