@@ -15,7 +15,7 @@ use indicatif::{HumanCount, HumanDuration};
 use serde::Serialize;
 
 use super::session::Warehouse;
-use crate::hubspot::{SearchRequest, WindowLimit, ASSOCIATION_BATCH_MAX, STANDARD_OBJECTS};
+use crate::hubspot::{WindowLimit, ASSOCIATION_BATCH_MAX, STANDARD_OBJECTS};
 use crate::stream::associations::{self, candidate_pairs};
 use crate::stream::backfill::PAGE;
 
@@ -170,14 +170,13 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     let client = warehouse.client()?;
     let before = client.budget_status().await.used;
     let objects = warehouse.objects(&client, &args.objects).await?;
-    let count = SearchRequest::new(Vec::new(), None, vec!["hs_object_id".to_owned()], 1, 0)?;
     let mut records = Vec::new();
     for object in &objects {
-        let page = client
-            .search(&object.api_name, &count)
+        let total = client
+            .count(&object.api_name)
             .await
             .with_context(|| format!("counting the records of {}", object.table))?;
-        records.push(page.total);
+        records.push(total);
     }
     let pairs = associations::defined_pairs(&client, &objects).await.context("reading the association types")?;
     let candidates = candidate_pairs(&objects).len() as u64;
