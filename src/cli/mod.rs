@@ -7,6 +7,7 @@ mod cdc;
 mod check;
 mod config_cmd;
 mod deletes;
+mod demo;
 mod plan;
 mod schema_diff;
 mod session;
@@ -44,6 +45,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve a simulated HubSpot portal over HTTP (for trying hsync and for tests).
     Sim(Box<sim::SimArgs>),
+    /// Try hsync with no token and no database server: sync a simulated portal into a SQLite
+    /// file, change records, run CDC, and print what happened with SQL to try.
+    Demo(demo::DemoArgs),
     /// Print the effective configuration (file plus environment), with secrets redacted.
     Config,
     /// Check the configuration, the destination (connect, write access) and HubSpot (token,
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => sim::run(*args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Config => config_cmd::run(cli.config.as_deref()),
         Command::Check => check::run(cli.config.as_deref()).await,
         Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
