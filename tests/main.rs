@@ -3,6 +3,8 @@
 
 mod support;
 
+mod cli_check;
+mod cli_plan;
 mod cli_schema_diff;
 mod cli_status_verify;
 
