@@ -4,7 +4,9 @@
 mod support;
 
 mod cli_check;
+mod cli_demo;
 mod cli_plan;
+mod cli_progress;
 mod cli_schema_diff;
 mod cli_status_verify;
 
