@@ -10,6 +10,7 @@ mod cli_progress;
 mod cli_schema_diff;
 mod cli_status_verify;
 
+mod deploy_files;
 mod dest_postgres;
 mod dest_sqlite;
 mod hubspot_client;
