@@ -215,17 +215,3 @@ async fn check_hubspot(config: &Config, state: Option<Arc<dyn BudgetStore>>, lin
         });
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_say_ok_failed_or_skipped_with_the_detail() {
-        assert_eq!(Line::ok("config", "x").render(), "ok       config: x");
-        assert_eq!(
-            Line::failed("destination", ErrorClass::Transient, "cannot reach").render(),
-            "FAILED   destination: cannot reach"
-        );
-    }
-}
