@@ -464,6 +464,12 @@ async fn endpoints_require_the_bearer_token_except_the_probes() {
     let extra = "bearer_token_env = \"HSYNC_TEST_HTTP_TOKEN\"\n";
     let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], extra);
     let daemon = Daemon::start(&config, &[("HSYNC_TEST_HTTP_TOKEN", "s3cret-for-the-test")]).await;
+    // /status answers 503 until the leader has prepared the state store; wait for that.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while daemon.get_as("/status", Some("s3cret-for-the-test")).await.0 == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(tokio::time::Instant::now() < deadline, "/status stayed unavailable: {}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for path in ["/metrics", "/status"] {
         assert_eq!(daemon.get(path).await.0, StatusCode::UNAUTHORIZED, "{path} without a token");
         assert_eq!(daemon.get_as(path, Some("wrong")).await.0, StatusCode::UNAUTHORIZED, "{path} with a wrong token");

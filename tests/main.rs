@@ -3,10 +3,15 @@
 
 mod support;
 
+mod cli_check;
+mod cli_demo;
+mod cli_plan;
+mod cli_progress;
 mod cli_schema_diff;
 mod cli_status_verify;
 mod daemon;
 
+mod deploy_files;
 mod dest_postgres;
 mod dest_sqlite;
 mod hubspot_client;

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use super::session::{recorded, shutdown_on_signal, Session};
-use crate::stream::associations::{self, Report};
+use crate::stream::associations::{self, Report, Source};
 use crate::stream::state::associations_stream;
 
 /// Options of `hsync associations`.
@@ -52,20 +53,7 @@ pub async fn run(config_path: Option<&Path>, args: AssociationsArgs) -> anyhow::
         return Ok(ExitCode::SUCCESS);
     }
     for source in &sources {
-        let runner = &session.runner;
-        let report: Report = recorded(
-            runner,
-            &associations_stream(&source.from.table),
-            |r: &Report| r.pairs.iter().map(|p| p.upserted + p.tombstoned).sum(),
-            async {
-                Ok(if args.sweep {
-                    associations::sweep_all(runner, source, settle, &shutdown).await?
-                } else {
-                    associations::poll_changes(runner, source, settle, &shutdown).await?
-                })
-            },
-        )
-        .await?;
+        let report = associations_source(&session, source, args.sweep, settle, &shutdown).await?;
         for pair in &report.pairs {
             println!(
                 "{} -> {}: {} records read, {} edges listed, {} written, {} tombstoned{}",
@@ -84,4 +72,29 @@ pub async fn run(config_path: Option<&Path>, args: AssociationsArgs) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One pass (a sweep, or a poll of changed records) over the pairs stored from one object's
+/// side, as one recorded run.
+pub(super) async fn associations_source(
+    session: &Session,
+    source: &Source,
+    sweep: bool,
+    settle: Duration,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Report> {
+    let runner = &session.runner;
+    recorded(
+        runner,
+        &associations_stream(&source.from.table),
+        |r: &Report| r.pairs.iter().map(|p| p.upserted + p.tombstoned).sum(),
+        async {
+            Ok(if sweep {
+                associations::sweep_all(runner, source, settle, shutdown).await?
+            } else {
+                associations::poll_changes(runner, source, settle, shutdown).await?
+            })
+        },
+    )
+    .await
 }

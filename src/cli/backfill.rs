@@ -1,14 +1,22 @@
 //! `hsync backfill [--resume] [--object ...]`: copies every record, one committed page at a time.
-//! Each object's backfill is one run in the run history (`hsync status` shows it).
+//! Each object's backfill is one run in the run history (`hsync status` shows it). On a
+//! terminal each object gets a progress bar with its rate and time left.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
 
+use indicatif::ProgressBar;
+use tokio_util::sync::CancellationToken;
+
 use super::session::{recorded, shutdown_on_signal, Session};
+use crate::hubspot::ObjectRef;
+use crate::state::StateStore;
 use crate::stream::backfill::{self, Mode};
 use crate::stream::reread;
+use crate::stream::state::{cdc_stream, BackfillState};
+use crate::telemetry::progress;
 
 /// Options of `hsync backfill`.
 #[derive(Debug, Args)]
@@ -30,34 +38,74 @@ pub async fn run(config_path: Option<&Path>, args: BackfillArgs) -> anyhow::Resu
     let shutdown = shutdown_on_signal();
     let mode = if args.resume { Mode::Resume } else { Mode::Fresh };
     for object in session.objects(&args.objects).await? {
-        let stream = crate::stream::state::backfill_stream(&object.table);
-        let work = async {
-            let table = session.runner.prepare(&object).await?;
-            if args.restart {
-                use crate::state::StateStore;
-                use crate::stream::state::cdc_stream;
-                session.runner.state.reset_checkpoint(&stream).await?;
-                session.runner.state.reset_checkpoint(&cdc_stream(&object.table)).await?;
-                tracing::info!(table = %object.table, "backfill restarted from the first id");
-            }
-            reread::schedule(&session.runner, &table).await?;
-            let report = backfill::run(&session.runner, &table, mode, &shutdown, |_| {}).await?;
-            if report.finished {
-                reread::run(&session.runner, &table, &shutdown).await?;
-            }
-            anyhow::Ok(report)
-        };
-        let report = recorded(&session.runner, &stream, |r: &backfill::Report| r.rows, work).await?;
-        println!(
-            "{}: {} rows in {} pages{}",
-            object.table,
-            report.rows,
-            report.pages,
-            if report.finished { ", done" } else { ", stopped" }
-        );
+        let report = backfill_object(&session, &object, mode, args.restart, &shutdown).await?;
+        progress::suspend(|| {
+            println!(
+                "{}: {} rows in {} pages{}",
+                object.table,
+                report.rows,
+                report.pages,
+                if report.finished { ", done" } else { ", stopped" }
+            )
+        });
         if shutdown.is_cancelled() {
             break;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Backfills one object as one recorded run (then re-reads columns added meanwhile), with a
+/// progress bar when stdout is a terminal; `restart` first forgets the object's backfill and
+/// CDC checkpoints.
+pub(super) async fn backfill_object(
+    session: &Session,
+    object: &ObjectRef,
+    mode: Mode,
+    restart: bool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<backfill::Report> {
+    let stream = crate::stream::state::backfill_stream(&object.table);
+    let work = async {
+        let table = session.runner.prepare(object).await?;
+        if restart {
+            session.runner.state.reset_checkpoint(&stream).await?;
+            session.runner.state.reset_checkpoint(&cdc_stream(&object.table)).await?;
+            tracing::info!(table = %object.table, "backfill restarted from the first id");
+        }
+        reread::schedule(&session.runner, &table).await?;
+        let bar = records_bar(session, object, mode).await?;
+        let report = backfill::run(&session.runner, &table, mode, shutdown, |rows| {
+            if let Some(bar) = &bar {
+                bar.inc(rows);
+            }
+        })
+        .await;
+        if let Some(bar) = &bar {
+            progress::finish(bar);
+        }
+        let report = report?;
+        if report.finished {
+            reread::run(&session.runner, &table, shutdown).await?;
+        }
+        anyhow::Ok(report)
+    };
+    recorded(&session.runner, &stream, |r: &backfill::Report| r.rows, work).await
+}
+
+/// A bar sized by HubSpot's record count (one search), starting at the rows a resumed
+/// backfill already copied; none when bars are not shown or the backfill will not run.
+async fn records_bar(session: &Session, object: &ObjectRef, mode: Mode) -> anyhow::Result<Option<ProgressBar>> {
+    if !progress::shown() {
+        return Ok(None);
+    }
+    let stream = crate::stream::state::backfill_stream(&object.table);
+    let state = session.runner.state.load_checkpoint(&stream).await?.and_then(|c| BackfillState::from_checkpoint(&c));
+    let done = match (state, mode) {
+        (None, _) => 0,
+        (Some(BackfillState::Running { rows, .. }), Mode::Resume) => u64::try_from(rows).unwrap_or(0),
+        _ => return Ok(None),
+    };
+    let total = session.runner.client.count(&object.api_name).await?;
+    Ok(Some(progress::records_bar(&object.table, total.max(done), done)))
 }

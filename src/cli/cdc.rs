@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use super::session::{recorded, shutdown_on_signal, Session};
+use crate::hubspot::ObjectRef;
 use crate::stream::{cdc, reread};
 
 /// Options of `hsync cdc`.
@@ -32,14 +34,7 @@ pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<Ex
     let objects = session.objects(&args.objects).await?;
     loop {
         for object in &objects {
-            let stream = crate::stream::state::cdc_stream(&object.table);
-            let work = async {
-                let table = session.runner.prepare(object).await?;
-                reread::schedule(&session.runner, &table).await?;
-                reread::run(&session.runner, &table, &shutdown).await?;
-                anyhow::Ok(cdc::pass(&session.runner, &table, settle, &shutdown).await?)
-            };
-            let report = recorded(&session.runner, &stream, |r: &cdc::Report| r.rows, work).await?;
+            let report = cdc_object(&session, object, settle, &shutdown).await?;
             println!(
                 "{}: {} changed rows, watermark {}",
                 object.table,
@@ -58,4 +53,21 @@ pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<Ex
             () = tokio::time::sleep(Duration::from_secs(args.interval_secs)) => {}
         }
     }
+}
+
+/// One CDC pass over one object (after re-reading columns added meanwhile), as one recorded run.
+pub(super) async fn cdc_object(
+    session: &Session,
+    object: &ObjectRef,
+    settle: Duration,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<cdc::Report> {
+    let stream = crate::stream::state::cdc_stream(&object.table);
+    let work = async {
+        let table = session.runner.prepare(object).await?;
+        reread::schedule(&session.runner, &table).await?;
+        reread::run(&session.runner, &table, shutdown).await?;
+        anyhow::Ok(cdc::pass(&session.runner, &table, settle, shutdown).await?)
+    };
+    recorded(&session.runner, &stream, |r: &cdc::Report| r.rows, work).await
 }

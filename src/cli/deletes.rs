@@ -5,8 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use super::session::{recorded, shutdown_on_signal, Session};
+use crate::hubspot::ObjectRef;
 use crate::stream::deletes;
 
 /// Options of `hsync deletes`.
@@ -22,12 +24,7 @@ pub async fn run(config_path: Option<&Path>, args: DeletesArgs) -> anyhow::Resul
     let session = Session::open(config_path).await?;
     let shutdown = shutdown_on_signal();
     for object in session.objects(&args.objects).await? {
-        let table = session.runner.prepare(&object).await?;
-        let stream = crate::stream::state::deletes_stream(&object.table);
-        let report = recorded(&session.runner, &stream, |r: &deletes::Report| r.written, async {
-            Ok(deletes::reconcile(&session.runner, &table, &shutdown).await?)
-        })
-        .await?;
+        let report = deletes_object(&session, &object, &shutdown).await?;
         if !report.finished {
             println!("{}: stopped before writing; run again", object.table);
             break;
@@ -38,4 +35,18 @@ pub async fn run(config_path: Option<&Path>, args: DeletesArgs) -> anyhow::Resul
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One reconcile of one object, as one recorded run.
+pub(super) async fn deletes_object(
+    session: &Session,
+    object: &ObjectRef,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<deletes::Report> {
+    let table = session.runner.prepare(object).await?;
+    let stream = crate::stream::state::deletes_stream(&object.table);
+    recorded(&session.runner, &stream, |r: &deletes::Report| r.written, async {
+        Ok(deletes::reconcile(&session.runner, &table, shutdown).await?)
+    })
+    .await
 }

@@ -4,8 +4,11 @@
 mod associations;
 mod backfill;
 mod cdc;
+mod check;
 mod config_cmd;
 mod deletes;
+mod demo;
+mod plan;
 mod run;
 mod schema_diff;
 mod session;
@@ -43,8 +46,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve a simulated HubSpot portal over HTTP (for trying hsync and for tests).
     Sim(Box<sim::SimArgs>),
+    /// Try hsync with no token and no database server: sync a simulated portal into a SQLite
+    /// file, change records, run CDC, and print what happened with SQL to try.
+    Demo(demo::DemoArgs),
     /// Print the effective configuration (file plus environment), with secrets redacted.
     Config,
+    /// Check the configuration, the destination (connect, write access) and HubSpot (token,
+    /// scopes per object), one line each with what to do about a failure.
+    Check,
     /// Compare HubSpot's properties with the destination's tables; exit 3 on drift, 4 when a
     /// change is incompatible; `--apply` applies creating, adding and widening changes.
     SchemaDiff(schema_diff::SchemaDiffArgs),
@@ -65,6 +74,9 @@ pub enum Command {
     /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
     /// the state store alone (no HubSpot call); `--json` for machines.
     Status(status::StatusArgs),
+    /// Estimate a backfill before running it: HubSpot calls per object (one search each for
+    /// the record count), time under the rate limits and days under the daily budget.
+    Plan(plan::PlanArgs),
     /// Compare the warehouse with HubSpot: counts, missing and extra ids, stale rows; exit 5
     /// when they differ.
     Verify(verify::VerifyArgs),
@@ -100,7 +112,9 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => sim::run(*args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Config => config_cmd::run(cli.config.as_deref()),
+        Command::Check => check::run(cli.config.as_deref()).await,
         Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
         Command::Backfill(args) => backfill::run(cli.config.as_deref(), args).await,
         Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
@@ -108,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
         Command::Run(args) => run::run(cli.config.as_deref(), args).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
+        Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
     }
 }

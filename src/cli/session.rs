@@ -22,6 +22,11 @@ impl Session {
     /// Loads the configuration, connects and prepares the destination, builds the client.
     pub async fn open(config_path: Option<&Path>) -> anyhow::Result<Session> {
         let config = Config::load(config_path).context("loading the configuration")?;
+        Session::open_config(config).await
+    }
+
+    /// Connects and prepares the destination of `config`, builds the client.
+    pub async fn open_config(config: Config) -> anyhow::Result<Session> {
         let dest = AnyDestination::connect(&config.destination).await.context("connecting to the destination")?;
         dest.prepare().await.context("preparing the destination")?;
         let swept = dest.sweep_stages().await.context("removing staging tables left by a crash")?;

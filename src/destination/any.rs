@@ -40,11 +40,32 @@ impl AnyDestination {
         }
     }
 
+    /// One connection attempt without retries, so `hsync check` reports a server that is down
+    /// at once. A SQLite file has no server: [`AnyDestination::connect`] reports a missing
+    /// directory or an unwritable file without retrying.
+    pub async fn reach(config: &DestinationConfig) -> Result<(), Error> {
+        let url = config.url.expose();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            super::postgres::reach(url).await
+        } else {
+            Ok(())
+        }
+    }
+
     /// The state store in the same database.
     pub fn state_store(&self) -> AnyStateStore {
         match self {
             AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
+        }
+    }
+
+    /// Proves hsync may create, write and drop a table where object tables go (`hsync check`);
+    /// leaves nothing behind.
+    pub async fn probe_write(&self) -> Result<(), Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.probe_write().await,
+            AnyDestination::Postgres(d) => d.probe_write().await,
         }
     }
 

@@ -41,6 +41,9 @@ pub use lease::Lease;
 use crate::schema::{ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::Checkpoint;
 
+/// The name prefix of the scratch tables `probe_write` creates and drops (`hsync check`).
+pub const PROBE_PREFIX: &str = "_hsync_check_";
+
 /// A batch loaded into a staging table, waiting to be merged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {

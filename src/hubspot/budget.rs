@@ -131,6 +131,24 @@ impl std::str::FromStr for PortalZone {
     }
 }
 
+/// A record kept in memory only, for a one-off command that cannot reach the state store
+/// (`hsync check` with the destination down). It forgets the calls spent at exit, so syncing
+/// never uses it: a restart would reset the budget.
+#[derive(Debug, Default)]
+pub struct MemoryBudgetStore(std::sync::Mutex<Option<BudgetRecord>>);
+
+impl BudgetStore for MemoryBudgetStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<BudgetRecord>, StoreError>> {
+        let record = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Box::pin(async move { Ok(record) })
+    }
+
+    fn save(&self, record: BudgetRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(record);
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// Budget configuration.
 #[derive(Clone, Debug)]
 pub struct BudgetConfig {
@@ -312,22 +330,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    #[derive(Debug, Default)]
-    struct MemoryStore(std::sync::Mutex<Option<BudgetRecord>>);
-
-    impl BudgetStore for MemoryStore {
-        fn load(&self) -> BoxFuture<'_, Result<Option<BudgetRecord>, StoreError>> {
-            Box::pin(async move { Ok(*self.0.lock().unwrap()) })
-        }
-        fn save(&self, record: BudgetRecord) -> BoxFuture<'_, Result<(), StoreError>> {
-            Box::pin(async move {
-                *self.0.lock().unwrap() = Some(record);
-                Ok(())
-            })
-        }
-    }
-
-    fn budget(setting: BudgetSetting, clock: &ManualClock, store: &Arc<MemoryStore>) -> DailyBudget {
+    fn budget(setting: BudgetSetting, clock: &ManualClock, store: &Arc<MemoryBudgetStore>) -> DailyBudget {
         let config =
             BudgetConfig { setting, portal_daily_limit: Some(1_000), reserve_block: 3, ..BudgetConfig::default() };
         DailyBudget::new(config, Arc::new(clock.clone()), Arc::clone(store) as Arc<dyn BudgetStore>)
@@ -336,7 +339,7 @@ mod tests {
     #[tokio::test]
     async fn absolute_budget_stops_at_exactly_k_and_survives_restart() {
         let clock = ManualClock::new();
-        let store = Arc::new(MemoryStore::default());
+        let store = Arc::new(MemoryBudgetStore::default());
         let first = budget(BudgetSetting::Calls(10), &clock, &store);
         for _ in 0..7 {
             first.acquire().await.unwrap();
@@ -354,7 +357,7 @@ mod tests {
     #[tokio::test]
     async fn reserve_tightens_when_others_use_the_portal() {
         let clock = ManualClock::new();
-        let store = Arc::new(MemoryStore::default());
+        let store = Arc::new(MemoryBudgetStore::default());
         let b = budget(BudgetSetting::ReservePercent(20), &clock, &store);
         assert_eq!(b.status().await.allowed, Some(800));
         // Others used 700 of 1000: 300 left, 200 must stay free, so 100 more for us.

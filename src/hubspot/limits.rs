@@ -43,14 +43,18 @@ impl WindowLimit {
     /// The Free/Starter tier's ten-second limit, assumed until the tier is configured or learned.
     pub const STARTER: WindowLimit = WindowLimit { max: 100, window: Duration::from_secs(10) };
 
+    /// The time between two requests of this bucket, given `margin` of timing jitter:
+    /// `(window + margin) / max`, rounded up (rounding down would let one extra request into a
+    /// window). `hsync plan` estimates durations with it.
+    pub fn spacing(self, margin: Duration) -> Duration {
+        let nanos = (self.window + margin).as_nanos().div_ceil(u128::from(self.max.max(1)));
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
     /// The GCRA quota that keeps every observed window at or under `max`, given `margin` of
     /// timing jitter between our clock and HubSpot's.
     pub fn quota(self, margin: Duration) -> Quota {
-        let max = self.max.max(1);
-        // Round the spacing up: rounding down would let one extra request into a window.
-        let nanos = (self.window + margin).as_nanos().div_ceil(u128::from(max));
-        let period = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        Quota::with_period(period.max(Duration::from_micros(1)))
+        Quota::with_period(self.spacing(margin).max(Duration::from_micros(1)))
             .expect("invariant: period is positive")
             .allow_burst(NonZeroU32::MIN)
     }

@@ -19,7 +19,7 @@ pub use associations::ASSOCIATION_BATCH_MAX;
 pub use auth::{Secret, TokenSource};
 pub use budget::{
     BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, DailyBudget, FileBudgetStore,
-    PortalZone, StoreError,
+    MemoryBudgetStore, PortalZone, StoreError,
 };
 pub use client::{ApiRequest, ClientConfig, HubSpotClient};
 pub use error::Error;

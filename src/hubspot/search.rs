@@ -216,6 +216,13 @@ impl HubSpotClient {
             .bucket(Bucket::Search);
         self.send(&req).await
     }
+
+    /// How many live records of `object` HubSpot holds: one search for one id, read for its
+    /// `total`.
+    pub async fn count(&self, object: &str) -> Result<u64, Error> {
+        let request = SearchRequest::new(Vec::new(), None, vec!["hs_object_id".to_owned()], 1, 0)?;
+        Ok(self.search(object, &request).await?.total)
+    }
 }
 
 #[cfg(test)]

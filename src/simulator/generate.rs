@@ -93,6 +93,14 @@ impl Default for PortalSpec {
     }
 }
 
+impl PortalSpec {
+    /// The portal `hsync demo` serves: a few thousand records of every type, small enough to
+    /// sync in seconds on two cores.
+    pub fn demo() -> PortalSpec {
+        PortalSpec { contacts: 3_000, companies: 600, deals: 900, tickets: 300, cars: 150, ..PortalSpec::default() }
+    }
+}
+
 fn mix(parts: &[u64]) -> u64 {
     // FNV-1a over the parts' bytes, then a final avalanche: stable across platforms and versions.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

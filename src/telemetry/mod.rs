@@ -1,6 +1,9 @@
 //! Logging set-up: human-readable lines on a terminal, JSON lines otherwise (for journald,
 //! Kubernetes and log shippers). Messages are short lowercase phrases; data goes in fields, and
-//! never secrets or row values.
+//! never secrets or row values. Interactive commands draw progress bars ([`progress`]); log
+//! lines suspend them so they never tear.
+
+pub mod progress;
 
 use std::io::IsTerminal;
 
@@ -25,7 +28,8 @@ pub fn init(verbosity: Verbosity) {
         Verbosity::Verbose => "info,hsync=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    progress::init(verbosity != Verbosity::Quiet);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress::LogWriter);
     let result = if std::io::stderr().is_terminal() {
         builder.compact().try_init()
     } else {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::collections::BTreeSet;
 
 use hsync::simulator::{self, LimitSettings, PortalSpec, SimConfig, SimHandle, DEFAULT_TOKEN};

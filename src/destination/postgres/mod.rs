@@ -55,7 +55,9 @@ use sqlx::{Postgres, Row as _};
 
 use super::conformance::{Cell, EdgeRow, Inspect, Row};
 use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
-use crate::schema::{hsync_columns, Change, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan};
+use crate::schema::{
+    hsync_columns, Change, Column, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan, TableSchema,
+};
 use crate::state::postgres::{commit_checkpoint_on, PostgresStateStore};
 use crate::state::{Checkpoint, StateStore};
 
@@ -131,6 +133,16 @@ fn check_identifier(table: &str, name: &str) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// One connection attempt, without the pool's retries (which wait out a server that is still
+/// starting): for `hsync check`, so a server that is down is reported at once and by cause.
+pub async fn reach(url: &str) -> Result<(), Error> {
+    use sqlx::Connection;
+    let options =
+        PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("not a usable Postgres URL: {e}")))?;
+    let conn = sqlx::PgConnection::connect_with(&options).await.map_err(|e| Error::from_sqlx(KIND, "connect", e))?;
+    conn.close().await.map_err(|e| Error::from_sqlx(KIND, "close the connection", e))
 }
 
 /// Opens a pool whose connections use `state_schema` as their search_path.
@@ -216,6 +228,43 @@ impl PostgresDestination {
     /// Closes every connection (waiting for those in use to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Proves hsync may create, write and drop a table in the data schema (`hsync check`): a
+    /// scratch table `_hsync_check_<8 hex>` is created, gets one bound row and is dropped, in
+    /// one transaction, so nothing is left behind whichever step fails.
+    pub async fn probe_write(&self) -> Result<(), Error> {
+        let table = format!("{}{:08x}", super::PROBE_PREFIX, rand::random::<u32>());
+        let schema = &self.data_schema;
+        let mut tx = self.pool.begin().await.map_err(|e| Error::from_sqlx(KIND, "start a transaction", e))?;
+        let scratch = TableSchema {
+            name: table.clone(),
+            columns: vec![Column::hsync(hsync_columns::ID, ColumnType::BigInt)],
+            overflow: Vec::new(),
+            retired: Vec::new(),
+        };
+        statement(sql::render_create_table(schema, &scratch))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, format!("create table {table} in schema {schema}"), e))?;
+        let written = statement(sql::render_insert_id(schema, &table))
+            .bind(1_i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, format!("write to {schema}.{table}"), e))?
+            .rows_affected();
+        if written != 1 {
+            return Err(Error::Statement {
+                kind: KIND,
+                action: format!("write to {schema}.{table}"),
+                detail: format!("{written} rows written instead of 1"),
+            });
+        }
+        statement(sql::render_drop_table(schema, &table))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::from_sqlx(KIND, format!("drop table {schema}.{table}"), e))?;
+        tx.commit().await.map_err(|e| Error::from_sqlx(KIND, "commit the write check", e))
     }
 
     async fn list_stages(&self) -> Result<Vec<String>, Error> {

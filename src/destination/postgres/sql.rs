@@ -354,6 +354,11 @@ pub fn render_read_rejects(schema: &str) -> String {
     )
 }
 
+/// Inserts one row with only its id, bound as `$1` (the write check of `probe_write`).
+pub fn render_insert_id(schema: &str, table: &str) -> String {
+    format!("insert into {} ({}) values ($1)", qualified(schema, table), quote_ident(hsync_columns::ID))
+}
+
 pub fn render_drop_table(schema: &str, table: &str) -> String {
     format!("drop table if exists {}", qualified(schema, table))
 }

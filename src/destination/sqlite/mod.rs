@@ -279,6 +279,34 @@ impl SqliteDestination {
         Ok(())
     }
 
+    /// Proves hsync may create, write and drop a table in this database (`hsync check`): a
+    /// scratch table `_hsync_check_<8 hex>` is created, gets one bound row and is dropped, in
+    /// one transaction, so nothing is left behind whichever step fails.
+    pub async fn probe_write(&self) -> Result<(), Error> {
+        let table = format!("{}{:08x}", super::PROBE_PREFIX, rand::random::<u32>());
+        let mut tx = self.write_transaction("start a write transaction").await?;
+        let id = ExistingColumn { name: hsync_columns::ID.to_owned(), ty: crate::schema::ColumnType::BigInt };
+        dynamic(sql::render_create_table(&table, std::slice::from_ref(&id)), SqliteArguments::default())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("create table {table}")))?;
+        let mut args = SqliteArguments::default();
+        args.add(1_i64).map_err(|e| statement_error(format!("write to {table}"), e.to_string()))?;
+        let written = dynamic(sql::render_insert_stage(&table, &[id.name], 1), args)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("write to {table}")))?
+            .rows_affected();
+        if written != 1 {
+            return Err(statement_error(format!("write to {table}"), format!("{written} rows written instead of 1")));
+        }
+        dynamic(sql::render_drop(&table), SqliteArguments::default())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("drop table {table}")))?;
+        tx.commit().await.map_err(failed("commit the write check"))
+    }
+
     async fn list_stages(&self) -> Result<Vec<String>, Error> {
         let rows = sqlx::query(sql::LIST_STAGES).fetch_all(&self.pool).await.map_err(failed("list staging tables"))?;
         rows.iter().map(|r| r.try_get::<String, _>("name").map_err(failed("list staging tables"))).collect()

@@ -1,0 +1,172 @@
+//! `hsync check` as a real subprocess: everything passes against the simulator with SQLite and
+//! with Postgres (and the write probe leaves no table behind); a rejected token, a token
+//! without a scope and an unreachable Postgres each fail on their own line, named with the
+//! fix, and set the exit code by class.
+
+use std::path::Path;
+
+use hsync::simulator::{SimConfig, TokenGrant, DEFAULT_TOKEN};
+
+use crate::support::cli::{command, explain, hsync, stdout, write_config, TOKEN_VAR};
+use crate::support::{small_portal, unlimited, FreshPostgres, Sim};
+
+const OBJECTS: &str = "[sync]\nobjects = [\"contacts\", \"deals\", \"cars\"]\n";
+
+/// The line for check `name` if it has `status` (`ok`, `FAILED`, `skipped`).
+fn line<'a>(output: &'a str, status: &str, name: &str) -> Option<&'a str> {
+    output.lines().find(|l| {
+        let mut words = l.splitn(2, char::is_whitespace);
+        words.next() == Some(status)
+            && words.next().is_some_and(|rest| rest.trim_start().starts_with(&format!("{name}:")))
+    })
+}
+
+fn sqlite_sections(dir: &Path) -> String {
+    format!("[destination]\nurl = \"sqlite://{}\"\n\n{OBJECTS}", dir.join("w.db").display())
+}
+
+/// Every check of a healthy set-up says ok, one line each.
+fn assert_all_ok(out: &std::process::Output) {
+    let text = stdout(out);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(out));
+    for name in [
+        "config",
+        "destination",
+        "hubspot",
+        "contacts properties",
+        "contacts records",
+        "deals properties",
+        "deals records",
+        "cars properties",
+        "cars records",
+        "owners",
+    ] {
+        assert!(line(&text, "ok", name).is_some(), "no ok line for {name}: {}", explain(out));
+    }
+    assert!(!text.contains("FAILED"), "{}", explain(out));
+    assert!(line(&text, "ok", "hubspot").unwrap().contains(TOKEN_VAR), "names where the token came from");
+}
+
+#[tokio::test]
+async fn check_passes_against_the_simulator_and_sqlite_and_leaves_no_table() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sqlite_sections(dir.path()));
+    let out = hsync(&config, &["check"]).await;
+    assert_all_ok(&out);
+
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let probes: i64 =
+        sqlx::query_scalar("select count(*) from sqlite_master where name like '\\_hsync\\_check\\_%' escape '\\'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(probes, 0, "the scratch table was dropped");
+    let state: i64 = sqlx::query_scalar("select count(*) from sqlite_master where name = '_hsync_checkpoints'")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(state, 1, "the bookkeeping tables were prepared");
+}
+
+#[tokio::test]
+async fn check_passes_against_postgres_and_leaves_no_table() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sections = format!(
+        "[destination]\nurl = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"\n\n{OBJECTS}",
+        pg.url, pg.data_schema, pg.state_schema
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = hsync(&config, &["check"]).await;
+    assert_all_ok(&out);
+    assert!(line(&stdout(&out), "ok", "destination").unwrap().contains(&pg.data_schema), "{}", explain(&out));
+
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("select table_name::text from information_schema.tables where table_schema = $1")
+            .bind(&pg.data_schema)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert!(!tables.is_empty(), "prepare created hsync's tables in the data schema");
+    assert!(!tables.iter().any(|t| t.starts_with("_hsync_check_")), "the scratch table was dropped: {tables:?}");
+    pg.drop_schemas().await;
+}
+
+#[tokio::test]
+async fn check_names_a_rejected_token_and_what_to_do() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sqlite_sections(dir.path()));
+    let out = command(Some(&config), &["check"], Some("pat-na1-not-the-right-token")).output().await.unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(77), "auth failures exit 77: {}", explain(&out));
+    let failed = line(&text, "FAILED", "hubspot").unwrap_or_else(|| panic!("{}", explain(&out)));
+    assert!(failed.contains("401") && failed.contains(TOKEN_VAR), "names the status and the token's origin: {failed}");
+    assert!(failed.contains("check that it is a valid private-app"), "says what to do: {failed}");
+    assert!(line(&text, "skipped", "other HubSpot checks").is_some(), "{}", explain(&out));
+    assert!(line(&text, "ok", "destination").is_some(), "the destination is checked all the same: {}", explain(&out));
+    assert!(!explain(&out).contains("not-the-right-token"), "the token never shows");
+
+    let unset = command(Some(&config), &["check"], None).output().await.unwrap();
+    assert_eq!(unset.status.code(), Some(77), "{}", explain(&unset));
+    let unset_text = stdout(&unset);
+    let failed = line(&unset_text, "FAILED", "hubspot").unwrap_or_else(|| panic!("{}", explain(&unset)));
+    assert!(failed.contains(&format!("{TOKEN_VAR} is not set")) && failed.contains("export"), "{failed}");
+}
+
+#[tokio::test]
+async fn check_names_the_missing_scope_per_object() {
+    let scopes = ["crm.objects.contacts.read", "crm.schemas.contacts.read", "crm.schemas.custom.read"]
+        .map(str::to_owned)
+        .to_vec();
+    let sim = Sim::start(SimConfig {
+        tokens: vec![
+            TokenGrant { token: DEFAULT_TOKEN.to_owned(), scopes: None },
+            TokenGrant { token: "pat-contacts-only".to_owned(), scopes: Some(scopes) },
+        ],
+        ..unlimited(small_portal())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sqlite_sections(dir.path()));
+    let out = command(Some(&config), &["check"], Some("pat-contacts-only")).output().await.unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(77), "{}", explain(&out));
+    assert!(line(&text, "ok", "hubspot").is_some(), "the token itself is accepted: {}", explain(&out));
+    assert!(line(&text, "ok", "contacts records").is_some(), "{}", explain(&out));
+    for (name, scope) in [
+        ("deals properties", "crm.schemas.deals.read"),
+        ("deals records", "crm.objects.deals.read"),
+        ("cars records", "crm.objects.custom.read"),
+        ("owners", "crm.objects.owners.read"),
+    ] {
+        let failed = line(&text, "FAILED", name).unwrap_or_else(|| panic!("no failure for {name}: {}", explain(&out)));
+        assert!(failed.contains(scope), "{name} names {scope}: {failed}");
+        assert!(failed.contains("add it to the private app"), "{name} says what to do: {failed}");
+    }
+}
+
+#[tokio::test]
+async fn check_reports_an_unreachable_postgres_and_what_to_do() {
+    let sim = Sim::small().await;
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let sections =
+        format!("[destination]\nurl = \"postgres://hsync:pw-5ecret@127.0.0.1:{port}/warehouse\"\n\n{OBJECTS}");
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = hsync(&config, &["check"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(69), "an unreachable destination is transient (69): {}", explain(&out));
+    let failed = line(&text, "FAILED", "destination").unwrap_or_else(|| panic!("{}", explain(&out)));
+    assert!(failed.contains("cannot reach the postgres destination"), "{failed}");
+    assert!(failed.contains("check that it is running and destination.url is right"), "says what to do: {failed}");
+    assert!(line(&text, "ok", "contacts records").is_some(), "HubSpot is checked all the same: {}", explain(&out));
+    assert!(!explain(&out).contains("pw-5ecret"), "the password never shows: {}", explain(&out));
+}

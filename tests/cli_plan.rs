@@ -1,0 +1,125 @@
+//! `hsync plan` as a real subprocess against a rate-limited simulator with known record
+//! counts: every number follows from the portal's size, the page sizes, the association
+//! pairs the simulator defines, the learned ten-second limit and the configured daily budget,
+//! computed here independently of the plan.
+
+use std::time::Duration;
+
+use hsync::simulator::{LimitSettings, PortalSpec};
+use serde_json::Value;
+
+use crate::support::cli::{explain, hsync, stdout, write_config};
+use crate::support::{limited, Sim};
+
+const OBJECTS: [&str; 3] = ["contacts", "companies", "cars"];
+const DAILY_BUDGET: u64 = 25;
+
+/// `(window + margin) / max`, rounded up to the nanosecond, in seconds: the client's spacing.
+fn spacing(max: u64, window: Duration, margin: Duration) -> f64 {
+    Duration::from_nanos(u64::try_from((window + margin).as_nanos().div_ceil(u128::from(max))).unwrap()).as_secs_f64()
+}
+
+fn object<'a>(plan: &'a Value, name: &str) -> &'a Value {
+    plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == name)
+        .unwrap_or_else(|| panic!("{name} in {plan}"))
+}
+
+#[tokio::test]
+async fn plan_numbers_follow_from_the_portal_size() {
+    let portal =
+        PortalSpec { contacts: 2_450, companies: 130, cars: 70, deals: 20, tickets: 10, ..PortalSpec::default() };
+    let sim = Sim::start(limited(portal.clone(), LimitSettings::default())).await;
+    // Each run gets its own warehouse: the budget ledger in it carries a day's spending over.
+    let config_in = |dir: &std::path::Path| {
+        let sections = format!(
+            "[limits]\ndaily_budget = {DAILY_BUDGET}\n\n[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\", \"companies\", \"cars\"]\n",
+            dir.join("w.db").display()
+        );
+        write_config(dir, &sim.handle.base_url(), &sections)
+    };
+    let (json_dir, table_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = hsync(&config_in(json_dir.path()), &["plan", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let plan: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", explain(&out)));
+
+    // The pairs the simulator defines, asked of its labels endpoint, canonical by config order.
+    let mut pairs = Vec::new();
+    for (i, from) in OBJECTS.iter().enumerate() {
+        for to in &OBJECTS[i..] {
+            let (status, _, body) = sim.get(&format!("/crm/v4/associations/{from}/{to}/labels")).await;
+            if status.is_success() && body["results"].as_array().is_some_and(|r| !r.is_empty()) {
+                pairs.push((*from, *to));
+            }
+        }
+    }
+    let shown: Vec<(String, String)> = plan["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["from"].as_str().unwrap().to_owned(), p["to"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected_pairs: Vec<(String, String)> = pairs.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
+    assert_eq!(shown, expected_pairs);
+    assert!(!pairs.is_empty(), "the portal has associations between these objects");
+
+    let search = spacing(5, Duration::from_secs(1), Duration::from_millis(50));
+    let general = spacing(190, Duration::from_secs(10), Duration::from_millis(200));
+    let (mut searches, mut others) = (0, 0);
+    for (name, size) in [("contacts", portal.contacts), ("companies", portal.companies), ("cars", portal.cars)] {
+        let live = sim.truth_ids(name).await.len() as u64;
+        assert_eq!(live, size, "the generated portal holds exactly the records asked for");
+        let o = object(&plan, name);
+        assert_eq!(o["records"], live, "{name}: records from the search total");
+        let backfill = live.div_ceil(200) + 1;
+        assert_eq!(o["backfill_searches"], backfill, "{name}: pages of 200 and the empty last one");
+        let from_here = pairs.iter().filter(|(f, _)| *f == name).count() as u64;
+        let reads = from_here * live.div_ceil(1_000);
+        assert_eq!(o["association_reads"], reads, "{name}: 1,000 records per read per pair");
+        assert_eq!(o["search_calls"], backfill);
+        assert_eq!(o["general_calls"], reads + 1, "{name}: association reads and one property read");
+        assert_eq!(o["calls"], backfill + reads + 1);
+        let seconds = backfill as f64 * search + (reads + 1) as f64 * general;
+        assert!((o["seconds"].as_f64().unwrap() - seconds).abs() < 1e-6, "{name}: {} != {seconds}", o["seconds"]);
+        searches += backfill;
+        others += reads + 1;
+    }
+    let candidates = (OBJECTS.len() * (OBJECTS.len() + 1) / 2) as u64;
+    assert_eq!(plan["setup"]["association_label_reads"], candidates);
+    assert_eq!(plan["setup"]["schema_reads"], 1, "cars is a custom object");
+    others += candidates + 1;
+    let calls = searches + others;
+    assert_eq!(plan["totals"]["records"], portal.contacts + portal.companies + portal.cars);
+    assert_eq!(plan["totals"]["search_calls"], searches);
+    assert_eq!(plan["totals"]["general_calls"], others);
+    assert_eq!(plan["totals"]["calls"], calls);
+    let seconds = searches as f64 * search + others as f64 * general;
+    assert!((plan["totals"]["seconds"].as_f64().unwrap() - seconds).abs() < 1e-6);
+
+    assert_eq!(plan["limits"]["general_max"], 190, "learned from the simulator's headers");
+    assert_eq!(plan["limits"]["general_source"], "learned");
+    assert_eq!(plan["limits"]["searches_per_second"], 5);
+
+    // The plan's own calls: the custom object schemas, one count per object, the labels.
+    let made = 1 + OBJECTS.len() as u64 + candidates;
+    assert_eq!(plan["calls_made"], made);
+    let budget = &plan["budget"];
+    assert_eq!(budget["allowed_per_day"], DAILY_BUDGET);
+    assert_eq!(budget["used_today"], made);
+    assert_eq!(budget["remaining_today"], DAILY_BUDGET - made);
+    assert_eq!(budget["days_needed"], calls.div_ceil(DAILY_BUDGET));
+    assert!(calls.div_ceil(DAILY_BUDGET) > 1, "the budget is small enough to take days: {calls} calls");
+    assert_eq!(budget["fits_in_remaining_today"], calls <= DAILY_BUDGET - made);
+
+    let table = hsync(&config_in(table_dir.path()), &["plan"]).await;
+    assert_eq!(table.status.code(), Some(0), "{}", explain(&table));
+    let text = stdout(&table);
+    let total = text.lines().find(|l| l.starts_with("total")).unwrap_or_else(|| panic!("{}", explain(&table)));
+    assert!(total.split_whitespace().any(|w| w == calls.to_string()), "the table's total is {calls}: {total}");
+    assert!(text.contains(&format!("{} days", calls.div_ceil(DAILY_BUDGET))), "{}", explain(&table));
+    assert!(text.contains("assumptions:"), "{}", explain(&table));
+}
