@@ -306,18 +306,36 @@ pub struct Owner {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// `(id, name, primary)` of each team the owner belongs to.
+    pub teams: Vec<(u64, String, bool)>,
     pub archived: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
-/// A pipeline with its stages (`id`, `label`, metadata key and value).
+/// A pipeline with its stages.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     pub id: String,
     pub label: String,
     pub display_order: i64,
-    pub stages: Vec<(String, String, &'static str, String)>,
+    pub archived: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub stages: Vec<PipelineStage>,
+}
+
+/// One stage of a pipeline; `metadata` holds HubSpot's string map (`probability`,
+/// `isClosed`, `ticketState`).
+#[derive(Clone, Debug)]
+pub struct PipelineStage {
+    pub id: String,
+    pub label: String,
+    pub display_order: i64,
+    pub archived: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 /// Why a mutation was refused.
@@ -701,6 +719,75 @@ impl Portal {
             d.updated_at = now;
         }
         store.properties = Arc::new(set);
+        Ok(())
+    }
+
+    /// Creates or replaces an owner; a replaced owner keeps its creation time. Record values
+    /// keep drawing from the owners the portal was generated with.
+    pub fn put_owner(&mut self, mut owner: Owner, now: Millis) {
+        let owners = Arc::make_mut(&mut self.owners);
+        owner.updated_at = now;
+        match owners.iter_mut().find(|o| o.id == owner.id) {
+            Some(existing) => {
+                owner.created_at = existing.created_at;
+                *existing = owner;
+            }
+            None => {
+                owner.created_at = now;
+                owners.push(owner);
+            }
+        }
+    }
+
+    /// Removes an owner entirely (HubSpot lists it neither as active nor as archived).
+    pub fn remove_owner(&mut self, id: u64) -> Result<(), MutationError> {
+        let owners = Arc::make_mut(&mut self.owners);
+        let before = owners.len();
+        owners.retain(|o| o.id != id);
+        if owners.len() == before {
+            return Err(MutationError::NotFound(id));
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a pipeline of type `t` with its stages. The pipeline and each stage
+    /// that already existed keep their creation time; a stage whose label, order, flag or
+    /// metadata changed gets `now` as its update time.
+    pub fn put_pipeline(&mut self, t: TypeIdx, mut pipeline: Pipeline, now: Millis) {
+        let pipelines = self.pipelines.entry(t).or_default();
+        let existing = pipelines.iter().position(|p| p.id == pipeline.id);
+        let previous = existing.map(|i| pipelines[i].clone());
+        for stage in &mut pipeline.stages {
+            match previous.as_ref().and_then(|p| p.stages.iter().find(|s| s.id == stage.id)) {
+                Some(old) => {
+                    stage.created_at = old.created_at;
+                    let same = old.label == stage.label
+                        && old.display_order == stage.display_order
+                        && old.archived == stage.archived
+                        && old.metadata == stage.metadata;
+                    stage.updated_at = if same { old.updated_at } else { now };
+                }
+                None => {
+                    stage.created_at = now;
+                    stage.updated_at = now;
+                }
+            }
+        }
+        pipeline.created_at = previous.as_ref().map_or(now, |p| p.created_at);
+        pipeline.updated_at = now;
+        match existing {
+            Some(i) => pipelines[i] = pipeline,
+            None => pipelines.push(pipeline),
+        }
+    }
+
+    /// Removes a pipeline of type `t` with its stages.
+    pub fn remove_pipeline(&mut self, t: TypeIdx, id: &str) -> Result<(), MutationError> {
+        let pipelines = self.pipelines.get_mut(&t);
+        let Some(pipelines) = pipelines.filter(|p| p.iter().any(|p| p.id == id)) else {
+            return Err(MutationError::Invalid(format!("no pipeline {id} for this object type")));
+        };
+        pipelines.retain(|p| p.id != id);
         Ok(())
     }
 }
