@@ -42,7 +42,8 @@ async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, settle: D
     rows
 }
 
-fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
+/// The cell a HubSpot value `raw` becomes in a column of type `ty`.
+pub(crate) fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
     let Some(raw) = raw else { return Cell::Null };
     match parse_value(ty, raw) {
         Ok(ParsedValue::Null) | Err(_) => Cell::Null,

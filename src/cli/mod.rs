@@ -6,6 +6,7 @@ mod backfill;
 mod cdc;
 mod config_cmd;
 mod deletes;
+mod dimensions;
 mod schema_diff;
 mod session;
 mod sim;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Flag archived, merged-away and permanently deleted records, and un-flag restored ones
     /// (one reconcile per object: the recycle bin, survivors' merged ids and an id sweep).
     Deletes(deletes::DeletesArgs),
+    /// Refresh the owners, pipelines and pipeline_stages tables in full (rows HubSpot no longer
+    /// lists are kept, flagged with _hsync_removed_at).
+    Dimensions(dimensions::DimensionsArgs),
     /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
     /// the state store alone (no HubSpot call); `--json` for machines.
     Status(status::StatusArgs),
@@ -101,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
         Command::Associations(args) => associations::run(cli.config.as_deref(), args).await,
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
+        Command::Dimensions(args) => dimensions::run(cli.config.as_deref(), args).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
     }

@@ -22,6 +22,10 @@ pub fn deletes_stream(table: &str) -> String {
     format!("deletes:{table}")
 }
 
+/// The stream the owners and pipelines refresh commits under (`hsync status` shows it as kind
+/// `dimensions`).
+pub const DIMENSIONS_STREAM: &str = "dimensions:owners_pipelines";
+
 /// A backfill's progress: keyset pagination over `hs_object_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -151,6 +155,31 @@ impl DeletesState {
     }
 }
 
+/// The owners and pipelines refresh's record of its last complete refresh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum DimensionsState {
+    /// The refresh that started at `started_at_ms` wrote lists of these lengths (`rows` is
+    /// their sum).
+    Refreshed { started_at_ms: i64, finished_at_ms: i64, rows: i64, owners: i64, pipelines: i64, stages: i64 },
+}
+
+impl DimensionsState {
+    /// The checkpoint for this state; the position is the start time, so it only grows.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let DimensionsState::Refreshed { started_at_ms, .. } = self;
+        Checkpoint {
+            stream: DIMENSIONS_STREAM.to_owned(),
+            position: *started_at_ms,
+            state: serde_json::to_value(self).expect("invariant: stream state serializes"),
+        }
+    }
+
+    pub fn from_checkpoint(c: &Checkpoint) -> Option<DimensionsState> {
+        serde_json::from_value(c.state.clone()).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +235,25 @@ mod tests {
                                "targets": ["companies"]})
         );
         assert_eq!(AssociationsState::from_checkpoint(&checkpoint), Some(state));
+    }
+
+    #[test]
+    fn dimensions_state_round_trips_with_the_fields_status_reads() {
+        let state = DimensionsState::Refreshed {
+            started_at_ms: 5,
+            finished_at_ms: 9,
+            rows: 40,
+            owners: 25,
+            pipelines: 3,
+            stages: 12,
+        };
+        let c = state.checkpoint();
+        assert_eq!((c.stream.as_str(), c.position), ("dimensions:owners_pipelines", 5));
+        assert_eq!(
+            (&c.state["phase"], &c.state["rows"], &c.state["finished_at_ms"]),
+            (&serde_json::json!("refreshed"), &serde_json::json!(40), &serde_json::json!(9))
+        );
+        assert_eq!(DimensionsState::from_checkpoint(&c), Some(state));
     }
 
     #[test]

@@ -358,3 +358,33 @@ pub async fn postgres_runner(
         filter: hsync::stream::runner::PropertyFilter::default(),
     }
 }
+
+/// The environment variable the test configurations name as the token's source.
+pub const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";
+
+/// Runs the `hsync` binary with `config` and `args`, `token` in [`TOKEN_VAR`] (`None`: the
+/// variable is unset), logging warnings only; waits for it to exit.
+pub async fn hsync_with(config: &std::path::Path, args: &[&str], token: Option<&str>) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
+    cmd.arg("--config").arg(config).args(args).env("RUST_LOG", "warn");
+    match token {
+        Some(t) => cmd.env(TOKEN_VAR, t),
+        None => cmd.env_remove(TOKEN_VAR),
+    };
+    cmd.output().await.expect("run the hsync binary")
+}
+
+/// Runs the `hsync` binary with the simulator's token.
+pub async fn hsync(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    hsync_with(config, args, Some(DEFAULT_TOKEN)).await
+}
+
+/// A finished process's standard output.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A finished process's exit code and output, for assertion messages.
+pub fn explain(o: &std::process::Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), String::from_utf8_lossy(&o.stderr))
+}

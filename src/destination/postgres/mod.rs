@@ -247,12 +247,7 @@ impl PostgresDestination {
         let action = format!("merge into {table}");
         let err = |e| db_error(&action, table, e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        sqlx::query(SET_SEARCH_PATH)
-            .bind(sql::quote_ident(&self.state_schema))
-            .bind(true)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        self.state_search_path(&mut tx).await.map_err(err)?;
         let staged: i64 = statement(sql::render_count(&self.state_schema, &stage.stage_table))
             .fetch_one(&mut *tx)
             .await
@@ -293,6 +288,13 @@ impl PostgresDestination {
             .map_err(err)?;
         tx.commit().await.map_err(err)?;
         Ok(MergeOutcome { written, skipped: stage.rows.saturating_sub(written) })
+    }
+
+    /// Sets the search_path to the state schema for the caller's transaction only, so the
+    /// state store's static statements find their tables.
+    async fn state_search_path(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(SET_SEARCH_PATH).bind(sql::quote_ident(&self.state_schema)).bind(true).execute(conn).await?;
+        Ok(())
     }
 
     /// Records rejected values inside the caller's transaction.
@@ -624,12 +626,7 @@ impl Destination for PostgresDestination {
         }
         self.insert_rejects(&mut tx, rejects).await.map_err(err)?;
         if let Some(checkpoint) = commit {
-            sqlx::query(SET_SEARCH_PATH)
-                .bind(sql::quote_ident(&self.state_schema))
-                .bind(true)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            self.state_search_path(&mut tx).await.map_err(err)?;
             commit_checkpoint_on(&mut tx, checkpoint).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
