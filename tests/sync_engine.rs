@@ -257,3 +257,60 @@ async fn newly_included_property_is_filled_by_a_targeted_reread_not_a_resync() {
         assert_eq!(body["properties"].as_array().unwrap().len(), 2, "{body}");
     }
 }
+
+#[tokio::test]
+async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_over() {
+    use crate::support::{logged_since, next_seq, search_page_key};
+    use hsync::stream::state::{cdc_stream, CdcState};
+    let sim = Sim::start(crate::support::unlimited(PortalSpec {
+        contacts: 2_500,
+        companies: 10,
+        deals: 10,
+        tickets: 10,
+        cars: 5,
+        custom_properties: 4,
+        ..PortalSpec::default()
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    backfill_all(&runner).await;
+    // A bulk millisecond (walked by id) and spread updates: a pass of about 15 pages.
+    touch(&sim, "contacts", json!({"count": 900})).await;
+    touch(&sim, "contacts", json!({"count": 1_500, "spreadMs": 1_000})).await;
+    let contacts = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&contacts).await.unwrap();
+
+    // The seventh search fails for good (one attempt, no retry): the pass stops mid-way.
+    runner.client = crate::support::sim_client_with_retry(
+        &sim,
+        std::sync::Arc::new(runner.state.clone()),
+        hsync::hubspot::RetryPolicy { max_attempts: 1, ..hsync::hubspot::RetryPolicy::default() },
+    );
+    let fault =
+        json!({"kind": "server_error", "status": 503, "html": false, "target": "search", "skip": 6, "remaining": 1});
+    sim.admin_ok(Method::POST, "/_sim/faults", Some(&fault)).await;
+    let since = next_seq(&sim).await;
+    let never = CancellationToken::new();
+    let settle = Duration::from_secs(1);
+    cdc::pass(&runner, &table, settle, &never).await.expect_err("the fault ends the pass");
+    let stopped = runner.state.load_checkpoint(&cdc_stream("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&stopped), Some(CdcState::Paging { .. })), "{stopped:?}");
+    let first_run = logged_since(&sim, since).await;
+    let failed: Vec<&Value> = first_run.iter().filter(|e| e["status"] == 503).collect();
+    assert_eq!(failed.len(), 1);
+    let read: Vec<String> = first_run.iter().filter_map(search_page_key).collect();
+    assert_eq!(read.len(), 6, "six pages were read and committed before the fault");
+
+    // The next pass continues at the failed page: no committed page is read again.
+    let since = next_seq(&sim).await;
+    let report = cdc::pass(&runner, &table, settle, &never).await.unwrap();
+    let second_run: Vec<String> = logged_since(&sim, since).await.iter().filter_map(search_page_key).collect();
+    let failed_page = search_page_key(&json!({"path": failed[0]["path"], "status": 200, "body": failed[0]["body"]}));
+    assert_eq!(second_run.first(), failed_page.as_ref(), "it starts with the page that failed");
+    assert!(second_run.iter().all(|k| !read.contains(k)), "no page read before is read again: {second_run:?}");
+    assert!(report.pages >= 5, "{report:?}");
+    let done = runner.state.load_checkpoint(&cdc_stream("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&done), Some(CdcState::Polling { .. })), "{done:?}");
+    assert_no_differences(&differences(&runner.dest, &sim).await);
+}

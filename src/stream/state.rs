@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cursor::CdcPosition;
 use crate::state::Checkpoint;
 
 /// The stream names a checkpoint is stored under.
@@ -67,15 +68,21 @@ impl BackfillState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum CdcState {
+    /// Between passes; the next pass starts at the watermark.
     Polling { watermark_ms: i64, last_pass_ms: i64, rows: i64 },
+    /// A pass stopped (or killed) after committing a page: the next run continues it at
+    /// `position`, so a stop costs at most the page in flight. `pass_started_ms` bounds the
+    /// watermark the continued pass may reach (see `cursor::durable_watermark`);
+    /// `last_pass_ms` is when the last complete pass finished (0 when none has).
+    Paging { watermark_ms: i64, position: CdcPosition, pass_started_ms: i64, last_pass_ms: i64, rows: i64 },
 }
 
 impl CdcState {
     pub fn checkpoint(&self, table: &str) -> Checkpoint {
-        let CdcState::Polling { watermark_ms, .. } = self;
+        let watermark_ms = self.watermark_ms();
         Checkpoint {
             stream: cdc_stream(table),
-            position: *watermark_ms,
+            position: watermark_ms,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
@@ -85,8 +92,9 @@ impl CdcState {
     }
 
     pub fn watermark_ms(&self) -> i64 {
-        let CdcState::Polling { watermark_ms, .. } = self;
-        *watermark_ms
+        match self {
+            CdcState::Polling { watermark_ms, .. } | CdcState::Paging { watermark_ms, .. } => *watermark_ms,
+        }
     }
 }
 
@@ -201,6 +209,22 @@ mod tests {
             state: serde_json::json!({"phase": "polling", "watermark_ms": 9, "last_pass_ms": 10, "rows": 0}),
         };
         assert_eq!(CdcState::from_checkpoint(&cdc).map(|s| s.watermark_ms()), Some(9));
+    }
+
+    #[test]
+    fn a_pass_in_progress_keeps_its_position_and_the_watermark_orders_it() {
+        let state = CdcState::Paging {
+            watermark_ms: 9,
+            position: CdcPosition::Tie { at_ms: 12, after_id: 400 },
+            pass_started_ms: 70,
+            last_pass_ms: 0,
+            rows: 3,
+        };
+        let c = state.checkpoint("contacts");
+        assert_eq!((c.stream.as_str(), c.position), ("cdc:contacts", 9));
+        assert_eq!(c.state["phase"], "paging");
+        assert_eq!(c.state["position"], serde_json::json!({"mode": "tie", "at_ms": 12, "after_id": 400}));
+        assert_eq!(CdcState::from_checkpoint(&c), Some(state));
     }
 
     #[test]
