@@ -401,10 +401,11 @@ pub fn explain(o: &std::process::Output) -> String {
 
 /// What page a logged search request asked for: its path and filter groups (the logged body
 /// may be cut short, but the filter groups come before the property list). `None` for other
-/// requests and for searches that did not succeed.
+/// requests and for searches refused with an error; a search answered (200) or left unanswered
+/// because its client went away (0) counts.
 pub fn search_page_key(entry: &Value) -> Option<String> {
     let path = entry["path"].as_str()?;
-    if entry["status"] != 200 || !path.ends_with("/search") {
+    if !(entry["status"] == 200 || entry["status"] == 0) || !path.ends_with("/search") {
         return None;
     }
     let body = entry["body"].as_str()?;
