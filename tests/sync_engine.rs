@@ -314,3 +314,65 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
     assert!(matches!(CdcState::from_checkpoint(&done), Some(CdcState::Polling { .. })), "{done:?}");
     assert_no_differences(&differences(&runner.dest, &sim).await);
 }
+
+/// 12,000 records updated at distinct instants within one minute: a single window whose
+/// search `total` is above HubSpot's 10,000-result cap, so paging it by offset would fail. The
+/// pass pages by cursor instead (never by offset) and reads every one.
+async fn twelve_thousand_updates_in_one_window<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+    use crate::support::{logged_since, next_seq};
+    backfill_all(runner).await;
+    let touched = touch(sim, "contacts", json!({"count": 12_000, "spreadMs": 60_000})).await;
+    let stamps: BTreeSet<i64> =
+        touched["records"].as_array().unwrap().iter().map(|r| r["updatedAtMs"].as_i64().unwrap()).collect();
+    assert_eq!(stamps.len(), 12_000, "distinct instants");
+    let (first, last) = (*stamps.first().unwrap(), *stamps.last().unwrap());
+    assert!(last - first < 60_000, "within one minute");
+    let window = crate::support::one_group(vec![
+        crate::support::filter("lastmodifieddate", "GTE", first.to_string()),
+        crate::support::filter("lastmodifieddate", "LTE", last.to_string()),
+    ]);
+    let total = sim.search("contacts", &window).await["total"].as_u64().unwrap();
+    assert!(total > 10_000, "the window is over the cap: {total}");
+
+    let since = next_seq(sim).await;
+    let read = cdc_all(runner, Duration::from_secs(1)).await;
+    assert!(read >= 12_000, "cdc read every update: {read}");
+    let log = logged_since(sim, since).await;
+    let searches: Vec<&str> = log
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().ends_with("/search"))
+        .map(|e| e["body"].as_str().unwrap())
+        .collect();
+    assert!(searches.len() >= 60, "{} searches", searches.len());
+    assert!(searches.iter().all(|b| !b.contains("\"after\"")), "no page was asked for by offset");
+    assert_no_differences(&differences(&runner.dest, sim).await);
+}
+
+fn twelve_thousand_portal() -> PortalSpec {
+    PortalSpec {
+        contacts: 12_500,
+        companies: 10,
+        deals: 10,
+        tickets: 10,
+        cars: 5,
+        custom_properties: 2,
+        ..PortalSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn cdc_reads_12000_updates_inside_one_window_in_sqlite() {
+    let sim = Sim::start(crate::support::unlimited(twelve_thousand_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    twelve_thousand_updates_in_one_window(&sim, &runner).await;
+}
+
+#[tokio::test]
+async fn cdc_reads_12000_updates_inside_one_window_in_postgres() {
+    let Some(pg) = crate::support::FreshPostgres::create().await else { return };
+    let sim = Sim::start(crate::support::unlimited(twelve_thousand_portal())).await;
+    let runner = crate::support::postgres_runner(&sim, &pg).await;
+    twelve_thousand_updates_in_one_window(&sim, &runner).await;
+    pg.drop_schemas().await;
+}
