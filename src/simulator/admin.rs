@@ -1,6 +1,7 @@
 //! The admin API under `/_sim`: mutate the portal (records, properties, associations, owners,
-//! pipelines), change faults, limits and behaviour at runtime, move the clock, read the request
-//! log, and dump ground truth for comparisons.
+//! pipelines), change faults, limits and behaviour at runtime, set the search index lag or take
+//! a stale search replica that answers the next searches with older versions, move the clock,
+//! read the request log, and dump ground truth for comparisons.
 //! It needs no token and counts against no limit.
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .route("/_sim/limits/exhaust-daily", post(exhaust_daily))
         .route("/_sim/behaviour", get(get_behaviour).put(put_behaviour))
         .route("/_sim/index", get(get_index).put(put_index))
+        .route("/_sim/index/replica", get(get_replica).post(snapshot_replica).put(put_replica).delete(drop_replica))
         .route("/_sim/clock", get(get_clock).post(advance_clock))
         .route("/_sim/requests", get(requests).delete(clear_requests))
         .route("/_sim/tokens", axum::routing::put(put_token))
@@ -643,6 +645,53 @@ async fn put_index(State(state): Shared, body: Bytes) -> Response {
         Err(r) => return r,
     };
     state.portal().index_lag_ms = body.lag_ms.max(0);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Takes a stale replica of every type's search index as it is now (pending lagged writes stay
+/// pending in it): what a lagging search replica would keep serving after later changes.
+async fn snapshot_replica(State(state): Shared) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    for store in &mut portal.types {
+        store.index.catch_up(now);
+        store.replica = Some(store.index.clone());
+    }
+    Json(json!({ "at": now })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReplicaBody {
+    /// How many of the next searches the replica answers.
+    reads: u64,
+}
+
+async fn put_replica(State(state): Shared, body: Bytes) -> Response {
+    let body: ReplicaBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut portal = state.portal();
+    if portal.types.iter().all(|t| t.replica.is_none()) {
+        return bad_request("no replica to read from; POST /_sim/index/replica takes one");
+    }
+    portal.replica_reads = body.reads;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_replica(State(state): Shared) -> Response {
+    let portal = state.portal();
+    let taken = portal.types.iter().any(|t| t.replica.is_some());
+    Json(json!({ "taken": taken, "readsLeft": portal.replica_reads })).into_response()
+}
+
+async fn drop_replica(State(state): Shared) -> Response {
+    let mut portal = state.portal();
+    for store in &mut portal.types {
+        store.replica = None;
+    }
+    portal.replica_reads = 0;
     StatusCode::NO_CONTENT.into_response()
 }
 

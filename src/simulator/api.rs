@@ -512,7 +512,13 @@ fn search(state: Arc<SimState>, t: String, body: Bytes) -> Response {
         };
         portal.types[ti].index.catch_up(now);
         let render = Rendered::of(&portal, ti);
-        let page = plan.run(portal.store(ti), &render.ctx);
+        let stale = portal.replica_reads > 0 && portal.store(ti).replica.is_some();
+        if stale {
+            portal.replica_reads -= 1;
+        }
+        let store = portal.store(ti);
+        let index = if stale { store.replica.as_ref().unwrap_or(&store.index) } else { &store.index };
+        let page = plan.run(store, index, &render.ctx);
         (render, plan, page)
     };
     let props = in_key_order(&render.ctx.properties.defs, &plan.properties);

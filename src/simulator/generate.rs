@@ -783,6 +783,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
             merged_into: BTreeMap::new(),
             gdpr_deleted: Default::default(),
             index,
+            replica: None,
         });
         ids_by_type.push(ids);
     }
@@ -797,6 +798,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
         pipelines: pipelines(),
         next_id: next_id + 1000,
         index_lag_ms: spec.index_lag_ms,
+        replica_reads: 0,
         association_page_size: spec.association_page_size,
     };
     generate_associations(&mut portal, spec.seed, &ids_by_type);

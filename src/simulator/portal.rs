@@ -171,7 +171,7 @@ pub fn iso_millis(ms: Millis) -> String {
 }
 
 /// A change waiting to become visible to search.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingIndexWrite {
     visible_at: Millis,
     id: u64,
@@ -179,7 +179,7 @@ struct PendingIndexWrite {
 }
 
 /// What search sees: a lagging copy of the live records with sorted keys for range scans.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SearchIndex {
     records: HashMap<u64, Arc<Record>>,
     by_id: Vec<u64>,
@@ -279,6 +279,11 @@ pub struct ObjectStore {
     pub merged_into: BTreeMap<u64, u64>,
     pub gdpr_deleted: BTreeSet<u64>,
     pub index: SearchIndex,
+    /// A stale replica of `index`: a copy frozen when the admin API took it. HubSpot's search
+    /// is served by replicas that can lag one another, so a query can see older versions of
+    /// records than the query before it did; searches are served from here while
+    /// [`Portal::replica_reads`] lasts.
+    pub replica: Option<SearchIndex>,
 }
 
 /// An association type between two object types, in one direction.
@@ -377,6 +382,9 @@ pub struct Portal {
     pub pipelines: HashMap<TypeIdx, Vec<Pipeline>>,
     pub next_id: u64,
     pub index_lag_ms: Millis,
+    /// How many more searches are answered from the stale replicas (types without one are
+    /// answered from their index).
+    pub replica_reads: u64,
     /// Targets per input page in association batch reads.
     pub association_page_size: usize,
 }
