@@ -3,15 +3,11 @@
 //! second; `--apply` applies it and a second diff comes back clean.
 
 use std::path::Path;
-use std::process::Output;
 
-use hsync::simulator::DEFAULT_TOKEN;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::Sim;
-
-const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";
+use crate::support::{explain, hsync, stdout, Sim, TOKEN_VAR};
 
 fn write_config(dir: &Path, base_url: &str, destination: &str) -> std::path::PathBuf {
     let path = dir.join("hsync.toml");
@@ -20,20 +16,6 @@ fn write_config(dir: &Path, base_url: &str, destination: &str) -> std::path::Pat
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-async fn hsync(config: &Path, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
-    cmd.arg("--config").arg(config).args(args).env(TOKEN_VAR, DEFAULT_TOKEN).env("RUST_LOG", "warn");
-    cmd.output().await.unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn explain(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), String::from_utf8_lossy(&o.stderr))
 }
 
 /// `destination` is the body of the `[destination]` section.

@@ -9,13 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use hsync::simulator::DEFAULT_TOKEN;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{FreshPostgres, Sim};
+use crate::support::{explain, hsync, hsync_with, stdout, FreshPostgres, Sim, TOKEN_VAR};
 
-const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";
 const BUDGET: u64 = 50_000;
 /// An id far above anything the simulator hands out.
 const FAKE_ID: i64 = 987_654_321_012;
@@ -28,29 +26,6 @@ fn write_config(dir: &Path, base_url: &str, destination: &str) -> PathBuf {
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Runs the binary with `token` in the token variable (`None`: the variable is unset).
-async fn hsync_with(config: &Path, args: &[&str], token: Option<&str>) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
-    cmd.arg("--config").arg(config).args(args).env("RUST_LOG", "warn");
-    match token {
-        Some(t) => cmd.env(TOKEN_VAR, t),
-        None => cmd.env_remove(TOKEN_VAR),
-    };
-    cmd.output().await.unwrap()
-}
-
-async fn hsync(config: &Path, args: &[&str]) -> Output {
-    hsync_with(config, args, Some(DEFAULT_TOKEN)).await
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn explain(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), String::from_utf8_lossy(&o.stderr))
 }
 
 fn json_of(o: &Output) -> Value {

@@ -24,5 +24,6 @@ mod sim_objects;
 mod sim_search;
 mod sync_associations;
 mod sync_deletes;
+mod sync_dimensions;
 mod sync_engine;
 mod sync_scale;

@@ -275,3 +275,53 @@ async fn admin_truth_dump_has_live_archived_merged_purged_and_associations() {
     assert_eq!(only, ["companies"]);
     assert!(bare["objects"]["companies"]["live"][0].get("properties").is_none());
 }
+
+#[tokio::test]
+async fn admin_owner_and_pipeline_changes_are_served_and_in_the_ground_truth() {
+    let sim = Sim::small().await;
+    let body =
+        json!({"email": "new@example.com", "firstName": "Zoë", "teams": [{"id": 9, "name": "Nord", "primary": true}]});
+    sim.admin_ok(Method::PUT, "/_sim/owners/20000001", Some(&body)).await;
+    sim.admin_ok(Method::PUT, "/_sim/owners/10000001", Some(&json!({"email": "gone@example.com", "archived": true})))
+        .await;
+    sim.admin_ok(Method::DELETE, "/_sim/owners/10000002", None).await;
+    assert_eq!(sim.admin(Method::DELETE, "/_sim/owners/10000002", None).await.0, StatusCode::NOT_FOUND);
+    let active = sim.list_all("/crm/v3/owners").await;
+    let archived = sim.list_all("/crm/v3/owners?archived=true").await;
+    let ids = |owners: &[Value]| -> BTreeSet<u64> { owners.iter().map(id_of).collect() };
+    assert!(ids(&active).contains(&20_000_001) && !ids(&active).contains(&10_000_002));
+    assert!(ids(&archived).contains(&10_000_001) && !ids(&active).contains(&10_000_001));
+    let new = active.iter().find(|o| id_of(o) == 20_000_001).unwrap();
+    assert_eq!((&new["firstName"], &new["teams"][0]["name"]), (&json!("Zoë"), &json!("Nord")));
+
+    // A pipeline for the custom object (whose type had none) and a deal pipeline with a stage
+    // relabelled and one left out.
+    let stages = json!([{"id": "new", "label": "New", "metadata": {"state": "open"}}]);
+    sim.admin_ok(Method::PUT, "/_sim/pipelines/cars/default", Some(&json!({"label": "Fleet", "stages": stages}))).await;
+    let renewals = json!({"label": "Renewals", "displayOrder": 1, "stages": [
+        {"id": "renewal_open", "label": "Open", "metadata": {"probability": "0.5", "isClosed": "false"}},
+        {"id": "renewal_won", "label": "Renewed", "metadata": {"probability": "1.0", "isClosed": "true"}}
+    ]});
+    sim.admin_ok(Method::PUT, "/_sim/pipelines/deals/renewals", Some(&renewals)).await;
+    sim.admin_ok(Method::DELETE, "/_sim/pipelines/tickets/0", None).await;
+    let (status, _, cars) = sim.get("/crm/v3/pipelines/cars").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cars["results"][0]["stages"][0]["metadata"]["state"], "open");
+    let (_, _, deals) = sim.get("/crm/v3/pipelines/deals").await;
+    let renewals = deals["results"].as_array().unwrap().iter().find(|p| p["id"] == "renewals").unwrap();
+    let labels: Vec<&str> =
+        renewals["stages"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["Open", "Renewed"]);
+    let won = &renewals["stages"][1];
+    let open = &renewals["stages"][0];
+    assert_ne!(won["updatedAt"], won["createdAt"], "a changed stage has a new update time");
+    assert_eq!(open["updatedAt"], open["createdAt"], "an unchanged stage keeps its times");
+    let (_, _, tickets) = sim.get("/crm/v3/pipelines/tickets").await;
+    assert_eq!(tickets["results"], json!([]));
+
+    let truth = sim.admin_ok(Method::GET, "/_sim/truth?objects=cars", None).await;
+    let truth_owners: BTreeSet<u64> = truth["owners"].as_array().unwrap().iter().map(id_of).collect();
+    assert_eq!(truth_owners, &ids(&active) | &ids(&archived), "every owner, active and archived");
+    assert_eq!(truth["pipelines"]["cars"], cars["results"]);
+    assert_eq!(truth["pipelines"]["deals"], deals["results"]);
+}

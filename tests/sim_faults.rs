@@ -212,3 +212,26 @@ async fn request_log_records_method_path_status_and_post_bodies_with_counters() 
     assert_eq!(cleared["entries"], json!([]));
     assert_eq!(cleared["count"], 0);
 }
+
+#[tokio::test]
+async fn a_request_whose_client_goes_away_is_logged_unanswered() {
+    let sim = Sim::small().await;
+    inject(&sim, json!({ "kind": "slow", "delay_ms": 60_000, "remaining": 1 })).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let err = raw_get(&sim, &impatient, "/crm/v3/objects/contacts?limit=3").await.expect_err("the client gives up");
+    assert!(err.is_timeout(), "{err:?}");
+    drop(impatient);
+    // The server notices the closed connection and stops serving it; wait for the log entry
+    // (bounded), which a client crashing mid-request leaves too.
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        let log = sim.admin_ok(Method::GET, "/_sim/requests", None).await;
+        entries = log["entries"].as_array().unwrap().clone();
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((&entries[0]["status"], &entries[0]["path"]), (&json!(0), &json!("/crm/v3/objects/contacts")));
+}

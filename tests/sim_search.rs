@@ -478,3 +478,32 @@ async fn search_bulk_update_millisecond_is_shared_and_matchable_by_eq() {
     assert_eq!(page["results"][0]["properties"]["lastmodifieddate"], iso_value);
     assert_eq!(page["results"][0]["updatedAt"], iso_value);
 }
+
+#[tokio::test]
+async fn a_stale_replica_answers_the_next_searches_with_older_versions() {
+    let sim = Sim::small().await;
+    let id = *sim.truth_ids("contacts").await.iter().nth(3).unwrap();
+    let rename = |name: &'static str| json!({ "properties": { "firstname": name } });
+    let path = format!("/_sim/objects/contacts/{id}");
+    let v1 = sim.admin_ok(Method::PATCH, &path, Some(&rename("Older"))).await;
+    assert_eq!(sim.admin(Method::PUT, "/_sim/index/replica", Some(&json!({ "reads": 1 }))).await.0, 400, "none taken");
+    sim.admin_ok(Method::POST, "/_sim/index/replica", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let v2 = sim.admin_ok(Method::PATCH, &path, Some(&rename("Newer"))).await;
+    assert!(v2["updatedAtMs"].as_i64() > v1["updatedAtMs"].as_i64());
+    let by_id = one_group(vec![filter("hs_object_id", "EQ", id.to_string())]);
+    let name = |page: &Value| page["results"][0]["properties"]["firstname"].clone();
+    assert_eq!(name(&sim.search("contacts", &by_id).await), "Newer");
+
+    sim.admin_ok(Method::PUT, "/_sim/index/replica", Some(&json!({ "reads": 2 }))).await;
+    let stale = sim.search("contacts", &by_id).await;
+    assert_eq!(name(&stale), "Older", "the replica serves the version it holds");
+    assert_eq!(stale["results"][0]["properties"]["lastmodifieddate"], v1["updatedAt"]);
+    // The replica is consistent with itself: it filters on the versions it holds.
+    let since_newer = one_group(vec![filter("lastmodifieddate", "GTE", v2["updatedAtMs"].to_string())]);
+    assert_eq!(sim.search("contacts", &since_newer).await["total"], 0);
+    assert_eq!(sim.admin_ok(Method::GET, "/_sim/index/replica", None).await["readsLeft"], 0);
+    assert_eq!(name(&sim.search("contacts", &by_id).await), "Newer", "reads spent: the index again");
+    sim.admin_ok(Method::DELETE, "/_sim/index/replica", None).await;
+    assert_eq!(sim.admin_ok(Method::GET, "/_sim/index/replica", None).await["taken"], false);
+}

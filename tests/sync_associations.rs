@@ -6,14 +6,13 @@
 //! edges of records CDC saw change, from either side of a pair.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use hsync::destination::conformance::{EdgeRow, Inspect};
 use hsync::destination::sqlite::SqliteDestination;
 use hsync::destination::Destination;
 use hsync::hubspot::resolve_objects;
-use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
+use hsync::simulator::PortalSpec;
 use hsync::state::StateStore;
 use hsync::stream::associations::{self, Report, Source};
 use hsync::stream::runner::Runner;
@@ -22,7 +21,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::Sim;
+use crate::support::{explain, hsync, Sim, TOKEN_VAR};
 
 /// The configured order: each pair is stored from the object listed first.
 const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"];
@@ -366,23 +365,6 @@ async fn associations_match_ground_truth_in_postgres() {
     let runner = crate::support::postgres_runner(&sim, &pg).await;
     scenario(&sim, &runner).await;
     pg.drop_schemas().await;
-}
-
-const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";
-
-async fn hsync(config: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
-    cmd.arg("--config").arg(config).args(args).env(TOKEN_VAR, DEFAULT_TOKEN).env("RUST_LOG", "warn");
-    cmd.output().await.unwrap()
-}
-
-fn explain(o: &std::process::Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `hsync associations` as a subprocess: refused before a backfill, a sweep on the first run,

@@ -42,7 +42,8 @@ async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, settle: D
     rows
 }
 
-fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
+/// The cell a HubSpot value `raw` becomes in a column of type `ty`.
+pub(crate) fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
     let Some(raw) = raw else { return Cell::Null };
     match parse_value(ty, raw) {
         Ok(ParsedValue::Null) | Err(_) => Cell::Null,
@@ -255,4 +256,182 @@ async fn newly_included_property_is_filled_by_a_targeted_reread_not_a_resync() {
         let body: Value = serde_json::from_str(entry["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["properties"].as_array().unwrap().len(), 2, "{body}");
     }
+}
+
+#[tokio::test]
+async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_over() {
+    use crate::support::{logged_since, next_seq, search_page_key};
+    use hsync::stream::state::{cdc_stream, CdcState};
+    let sim = Sim::start(crate::support::unlimited(PortalSpec {
+        contacts: 2_500,
+        companies: 10,
+        deals: 10,
+        tickets: 10,
+        cars: 5,
+        custom_properties: 4,
+        ..PortalSpec::default()
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    backfill_all(&runner).await;
+    // A bulk millisecond (walked by id) and spread updates: a pass of about 15 pages.
+    touch(&sim, "contacts", json!({"count": 900})).await;
+    touch(&sim, "contacts", json!({"count": 1_500, "spreadMs": 1_000})).await;
+    let contacts = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&contacts).await.unwrap();
+
+    // The seventh search fails for good (one attempt, no retry): the pass stops mid-way.
+    runner.client = crate::support::sim_client_with_retry(
+        &sim,
+        std::sync::Arc::new(runner.state.clone()),
+        hsync::hubspot::RetryPolicy { max_attempts: 1, ..hsync::hubspot::RetryPolicy::default() },
+    );
+    let fault =
+        json!({"kind": "server_error", "status": 503, "html": false, "target": "search", "skip": 6, "remaining": 1});
+    sim.admin_ok(Method::POST, "/_sim/faults", Some(&fault)).await;
+    let since = next_seq(&sim).await;
+    let never = CancellationToken::new();
+    let settle = Duration::from_secs(1);
+    cdc::pass(&runner, &table, settle, &never).await.expect_err("the fault ends the pass");
+    let stopped = runner.state.load_checkpoint(&cdc_stream("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&stopped), Some(CdcState::Paging { .. })), "{stopped:?}");
+    let first_run = logged_since(&sim, since).await;
+    let failed: Vec<&Value> = first_run.iter().filter(|e| e["status"] == 503).collect();
+    assert_eq!(failed.len(), 1);
+    let read: Vec<String> = first_run.iter().filter_map(search_page_key).collect();
+    assert_eq!(read.len(), 6, "six pages were read and committed before the fault");
+
+    // The next pass continues at the failed page: no committed page is read again.
+    let since = next_seq(&sim).await;
+    let report = cdc::pass(&runner, &table, settle, &never).await.unwrap();
+    let second_run: Vec<String> = logged_since(&sim, since).await.iter().filter_map(search_page_key).collect();
+    let failed_page = search_page_key(&json!({"path": failed[0]["path"], "status": 200, "body": failed[0]["body"]}));
+    assert_eq!(second_run.first(), failed_page.as_ref(), "it starts with the page that failed");
+    assert!(second_run.iter().all(|k| !read.contains(k)), "no page read before is read again: {second_run:?}");
+    assert!(report.pages >= 5, "{report:?}");
+    let done = runner.state.load_checkpoint(&cdc_stream("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&done), Some(CdcState::Polling { .. })), "{done:?}");
+    assert_no_differences(&differences(&runner.dest, &sim).await);
+}
+
+/// 12,000 records updated at distinct instants within one minute: a single window whose
+/// search `total` is above HubSpot's 10,000-result cap, so paging it by offset would fail. The
+/// pass pages by cursor instead (never by offset) and reads every one.
+async fn twelve_thousand_updates_in_one_window<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+    use crate::support::{logged_since, next_seq};
+    backfill_all(runner).await;
+    let touched = touch(sim, "contacts", json!({"count": 12_000, "spreadMs": 60_000})).await;
+    let stamps: BTreeSet<i64> =
+        touched["records"].as_array().unwrap().iter().map(|r| r["updatedAtMs"].as_i64().unwrap()).collect();
+    assert_eq!(stamps.len(), 12_000, "distinct instants");
+    let (first, last) = (*stamps.first().unwrap(), *stamps.last().unwrap());
+    assert!(last - first < 60_000, "within one minute");
+    let window = crate::support::one_group(vec![
+        crate::support::filter("lastmodifieddate", "GTE", first.to_string()),
+        crate::support::filter("lastmodifieddate", "LTE", last.to_string()),
+    ]);
+    let total = sim.search("contacts", &window).await["total"].as_u64().unwrap();
+    assert!(total > 10_000, "the window is over the cap: {total}");
+
+    let since = next_seq(sim).await;
+    let read = cdc_all(runner, Duration::from_secs(1)).await;
+    assert!(read >= 12_000, "cdc read every update: {read}");
+    let log = logged_since(sim, since).await;
+    let searches: Vec<&str> = log
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().ends_with("/search"))
+        .map(|e| e["body"].as_str().unwrap())
+        .collect();
+    assert!(searches.len() >= 60, "{} searches", searches.len());
+    assert!(searches.iter().all(|b| !b.contains("\"after\"")), "no page was asked for by offset");
+    assert_no_differences(&differences(&runner.dest, sim).await);
+}
+
+fn twelve_thousand_portal() -> PortalSpec {
+    PortalSpec {
+        contacts: 12_500,
+        companies: 10,
+        deals: 10,
+        tickets: 10,
+        cars: 5,
+        custom_properties: 2,
+        ..PortalSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn cdc_reads_12000_updates_inside_one_window_in_sqlite() {
+    let sim = Sim::start(crate::support::unlimited(twelve_thousand_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    twelve_thousand_updates_in_one_window(&sim, &runner).await;
+}
+
+#[tokio::test]
+async fn cdc_reads_12000_updates_inside_one_window_in_postgres() {
+    let Some(pg) = crate::support::FreshPostgres::create().await else { return };
+    let sim = Sim::start(crate::support::unlimited(twelve_thousand_portal())).await;
+    let runner = crate::support::postgres_runner(&sim, &pg).await;
+    twelve_thousand_updates_in_one_window(&sim, &runner).await;
+    pg.drop_schemas().await;
+}
+
+/// Search pages that arrive with older versions of records after newer versions were merged
+/// (a search replica lagging the one the previous queries hit): the guarded merge keeps the
+/// newer version, so the warehouse still equals HubSpot.
+async fn older_versions_after_newer_ones<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+    backfill_all(runner).await;
+    // Version 1 of 300 contacts, kept by a stale replica; then version 2 of the same records.
+    let first = touch(sim, "contacts", json!({"count": 300, "spreadMs": 300})).await;
+    let ids: Vec<u64> = first["records"].as_array().unwrap().iter().map(crate::support::id_of).collect();
+    sim.admin_ok(Method::POST, "/_sim/index/replica", None).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    touch(sim, "contacts", json!({"ids": ids, "spreadMs": 300})).await;
+    // A settle lag wider than both updates: every later pass reads them again.
+    let settle = Duration::from_secs(60);
+    assert!(cdc_all(runner, settle).await >= 300);
+    assert_no_differences(&differences(&runner.dest, sim).await);
+
+    // Now every search is answered by the replica: the pass reads version 1 of the 300.
+    sim.admin_ok(Method::PUT, "/_sim/index/replica", Some(&json!({"reads": 1_000}))).await;
+    let stale_rows = cdc_all(runner, settle).await;
+    assert!(stale_rows >= 300, "the older versions were read: {stale_rows}");
+    let left = sim.admin_ok(Method::GET, "/_sim/index/replica", None).await["readsLeft"].as_u64().unwrap();
+    assert!(left < 1_000, "the replica answered");
+    assert_no_differences(&differences(&runner.dest, sim).await);
+
+    // Back to the index: still nothing to change.
+    sim.admin_ok(Method::DELETE, "/_sim/index/replica", None).await;
+    cdc_all(runner, settle).await;
+    assert_no_differences(&differences(&runner.dest, sim).await);
+}
+
+fn small_sync_portal() -> PortalSpec {
+    PortalSpec {
+        contacts: 1_500,
+        companies: 40,
+        deals: 40,
+        tickets: 20,
+        cars: 10,
+        custom_properties: 6,
+        ..PortalSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn pages_with_older_versions_after_newer_ones_never_replace_them_in_sqlite() {
+    let sim = Sim::start(crate::support::unlimited(small_sync_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    older_versions_after_newer_ones(&sim, &runner).await;
+}
+
+#[tokio::test]
+async fn pages_with_older_versions_after_newer_ones_never_replace_them_in_postgres() {
+    let Some(pg) = crate::support::FreshPostgres::create().await else { return };
+    let sim = Sim::start(crate::support::unlimited(small_sync_portal())).await;
+    let runner = crate::support::postgres_runner(&sim, &pg).await;
+    older_versions_after_newer_ones(&sim, &runner).await;
+    pg.drop_schemas().await;
 }

@@ -8,6 +8,7 @@ mod check;
 mod config_cmd;
 mod deletes;
 mod demo;
+mod dimensions;
 mod plan;
 mod run;
 mod schema_diff;
@@ -71,6 +72,9 @@ pub enum Command {
     /// their intervals; serves /healthz, /readyz, /metrics and /status; one leader per
     /// destination (a second instance stands by).
     Run(run::RunArgs),
+    /// Refresh the owners, pipelines and pipeline_stages tables in full (rows HubSpot no longer
+    /// lists are kept, flagged with _hsync_removed_at).
+    Dimensions(dimensions::DimensionsArgs),
     /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
     /// the state store alone (no HubSpot call); `--json` for machines.
     Status(status::StatusArgs),
@@ -121,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Associations(args) => associations::run(cli.config.as_deref(), args).await,
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
         Command::Run(args) => run::run(cli.config.as_deref(), args).await,
+        Command::Dimensions(args) => dimensions::run(cli.config.as_deref(), args).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
         Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,

@@ -5,9 +5,10 @@ use arrow::record_batch::RecordBatch;
 
 use super::postgres::PostgresDestination;
 use super::sqlite::SqliteDestination;
-use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::DestinationConfig;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
+use crate::schema::dimension::DimensionBatch;
 use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::postgres::PostgresStateStore;
 use crate::state::sqlite::SqliteStateStore;
@@ -206,6 +207,19 @@ impl Destination for AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await,
             AnyDestination::Postgres(d) => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await,
+        }
+    }
+
+    async fn replace_dimensions(
+        &self,
+        batches: &[DimensionBatch],
+        synced_at_ms: i64,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<Vec<DimensionOutcome>, Error> {
+        match self {
+            AnyDestination::Sqlite(d) => d.replace_dimensions(batches, synced_at_ms, rejects, commit).await,
+            AnyDestination::Postgres(d) => d.replace_dimensions(batches, synced_at_ms, rejects, commit).await,
         }
     }
 

@@ -141,6 +141,7 @@ pub async fn run_all<D: Inspect>(dest: &D) {
     archived_property_keeps_its_values(dest).await;
     flags_bypass_the_guard_and_keep_the_cursor(dest).await;
     edges_follow_the_current_list(dest).await;
+    dimensions_follow_the_current_list(dest).await;
 }
 
 /// Reconciliation flags are set and cleared without the cursor guard and without touching the
@@ -598,4 +599,205 @@ pub async fn edges_follow_the_current_list<D: Inspect>(dest: &D) {
     assert_eq!(conformance_edges(dest).await, rows);
     // No records: nothing to do.
     assert_eq!(dest.merge_edges(FROM, TO, &[], &[], t3).await.expect("merge edges"), EdgeOutcome::default());
+}
+
+/// An owner row in the column order of [`crate::schema::dimension::OWNERS`].
+fn owner_row(id: &str, email: Option<&str>, first_name: &str, archived: bool, created_at: &str) -> Vec<Option<String>> {
+    [
+        Some(id),
+        email,
+        Some(first_name),
+        Some("Nuñez \"the\" O'Brien"),
+        Some("5000001"),
+        Some("5000001"),
+        Some("PERSON"),
+        Some(r#"[{"id":"301","name":"Équipe","primary":true}]"#),
+        Some(if archived { "true" } else { "false" }),
+        Some(created_at),
+        Some("2025-06-01T00:00:00Z"),
+    ]
+    .iter()
+    .map(|v| v.map(str::to_owned))
+    .collect()
+}
+
+fn pipeline_row(object_type: &str, id: &str, label: &str) -> Vec<Option<String>> {
+    [Some(object_type), Some(id), Some(label), Some("0"), Some("false"), None, Some("2025-01-01T00:00:00Z"), None]
+        .iter()
+        .map(|v| v.map(str::to_owned))
+        .collect()
+}
+
+fn stage_row(
+    object_type: &str,
+    pipeline: &str,
+    id: &str,
+    label: &str,
+    probability: Option<&str>,
+) -> Vec<Option<String>> {
+    [
+        Some(object_type),
+        Some(pipeline),
+        Some(id),
+        Some(label),
+        Some("3"),
+        Some("false"),
+        probability,
+        Some("true"),
+        Some(r#"{"isClosed":"true","probability":"1.0"}"#),
+        None,
+        Some("2025-01-01T00:00:00Z"),
+        Some("2025-01-02T00:00:00Z"),
+    ]
+    .iter()
+    .map(|v| v.map(str::to_owned))
+    .collect()
+}
+
+/// The stored row of a dimension table whose key columns hold `key`.
+fn by_key<'a>(rows: &'a [Row], key: &[(&str, &str)]) -> &'a Row {
+    rows.iter()
+        .find(|r| key.iter().all(|(column, v)| r.get(*column) == Some(&text(v))))
+        .unwrap_or_else(|| panic!("row {key:?} missing from {rows:?}"))
+}
+
+/// `replace_dimensions` makes the owners and pipelines tables hold the current lists: typed
+/// values, the same pipeline and stage ids under different object types kept apart, changed
+/// rows updated, vanished rows flagged `_hsync_removed_at` (kept, with their values) and
+/// revived when they come back; a replay flags nothing again; bad values are NULL plus a
+/// reject; tables not given are untouched; a wrong batch is refused with nothing written and
+/// no checkpoint committed.
+pub async fn dimensions_follow_the_current_list<D: Inspect>(dest: &D) {
+    use crate::schema::dimension::{build_dimension_batch, OWNERS, PIPELINES, PIPELINE_STAGES, REMOVED_AT};
+    use hsync_columns::SYNCED_AT;
+    let t0 = 1_767_225_600_000;
+    let (t1, t2, t3) = (t0 + 1_000, t0 + 2_000, t0 + 3_000);
+    let stream = "dimensions:conformance";
+    let commit = |position: i64| Checkpoint { stream: stream.to_owned(), position, state: json!({ "at": position }) };
+    for table in ["owners", "pipelines", "pipeline_stages"] {
+        assert_eq!(dest.read_table(table).await.expect("prepare creates the table"), Vec::<Row>::new());
+    }
+    let owners = |rows: &[Vec<Option<String>>]| build_dimension_batch(&OWNERS, rows);
+    let (first_owners, rejects) = owners(&[
+        owner_row("1", Some("zoë@example.com"), "Zoë", false, "2024-01-01T00:00:00.250Z"),
+        owner_row("2", None, "Ann", true, "2024-02-01T00:00:00Z"),
+    ]);
+    assert!(rejects.is_empty(), "{rejects:?}");
+    let (pipelines, _) = build_dimension_batch(
+        &PIPELINES,
+        &[pipeline_row("deals", "default", "Sales"), pipeline_row("tickets", "default", "Support")],
+    );
+    let (stages, _) = build_dimension_batch(
+        &PIPELINE_STAGES,
+        &[
+            stage_row("deals", "default", "won", "Won", Some("1.0")),
+            stage_row("tickets", "default", "won", "Solved", None),
+        ],
+    );
+    let all = [first_owners, pipelines, stages];
+    let outcomes = dest.replace_dimensions(&all, t0, &[], Some(&commit(t0))).await.expect("replace");
+    let counts: Vec<_> = outcomes.iter().map(|o| (o.table, o.rows, o.removed)).collect();
+    assert_eq!(counts, [("owners", 2, 0), ("pipelines", 2, 0), ("pipeline_stages", 2, 0)]);
+    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(t0)), "committed with the lists");
+
+    let rows = dest.read_table("owners").await.expect("read");
+    let zoe = by_key(&rows, &[("id", "1")]);
+    assert_eq!(value(zoe, "email"), &text("zoë@example.com"));
+    assert_eq!(value(zoe, "last_name"), &text("Nuñez \"the\" O'Brien"));
+    assert_eq!(value(zoe, "user_id"), &Cell::Int(5_000_001));
+    assert_eq!(value(zoe, "archived"), &Cell::Bool(false));
+    assert_eq!(value(zoe, "created_at"), &Cell::TimestampMs(parse_instant_ms("2024-01-01T00:00:00.250Z").unwrap()));
+    assert_eq!(value(zoe, "teams"), &Cell::Json(json!([{"id": "301", "name": "Équipe", "primary": true}])));
+    assert_eq!((value(zoe, SYNCED_AT), value(zoe, REMOVED_AT)), (&Cell::TimestampMs(t0), &Cell::Null));
+    let ann = by_key(&rows, &[("id", "2")]);
+    assert_eq!((value(ann, "email"), value(ann, "archived")), (&Cell::Null, &Cell::Bool(true)));
+    let rows = dest.read_table("pipelines").await.expect("read");
+    assert_eq!(rows.len(), 2, "one pipeline id under two object types is two rows");
+    assert_eq!(value(by_key(&rows, &[("object_type", "tickets"), ("id", "default")]), "label"), &text("Support"));
+    assert_eq!(value(by_key(&rows, &[("object_type", "deals"), ("id", "default")]), "updated_at"), &Cell::Null);
+    let rows = dest.read_table("pipeline_stages").await.expect("read");
+    let won = by_key(&rows, &[("object_type", "deals"), ("pipeline_id", "default"), ("id", "won")]);
+    assert_eq!(value(won, "probability"), &Cell::Decimal("1".into()));
+    assert_eq!(value(won, "is_closed"), &Cell::Bool(true));
+    assert_eq!(value(won, "display_order"), &Cell::Int(3));
+    assert_eq!(value(won, "metadata"), &Cell::Json(json!({"isClosed": "true", "probability": "1.0"})));
+    let solved = by_key(&rows, &[("object_type", "tickets"), ("pipeline_id", "default"), ("id", "won")]);
+    assert_eq!(value(solved, "probability"), &Cell::Null);
+
+    // Owner 1 leaves, 2 changes, 3 arrives; the tickets pipeline and its stage go; a deal
+    // stage is relabelled and one added.
+    let (second_owners, _) = owners(&[
+        owner_row("2", Some("ann@example.com"), "Ann", false, "2024-02-01T00:00:00Z"),
+        owner_row("3", Some("new@example.com"), "Né", false, "2025-01-01T00:00:00Z"),
+    ]);
+    let (pipelines, _) = build_dimension_batch(&PIPELINES, &[pipeline_row("deals", "default", "Sales")]);
+    let (stages, _) = build_dimension_batch(
+        &PIPELINE_STAGES,
+        &[
+            stage_row("deals", "default", "won", "Closed won", Some("1.0")),
+            stage_row("deals", "default", "lost", "Closed lost", Some("0")),
+        ],
+    );
+    let second = [second_owners, pipelines, stages];
+    let outcomes = dest.replace_dimensions(&second, t1, &[], Some(&commit(t1))).await.expect("replace");
+    let counts: Vec<_> = outcomes.iter().map(|o| (o.table, o.rows, o.removed)).collect();
+    assert_eq!(counts, [("owners", 2, 1), ("pipelines", 1, 1), ("pipeline_stages", 2, 1)]);
+    let owner_rows = dest.read_table("owners").await.expect("read");
+    assert_eq!(owner_rows.len(), 3, "a removed owner is kept");
+    let gone = by_key(&owner_rows, &[("id", "1")]);
+    assert_eq!(value(gone, REMOVED_AT), &Cell::TimestampMs(t1));
+    assert_eq!(value(gone, SYNCED_AT), &Cell::TimestampMs(t0), "a removed row keeps the refresh that last saw it");
+    assert_eq!(value(gone, "email"), &text("zoë@example.com"), "a removed row keeps its values");
+    let ann = by_key(&owner_rows, &[("id", "2")]);
+    assert_eq!((value(ann, "email"), value(ann, "archived")), (&text("ann@example.com"), &Cell::Bool(false)));
+    assert_eq!(value(by_key(&owner_rows, &[("id", "3")]), SYNCED_AT), &Cell::TimestampMs(t1));
+    let rows = dest.read_table("pipelines").await.expect("read");
+    let tickets = by_key(&rows, &[("object_type", "tickets"), ("id", "default")]);
+    assert_eq!(value(tickets, REMOVED_AT), &Cell::TimestampMs(t1));
+    let rows = dest.read_table("pipeline_stages").await.expect("read");
+    let won = by_key(&rows, &[("object_type", "deals"), ("pipeline_id", "default"), ("id", "won")]);
+    assert_eq!((value(won, "label"), value(won, REMOVED_AT)), (&text("Closed won"), &Cell::Null));
+    let solved = by_key(&rows, &[("object_type", "tickets"), ("pipeline_id", "default"), ("id", "won")]);
+    assert_eq!(value(solved, REMOVED_AT), &Cell::TimestampMs(t1));
+
+    // A replay flags nothing again: the first removal time stays.
+    let outcomes = dest.replace_dimensions(&second, t2, &[], None).await.expect("replace");
+    assert!(outcomes.iter().all(|o| o.removed == 0), "{outcomes:?}");
+    let rows = dest.read_table("owners").await.expect("read");
+    assert_eq!(value(by_key(&rows, &[("id", "1")]), REMOVED_AT), &Cell::TimestampMs(t1));
+
+    // Owner 1 comes back with a value that does not parse; only owners are given, so the
+    // pipeline tables are untouched.
+    let pipelines_before = dest.read_table("pipelines").await.expect("read");
+    let stages_before = dest.read_table("pipeline_stages").await.expect("read");
+    let (back, rejects) = owners(&[
+        owner_row("1", Some("zoë@example.com"), "Zoë", false, "yesterday"),
+        owner_row("2", Some("ann@example.com"), "Ann", false, "2024-02-01T00:00:00Z"),
+        owner_row("3", Some("new@example.com"), "Né", false, "2025-01-01T00:00:00Z"),
+    ]);
+    assert_eq!(rejects.len(), 1);
+    let outcomes = dest.replace_dimensions(&[back], t3, &rejects, None).await.expect("replace");
+    assert_eq!(outcomes.len(), 1);
+    let rows = dest.read_table("owners").await.expect("read");
+    let zoe = by_key(&rows, &[("id", "1")]);
+    assert_eq!((value(zoe, REMOVED_AT), value(zoe, SYNCED_AT)), (&Cell::Null, &Cell::TimestampMs(t3)), "revived");
+    assert_eq!(value(zoe, "created_at"), &Cell::Null, "a value that does not parse is NULL");
+    let stored = dest.read_rejects("owners").await.expect("rejects");
+    assert!(
+        stored.iter().any(|r| (r.id.as_str(), r.property.as_str(), r.raw.as_str()) == ("1", "created_at", "yesterday")),
+        "{stored:?}"
+    );
+    assert_eq!(dest.read_table("pipelines").await.expect("read"), pipelines_before);
+    assert_eq!(dest.read_table("pipeline_stages").await.expect("read"), stages_before);
+
+    // A repeated key is refused: nothing written, no checkpoint.
+    let owners_before = dest.read_table("owners").await.expect("read");
+    let (twice, _) = owners(&[
+        owner_row("4", Some("a@example.com"), "A", false, "2025-01-01T00:00:00Z"),
+        owner_row("4", Some("b@example.com"), "B", false, "2025-01-01T00:00:00Z"),
+    ]);
+    let refused = dest.replace_dimensions(&[twice], t3 + 1, &[], Some(&commit(t3 + 1))).await;
+    assert!(refused.is_err(), "a repeated key is refused");
+    assert_eq!(dest.read_table("owners").await.expect("read"), owners_before);
+    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(t1)));
 }

@@ -20,6 +20,10 @@
 //! - `merge_edges` makes the stored association edges of some records equal HubSpot's current
 //!   list for them in one transaction: new edges inserted, changed labels and categories
 //!   updated, vanished edges tombstoned (`deleted_at`), never deleted; a replay changes nothing.
+//! - `replace_dimensions` makes the owners and pipelines tables (created by `prepare`, layout
+//!   in [`crate::schema::dimension`]) hold complete current lists, in one transaction with the
+//!   rejects and the checkpoint: listed rows upserted, unlisted rows flagged
+//!   `_hsync_removed_at`, never deleted.
 //! - Identifiers are quoted by one function per dialect; values are bound or loaded as data,
 //!   never interpolated into SQL text.
 
@@ -38,6 +42,7 @@ pub use any::{AnyDestination, AnyStateStore};
 pub use error::Error;
 pub use lease::Lease;
 
+use crate::schema::dimension::DimensionBatch;
 use crate::schema::{ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::Checkpoint;
 
@@ -125,6 +130,29 @@ pub struct EdgeOutcome {
     pub tombstoned: u64,
 }
 
+/// What [`Destination::replace_dimensions`] did to one dimension table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DimensionOutcome {
+    pub table: &'static str,
+    /// Rows HubSpot lists now, each written with this refresh's `_hsync_synced_at`.
+    pub rows: u64,
+    /// Stored rows HubSpot no longer lists, newly flagged with `_hsync_removed_at`.
+    pub removed: u64,
+}
+
+/// Checks the batches of a dimension replace (columns, keys, each table once) before anything
+/// is written.
+pub(crate) fn check_dimensions(kind: &'static str, batches: &[DimensionBatch]) -> Result<(), Error> {
+    let refuse = |detail: String| Error::Statement { kind, action: "replace the dimension tables".to_owned(), detail };
+    for (i, d) in batches.iter().enumerate() {
+        d.table.check(&d.batch).map_err(refuse)?;
+        if batches[..i].iter().any(|other| other.table.name == d.table.name) {
+            return Err(refuse(format!("{} is given twice", d.table.name)));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that every edge starts at one of `from_ids` and returns the edges ordered by key,
 /// one per key (the last one given wins), so each destination writes rows in one order.
 pub(crate) fn edges_by_key<'a>(
@@ -196,6 +224,21 @@ pub trait Destination: Send + Sync {
         edges: &[Edge],
         synced_at_ms: i64,
     ) -> impl Future<Output = Result<EdgeOutcome, Error>> + Send;
+
+    /// Makes each dimension table in `batches` hold the complete current list its batch
+    /// carries, in one transaction with `rejects` and `commit`: every listed row is inserted or
+    /// updated (`_hsync_synced_at = synced_at_ms`, `_hsync_removed_at` cleared), and every stored
+    /// row the list lacks keeps its values and gets `_hsync_removed_at = synced_at_ms` unless it
+    /// has one already. Rows are never deleted; tables not in `batches` are untouched. Batches
+    /// with wrong columns, a missing or repeated key, or a table given twice are refused before
+    /// anything is written. Returns one outcome per batch, in order.
+    fn replace_dimensions(
+        &self,
+        batches: &[DimensionBatch],
+        synced_at_ms: i64,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> impl Future<Output = Result<Vec<DimensionOutcome>, Error>> + Send;
 
     /// Ids of the rows of an object table that are live (not flagged archived, merged or
     /// deleted), ascending. Empty when the table does not exist.

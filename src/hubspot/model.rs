@@ -2,7 +2,7 @@
 //! associations, owners and pipelines. Parsing is lenient where HubSpot is inconsistent (absent
 //! versus `null` values, numbers sent as strings or numbers) and never panics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -195,13 +195,30 @@ pub struct Owner {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub user_id: Option<i64>,
+    pub user_id_including_inactive: Option<i64>,
+    /// `PERSON` or `QUEUE`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub teams: Vec<OwnerTeam>,
     #[serde(default)]
     pub archived: bool,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
-/// A deal or ticket pipeline with its stages.
+/// A team an owner belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerTeam {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// A pipeline (of deals, tickets or another type with pipelines) with its stages.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pipeline {
@@ -211,6 +228,9 @@ pub struct Pipeline {
     pub display_order: i64,
     #[serde(default)]
     pub archived: bool,
+    pub archived_at: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
     #[serde(default)]
     pub stages: Vec<PipelineStage>,
 }
@@ -224,8 +244,13 @@ pub struct PipelineStage {
     pub display_order: i64,
     #[serde(default)]
     pub archived: bool,
+    /// HubSpot's map of strings (`probability` and `isClosed` for deals, `ticketState` for
+    /// tickets); any JSON value is accepted.
     #[serde(default)]
-    pub metadata: HashMap<String, String>,
+    pub metadata: BTreeMap<String, Value>,
+    pub archived_at: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
 }
 
 /// HubSpot's error body; every field is optional, as HubSpot advises.

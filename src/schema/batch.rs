@@ -138,18 +138,23 @@ fn property_array(
     reject: &mut impl FnMut(&CrmObject, &str, &str, String),
 ) -> ArrayRef {
     // Parses each row's value, recording a reject and yielding NULL when it does not parse.
-    let mut parsed = rows.iter().map(|r| match raw(r.rec, property) {
+    let parsed = rows.iter().map(|r| match raw(r.rec, property) {
         None => ParsedValue::Null,
         Some(v) => parse_value(column.ty, v).unwrap_or_else(|reason| {
             reject(r.rec, property, v, reason);
             ParsedValue::Null
         }),
     });
-    let n = rows.len();
-    match column.ty {
+    typed_array(column.ty, parsed, rows.len())
+}
+
+/// The Arrow array of a column of type `ty` holding `values` (`n` of them); a value of
+/// another kind than the column's is stored as NULL.
+pub(crate) fn typed_array<'a>(ty: ColumnType, mut values: impl Iterator<Item = ParsedValue<'a>>, n: usize) -> ArrayRef {
+    match ty {
         ColumnType::Text | ColumnType::Json => {
             let mut b = StringBuilder::with_capacity(n, n * 16);
-            for v in parsed.by_ref() {
+            for v in values.by_ref() {
                 match v {
                     ParsedValue::Text(s) | ParsedValue::Json(s) => b.append_value(s),
                     _ => b.append_null(),
@@ -159,7 +164,7 @@ fn property_array(
         }
         ColumnType::Decimal => {
             let mut b = Decimal256Builder::with_capacity(n);
-            for v in parsed.by_ref() {
+            for v in values.by_ref() {
                 match v {
                     ParsedValue::Decimal(d) => b.append_value(d),
                     _ => b.append_null(),
@@ -173,7 +178,7 @@ fn property_array(
         }
         ColumnType::Boolean => {
             let mut b = BooleanBuilder::with_capacity(n);
-            for v in parsed.by_ref() {
+            for v in values.by_ref() {
                 b.append_option(match v {
                     ParsedValue::Boolean(x) => Some(x),
                     _ => None,
@@ -183,7 +188,7 @@ fn property_array(
         }
         ColumnType::Date => {
             let mut b = Date32Builder::with_capacity(n);
-            for v in parsed.by_ref() {
+            for v in values.by_ref() {
                 b.append_option(match v {
                     ParsedValue::Date(x) => Some(x),
                     _ => None,
@@ -191,13 +196,13 @@ fn property_array(
             }
             Arc::new(b.finish())
         }
-        ColumnType::Timestamp => timestamps(parsed.by_ref().map(|v| match v {
+        ColumnType::Timestamp => timestamps(values.by_ref().map(|v| match v {
             ParsedValue::Timestamp(x) => Some(x),
             _ => None,
         })),
         ColumnType::BigInt => {
             let mut b = Int64Builder::with_capacity(n);
-            for v in parsed.by_ref() {
+            for v in values.by_ref() {
                 b.append_option(match v {
                     ParsedValue::BigInt(x) => Some(x),
                     _ => None,

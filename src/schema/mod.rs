@@ -1,10 +1,11 @@
 //! The warehouse schema, independent of any dialect: column types, the table layout hsync
 //! writes (one table per object type plus its bookkeeping columns), the mapping from HubSpot
-//! property definitions (`mapping`), the drift plan (`diff`) and typed Arrow batches built from
-//! HubSpot records (`batch`).
+//! property definitions (`mapping`), the drift plan (`diff`), typed Arrow batches built from
+//! HubSpot records (`batch`), and the owners and pipelines dimension tables (`dimension`).
 
 mod batch;
 mod diff;
+pub mod dimension;
 mod mapping;
 
 pub use batch::{build_batch, BuiltBatch, Reject};

@@ -1,5 +1,7 @@
-//! The admin API under `/_sim`: mutate the portal, change faults, limits and behaviour at
-//! runtime, move the clock, read the request log, and dump ground truth for comparisons.
+//! The admin API under `/_sim`: mutate the portal (records, properties, associations, owners,
+//! pipelines), change faults, limits and behaviour at runtime, set the search index lag or take
+//! a stale search replica that answers the next searches with older versions, move the clock,
+//! read the request log, and dump ground truth for comparisons.
 //! It needs no token and counts against no limit.
 
 use std::collections::BTreeMap;
@@ -36,11 +38,14 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .route("/_sim/properties/{t}", post(add_property))
         .route("/_sim/properties/{t}/{name}", axum::routing::delete(archive_property))
         .route("/_sim/associations", post(add_associations).delete(remove_associations))
+        .route("/_sim/owners/{id}", axum::routing::put(put_owner).delete(remove_owner))
+        .route("/_sim/pipelines/{t}/{id}", axum::routing::put(put_pipeline).delete(remove_pipeline))
         .route("/_sim/faults", get(get_faults).put(put_faults).post(add_fault))
         .route("/_sim/limits", get(get_limits).put(put_limits))
         .route("/_sim/limits/exhaust-daily", post(exhaust_daily))
         .route("/_sim/behaviour", get(get_behaviour).put(put_behaviour))
         .route("/_sim/index", get(get_index).put(put_index))
+        .route("/_sim/index/replica", get(get_replica).post(snapshot_replica).put(put_replica).delete(drop_replica))
         .route("/_sim/clock", get(get_clock).post(advance_clock))
         .route("/_sim/requests", get(requests).delete(clear_requests))
         .route("/_sim/tokens", axum::routing::put(put_token))
@@ -94,7 +99,8 @@ fn record_summary(rec: &super::portal::Record) -> Value {
 }
 
 /// Ground truth: every live record with its property values, archived and purged ids, the
-/// merge map and every association edge (one entry per direction).
+/// merge map, every association edge (one entry per direction), every owner (active and
+/// archived) and every pipeline with its stages by object type, as the API renders them.
 async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
     let params: Vec<(String, String)> =
         raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
@@ -168,8 +174,17 @@ async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
             }));
         }
     }
+    let owners: Vec<Value> = portal.owners.iter().map(super::api::owner_json).collect();
+    let pipelines: Map<String, Value> = portal
+        .pipelines
+        .iter()
+        .map(|(ti, list)| {
+            (portal.store(*ti).def.name.clone(), list.iter().map(super::api::pipeline_json).collect::<Vec<_>>().into())
+        })
+        .collect();
     drop(portal);
-    Json(json!({ "now": now, "objects": objects, "associations": edges })).into_response()
+    Json(json!({ "now": now, "objects": objects, "associations": edges, "owners": owners, "pipelines": pipelines }))
+        .into_response()
 }
 
 async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
@@ -417,6 +432,138 @@ async fn remove_associations(State(state): Shared, body: Bytes) -> Response {
     Json(json!({ "removed": count })).into_response()
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TeamBody {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    primary: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OwnerBody {
+    email: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    /// Defaults to the owner id minus 5,000,000 (the generator's numbering).
+    #[serde(default)]
+    user_id: Option<u64>,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    teams: Vec<TeamBody>,
+}
+
+/// Creates or replaces an owner (`archived: true` deactivates it).
+async fn put_owner(State(state): Shared, Path(id): Path<u64>, body: Bytes) -> Response {
+    let body: OwnerBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let owner = super::portal::Owner {
+        id,
+        user_id: body.user_id.unwrap_or(id.saturating_sub(5_000_000)),
+        email: body.email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        teams: body.teams.into_iter().map(|t| (t.id, t.name, t.primary)).collect(),
+        archived: body.archived,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let now = state.clock.now();
+    state.portal().put_owner(owner, now);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn remove_owner(State(state): Shared, Path(id): Path<u64>) -> Response {
+    match state.portal().remove_owner(id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StageBody {
+    id: String,
+    label: String,
+    /// Defaults to the stage's position in the list.
+    #[serde(default)]
+    display_order: Option<i64>,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PipelineBody {
+    label: String,
+    #[serde(default)]
+    display_order: i64,
+    #[serde(default)]
+    archived: bool,
+    stages: Vec<StageBody>,
+}
+
+/// Creates or replaces a pipeline with its complete list of stages (a stage left out is
+/// removed). Any object type can be given one, which makes it a type with pipelines.
+async fn put_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>, body: Bytes) -> Response {
+    let body: PipelineBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let stages = body
+        .stages
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| super::portal::PipelineStage {
+            id: s.id,
+            label: s.label,
+            display_order: s.display_order.unwrap_or(i as i64),
+            archived: s.archived,
+            metadata: s.metadata,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .collect();
+    let pipeline = super::portal::Pipeline {
+        id,
+        label: body.label,
+        display_order: body.display_order,
+        archived: body.archived,
+        created_at: 0,
+        updated_at: 0,
+        stages,
+    };
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    portal.put_pipeline(ti, pipeline, now);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn remove_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>) -> Response {
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.remove_pipeline(ti, &id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => not_found(e),
+    }
+}
+
 async fn get_faults(State(state): Shared) -> Response {
     let plan = lock(&state.faults);
     Json(json!({ "rules": plan.rules, "injected": plan.injected })).into_response()
@@ -498,6 +645,53 @@ async fn put_index(State(state): Shared, body: Bytes) -> Response {
         Err(r) => return r,
     };
     state.portal().index_lag_ms = body.lag_ms.max(0);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Takes a stale replica of every type's search index as it is now (pending lagged writes stay
+/// pending in it): what a lagging search replica would keep serving after later changes.
+async fn snapshot_replica(State(state): Shared) -> Response {
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    for store in &mut portal.types {
+        store.index.catch_up(now);
+        store.replica = Some(store.index.clone());
+    }
+    Json(json!({ "at": now })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReplicaBody {
+    /// How many of the next searches the replica answers.
+    reads: u64,
+}
+
+async fn put_replica(State(state): Shared, body: Bytes) -> Response {
+    let body: ReplicaBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut portal = state.portal();
+    if portal.types.iter().all(|t| t.replica.is_none()) {
+        return bad_request("no replica to read from; POST /_sim/index/replica takes one");
+    }
+    portal.replica_reads = body.reads;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_replica(State(state): Shared) -> Response {
+    let portal = state.portal();
+    let taken = portal.types.iter().any(|t| t.replica.is_some());
+    Json(json!({ "taken": taken, "readsLeft": portal.replica_reads })).into_response()
+}
+
+async fn drop_replica(State(state): Shared) -> Response {
+    let mut portal = state.portal();
+    for store in &mut portal.types {
+        store.replica = None;
+    }
+    portal.replica_reads = 0;
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -512,7 +512,13 @@ fn search(state: Arc<SimState>, t: String, body: Bytes) -> Response {
         };
         portal.types[ti].index.catch_up(now);
         let render = Rendered::of(&portal, ti);
-        let page = plan.run(portal.store(ti), &render.ctx);
+        let stale = portal.replica_reads > 0 && portal.store(ti).replica.is_some();
+        if stale {
+            portal.replica_reads -= 1;
+        }
+        let store = portal.store(ti);
+        let index = if stale { store.replica.as_ref().unwrap_or(&store.index) } else { &store.index };
+        let page = plan.run(store, index, &render.ctx);
         (render, plan, page)
     };
     let props = in_key_order(&render.ctx.properties.defs, &plan.properties);
@@ -1152,7 +1158,13 @@ async fn associate_default(
     json_response(StatusCode::OK, &body)
 }
 
-fn owner_json(o: &super::portal::Owner) -> Value {
+/// An owner as `/crm/v3/owners` shows it (also used by the ground-truth dump).
+pub(super) fn owner_json(o: &super::portal::Owner) -> Value {
+    let teams: Vec<Value> = o
+        .teams
+        .iter()
+        .map(|(id, name, primary)| json!({ "id": id.to_string(), "name": name, "primary": primary }))
+        .collect();
     json!({
         "id": o.id.to_string(),
         "email": o.email,
@@ -1161,7 +1173,7 @@ fn owner_json(o: &super::portal::Owner) -> Value {
         "userId": o.user_id,
         "userIdIncludingInactive": o.user_id,
         "type": "PERSON",
-        "teams": [],
+        "teams": teams,
         "archived": o.archived,
         "createdAt": iso_millis(o.created_at),
         "updatedAt": iso_millis(o.updated_at),
@@ -1197,23 +1209,25 @@ async fn get_owner(State(state): Shared, Path(raw_id): Path<String>, RawQuery(ra
 }
 
 fn stages_json(p: &super::portal::Pipeline) -> Vec<Value> {
-    let at = iso_millis(super::generate::ANCHOR_MS);
     p.stages
         .iter()
-        .enumerate()
-        .map(|(i, (id, label, key, value))| {
+        .map(|s| {
             json!({
-                "id": id, "label": label, "displayOrder": i, "metadata": { *key: value },
-                "archived": false, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
-                "createdAt": at, "updatedAt": at,
+                "id": s.id, "label": s.label, "displayOrder": s.display_order, "metadata": s.metadata,
+                "archived": s.archived, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                "createdAt": iso_millis(s.created_at), "updatedAt": iso_millis(s.updated_at),
             })
         })
         .collect()
 }
 
-fn pipeline_json(p: &super::portal::Pipeline) -> Value {
-    let at = iso_millis(super::generate::ANCHOR_MS);
-    json!({ "id": p.id, "label": p.label, "displayOrder": p.display_order, "archived": false, "createdAt": at, "updatedAt": at, "stages": stages_json(p) })
+/// A pipeline with its stages as `/crm/v3/pipelines/{type}` shows it (also used by the
+/// ground-truth dump).
+pub(super) fn pipeline_json(p: &super::portal::Pipeline) -> Value {
+    json!({
+        "id": p.id, "label": p.label, "displayOrder": p.display_order, "archived": p.archived,
+        "createdAt": iso_millis(p.created_at), "updatedAt": iso_millis(p.updated_at), "stages": stages_json(p),
+    })
 }
 
 /// `GET /pipelines/{type}[/{pipelineId}[/stages]]`.

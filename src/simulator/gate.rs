@@ -81,6 +81,8 @@ pub struct LoggedRequest {
     pub method: String,
     pub path: String,
     pub query: Option<String>,
+    /// The answer's status; 0 when none was sent (a hang or dropped connection fault, or a
+    /// client that went away first).
     pub status: u16,
     pub bucket: &'static str,
     pub fault: Option<&'static str>,
@@ -294,6 +296,20 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
     let logged_body = (method == Method::POST || method == Method::PATCH || method == Method::PUT)
         .then(|| String::from_utf8_lossy(&bytes[..bytes.len().min(LOGGED_BODY_BYTES)]).into_owned());
     let req = Request::from_parts(parts, Body::from(bytes));
+    let mut unanswered = LogIfAbandoned {
+        state: &state,
+        entry: Some(LoggedRequest {
+            seq: 0,
+            at_ms: now,
+            method: method.to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            status: 0,
+            bucket: bucket_name(class.bucket),
+            fault: None,
+            body: logged_body.clone(),
+        }),
+    };
 
     let mut fault_name = None;
     let mut logged = false;
@@ -332,6 +348,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
                 FaultKind::Hang => {
                     // The client usually gives up first and the request never completes: log
                     // it now, as unanswered.
+                    unanswered.entry = None;
                     record(
                         &state,
                         now,
@@ -352,6 +369,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
                     break 'respond resp;
                 }
                 FaultKind::DropConnection => {
+                    unanswered.entry = None;
                     record(&state, now, &method, &path, query, 0, class.bucket, fault_name, logged_body);
                     if let Some(k) = killer {
                         k.kill();
@@ -415,10 +433,29 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
         }
         resp
     };
+    unanswered.entry = None;
     if !logged {
         record(&state, now, &method, &path, query, response.status().as_u16(), class.bucket, fault_name, logged_body);
     }
     response
+}
+
+/// Logs a request as unanswered (status 0) when its handling is dropped before an answer: the
+/// client went away (killed, timed out) and the server stopped serving it. Without it a request
+/// in flight when a client crashed would leave no trace, and the client's repeat of it after a
+/// restart would look like its first.
+struct LogIfAbandoned<'a> {
+    state: &'a SimState,
+    /// Taken once the request is logged some other way.
+    entry: Option<LoggedRequest>,
+}
+
+impl Drop for LogIfAbandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            lock(&self.state.log).record(entry);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::portal::{
-    AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, Portal, PropSource, PropertyDef, PropertySet,
-    Record, SearchIndex, TypeIdx, ValueContext,
+    AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, PipelineStage, Portal, PropSource,
+    PropertyDef, PropertySet, Record, SearchIndex, TypeIdx, ValueContext,
 };
 
 /// 2026-01-01T00:00:00Z: generated history ends here, so output never depends on the wall clock.
@@ -608,6 +608,9 @@ fn association_types() -> Vec<AssociationType> {
     out
 }
 
+/// Teams owners belong to: `(id, name)`.
+const TEAMS: [(u64, &str); 3] = [(301, "Sales EMEA"), (302, "Support"), (303, "Équipe Nord")];
+
 fn owners(seed: u64) -> Vec<Owner> {
     let mut rng = rng_for(seed, 99, 0, name_hash("owners"));
     (0..25)
@@ -617,6 +620,15 @@ fn owners(seed: u64) -> Vec<Owner> {
             email: format!("owner{i}@example.com"),
             first_name: pick(&mut rng, FIRST_NAMES).to_owned(),
             last_name: pick(&mut rng, LAST_NAMES).to_owned(),
+            // Most owners are in one team, a few in two, some in none.
+            teams: match i % 5 {
+                0 => Vec::new(),
+                4 => vec![(TEAMS[0].0, TEAMS[0].1.to_owned(), true), (TEAMS[2].0, TEAMS[2].1.to_owned(), false)],
+                n => {
+                    let (id, name) = TEAMS[n as usize % TEAMS.len()];
+                    vec![(id, name.to_owned(), true)]
+                }
+            },
             archived: i >= 23,
             created_at: ANCHOR_MS - 2 * YEAR_MS + i as Millis * 86_400_000,
             updated_at: ANCHOR_MS - YEAR_MS + i as Millis * 86_400_000,
@@ -624,56 +636,78 @@ fn owners(seed: u64) -> Vec<Owner> {
         .collect()
 }
 
+/// A stage created with the portal, its metadata given as pairs.
+pub fn stage(id: &str, label: &str, display_order: i64, metadata: &[(&str, &str)]) -> PipelineStage {
+    PipelineStage {
+        id: id.to_owned(),
+        label: label.to_owned(),
+        display_order,
+        archived: false,
+        metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        created_at: ANCHOR_MS,
+        updated_at: ANCHOR_MS,
+    }
+}
+
+fn pipeline(id: &str, label: &str, display_order: i64, stages: Vec<PipelineStage>) -> Pipeline {
+    Pipeline {
+        id: id.to_owned(),
+        label: label.to_owned(),
+        display_order,
+        archived: false,
+        created_at: ANCHOR_MS,
+        updated_at: ANCHOR_MS,
+        stages,
+    }
+}
+
 fn pipelines() -> HashMap<TypeIdx, Vec<Pipeline>> {
-    let stage =
-        |id: &str, label: &str, key: &'static str, meta: &str| (id.to_owned(), label.to_owned(), key, meta.to_owned());
     let deal_stages = DEAL_STAGES
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let probability = match *s {
-                "closedwon" => "1.0".to_owned(),
-                "closedlost" => "0.0".to_owned(),
-                _ => format!("0.{}", (i + 1) * 10),
+            let (probability, closed) = match *s {
+                "closedwon" => ("1.0".to_owned(), "true"),
+                "closedlost" => ("0.0".to_owned(), "true"),
+                _ => (format!("0.{}", (i + 1) * 10), "false"),
             };
-            stage(s, s, "probability", &probability)
+            stage(s, s, i as i64, &[("probability", &probability), ("isClosed", closed)])
         })
         .collect();
+    let deal = |id: &str, label: &str, probability: &str, closed: &str, order: i64| {
+        stage(id, label, order, &[("probability", probability), ("isClosed", closed)])
+    };
+    let ticket = |id: &str, label: &str, state: &str, order: i64| stage(id, label, order, &[("ticketState", state)]);
     HashMap::from([
         (
             DEALS,
             vec![
-                Pipeline {
-                    id: "default".into(),
-                    label: "Sales Pipeline".into(),
-                    display_order: 0,
-                    stages: deal_stages,
-                },
-                Pipeline {
-                    id: "renewals".into(),
-                    label: "Renewals".into(),
-                    display_order: 1,
-                    stages: vec![
-                        stage("renewal_open", "Open", "probability", "0.5"),
-                        stage("renewal_won", "Won", "probability", "1.0"),
-                        stage("renewal_lost", "Lost", "probability", "0.0"),
+                pipeline("default", "Sales Pipeline", 0, deal_stages),
+                pipeline(
+                    "renewals",
+                    "Renewals",
+                    1,
+                    vec![
+                        deal("renewal_open", "Open", "0.5", "false", 0),
+                        deal("renewal_won", "Won", "1.0", "true", 1),
+                        deal("renewal_lost", "Lost", "0.0", "true", 2),
                     ],
-                },
+                ),
             ],
         ),
         (
             TICKETS,
-            vec![Pipeline {
-                id: "0".into(),
-                label: "Support Pipeline".into(),
-                display_order: 0,
-                stages: vec![
-                    stage("1", "New", "ticketState", "OPEN"),
-                    stage("2", "Waiting on contact", "ticketState", "OPEN"),
-                    stage("3", "Waiting on us", "ticketState", "OPEN"),
-                    stage("4", "Closed", "ticketState", "CLOSED"),
+            vec![pipeline(
+                "0",
+                "Support Pipeline",
+                0,
+                vec![
+                    ticket("1", "New", "OPEN", 0),
+                    ticket("2", "Waiting on contact", "OPEN", 1),
+                    ticket("3", "Waiting on us", "OPEN", 2),
+                    ticket("4", "Closed", "CLOSED", 3),
                 ],
-            }],
+            )],
         ),
     ])
 }
@@ -757,6 +791,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
             merged_into: BTreeMap::new(),
             gdpr_deleted: Default::default(),
             index,
+            replica: None,
         });
         ids_by_type.push(ids);
     }
@@ -771,6 +806,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
         pipelines: pipelines(),
         next_id: next_id + 1000,
         index_lag_ms: spec.index_lag_ms,
+        replica_reads: 0,
         association_page_size: spec.association_page_size,
     };
     generate_associations(&mut portal, spec.seed, &ids_by_type);

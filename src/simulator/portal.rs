@@ -171,7 +171,7 @@ pub fn iso_millis(ms: Millis) -> String {
 }
 
 /// A change waiting to become visible to search.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingIndexWrite {
     visible_at: Millis,
     id: u64,
@@ -179,7 +179,7 @@ struct PendingIndexWrite {
 }
 
 /// What search sees: a lagging copy of the live records with sorted keys for range scans.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SearchIndex {
     records: HashMap<u64, Arc<Record>>,
     by_id: Vec<u64>,
@@ -279,6 +279,11 @@ pub struct ObjectStore {
     pub merged_into: BTreeMap<u64, u64>,
     pub gdpr_deleted: BTreeSet<u64>,
     pub index: SearchIndex,
+    /// A stale replica of `index`: a copy frozen when the admin API took it. HubSpot's search
+    /// is served by replicas that can lag one another, so a query can see older versions of
+    /// records than the query before it did; searches are served from here while
+    /// [`Portal::replica_reads`] lasts.
+    pub replica: Option<SearchIndex>,
 }
 
 /// An association type between two object types, in one direction.
@@ -306,18 +311,36 @@ pub struct Owner {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// `(id, name, primary)` of each team the owner belongs to.
+    pub teams: Vec<(u64, String, bool)>,
     pub archived: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
-/// A pipeline with its stages (`id`, `label`, metadata key and value).
+/// A pipeline with its stages.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     pub id: String,
     pub label: String,
     pub display_order: i64,
-    pub stages: Vec<(String, String, &'static str, String)>,
+    pub archived: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub stages: Vec<PipelineStage>,
+}
+
+/// One stage of a pipeline; `metadata` holds HubSpot's string map (`probability`,
+/// `isClosed`, `ticketState`).
+#[derive(Clone, Debug)]
+pub struct PipelineStage {
+    pub id: String,
+    pub label: String,
+    pub display_order: i64,
+    pub archived: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 /// Why a mutation was refused.
@@ -359,6 +382,9 @@ pub struct Portal {
     pub pipelines: HashMap<TypeIdx, Vec<Pipeline>>,
     pub next_id: u64,
     pub index_lag_ms: Millis,
+    /// How many more searches are answered from the stale replicas (types without one are
+    /// answered from their index).
+    pub replica_reads: u64,
     /// Targets per input page in association batch reads.
     pub association_page_size: usize,
 }
@@ -701,6 +727,75 @@ impl Portal {
             d.updated_at = now;
         }
         store.properties = Arc::new(set);
+        Ok(())
+    }
+
+    /// Creates or replaces an owner; a replaced owner keeps its creation time. Record values
+    /// keep drawing from the owners the portal was generated with.
+    pub fn put_owner(&mut self, mut owner: Owner, now: Millis) {
+        let owners = Arc::make_mut(&mut self.owners);
+        owner.updated_at = now;
+        match owners.iter_mut().find(|o| o.id == owner.id) {
+            Some(existing) => {
+                owner.created_at = existing.created_at;
+                *existing = owner;
+            }
+            None => {
+                owner.created_at = now;
+                owners.push(owner);
+            }
+        }
+    }
+
+    /// Removes an owner entirely (HubSpot lists it neither as active nor as archived).
+    pub fn remove_owner(&mut self, id: u64) -> Result<(), MutationError> {
+        let owners = Arc::make_mut(&mut self.owners);
+        let before = owners.len();
+        owners.retain(|o| o.id != id);
+        if owners.len() == before {
+            return Err(MutationError::NotFound(id));
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a pipeline of type `t` with its stages. The pipeline and each stage
+    /// that already existed keep their creation time; a stage whose label, order, flag or
+    /// metadata changed gets `now` as its update time.
+    pub fn put_pipeline(&mut self, t: TypeIdx, mut pipeline: Pipeline, now: Millis) {
+        let pipelines = self.pipelines.entry(t).or_default();
+        let existing = pipelines.iter().position(|p| p.id == pipeline.id);
+        let previous = existing.map(|i| pipelines[i].clone());
+        for stage in &mut pipeline.stages {
+            match previous.as_ref().and_then(|p| p.stages.iter().find(|s| s.id == stage.id)) {
+                Some(old) => {
+                    stage.created_at = old.created_at;
+                    let same = old.label == stage.label
+                        && old.display_order == stage.display_order
+                        && old.archived == stage.archived
+                        && old.metadata == stage.metadata;
+                    stage.updated_at = if same { old.updated_at } else { now };
+                }
+                None => {
+                    stage.created_at = now;
+                    stage.updated_at = now;
+                }
+            }
+        }
+        pipeline.created_at = previous.as_ref().map_or(now, |p| p.created_at);
+        pipeline.updated_at = now;
+        match existing {
+            Some(i) => pipelines[i] = pipeline,
+            None => pipelines.push(pipeline),
+        }
+    }
+
+    /// Removes a pipeline of type `t` with its stages.
+    pub fn remove_pipeline(&mut self, t: TypeIdx, id: &str) -> Result<(), MutationError> {
+        let pipelines = self.pipelines.get_mut(&t);
+        let Some(pipelines) = pipelines.filter(|p| p.iter().any(|p| p.id == id)) else {
+            return Err(MutationError::Invalid(format!("no pipeline {id} for this object type")));
+        };
+        pipelines.retain(|p| p.id != id);
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::portal::{tie_key, Millis, ObjectStore, PropSource, PropertyDef, Record, ValueContext};
+use super::portal::{tie_key, Millis, ObjectStore, PropSource, PropertyDef, Record, SearchIndex, ValueContext};
 
 /// HubSpot's documented search limits.
 pub const MAX_PAGE_SIZE: i64 = 200;
@@ -420,11 +420,11 @@ impl SearchPlan {
         self.query_tokens.iter().all(|q| have.iter().any(|t| t.starts_with(q.as_str())))
     }
 
-    /// Runs the search over the (already caught-up) index of `store`.
-    pub fn run(&self, store: &ObjectStore, ctx: &ValueContext) -> SearchPage {
-        let index = &store.index;
+    /// Runs the search over `index`, the (already caught-up) search index of `store` or a stale
+    /// replica of it.
+    pub fn run(&self, store: &ObjectStore, index: &SearchIndex, ctx: &ValueContext) -> SearchPage {
         let cursor = store.def.cursor_property;
-        let (candidates, ordered, exact) = self.candidates(store, cursor);
+        let (candidates, ordered, exact) = self.candidates(index, cursor);
         let page_of = |ids: &[u64], total: usize| -> SearchPage {
             let start = self.after.min(ids.len());
             let end = (self.after + self.limit).min(ids.len());
@@ -439,7 +439,7 @@ impl SearchPlan {
         let mut hits: Vec<u64> =
             candidates.iter().copied().filter(|id| index.get(*id).is_some_and(|r| self.matches(ctx, r))).collect();
         if !ordered {
-            self.sort_ids(&mut hits, store, ctx);
+            self.sort_ids(&mut hits, index, ctx);
         }
         let total = hits.len();
         page_of(&hits, total)
@@ -447,8 +447,7 @@ impl SearchPlan {
 
     /// Candidate ids from a range scan when one filter group bounds the id or the cursor.
     /// Returns `(ids, already in result order, every filter already satisfied)`.
-    fn candidates(&self, store: &ObjectStore, cursor: &str) -> (Vec<u64>, bool, bool) {
-        let index = &store.index;
+    fn candidates(&self, index: &SearchIndex, cursor: &str) -> (Vec<u64>, bool, bool) {
         let sort_is = |name: &str| self.sort.as_ref().is_some_and(|(n, _, _)| &**n == name);
         let desc = self.sort.as_ref().is_some_and(|(_, _, d)| *d);
         if self.groups.len() == 1 && self.query_tokens.is_empty() {
@@ -496,8 +495,7 @@ impl SearchPlan {
         (all, ordered, self.groups.is_empty() && self.query_tokens.is_empty())
     }
 
-    fn sort_ids(&self, ids: &mut [u64], store: &ObjectStore, ctx: &ValueContext) {
-        let index = &store.index;
+    fn sort_ids(&self, ids: &mut [u64], index: &SearchIndex, ctx: &ValueContext) {
         match &self.sort {
             None => ids.sort_unstable(),
             Some((name, typing, desc)) => {

@@ -1,7 +1,9 @@
 //! CDC: one pass reads every record modified since the watermark, in last-modified order,
-//! without offsets (see `cursor`), merges it, and commits the watermark with each page. The
-//! watermark never passes `now - settle_lag`, so what HubSpot's search index has not caught up
-//! with is read again next time; the guarded merge makes the re-read harmless.
+//! without offsets (see `cursor`), merges it, and commits with each page the watermark and the
+//! position the pass goes on from, so a pass interrupted at any instant is continued, not
+//! restarted. The watermark never passes the pass's start minus the settle lag, so what
+//! HubSpot's search index had not caught up with is read again next time; the guarded merge
+//! makes the re-read harmless.
 
 use std::time::Duration;
 
@@ -48,7 +50,9 @@ fn request(table: &PreparedTable, position: CdcPosition) -> Result<SearchRequest
     )
 }
 
-/// Runs one CDC pass for one object.
+/// Runs one CDC pass for one object, or continues the pass a stop or crash interrupted: each
+/// page is committed with the position after it, so an interruption costs at most the page in
+/// flight.
 pub async fn pass<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
@@ -58,8 +62,16 @@ pub async fn pass<D: Destination, S: StateStore>(
     let name = &table.object.table;
     let settle_ms = settle_lag.as_millis() as i64;
     let previous = runner.state.load_checkpoint(&cdc_stream(name)).await?.and_then(|c| CdcState::from_checkpoint(&c));
-    let (start_ms, mut rows_total) = match previous {
-        Some(CdcState::Polling { watermark_ms, rows, .. }) => (watermark_ms, rows),
+    let now = runner.clock.now().timestamp_millis();
+    // (watermark, where to read next, when the pass began, last complete pass, rows so far)
+    let (start_ms, first, pass_started_ms, last_pass_ms, mut rows_total) = match previous {
+        Some(CdcState::Polling { watermark_ms, last_pass_ms, rows }) => {
+            (watermark_ms, CdcPosition::From { from_ms: watermark_ms }, now, last_pass_ms, rows)
+        }
+        Some(CdcState::Paging { watermark_ms, position, pass_started_ms, last_pass_ms, rows }) => {
+            tracing::info!(table = %name, "continuing an interrupted cdc pass");
+            (watermark_ms, position, pass_started_ms, last_pass_ms, rows)
+        }
         None => {
             let backfill = runner
                 .state
@@ -67,7 +79,10 @@ pub async fn pass<D: Destination, S: StateStore>(
                 .await?
                 .and_then(|c| BackfillState::from_checkpoint(&c));
             match backfill {
-                Some(BackfillState::Done { started_at_ms, .. }) => (started_at_ms - settle_ms, 0),
+                Some(BackfillState::Done { started_at_ms, .. }) => {
+                    let from_ms = started_at_ms - settle_ms;
+                    (from_ms, CdcPosition::From { from_ms }, now, 0, 0)
+                }
                 _ => {
                     return Err(Error::Precondition(format!(
                         "{name} has no finished backfill yet; run `hsync backfill --object {name}` first"
@@ -78,7 +93,7 @@ pub async fn pass<D: Destination, S: StateStore>(
     };
     let mut report = Report { watermark_ms: start_ms, ..Report::default() };
     let mut watermark = start_ms;
-    let mut position = Some(CdcPosition::From { from_ms: start_ms });
+    let mut position = Some(first);
     while let Some(current) = position {
         if shutdown.is_cancelled() {
             return Ok(report);
@@ -92,9 +107,18 @@ pub async fn pass<D: Destination, S: StateStore>(
         let full = page.results.len() as u32 == PAGE;
         position = next_position(current, &PageSummary { keys, full });
         let now = runner.clock.now().timestamp_millis();
-        watermark = durable_watermark(watermark, position, now, now, settle_ms);
+        watermark = durable_watermark(watermark, position, now, pass_started_ms, settle_ms);
         rows_total += page.results.len() as i64;
-        let state = CdcState::Polling { watermark_ms: watermark, last_pass_ms: now, rows: rows_total };
+        let state = match position {
+            Some(next) => CdcState::Paging {
+                watermark_ms: watermark,
+                position: next,
+                pass_started_ms,
+                last_pass_ms,
+                rows: rows_total,
+            },
+            None => CdcState::Polling { watermark_ms: watermark, last_pass_ms: now, rows: rows_total },
+        };
         if page.results.is_empty() {
             runner.commit(&state.checkpoint(name)).await?;
         } else {

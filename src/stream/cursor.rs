@@ -5,8 +5,9 @@
 //! cap cannot be reached and records modified while paging cannot shift an offset past unseen
 //! rows. When a whole page shares one millisecond (a bulk update), that millisecond is walked by
 //! `hs_object_id` (`cursor = c and id > last`) before moving on (`cursor > c`). The durable
-//! watermark never passes `now - settle_lag`, so rows HubSpot's search index has not caught up
-//! with are read again on the next pass.
+//! watermark never passes `pass start - settle_lag`, so rows HubSpot's search index had not
+//! caught up with are read again on the next pass; bounding it by when the pass started, not
+//! by the time of each page, keeps that true for a pass continued long after a crash.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,12 +60,14 @@ pub fn next_position(position: CdcPosition, page: &PageSummary) -> Option<CdcPos
 }
 
 /// The watermark to persist: everything strictly before it has been read. It never passes
-/// `now - settle_lag`, and never moves backwards.
+/// `pass_started_ms - settle_lag` (a record modified before that was in the search index for
+/// every query of the pass, even one continued after a crash; later ones may not have been),
+/// and never moves backwards.
 pub fn durable_watermark(
     previous_ms: i64,
     position: Option<CdcPosition>,
     read_through_ms: i64,
-    now_ms: i64,
+    pass_started_ms: i64,
     settle_lag_ms: i64,
 ) -> i64 {
     let reached = match position {
@@ -74,7 +77,7 @@ pub fn durable_watermark(
         Some(CdcPosition::After { after_ms }) => after_ms + 1,
         None => read_through_ms,
     };
-    reached.min(now_ms - settle_lag_ms).max(previous_ms)
+    reached.min(pass_started_ms - settle_lag_ms).max(previous_ms)
 }
 
 #[cfg(test)]
@@ -113,5 +116,15 @@ mod tests {
         assert_eq!(durable_watermark(0, Some(CdcPosition::From { from_ms: 500 }), 0, now, 60_000), 500);
         assert_eq!(durable_watermark(0, Some(CdcPosition::After { after_ms: 500 }), 0, now, 60_000), 501);
         assert_eq!(durable_watermark(700, Some(CdcPosition::Tie { at_ms: 500, after_id: 3 }), 0, now, 60_000), 700);
+    }
+
+    #[test]
+    fn a_pass_continued_later_stays_behind_its_own_start() {
+        // The pass began at 1,000,000 and is continued an hour later: what its first pages could
+        // not see yet (modified after 940,000) must still be re-read by the next pass.
+        let started = 1_000_000;
+        let continued_far_ahead = Some(CdcPosition::From { from_ms: started + 3_600_000 });
+        assert_eq!(durable_watermark(0, continued_far_ahead, 0, started, 60_000), 940_000);
+        assert_eq!(durable_watermark(0, None, started + 3_600_000, started, 60_000), 940_000);
     }
 }

@@ -3,7 +3,8 @@
 //! CDC (`cdc`) follows the last-modified cursor with a settle lag (`cursor` holds the pure
 //! arithmetic); `deletes` reconciles archived, merged and hard-deleted records into flags;
 //! `associations` polls association edges (changed records, and a slower full sweep);
-//! `state` holds the versioned checkpoints. `status` reads those checkpoints back
+//! `dimensions` refreshes the owners and pipelines tables in full; `state` holds the versioned
+//! checkpoints. `status` reads those checkpoints back
 //! for `hsync status`; `verify` compares the warehouse with HubSpot for `hsync verify`.
 
 pub mod associations;
@@ -11,6 +12,7 @@ pub mod backfill;
 pub mod cdc;
 pub mod cursor;
 pub mod deletes;
+pub mod dimensions;
 pub mod reread;
 pub mod runner;
 pub mod state;

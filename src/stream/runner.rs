@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::destination::{Destination, Edge, EdgeOutcome, MergeOutcome, RowFlag};
+use crate::destination::{Destination, DimensionOutcome, Edge, EdgeOutcome, MergeOutcome, RowFlag};
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::hubspot::{HubSpotClient, ObjectRef};
-use crate::schema::{build_batch, diff, Change, TableSchema};
+use crate::schema::dimension::DimensionBatch;
+use crate::schema::{build_batch, diff, Change, Reject, TableSchema};
 use crate::state::{Checkpoint, PropertySnapshot, StateStore};
 
 use super::Error;
@@ -139,6 +140,26 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         metrics::counter!("hsync_edges_written_total", "pair" => pair.clone()).increment(outcome.upserted);
         metrics::counter!("hsync_edges_tombstoned_total", "pair" => pair).increment(outcome.tombstoned);
         Ok(outcome)
+    }
+
+    /// Replaces the dimension tables in `batches` with the complete lists they carry and commits
+    /// `checkpoint` in the same transaction (see [`Destination::replace_dimensions`]).
+    pub async fn write_dimensions(
+        &self,
+        batches: &[DimensionBatch],
+        rejects: &[Reject],
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<DimensionOutcome>, Error> {
+        let now = self.clock.now().timestamp_millis();
+        if !rejects.is_empty() {
+            tracing::warn!(rejects = rejects.len(), "dimension values rejected; see _hsync_rejects");
+        }
+        let outcomes = self.dest.replace_dimensions(batches, now, rejects, Some(checkpoint)).await?;
+        for o in &outcomes {
+            metrics::gauge!("hsync_dimension_rows", "table" => o.table).set(o.rows as f64);
+            metrics::counter!("hsync_dimension_rows_removed_total", "table" => o.table).increment(o.removed);
+        }
+        Ok(outcomes)
     }
 
     /// Commits a checkpoint that covers no new data (an empty page, a finished stream).

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cursor::CdcPosition;
 use crate::state::Checkpoint;
 
 /// The stream names a checkpoint is stored under.
@@ -21,6 +22,10 @@ pub fn associations_stream(table: &str) -> String {
 pub fn deletes_stream(table: &str) -> String {
     format!("deletes:{table}")
 }
+
+/// The stream the owners and pipelines refresh commits under (`hsync status` shows it as kind
+/// `dimensions`).
+pub const DIMENSIONS_STREAM: &str = "dimensions:owners_pipelines";
 
 /// A backfill's progress: keyset pagination over `hs_object_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,15 +68,21 @@ impl BackfillState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum CdcState {
+    /// Between passes; the next pass starts at the watermark.
     Polling { watermark_ms: i64, last_pass_ms: i64, rows: i64 },
+    /// A pass stopped (or killed) after committing a page: the next run continues it at
+    /// `position`, so a stop costs at most the page in flight. `pass_started_ms` bounds the
+    /// watermark the continued pass may reach (see `cursor::durable_watermark`);
+    /// `last_pass_ms` is when the last complete pass finished (0 when none has).
+    Paging { watermark_ms: i64, position: CdcPosition, pass_started_ms: i64, last_pass_ms: i64, rows: i64 },
 }
 
 impl CdcState {
     pub fn checkpoint(&self, table: &str) -> Checkpoint {
-        let CdcState::Polling { watermark_ms, .. } = self;
+        let watermark_ms = self.watermark_ms();
         Checkpoint {
             stream: cdc_stream(table),
-            position: *watermark_ms,
+            position: watermark_ms,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
@@ -81,8 +92,9 @@ impl CdcState {
     }
 
     pub fn watermark_ms(&self) -> i64 {
-        let CdcState::Polling { watermark_ms, .. } = self;
-        *watermark_ms
+        match self {
+            CdcState::Polling { watermark_ms, .. } | CdcState::Paging { watermark_ms, .. } => *watermark_ms,
+        }
     }
 }
 
@@ -151,6 +163,31 @@ impl DeletesState {
     }
 }
 
+/// The owners and pipelines refresh's record of its last complete refresh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum DimensionsState {
+    /// The refresh that started at `started_at_ms` wrote lists of these lengths (`rows` is
+    /// their sum).
+    Refreshed { started_at_ms: i64, finished_at_ms: i64, rows: i64, owners: i64, pipelines: i64, stages: i64 },
+}
+
+impl DimensionsState {
+    /// The checkpoint for this state; the position is the start time, so it only grows.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let DimensionsState::Refreshed { started_at_ms, .. } = self;
+        Checkpoint {
+            stream: DIMENSIONS_STREAM.to_owned(),
+            position: *started_at_ms,
+            state: serde_json::to_value(self).expect("invariant: stream state serializes"),
+        }
+    }
+
+    pub fn from_checkpoint(c: &Checkpoint) -> Option<DimensionsState> {
+        serde_json::from_value(c.state.clone()).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +209,22 @@ mod tests {
             state: serde_json::json!({"phase": "polling", "watermark_ms": 9, "last_pass_ms": 10, "rows": 0}),
         };
         assert_eq!(CdcState::from_checkpoint(&cdc).map(|s| s.watermark_ms()), Some(9));
+    }
+
+    #[test]
+    fn a_pass_in_progress_keeps_its_position_and_the_watermark_orders_it() {
+        let state = CdcState::Paging {
+            watermark_ms: 9,
+            position: CdcPosition::Tie { at_ms: 12, after_id: 400 },
+            pass_started_ms: 70,
+            last_pass_ms: 0,
+            rows: 3,
+        };
+        let c = state.checkpoint("contacts");
+        assert_eq!((c.stream.as_str(), c.position), ("cdc:contacts", 9));
+        assert_eq!(c.state["phase"], "paging");
+        assert_eq!(c.state["position"], serde_json::json!({"mode": "tie", "at_ms": 12, "after_id": 400}));
+        assert_eq!(CdcState::from_checkpoint(&c), Some(state));
     }
 
     #[test]
@@ -206,6 +259,25 @@ mod tests {
                                "targets": ["companies"]})
         );
         assert_eq!(AssociationsState::from_checkpoint(&checkpoint), Some(state));
+    }
+
+    #[test]
+    fn dimensions_state_round_trips_with_the_fields_status_reads() {
+        let state = DimensionsState::Refreshed {
+            started_at_ms: 5,
+            finished_at_ms: 9,
+            rows: 40,
+            owners: 25,
+            pipelines: 3,
+            stages: 12,
+        };
+        let c = state.checkpoint();
+        assert_eq!((c.stream.as_str(), c.position), ("dimensions:owners_pipelines", 5));
+        assert_eq!(
+            (&c.state["phase"], &c.state["rows"], &c.state["finished_at_ms"]),
+            (&serde_json::json!("refreshed"), &serde_json::json!(40), &serde_json::json!(9))
+        );
+        assert_eq!(DimensionsState::from_checkpoint(&c), Some(state));
     }
 
     #[test]

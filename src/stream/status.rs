@@ -180,15 +180,23 @@ pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<
             }
             None => {}
         },
-        "cdc" => {
-            if let Some(CdcState::Polling { watermark_ms, last_pass_ms, rows }) = CdcState::from_checkpoint(checkpoint)
-            {
+        "cdc" => match CdcState::from_checkpoint(checkpoint) {
+            Some(CdcState::Polling { watermark_ms, last_pass_ms, rows }) => {
                 status.phase = "polling".to_owned();
                 status.watermark = instant(watermark_ms);
                 status.last_pass_at = instant(last_pass_ms);
                 status.rows = Some(rows);
             }
-        }
+            // A pass stopped part-way; the next run continues it.
+            Some(CdcState::Paging { watermark_ms, pass_started_ms, last_pass_ms, rows, .. }) => {
+                status.phase = "paging".to_owned();
+                status.watermark = instant(watermark_ms);
+                status.started_at = instant(pass_started_ms);
+                status.last_pass_at = (last_pass_ms > 0).then(|| instant(last_pass_ms)).flatten();
+                status.rows = Some(rows);
+            }
+            None => {}
+        },
         // Streams this module does not know read through the fields every state shares by
         // convention: a `phase` tag, and `watermark_ms`, `rows`, `started_at_ms` and
         // `finished_at_ms` where they apply.
@@ -263,6 +271,24 @@ mod tests {
         let failure = status.last_error.expect("the older failure is kept");
         assert_eq!(failure.message, "HubSpot kept failing on search");
         assert_eq!(failure.at, at("2026-01-01T11:50:05Z"));
+    }
+
+    #[test]
+    fn an_interrupted_cdc_pass_shows_as_paging() {
+        let now = at("2026-01-01T12:00:00Z");
+        let watermark = at("2026-01-01T11:50:00Z").timestamp_millis();
+        let started = at("2026-01-01T11:59:00Z");
+        let checkpoint = CdcState::Paging {
+            watermark_ms: watermark,
+            position: crate::stream::cursor::CdcPosition::From { from_ms: watermark + 5 },
+            pass_started_ms: started.timestamp_millis(),
+            last_pass_ms: 0,
+            rows: 7,
+        }
+        .checkpoint("deals");
+        let status = stream_status(&checkpoint, &[], now);
+        assert_eq!((status.phase.as_str(), status.rows, status.lag_seconds), ("paging", Some(7), Some(600)));
+        assert_eq!((status.started_at, status.last_pass_at), (Some(started), None));
     }
 
     #[test]

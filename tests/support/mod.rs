@@ -304,11 +304,21 @@ impl FreshPostgres {
 
 /// A HubSpot client for `sim` with the simulator's token and no budget of its own.
 pub fn sim_client(sim: &Sim, store: std::sync::Arc<dyn hsync::hubspot::BudgetStore>) -> hsync::hubspot::HubSpotClient {
+    sim_client_with_retry(sim, store, hsync::hubspot::RetryPolicy::default())
+}
+
+/// [`sim_client`] with its own retry policy (one attempt makes an injected fault final).
+pub fn sim_client_with_retry(
+    sim: &Sim,
+    store: std::sync::Arc<dyn hsync::hubspot::BudgetStore>,
+    retry: hsync::hubspot::RetryPolicy,
+) -> hsync::hubspot::HubSpotClient {
     use hsync::hubspot::{BudgetConfig, BudgetSetting, ClientConfig, HubSpotClient, Secret, TokenSource};
     HubSpotClient::new(
         ClientConfig {
             base_url: sim.handle.base_url(),
             budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
+            retry,
             ..ClientConfig::default()
         },
         TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "simulator token".into() },
@@ -359,4 +369,74 @@ pub async fn postgres_runner(
         clock: hsync::clock::system(),
         filter: hsync::stream::runner::PropertyFilter::default(),
     }
+}
+
+/// The environment variable the test configurations name as the token's source.
+pub const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";
+
+/// Runs the `hsync` binary with `config` and `args`, `token` in [`TOKEN_VAR`] (`None`: the
+/// variable is unset), logging warnings only; waits for it to exit.
+pub async fn hsync_with(config: &std::path::Path, args: &[&str], token: Option<&str>) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
+    cmd.arg("--config").arg(config).args(args).env("RUST_LOG", "warn");
+    match token {
+        Some(t) => cmd.env(TOKEN_VAR, t),
+        None => cmd.env_remove(TOKEN_VAR),
+    };
+    cmd.output().await.expect("run the hsync binary")
+}
+
+/// Runs the `hsync` binary with the simulator's token.
+pub async fn hsync(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    hsync_with(config, args, Some(DEFAULT_TOKEN)).await
+}
+
+/// A finished process's standard output.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A finished process's exit code and output, for assertion messages.
+pub fn explain(o: &std::process::Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), String::from_utf8_lossy(&o.stderr))
+}
+
+/// What page a logged search request asked for: its path and filter groups (the logged body
+/// may be cut short, but the filter groups come before the property list). `None` for other
+/// requests and for searches refused with an error; a search answered (200) or left unanswered
+/// because its client went away (0) counts.
+pub fn search_page_key(entry: &Value) -> Option<String> {
+    let path = entry["path"].as_str()?;
+    if !(entry["status"] == 200 || entry["status"] == 0) || !path.ends_with("/search") {
+        return None;
+    }
+    let body = entry["body"].as_str()?;
+    let start = body.find("\"filterGroups\":")? + "\"filterGroups\":".len();
+    let mut depth = 0;
+    for (i, c) in body[start..].char_indices() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(format!("{path} {}", &body[start..=start + i]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The simulator's request log entries from `since` on (a `nextSeq` read earlier).
+pub async fn logged_since(sim: &Sim, since: u64) -> Vec<Value> {
+    let log = sim.admin_ok(Method::GET, &format!("/_sim/requests?since={since}"), None).await;
+    log["entries"].as_array().expect("log entries").clone()
+}
+
+/// The sequence number the simulator's next logged request gets.
+pub async fn next_seq(sim: &Sim) -> u64 {
+    sim.admin_ok(Method::GET, "/_sim/requests?since=18446744073709551615", None).await["nextSeq"]
+        .as_u64()
+        .expect("nextSeq")
 }

@@ -17,6 +17,11 @@
 //! 3. `sweep_stages` drops every `stage_%` table in the state schema. Run it at start-up,
 //!    before streams run: it also drops stages that are waiting for a merge.
 //!
+//! `replace_dimensions`, in one transaction, copies each dimension list into a temporary table
+//! (`on commit drop`, so a crash leaves nothing behind), upserts it into its table, flags the
+//! stored rows the list lacks (`not exists` against the temporary table), then records the
+//! rejects and commits the checkpoint.
+//!
 //! Reconciliation flags (`flag`) are bound as eight arrays and applied in one transaction by
 //! two statements over `unnest`: id-only rows for unknown ids, then an update of the flag
 //! columns that differ, without the cursor guard and without writing `_hsync_cursor`.
@@ -27,6 +32,8 @@
 //! keyed by `(from_type, from_id, to_type, to_id, type_id)`, with the category, label, the
 //! sync time and a `deleted_at` tombstone for edges HubSpot no longer holds. One table keeps
 //! the association sweep a single diff and lets new custom object pairs appear without DDL.
+//! It also creates the dimension tables `owners`, `pipelines` and `pipeline_stages` from their
+//! layout in [`crate::schema::dimension`].
 //! `merge_edges` runs, in one transaction, an upsert from the edges bound as parallel arrays
 //! (`unnest`) and an update tombstoning the records' other live edges (`not exists` against
 //! the same arrays); an unchanged edge is not rewritten, so a replay changes nothing.
@@ -54,7 +61,8 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow
 use sqlx::{Postgres, Row as _};
 
 use super::conformance::{Cell, EdgeRow, Inspect, Row};
-use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES};
 use crate::schema::{
     hsync_columns, Change, Column, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan, TableSchema,
 };
@@ -293,12 +301,7 @@ impl PostgresDestination {
         let action = format!("merge into {table}");
         let err = |e| db_error(&action, table, e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        sqlx::query(SET_SEARCH_PATH)
-            .bind(sql::quote_ident(&self.state_schema))
-            .bind(true)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        self.state_search_path(&mut tx).await.map_err(err)?;
         let staged: i64 = statement(sql::render_count(&self.state_schema, &stage.stage_table))
             .fetch_one(&mut *tx)
             .await
@@ -325,18 +328,9 @@ impl PostgresDestination {
         .await
         .map_err(err)?
         .rows_affected();
-        if !rejects.is_empty() {
-            let column = |f: fn(&Reject) -> &str| rejects.iter().map(|r| storable(f(r))).collect::<Vec<String>>();
-            statement(sql::render_insert_rejects(&self.data_schema))
-                .bind(column(|r| &r.object))
-                .bind(column(|r| &r.id))
-                .bind(column(|r| &r.property))
-                .bind(column(|r| &r.raw))
-                .bind(column(|r| &r.reason))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error(&format!("record rejects for {table}"), table, e))?;
-        }
+        self.insert_rejects(&mut tx, rejects)
+            .await
+            .map_err(|e| db_error(&format!("record rejects for {table}"), table, e))?;
         if let Some(checkpoint) = commit {
             commit_checkpoint_on(&mut tx, checkpoint)
                 .await
@@ -348,6 +342,70 @@ impl PostgresDestination {
             .map_err(err)?;
         tx.commit().await.map_err(err)?;
         Ok(MergeOutcome { written, skipped: stage.rows.saturating_sub(written) })
+    }
+
+    /// Sets the search_path to the state schema for the caller's transaction only, so the
+    /// state store's static statements find their tables.
+    async fn state_search_path(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(SET_SEARCH_PATH).bind(sql::quote_ident(&self.state_schema)).bind(true).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Records rejected values inside the caller's transaction.
+    async fn insert_rejects(&self, conn: &mut sqlx::PgConnection, rejects: &[Reject]) -> Result<(), sqlx::Error> {
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&Reject) -> &str| rejects.iter().map(|r| storable(f(r))).collect::<Vec<String>>();
+        statement(sql::render_insert_rejects(&self.data_schema))
+            .bind(column(|r| &r.object))
+            .bind(column(|r| &r.id))
+            .bind(column(|r| &r.property))
+            .bind(column(|r| &r.raw))
+            .bind(column(|r| &r.reason))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Loads one dimension list into its temporary table, then upserts it and flags the rows it
+    /// lacks, inside the caller's transaction.
+    async fn replace_dimension(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        table: &'static DimensionTable,
+        data: &[u8],
+        synced_at: DateTime<Utc>,
+    ) -> Result<DimensionOutcome, Error> {
+        let action = format!("replace the {} table", table.name);
+        let err = |e| db_error(&action, table.name, e);
+        let stage = sql::dimension_stage_name(table);
+        statement(sql::render_create_dimension_stage(&self.data_schema, table))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        let mut copy =
+            conn.copy_in_raw(&sql::render_copy(sql::TEMP_SCHEMA, &stage, &table.column_names())).await.map_err(err)?;
+        for chunk in data.chunks(COPY_CHUNK_BYTES) {
+            if let Err(e) = copy.send(chunk).await {
+                // The connection is unusable until the COPY ends; its own error is the one to report.
+                let _ = copy.abort("hsync could not send the list").await;
+                return Err(err(e));
+            }
+        }
+        let rows = copy.finish().await.map_err(err)?;
+        statement(sql::render_upsert_dimension(&self.data_schema, table))
+            .bind(synced_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        let removed = statement(sql::render_remove_missing_dimension(&self.data_schema, table))
+            .bind(synced_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?
+            .rows_affected();
+        Ok(DimensionOutcome { table: table.name, rows, removed })
     }
 
     fn column_of(row: &PgRow, index: usize, column: &ExistingColumn, table: &str) -> Result<Cell, Error> {
@@ -385,7 +443,8 @@ impl Destination for PostgresDestination {
         let mut tx = self.pool.begin().await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
         let statements = std::iter::once(sql::render_create_schema(&self.data_schema))
             .chain(sql::render_create_rejects(&self.data_schema))
-            .chain(sql::render_create_associations(&self.data_schema));
+            .chain(sql::render_create_associations(&self.data_schema))
+            .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.data_schema, t)));
         for s in statements {
             statement(s).execute(&mut *tx).await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
         }
@@ -586,6 +645,46 @@ impl Destination for PostgresDestination {
             .rows_affected();
         tx.commit().await.map_err(err)?;
         Ok(EdgeOutcome { upserted, tombstoned })
+    }
+
+    async fn replace_dimensions(
+        &self,
+        batches: &[DimensionBatch],
+        synced_at_ms: i64,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<Vec<DimensionOutcome>, Error> {
+        let action = "replace the owners and pipelines tables";
+        super::check_dimensions(KIND, batches)?;
+        let synced_at = DateTime::<Utc>::from_timestamp_millis(synced_at_ms).ok_or_else(|| Error::Statement {
+            kind: KIND,
+            action: action.to_owned(),
+            detail: "the sync time is out of range".to_owned(),
+        })?;
+        // Encoded up front: a value that cannot be written fails before anything is.
+        let encoded: Vec<(&'static DimensionTable, Vec<u8>)> = batches
+            .iter()
+            .map(|d| {
+                types::encode_copy_text(&d.batch).map(|data| (d.table, data)).map_err(|e| Error::Schema {
+                    kind: KIND,
+                    table: d.table.name.to_owned(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let err = |e| Error::from_sqlx(KIND, action, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut outcomes = Vec::with_capacity(encoded.len());
+        for (table, data) in &encoded {
+            outcomes.push(self.replace_dimension(&mut tx, table, data, synced_at).await?);
+        }
+        self.insert_rejects(&mut tx, rejects).await.map_err(err)?;
+        if let Some(checkpoint) = commit {
+            self.state_search_path(&mut tx).await.map_err(err)?;
+            commit_checkpoint_on(&mut tx, checkpoint).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(outcomes)
     }
 
     async fn live_ids(&self, table: &str) -> Result<Vec<i64>, Error> {

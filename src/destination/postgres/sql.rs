@@ -6,6 +6,7 @@
 //! Static statements that need no identifier live in `sql/postgres/` instead.
 
 use super::types::{pg_type, read_as_text, widen_using};
+use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, ExistingColumn, SchemaPlan, TableSchema};
 
 /// The table holding values that did not parse, in the data schema.
@@ -246,6 +247,81 @@ pub fn render_read_edges(schema: &str) -> String {
         qualified(schema, ASSOCIATIONS_TABLE),
         column_list(&EDGE_KEY)
     )
+}
+
+/// The schema Postgres resolves to the session's own temporary schema.
+pub const TEMP_SCHEMA: &str = "pg_temp";
+
+/// `create table if not exists` for a dimension table: its columns, `_hsync_synced_at` and
+/// `_hsync_removed_at`, keyed by its key columns.
+pub fn render_create_dimension(schema: &str, table: &DimensionTable) -> String {
+    let mut body: Vec<String> = table
+        .all_columns()
+        .iter()
+        .map(|c| {
+            let required = table.key.contains(&c.name.as_str()) || c.name == hsync_columns::SYNCED_AT;
+            format!("    {} {}{}", quote_ident(&c.name), pg_type(c.ty), if required { " not null" } else { "" })
+        })
+        .collect();
+    body.push(format!("    primary key ({})", column_list(table.key)));
+    format!("create table if not exists {} (\n{}\n)", qualified(schema, table.name), body.join(",\n"))
+}
+
+/// The temporary table a dimension list is copied into: `_hsync_dimension_<table>`.
+pub fn dimension_stage_name(table: &DimensionTable) -> String {
+    format!("_hsync_dimension_{}", table.name)
+}
+
+/// Creates the temporary table holding a dimension list for one transaction, typed as the
+/// dimension table types its columns (load it with [`render_copy`] into [`TEMP_SCHEMA`]).
+pub fn render_create_dimension_stage(schema: &str, table: &DimensionTable) -> String {
+    format!(
+        "create temporary table {} on commit drop as\nselect {}\nfrom {}\nwith no data",
+        qualified(TEMP_SCHEMA, &dimension_stage_name(table)),
+        column_list(&table.column_names()),
+        qualified(schema, table.name)
+    )
+}
+
+/// Upserts the listed rows from the temporary table: a stored row takes every value and loses
+/// its `_hsync_removed_at`. `$1` the sync time.
+pub fn render_upsert_dimension(schema: &str, table: &DimensionTable) -> String {
+    let names = table.column_names();
+    let all: Vec<&str> = names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]).collect();
+    let set: Vec<String> = names
+        .iter()
+        .copied()
+        .filter(|c| !table.key.contains(c))
+        .chain([hsync_columns::SYNCED_AT])
+        .map(|c| format!("{q} = excluded.{q}", q = quote_ident(c)))
+        .chain([format!("{} = null", quote_ident(REMOVED_AT))])
+        .collect();
+    [
+        format!("insert into {} as t ({})", qualified(schema, table.name), column_list(&all)),
+        format!("select {}, $1::timestamptz, null::timestamptz", column_list(&names)),
+        format!("from {}", qualified(TEMP_SCHEMA, &dimension_stage_name(table))),
+        format!("on conflict ({}) do update", column_list(table.key)),
+        format!("set {}", set.join(",\n    ")),
+    ]
+    .join("\n")
+}
+
+/// Flags the stored rows of a dimension table that the list in the temporary table lacks.
+/// `$1` the removal time.
+pub fn render_remove_missing_dimension(schema: &str, table: &DimensionTable) -> String {
+    let removed = quote_ident(REMOVED_AT);
+    let matches: Vec<String> = table.key.iter().map(|k| format!("c.{q} = t.{q}", q = quote_ident(k))).collect();
+    [
+        format!("update {} as t", qualified(schema, table.name)),
+        format!("set {removed} = $1::timestamptz"),
+        format!("where t.{removed} is null"),
+        "  and not exists (".to_owned(),
+        "      select 1".to_owned(),
+        format!("      from {} as c", qualified(TEMP_SCHEMA, &dimension_stage_name(table))),
+        format!("      where {}", matches.join("\n        and ")),
+        "  )".to_owned(),
+    ]
+    .join("\n")
 }
 
 /// Ids of the live rows of an object table: no archived, merged or deleted flag.
@@ -597,6 +673,23 @@ mod tests {
         insta::assert_snapshot!("flag_insert", render_flag_insert("My \"Data\"", "select"));
         insta::assert_snapshot!("flag_update", render_flag_update("hubspot", "has\"quote"));
         insta::assert_snapshot!("id_flags", render_id_flags("hubspot", "MixedCase"));
+    }
+
+    #[test]
+    fn dimension_statements() {
+        use crate::schema::dimension::{DIMENSION_TABLES, OWNERS, PIPELINES, PIPELINE_STAGES};
+        let create: Vec<String> = DIMENSION_TABLES.iter().map(|t| render_create_dimension("My \"Data\"", t)).collect();
+        insta::assert_snapshot!("create_dimensions", create.join(";\n\n"));
+        let stage = dimension_stage_name(&PIPELINE_STAGES);
+        let load = [
+            render_create_dimension_stage("hubspot", &PIPELINE_STAGES),
+            render_copy(TEMP_SCHEMA, &stage, &PIPELINE_STAGES.column_names()),
+            render_upsert_dimension("hubspot", &PIPELINE_STAGES),
+        ];
+        insta::assert_snapshot!("replace_dimension", load.join(";\n\n"));
+        let remove: Vec<String> =
+            [&OWNERS, &PIPELINES].iter().map(|t| render_remove_missing_dimension("hubspot", t)).collect();
+        insta::assert_snapshot!("remove_missing_dimension", remove.join(";\n\n"));
     }
 
     #[test]

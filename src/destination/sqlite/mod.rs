@@ -25,6 +25,8 @@
 //!   one write transaction, the upsert of [`sql::render_upsert_edges`] and the tombstoning
 //!   update of [`sql::render_tombstone_edges`]; the edge list and the ids are each bound as one
 //!   JSON array (read with `json_each`), so no statement meets SQLite's variable limit.
+//! - `owners`, `pipelines`, `pipeline_stages`: the dimension tables, created by `prepare` from
+//!   their layout in [`crate::schema::dimension`] ([`sql::render_create_dimension`]).
 //! - `_hsync_stage_<table>_<8 hex digits>`: staging tables, alive between `stage` and `merge`.
 //!
 //! # Schema changes
@@ -47,6 +49,12 @@
 //!
 //! `sweep_stages` drops every staging table: run it at start-up, before any stream stages,
 //! since it cannot tell a crash's leftovers from a stage in flight.
+//!
+//! # Dimensions
+//! `replace_dimensions` runs in one write transaction: per table, the listed rows in bound
+//! multi-row upserts ([`sql::render_upsert_dimension`]), then the flagging of the rows the list
+//! lacks ([`sql::render_remove_missing_dimension`], the list's keys bound as one JSON array),
+//! then the rejects and the checkpoint.
 //!
 //! # Flags
 //! `flag` writes reconciliation flags in one transaction, in chunks of bound `values` rows:
@@ -72,7 +80,8 @@ use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use self::types::Value;
 use super::conformance::{Cell, EdgeRow, Inspect};
-use super::{Destination, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::sqlite::{commit_checkpoint_on, load_checkpoint_on, run_migrations, SqliteStateStore};
 use crate::state::Checkpoint;
@@ -142,6 +151,52 @@ async fn describe_on(conn: &mut SqliteConnection, table: &str) -> Result<Option<
         })
         .collect::<Result<Vec<_>, Error>>()
         .map(Some)
+}
+
+/// Records rejected values inside the caller's transaction.
+async fn insert_rejects(conn: &mut SqliteConnection, rejects: &[Reject]) -> Result<(), sqlx::Error> {
+    for reject in rejects {
+        sqlx::query(sql::INSERT_REJECT)
+            .bind(&reject.object)
+            .bind(&reject.id)
+            .bind(&reject.property)
+            .bind(&reject.raw)
+            .bind(&reject.reason)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The values of one dimension batch ready to bind: per column its values, and the keys of the
+/// list as the JSON array [`sql::render_remove_missing_dimension`] binds.
+fn dimension_values(dimension: &DimensionBatch, action: &str) -> Result<(Vec<Vec<Value>>, String), Error> {
+    let table = dimension.table;
+    let columns: Vec<Vec<Value>> = dimension
+        .batch
+        .columns()
+        .iter()
+        .zip(table.columns)
+        .map(|(array, (name, _))| {
+            types::column_values(array)
+                .map_err(|e| statement_error(action, format!("column {name} of {} {e}", table.name)))
+        })
+        .collect::<Result<_, _>>()?;
+    let key_columns: Vec<&Vec<Value>> =
+        table.columns.iter().zip(&columns).filter(|((name, _), _)| table.key.contains(name)).map(|(_, v)| v).collect();
+    let keys: Vec<serde_json::Value> = (0..dimension.batch.num_rows())
+        .map(|row| {
+            key_columns
+                .iter()
+                .map(|column| match &column[row] {
+                    Value::Text(key) => serde_json::Value::String(key.clone()),
+                    // `check_dimensions` refused batches with a missing key.
+                    _ => serde_json::Value::Null,
+                })
+                .collect()
+        })
+        .collect();
+    Ok((columns, serde_json::Value::Array(keys).to_string()))
 }
 
 /// The bound values of one flag row, in the order of [`sql::FLAG_COLUMNS`].
@@ -333,6 +388,12 @@ impl Destination for SqliteDestination {
             .execute(&self.pool)
             .await
             .map_err(failed("create the rejects and associations tables"))?;
+        for table in DIMENSION_TABLES {
+            dynamic(sql::render_create_dimension(table), SqliteArguments::default())
+                .execute(&self.pool)
+                .await
+                .map_err(failed(format!("create the {} table", table.name)))?;
+        }
         Ok(())
     }
 
@@ -459,17 +520,7 @@ impl Destination for SqliteDestination {
             .await
             .map_err(failed(format!("merge into {table}")))?;
         let written = done.rows_affected();
-        for reject in rejects {
-            sqlx::query(sql::INSERT_REJECT)
-                .bind(&reject.object)
-                .bind(&reject.id)
-                .bind(&reject.property)
-                .bind(&reject.raw)
-                .bind(&reject.reason)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed(format!("record rejected values of {table}")))?;
-        }
+        insert_rejects(&mut tx, rejects).await.map_err(failed(format!("record rejected values of {table}")))?;
         if let Some(checkpoint) = commit {
             commit_checkpoint_on(&mut tx, checkpoint)
                 .await
@@ -554,6 +605,61 @@ impl Destination for SqliteDestination {
             .rows_affected();
         tx.commit().await.map_err(failed(&action))?;
         Ok(EdgeOutcome { upserted, tombstoned })
+    }
+
+    async fn replace_dimensions(
+        &self,
+        batches: &[DimensionBatch],
+        synced_at_ms: i64,
+        rejects: &[Reject],
+        commit: Option<&Checkpoint>,
+    ) -> Result<Vec<DimensionOutcome>, Error> {
+        let action = "replace the owners and pipelines tables";
+        super::check_dimensions(KIND, batches)?;
+        let synced_at = types::format_timestamp_ms(synced_at_ms)
+            .ok_or_else(|| statement_error(action, "the sync time is outside the years 0000 to 9999"))?;
+        // Converted up front: a value that cannot be written fails before anything is.
+        let prepared: Vec<_> =
+            batches.iter().map(|d| dimension_values(d, action).map(|v| (d.table, v))).collect::<Result<_, _>>()?;
+        let mut tx = self.write_transaction(action).await?;
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        for (table, (mut columns, keys)) in prepared {
+            let rows = columns.first().map_or(0, Vec::len);
+            let per_insert = (MAX_VARIABLES / (table.columns.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT);
+            for start in (0..rows).step_by(per_insert) {
+                let end = (start + per_insert).min(rows);
+                let mut args = SqliteArguments::default();
+                for row in start..end {
+                    for column in columns.iter_mut() {
+                        let value = std::mem::replace(&mut column[row], Value::Null);
+                        bind(&mut args, value).map_err(|e| statement_error(action, e))?;
+                    }
+                    bind(&mut args, Value::Text(synced_at.clone())).map_err(|e| statement_error(action, e))?;
+                }
+                dynamic(sql::render_upsert_dimension(table, end - start), args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed(format!("write the {} table", table.name)))?;
+            }
+            let mut args = SqliteArguments::default();
+            for value in [Value::Text(synced_at.clone()), Value::Text(keys)] {
+                bind(&mut args, value).map_err(|e| statement_error(action, e))?;
+            }
+            let removed = dynamic(sql::render_remove_missing_dimension(table), args)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(format!("flag the rows removed from {}", table.name)))?
+                .rows_affected();
+            outcomes.push(DimensionOutcome { table: table.name, rows: rows as u64, removed });
+        }
+        insert_rejects(&mut tx, rejects).await.map_err(failed("record rejected values of the dimension tables"))?;
+        if let Some(checkpoint) = commit {
+            commit_checkpoint_on(&mut tx, checkpoint)
+                .await
+                .map_err(failed(format!("commit the checkpoint of {}", checkpoint.stream)))?;
+        }
+        tx.commit().await.map_err(failed(action))?;
+        Ok(outcomes)
     }
 
     async fn live_ids(&self, table: &str) -> Result<Vec<i64>, Error> {

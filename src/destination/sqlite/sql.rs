@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, ColumnType, ExistingColumn};
 
 use super::types::declared_type;
@@ -279,6 +280,62 @@ pub fn render_read_edges() -> String {
     format!("select {columns}\nfrom {}\norder by {}", quote_ident(ASSOCIATIONS_TABLE), quoted_list(EDGE_KEY))
 }
 
+/// `create table if not exists` for a dimension table: its columns, `_hsync_synced_at` and
+/// `_hsync_removed_at`, keyed by its key columns.
+pub fn render_create_dimension(table: &DimensionTable) -> String {
+    let mut body: Vec<String> = table
+        .all_columns()
+        .iter()
+        .map(|c| {
+            let required = table.key.contains(&c.name.as_str()) || c.name == hsync_columns::SYNCED_AT;
+            format!("    {} {}{}", quote_ident(&c.name), declared_type(c.ty), if required { " not null" } else { "" })
+        })
+        .collect();
+    body.push(format!("    primary key ({})", quoted_list(table.key.iter().copied())));
+    format!("create table if not exists {} (\n{}\n)", quote_ident(table.name), body.join(",\n"))
+}
+
+/// Upserts `rows` listed rows of a dimension table: per row one `?` per refreshed column, in
+/// order, then one for `_hsync_synced_at`. A stored row takes every value and loses its
+/// `_hsync_removed_at`.
+pub fn render_upsert_dimension(table: &DimensionTable, rows: usize) -> String {
+    let names = table.column_names();
+    let columns = quoted_list(names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]));
+    let row = format!("({}, ?, null)", vec!["?"; names.len()].join(", "));
+    let set: Vec<String> = names
+        .iter()
+        .copied()
+        .filter(|c| !table.key.contains(c))
+        .chain([hsync_columns::SYNCED_AT])
+        .map(|c| format!("{} = excluded.{}", quote_ident(c), quote_ident(c)))
+        .chain([format!("{} = null", quote_ident(REMOVED_AT))])
+        .collect();
+    format!(
+        "insert into {} ({columns})\nvalues {}\non conflict ({}) do update\nset {}",
+        quote_ident(table.name),
+        vec![row; rows].join(",\n       "),
+        quoted_list(table.key.iter().copied()),
+        set.join(",\n    ")
+    )
+}
+
+/// Flags the stored rows of a dimension table that the current list lacks. Binds: the removal
+/// time, then the list's keys as one JSON array of arrays of key values, in key order.
+pub fn render_remove_missing_dimension(table: &DimensionTable) -> String {
+    let removed = quote_ident(REMOVED_AT);
+    let elements: Vec<String> = (0..table.key.len()).map(element).collect();
+    [
+        format!("update {}", quote_ident(table.name)),
+        format!("set {removed} = ?"),
+        format!("where {removed} is null"),
+        format!("  and ({}) not in (", quoted_list(table.key.iter().copied())),
+        format!("      select {}", elements.join(", ")),
+        "      from json_each(?)".to_owned(),
+        "  )".to_owned(),
+    ]
+    .join("\n")
+}
+
 /// Ids of the live rows of an object table: no archived, merged or deleted flag.
 pub fn render_live_ids(table: &str) -> String {
     use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
@@ -547,6 +604,25 @@ mod tests {
         for sql in [render_flag_insert("t", 5), render_flag_update("t", 5)] {
             assert_eq!(sql.matches('?').count(), 5 * FLAG_COLUMNS.len());
         }
+    }
+
+    #[test]
+    fn dimension_statements() {
+        use crate::schema::dimension::{DIMENSION_TABLES, OWNERS, PIPELINE_STAGES};
+        let create: Vec<String> = DIMENSION_TABLES.iter().map(|t| render_create_dimension(t)).collect();
+        assert_snapshot!("create_dimensions", create.join(";\n\n"));
+        assert_snapshot!("upsert_dimension", render_upsert_dimension(&PIPELINE_STAGES, 2));
+        let remove: Vec<String> =
+            [&OWNERS, &PIPELINE_STAGES].iter().map(|t| render_remove_missing_dimension(t)).collect();
+        assert_snapshot!("remove_missing_dimension", remove.join(";\n\n"));
+    }
+
+    #[test]
+    fn dimension_statements_bind_every_value() {
+        use crate::schema::dimension::OWNERS;
+        let sql = render_upsert_dimension(&OWNERS, 3);
+        assert_eq!(sql.matches('?').count(), 3 * (OWNERS.columns.len() + 1));
+        assert_eq!(render_remove_missing_dimension(&OWNERS).matches('?').count(), 2);
     }
 
     #[test]

@@ -1,0 +1,32 @@
+//! `hsync dimensions`: refreshes the owners, pipelines and pipeline_stages tables in full from
+//! HubSpot's complete lists (see `stream::dimensions`), as one run in the run history.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::session::{recorded, Session};
+use crate::stream::dimensions;
+use crate::stream::state::DIMENSIONS_STREAM;
+
+/// Options of `hsync dimensions` (none yet).
+#[derive(Debug, Args)]
+pub struct DimensionsArgs {}
+
+/// Runs one refresh.
+pub async fn run(config_path: Option<&Path>, _args: DimensionsArgs) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path).await?;
+    let report = recorded(&session.runner, DIMENSIONS_STREAM, dimensions::Report::rows, async {
+        Ok(dimensions::refresh(&session.runner).await?)
+    })
+    .await?;
+    println!(
+        "owners: {} rows, pipelines: {} rows, pipeline_stages: {} rows; {} rows newly marked removed",
+        report.owners, report.pipelines, report.stages, report.removed
+    );
+    if report.rejects > 0 {
+        println!("{} values did not parse: they are NULL and listed in _hsync_rejects", report.rejects);
+    }
+    Ok(ExitCode::SUCCESS)
+}
