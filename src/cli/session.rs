@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::destination::{AnyDestination, AnyStateStore, Destination};
 use crate::hubspot::{self, HubSpotClient, ObjectRef};
-use crate::stream::runner::{PropertyFilter, Runner};
+use crate::stream::runner::Runner;
 
 /// An open session.
 #[derive(Debug)]
@@ -33,19 +33,8 @@ impl Session {
         if swept > 0 {
             tracing::info!(stages = swept, "removed staging tables left by an earlier crash");
         }
-        let state = dest.state_store();
-        let clock = crate::clock::system();
-        let client = HubSpotClient::new(
-            hubspot::client_config(&config),
-            hubspot::token_source(&config),
-            Arc::new(state.clone()),
-            Arc::clone(&clock),
-        )?;
-        let filter = PropertyFilter {
-            include: config.sync.include_properties.clone(),
-            exclude: config.sync.exclude_properties.clone(),
-        };
-        Ok(Session { runner: Runner { client, dest, state, clock, filter }, config })
+        let runner = crate::daemon::runner(&config, &dest)?;
+        Ok(Session { runner, config })
     }
 
     /// The configured objects, or `only` when given.

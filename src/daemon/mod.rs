@@ -240,7 +240,9 @@ async fn prepare(
     }
 }
 
-fn runner(config: &Config, dest: &AnyDestination) -> Result<Runner<AnyDestination, AnyStateStore>, Error> {
+/// The runner every syncing command and the daemon use: the destination, its state store (which
+/// also keeps the budget ledger) and a HubSpot client built from `config`.
+pub fn runner(config: &Config, dest: &AnyDestination) -> Result<Runner<AnyDestination, AnyStateStore>, Error> {
     let state = dest.state_store();
     let clock = crate::clock::system();
     let client = HubSpotClient::new(
