@@ -124,12 +124,20 @@ impl fmt::Debug for DestinationUrl {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DestinationConfig {
-    /// `sqlite://path.db` (the default) or `postgres://user@host/db`.
+    /// `sqlite://path.db` (the default), `postgres://user@host/db`,
+    /// `bigquery://PROJECT/DATASET`, `snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=W&role=R`
+    /// or `parquet://DIRECTORY`.
     pub url: DestinationUrl,
     /// Postgres: the schema of the object tables.
     pub schema: String,
     /// Postgres: the schema of hsync's bookkeeping (checkpoints, runs, stages).
     pub state_schema: String,
+    /// BigQuery, Snowflake and Parquet keep hsync's state (checkpoints, runs, snapshots, the
+    /// budget ledger) in this local SQLite file. Default: `hsync-state.db` beside the config
+    /// file, or in the working directory without one.
+    pub state_path: Option<PathBuf>,
+    pub bigquery: BigQueryConfig,
+    pub snowflake: SnowflakeConfig,
 }
 
 impl Default for DestinationConfig {
@@ -138,6 +146,88 @@ impl Default for DestinationConfig {
             url: DestinationUrl("sqlite://hsync.db".to_owned()),
             schema: "hubspot".to_owned(),
             state_schema: "hsync".to_owned(),
+            state_path: None,
+            bigquery: BigQueryConfig::default(),
+            snowflake: SnowflakeConfig::default(),
+        }
+    }
+}
+
+impl DestinationConfig {
+    /// The destination's kind from the URL's scheme, or `None` for an unknown scheme.
+    pub fn kind(&self) -> Option<DestinationKind> {
+        let url = self.url.expose();
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Some(DestinationKind::Sqlite),
+            "postgres" | "postgresql" if url.contains("://") => Some(DestinationKind::Postgres),
+            "bigquery" if url.contains("://") => Some(DestinationKind::BigQuery),
+            "snowflake" if url.contains("://") => Some(DestinationKind::Snowflake),
+            "parquet" if url.contains("://") => Some(DestinationKind::Parquet),
+            _ => None,
+        }
+    }
+
+    /// The local state file for destinations that cannot hold hsync's state.
+    pub fn state_file(&self) -> PathBuf {
+        self.state_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE))
+    }
+}
+
+/// The local state file's name when `destination.state_path` is unset.
+pub const DEFAULT_STATE_FILE: &str = "hsync-state.db";
+
+/// The kinds of destination hsync writes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestinationKind {
+    Sqlite,
+    Postgres,
+    BigQuery,
+    Snowflake,
+    Parquet,
+}
+
+impl DestinationKind {
+    /// Whether the destination keeps hsync's state itself (in the merge's transaction).
+    pub fn holds_state(self) -> bool {
+        matches!(self, DestinationKind::Sqlite | DestinationKind::Postgres)
+    }
+}
+
+/// BigQuery settings beside `destination.url = "bigquery://PROJECT/DATASET"`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BigQueryConfig {
+    /// A service-account key file (JSON). Unset: application default credentials
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's ADC file, then the metadata server).
+    pub credentials_file: Option<PathBuf>,
+    /// The API's root (`https://bigquery.googleapis.com` when unset); an emulator's address
+    /// such as `http://127.0.0.1:9050`, which also turns authentication off.
+    pub endpoint: Option<String>,
+    /// Where the dataset is created when missing (`US` when unset).
+    pub location: Option<String>,
+}
+
+/// Snowflake settings beside
+/// `destination.url = "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=W&role=R"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnowflakeConfig {
+    /// The environment variable that holds the password (password authentication).
+    pub password_env: String,
+    /// A PKCS#8 PEM private key file: key-pair (JWT) authentication, used when set.
+    pub private_key_file: Option<PathBuf>,
+    /// The account's address (`https://ACCOUNT.snowflakecomputing.com` when unset); an
+    /// emulator's address such as `http://127.0.0.1:8085`.
+    pub endpoint: Option<String>,
+}
+
+impl Default for SnowflakeConfig {
+    fn default() -> Self {
+        SnowflakeConfig {
+            password_env: "HSYNC_SNOWFLAKE_PASSWORD".to_owned(),
+            private_key_file: None,
+            endpoint: None,
         }
     }
 }
@@ -277,7 +367,10 @@ impl Config {
         // Only double-underscore keys are overrides, so HSYNC_-prefixed secrets such as a token
         // variable never collide with configuration keys.
         let env = env.filter(|key| key.as_str().contains("__")).split("__");
-        let config: Config = figment.merge(env).extract().map_err(|e| Error::Invalid { detail: describe(e) })?;
+        let mut config: Config = figment.merge(env).extract().map_err(|e| Error::Invalid { detail: describe(e) })?;
+        if let (None, Some(dir)) = (&config.destination.state_path, path.and_then(Path::parent)) {
+            config.destination.state_path = Some(dir.join(DEFAULT_STATE_FILE));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -299,10 +392,10 @@ impl Config {
                 self.hubspot.base_url
             )));
         }
-        let url = self.destination.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if self.destination.kind().is_none() {
             return Err(Error::Inconsistent(format!(
-                "destination.url must be sqlite://PATH or postgres://..., got {}",
+                "destination.url must be sqlite://PATH, postgres://..., bigquery://PROJECT/DATASET, \
+                 snowflake://USER@ACCOUNT/DATABASE/SCHEMA or parquet://DIRECTORY, got {}",
                 self.destination.url.redacted()
             )));
         }

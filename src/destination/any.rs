@@ -1,12 +1,14 @@
 //! Runtime choice of destination from the configured URL: a closed enum that dispatches to the
 //! concrete destinations (and their state stores), so the rest of hsync stays generic.
 
+use std::path::PathBuf;
+
 use arrow::record_batch::RecordBatch;
 
 use super::postgres::PostgresDestination;
 use super::sqlite::SqliteDestination;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, DestinationKind};
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 use crate::schema::dimension::DimensionBatch;
 use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
@@ -32,12 +34,19 @@ impl AnyDestination {
     /// Connects to the destination `config.url` names.
     pub async fn connect(config: &DestinationConfig) -> Result<AnyDestination, Error> {
         let url = config.url.expose();
-        if url.starts_with("sqlite:") {
-            Ok(AnyDestination::Sqlite(SqliteDestination::connect(url).await?))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(AnyDestination::Postgres(PostgresDestination::connect(url, &config.schema, &config.state_schema).await?))
-        } else {
-            Err(Error::Config(format!("{} is neither sqlite:// nor postgres://", config.url.redacted())))
+        match config.kind() {
+            Some(DestinationKind::Sqlite) => Ok(AnyDestination::Sqlite(SqliteDestination::connect(url).await?)),
+            Some(DestinationKind::Postgres) => Ok(AnyDestination::Postgres(
+                PostgresDestination::connect(url, &config.schema, &config.state_schema).await?,
+            )),
+            Some(kind) => Err(Error::Config(format!(
+                "{} ({kind:?}) is not a destination this build of hsync writes to",
+                config.url.redacted()
+            ))),
+            None => Err(Error::Config(format!(
+                "{} names no destination hsync knows; see destination.url in deploy/hsync.example.toml",
+                config.url.redacted()
+            ))),
         }
     }
 
@@ -113,54 +122,47 @@ fn render_sqlite_plan(plan: &SchemaPlan) -> Vec<String> {
     out
 }
 
+/// Calls the same method on whichever destination `self` is.
+macro_rules! dispatch_destination {
+    ($self:ident, $dest:ident => $call:expr) => {
+        match $self {
+            AnyDestination::Sqlite($dest) => $call,
+            AnyDestination::Postgres($dest) => $call,
+        }
+    };
+}
+
 impl Destination for AnyDestination {
     fn kind(&self) -> &'static str {
-        match self {
-            AnyDestination::Sqlite(d) => d.kind(),
-            AnyDestination::Postgres(d) => d.kind(),
-        }
+        dispatch_destination!(self, d => d.kind())
+    }
+
+    fn holds_state(&self) -> bool {
+        dispatch_destination!(self, d => d.holds_state())
     }
 
     fn column_budget(&self) -> ColumnBudget {
-        match self {
-            AnyDestination::Sqlite(d) => d.column_budget(),
-            AnyDestination::Postgres(d) => d.column_budget(),
-        }
+        dispatch_destination!(self, d => d.column_budget())
     }
 
     async fn prepare(&self) -> Result<(), Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.prepare().await,
-            AnyDestination::Postgres(d) => d.prepare().await,
-        }
+        dispatch_destination!(self, d => d.prepare().await)
     }
 
     async fn healthcheck(&self) -> Result<(), Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.healthcheck().await,
-            AnyDestination::Postgres(d) => d.healthcheck().await,
-        }
+        dispatch_destination!(self, d => d.healthcheck().await)
     }
 
     async fn describe(&self, table: &str) -> Result<Option<Vec<ExistingColumn>>, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.describe(table).await,
-            AnyDestination::Postgres(d) => d.describe(table).await,
-        }
+        dispatch_destination!(self, d => d.describe(table).await)
     }
 
     async fn alter(&self, plan: &SchemaPlan) -> Result<(), Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.alter(plan).await,
-            AnyDestination::Postgres(d) => d.alter(plan).await,
-        }
+        dispatch_destination!(self, d => d.alter(plan).await)
     }
 
     async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.stage(table, batch).await,
-            AnyDestination::Postgres(d) => d.stage(table, batch).await,
-        }
+        dispatch_destination!(self, d => d.stage(table, batch).await)
     }
 
     async fn merge(
@@ -169,31 +171,19 @@ impl Destination for AnyDestination {
         rejects: &[Reject],
         commit: Option<&Checkpoint>,
     ) -> Result<MergeOutcome, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.merge(stage, rejects, commit).await,
-            AnyDestination::Postgres(d) => d.merge(stage, rejects, commit).await,
-        }
+        dispatch_destination!(self, d => d.merge(stage, rejects, commit).await)
     }
 
     async fn sweep_stages(&self) -> Result<u64, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.sweep_stages().await,
-            AnyDestination::Postgres(d) => d.sweep_stages().await,
-        }
+        dispatch_destination!(self, d => d.sweep_stages().await)
     }
 
     async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.flag(table, flags).await,
-            AnyDestination::Postgres(d) => d.flag(table, flags).await,
-        }
+        dispatch_destination!(self, d => d.flag(table, flags).await)
     }
 
     async fn id_flags(&self, table: &str) -> Result<Vec<IdFlags>, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.id_flags(table).await,
-            AnyDestination::Postgres(d) => d.id_flags(table).await,
-        }
+        dispatch_destination!(self, d => d.id_flags(table).await)
     }
 
     async fn merge_edges(
@@ -204,10 +194,7 @@ impl Destination for AnyDestination {
         edges: &[Edge],
         synced_at_ms: i64,
     ) -> Result<EdgeOutcome, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await,
-            AnyDestination::Postgres(d) => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await,
-        }
+        dispatch_destination!(self, d => d.merge_edges(from_type, to_type, from_ids, edges, synced_at_ms).await)
     }
 
     async fn replace_dimensions(
@@ -217,31 +204,41 @@ impl Destination for AnyDestination {
         rejects: &[Reject],
         commit: Option<&Checkpoint>,
     ) -> Result<Vec<DimensionOutcome>, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.replace_dimensions(batches, synced_at_ms, rejects, commit).await,
-            AnyDestination::Postgres(d) => d.replace_dimensions(batches, synced_at_ms, rejects, commit).await,
-        }
+        dispatch_destination!(self, d => d.replace_dimensions(batches, synced_at_ms, rejects, commit).await)
     }
 
     async fn live_ids(&self, table: &str) -> Result<Vec<i64>, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.live_ids(table).await,
-            AnyDestination::Postgres(d) => d.live_ids(table).await,
-        }
+        dispatch_destination!(self, d => d.live_ids(table).await)
     }
 
     async fn ids_modified_since(&self, table: &str, since_ms: i64) -> Result<Vec<i64>, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.ids_modified_since(table, since_ms).await,
-            AnyDestination::Postgres(d) => d.ids_modified_since(table, since_ms).await,
-        }
+        dispatch_destination!(self, d => d.ids_modified_since(table, since_ms).await)
     }
 
     async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
-        match self {
-            AnyDestination::Sqlite(d) => d.edge_sources(from_type, to_type, to_ids).await,
-            AnyDestination::Postgres(d) => d.edge_sources(from_type, to_type, to_ids).await,
-        }
+        dispatch_destination!(self, d => d.edge_sources(from_type, to_type, to_ids).await)
+    }
+}
+
+/// hsync's state in a local SQLite file (`destination.state_path`), for destinations that
+/// cannot hold it (BigQuery, Snowflake, Parquet). The leader lease locks `<file>.lease`.
+#[derive(Clone, Debug)]
+pub struct LocalState {
+    pub store: SqliteStateStore,
+    pub path: PathBuf,
+}
+
+impl LocalState {
+    /// Opens (creating and migrating when missing) the configured local state file.
+    pub async fn open(config: &DestinationConfig) -> Result<LocalState, Error> {
+        let path = config.state_file();
+        let unusable = |e: StateError| Error::Config(format!(
+            "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
+            path.display()
+        ));
+        let store = SqliteStateStore::open(&path).await.map_err(unusable)?;
+        store.migrate().await.map_err(unusable)?;
+        Ok(LocalState { store, path })
     }
 }
 

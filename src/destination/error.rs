@@ -21,6 +21,12 @@ pub enum Error {
     /// The destination URL is unusable.
     #[error("invalid destination url: {0}")]
     Config(String),
+    /// The warehouse refused hsync's credentials (a cloud warehouse's login or token).
+    #[error("the {kind} destination refused hsync's credentials: {detail}; check the key file, password or grants named in the destination settings")]
+    Auth { kind: &'static str, detail: String },
+    /// The warehouse asked hsync to slow down (a quota or concurrency limit).
+    #[error("the {kind} destination is throttling hsync: {detail}; hsync retries later")]
+    Throttled { kind: &'static str, detail: String },
 }
 
 impl Classify for Error {
@@ -30,6 +36,8 @@ impl Classify for Error {
             Error::Permission { .. } | Error::Config(_) => ErrorClass::Config,
             Error::Schema { .. } => ErrorClass::Data,
             Error::Statement { .. } => ErrorClass::Bug,
+            Error::Auth { .. } => ErrorClass::Auth,
+            Error::Throttled { .. } => ErrorClass::RateLimited,
         }
     }
 }

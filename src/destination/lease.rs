@@ -4,18 +4,19 @@
 //! - Postgres: a session-level advisory lock on a connection detached from the pool. Postgres
 //!   drops it when that session ends, however the holder dies (crash, SIGKILL, lost network).
 //! - SQLite: an exclusive OS file lock on `<database>.lease` beside the database. The kernel
-//!   drops it when the holding process exits.
+//!   drops it when the holding process exits. BigQuery, Snowflake and Parquet lock the local
+//!   state file the same way, so two daemons sharing that file (one host or a shared volume)
+//!   never sync at once.
 //!
 //! A lease is checked before each job and while one runs; a lost Postgres session means the
 //! lock may already be someone else's, so the holder must stop writing.
 
 use std::fs::{File, OpenOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sqlx::{Connection, PgConnection};
 
 use super::postgres::PostgresDestination;
-use super::sqlite::SqliteDestination;
 use super::{AnyDestination, Error};
 
 /// Takes the Postgres lock named by `$1` without waiting; true when taken.
@@ -66,7 +67,7 @@ impl AnyDestination {
     pub async fn try_lease(&self, name: &str) -> Result<Option<Lease>, Error> {
         match self {
             AnyDestination::Postgres(d) => try_postgres(d, name).await,
-            AnyDestination::Sqlite(d) => try_sqlite(d),
+            AnyDestination::Sqlite(d) => try_file_lock(&d.database_path()),
         }
     }
 }
@@ -88,8 +89,10 @@ async fn try_postgres(dest: &PostgresDestination, name: &str) -> Result<Option<L
     }
 }
 
-fn try_sqlite(dest: &SqliteDestination) -> Result<Option<Lease>, Error> {
-    let mut path = dest.database_path();
+/// Locks `<database>.lease` beside a SQLite file (the destination's, or the local state file of a
+/// destination that cannot hold hsync's state).
+pub(crate) fn try_file_lock(database: &Path) -> Result<Option<Lease>, Error> {
+    let mut path = database.to_owned();
     path.as_mut_os_string().push(".lease");
     let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| {
         Error::Unavailable { kind: "sqlite", detail: format!("cannot open the lease file {}: {e}", path.display()) }

@@ -38,7 +38,7 @@ use std::future::Future;
 
 use arrow::record_batch::RecordBatch;
 
-pub use any::{AnyDestination, AnyStateStore};
+pub use any::{AnyDestination, AnyStateStore, LocalState};
 pub use error::Error;
 pub use lease::Lease;
 
@@ -179,6 +179,14 @@ pub(crate) fn edges_by_key<'a>(
 pub trait Destination: Send + Sync {
     /// `sqlite`, `postgres`, ...
     fn kind(&self) -> &'static str;
+
+    /// Whether `merge` and `replace_dimensions` commit the checkpoint they are given in their
+    /// own transaction. Destinations without such transactions (BigQuery, Snowflake, Parquet)
+    /// return false and ignore it: the runner commits to the local state store once the merge
+    /// has returned, and a crash in between replays one batch, which the guarded merge absorbs.
+    fn holds_state(&self) -> bool {
+        true
+    }
 
     /// How many property columns a table may have before properties overflow.
     fn column_budget(&self) -> ColumnBudget;

@@ -1,7 +1,8 @@
 //! The runner: the one place that writes data and commits state, always in this order per
 //! batch: fetch (by the stream) ─► diff schema ─► alter if needed ─► stage ─► merge with the
-//! checkpoint. A crash between merge and commit cannot happen for SQL destinations (they commit
-//! the checkpoint in the merge's transaction); a replayed batch is absorbed by the guarded merge.
+//! checkpoint. A crash between merge and commit cannot happen for SQLite and Postgres (they commit
+//! the checkpoint in the merge's transaction); elsewhere the checkpoint is committed to the local
+//! state store right after the merge, and a replayed batch is absorbed by the guarded merge.
 
 use std::sync::Arc;
 
@@ -119,7 +120,7 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
             tracing::warn!(table = %table.object.table, rejects = built.rejects.len(), "values rejected; see _hsync_rejects");
         }
         let stage = self.dest.stage(&table.object.table, &built.batch).await?;
-        let outcome = self.dest.merge(stage, &built.rejects, checkpoint).await?;
+        let outcome = self.merge(stage, &built.rejects, checkpoint).await?;
         metrics::counter!("hsync_rows_merged_total", "object" => table.object.table.clone()).increment(outcome.written);
         Ok(outcome)
     }
@@ -154,7 +155,12 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         if !rejects.is_empty() {
             tracing::warn!(rejects = rejects.len(), "dimension values rejected; see _hsync_rejects");
         }
-        let outcomes = self.dest.replace_dimensions(batches, now, rejects, Some(checkpoint)).await?;
+        let in_destination = self.dest.holds_state();
+        let outcomes =
+            self.dest.replace_dimensions(batches, now, rejects, Some(checkpoint).filter(|_| in_destination)).await?;
+        if !in_destination {
+            self.commit(checkpoint).await?;
+        }
         for o in &outcomes {
             metrics::gauge!("hsync_dimension_rows", "table" => o.table).set(o.rows as f64);
             metrics::counter!("hsync_dimension_rows_removed_total", "table" => o.table).increment(o.removed);
@@ -191,6 +197,24 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         let indices: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
         let batch = built.batch.project(&indices).map_err(|e| Error::Bug(format!("projecting a batch: {e}")))?;
         let stage = self.dest.stage(&table.object.table, &batch).await?;
-        Ok(self.dest.merge(stage, &built.rejects, checkpoint).await?)
+        self.merge(stage, &built.rejects, checkpoint).await
+    }
+
+    /// Merges a stage and commits `checkpoint`: in the merge's transaction when the destination
+    /// holds the state, else right after the merge returns.
+    async fn merge(
+        &self,
+        stage: crate::destination::Stage,
+        rejects: &[Reject],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        if self.dest.holds_state() {
+            return Ok(self.dest.merge(stage, rejects, checkpoint).await?);
+        }
+        let outcome = self.dest.merge(stage, rejects, None).await?;
+        if let Some(checkpoint) = checkpoint {
+            self.commit(checkpoint).await?;
+        }
+        Ok(outcome)
     }
 }

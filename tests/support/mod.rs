@@ -261,6 +261,25 @@ pub fn category(body: &Value) -> &str {
     body["category"].as_str().unwrap_or_default()
 }
 
+/// The address of a warehouse emulator from `var` (`HSYNC_BQ_EMULATOR_URL`,
+/// `HSYNC_SF_EMULATOR_URL`; `scripts/emulators start` sets both). Unset fails the test in CI
+/// and skips it, with a printed reason, elsewhere.
+pub fn emulator_url(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if in_ci() => panic!("{what} is required in CI and {var} is unset; scripts/test starts it"),
+        _ => {
+            eprintln!("skipping: {var} is unset, so {what} is unavailable; run `eval \"$(scripts/emulators start)\"` first");
+            None
+        }
+    }
+}
+
+/// Whether the tests run in CI (`CI` set and not `false`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+}
+
 /// A pair of uniquely named Postgres schemas (data and state) on the test database.
 pub struct FreshPostgres {
     pub url: String,
@@ -280,7 +299,7 @@ impl FreshPostgres {
         };
         if let Err(e) = reachable.await {
             let shown = hsync::config::DestinationUrl::new(url.clone()).redacted();
-            if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+            if in_ci() {
                 panic!("Postgres at {shown} is required in CI and unreachable: {e}");
             }
             eprintln!("skipping: Postgres at {shown} is unreachable ({e}); scripts/test provisions it");
