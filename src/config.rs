@@ -224,11 +224,7 @@ pub struct SnowflakeConfig {
 
 impl Default for SnowflakeConfig {
     fn default() -> Self {
-        SnowflakeConfig {
-            password_env: "HSYNC_SNOWFLAKE_PASSWORD".to_owned(),
-            private_key_file: None,
-            endpoint: None,
-        }
+        SnowflakeConfig { password_env: "HSYNC_SNOWFLAKE_PASSWORD".to_owned(), private_key_file: None, endpoint: None }
     }
 }
 
@@ -493,6 +489,40 @@ mod tests {
     fn missing_file_says_which() {
         let err = Config::load(Some(Path::new("/nonexistent/hsync.toml"))).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/hsync.toml"), "{err}");
+    }
+
+    #[test]
+    fn destination_kind_comes_from_the_url_scheme() {
+        let kind =
+            |url: &str| DestinationConfig { url: DestinationUrl::new(url.to_owned()), ..Default::default() }.kind();
+        assert_eq!(kind("sqlite://hsync.db"), Some(DestinationKind::Sqlite));
+        assert_eq!(kind("postgresql://db/warehouse"), Some(DestinationKind::Postgres));
+        assert_eq!(kind("bigquery://proj/hubspot"), Some(DestinationKind::BigQuery));
+        assert_eq!(kind("snowflake://hsync@acme-prod/ANALYTICS/HUBSPOT"), Some(DestinationKind::Snowflake));
+        assert_eq!(kind("parquet:///var/lib/hsync/lake"), Some(DestinationKind::Parquet));
+        assert_eq!(kind("mysql://db/x"), None);
+        assert_eq!(kind("bigquery:proj"), None);
+        assert!(!DestinationKind::BigQuery.holds_state() && DestinationKind::Postgres.holds_state());
+    }
+
+    #[test]
+    fn local_state_file_defaults_to_beside_the_config_file() {
+        figment::Jail::expect_with(|jail| {
+            std::fs::create_dir("etc").map_err(|e| e.to_string())?;
+            jail.create_file(
+                "etc/hsync.toml",
+                "[destination]\nurl = \"parquet://lake\"\n[sync]\nobjects = [\"contacts\"]\n",
+            )?;
+            let c = Config::load(Some(Path::new("etc/hsync.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.destination.state_file(), Path::new("etc").join(DEFAULT_STATE_FILE));
+            jail.create_file(
+                "set.toml",
+                "[destination]\nurl = \"parquet://lake\"\nstate_path = \"/srv/state.db\"\n[sync]\nobjects = [\"contacts\"]\n",
+            )?;
+            let c = Config::load(Some(Path::new("set.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.destination.state_file(), Path::new("/srv/state.db"));
+            Ok(())
+        });
     }
 
     #[test]

@@ -526,3 +526,50 @@ async fn systemd_hears_ready_watchdog_and_stopping() {
     let stopping = heard.find("STOPPING=1").expect("STOPPING=1");
     assert!(ready < stopping, "{heard}");
 }
+
+/// The owners rows a SQLite destination holds: id and whether `_hsync_removed_at` is set.
+async fn sqlite_owners(db: &Path) -> Vec<(String, bool)> {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await else {
+        return Vec::new();
+    };
+    let sql = "select id, _hsync_removed_at is not null from owners order by id";
+    sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refreshes_owners_and_pipelines_on_their_interval() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], "dimensions_interval_secs = 1\n");
+    let truth = sim.admin_ok(Method::GET, "/_sim/truth?objects=contacts", None).await;
+    let listed = truth["owners"].as_array().expect("the simulator lists owners").len();
+    assert!(listed > 2, "the seeded portal has owners to refresh, got {listed}");
+    let daemon = Daemon::start(&config, &[]).await;
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while sqlite_owners(&db).await.len() != listed {
+        assert!(tokio::time::Instant::now() < deadline, "owners never refreshed:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let status =
+        daemon.wait_status("the dimensions stream", |s| stream(s, "dimensions:owners_pipelines").is_some()).await;
+    assert!(stream(&status, "dimensions:owners_pipelines").is_some(), "{status}");
+
+    // An owner HubSpot stops listing is flagged by a later refresh, without anyone asking.
+    let gone = match &truth["owners"][1]["id"] {
+        Value::String(id) => id.clone(),
+        other => other.to_string(),
+    };
+    sim.admin_ok(Method::DELETE, &format!("/_sim/owners/{gone}"), None).await;
+    loop {
+        let owners = sqlite_owners(&db).await;
+        if owners.iter().any(|(id, removed)| *id == gone && *removed) {
+            assert_eq!(owners.iter().filter(|(_, removed)| *removed).count(), 1, "{owners:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "owner {gone} never flagged:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

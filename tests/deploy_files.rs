@@ -79,6 +79,8 @@ fn systemd_daemon_unit_is_a_hardened_notify_service_with_a_watchdog() {
     assert_eq!(one(&s, "Service", "Type"), "notify");
     assert_eq!(one(&s, "Service", "WatchdogSec"), "60");
     assert_eq!(one(&s, "Service", "ExecStart"), "/usr/local/bin/hsync run --config /etc/hsync/hsync.toml");
+    // The line is a command hsync's own parser accepts, not just the expected text.
+    parses(one(&s, "Service", "ExecStart"));
     assert_eq!(one(&s, "Service", "Restart"), "on-failure");
     let no_restart: BTreeSet<u8> =
         one(&s, "Service", "RestartPreventExitStatus").split_whitespace().map(|c| c.parse().unwrap()).collect();

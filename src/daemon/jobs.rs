@@ -4,7 +4,8 @@
 //!
 //! Order: resolve the objects, then per object its schema check and backfill; once an object's
 //! backfill is done its CDC and delete reconciles follow on their intervals, and once every
-//! backfill is done the association polls and sweeps do too.
+//! backfill is done the association polls and sweeps do too. The owners and pipelines refresh
+//! runs right after setup and then on its own interval.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,8 +23,10 @@ use crate::hubspot::{self, ObjectRef, SearchRequest};
 use crate::state::StateStore;
 use crate::stream::backfill::{self, Mode};
 use crate::stream::runner::{PreparedTable, Runner};
-use crate::stream::state::{associations_stream, backfill_stream, cdc_stream, deletes_stream, BackfillState};
-use crate::stream::{associations, cdc, deletes, reread, Error};
+use crate::stream::state::{
+    associations_stream, backfill_stream, cdc_stream, deletes_stream, BackfillState, DIMENSIONS_STREAM,
+};
+use crate::stream::{associations, cdc, deletes, dimensions, reread, Error};
 
 /// What a job does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +42,8 @@ enum Work {
     Associations(usize),
     /// Every record's association edges, per source object.
     AssociationSweep(usize),
+    /// The owners and pipelines tables, refreshed in full.
+    Dimensions,
 }
 
 impl Work {
@@ -52,6 +57,7 @@ impl Work {
             Work::Deletes(_) => 4,
             Work::Associations(_) => 5,
             Work::AssociationSweep(_) => 6,
+            Work::Dimensions => 7,
         }
     }
 }
@@ -269,6 +275,8 @@ impl<'a> Scheduler<'a> {
             self.add(Work::Associations(i), associations_stream(&table), Self::secs(poll), None);
             self.add(Work::AssociationSweep(i), format!("associations-sweep:{table}"), Self::secs(sweep), None);
         }
+        // Owners and pipelines are small complete lists: refresh them at once, backfill or not.
+        self.add(Work::Dimensions, DIMENSIONS_STREAM.to_owned(), Self::secs(d.dimensions_interval_secs), now);
         self.release_waiting();
     }
 
@@ -369,6 +377,10 @@ impl<'a> Scheduler<'a> {
                 };
                 let rows = report.pairs.iter().map(|p| p.upserted + p.tombstoned).sum();
                 Ok(ran(report.finished, rows))
+            }
+            Work::Dimensions => {
+                let report = dimensions::refresh(&self.runner).await?;
+                Ok(Ran::Done { rows: report.rows() })
             }
         }
     }

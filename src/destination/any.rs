@@ -232,10 +232,12 @@ impl LocalState {
     /// Opens (creating and migrating when missing) the configured local state file.
     pub async fn open(config: &DestinationConfig) -> Result<LocalState, Error> {
         let path = config.state_file();
-        let unusable = |e: StateError| Error::Config(format!(
-            "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
-            path.display()
-        ));
+        let unusable = |e: StateError| {
+            Error::Config(format!(
+                "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
+                path.display()
+            ))
+        };
         let store = SqliteStateStore::open(&path).await.map_err(unusable)?;
         store.migrate().await.map_err(unusable)?;
         Ok(LocalState { store, path })
