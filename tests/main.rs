@@ -12,6 +12,7 @@ mod cli_status_verify;
 mod daemon;
 
 mod deploy_files;
+mod dest_parquet;
 mod dest_postgres;
 mod dest_sqlite;
 mod hubspot_client;
