@@ -27,4 +27,5 @@ mod sync_associations;
 mod sync_deletes;
 mod sync_dimensions;
 mod sync_engine;
+mod sync_parquet;
 mod sync_scale;
