@@ -356,3 +356,35 @@ async fn the_configuration_wires_the_directory_and_a_local_state_file() {
     let err = AnyDestination::reach(&config).await.expect_err("a file is not a directory");
     assert!(matches!(err, hsync::destination::Error::Config(_)), "{err}");
 }
+
+/// The binary end to end on a Parquet directory: `check` passes (the probe leaves nothing),
+/// `backfill` and `cdc --once` write files and the local state file, and `verify` finds the
+/// files equal to HubSpot.
+#[tokio::test]
+async fn the_binary_checks_syncs_and_verifies_a_parquet_directory() {
+    use crate::support::cli::{explain, hsync, stdout, write_config};
+    let sim = crate::support::Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sections = format!(
+        "[destination]\nurl = \"parquet://{}\"\nstate_path = \"{}\"\n\n[sync]\nobjects = [\"contacts\", \"cars\"]\n",
+        dir.path().join("lake").display(),
+        dir.path().join("state.db").display()
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let check = hsync(&config, &["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", explain(&check));
+    assert!(stdout(&check).contains("state.db"), "names the state file: {}", explain(&check));
+    for args in [&["backfill"][..], &["cdc", "--once"]] {
+        let out = hsync(&config, args).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", explain(&out));
+    }
+    assert!(dir.path().join("state.db").exists());
+    let lake = dir.path().join("lake");
+    assert!(!globbed(&lake.join("contacts")).is_empty());
+    let names: Vec<String> =
+        std::fs::read_dir(&lake).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().all(|n| !n.starts_with("_hsync_check_")), "{names:?}");
+    let verify = hsync(&config, &["verify"]).await;
+    assert_eq!(verify.status.code(), Some(0), "{}", explain(&verify));
+    assert!(stdout(&verify).contains("matches"), "{}", explain(&verify));
+}

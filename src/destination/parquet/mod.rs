@@ -496,12 +496,10 @@ fn merge_rows(log: &TableLog, staged: &Staged, object: &ObjectColumns) -> Result
             }
         }
     }
+    // Of one version, a row is rewritten only when a value other than these differs.
+    let synced_at = log.table().ok().and_then(|t| t.column(hsync_columns::SYNCED_AT));
     let compared: Vec<usize> = (0..staged.columns.len())
-        .filter(|i| ![staged.id, staged.cursor].contains(i))
-        .filter(|i| {
-            let name = &log.schema.as_ref().map(|s| s.columns[staged.columns[*i]].name.as_str()).unwrap_or_default();
-            *name != hsync_columns::SYNCED_AT
-        })
+        .filter(|i| ![staged.id, staged.cursor].contains(i) && Some(staged.columns[*i]) != synced_at)
         .collect();
     let mut changes = Vec::new();
     for (id, row) in newest {
