@@ -12,6 +12,7 @@ mod cli_status_verify;
 mod daemon;
 
 mod deploy_files;
+mod dest_parquet;
 mod dest_postgres;
 mod dest_sqlite;
 mod hubspot_client;
@@ -26,4 +27,5 @@ mod sync_associations;
 mod sync_deletes;
 mod sync_dimensions;
 mod sync_engine;
+mod sync_parquet;
 mod sync_scale;

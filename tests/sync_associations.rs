@@ -92,7 +92,7 @@ fn rank(object: &str) -> usize {
     OBJECTS.iter().position(|o| *o == object).unwrap_or_else(|| panic!("unknown object {object}"))
 }
 
-type EdgeKey = (String, i64, String, i64, i32);
+pub(crate) type EdgeKey = (String, i64, String, i64, i32);
 
 fn key(row: &EdgeRow) -> EdgeKey {
     (row.from_type.clone(), row.from_id, row.to_type.clone(), row.to_id, row.type_id)
@@ -104,7 +104,7 @@ fn id(v: &Value) -> i64 {
 
 /// The edges HubSpot holds, in the stored (canonical) direction, from live records: key to
 /// (category, label).
-async fn truth_edges(sim: &Sim) -> BTreeMap<EdgeKey, (String, Option<String>)> {
+pub(crate) async fn truth_edges(sim: &Sim) -> BTreeMap<EdgeKey, (String, Option<String>)> {
     let truth = sim.admin(Method::GET, "/_sim/truth?values=false", None).await.1;
     let live: BTreeSet<(String, i64)> = OBJECTS
         .iter()
@@ -202,7 +202,7 @@ fn primary_edge(truth: &BTreeMap<EdgeKey, (String, Option<String>)>) -> (i64, i6
         .expect("a contact with a primary company")
 }
 
-async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     backfill_all(runner).await;
 
     // Pairs: every pair the portal defines among the objects, from the side listed first.

@@ -125,7 +125,7 @@ async fn touch(sim: &Sim, object: &str, body: Value) -> Value {
     reply
 }
 
-async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     backfill_all(runner).await;
     assert_no_differences(&differences(&runner.dest, sim).await);
 
@@ -380,7 +380,7 @@ async fn cdc_reads_12000_updates_inside_one_window_in_postgres() {
 /// Search pages that arrive with older versions of records after newer versions were merged
 /// (a search replica lagging the one the previous queries hit): the guarded merge keeps the
 /// newer version, so the warehouse still equals HubSpot.
-async fn older_versions_after_newer_ones<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+pub(crate) async fn older_versions_after_newer_ones<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     backfill_all(runner).await;
     // Version 1 of 300 contacts, kept by a stale replica; then version 2 of the same records.
     let first = touch(sim, "contacts", json!({"count": 300, "spreadMs": 300})).await;

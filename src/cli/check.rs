@@ -122,6 +122,7 @@ async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc
     let place = match &dest {
         AnyDestination::Postgres(pg) => format!(" in schema {}", pg.data_schema()),
         AnyDestination::Sqlite(_) => String::new(),
+        AnyDestination::Parquet(_, local) => format!(" (hsync's state in {})", local.path.display()),
     };
     lines.push(Line::ok(
         name,

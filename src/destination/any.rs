@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
+use super::parquet::ParquetDestination;
 use super::postgres::PostgresDestination;
 use super::sqlite::SqliteDestination;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
@@ -21,6 +22,8 @@ use crate::state::{Checkpoint, Error as StateError, PropertySnapshot, RunRecord,
 pub enum AnyDestination {
     Sqlite(SqliteDestination),
     Postgres(PostgresDestination),
+    /// A directory of Parquet files, with hsync's state in a local SQLite file.
+    Parquet(ParquetDestination, LocalState),
 }
 
 /// The state store that lives in the configured destination.
@@ -39,6 +42,9 @@ impl AnyDestination {
             Some(DestinationKind::Postgres) => Ok(AnyDestination::Postgres(
                 PostgresDestination::connect(url, &config.schema, &config.state_schema).await?,
             )),
+            Some(DestinationKind::Parquet) => {
+                Ok(AnyDestination::Parquet(ParquetDestination::connect(url)?, LocalState::open(config).await?))
+            }
             Some(kind) => Err(Error::Config(format!(
                 "{} ({kind:?}) is not a destination this build of hsync writes to",
                 config.url.redacted()
@@ -57,6 +63,8 @@ impl AnyDestination {
         let url = config.url.expose();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             super::postgres::reach(url).await
+        } else if url.starts_with("parquet://") {
+            super::parquet::reach(url)
         } else {
             Ok(())
         }
@@ -67,6 +75,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
+            AnyDestination::Parquet(_, local) => AnyStateStore::Sqlite(local.store.clone()),
         }
     }
 
@@ -76,6 +85,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => d.probe_write().await,
             AnyDestination::Postgres(d) => d.probe_write().await,
+            AnyDestination::Parquet(d, _) => d.probe_write().await,
         }
     }
 
@@ -84,6 +94,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => super::postgres::sql::render_plan(d.data_schema(), plan),
             AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
+            AnyDestination::Parquet(..) => super::parquet::layout::render_plan(plan),
         }
     }
 }
@@ -128,6 +139,7 @@ macro_rules! dispatch_destination {
         match $self {
             AnyDestination::Sqlite($dest) => $call,
             AnyDestination::Postgres($dest) => $call,
+            AnyDestination::Parquet($dest, _) => $call,
         }
     };
 }

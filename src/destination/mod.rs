@@ -31,6 +31,7 @@ mod any;
 pub mod conformance;
 mod error;
 mod lease;
+pub mod parquet;
 pub mod postgres;
 pub mod sqlite;
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod parquet;
 
 use std::collections::BTreeSet;
 
