@@ -77,8 +77,10 @@ def throughput(opts, hsync, build, workdir):
                         h.drop_pg_schemas(schema)
                     cfg = h.write_config(workdir, "tp.toml", sim.base, h.destination_toml(dest, workdir, schema), ["contacts"])
                     h.log(PROG, f"throughput: {contacts} contacts, {properties} properties into {dest}")
+                    sim_cpu = sim.cpu_seconds()
                     wall, cpu, rss, _ = h.run_timed(hsync, cfg, ["backfill"])
-                    row = dict(contacts=contacts, properties=properties, dest=dest, wall=wall, cpu=cpu, rss=rss)
+                    sim_cpu = sim.cpu_seconds() - sim_cpu
+                    row = dict(contacts=contacts, properties=properties, dest=dest, wall=wall, cpu=cpu, rss=rss, sim_cpu=sim_cpu)
                     if dest == "postgres":
                         got = int(h.psql(f'select count(*) from "{schema}".contacts'))
                         if got != contacts:
@@ -96,14 +98,15 @@ def throughput(opts, hsync, build, workdir):
         "(12 standard contact properties plus `--custom-properties` custom ones), into a fresh Postgres",
         "schema and a fresh SQLite file. Wall, CPU (user + system) and peak RSS come from",
         "`/usr/bin/time -f '%e %U %S %M'` around the hsync process alone; the simulator runs beside it",
-        "and takes a share of the same cores.",
+        "and takes a share of the same cores: its CPU seconds during the run are in their own column. When",
+        "hsync's CPU is well below the wall time, hsync was waiting on the simulator or the database.",
         "",
         "The COPY ceiling: after hsync's run, its `contacts` rows are dumped with `\\copy ... to` and",
         "loaded with one `\\copy ... from` into a new table `(like contacts including all)` in the same",
         "schema; the time of that load alone is the ceiling (no HTTP, no JSON, no type conversion).",
         "",
-        "| contacts | properties | destination | wall s | records/s | CPU s | peak RSS MiB | COPY s | COPY records/s | hsync / COPY |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| contacts | properties | destination | wall s | records/s | CPU s | simulator CPU s | peak RSS MiB | COPY s | COPY records/s | hsync / COPY |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rps = r["contacts"] / r["wall"] if r["wall"] else float("inf")
@@ -113,7 +116,7 @@ def throughput(opts, hsync, build, workdir):
         else:
             copy_cells = "n/a | n/a | n/a"
         lines.append(
-            f"| {r['contacts']:,} | {r['properties']} | {r['dest']} | {r['wall']:.1f} | {rps:,.0f} | {r['cpu']:.1f} | {r['rss'] / 1024:.0f} | {copy_cells} |"
+            f"| {r['contacts']:,} | {r['properties']} | {r['dest']} | {r['wall']:.1f} | {rps:,.0f} | {r['cpu']:.1f} | {r['sim_cpu']:.1f} | {r['rss'] / 1024:.0f} | {copy_cells} |"
         )
     lines += [
         "",
@@ -185,6 +188,7 @@ def limits(opts, hsync, build, workdir):
 def cdc_latency(opts, hsync, build, workdir):
     contacts = 2_000 if opts.quick else 20_000
     samples = 2 if opts.quick else 6
+    spread = 10 if opts.quick else 60
     sim = h.Sim(hsync, sim_args(contacts, 25), workdir)
     schema = f"bench_cdc_{os.getpid()}"
     h.drop_pg_schemas(schema)
@@ -214,7 +218,7 @@ def cdc_latency(opts, hsync, build, workdir):
         ids = [r["id"] for r in sim.admin("GET", "/_sim/truth?objects=contacts&values=false")["objects"]["contacts"]["live"]]
         for n in range(samples):
             # A random moment in the daemon's CDC cycle, so the samples spread over it.
-            time.sleep(rng.uniform(0, 60 if not opts.quick else 10))
+            time.sleep(rng.uniform(0, spread))
             rid, marker = rng.choice(ids), f"bench-cdc-{os.getpid()}-{n}"
             sim.admin("PATCH", f"/_sim/objects/contacts/{rid}", {"properties": {"firstname": marker}})
             changed = time.monotonic()
@@ -242,16 +246,17 @@ def cdc_latency(opts, hsync, build, workdir):
         header(opts, build, "CDC latency"),
         f"`hsync run` (the daemon) with its default intervals (`cdc_interval_secs = 60`, 10% jitter,",
         f"`settle_lag_secs = 300`) against `hsync sim --no-limits` with {contacts:,} contacts, into Postgres.",
-        "After the backfill, each sample waits a random 0–60 s (so changes land at random points of the",
+        f"After the backfill, each sample waits a random 0–{spread} s (so changes land at random points of the",
         "CDC cycle), changes `firstname` of a random contact through the simulator's admin API and polls",
         "Postgres every 0.2 s until the row holds the new value.",
         "",
         f"- Samples: {len(latencies)}; median **{statistics.median(latencies):.1f} s**, max **{max(latencies):.1f} s**,"
         f" min {min(latencies):.1f} s (all: {', '.join(f'{x:.1f}' for x in latencies)}).",
         "",
-        "Components: the wait for the next CDC pass (uniform over the 54–66 s interval, so about 30 s on",
-        "average and up to 66 s), the search index lag (0 in the simulator; seconds in HubSpot), and the",
-        "pass itself (one search page plus the merge). The settle lag does not delay the row: a record",
+        "Components: the wait for the next CDC pass (passes start 54–66 s apart with the 10% jitter; a change",
+        "made at a random moment waits about half an interval on average and at most a whole one), the",
+        "search index lag (0 in the simulator; seconds in HubSpot), and the pass itself (a search per",
+        "object plus the merge), which the difference between the max and the interval shows. The settle lag does not delay the row: a record",
         "newer than `now - settle_lag_secs` is merged at once and only read again on later passes, because",
         "the durable watermark stays 300 s behind.",
     ]
@@ -282,12 +287,12 @@ def efficiency(opts, hsync, build, workdir):
         cfg = h.write_config(workdir, "eff.toml", sim.base, h.destination_toml("postgres", workdir, schema), ["contacts"])
         try:
             h.log(PROG, f"efficiency: backfill {contacts} contacts, {properties} properties")
-            before = sim.counters()
+            before, since = sim.counters(), sim.next_seq()
             h.run_timed(hsync, cfg, ["backfill"])
             c = h.counter_delta(sim.counters(), before)
             minimum = math.ceil(contacts / SEARCH_PAGE) + 1
             rows.append((f"backfill, {properties} properties", contacts, c["count"], minimum,
-                         f"{math.ceil(contacts / SEARCH_PAGE)} search pages of 200 + 1 property list"))
+                         f"{math.ceil(contacts / SEARCH_PAGE)} search pages of 200 + 1 property list", sim.calls_since(since)))
         finally:
             sim.stop()
             h.drop_pg_schemas(schema)
@@ -308,18 +313,19 @@ def efficiency(opts, hsync, build, workdir):
         time.sleep(2)
         sim.admin("POST", "/_sim/objects/contacts/touch", {"count": changed, "spreadMs": 1000})
         time.sleep(2.5)  # past the spread and the settle lag, so one pass reads every change once
-        before = sim.counters()
-        _, _, _, out = h.run_timed(hsync, cfg, ["cdc", "--once"])
+        before, since = sim.counters(), sim.next_seq()
+        h.run_timed(hsync, cfg, ["cdc", "--once"])
         c = h.counter_delta(sim.counters(), before)
         minimum = math.ceil(changed / SEARCH_PAGE) + 2
         rows.append(("CDC pass", changed, c["count"], minimum,
-                     f"{math.ceil(changed / SEARCH_PAGE)} search pages of 200 for contacts + 1 empty search each for companies and deals"))
-        before = sim.counters()
+                     f"{math.ceil(changed / SEARCH_PAGE)} search pages of 200 for contacts + 1 empty search each for companies and deals",
+                     sim.calls_since(since)))
+        before, since = sim.counters(), sim.next_seq()
         _, _, _, out = h.run_timed(hsync, cfg, ["associations", "--sweep"])
         c = h.counter_delta(sim.counters(), before)
         minimum, records = pair_minimum(out)
         rows.append(("associations (full sweep)", records, c["count"], minimum,
-                     "Σ over pairs of ceil(records / 1,000) v4 batch reads, plus the reads that list each pair's records"))
+                     "Σ over pairs of ceil(records / 1,000) v4 batch reads", sim.calls_since(since)))
     finally:
         sim.stop()
         h.drop_pg_schemas(schema)
@@ -331,10 +337,13 @@ def efficiency(opts, hsync, build, workdir):
         "| work | records | calls | calls per 1,000 records | minimum | minimum per 1,000 | over the minimum | the minimum is |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for work, records, calls, minimum, why in rows:
+    for work, records, calls, minimum, why, _ in rows:
         per = 1000 * calls / records if records else 0
         mper = 1000 * minimum / records if records else 0
         lines.append(f"| {work} | {records:,} | {calls} | {per:.2f} | {minimum} | {mper:.2f} | {100 * (calls - minimum) / minimum:+.0f}% | {why} |")
+    lines += ["", "The calls made, by method and path:", ""]
+    for work, _, _, _, _, calls in rows:
+        lines.append(f"- {work}: " + ", ".join(f"`{k}` ×{v}" for k, v in sorted(calls.items())))
     lines += [
         "",
         f"- Backfill: {contacts:,} contacts; search returns at most 200 records per page and the 10,000-result",
@@ -344,9 +353,9 @@ def efficiency(opts, hsync, build, workdir):
         f"- CDC: {changed:,} of {cdc_contacts:,} contacts touched (spread over 1 s), one `hsync cdc --once` pass after",
         "  the settle lag (`settle_lag_secs = 1` here): ceil(changes / 200) searches for contacts and one",
         "  empty search per other object.",
-        "- Associations: the v4 batch read takes up to 1,000 inputs per call; the sweep must also list the",
-        "  record ids it asks about, which the minimum above does not count, so this row's figure over the",
-        "  minimum is an upper bound on waste.",
+        "- Associations (`hsync associations --sweep` after the backfill): the v4 batch read takes up to",
+        "  1,000 inputs per call, so each pair (from type → to type) needs ceil(its records / 1,000) calls;",
+        "  an input with more targets than a page holds needs one more page, which this minimum ignores.",
         "",
         "Target (a goal, not an assertion): calls per 1,000 records within 10% of the minimum.",
     ]

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +50,7 @@ class Mutator(threading.Thread):
         self.stop = threading.Event()
         self.done = Counter()
         self.errors = []
+        self.archived = []
 
     def live(self, obj):
         truth = self.sim.admin("GET", f"/_sim/truth?objects={obj}&values=false")
@@ -71,7 +73,7 @@ class Mutator(threading.Thread):
                 self.archived.append((obj, rid))
             else:
                 a, b = self.rng.sample(ids, 2)
-                self.sim.admin("POST", f"/_sim/objects/{obj}/merge", {"primary": a, "absorbed": b})
+                self.sim.admin("POST", f"/_sim/objects/{obj}/merge", {"primary": int(a), "absorbed": int(b)})
         elif kind == "restore":
             if not self.archived:
                 return
@@ -85,12 +87,12 @@ class Mutator(threading.Thread):
         self.done[kind] += 1
 
     def run(self):
-        self.archived = []
         while not self.stop.wait(self.rng.uniform(0, 2 * self.pause)):
             try:
                 self.step()
-            except Exception as e:  # a refused change (e.g. merging a record merged a moment ago) is not a failure
-                self.errors.append(str(e)[:200])
+            except urllib.error.HTTPError as e:
+                # A refused change (e.g. restoring a record merged away since) is not a failure.
+                self.errors.append(f"{e.code} {e.read().decode(errors='replace')[:160]}")
 
 
 def run_with_kill(hsync, config, args, kill_after):
@@ -267,9 +269,12 @@ def main():
         "and offset equal an earlier one's. It is an upper bound on what kills cost: a CDC pass that ran",
         "again with the same watermark because nothing settled in between repeats its pages too.",
     ]
+    if mutator.errors:
+        lines += ["", "Portal changes the simulator refused (by reason, first ones):", ""]
+        lines += [f"- {n} × `{e}`" for e, n in Counter(mutator.errors).most_common(5)]
     if failures:
         lines += ["", "Non-zero exits during the chaos phase (the next run resumed):", ""]
-        lines += [f"- `{f}`" for f in Counter(failures).elements()][:20]
+        lines += [f"- {n} × `{f}`" for f, n in Counter(failures).most_common(10)]
     if mismatches:
         lines += ["", "Examples of mismatches:", ""]
         lines += [f"- {o['object']}: {json.dumps({k: o[k] for k in ('missing', 'extra', 'stale')})}" for o in report["objects"] if not o["matches"]]

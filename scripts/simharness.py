@@ -4,7 +4,6 @@ replacing a marked section of a Markdown document. Standard library only."""
 
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -72,6 +71,20 @@ class Sim:
         c = self.admin("GET", "/_sim/requests?since=18446744073709551615")
         c.pop("entries", None)
         return c
+
+    def cpu_seconds(self):
+        """The simulator's user + system CPU so far (/proc/PID/stat)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def calls_since(self, since):
+        """The calls logged from sequence `since` on, grouped: 'METHOD path' -> count."""
+        out = {}
+        for e in self.admin("GET", f"/_sim/requests?since={since}")["entries"]:
+            key = f"{e['method']} {e['path']}"
+            out[key] = out.get(key, 0) + 1
+        return out
 
     def stop(self):
         if self.proc.poll() is None:
@@ -173,7 +186,7 @@ def machine_lines(build):
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     return [
-        f"- `uname -a`: `{' '.join(platform.uname())}`",
+        f"- `uname -a`: `{subprocess.run(['uname', '-a'], capture_output=True, text=True).stdout.strip()}`",
         f"- `nproc`: {os.cpu_count()}; CPU: {cpu}; memory: {mem:.1f} GiB; Postgres {pg}",
         f"- hsync: {build}",
         f"- Load average (1, 5, 15 min) when the section was written: {load}. Everything (simulator,"
