@@ -369,7 +369,8 @@ def efficiency(opts, hsync, build, workdir):
         per = 1000 * calls / records if records else 0
         mper = 1000 * minimum / records if records else 0
         lines.append(f"| {work} | {records:,} | {calls} | {per:.2f} | {minimum} | {mper:.2f} | {100 * (calls - minimum) / minimum:+.0f}% | {why} |")
-    lines += ["", "The calls made, by method and path:", ""]
+    lines += ["", "The calls made, by method and path (where the calls above the minimum go: for example property",
+              "lists read again by each command, the last empty search page, association label reads):", ""]
     for work, _, _, _, _, calls in rows:
         lines.append(f"- {work}: " + ", ".join(f"`{k}` ×{v}" for k, v in sorted(calls.items())))
     lines += [
@@ -397,8 +398,7 @@ def main():
     ap.add_argument("--section", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     ap.add_argument("--doc", default=DOC, help="the document to write (default docs/benchmarks.md)")
     opts = ap.parse_args()
-    opts.command = "scripts/bench " + " ".join(sys.argv[1:])
-    opts.command = opts.command.strip()
+    opts.command = h.command_line("scripts/bench", sys.argv[1:])
     for tool in ("psql", "/usr/bin/time"):
         h.require(tool)
     hsync, build = h.which_hsync(ROOT, PROG)

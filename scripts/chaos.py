@@ -169,7 +169,7 @@ def main():
     ap.add_argument("--doc", default=DOC)
     opts = ap.parse_args()
     minutes = opts.minutes or (2 if opts.quick else 10)
-    command = ("scripts/chaos " + " ".join(sys.argv[1:])).strip()
+    command = h.command_line("scripts/chaos", sys.argv[1:])
     rng = random.Random(opts.seed)
     hsync, build = h.which_hsync(ROOT, PROG)
     contacts = 5_000 if opts.quick else 50_000

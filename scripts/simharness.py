@@ -235,6 +235,12 @@ def which_hsync(root, prog):
     return os.path.join(root, "target", "release", "hsync"), f"`cargo build --release`, `{rustc}`"
 
 
+def command_line(script, args):
+    """The command as run, with HSYNC_BIN when it was given."""
+    given = os.environ.get("HSYNC_BIN")
+    return " ".join(([f"HSYNC_BIN={given}"] if given else []) + [script, *args])
+
+
 def require(tool):
     if shutil.which(tool) is None and not os.path.exists(tool):
         raise SystemExit(f"{tool} is needed and was not found")
