@@ -13,6 +13,7 @@ mod daemon;
 
 mod deploy_files;
 mod dest_postgres;
+mod dest_snowflake;
 mod dest_sqlite;
 mod hubspot_client;
 
@@ -27,3 +28,4 @@ mod sync_deletes;
 mod sync_dimensions;
 mod sync_engine;
 mod sync_scale;
+mod sync_snowflake;

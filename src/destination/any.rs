@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use arrow::record_batch::RecordBatch;
 
 use super::postgres::PostgresDestination;
+use super::snowflake::SnowflakeDestination;
 use super::sqlite::SqliteDestination;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::{DestinationConfig, DestinationKind};
@@ -21,6 +22,8 @@ use crate::state::{Checkpoint, Error as StateError, PropertySnapshot, RunRecord,
 pub enum AnyDestination {
     Sqlite(SqliteDestination),
     Postgres(PostgresDestination),
+    /// Snowflake, with hsync's state in the local state file.
+    Snowflake(SnowflakeDestination, LocalState),
 }
 
 /// The state store that lives in the configured destination.
@@ -39,6 +42,10 @@ impl AnyDestination {
             Some(DestinationKind::Postgres) => Ok(AnyDestination::Postgres(
                 PostgresDestination::connect(url, &config.schema, &config.state_schema).await?,
             )),
+            Some(DestinationKind::Snowflake) => Ok(AnyDestination::Snowflake(
+                SnowflakeDestination::from_config(config)?,
+                LocalState::open(config).await?,
+            )),
             Some(kind) => Err(Error::Config(format!(
                 "{} ({kind:?}) is not a destination this build of hsync writes to",
                 config.url.redacted()
@@ -55,6 +62,9 @@ impl AnyDestination {
     /// directory or an unwritable file without retrying.
     pub async fn reach(config: &DestinationConfig) -> Result<(), Error> {
         let url = config.url.expose();
+        if config.kind() == Some(DestinationKind::Snowflake) {
+            return SnowflakeDestination::reach(config).await;
+        }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             super::postgres::reach(url).await
         } else {
@@ -67,6 +77,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
+            AnyDestination::Snowflake(_, local) => AnyStateStore::Sqlite(local.store.clone()),
         }
     }
 
@@ -76,6 +87,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => d.probe_write().await,
             AnyDestination::Postgres(d) => d.probe_write().await,
+            AnyDestination::Snowflake(d, _) => d.probe_write().await,
         }
     }
 
@@ -84,6 +96,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => super::postgres::sql::render_plan(d.data_schema(), plan),
             AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
+            AnyDestination::Snowflake(d, _) => super::snowflake::sql::render_plan(d.location(), plan),
         }
     }
 }
@@ -128,6 +141,7 @@ macro_rules! dispatch_destination {
         match $self {
             AnyDestination::Sqlite($dest) => $call,
             AnyDestination::Postgres($dest) => $call,
+            AnyDestination::Snowflake($dest, _) => $call,
         }
     };
 }
@@ -232,10 +246,12 @@ impl LocalState {
     /// Opens (creating and migrating when missing) the configured local state file.
     pub async fn open(config: &DestinationConfig) -> Result<LocalState, Error> {
         let path = config.state_file();
-        let unusable = |e: StateError| Error::Config(format!(
-            "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
-            path.display()
-        ));
+        let unusable = |e: StateError| {
+            Error::Config(format!(
+                "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
+                path.display()
+            ))
+        };
         let store = SqliteStateStore::open(&path).await.map_err(unusable)?;
         store.migrate().await.map_err(unusable)?;
         Ok(LocalState { store, path })

@@ -469,7 +469,11 @@ pub async fn rejects_are_recorded_with_raw_value_and_reason<D: Inspect>(dest: &D
 }
 
 /// A checkpoint handed to `merge` is committed with the data, and never moves backwards.
+/// Destinations that do not hold the state (the runner commits it locally) are not asked.
 pub async fn checkpoint_commits_with_the_merge_and_never_moves_back<D: Inspect>(dest: &D) {
+    if !dest.holds_state() {
+        return;
+    }
     let schema = ensure_table(dest, "conf_state", &[property("email", "string")]).await;
     let stream = "backfill:conf_state";
     let commit =
@@ -698,7 +702,9 @@ pub async fn dimensions_follow_the_current_list<D: Inspect>(dest: &D) {
     let outcomes = dest.replace_dimensions(&all, t0, &[], Some(&commit(t0))).await.expect("replace");
     let counts: Vec<_> = outcomes.iter().map(|o| (o.table, o.rows, o.removed)).collect();
     assert_eq!(counts, [("owners", 2, 0), ("pipelines", 2, 0), ("pipeline_stages", 2, 0)]);
-    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(t0)), "committed with the lists");
+    if dest.holds_state() {
+        assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(t0)), "committed with the lists");
+    }
 
     let rows = dest.read_table("owners").await.expect("read");
     let zoe = by_key(&rows, &[("id", "1")]);
@@ -799,5 +805,7 @@ pub async fn dimensions_follow_the_current_list<D: Inspect>(dest: &D) {
     let refused = dest.replace_dimensions(&[twice], t3 + 1, &[], Some(&commit(t3 + 1))).await;
     assert!(refused.is_err(), "a repeated key is refused");
     assert_eq!(dest.read_table("owners").await.expect("read"), owners_before);
-    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(t1)));
+    if dest.holds_state() {
+        assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), Some(commit(t1)));
+    }
 }

@@ -32,6 +32,7 @@ pub mod conformance;
 mod error;
 mod lease;
 pub mod postgres;
+pub mod snowflake;
 pub mod sqlite;
 
 use std::future::Future;
