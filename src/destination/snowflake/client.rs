@@ -503,6 +503,13 @@ impl Session {
                 self.token = Some(fresh.clone());
                 self.client.send(&fresh, sql, bindings, action).await?
             }
+            // The transaction died with the session: the whole operation must run again.
+            Err(e) if expired(&e) => {
+                return Err(Error::Unavailable {
+                    kind: KIND,
+                    detail: format!("the Snowflake session expired during a transaction while trying to {action}"),
+                })
+            }
             other => other?,
         };
         decode_result(&body, action)
