@@ -75,8 +75,8 @@ async fn plan_numbers_follow_from_the_portal_size() {
         assert_eq!(live, size, "the generated portal holds exactly the records asked for");
         let o = object(&plan, name);
         assert_eq!(o["records"], live, "{name}: records from the search total");
-        let backfill = live.div_ceil(200) + 1;
-        assert_eq!(o["backfill_searches"], backfill, "{name}: pages of 200 and the empty last one");
+        let backfill = live.div_ceil(200).max(1);
+        assert_eq!(o["backfill_searches"], backfill, "{name}: pages of 200, the last one saying so");
         let from_here = pairs.iter().filter(|(f, _)| *f == name).count() as u64;
         let reads = from_here * live.div_ceil(1_000);
         assert_eq!(o["association_reads"], reads, "{name}: 1,000 records per read per pair");

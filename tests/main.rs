@@ -14,6 +14,7 @@ mod daemon;
 mod deploy_files;
 mod dest_parquet;
 mod dest_postgres;
+mod dest_snowflake;
 mod dest_sqlite;
 mod hubspot_client;
 
@@ -29,3 +30,4 @@ mod sync_dimensions;
 mod sync_engine;
 mod sync_parquet;
 mod sync_scale;
+mod sync_snowflake;

@@ -435,3 +435,32 @@ async fn pages_with_older_versions_after_newer_ones_never_replace_them_in_postgr
     older_versions_after_newer_ones(&sim, &runner).await;
     pg.drop_schemas().await;
 }
+
+/// A backfill pays one search per page of 200 and none to confirm the end: the last page says
+/// it is the last (no `paging`, the total within it).
+#[tokio::test]
+async fn backfill_pays_one_search_per_page_and_none_to_confirm_the_end() {
+    for contacts in [1_000u64, 1_001, 150] {
+        let spec = PortalSpec { contacts, companies: 0, deals: 0, tickets: 0, cars: 0, ..PortalSpec::default() };
+        let sim = Sim::start(crate::support::unlimited(spec)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+        let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+        let table = runner.prepare(&object).await.unwrap();
+        let since = crate::support::next_seq(&sim).await;
+        let never = CancellationToken::new();
+        let report = backfill::run(&runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap();
+        let searches = crate::support::logged_since(&sim, since)
+            .await
+            .iter()
+            .filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/search")))
+            .count() as u64;
+        assert!(report.finished, "{contacts}: finished");
+        assert_eq!(searches, contacts.div_ceil(200), "{contacts} contacts: one search per page");
+        assert_eq!(report.rows, contacts, "{contacts}: every contact written");
+        assert_eq!(runner.dest.live_ids("contacts").await.unwrap().len() as u64, contacts);
+        // A resumed backfill that finished on its last page does nothing more.
+        let again = backfill::run(&runner, &table, backfill::Mode::Resume, &never, |_| {}).await.unwrap();
+        assert!(again.finished && again.rows == 0, "{again:?}");
+    }
+}

@@ -123,6 +123,9 @@ async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc
         AnyDestination::Postgres(pg) => format!(" in schema {}", pg.data_schema()),
         AnyDestination::Sqlite(_) => String::new(),
         AnyDestination::Parquet(_, local) => format!(" (hsync's state in {})", local.path.display()),
+        AnyDestination::Snowflake(d, _) => {
+            format!(" in {}.{} (state in the local file)", d.location().database, d.location().schema)
+        }
     };
     lines.push(Line::ok(
         name,

@@ -129,7 +129,8 @@ fn seconds(search_calls: u64, general_calls: u64, spacing: Spacing) -> f64 {
 /// The estimate for an object of `records` records with `pairs_from` association pairs
 /// stored from its side.
 fn plan_object(object: &str, records: u64, pairs_from: u64, spacing: Spacing) -> ObjectPlan {
-    let backfill_searches = records.div_ceil(u64::from(PAGE)) + 1;
+    // The last page says it is the last (or an empty object answers one empty search).
+    let backfill_searches = records.div_ceil(u64::from(PAGE)).max(1);
     let property_reads = 1;
     let association_reads = pairs_from * records.div_ceil(ASSOCIATION_BATCH_MAX as u64);
     let search_calls = backfill_searches;

@@ -7,6 +7,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::parquet::ParquetDestination;
 use super::postgres::PostgresDestination;
+use super::snowflake::SnowflakeDestination;
 use super::sqlite::SqliteDestination;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::{DestinationConfig, DestinationKind};
@@ -24,6 +25,8 @@ pub enum AnyDestination {
     Postgres(PostgresDestination),
     /// A directory of Parquet files, with hsync's state in a local SQLite file.
     Parquet(ParquetDestination, LocalState),
+    /// Snowflake, with hsync's state in the local state file.
+    Snowflake(SnowflakeDestination, LocalState),
 }
 
 /// The state store that lives in the configured destination.
@@ -45,6 +48,10 @@ impl AnyDestination {
             Some(DestinationKind::Parquet) => {
                 Ok(AnyDestination::Parquet(ParquetDestination::connect(url)?, LocalState::open(config).await?))
             }
+            Some(DestinationKind::Snowflake) => Ok(AnyDestination::Snowflake(
+                SnowflakeDestination::from_config(config)?,
+                LocalState::open(config).await?,
+            )),
             Some(kind) => Err(Error::Config(format!(
                 "{} ({kind:?}) is not a destination this build of hsync writes to",
                 config.url.redacted()
@@ -61,6 +68,9 @@ impl AnyDestination {
     /// directory or an unwritable file without retrying.
     pub async fn reach(config: &DestinationConfig) -> Result<(), Error> {
         let url = config.url.expose();
+        if config.kind() == Some(DestinationKind::Snowflake) {
+            return SnowflakeDestination::reach(config).await;
+        }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             super::postgres::reach(url).await
         } else if url.starts_with("parquet://") {
@@ -76,6 +86,7 @@ impl AnyDestination {
             AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
             AnyDestination::Parquet(_, local) => AnyStateStore::Sqlite(local.store.clone()),
+            AnyDestination::Snowflake(_, local) => AnyStateStore::Sqlite(local.store.clone()),
         }
     }
 
@@ -86,6 +97,7 @@ impl AnyDestination {
             AnyDestination::Sqlite(d) => d.probe_write().await,
             AnyDestination::Postgres(d) => d.probe_write().await,
             AnyDestination::Parquet(d, _) => d.probe_write().await,
+            AnyDestination::Snowflake(d, _) => d.probe_write().await,
         }
     }
 
@@ -95,6 +107,7 @@ impl AnyDestination {
             AnyDestination::Postgres(d) => super::postgres::sql::render_plan(d.data_schema(), plan),
             AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
             AnyDestination::Parquet(..) => super::parquet::layout::render_plan(plan),
+            AnyDestination::Snowflake(d, _) => super::snowflake::sql::render_plan(d.location(), plan),
         }
     }
 }
@@ -140,6 +153,7 @@ macro_rules! dispatch_destination {
             AnyDestination::Sqlite($dest) => $call,
             AnyDestination::Postgres($dest) => $call,
             AnyDestination::Parquet($dest, _) => $call,
+            AnyDestination::Snowflake($dest, _) => $call,
         }
     };
 }

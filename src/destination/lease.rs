@@ -69,6 +69,7 @@ impl AnyDestination {
             AnyDestination::Postgres(d) => try_postgres(d, name).await,
             AnyDestination::Sqlite(d) => try_file_lock(&d.database_path()),
             AnyDestination::Parquet(_, local) => try_file_lock(&local.path),
+            AnyDestination::Snowflake(_, local) => try_file_lock(&local.path),
         }
     }
 }

@@ -33,6 +33,7 @@ mod error;
 mod lease;
 pub mod parquet;
 pub mod postgres;
+pub mod snowflake;
 pub mod sqlite;
 
 use std::future::Future;

@@ -91,12 +91,24 @@ pub async fn run<D: Destination, S: StateStore>(
             return Err(Error::Bug(format!("search for ids above {after_id} returned nothing above it")));
         }
         rows += page.results.len() as i64;
-        let state = BackfillState::Running { after_id: last, started_at_ms, rows };
+        // A page that holds every remaining match (no next page, the total within it) ends the
+        // backfill with its own write, saving the empty search that would only confirm it.
+        let last_page = page.paging.is_none() && page.total <= page.results.len() as u64;
+        let state = if last_page {
+            BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows }
+        } else {
+            BackfillState::Running { after_id: last, started_at_ms, rows }
+        };
         runner.write(table, &page.results, Some(&state.checkpoint(name))).await?;
         after_id = last;
         report.pages += 1;
         report.rows += page.results.len() as u64;
         metrics::counter!("hsync_backfill_rows_total", "object" => name.clone()).increment(page.results.len() as u64);
         on_page(page.results.len() as u64);
+        if last_page {
+            tracing::info!(table = %name, rows, "backfill finished");
+            report.finished = true;
+            return Ok(report);
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod parquet;
+pub mod snowflake;
 
 use std::collections::BTreeSet;
 
