@@ -224,11 +224,7 @@ pub struct SnowflakeConfig {
 
 impl Default for SnowflakeConfig {
     fn default() -> Self {
-        SnowflakeConfig {
-            password_env: "HSYNC_SNOWFLAKE_PASSWORD".to_owned(),
-            private_key_file: None,
-            endpoint: None,
-        }
+        SnowflakeConfig { password_env: "HSYNC_SNOWFLAKE_PASSWORD".to_owned(), private_key_file: None, endpoint: None }
     }
 }
 

@@ -202,7 +202,7 @@ fn primary_edge(truth: &BTreeMap<EdgeKey, (String, Option<String>)>) -> (i64, i6
         .expect("a contact with a primary company")
 }
 
-async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     backfill_all(runner).await;
 
     // Pairs: every pair the portal defines among the objects, from the side listed first.

@@ -205,7 +205,7 @@ async fn row_flags<D: Destination>(dest: &D, table: &str, id: u64) -> Option<hsy
     dest.id_flags(table).await.unwrap().into_iter().find(|f| f.id == id as i64)
 }
 
-async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     backfill_all(runner).await;
     let contacts = live_ids(sim, "contacts").await;
     let companies = live_ids(sim, "companies").await;

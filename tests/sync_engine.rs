@@ -125,7 +125,7 @@ async fn touch(sim: &Sim, object: &str, body: Value) -> Value {
     reply
 }
 
-async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
+pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     backfill_all(runner).await;
     assert_no_differences(&differences(&runner.dest, sim).await);
 

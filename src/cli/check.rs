@@ -122,6 +122,9 @@ async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc
     let place = match &dest {
         AnyDestination::Postgres(pg) => format!(" in schema {}", pg.data_schema()),
         AnyDestination::Sqlite(_) => String::new(),
+        AnyDestination::BigQuery(bq, local) => {
+            format!(" in dataset {}.{} (state in {})", bq.project(), bq.dataset(), local.path.display())
+        }
     };
     lines.push(Line::ok(
         name,

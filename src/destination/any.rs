@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
+use super::bigquery::BigQueryDestination;
 use super::postgres::PostgresDestination;
 use super::sqlite::SqliteDestination;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
@@ -21,6 +22,8 @@ use crate::state::{Checkpoint, Error as StateError, PropertySnapshot, RunRecord,
 pub enum AnyDestination {
     Sqlite(SqliteDestination),
     Postgres(PostgresDestination),
+    /// BigQuery, with hsync's state in the local state file.
+    BigQuery(Box<BigQueryDestination>, LocalState),
 }
 
 /// The state store that lives in the configured destination.
@@ -38,6 +41,10 @@ impl AnyDestination {
             Some(DestinationKind::Sqlite) => Ok(AnyDestination::Sqlite(SqliteDestination::connect(url).await?)),
             Some(DestinationKind::Postgres) => Ok(AnyDestination::Postgres(
                 PostgresDestination::connect(url, &config.schema, &config.state_schema).await?,
+            )),
+            Some(DestinationKind::BigQuery) => Ok(AnyDestination::BigQuery(
+                Box::new(BigQueryDestination::connect(url, &config.bigquery).await?),
+                LocalState::open(config).await?,
             )),
             Some(kind) => Err(Error::Config(format!(
                 "{} ({kind:?}) is not a destination this build of hsync writes to",
@@ -57,6 +64,8 @@ impl AnyDestination {
         let url = config.url.expose();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             super::postgres::reach(url).await
+        } else if config.kind() == Some(DestinationKind::BigQuery) {
+            super::bigquery::reach(url, &config.bigquery).await
         } else {
             Ok(())
         }
@@ -67,6 +76,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
+            AnyDestination::BigQuery(_, local) => AnyStateStore::Sqlite(local.store.clone()),
         }
     }
 
@@ -76,6 +86,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => d.probe_write().await,
             AnyDestination::Postgres(d) => d.probe_write().await,
+            AnyDestination::BigQuery(d, _) => d.probe_write().await,
         }
     }
 
@@ -84,6 +95,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => super::postgres::sql::render_plan(d.data_schema(), plan),
             AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
+            AnyDestination::BigQuery(d, _) => d.render_alter(plan),
         }
     }
 }
@@ -128,6 +140,7 @@ macro_rules! dispatch_destination {
         match $self {
             AnyDestination::Sqlite($dest) => $call,
             AnyDestination::Postgres($dest) => $call,
+            AnyDestination::BigQuery($dest, _) => $call,
         }
     };
 }
@@ -232,10 +245,12 @@ impl LocalState {
     /// Opens (creating and migrating when missing) the configured local state file.
     pub async fn open(config: &DestinationConfig) -> Result<LocalState, Error> {
         let path = config.state_file();
-        let unusable = |e: StateError| Error::Config(format!(
-            "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
-            path.display()
-        ));
+        let unusable = |e: StateError| {
+            Error::Config(format!(
+                "cannot use the local state file {}: {e}; set destination.state_path to a writable file",
+                path.display()
+            ))
+        };
         let store = SqliteStateStore::open(&path).await.map_err(unusable)?;
         store.migrate().await.map_err(unusable)?;
         Ok(LocalState { store, path })

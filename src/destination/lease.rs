@@ -68,6 +68,7 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => try_postgres(d, name).await,
             AnyDestination::Sqlite(d) => try_file_lock(&d.database_path()),
+            AnyDestination::BigQuery(_, local) => try_file_lock(&local.path),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bigquery;
 pub mod cli;
 
 use std::collections::BTreeSet;
@@ -269,7 +270,9 @@ pub fn emulator_url(var: &str, what: &str) -> Option<String> {
         Ok(url) if !url.is_empty() => Some(url),
         _ if in_ci() => panic!("{what} is required in CI and {var} is unset; scripts/test starts it"),
         _ => {
-            eprintln!("skipping: {var} is unset, so {what} is unavailable; run `eval \"$(scripts/emulators start)\"` first");
+            eprintln!(
+                "skipping: {var} is unset, so {what} is unavailable; run `eval \"$(scripts/emulators start)\"` first"
+            );
             None
         }
     }
