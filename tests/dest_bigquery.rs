@@ -190,3 +190,35 @@ async fn multipart_loads_stage_every_row() {
     assert_eq!(dest.live_ids("bulk").await.expect("ids").len(), 2_500);
     fresh.drop().await;
 }
+
+/// `hsync check` as a subprocess against the simulator and the emulator: the destination line
+/// names the dataset and the local state file, the write probe leaves no table behind, and the
+/// state file is created.
+#[tokio::test]
+async fn check_passes_against_the_simulator_and_bigquery() {
+    use crate::support::cli::{explain, hsync, stdout, write_config};
+    let Some(fresh) = FreshDataset::new() else { return };
+    let sim = crate::support::Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let sections = format!(
+        "[destination]\nurl = \"{}\"\nstate_path = \"{}\"\n\n[destination.bigquery]\nendpoint = \"{}\"\n\n\
+         [sync]\nobjects = [\"contacts\"]\n",
+        fresh.url(),
+        state.display(),
+        fresh.endpoint
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = hsync(&config, &["check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let text = stdout(&out);
+    let destination = text.lines().find(|l| l.contains("destination:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(destination.contains(&format!("in dataset {}.{}", crate::support::bigquery::PROJECT, fresh.dataset)));
+    assert!(state.is_file(), "the local state file is created");
+    let (_, tables) = fresh.get(&format!("/datasets/{}/tables", fresh.dataset)).await;
+    let names: Vec<&str> =
+        tables["tables"].as_array().unwrap().iter().map(|t| t["tableReference"]["tableId"].as_str().unwrap()).collect();
+    assert!(names.contains(&"_hsync_rejects") && names.contains(&"associations"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with(hsync::destination::PROBE_PREFIX)), "{names:?}");
+    fresh.drop().await;
+}

@@ -1031,9 +1031,15 @@ impl Inspect for BigQueryDestination {
     }
 }
 
-/// One attempt to reach the dataset, for `hsync check`.
+/// One call to the API, for `hsync check`: it answers and takes the credentials. A dataset
+/// that does not exist yet is fine here (`prepare` creates it).
 pub async fn reach(url: &str, config: &BigQueryConfig) -> Result<(), Error> {
-    BigQueryDestination::connect(url, config).await?.healthcheck().await
+    let dest = BigQueryDestination::connect(url, config).await?;
+    match dest.api.client.dataset().get(&dest.api.project, &dest.dataset).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(from_bq("read the dataset", e)),
+    }
 }
 
 #[cfg(test)]
