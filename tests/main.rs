@@ -12,6 +12,7 @@ mod cli_status_verify;
 mod daemon;
 
 mod deploy_files;
+mod dest_bigquery;
 mod dest_parquet;
 mod dest_postgres;
 mod dest_snowflake;
@@ -25,6 +26,7 @@ mod sim_faults;
 mod sim_objects;
 mod sim_search;
 mod sync_associations;
+mod sync_bigquery;
 mod sync_deletes;
 mod sync_dimensions;
 mod sync_engine;

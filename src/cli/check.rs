@@ -123,8 +123,11 @@ async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc
         AnyDestination::Postgres(pg) => format!(" in schema {}", pg.data_schema()),
         AnyDestination::Sqlite(_) => String::new(),
         AnyDestination::Parquet(_, local) => format!(" (hsync's state in {})", local.path.display()),
-        AnyDestination::Snowflake(d, _) => {
-            format!(" in {}.{} (state in the local file)", d.location().database, d.location().schema)
+        AnyDestination::Snowflake(d, local) => {
+            format!(" in {}.{} (state in {})", d.location().database, d.location().schema, local.path.display())
+        }
+        AnyDestination::BigQuery(bq, local) => {
+            format!(" in dataset {}.{} (state in {})", bq.project(), bq.dataset(), local.path.display())
         }
     };
     lines.push(Line::ok(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
+use super::bigquery::BigQueryDestination;
 use super::parquet::ParquetDestination;
 use super::postgres::PostgresDestination;
 use super::snowflake::SnowflakeDestination;
@@ -27,6 +28,8 @@ pub enum AnyDestination {
     Parquet(ParquetDestination, LocalState),
     /// Snowflake, with hsync's state in the local state file.
     Snowflake(SnowflakeDestination, LocalState),
+    /// BigQuery, with hsync's state in the local state file.
+    BigQuery(Box<BigQueryDestination>, LocalState),
 }
 
 /// The state store that lives in the configured destination.
@@ -52,10 +55,10 @@ impl AnyDestination {
                 SnowflakeDestination::from_config(config)?,
                 LocalState::open(config).await?,
             )),
-            Some(kind) => Err(Error::Config(format!(
-                "{} ({kind:?}) is not a destination this build of hsync writes to",
-                config.url.redacted()
-            ))),
+            Some(DestinationKind::BigQuery) => Ok(AnyDestination::BigQuery(
+                Box::new(BigQueryDestination::connect(url, &config.bigquery).await?),
+                LocalState::open(config).await?,
+            )),
             None => Err(Error::Config(format!(
                 "{} names no destination hsync knows; see destination.url in deploy/hsync.example.toml",
                 config.url.redacted()
@@ -68,15 +71,12 @@ impl AnyDestination {
     /// directory or an unwritable file without retrying.
     pub async fn reach(config: &DestinationConfig) -> Result<(), Error> {
         let url = config.url.expose();
-        if config.kind() == Some(DestinationKind::Snowflake) {
-            return SnowflakeDestination::reach(config).await;
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            super::postgres::reach(url).await
-        } else if url.starts_with("parquet://") {
-            super::parquet::reach(url)
-        } else {
-            Ok(())
+        match config.kind() {
+            Some(DestinationKind::Postgres) => super::postgres::reach(url).await,
+            Some(DestinationKind::Snowflake) => SnowflakeDestination::reach(config).await,
+            Some(DestinationKind::BigQuery) => super::bigquery::reach(url, &config.bigquery).await,
+            Some(DestinationKind::Parquet) => super::parquet::reach(url),
+            Some(DestinationKind::Sqlite) | None => Ok(()),
         }
     }
 
@@ -87,6 +87,7 @@ impl AnyDestination {
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
             AnyDestination::Parquet(_, local) => AnyStateStore::Sqlite(local.store.clone()),
             AnyDestination::Snowflake(_, local) => AnyStateStore::Sqlite(local.store.clone()),
+            AnyDestination::BigQuery(_, local) => AnyStateStore::Sqlite(local.store.clone()),
         }
     }
 
@@ -98,6 +99,7 @@ impl AnyDestination {
             AnyDestination::Postgres(d) => d.probe_write().await,
             AnyDestination::Parquet(d, _) => d.probe_write().await,
             AnyDestination::Snowflake(d, _) => d.probe_write().await,
+            AnyDestination::BigQuery(d, _) => d.probe_write().await,
         }
     }
 
@@ -108,6 +110,7 @@ impl AnyDestination {
             AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
             AnyDestination::Parquet(..) => super::parquet::layout::render_plan(plan),
             AnyDestination::Snowflake(d, _) => super::snowflake::sql::render_plan(d.location(), plan),
+            AnyDestination::BigQuery(d, _) => d.render_alter(plan),
         }
     }
 }
@@ -154,6 +157,7 @@ macro_rules! dispatch_destination {
             AnyDestination::Postgres($dest) => $call,
             AnyDestination::Parquet($dest, _) => $call,
             AnyDestination::Snowflake($dest, _) => $call,
+            AnyDestination::BigQuery($dest, _) => $call,
         }
     };
 }

@@ -70,6 +70,7 @@ impl AnyDestination {
             AnyDestination::Sqlite(d) => try_file_lock(&d.database_path()),
             AnyDestination::Parquet(_, local) => try_file_lock(&local.path),
             AnyDestination::Snowflake(_, local) => try_file_lock(&local.path),
+            AnyDestination::BigQuery(_, local) => try_file_lock(&local.path),
         }
     }
 }

@@ -28,6 +28,7 @@
 //!   never interpolated into SQL text.
 
 mod any;
+pub mod bigquery;
 pub mod conformance;
 mod error;
 mod lease;

@@ -1,0 +1,583 @@
+//! BigQuery SQL text (GoogleSQL). [`quote_ident`] is the one function that puts an identifier
+//! into SQL; every statement hsync sends to BigQuery is rendered here by a pure `render_*`
+//! function and snapshot-tested. No value is ever rendered: statements take values as named
+//! query parameters (`@synced_at`) or read them from a loaded staging table.
+//!
+//! Times are bound as int64 epoch milliseconds and converted with `TIMESTAMP_MILLIS`, so
+//! neither side's time zone or timestamp text format matters.
+
+use super::types::{sql_type, Numeric};
+use crate::schema::dimension::{DimensionTable, REMOVED_AT};
+use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPlan};
+
+/// The table holding values that did not parse.
+pub const REJECTS_TABLE: &str = "_hsync_rejects";
+/// The association edge table.
+pub const ASSOCIATIONS_TABLE: &str = "associations";
+/// Every staging and scratch table's name starts with this (see [`stage_table_name`]).
+pub const STAGE_PREFIX: &str = "_hsync_stage_";
+
+/// Quotes an identifier: wrapped in backticks, with backslashes and backticks escaped.
+/// BigQuery then takes it verbatim (case, reserved words, unicode).
+pub fn quote_ident(name: &str) -> String {
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('`');
+    for c in name.chars() {
+        if c == '`' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('`');
+    quoted
+}
+
+/// The dataset every statement addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Dataset<'a> {
+    pub project: &'a str,
+    pub dataset: &'a str,
+}
+
+impl Dataset<'_> {
+    /// `` `project`.`dataset`.`table` ``
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{}.{}", quote_ident(self.project), quote_ident(self.dataset), quote_ident(name))
+    }
+}
+
+fn column_list<S: AsRef<str>>(columns: &[S]) -> String {
+    columns.iter().map(|c| quote_ident(c.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
+/// The staging table of one batch of `table`: `_hsync_stage_<table>_<8 hex>`.
+pub fn stage_table_name(table: &str, suffix: u32) -> String {
+    format!("{STAGE_PREFIX}{table}_{suffix:08x}")
+}
+
+/// `CREATE TABLE IF NOT EXISTS` with `(name, BigQuery type, required)` columns. hsync creates
+/// tables with tables.insert; this statement is what `hsync schema-diff` shows, and what creates
+/// tables bqemulator's tables.insert cannot (see `BigQueryDestination::create_table`).
+pub fn render_create_table(ds: Dataset, table: &str, columns: &[(&str, &str, bool)]) -> String {
+    let body: Vec<String> = columns
+        .iter()
+        .map(|(name, ty, required)| format!("  {} {ty}{}", quote_ident(name), if *required { " NOT NULL" } else { "" }))
+        .collect();
+    format!("CREATE TABLE IF NOT EXISTS {} (\n{}\n)", ds.table(table), body.join(",\n"))
+}
+
+/// One column per statement: BigQuery allows several, bqemulator only one.
+pub fn render_add_column(ds: Dataset, table: &str, column: &str, ty: ColumnType, numeric: Numeric) -> String {
+    format!(
+        "ALTER TABLE {}\nADD COLUMN IF NOT EXISTS {} {}",
+        ds.table(table),
+        quote_ident(column),
+        sql_type(ty, numeric)
+    )
+}
+
+/// The one widening BigQuery applies in place: an integer column to an exact decimal.
+pub fn render_widen(ds: Dataset, table: &str, column: &str, to: ColumnType, numeric: Numeric) -> String {
+    format!(
+        "ALTER TABLE {}\nALTER COLUMN {} SET DATA TYPE {}",
+        ds.table(table),
+        quote_ident(column),
+        sql_type(to, numeric)
+    )
+}
+
+/// Whether BigQuery can change a column from `from` to `to` in place.
+pub fn widens_in_place(from: ColumnType, to: ColumnType) -> bool {
+    matches!((from, to), (ColumnType::BigInt, ColumnType::Decimal))
+}
+
+/// The statements applying a plan's altering changes, in order, for `hsync schema-diff`. A
+/// widening BigQuery cannot apply in place renders as a comment saying so.
+pub fn render_plan(ds: Dataset, plan: &SchemaPlan, numeric: Numeric) -> Vec<String> {
+    plan.changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::CreateTable { schema } => {
+                let columns: Vec<(&str, &str, bool)> = schema
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.as_str(), sql_type(c.ty, numeric), c.name == hsync_columns::ID))
+                    .collect();
+                Some(render_create_table(ds, &plan.table, &columns))
+            }
+            Change::AddColumn { column } => Some(render_add_column(ds, &plan.table, &column.name, column.ty, numeric)),
+            Change::Widen { column, from, to } if widens_in_place(*from, *to) => {
+                Some(render_widen(ds, &plan.table, column, *to, numeric))
+            }
+            Change::Widen { column, from, to } => Some(format!(
+                "-- {column}: BigQuery cannot change {from:?} to {to:?} in place; hsync stops this stream"
+            )),
+            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => None,
+        })
+        .collect()
+}
+
+/// A staged column as the target types it: stages hold decimals and JSON as text.
+fn from_stage(column: &str, ty: ColumnType, numeric: Numeric) -> String {
+    let q = quote_ident(column);
+    match ty {
+        ColumnType::Decimal => format!("CAST({q} AS {}) AS {q}", numeric.sql_type()),
+        ColumnType::Json => format!("PARSE_JSON({q}) AS {q}"),
+        _ => q,
+    }
+}
+
+/// The guarded merge of a stage: the newest staged version of each id (`ROW_NUMBER`), applied
+/// only where the table's row is not newer (a row without a cursor, one reconciliation
+/// inserted with only its flags, takes any version). Only the staged columns are written, with
+/// explicit column lists on both sides.
+pub fn render_merge(ds: Dataset, table: &str, stage: &str, columns: &[ExistingColumn], numeric: Numeric) -> String {
+    let id = quote_ident(hsync_columns::ID);
+    let cursor = quote_ident(hsync_columns::CURSOR);
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let selected: Vec<String> = columns.iter().map(|c| from_stage(&c.name, c.ty, numeric)).collect();
+    let updates: Vec<String> =
+        names.iter().filter(|c| **c != hsync_columns::ID).map(|c| format!("{q} = s.{q}", q = quote_ident(c))).collect();
+    let values: Vec<String> = names.iter().map(|c| format!("s.{}", quote_ident(c))).collect();
+    let mut lines = vec![
+        format!("MERGE {} AS t", ds.table(table)),
+        "USING (".to_owned(),
+        format!("  SELECT {}", selected.join(", ")),
+        "  FROM (".to_owned(),
+        format!(
+            "    SELECT *, ROW_NUMBER() OVER (PARTITION BY {id} ORDER BY {cursor} DESC) AS {}",
+            quote_ident("_hsync_rank")
+        ),
+        format!("    FROM {}", ds.table(stage)),
+        "  )".to_owned(),
+        format!("  WHERE {} = 1", quote_ident("_hsync_rank")),
+        ") AS s".to_owned(),
+        format!("ON t.{id} = s.{id}"),
+    ];
+    if !updates.is_empty() {
+        lines.push(format!("WHEN MATCHED AND (t.{cursor} IS NULL OR t.{cursor} <= s.{cursor}) THEN"));
+        lines.push(format!("  UPDATE SET {}", updates.join(", ")));
+    }
+    lines.push("WHEN NOT MATCHED THEN".to_owned());
+    lines.push(format!("  INSERT ({})", column_list(&names)));
+    lines.push(format!("  VALUES ({})", values.join(", ")));
+    lines.join("\n")
+}
+
+/// The columns of a flag scratch table, in order, with their types.
+pub const FLAG_COLUMNS: [(&str, ColumnType); 8] = [
+    ("id", ColumnType::BigInt),
+    ("set_archived", ColumnType::Boolean),
+    ("archived_at", ColumnType::Timestamp),
+    ("set_merged", ColumnType::Boolean),
+    ("merged_into", ColumnType::BigInt),
+    ("set_deleted", ColumnType::Boolean),
+    ("deleted_at", ColumnType::Timestamp),
+    ("observed", ColumnType::Timestamp),
+];
+
+/// Applies reconciliation flags from a scratch table ([`FLAG_COLUMNS`]) in one statement:
+/// existing rows get each flag whose `set_*` is true, without the cursor guard and without
+/// writing `_hsync_cursor` (a flag row with an `observed` cursor applies only where the row's
+/// cursor is NULL or not newer); unknown ids get a row with only their id and flags when a
+/// flag is set. Rows whose flags already hold the values are not touched, so the affected
+/// count is the rows changed.
+pub fn render_flag(ds: Dataset, table: &str, flags: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
+    let pairs = [
+        ("set_archived", "archived_at", ARCHIVED_AT),
+        ("set_merged", "merged_into", MERGED_INTO),
+        ("set_deleted", "deleted_at", DELETED_AT),
+    ];
+    let q = quote_ident;
+    let set: Vec<String> = pairs
+        .iter()
+        .map(|(flag, value, column)| {
+            format!("{c} = CASE WHEN f.{} THEN f.{} ELSE t.{c} END", q(flag), q(value), c = q(column))
+        })
+        .collect();
+    let changed: Vec<String> = pairs
+        .iter()
+        .map(|(flag, value, column)| format!("(f.{} AND f.{} IS DISTINCT FROM t.{})", q(flag), q(value), q(column)))
+        .collect();
+    let cursor = q(CURSOR);
+    [
+        format!("MERGE {} AS t", ds.table(table)),
+        format!("USING {} AS f", ds.table(flags)),
+        format!("ON t.{id} = f.{id}", id = q(ID)),
+        format!("WHEN MATCHED AND (f.{o} IS NULL OR t.{cursor} IS NULL OR t.{cursor} <= f.{o})", o = q("observed")),
+        format!("  AND ({}) THEN", changed.join(" OR ")),
+        format!("  UPDATE SET {}", set.join(", ")),
+        format!(
+            "WHEN NOT MATCHED AND (f.{} IS NOT NULL OR f.{} IS NOT NULL OR f.{} IS NOT NULL) THEN",
+            q("archived_at"),
+            q("merged_into"),
+            q("deleted_at")
+        ),
+        format!("  INSERT ({})", column_list(&[ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT])),
+        format!("  VALUES (f.{}, f.{}, f.{}, f.{})", q("id"), q("archived_at"), q("merged_into"), q("deleted_at")),
+    ]
+    .join("\n")
+}
+
+/// The columns of an edge scratch table, in order.
+pub const EDGE_COLUMNS: [(&str, ColumnType); 5] = [
+    ("from_id", ColumnType::BigInt),
+    ("to_id", ColumnType::BigInt),
+    ("type_id", ColumnType::BigInt),
+    ("category", ColumnType::Text),
+    ("label", ColumnType::Text),
+];
+
+/// The association table's columns, in order.
+pub const ASSOCIATION_COLUMNS: [(&str, ColumnType); 9] = [
+    ("from_type", ColumnType::Text),
+    ("from_id", ColumnType::BigInt),
+    ("to_type", ColumnType::Text),
+    ("to_id", ColumnType::BigInt),
+    ("type_id", ColumnType::BigInt),
+    ("category", ColumnType::Text),
+    ("label", ColumnType::Text),
+    ("synced_at", ColumnType::Timestamp),
+    ("deleted_at", ColumnType::Timestamp),
+];
+
+/// The edge table's key: one row per edge and association type.
+pub const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
+
+/// The rejects table's columns, in order.
+pub const REJECT_COLUMNS: [(&str, ColumnType); 6] = [
+    ("object", ColumnType::Text),
+    ("id", ColumnType::Text),
+    ("property", ColumnType::Text),
+    ("raw_value", ColumnType::Text),
+    ("reason", ColumnType::Text),
+    ("seen_at", ColumnType::Timestamp),
+];
+
+/// Upserts the edges of one object pair from a scratch table ([`EDGE_COLUMNS`], one row per
+/// key). Parameters: `@from_type`, `@to_type`, `@synced_at` (epoch ms). A stored edge is
+/// updated only when its category or label changed or it was tombstoned (the tombstone is
+/// cleared), so the affected count is the edges written and a replay writes none.
+pub fn render_upsert_edges(ds: Dataset, edges: &str) -> String {
+    let q = quote_ident;
+    let all: Vec<&str> = ASSOCIATION_COLUMNS.iter().map(|(c, _)| *c).collect();
+    let on: Vec<String> = EDGE_KEY.iter().map(|c| format!("a.{q} = s.{q}", q = q(c))).collect();
+    let values: Vec<String> = EDGE_KEY
+        .iter()
+        .chain(&["category", "label"])
+        .map(|c| format!("s.{}", q(c)))
+        .chain(["TIMESTAMP_MILLIS(@synced_at)".to_owned(), "NULL".to_owned()])
+        .collect();
+    [
+        format!("MERGE {} AS a", ds.table(ASSOCIATIONS_TABLE)),
+        "USING (".to_owned(),
+        format!(
+            "  SELECT @from_type AS {}, e.{}, @to_type AS {}, e.{}, e.{}, e.{}, e.{}",
+            q("from_type"),
+            q("from_id"),
+            q("to_type"),
+            q("to_id"),
+            q("type_id"),
+            q("category"),
+            q("label")
+        ),
+        format!("  FROM {} AS e", ds.table(edges)),
+        ") AS s".to_owned(),
+        format!("ON {}", on.join(" AND ")),
+        format!(
+            "WHEN MATCHED AND (a.{d} IS NOT NULL OR a.{c} IS DISTINCT FROM s.{c} OR a.{l} IS DISTINCT FROM s.{l}) THEN",
+            d = q("deleted_at"),
+            c = q("category"),
+            l = q("label")
+        ),
+        format!(
+            "  UPDATE SET {c} = s.{c}, {l} = s.{l}, {s} = TIMESTAMP_MILLIS(@synced_at), {d} = NULL",
+            c = q("category"),
+            l = q("label"),
+            s = q("synced_at"),
+            d = q("deleted_at")
+        ),
+        "WHEN NOT MATCHED THEN".to_owned(),
+        format!("  INSERT ({})", column_list(&all)),
+        format!("  VALUES ({})", values.join(", ")),
+    ]
+    .join("\n")
+}
+
+/// Tombstones the live edges of some records of one object pair that the scratch table of
+/// current edges lacks. Parameters: `@from_type`, `@to_type`, `@synced_at` (epoch ms) and
+/// `@from_ids` (the records' ids).
+pub fn render_tombstone_edges(ds: Dataset, edges: &str) -> String {
+    let q = quote_ident;
+    let (from_id, to_id, type_id) = (q("from_id"), q("to_id"), q("type_id"));
+    [
+        format!("UPDATE {} AS a", ds.table(ASSOCIATIONS_TABLE)),
+        format!(
+            "SET {} = TIMESTAMP_MILLIS(@synced_at), {} = TIMESTAMP_MILLIS(@synced_at)",
+            q("deleted_at"),
+            q("synced_at")
+        ),
+        format!("WHERE a.{} = @from_type", q("from_type")),
+        format!("  AND a.{} = @to_type", q("to_type")),
+        format!("  AND a.{} IS NULL", q("deleted_at")),
+        format!("  AND a.{from_id} IN UNNEST(@from_ids)"),
+        "  AND NOT EXISTS (".to_owned(),
+        "    SELECT 1".to_owned(),
+        format!("    FROM {} AS e", ds.table(edges)),
+        format!("    WHERE e.{from_id} = a.{from_id} AND e.{to_id} = a.{to_id} AND e.{type_id} = a.{type_id}"),
+        "  )".to_owned(),
+    ]
+    .join("\n")
+}
+
+/// The distinct from ids with a live edge of one object pair. Parameters: `@from_type`,
+/// `@to_type` and, when `to_ids` is true, `@to_ids`.
+pub fn render_edge_sources(ds: Dataset, to_ids: bool) -> String {
+    let q = quote_ident;
+    let mut lines = vec![
+        format!("SELECT DISTINCT {}", q("from_id")),
+        format!("FROM {}", ds.table(ASSOCIATIONS_TABLE)),
+        format!("WHERE {} = @from_type", q("from_type")),
+        format!("  AND {} = @to_type", q("to_type")),
+        format!("  AND {} IS NULL", q("deleted_at")),
+    ];
+    if to_ids {
+        lines.push(format!("  AND {} IN UNNEST(@to_ids)", q("to_id")));
+    }
+    lines.push(format!("ORDER BY {}", q("from_id")));
+    lines.join("\n")
+}
+
+/// Every stored edge, tombstoned ones included, in key order.
+pub fn render_read_edges(ds: Dataset) -> String {
+    let all: Vec<&str> = ASSOCIATION_COLUMNS.iter().map(|(c, _)| *c).collect();
+    format!("SELECT {}\nFROM {}\nORDER BY {}", column_list(&all), ds.table(ASSOCIATIONS_TABLE), column_list(&EDGE_KEY))
+}
+
+/// Upserts a dimension list from its scratch table (the refreshed columns, decimals and JSON
+/// as text): a stored row takes every value and loses its `_hsync_removed_at`. Parameter:
+/// `@synced_at` (epoch ms).
+pub fn render_upsert_dimension(ds: Dataset, table: &DimensionTable, scratch: &str, numeric: Numeric) -> String {
+    let q = quote_ident;
+    let names = table.column_names();
+    let selected: Vec<String> = table.columns.iter().map(|(c, ty)| from_stage(c, *ty, numeric)).collect();
+    let on: Vec<String> = table.key.iter().map(|k| format!("t.{q} = s.{q}", q = q(k))).collect();
+    let set: Vec<String> = names
+        .iter()
+        .filter(|c| !table.key.contains(c))
+        .map(|c| format!("{q} = s.{q}", q = q(c)))
+        .chain([
+            format!("{} = TIMESTAMP_MILLIS(@synced_at)", q(hsync_columns::SYNCED_AT)),
+            format!("{} = NULL", q(REMOVED_AT)),
+        ])
+        .collect();
+    let all: Vec<&str> = names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]).collect();
+    let values: Vec<String> = names
+        .iter()
+        .map(|c| format!("s.{}", q(c)))
+        .chain(["TIMESTAMP_MILLIS(@synced_at)".to_owned(), "NULL".to_owned()])
+        .collect();
+    [
+        format!("MERGE {} AS t", ds.table(table.name)),
+        format!("USING (\n  SELECT {}\n  FROM {}\n) AS s", selected.join(", "), ds.table(scratch)),
+        format!("ON {}", on.join(" AND ")),
+        "WHEN MATCHED THEN".to_owned(),
+        format!("  UPDATE SET {}", set.join(", ")),
+        "WHEN NOT MATCHED THEN".to_owned(),
+        format!("  INSERT ({})", column_list(&all)),
+        format!("  VALUES ({})", values.join(", ")),
+    ]
+    .join("\n")
+}
+
+/// Flags the stored rows of a dimension table that the list in its scratch table lacks.
+/// Parameter: `@synced_at` (epoch ms), the removal time.
+pub fn render_remove_missing_dimension(ds: Dataset, table: &DimensionTable, scratch: &str) -> String {
+    let removed = quote_ident(REMOVED_AT);
+    let matches: Vec<String> = table.key.iter().map(|k| format!("c.{q} = t.{q}", q = quote_ident(k))).collect();
+    [
+        format!("UPDATE {} AS t", ds.table(table.name)),
+        format!("SET {removed} = TIMESTAMP_MILLIS(@synced_at)"),
+        format!("WHERE t.{removed} IS NULL"),
+        "  AND NOT EXISTS (".to_owned(),
+        "    SELECT 1".to_owned(),
+        format!("    FROM {} AS c", ds.table(scratch)),
+        format!("    WHERE {}", matches.join(" AND ")),
+        "  )".to_owned(),
+    ]
+    .join("\n")
+}
+
+/// Ids of the live rows of an object table: no archived, merged or deleted flag.
+pub fn render_live_ids(ds: Dataset, table: &str) -> String {
+    let id = quote_ident(hsync_columns::ID);
+    format!(
+        "SELECT {id}\nFROM {}\nWHERE {} IS NULL\n  AND {} IS NULL\n  AND {} IS NULL\nORDER BY {id}",
+        ds.table(table),
+        quote_ident(hsync_columns::ARCHIVED_AT),
+        quote_ident(hsync_columns::MERGED_INTO),
+        quote_ident(hsync_columns::DELETED_AT),
+    )
+}
+
+/// Ids of the rows of an object table whose cursor is at or after `@since` (epoch ms).
+pub fn render_ids_modified_since(ds: Dataset, table: &str) -> String {
+    let id = quote_ident(hsync_columns::ID);
+    format!(
+        "SELECT {id}\nFROM {}\nWHERE {} >= TIMESTAMP_MILLIS(@since)\nORDER BY {id}",
+        ds.table(table),
+        quote_ident(hsync_columns::CURSOR)
+    )
+}
+
+/// Every id with its cursor and flags, by id.
+pub fn render_id_flags(ds: Dataset, table: &str) -> String {
+    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
+    format!(
+        "SELECT {}\nFROM {}\nORDER BY {}",
+        column_list(&[ID, CURSOR, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
+        ds.table(table),
+        quote_ident(ID)
+    )
+}
+
+/// Every row of a table, every column, ordered by `order` (the id, or a dimension's key).
+pub fn render_read_table<S: AsRef<str>>(ds: Dataset, table: &str, columns: &[S], order: &[&str]) -> String {
+    format!("SELECT {}\nFROM {}\nORDER BY {}", column_list(columns), ds.table(table), column_list(order))
+}
+
+/// The rejects of one object (`@object`), oldest first.
+pub fn render_read_rejects(ds: Dataset) -> String {
+    format!(
+        "SELECT `object`, `id`, `property`, `raw_value`, `reason`\nFROM {}\nWHERE `object` = @object\nORDER BY `seen_at`, `id`, `property`",
+        ds.table(REJECTS_TABLE)
+    )
+}
+
+/// Inserts one row with only its id, `@id` (the write check of `probe_write`).
+pub fn render_insert_id(ds: Dataset, table: &str) -> String {
+    format!("INSERT INTO {} ({}) VALUES (@id)", ds.table(table), quote_ident(hsync_columns::ID))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::dimension::{OWNERS, PIPELINE_STAGES};
+    use crate::schema::{diff, TableSchema};
+
+    const DS: Dataset = Dataset { project: "my-project", dataset: "hubspot" };
+
+    fn cols(list: &[(&str, ColumnType)]) -> Vec<ExistingColumn> {
+        list.iter().map(|(n, ty)| ExistingColumn { name: (*n).to_owned(), ty: *ty }).collect()
+    }
+
+    #[test]
+    fn quote_ident_escapes_backticks_and_backslashes() {
+        let quoted: Vec<String> = ["order", "MixedCase", "ñandú", "has\"quote", "back`tick", "back\\slash"]
+            .iter()
+            .map(|n| quote_ident(n))
+            .collect();
+        insta::assert_snapshot!(quoted.join("\n"));
+    }
+
+    #[test]
+    fn merge() {
+        let columns = cols(&[
+            ("id", ColumnType::BigInt),
+            ("_hsync_cursor", ColumnType::Timestamp),
+            ("_hsync_synced_at", ColumnType::Timestamp),
+            ("amount", ColumnType::Decimal),
+            ("payload", ColumnType::Json),
+            ("select", ColumnType::Text),
+        ]);
+        insta::assert_snapshot!(render_merge(
+            DS,
+            "contacts",
+            "_hsync_stage_contacts_0000abcd",
+            &columns,
+            Numeric::BigNumeric
+        ));
+    }
+
+    #[test]
+    fn merge_of_bookkeeping_columns_only() {
+        let columns = cols(&[("id", ColumnType::BigInt)]);
+        insta::assert_snapshot!(render_merge(
+            DS,
+            "contacts",
+            "_hsync_stage_contacts_0000abcd",
+            &columns,
+            Numeric::Numeric
+        ));
+    }
+
+    #[test]
+    fn flag() {
+        insta::assert_snapshot!(render_flag(DS, "contacts", "_hsync_stage_flags_0000abcd"));
+    }
+
+    #[test]
+    fn edges() {
+        let all = [
+            render_upsert_edges(DS, "_hsync_stage_edges_0000abcd"),
+            render_tombstone_edges(DS, "_hsync_stage_edges_0000abcd"),
+            render_edge_sources(DS, false),
+            render_edge_sources(DS, true),
+            render_read_edges(DS),
+        ];
+        insta::assert_snapshot!(all.join("\n\n"));
+    }
+
+    #[test]
+    fn dimensions() {
+        let all = [
+            render_upsert_dimension(DS, &OWNERS, "_hsync_stage_owners_0000abcd", Numeric::BigNumeric),
+            render_upsert_dimension(DS, &PIPELINE_STAGES, "_hsync_stage_pipeline_stages_0000abcd", Numeric::BigNumeric),
+            render_remove_missing_dimension(DS, &PIPELINE_STAGES, "_hsync_stage_pipeline_stages_0000abcd"),
+        ];
+        insta::assert_snapshot!(all.join("\n\n"));
+    }
+
+    #[test]
+    fn reads() {
+        let all = [
+            render_live_ids(DS, "contacts"),
+            render_ids_modified_since(DS, "contacts"),
+            render_id_flags(DS, "contacts"),
+            render_read_table(DS, "pipelines", &["object_type", "id", "label"], &["object_type", "id"]),
+            render_read_rejects(DS),
+            render_insert_id(DS, "_hsync_check_0000abcd"),
+        ];
+        insta::assert_snapshot!(all.join("\n\n"));
+    }
+
+    #[test]
+    fn plan() {
+        let props: Vec<crate::hubspot::model::PropertyDefinition> = [("email", "string"), ("amount", "number")]
+            .iter()
+            .map(|(n, t)| serde_json::from_value(serde_json::json!({ "name": n, "type": t })).expect("property"))
+            .collect();
+        let create = diff("deals", &props, None, &[], crate::schema::ColumnBudget(10_000));
+        let existing: Vec<ExistingColumn> = TableSchema::hsync_columns()
+            .into_iter()
+            .map(|c| ExistingColumn { name: c.name, ty: c.ty })
+            .chain([ExistingColumn { name: "amount".into(), ty: ColumnType::BigInt }])
+            .collect();
+        let more: Vec<_> = props
+            .iter()
+            .cloned()
+            .chain([serde_json::from_value(serde_json::json!({ "name": "order", "type": "bool" })).expect("property")])
+            .collect();
+        let alter = diff("deals", &more, Some(existing.as_slice()), &[], crate::schema::ColumnBudget(10_000));
+        let mut all = render_plan(DS, &create, Numeric::BigNumeric);
+        all.extend(render_plan(DS, &alter, Numeric::BigNumeric));
+        insta::assert_snapshot!(all.join(";\n\n"));
+    }
+
+    #[test]
+    fn stage_names_are_recognisable() {
+        assert_eq!(stage_table_name("contacts", 0xabcd), "_hsync_stage_contacts_0000abcd");
+        assert!(stage_table_name("select", 1).starts_with(STAGE_PREFIX));
+    }
+}
