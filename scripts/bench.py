@@ -67,7 +67,7 @@ def copy_ceiling(schema, workdir):
 
 
 def throughput(opts, hsync, build, workdir):
-    sizes = [2_000, 10_000] if opts.quick else [100_000, 1_000_000]
+    sizes = opts.sizes or ([2_000, 10_000] if opts.quick else [100_000, 1_000_000])
     rows = []
     # Bytes per row each (properties, destination) took at a smaller size: a larger run that
     # would not fit on the disk is skipped (and said so) instead of filling it.
@@ -396,6 +396,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (labelled in the doc)")
     ap.add_argument("--full", action="store_true", help="Professional limits over 1,000,000 contacts instead of a projection")
     ap.add_argument("--section", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="throughput: comma-separated contact counts instead of 100000,1000000")
     ap.add_argument("--doc", default=DOC, help="the document to write (default docs/benchmarks.md)")
     opts = ap.parse_args()
     opts.command = h.command_line("scripts/bench", sys.argv[1:])

@@ -44,7 +44,7 @@ struct ObjectPlan {
     object: String,
     /// HubSpot's search `total`.
     records: u64,
-    /// One search per page of 200, plus the empty page that ends the backfill.
+    /// One search per page of 200 (the last page says it is the last; an empty object costs one).
     backfill_searches: u64,
     /// The property definitions read before the backfill.
     property_reads: u64,
@@ -261,7 +261,7 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
 fn assumptions(limits: &LimitsPlan) -> Vec<String> {
     vec![
         format!(
-            "backfill: one search per {PAGE} records plus the empty page that ends it, and one read of the property definitions per object"
+            "backfill: one search per {PAGE} records (the last page ends it), and one read of the property definitions per object"
         ),
         format!(
             "associations: the first sweep reads {} records per call for each pair with associations, stored from the pair's first object in sync.objects; a record with more associated records of one type than HubSpot's page needs more calls",
@@ -390,10 +390,10 @@ mod tests {
     const SPACING: Spacing = Spacing { search: Duration::from_millis(200), general: Duration::from_millis(50) };
 
     #[test]
-    fn a_backfill_pages_by_200_and_ends_on_an_empty_page() {
-        assert_eq!(plan_object("t", 0, 0, SPACING).backfill_searches, 1);
-        assert_eq!(plan_object("t", 400, 0, SPACING).backfill_searches, 3);
-        assert_eq!(plan_object("t", 401, 0, SPACING).backfill_searches, 4);
+    fn a_backfill_pages_by_200_and_ends_on_its_last_page() {
+        assert_eq!(plan_object("t", 0, 0, SPACING).backfill_searches, 1, "one empty search");
+        assert_eq!(plan_object("t", 400, 0, SPACING).backfill_searches, 2);
+        assert_eq!(plan_object("t", 401, 0, SPACING).backfill_searches, 3);
     }
 
     #[test]
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(p.association_reads, 6);
         assert_eq!(p.general_calls, 7, "six association reads and one property read");
         assert_eq!(p.calls, p.search_calls + p.general_calls);
-        assert!((p.seconds - (14.0 * 0.2 + 7.0 * 0.05)).abs() < 1e-9, "{}", p.seconds);
+        assert!((p.seconds - (13.0 * 0.2 + 7.0 * 0.05)).abs() < 1e-9, "{}", p.seconds);
         assert_eq!(plan_object("cars", 0, 3, SPACING).association_reads, 0);
     }
 
