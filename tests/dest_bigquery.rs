@@ -9,57 +9,57 @@ use hsync::schema::hsync_columns;
 
 use crate::support::bigquery::FreshDataset;
 
-/// Every conformance scenario but `exact_decimals` (see `decimals_the_emulator_can_hold`).
+/// The whole conformance suite, as every destination runs it.
 #[tokio::test]
 async fn bigquery_passes_the_conformance_suite() {
     let Some(fresh) = FreshDataset::new() else { return };
     let dest = fresh.connect().await;
-    dest.prepare().await.expect("prepare");
-    dest.prepare().await.expect("prepare twice");
-    dest.healthcheck().await.expect("healthcheck");
-    conformance::merge_twice_equals_once(&dest).await;
-    conformance::older_version_never_overwrites_newer(&dest).await;
-    conformance::add_column_then_merge(&dest).await;
-    conformance::null_is_not_empty_string(&dest).await;
-    conformance::six_hundred_properties(&dest).await;
-    conformance::awkward_identifiers(&dest).await;
-    conformance::timestamps_are_utc(&dest).await;
-    conformance::crash_between_stage_and_merge_leaves_nothing_visible(&dest).await;
-    conformance::concurrent_merges_into_different_tables(&dest).await;
-    conformance::rejects_are_recorded_with_raw_value_and_reason(&dest).await;
-    conformance::checkpoint_commits_with_the_merge_and_never_moves_back(&dest).await;
-    conformance::partial_batch_touches_only_its_columns(&dest).await;
-    conformance::archived_property_keeps_its_values(&dest).await;
-    conformance::flags_bypass_the_guard_and_keep_the_cursor(&dest).await;
-    conformance::edges_follow_the_current_list(&dest).await;
-    conformance::dimensions_follow_the_current_list(&dest).await;
+    dest.prepare().await.expect("prepare twice (run_all prepares again)");
+    conformance::run_all(&dest).await;
     fresh.drop().await;
 }
 
-/// bqemulator keeps tables in DuckDB, whose decimals stop at 38 digits, so hsync declares
-/// `NUMERIC` there (38 digits, 9 after the point) instead of BigQuery's `BIGNUMERIC`: the
-/// conformance suite's 18-decimal value cannot be held. Values within `NUMERIC` round-trip
-/// exactly through the text-staged load and the cast in the `MERGE`.
+/// A decimal column is a `STRING` marked by its description, holding the exact canonical text
+/// of hsync's widest decimals (76 digits, 38 after the point), which bqemulator's DuckDB could
+/// hold in no numeric type; it reads back as a decimal.
+/// When the property becomes a string the column keeps its values and loses the mark, in
+/// BigQuery's catalog as in bqemulator's.
 #[tokio::test]
-async fn decimals_the_emulator_can_hold() {
+async fn decimals_are_exact_text_marked_by_their_description_and_widen_to_text() {
+    use hsync::destination::bigquery::types::DECIMAL_DESCRIPTION;
     let Some(fresh) = FreshDataset::new() else { return };
     let dest = fresh.connect().await;
     dest.prepare().await.expect("prepare");
-    assert_eq!(dest.numeric(), hsync::destination::bigquery::types::Numeric::Numeric);
     let schema = ensure_table(&dest, "decimals", &[property("amount", "number")]).await;
-    let cases = ["0.1", "12345678901234.56", "123456789012345678901234.56789", "-0.000000001", "100"];
+    assert_eq!(fresh.field_description("decimals", "amount").await.as_deref(), Some(DECIMAL_DESCRIPTION));
+    let cases = [
+        "1.00000000000000000000000000000000000001",
+        "-98765432109876543210987654321098765432.12345678901234567890123456789012345678",
+        "100",
+    ];
     let records: Vec<_> = cases
         .iter()
         .enumerate()
         .map(|(i, v)| record(i as u64 + 1, "2026-01-01T00:00:00.000Z", &[("amount", Some(*v))]))
         .collect();
     let (b, r) = batch_of(&schema, &records);
+    assert!(r.is_empty(), "{r:?}");
     conformance::load(&dest, "decimals", &b, &r).await;
     let rows = dest.read_table("decimals").await.expect("read");
     for (row, v) in rows.iter().zip(cases) {
         assert_eq!(row["amount"], Cell::Decimal(v.to_owned()));
     }
-    assert_eq!(fresh.fields("decimals").await.iter().find(|(n, _)| n == "amount").unwrap().1, "NUMERIC");
+
+    let widened = ensure_table(&dest, "decimals", &[property("amount", "string")]).await;
+    assert_eq!(fresh.field_description("decimals", "amount").await, None, "the decimal mark is gone");
+    let amount = dest.describe("decimals").await.expect("describe").expect("table");
+    let amount = amount.iter().find(|c| c.name == "amount").expect("amount");
+    assert_eq!(amount.ty, hsync::schema::ColumnType::Text);
+    let (b, r) = batch_of(&widened, &[record(4, "2026-01-02T00:00:00.000Z", &[("amount", Some("about 5"))])]);
+    conformance::load(&dest, "decimals", &b, &r).await;
+    let rows = dest.read_table("decimals").await.expect("read");
+    assert_eq!(rows[0]["amount"], Cell::Text(cases[0].to_owned()), "values are kept");
+    assert_eq!(rows[3]["amount"], Cell::Text("about 5".to_owned()));
     fresh.drop().await;
 }
 

@@ -51,6 +51,29 @@ use crate::state::Checkpoint;
 
 /// The name prefix of the scratch tables `probe_write` creates and drops (`hsync check`).
 pub const PROBE_PREFIX: &str = "_hsync_check_";
+/// The table holding values that did not parse, beside the object tables.
+pub const REJECTS_TABLE: &str = "_hsync_rejects";
+/// The association edge table, beside the object tables.
+pub const ASSOCIATIONS_TABLE: &str = "associations";
+/// The prefix of staging and scratch tables kept beside the object tables (Postgres keeps its
+/// stages in a schema of their own instead); start-up sweeps drop every table that has it.
+pub const STAGE_PREFIX: &str = "_hsync_stage_";
+
+/// An identifier quoted the ANSI way, as Postgres, SQLite and Snowflake take it verbatim (case,
+/// reserved words, unicode): wrapped in double quotes, embedded double quotes doubled. Each
+/// dialect's `quote_ident` is the one place its statements quote through.
+pub fn double_quoted(name: &str) -> String {
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            quoted.push('"');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
 
 /// A batch loaded into a staging table, waiting to be merged.
 #[derive(Clone, Debug, PartialEq, Eq)]

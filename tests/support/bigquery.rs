@@ -60,6 +60,15 @@ impl FreshDataset {
             .collect()
     }
 
+    /// A column's description as tables.get reports it.
+    pub async fn field_description(&self, table: &str, column: &str) -> Option<String> {
+        let (status, body) = self.get(&format!("/datasets/{}/tables/{table}", self.dataset)).await;
+        assert!(status.is_success(), "tables.get {table}: {status} {body}");
+        let fields = body["schema"]["fields"].as_array().expect("fields");
+        let field = fields.iter().find(|f| f["name"] == column).unwrap_or_else(|| panic!("no column {column}"));
+        field["description"].as_str().map(str::to_owned)
+    }
+
     /// Runs SQL through jobs.query and returns the raw response.
     pub async fn query(&self, sql: &str) -> Value {
         let url = format!("{}/bigquery/v2/projects/{PROJECT}/queries", self.endpoint);

@@ -11,13 +11,13 @@
 //! # How a batch lands
 //! 1. `stage` creates `_hsync_stage_<table>_<8 hex>` with tables.insert and an explicit schema:
 //!    the target's columns **in the target's order**, restricted to the batch's columns, with
-//!    decimals and JSON as `STRING`. It writes the batch, in that column order, to an
+//!    JSON as `STRING`. It writes the batch, in that column order, to an
 //!    in-memory Parquet file and appends it with a multipart load job, waits for the job and
 //!    checks `status.errorResult`. Stages expire after a day, so even a stage no sweep reaches
 //!    goes away.
 //! 2. `merge` runs one `MERGE` (explicit column lists, the newest staged version of each id by
 //!    `ROW_NUMBER`, the cursor guard `t._hsync_cursor IS NULL OR t._hsync_cursor <=
-//!    s._hsync_cursor`, decimals cast and JSON parsed from the stage's text), appends the
+//!    s._hsync_cursor`, JSON parsed from the stage's text), appends the
 //!    rejects to `_hsync_rejects` with a load job, and drops the stage. `written` is the
 //!    `MERGE`'s affected rows and `skipped` the other staged rows.
 //! 3. `sweep_stages` drops every `_hsync_stage_*` table of the dataset. Run it at start-up: it
@@ -29,13 +29,18 @@
 //! one `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` per column (bqemulator accepts no more), then
 //! tables.patch with the union of the table's schema and the new fields when tables.get does
 //! not list them yet (bqemulator's catalog does not follow `ALTER TABLE`; on BigQuery the patch
-//! is skipped). Of hsync's widenings BigQuery applies only integer to decimal in place; the
-//! others stop the stream with a schema error that says what to do.
+//! is skipped). Of hsync's widenings BigQuery applies only decimal to text in place (the column
+//! loses its decimal description, the same way); the others stop the stream with a schema
+//! error that says what to do.
 //!
 //! # Decimals
-//! Exact decimals are `BIGNUMERIC`, which holds hsync's 76 digits (38 after the point). An
-//! emulator endpoint (plain `http://`) gets `NUMERIC` instead: bqemulator stores tables in
-//! DuckDB, whose decimals stop at 38 digits, and refuses to create a `BIGNUMERIC` column.
+//! hsync's decimals (HubSpot numbers) have up to 76 digits, 38 after the point: exactly
+//! `BIGNUMERIC`, which bqemulator (DuckDB, 38 digits at most) cannot create. A type only
+//! production could run is a path no test here covers, so a decimal column is a `STRING`
+//! holding the exact canonical text (`-0.5`, `100`, never an exponent), marked by
+//! [`types::DECIMAL_DESCRIPTION`], as Snowflake's are `VARCHAR(80)`: the storage production
+//! uses is the one the conformance suite runs against the emulator. Analysts compute with
+//! `CAST(amount AS BIGNUMERIC)`, which is exact for every value hsync writes.
 //!
 //! # Bookkeeping tables
 //! `prepare` creates the dataset when missing (in `destination.bigquery.location`), then
@@ -64,7 +69,6 @@ use gcp_bigquery_client::table::ListOptions;
 
 use self::client::{from_bq, int_array_param, int_param, is_duplicate, is_not_found, string_param, Api, Credentials};
 use self::sql::Dataset;
-use self::types::Numeric;
 use super::conformance::{EdgeRow, Inspect, Row};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::BigQueryConfig;
@@ -109,7 +113,6 @@ pub struct BigQueryDestination {
     api: Api,
     dataset: String,
     location: Option<String>,
-    numeric: Numeric,
     /// Talking to bqemulator (a plain `http://` endpoint).
     emulator: bool,
 }
@@ -120,17 +123,14 @@ impl fmt::Debug for BigQueryDestination {
         f.debug_struct("BigQueryDestination")
             .field("project", &self.api.project)
             .field("dataset", &self.dataset)
-            .field("numeric", &self.numeric)
             .finish_non_exhaustive()
     }
 }
 
 /// A column of a table hsync creates.
-fn field(name: &str, ty: ColumnType, numeric: Numeric, required: bool) -> TableFieldSchema {
+fn field(name: &str, ty: ColumnType, required: bool) -> TableFieldSchema {
     let field_type = match ty {
-        ColumnType::Text => FieldType::String,
-        ColumnType::Decimal if numeric == Numeric::BigNumeric => FieldType::Bignumeric,
-        ColumnType::Decimal => FieldType::Numeric,
+        ColumnType::Text | ColumnType::Decimal => FieldType::String,
         ColumnType::Boolean => FieldType::Bool,
         ColumnType::Date => FieldType::Date,
         ColumnType::Timestamp => FieldType::Timestamp,
@@ -139,6 +139,9 @@ fn field(name: &str, ty: ColumnType, numeric: Numeric, required: bool) -> TableF
     };
     let mut f = TableFieldSchema::new(name, field_type);
     f.mode = Some(if required { "REQUIRED" } else { "NULLABLE" }.to_owned());
+    if ty == ColumnType::Decimal {
+        f.description = Some(types::DECIMAL_DESCRIPTION.to_owned());
+    }
     f
 }
 
@@ -187,7 +190,6 @@ impl BigQueryDestination {
             },
             dataset,
             location: config.location.clone(),
-            numeric: if emulator { Numeric::Numeric } else { Numeric::BigNumeric },
             emulator,
         })
     }
@@ -200,18 +202,13 @@ impl BigQueryDestination {
         &self.dataset
     }
 
-    /// The decimal type this destination's tables use.
-    pub fn numeric(&self) -> Numeric {
-        self.numeric
-    }
-
     fn ds(&self) -> Dataset<'_> {
         Dataset { project: &self.api.project, dataset: &self.dataset }
     }
 
     /// The statements `alter` would run for a plan (`hsync schema-diff`).
     pub fn render_alter(&self, plan: &SchemaPlan) -> Vec<String> {
-        sql::render_plan(self.ds(), plan, self.numeric)
+        sql::render_plan(self.ds(), plan)
     }
 
     /// The stored schema of a table (fields in table order), or `None` when it does not exist.
@@ -232,15 +229,13 @@ impl BigQueryDestination {
         if self.emulator && fields.iter().any(|f| f.name.contains('"')) {
             let columns: Vec<(&str, String, bool)> = fields
                 .iter()
-                .map(|f| (f.name.as_str(), field_type_name(&f.r#type), f.mode.as_deref() == Some("REQUIRED")))
-                .collect();
-            let columns: Vec<(&str, &str, bool)> = columns
-                .iter()
-                .map(|(n, t, r)| match types::column_type_of_bq(t) {
-                    Some(ty) => (*n, types::sql_type(ty, self.numeric), *r),
-                    None => (*n, t.as_str(), *r),
+                .map(|f| {
+                    let name = field_type_name(&f.r#type);
+                    let ty = types::column_type_of_bq(&name, f.description.as_deref()).map_or(name, types::sql_type);
+                    (f.name.as_str(), ty, f.mode.as_deref() == Some("REQUIRED"))
                 })
                 .collect();
+            let columns: Vec<(&str, &str, bool)> = columns.iter().map(|(n, t, r)| (*n, t.as_str(), *r)).collect();
             self.api.query(&action, sql::render_create_table(self.ds(), table, &columns), Vec::new()).await?;
             return self.patch_schema(table, |stored| *stored = fields).await;
         }
@@ -285,10 +280,7 @@ impl BigQueryDestination {
             table: table.to_owned(),
             detail: e.to_string(),
         })?;
-        let fields = columns
-            .iter()
-            .map(|(name, ty)| field(name, types::stage_type(*ty), self.numeric, false))
-            .collect::<Vec<_>>();
+        let fields = columns.iter().map(|(name, ty)| field(name, types::stage_type(*ty), false)).collect::<Vec<_>>();
         self.create_table(scratch, fields, true).await?;
         if staged.num_rows() == 0 {
             return Ok(0);
@@ -372,7 +364,7 @@ impl BigQueryDestination {
     /// scratch table `_hsync_check_<8 hex>` is created, gets one bound row and is dropped.
     pub async fn probe_write(&self) -> Result<(), Error> {
         let table = format!("{}{:08x}", super::PROBE_PREFIX, rand::random::<u32>());
-        self.create_table(&table, vec![field(hsync_columns::ID, ColumnType::BigInt, self.numeric, true)], true).await?;
+        self.create_table(&table, vec![field(hsync_columns::ID, ColumnType::BigInt, true)], true).await?;
         let written = self
             .api
             .query(&format!("write to {table}"), sql::render_insert_id(self.ds(), &table), vec![int_param("id", 1)])
@@ -397,7 +389,7 @@ impl BigQueryDestination {
             self.api
                 .query(
                     &format!("add column {name} to {table}"),
-                    sql::render_add_column(self.ds(), table, name, *ty, self.numeric),
+                    sql::render_add_column(self.ds(), table, name, *ty),
                     Vec::new(),
                 )
                 .await?;
@@ -405,7 +397,7 @@ impl BigQueryDestination {
         self.patch_schema(table, |fields| {
             for (name, ty) in columns {
                 if !fields.iter().any(|f| &f.name == name) {
-                    fields.push(field(name, *ty, self.numeric, false));
+                    fields.push(field(name, *ty, false));
                 }
             }
         })
@@ -459,7 +451,7 @@ impl BigQueryDestination {
             .collect::<Result<_, _>>()?;
         let merged = self
             .api
-            .query(&action, sql::render_merge(self.ds(), table, &stage.stage_table, &columns, self.numeric), Vec::new())
+            .query(&action, sql::render_merge(self.ds(), table, &stage.stage_table, &columns), Vec::new())
             .await?;
         let written = merged.affected.ok_or_else(|| Error::Statement {
             kind: KIND,
@@ -532,7 +524,7 @@ impl BigQueryDestination {
             self.api
                 .query(
                     &action,
-                    sql::render_upsert_dimension(self.ds(), table, &scratch, self.numeric),
+                    sql::render_upsert_dimension(self.ds(), table, &scratch),
                     vec![int_param("synced_at", synced_at_ms)],
                 )
                 .await?;
@@ -623,7 +615,7 @@ impl Destination for BigQueryDestination {
             Err(e) => return Err(from_bq(&format!("read dataset {}", self.dataset), e)),
         }
         let required = |layout: &[(&str, ColumnType)], key: &[&str]| -> Vec<TableFieldSchema> {
-            layout.iter().map(|(n, ty)| field(n, *ty, self.numeric, key.contains(n))).collect()
+            layout.iter().map(|(n, ty)| field(n, *ty, key.contains(n))).collect()
         };
         self.create_table(
             sql::REJECTS_TABLE,
@@ -646,7 +638,7 @@ impl Destination for BigQueryDestination {
                 .iter()
                 .map(|c| {
                     let required = table.key.contains(&c.name.as_str()) || c.name == hsync_columns::SYNCED_AT;
-                    field(&c.name, c.ty, self.numeric, required)
+                    field(&c.name, c.ty, required)
                 })
                 .collect();
             self.create_table(table.name, fields, false).await?;
@@ -675,13 +667,13 @@ impl Destination for BigQueryDestination {
             .iter()
             .map(|f| {
                 let name = field_type_name(&f.r#type);
-                types::column_type_of_bq(&name).map(|ty| ExistingColumn { name: f.name.clone(), ty }).ok_or_else(|| {
-                    Error::Schema {
+                types::column_type_of_bq(&name, f.description.as_deref())
+                    .map(|ty| ExistingColumn { name: f.name.clone(), ty })
+                    .ok_or_else(|| Error::Schema {
                         kind: KIND,
                         table: table.to_owned(),
                         detail: format!("column {} has type {name}, which hsync does not write", f.name),
-                    }
-                })
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -693,11 +685,8 @@ impl Destination for BigQueryDestination {
         for change in &plan.changes {
             match change {
                 Change::CreateTable { schema } => {
-                    let fields = schema
-                        .columns
-                        .iter()
-                        .map(|c| field(&c.name, c.ty, self.numeric, c.name == hsync_columns::ID))
-                        .collect();
+                    let fields =
+                        schema.columns.iter().map(|c| field(&c.name, c.ty, c.name == hsync_columns::ID)).collect();
                     self.create_table(table, fields, false).await?;
                 }
                 Change::AddColumn { column } => added.push((column.name.clone(), column.ty)),
@@ -705,16 +694,16 @@ impl Destination for BigQueryDestination {
                     self.api
                         .query(
                             &format!("widen column {column} of {table}"),
-                            sql::render_widen(self.ds(), table, column, *to, self.numeric),
+                            sql::render_decimal_to_text(self.ds(), table, column),
                             Vec::new(),
                         )
                         .await?;
-                    let (to_type, numeric) = (*to, self.numeric);
+                    // bqemulator's catalog does not follow the statement (BigQuery's does).
                     self.patch_schema(table, |fields| {
                         for f in fields.iter_mut().filter(|f| &f.name == column) {
-                            let mode = f.mode.clone();
-                            *f = field(column, to_type, numeric, false);
-                            f.mode = mode;
+                            if types::is_decimal_description(f.description.as_deref()) {
+                                f.description = None;
+                            }
                         }
                     })
                     .await?;

@@ -6,16 +6,11 @@
 //! Times are bound as int64 epoch milliseconds and converted with `TIMESTAMP_MILLIS`, so
 //! neither side's time zone or timestamp text format matters.
 
-use super::types::{sql_type, Numeric};
+use super::types::sql_type;
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPlan};
 
-/// The table holding values that did not parse.
-pub const REJECTS_TABLE: &str = "_hsync_rejects";
-/// The association edge table.
-pub const ASSOCIATIONS_TABLE: &str = "associations";
-/// Every staging and scratch table's name starts with this (see [`stage_table_name`]).
-pub const STAGE_PREFIX: &str = "_hsync_stage_";
+pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
 
 /// Quotes an identifier: wrapped in backticks, with backslashes and backticks escaped.
 /// BigQuery then takes it verbatim (case, reserved words, unicode).
@@ -67,47 +62,41 @@ pub fn render_create_table(ds: Dataset, table: &str, columns: &[(&str, &str, boo
 }
 
 /// One column per statement: BigQuery allows several, bqemulator only one.
-pub fn render_add_column(ds: Dataset, table: &str, column: &str, ty: ColumnType, numeric: Numeric) -> String {
-    format!(
-        "ALTER TABLE {}\nADD COLUMN IF NOT EXISTS {} {}",
-        ds.table(table),
-        quote_ident(column),
-        sql_type(ty, numeric)
-    )
+pub fn render_add_column(ds: Dataset, table: &str, column: &str, ty: ColumnType) -> String {
+    format!("ALTER TABLE {}\nADD COLUMN IF NOT EXISTS {} {}", ds.table(table), quote_ident(column), sql_type(ty))
 }
 
-/// The one widening BigQuery applies in place: an integer column to an exact decimal.
-pub fn render_widen(ds: Dataset, table: &str, column: &str, to: ColumnType, numeric: Numeric) -> String {
-    format!(
-        "ALTER TABLE {}\nALTER COLUMN {} SET DATA TYPE {}",
-        ds.table(table),
-        quote_ident(column),
-        sql_type(to, numeric)
-    )
-}
-
-/// Whether BigQuery can change a column from `from` to `to` in place.
+/// The one widening BigQuery applies in place: a decimal column (exact text, marked by its
+/// description) becomes free text by losing the mark. Every other change of type hsync would
+/// make (`INT64` to text, `DATE` to `TIMESTAMP`) BigQuery refuses in place.
 pub fn widens_in_place(from: ColumnType, to: ColumnType) -> bool {
-    matches!((from, to), (ColumnType::BigInt, ColumnType::Decimal))
+    matches!((from, to), (ColumnType::Decimal, ColumnType::Text))
+}
+
+/// Turns a decimal column into free text (see [`widens_in_place`]).
+pub fn render_decimal_to_text(ds: Dataset, table: &str, column: &str) -> String {
+    format!("ALTER TABLE {}\nALTER COLUMN {} SET OPTIONS (description = NULL)", ds.table(table), quote_ident(column))
 }
 
 /// The statements applying a plan's altering changes, in order, for `hsync schema-diff`. A
 /// widening BigQuery cannot apply in place renders as a comment saying so.
-pub fn render_plan(ds: Dataset, plan: &SchemaPlan, numeric: Numeric) -> Vec<String> {
+pub fn render_plan(ds: Dataset, plan: &SchemaPlan) -> Vec<String> {
     plan.changes
         .iter()
         .filter_map(|change| match change {
             Change::CreateTable { schema } => {
+                let types: Vec<String> = schema.columns.iter().map(|c| sql_type(c.ty)).collect();
                 let columns: Vec<(&str, &str, bool)> = schema
                     .columns
                     .iter()
-                    .map(|c| (c.name.as_str(), sql_type(c.ty, numeric), c.name == hsync_columns::ID))
+                    .zip(&types)
+                    .map(|(c, ty)| (c.name.as_str(), ty.as_str(), c.name == hsync_columns::ID))
                     .collect();
                 Some(render_create_table(ds, &plan.table, &columns))
             }
-            Change::AddColumn { column } => Some(render_add_column(ds, &plan.table, &column.name, column.ty, numeric)),
+            Change::AddColumn { column } => Some(render_add_column(ds, &plan.table, &column.name, column.ty)),
             Change::Widen { column, from, to } if widens_in_place(*from, *to) => {
-                Some(render_widen(ds, &plan.table, column, *to, numeric))
+                Some(render_decimal_to_text(ds, &plan.table, column))
             }
             Change::Widen { column, from, to } => Some(format!(
                 "-- {column}: BigQuery cannot change {from:?} to {to:?} in place; hsync stops this stream"
@@ -117,11 +106,11 @@ pub fn render_plan(ds: Dataset, plan: &SchemaPlan, numeric: Numeric) -> Vec<Stri
         .collect()
 }
 
-/// A staged column as the target types it: stages hold decimals and JSON as text.
-fn from_stage(column: &str, ty: ColumnType, numeric: Numeric) -> String {
+/// A staged column as the target types it: stages hold JSON as text (and decimals as the
+/// exact text the target keeps).
+fn from_stage(column: &str, ty: ColumnType) -> String {
     let q = quote_ident(column);
     match ty {
-        ColumnType::Decimal => format!("CAST({q} AS {}) AS {q}", numeric.sql_type()),
         ColumnType::Json => format!("PARSE_JSON({q}) AS {q}"),
         _ => q,
     }
@@ -131,11 +120,11 @@ fn from_stage(column: &str, ty: ColumnType, numeric: Numeric) -> String {
 /// only where the table's row is not newer (a row without a cursor, one reconciliation
 /// inserted with only its flags, takes any version). Only the staged columns are written, with
 /// explicit column lists on both sides.
-pub fn render_merge(ds: Dataset, table: &str, stage: &str, columns: &[ExistingColumn], numeric: Numeric) -> String {
+pub fn render_merge(ds: Dataset, table: &str, stage: &str, columns: &[ExistingColumn]) -> String {
     let id = quote_ident(hsync_columns::ID);
     let cursor = quote_ident(hsync_columns::CURSOR);
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    let selected: Vec<String> = columns.iter().map(|c| from_stage(&c.name, c.ty, numeric)).collect();
+    let selected: Vec<String> = columns.iter().map(|c| from_stage(&c.name, c.ty)).collect();
     let updates: Vec<String> =
         names.iter().filter(|c| **c != hsync_columns::ID).map(|c| format!("{q} = s.{q}", q = quote_ident(c))).collect();
     let values: Vec<String> = names.iter().map(|c| format!("s.{}", quote_ident(c))).collect();
@@ -358,10 +347,10 @@ pub fn render_read_edges(ds: Dataset) -> String {
 /// Upserts a dimension list from its scratch table (the refreshed columns, decimals and JSON
 /// as text): a stored row takes every value and loses its `_hsync_removed_at`. Parameter:
 /// `@synced_at` (epoch ms).
-pub fn render_upsert_dimension(ds: Dataset, table: &DimensionTable, scratch: &str, numeric: Numeric) -> String {
+pub fn render_upsert_dimension(ds: Dataset, table: &DimensionTable, scratch: &str) -> String {
     let q = quote_ident;
     let names = table.column_names();
-    let selected: Vec<String> = table.columns.iter().map(|(c, ty)| from_stage(c, *ty, numeric)).collect();
+    let selected: Vec<String> = table.columns.iter().map(|(c, ty)| from_stage(c, *ty)).collect();
     let on: Vec<String> = table.key.iter().map(|k| format!("t.{q} = s.{q}", q = q(k))).collect();
     let set: Vec<String> = names
         .iter()
@@ -491,25 +480,13 @@ mod tests {
             ("payload", ColumnType::Json),
             ("select", ColumnType::Text),
         ]);
-        insta::assert_snapshot!(render_merge(
-            DS,
-            "contacts",
-            "_hsync_stage_contacts_0000abcd",
-            &columns,
-            Numeric::BigNumeric
-        ));
+        insta::assert_snapshot!(render_merge(DS, "contacts", "_hsync_stage_contacts_0000abcd", &columns));
     }
 
     #[test]
     fn merge_of_bookkeeping_columns_only() {
         let columns = cols(&[("id", ColumnType::BigInt)]);
-        insta::assert_snapshot!(render_merge(
-            DS,
-            "contacts",
-            "_hsync_stage_contacts_0000abcd",
-            &columns,
-            Numeric::Numeric
-        ));
+        insta::assert_snapshot!(render_merge(DS, "contacts", "_hsync_stage_contacts_0000abcd", &columns));
     }
 
     #[test]
@@ -532,8 +509,8 @@ mod tests {
     #[test]
     fn dimensions() {
         let all = [
-            render_upsert_dimension(DS, &OWNERS, "_hsync_stage_owners_0000abcd", Numeric::BigNumeric),
-            render_upsert_dimension(DS, &PIPELINE_STAGES, "_hsync_stage_pipeline_stages_0000abcd", Numeric::BigNumeric),
+            render_upsert_dimension(DS, &OWNERS, "_hsync_stage_owners_0000abcd"),
+            render_upsert_dimension(DS, &PIPELINE_STAGES, "_hsync_stage_pipeline_stages_0000abcd"),
             render_remove_missing_dimension(DS, &PIPELINE_STAGES, "_hsync_stage_pipeline_stages_0000abcd"),
         ];
         insta::assert_snapshot!(all.join("\n\n"));
@@ -562,16 +539,22 @@ mod tests {
         let existing: Vec<ExistingColumn> = TableSchema::hsync_columns()
             .into_iter()
             .map(|c| ExistingColumn { name: c.name, ty: c.ty })
-            .chain([ExistingColumn { name: "amount".into(), ty: ColumnType::BigInt }])
+            .chain([
+                ExistingColumn { name: "amount".into(), ty: ColumnType::BigInt },
+                ExistingColumn { name: "note".into(), ty: ColumnType::Decimal },
+            ])
             .collect();
-        let more: Vec<_> = props
-            .iter()
-            .cloned()
-            .chain([serde_json::from_value(serde_json::json!({ "name": "order", "type": "bool" })).expect("property")])
-            .collect();
+        let more: Vec<_> =
+            props
+                .iter()
+                .cloned()
+                .chain([("order", "bool"), ("note", "string")].map(|(n, t)| {
+                    serde_json::from_value(serde_json::json!({ "name": n, "type": t })).expect("property")
+                }))
+                .collect();
         let alter = diff("deals", &more, Some(existing.as_slice()), &[], crate::schema::ColumnBudget(10_000));
-        let mut all = render_plan(DS, &create, Numeric::BigNumeric);
-        all.extend(render_plan(DS, &alter, Numeric::BigNumeric));
+        let mut all = render_plan(DS, &create);
+        all.extend(render_plan(DS, &alter));
         insta::assert_snapshot!(all.join(";\n\n"));
     }
 

@@ -10,7 +10,7 @@
 //!
 //! # Reading back
 //! Query results come as strings: timestamps as int64 microseconds (hsync always asks for
-//! `formatOptions.useInt64Timestamp`), decimals with trailing zeros, JSON as compact text.
+//! `formatOptions.useInt64Timestamp`), decimals as the text hsync stored, JSON as compact text.
 
 use std::sync::Arc;
 
@@ -25,41 +25,22 @@ use parquet::arrow::ArrowWriter;
 use crate::destination::conformance::Cell;
 use crate::schema::{format_decimal, ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE};
 
-/// Which exact decimal type holds [`ColumnType::Decimal`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Numeric {
-    /// `BIGNUMERIC`: 76 digits, 38 after the point, exactly hsync's decimals (BigQuery).
-    BigNumeric,
-    /// `NUMERIC`: 38 digits, 9 after the point. Only for bqemulator, whose DuckDB tables
-    /// cannot hold a `BIGNUMERIC` (wider than DuckDB's 38-digit decimals).
-    Numeric,
-}
+/// The description that marks a `STRING` column as an exact decimal (a HubSpot `number`; see
+/// the module docs of `bigquery` for why decimals are text). It is how hsync tells such a
+/// column from free text when it reads a table's schema back, and it tells analysts how to
+/// compute with the column.
+pub const DECIMAL_DESCRIPTION: &str =
+    "hsync decimal: a HubSpot number as exact text; use CAST(column AS BIGNUMERIC) to compute with it";
 
-impl Numeric {
-    /// The type's name in a table schema.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Numeric::BigNumeric => "BIGNUMERIC",
-            Numeric::Numeric => "NUMERIC",
-        }
-    }
-
-    /// The type in SQL text. bqemulator translates a bare `NUMERIC` in a cast or a column
-    /// definition to DuckDB's default `DECIMAL(18, 3)`, so the emulator gets the precision and
-    /// scale spelled out (the ones its tables.insert gives `NUMERIC`).
-    pub fn sql_type(self) -> &'static str {
-        match self {
-            Numeric::BigNumeric => "BIGNUMERIC",
-            Numeric::Numeric => "NUMERIC(38, 9)",
-        }
-    }
+/// Whether a column's description marks it as an exact decimal (see [`DECIMAL_DESCRIPTION`]).
+pub fn is_decimal_description(description: Option<&str>) -> bool {
+    description.is_some_and(|d| d.starts_with("hsync decimal:"))
 }
 
 /// The BigQuery type of a column type.
-pub fn bq_type(ty: ColumnType, numeric: Numeric) -> &'static str {
+pub fn bq_type(ty: ColumnType) -> &'static str {
     match ty {
-        ColumnType::Text => "STRING",
-        ColumnType::Decimal => numeric.type_name(),
+        ColumnType::Text | ColumnType::Decimal => "STRING",
         ColumnType::Boolean => "BOOL",
         ColumnType::Date => "DATE",
         ColumnType::Timestamp => "TIMESTAMP",
@@ -68,11 +49,11 @@ pub fn bq_type(ty: ColumnType, numeric: Numeric) -> &'static str {
     }
 }
 
-/// The type of a column type in SQL text (see [`Numeric::sql_type`]).
-pub fn sql_type(ty: ColumnType, numeric: Numeric) -> &'static str {
+/// A column's type in DDL text: decimals carry the description that marks them.
+pub fn sql_type(ty: ColumnType) -> String {
     match ty {
-        ColumnType::Decimal => numeric.sql_type(),
-        other => bq_type(other, numeric),
+        ColumnType::Decimal => format!("STRING OPTIONS(description = \"{DECIMAL_DESCRIPTION}\")"),
+        other => bq_type(other).to_owned(),
     }
 }
 
@@ -84,12 +65,14 @@ pub fn stage_type(ty: ColumnType) -> ColumnType {
     }
 }
 
-/// The column type of a BigQuery type as tables.get names it (legacy or standard spelling),
-/// or `None` for a type hsync does not write.
-pub fn column_type_of_bq(type_name: &str) -> Option<ColumnType> {
+/// The column type of a BigQuery column as tables.get describes it (legacy or standard type
+/// spelling, and the description that marks decimals), or `None` for a type hsync does not
+/// write. A decimal column whose description was changed reads as text, which still holds
+/// every value exactly.
+pub fn column_type_of_bq(type_name: &str, description: Option<&str>) -> Option<ColumnType> {
     Some(match type_name.to_ascii_uppercase().as_str() {
+        "STRING" if is_decimal_description(description) => ColumnType::Decimal,
         "STRING" => ColumnType::Text,
-        "NUMERIC" | "BIGNUMERIC" | "DECIMAL" | "BIGDECIMAL" => ColumnType::Decimal,
         "BOOL" | "BOOLEAN" => ColumnType::Boolean,
         "DATE" => ColumnType::Date,
         "TIMESTAMP" => ColumnType::Timestamp,
@@ -264,18 +247,20 @@ mod tests {
             ColumnType::Json,
             ColumnType::BigInt,
         ] {
-            for numeric in [Numeric::BigNumeric, Numeric::Numeric] {
-                assert_eq!(column_type_of_bq(bq_type(ty, numeric)), Some(ty));
-            }
+            let description = (ty == ColumnType::Decimal).then_some(DECIMAL_DESCRIPTION);
+            assert_eq!(column_type_of_bq(bq_type(ty), description), Some(ty));
         }
-        assert_eq!(bq_type(ColumnType::Decimal, Numeric::BigNumeric), "BIGNUMERIC");
-        assert_eq!(column_type_of_bq("INTEGER"), Some(ColumnType::BigInt));
-        assert_eq!(column_type_of_bq("BOOLEAN"), Some(ColumnType::Boolean));
-        assert_eq!(column_type_of_bq("FLOAT"), None);
+        assert_eq!(bq_type(ColumnType::Decimal), "STRING");
+        assert_eq!(column_type_of_bq("STRING", None), Some(ColumnType::Text));
+        assert_eq!(column_type_of_bq("STRING", Some("a note an analyst wrote")), Some(ColumnType::Text));
+        assert_eq!(column_type_of_bq("INTEGER", None), Some(ColumnType::BigInt));
+        assert_eq!(column_type_of_bq("BOOLEAN", None), Some(ColumnType::Boolean));
+        assert_eq!(column_type_of_bq("NUMERIC", None), None, "hsync never writes NUMERIC");
+        assert_eq!(column_type_of_bq("FLOAT", None), None);
         assert_eq!(stage_type(ColumnType::Json), ColumnType::Text);
         assert_eq!(stage_type(ColumnType::Decimal), ColumnType::Text);
         assert_eq!(stage_type(ColumnType::Timestamp), ColumnType::Timestamp);
-        assert_eq!(sql_type(ColumnType::Decimal, Numeric::Numeric), "NUMERIC(38, 9)");
+        assert_eq!(sql_type(ColumnType::Decimal), format!("STRING OPTIONS(description = \"{DECIMAL_DESCRIPTION}\")"));
     }
 
     #[test]

@@ -9,10 +9,7 @@ use super::types::{pg_type, read_as_text, widen_using};
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, ExistingColumn, SchemaPlan, TableSchema};
 
-/// The table holding values that did not parse, in the data schema.
-pub const REJECTS_TABLE: &str = "_hsync_rejects";
-/// The association edge table, in the data schema.
-pub const ASSOCIATIONS_TABLE: &str = "associations";
+pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE};
 /// Every staging table's name starts with this (see [`stage_table_name`]).
 pub const STAGE_PREFIX: &str = "stage_";
 /// Postgres truncates longer identifiers (`NAMEDATALEN - 1`).
@@ -21,16 +18,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// Quotes an identifier: wrapped in double quotes, embedded double quotes doubled. Postgres
 /// then takes it verbatim (case, reserved words, unicode).
 pub fn quote_ident(name: &str) -> String {
-    let mut quoted = String::with_capacity(name.len() + 2);
-    quoted.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            quoted.push('"');
-        }
-        quoted.push(c);
-    }
-    quoted.push('"');
-    quoted
+    crate::destination::double_quoted(name)
 }
 
 fn qualified(schema: &str, name: &str) -> String {

@@ -14,28 +14,14 @@ use super::types::{epoch_ms, sf_type, stage_type};
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, ExistingColumn, SchemaPlan, TableSchema};
 
-/// The table holding values that did not parse.
-pub const REJECTS_TABLE: &str = "_hsync_rejects";
-/// The association edge table.
-pub const ASSOCIATIONS_TABLE: &str = "associations";
-/// Every staging and scratch table's name starts with this; `sweep_stages` drops them all.
-pub const STAGE_PREFIX: &str = "_hsync_stage_";
+pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
 /// Snowflake's identifier limit (bytes).
 pub const MAX_IDENTIFIER_BYTES: usize = 255;
 
 /// Quotes an identifier: wrapped in double quotes, embedded double quotes doubled. Snowflake
 /// then takes it verbatim (case, reserved words, unicode).
 pub fn quote_ident(name: &str) -> String {
-    let mut quoted = String::with_capacity(name.len() + 2);
-    quoted.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            quoted.push('"');
-        }
-        quoted.push(c);
-    }
-    quoted.push('"');
-    quoted
+    crate::destination::double_quoted(name)
 }
 
 /// The database and schema hsync writes to.

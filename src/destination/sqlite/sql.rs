@@ -32,7 +32,7 @@ pub const LEGACY_ALTER_TABLE_ON: &str = "pragma legacy_alter_table = on";
 pub const LEGACY_ALTER_TABLE_OFF: &str = "pragma legacy_alter_table = off";
 
 /// Staging tables are named `_hsync_stage_<table>_<8 hex digits>`.
-pub const STAGE_PREFIX: &str = "_hsync_stage_";
+pub use crate::destination::STAGE_PREFIX;
 /// The staging table's own row number: the tie-break between duplicate ids with the same cursor
 /// (the later row of the batch wins). Not a batch column.
 pub const STAGE_SEQ: &str = "_hsync_seq";
@@ -44,7 +44,7 @@ const REBUILD_PREFIX: &str = "_hsync_rebuild_";
 /// Quotes an identifier: double quotes around it, embedded double quotes doubled. The only way
 /// a table or column name enters SQL text.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    crate::destination::double_quoted(name)
 }
 
 fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
@@ -184,7 +184,7 @@ pub fn render_merge(table: &str, stage: &str, columns: &[String]) -> String {
 }
 
 /// The association edge table (created by [`PREPARE`]).
-pub const ASSOCIATIONS_TABLE: &str = "associations";
+pub use crate::destination::ASSOCIATIONS_TABLE;
 /// The edge table's key: one row per edge and association type.
 const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
 
