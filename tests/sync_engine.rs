@@ -464,3 +464,38 @@ async fn backfill_pays_one_search_per_page_and_none_to_confirm_the_end() {
         assert!(again.finished && again.rows == 0, "{again:?}");
     }
 }
+
+/// A CDC pass whose page boundaries fall inside busy milliseconds (about ten changes share
+/// each) reads every change exactly once and pays one search per 200: a full page goes on past
+/// the records of its last millisecond it read instead of reading that millisecond again, and
+/// the page that holds the rest ends the pass without an empty confirming search.
+#[tokio::test]
+async fn cdc_pays_one_search_per_page_when_pages_end_inside_busy_milliseconds() {
+    let spec = PortalSpec { contacts: 3_000, companies: 0, deals: 0, tickets: 0, cars: 0, ..PortalSpec::default() };
+    let sim = Sim::start(crate::support::unlimited(spec)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&object).await.unwrap();
+    let never = CancellationToken::new();
+    assert!(backfill::run(&runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap().finished);
+    let touched = touch(&sim, "contacts", json!({"count": 1_000, "spreadMs": 100})).await;
+    let stamps: BTreeSet<i64> =
+        touched["records"].as_array().unwrap().iter().map(|r| r["updatedAtMs"].as_i64().unwrap()).collect();
+    assert!(stamps.len() <= 101, "about ten changes per millisecond: {} instants", stamps.len());
+
+    let since = crate::support::next_seq(&sim).await;
+    let report = cdc::pass(&runner, &table, Duration::from_secs(1), &never).await.unwrap();
+    let log = crate::support::logged_since(&sim, since).await;
+    let searches: Vec<&str> = log
+        .iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/search")))
+        .map(|e| e["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(searches.len(), 5, "one search per page of 200: {searches:#?}");
+    assert_eq!(report.rows, 1_000, "no change read twice: {report:?}");
+    let distinct: BTreeSet<&String> = report.changed_ids.iter().collect();
+    assert_eq!(distinct.len(), 1_000);
+    assert!(searches[1..].iter().all(|b| b.contains("NOT_IN")), "later pages leave out what was read");
+    assert_eq!(runner.dest.live_ids("contacts").await.unwrap().len(), 3_000);
+}

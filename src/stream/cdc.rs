@@ -31,23 +31,34 @@ pub struct Report {
     pub changed_ids: Vec<String>,
 }
 
-fn request(table: &PreparedTable, position: CdcPosition) -> Result<SearchRequest, crate::hubspot::Error> {
+fn request(table: &PreparedTable, position: &CdcPosition) -> Result<SearchRequest, crate::hubspot::Error> {
     let cursor = table.object.cursor_property;
-    let (filters, sort) = match position {
-        CdcPosition::From { from_ms } => (vec![Filter::compare(cursor, Operator::Gte, from_ms)], cursor),
-        CdcPosition::After { after_ms } => (vec![Filter::compare(cursor, Operator::Gt, after_ms)], cursor),
+    let (groups, sort) = match position {
+        CdcPosition::From { from_ms } => {
+            (vec![FilterGroup(vec![Filter::compare(cursor, Operator::Gte, from_ms)])], cursor)
+        }
+        CdcPosition::Past { at_ms, seen } => (
+            vec![
+                FilterGroup(vec![Filter::compare(cursor, Operator::Gt, at_ms)]),
+                FilterGroup(vec![
+                    Filter::compare(cursor, Operator::Eq, at_ms),
+                    Filter::one_of("hs_object_id", Operator::NotIn, seen.iter().map(i64::to_string).collect()),
+                ]),
+            ],
+            cursor,
+        ),
+        CdcPosition::After { after_ms } => {
+            (vec![FilterGroup(vec![Filter::compare(cursor, Operator::Gt, after_ms)])], cursor)
+        }
         CdcPosition::Tie { at_ms, after_id } => (
-            vec![Filter::compare(cursor, Operator::Eq, at_ms), Filter::compare("hs_object_id", Operator::Gt, after_id)],
+            vec![FilterGroup(vec![
+                Filter::compare(cursor, Operator::Eq, at_ms),
+                Filter::compare("hs_object_id", Operator::Gt, after_id),
+            ])],
             "hs_object_id",
         ),
     };
-    SearchRequest::new(
-        vec![FilterGroup(filters)],
-        Some((sort.to_owned(), Direction::Ascending)),
-        table.properties.clone(),
-        PAGE,
-        0,
-    )
+    SearchRequest::new(groups, Some((sort.to_owned(), Direction::Ascending)), table.properties.clone(), PAGE, 0)
 }
 
 /// Runs one CDC pass for one object, or continues the pass a stop or crash interrupted: each
@@ -98,18 +109,21 @@ pub async fn pass<D: Destination, S: StateStore>(
         if shutdown.is_cancelled() {
             return Ok(report);
         }
-        let page = runner.client.search(&table.object.api_name, &request(table, current)?).await?;
+        let page = runner.client.search(&table.object.api_name, &request(table, &current)?).await?;
         let keys: Vec<(i64, i64)> = page
             .results
             .iter()
             .filter_map(|r| Some((record_cursor_ms(r, table.object.cursor_property)?, r.id.parse().ok()?)))
             .collect();
-        let full = page.results.len() as u32 == PAGE;
-        position = next_position(current, &PageSummary { keys, full });
+        // A full page that holds every remaining match (no next page, the total within it)
+        // ends the pass like a partial one, saving the empty search that would only confirm it.
+        let holds_the_rest = page.paging.is_none() && page.total <= page.results.len() as u64;
+        let full = page.results.len() as u32 == PAGE && !holds_the_rest;
+        position = next_position(&current, &PageSummary { keys, full });
         let now = runner.clock.now().timestamp_millis();
-        watermark = durable_watermark(watermark, position, now, pass_started_ms, settle_ms);
+        watermark = durable_watermark(watermark, position.as_ref(), now, pass_started_ms, settle_ms);
         rows_total += page.results.len() as i64;
-        let state = match position {
+        let state = match position.clone() {
             Some(next) => CdcState::Paging {
                 watermark_ms: watermark,
                 position: next,
