@@ -215,10 +215,21 @@ fn write_timestamp(instant: NaiveDateTime, out: &mut Vec<u8>) {
     era_suffix(date, out);
 }
 
-/// Appends text escaped for COPY's text format.
+/// Whether a byte needs escaping in COPY's text format.
+fn needs_escape(b: u8) -> bool {
+    matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0)
+}
+
+/// Appends text escaped for COPY's text format. Most values need no escaping and are copied
+/// whole; byte-by-byte appending was the largest item of a wide backfill's CPU profile.
 fn write_text(value: &str, out: &mut Vec<u8>) {
-    out.reserve(value.len());
-    for &b in value.as_bytes() {
+    let bytes = value.as_bytes();
+    if !bytes.iter().any(|&b| needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(bytes.len() + 8);
+    for &b in bytes {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\t' => out.extend_from_slice(b"\\t"),
