@@ -109,11 +109,12 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
-/// Parses a successful answer's JSON. The body is checked as UTF-8 once, as a whole, and then
-/// parsed as text: `serde_json::from_slice` checks every string it meets on its own, which was
-/// 15% of hsync's CPU in a 300-property backfill (docs/benchmarks.md, profile).
+/// Parses a successful answer's JSON. The body is checked as UTF-8 once, as a whole, with SIMD
+/// (`simdutf8`), and then parsed as text: checking it string by string (`serde_json::from_slice`)
+/// or with `std::str::from_utf8` was 15% of hsync's CPU in a 300-property backfill, whose
+/// values are full of non-ASCII text (docs/benchmarks.md, profile).
 fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
+    let text = simdutf8::compat::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
