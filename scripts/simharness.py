@@ -117,7 +117,13 @@ def destination_toml(dest, workdir, schema):
     return f'url = "{PG_URL}"\nschema = "{schema}"\nstate_schema = "{schema}_state"'
 
 
-def write_config(workdir, name, base, destination, objects, settle_lag_secs=None, daemon=None):
+# Client pacing for runs against `hsync sim --no-limits`: far above anything the simulator and
+# one machine can serve, so hsync's own limiter (HubSpot's 5 searches/s by default) is not what
+# an unlimited run measures.
+UNLIMITED = {"searches_per_second": 100_000, "requests_per_10s": 1_000_000}
+
+
+def write_config(workdir, name, base, destination, objects, settle_lag_secs=None, daemon=None, limits=None):
     lines = [
         "[hubspot]",
         f'base_url = "{base}"',
@@ -133,6 +139,8 @@ def write_config(workdir, name, base, destination, objects, settle_lag_secs=None
         lines.append(f"settle_lag_secs = {settle_lag_secs}")
     if daemon:
         lines += ["", "[daemon]"] + [f"{k} = {json.dumps(v)}" for k, v in daemon.items()]
+    if limits:
+        lines += ["", "[limits]"] + [f"{k} = {json.dumps(v)}" for k, v in limits.items()]
     path = os.path.join(workdir, name)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,7 +1,8 @@
 //! The backfill: search sorted by `hs_object_id` ascending with `hs_object_id > last id`, 200 per
 //! page, properties in the body. The 10,000-result cap can never be reached and the checkpoint is
 //! the last id, committed with each page's data. The start time is recorded: CDC begins there
-//! (minus the settle lag), which catches records modified during the backfill.
+//! (minus the settle lag), which catches records modified during the backfill. Each next page is
+//! fetched while the current one is written, so HubSpot and the destination overlap.
 
 use tokio_util::sync::CancellationToken;
 
@@ -9,6 +10,7 @@ use super::runner::{PreparedTable, Runner};
 use super::state::{backfill_stream, BackfillState};
 use super::Error;
 use crate::destination::Destination;
+use crate::hubspot::model::SearchPage;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 use crate::state::StateStore;
 
@@ -66,19 +68,14 @@ pub async fn run<D: Destination, S: StateStore>(
     };
     let mut report = Report::default();
     tracing::info!(table = %name, after_id, "backfill started");
+    if shutdown.is_cancelled() {
+        return Ok(stopped(name, after_id, report));
+    }
+    let mut page = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(stopped(name, after_id, report)),
+        first = search_after(runner, table, after_id) => first?,
+    };
     loop {
-        if shutdown.is_cancelled() {
-            tracing::info!(table = %name, after_id, "backfill stopped; resume with --resume");
-            return Ok(report);
-        }
-        let request = SearchRequest::new(
-            vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
-            Some(("hs_object_id".to_owned(), Direction::Ascending)),
-            table.properties.clone(),
-            PAGE,
-            0,
-        )?;
-        let page = runner.client.search(&table.object.api_name, &request).await?;
         let Some(last) = page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).max() else {
             let done =
                 BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows };
@@ -99,16 +96,75 @@ pub async fn run<D: Destination, S: StateStore>(
         } else {
             BackfillState::Running { after_id: last, started_at_ms, rows }
         };
-        runner.write(table, &page.results, Some(&state.checkpoint(name))).await?;
-        after_id = last;
-        report.pages += 1;
-        report.rows += page.results.len() as u64;
-        metrics::counter!("hsync_backfill_rows_total", "object" => name.clone()).increment(page.results.len() as u64);
-        on_page(page.results.len() as u64);
+        let checkpoint = state.checkpoint(name);
+        let written = page.results.len() as u64;
         if last_page {
+            runner.write(table, &page.results, Some(&checkpoint)).await?;
+            count_page(&mut report, name, written);
+            on_page(written);
             tracing::info!(table = %name, rows, "backfill finished");
             report.finished = true;
             return Ok(report);
         }
+        // The next page depends only on this page's last id, so it is fetched while this one is
+        // written: HubSpot and the destination work at the same time. The checkpoint still
+        // moves only with written data; a stop drops the fetched page, which a resume reads again.
+        let mut fetch = Box::pin(search_after(runner, table, last));
+        let mut fetched = None;
+        {
+            let write = runner.write(table, &page.results, Some(&checkpoint));
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    outcome = &mut write => {
+                        outcome?;
+                        break;
+                    }
+                    next = &mut fetch, if fetched.is_none() => fetched = Some(next),
+                }
+            }
+        }
+        after_id = last;
+        count_page(&mut report, name, written);
+        on_page(written);
+        let next = match fetched {
+            Some(next) => next,
+            None => tokio::select! {
+                // Nothing of the fetch is kept yet, so a stop need not wait for it.
+                _ = shutdown.cancelled() => return Ok(stopped(name, after_id, report)),
+                next = &mut fetch => next,
+            },
+        };
+        if shutdown.is_cancelled() {
+            return Ok(stopped(name, after_id, report));
+        }
+        page = next?;
     }
+}
+
+fn count_page(report: &mut Report, name: &str, rows: u64) {
+    report.pages += 1;
+    report.rows += rows;
+    metrics::counter!("hsync_backfill_rows_total", "object" => name.to_owned()).increment(rows);
+}
+
+/// One search page of the records after `after_id`, ascending by id.
+async fn search_after<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    after_id: i64,
+) -> Result<SearchPage, Error> {
+    let request = SearchRequest::new(
+        vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
+        Some(("hs_object_id".to_owned(), Direction::Ascending)),
+        table.properties.clone(),
+        PAGE,
+        0,
+    )?;
+    Ok(runner.client.search(&table.object.api_name, &request).await?)
+}
+
+fn stopped(name: &str, after_id: i64, report: Report) -> Report {
+    tracing::info!(table = %name, after_id, "backfill stopped; resume with --resume");
+    report
 }
