@@ -170,3 +170,32 @@ async fn check_reports_an_unreachable_postgres_and_what_to_do() {
     assert!(line(&text, "ok", "contacts records").is_some(), "HubSpot is checked all the same: {}", explain(&out));
     assert!(!explain(&out).contains("pw-5ecret"), "the password never shows: {}", explain(&out));
 }
+
+/// sqlx 0.9.0 leaves Nagle's algorithm on, which stalls each COPY behind a delayed ACK; hsync
+/// sets TCP_NODELAY on every pooled Postgres connection itself (src/destination/postgres/nodelay.rs).
+#[tokio::test]
+async fn postgres_connections_over_tcp_get_tcp_nodelay() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    if pg.url.contains("host=/") {
+        eprintln!("skipped: {} is a Unix socket, which has no Nagle's algorithm to turn off", pg.url);
+        pg.drop_schemas().await;
+        return;
+    }
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sections = format!(
+        "[destination]\nurl = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"\n\n{OBJECTS}",
+        pg.url, pg.data_schema, pg.state_schema
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = command(Some(&config), &["check"], Some(DEFAULT_TOKEN))
+        .env("RUST_LOG", "warn,hsync::destination::postgres::nodelay=debug")
+        .output()
+        .await
+        .unwrap();
+    assert_all_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TCP_NODELAY set on the Postgres connection"), "{}", explain(&out));
+    assert!(!stderr.contains("TCP_NODELAY not set"), "{}", explain(&out));
+    pg.drop_schemas().await;
+}

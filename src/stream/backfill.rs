@@ -99,7 +99,7 @@ pub async fn run<D: Destination, S: StateStore>(
         let checkpoint = state.checkpoint(name);
         let written = page.results.len() as u64;
         if last_page {
-            runner.write(table, &page.results, Some(&checkpoint)).await?;
+            runner.write_owned(table, page.results, Some(&checkpoint)).await?;
             count_page(&mut report, name, written);
             on_page(written);
             tracing::info!(table = %name, rows, "backfill finished");
@@ -112,7 +112,7 @@ pub async fn run<D: Destination, S: StateStore>(
         let mut fetch = Box::pin(search_after(runner, table, last));
         let mut fetched = None;
         {
-            let write = runner.write(table, &page.results, Some(&checkpoint));
+            let write = runner.write_owned(table, page.results, Some(&checkpoint));
             tokio::pin!(write);
             loop {
                 tokio::select! {

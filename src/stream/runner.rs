@@ -11,7 +11,7 @@ use crate::destination::{Destination, DimensionOutcome, Edge, EdgeOutcome, Merge
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::schema::dimension::DimensionBatch;
-use crate::schema::{build_batch, diff, Change, Reject, TableSchema};
+use crate::schema::{build_batch, diff, BuiltBatch, Change, Reject, TableSchema};
 use crate::state::{Checkpoint, PropertySnapshot, StateStore};
 
 use super::Error;
@@ -114,12 +114,40 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         records: &[CrmObject],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<MergeOutcome, Error> {
+        let built = self.build(table, records);
+        self.stage_and_merge(table, built, checkpoint).await
+    }
+
+    /// [`Runner::write`] for records the caller no longer needs: they are freed once the batch
+    /// is built, so a wide page is not held twice while it is staged.
+    pub async fn write_owned(
+        &self,
+        table: &PreparedTable,
+        records: Vec<CrmObject>,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
+        let built = self.build(table, &records);
+        drop(records);
+        self.stage_and_merge(table, built, checkpoint).await
+    }
+
+    fn build(&self, table: &PreparedTable, records: &[CrmObject]) -> BuiltBatch {
         let now = self.clock.now().timestamp_millis();
         let built = build_batch(&table.schema, &table.object.table, table.object.cursor_property, records, now);
         if !built.rejects.is_empty() {
             tracing::warn!(table = %table.object.table, rejects = built.rejects.len(), "values rejected; see _hsync_rejects");
         }
+        built
+    }
+
+    async fn stage_and_merge(
+        &self,
+        table: &PreparedTable,
+        built: BuiltBatch,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<MergeOutcome, Error> {
         let stage = self.dest.stage(&table.object.table, &built.batch).await?;
+        drop(built.batch);
         let outcome = self.merge(stage, &built.rejects, checkpoint).await?;
         metrics::counter!("hsync_rows_merged_total", "object" => table.object.table.clone()).increment(outcome.written);
         Ok(outcome)

@@ -17,6 +17,9 @@
 //! 3. `sweep_stages` drops every `stage_%` table in the state schema. Run it at start-up,
 //!    before streams run: it also drops stages that are waiting for a merge.
 //!
+//! The pool's TCP connections get `TCP_NODELAY` (`nodelay.rs`): without it each COPY waits for a
+//! delayed ACK before its end is sent.
+//!
 //! `replace_dimensions`, in one transaction, copies each dimension list into a temporary table
 //! (`on commit drop`, so a crash leaves nothing behind), upserts it into its table, flags the
 //! stored rows the list lacks (`not exists` against the temporary table), then records the
@@ -48,6 +51,7 @@
 //! Errors name the action and the table, never a row value: Postgres's data-exception messages
 //! quote the offending value, so those are replaced by their SQLSTATE.
 
+mod nodelay;
 pub mod sql;
 pub mod types;
 
@@ -168,6 +172,7 @@ pub(crate) async fn connect_pool(url: &str, state_schema: &str) -> Result<PgPool
         .after_connect(move |conn, _meta| {
             let search_path = search_path.clone();
             Box::pin(async move {
+                nodelay::set(conn).await;
                 sqlx::query(SET_SEARCH_PATH).bind(search_path).bind(false).execute(conn).await.map(|_| ())
             })
         })
