@@ -31,9 +31,7 @@ impl Warehouse {
     fn destination_toml(&self) -> String {
         match self {
             Warehouse::Sqlite(db) => format!("url = \"sqlite://{}\"", db.display()),
-            Warehouse::Postgres(pg) => {
-                format!("url = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"", pg.url, pg.data_schema, pg.state_schema)
-            }
+            Warehouse::Postgres(pg) => pg.destination_keys(),
         }
     }
 

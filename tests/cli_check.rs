@@ -76,10 +76,7 @@ async fn check_passes_against_postgres_and_leaves_no_table() {
     let Some(pg) = FreshPostgres::create().await else { return };
     let sim = Sim::small().await;
     let dir = tempfile::tempdir().unwrap();
-    let sections = format!(
-        "[destination]\nurl = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"\n\n{OBJECTS}",
-        pg.url, pg.data_schema, pg.state_schema
-    );
+    let sections = format!("[destination]\n{}\n\n{OBJECTS}", pg.destination_keys());
     let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
     let out = hsync(&config, &["check"]).await;
     assert_all_ok(&out);
@@ -183,10 +180,7 @@ async fn postgres_connections_over_tcp_get_tcp_nodelay() {
     }
     let sim = Sim::small().await;
     let dir = tempfile::tempdir().unwrap();
-    let sections = format!(
-        "[destination]\nurl = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"\n\n{OBJECTS}",
-        pg.url, pg.data_schema, pg.state_schema
-    );
+    let sections = format!("[destination]\n{}\n\n{OBJECTS}", pg.destination_keys());
     let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
     let out = command(Some(&config), &["check"], Some(DEFAULT_TOKEN))
         .env("RUST_LOG", "warn,hsync::destination::postgres::nodelay=debug")

@@ -88,8 +88,7 @@ async fn schema_diff_adds_new_reports_archived_and_applies_on_sqlite() {
 #[tokio::test]
 async fn schema_diff_adds_new_reports_archived_and_applies_on_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
-    scenario(&format!("url = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"", pg.url, pg.data_schema, pg.state_schema))
-        .await;
+    scenario(&pg.destination_keys()).await;
     pg.drop_schemas().await;
 }
 

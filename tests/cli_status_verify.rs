@@ -228,10 +228,6 @@ async fn status_and_verify_against_sqlite() {
 #[tokio::test]
 async fn status_and_verify_against_postgres() {
     let Some(pg) = FreshPostgres::create().await else { return };
-    scenario(
-        &format!("url = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"", pg.url, pg.data_schema, pg.state_schema),
-        Warehouse::Postgres { url: pg.url.clone(), schema: pg.data_schema.clone() },
-    )
-    .await;
+    scenario(&pg.destination_keys(), Warehouse::Postgres { url: pg.url.clone(), schema: pg.data_schema.clone() }).await;
     pg.drop_schemas().await;
 }

@@ -293,6 +293,11 @@ pub struct FreshPostgres {
 }
 
 impl FreshPostgres {
+    /// The `[destination]` keys (url, schema, state_schema) that point hsync at these schemas.
+    pub fn destination_keys(&self) -> String {
+        format!("url = \"{}\"\nschema = \"{}\"\nstate_schema = \"{}\"", self.url, self.data_schema, self.state_schema)
+    }
+
     /// Connects to `HSYNC_TEST_DATABASE_URL` (default: the local trust-auth `test` database).
     /// Unreachable Postgres fails the test in CI and skips it, with a printed reason, elsewhere.
     pub async fn create() -> Option<FreshPostgres> {
