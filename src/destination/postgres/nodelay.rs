@@ -11,23 +11,21 @@
 //! that changes the client's port, nothing matches and the connection stays as sqlx made it.
 
 /// Sets `TCP_NODELAY` on the socket of `conn`, if it is a TCP connection whose socket can be
-/// found. Returns whether it was set; failing to set it only costs speed, never correctness.
-pub(super) async fn set(conn: &mut sqlx::PgConnection) -> bool {
+/// found; failing to set it only costs speed, never correctness, so it is logged, not returned.
+pub(super) async fn set(conn: &mut sqlx::PgConnection) {
     let ports: Result<(Option<i32>, Option<i32>), sqlx::Error> =
         sqlx::query_as("select inet_client_port(), inet_server_port()").fetch_one(conn).await;
     let Ok((Some(client), Some(server))) = ports else {
-        return false; // a Unix socket
+        return; // a Unix socket
     };
     let (Ok(client), Ok(server)) = (u16::try_from(client), u16::try_from(server)) else {
-        return false;
+        return;
     };
-    let found = set_on_socket(client, server);
-    if found {
+    if set_on_socket(client, server) {
         tracing::debug!(client, server, "TCP_NODELAY set on the Postgres connection");
     } else {
         tracing::debug!(client, server, "no socket of this process matches the Postgres session; TCP_NODELAY not set");
     }
-    found
 }
 
 /// Sets `TCP_NODELAY` on this process's TCP sockets whose local port is `local` and peer port
