@@ -462,15 +462,6 @@ impl Destination for SqliteDestination {
                 return Err(statement_error(&action, format!("the batch has no {required} column")));
             }
         }
-        // Converted up front: a column that cannot be written fails before anything is.
-        let mut values: Vec<Vec<Value>> = batch
-            .columns()
-            .iter()
-            .zip(&columns)
-            .map(|(array, c)| {
-                types::column_values(array).map_err(|e| statement_error(&action, format!("column {} {e}", c.name)))
-            })
-            .collect::<Result<_, _>>()?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let stage_table = format!("{}{table}_{:08x}", sql::STAGE_PREFIX, rand::random::<u32>());
         let rows = batch.num_rows();
@@ -483,10 +474,25 @@ impl Destination for SqliteDestination {
             .map_err(failed(format!("create a staging table for {table}")))?;
         for start in (0..rows).step_by(per_insert) {
             let end = (start + per_insert).min(rows);
+            // Converted one insert's rows at a time, so a wide page is not held twice. A column
+            // that cannot be written fails the transaction, so nothing of the batch is staged.
+            let mut values: Vec<std::vec::IntoIter<Value>> = batch
+                .slice(start, end - start)
+                .columns()
+                .iter()
+                .zip(&columns)
+                .map(|(array, c)| {
+                    types::column_values(array)
+                        .map(Vec::into_iter)
+                        .map_err(|e| statement_error(&action, format!("column {} {e}", c.name)))
+                })
+                .collect::<Result<_, _>>()?;
             let mut args = SqliteArguments::default();
-            for row in start..end {
+            for _ in start..end {
                 for column in values.iter_mut() {
-                    let value = std::mem::replace(&mut column[row], Value::Null);
+                    let value = column
+                        .next()
+                        .ok_or_else(|| statement_error(&action, "a batch column ended before the others"))?;
                     bind(&mut args, value).map_err(|e| statement_error(&action, e))?;
                 }
             }
