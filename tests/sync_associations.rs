@@ -46,7 +46,12 @@ async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) {
     let never = CancellationToken::new();
     for object in resolve_objects(&runner.client, &names).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
-        assert!(backfill::run(runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap().finished);
+        assert!(
+            backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
+                .await
+                .unwrap()
+                .finished
+        );
     }
 }
 

@@ -26,7 +26,7 @@ async fn sync_backfill_and_cdc_match_ground_truth_in_bigquery() {
     let sim = Sim::start(unlimited(portal(480))).await;
     let dir = tempfile::tempdir().unwrap();
     let runner = bigquery_runner(&sim, &fresh, dir.path()).await;
-    crate::sync_engine::scenario(&sim, &runner).await;
+    crate::sync_engine::scenario(&sim, &runner, hsync::stream::backfill::Fetch::InTurn).await;
     fresh.drop().await;
 }
 

@@ -20,13 +20,13 @@ use crate::support::Sim;
 
 const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"];
 
-/// Backfills every object, then runs one CDC pass for each.
-async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) {
+/// Backfills every object, fetching pages as `fetch` says.
+async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, fetch: backfill::Fetch) {
     let names: Vec<String> = OBJECTS.iter().map(|s| (*s).to_owned()).collect();
     let never = CancellationToken::new();
     for object in resolve_objects(&runner.client, &names).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
-        let report = backfill::run(runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap();
+        let report = backfill::run(runner, &table, backfill::Mode::Fresh, fetch, &never, |_| {}).await.unwrap();
         assert!(report.finished);
     }
 }
@@ -125,8 +125,8 @@ async fn touch(sim: &Sim, object: &str, body: Value) -> Value {
     reply
 }
 
-pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
-    backfill_all(runner).await;
+pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>, fetch: backfill::Fetch) {
+    backfill_all(runner, fetch).await;
     assert_no_differences(&differences(&runner.dest, sim).await);
 
     // Changes after the backfill: a bulk update on one millisecond (walked by id), spread
@@ -168,7 +168,7 @@ async fn sync_backfill_and_cdc_match_ground_truth_in_sqlite() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
     let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
-    scenario(&sim, &runner).await;
+    scenario(&sim, &runner, backfill::Fetch::InTurn).await;
 }
 
 #[tokio::test]
@@ -176,7 +176,8 @@ async fn sync_backfill_and_cdc_match_ground_truth_in_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let runner = crate::support::postgres_runner(&sim, &pg).await;
-    scenario(&sim, &runner).await;
+    // The Postgres run fetches ahead, so both ways of paging are held to the ground truth.
+    scenario(&sim, &runner, backfill::Fetch::Ahead).await;
     pg.drop_schemas().await;
 }
 
@@ -194,7 +195,7 @@ async fn cdc_walks_15000_updates_in_one_millisecond_and_survives_index_lag() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
-    backfill_all(&runner).await;
+    backfill_all(&runner, backfill::Fetch::InTurn).await;
     // 15,000 records on one millisecond: more than one search query can ever page through.
     let touched = touch(&sim, "contacts", json!({"count": 15_000})).await;
     let stamps: BTreeSet<&str> =
@@ -231,7 +232,7 @@ async fn newly_included_property_is_filled_by_a_targeted_reread_not_a_resync() {
     let dir = tempfile::tempdir().unwrap();
     let mut runner = crate::support::sqlite_runner(&sim, dir.path()).await;
     runner.filter = PropertyFilter { include: Vec::new(), exclude: vec!["custom_prop_0006".into()] };
-    backfill_all(&runner).await;
+    backfill_all(&runner, backfill::Fetch::InTurn).await;
     let columns = runner.dest.describe("contacts").await.unwrap().unwrap();
     assert!(!columns.iter().any(|c| c.name == "custom_prop_0006"));
 
@@ -274,7 +275,7 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
     .await;
     let dir = tempfile::tempdir().unwrap();
     let mut runner = crate::support::sqlite_runner(&sim, dir.path()).await;
-    backfill_all(&runner).await;
+    backfill_all(&runner, backfill::Fetch::InTurn).await;
     // A bulk millisecond (walked by id) and spread updates: a pass of about 15 pages.
     touch(&sim, "contacts", json!({"count": 900})).await;
     touch(&sim, "contacts", json!({"count": 1_500, "spreadMs": 1_000})).await;
@@ -320,7 +321,7 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
 /// pass pages by cursor instead (never by offset) and reads every one.
 async fn twelve_thousand_updates_in_one_window<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     use crate::support::{logged_since, next_seq};
-    backfill_all(runner).await;
+    backfill_all(runner, backfill::Fetch::InTurn).await;
     let touched = touch(sim, "contacts", json!({"count": 12_000, "spreadMs": 60_000})).await;
     let stamps: BTreeSet<i64> =
         touched["records"].as_array().unwrap().iter().map(|r| r["updatedAtMs"].as_i64().unwrap()).collect();
@@ -381,7 +382,7 @@ async fn cdc_reads_12000_updates_inside_one_window_in_postgres() {
 /// (a search replica lagging the one the previous queries hit): the guarded merge keeps the
 /// newer version, so the warehouse still equals HubSpot.
 pub(crate) async fn older_versions_after_newer_ones<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
-    backfill_all(runner).await;
+    backfill_all(runner, backfill::Fetch::InTurn).await;
     // Version 1 of 300 contacts, kept by a stale replica; then version 2 of the same records.
     let first = touch(sim, "contacts", json!({"count": 300, "spreadMs": 300})).await;
     let ids: Vec<u64> = first["records"].as_array().unwrap().iter().map(crate::support::id_of).collect();
@@ -437,31 +438,33 @@ async fn pages_with_older_versions_after_newer_ones_never_replace_them_in_postgr
 }
 
 /// A backfill pays one search per page of 200 and none to confirm the end: the last page says
-/// it is the last (no `paging`, the total within it).
+/// it is the last (no `paging`, the total within it). Fetching ahead pays no more.
 #[tokio::test]
 async fn backfill_pays_one_search_per_page_and_none_to_confirm_the_end() {
-    for contacts in [1_000u64, 1_001, 150] {
-        let spec = PortalSpec { contacts, companies: 0, deals: 0, tickets: 0, cars: 0, ..PortalSpec::default() };
-        let sim = Sim::start(crate::support::unlimited(spec)).await;
-        let dir = tempfile::tempdir().unwrap();
-        let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
-        let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
-        let table = runner.prepare(&object).await.unwrap();
-        let since = crate::support::next_seq(&sim).await;
-        let never = CancellationToken::new();
-        let report = backfill::run(&runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap();
-        let searches = crate::support::logged_since(&sim, since)
-            .await
-            .iter()
-            .filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/search")))
-            .count() as u64;
-        assert!(report.finished, "{contacts}: finished");
-        assert_eq!(searches, contacts.div_ceil(200), "{contacts} contacts: one search per page");
-        assert_eq!(report.rows, contacts, "{contacts}: every contact written");
-        assert_eq!(runner.dest.live_ids("contacts").await.unwrap().len() as u64, contacts);
-        // A resumed backfill that finished on its last page does nothing more.
-        let again = backfill::run(&runner, &table, backfill::Mode::Resume, &never, |_| {}).await.unwrap();
-        assert!(again.finished && again.rows == 0, "{again:?}");
+    for fetch in [backfill::Fetch::InTurn, backfill::Fetch::Ahead] {
+        for contacts in [1_000u64, 1_001, 150] {
+            let spec = PortalSpec { contacts, companies: 0, deals: 0, tickets: 0, cars: 0, ..PortalSpec::default() };
+            let sim = Sim::start(crate::support::unlimited(spec)).await;
+            let dir = tempfile::tempdir().unwrap();
+            let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+            let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+            let table = runner.prepare(&object).await.unwrap();
+            let since = crate::support::next_seq(&sim).await;
+            let never = CancellationToken::new();
+            let report = backfill::run(&runner, &table, backfill::Mode::Fresh, fetch, &never, |_| {}).await.unwrap();
+            let searches = crate::support::logged_since(&sim, since)
+                .await
+                .iter()
+                .filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/search")))
+                .count() as u64;
+            assert!(report.finished, "{fetch:?}, {contacts}: finished");
+            assert_eq!(searches, contacts.div_ceil(200), "{fetch:?}, {contacts} contacts: one search per page");
+            assert_eq!(report.rows, contacts, "{fetch:?}, {contacts}: every contact written");
+            assert_eq!(runner.dest.live_ids("contacts").await.unwrap().len() as u64, contacts);
+            // A resumed backfill that finished on its last page does nothing more.
+            let again = backfill::run(&runner, &table, backfill::Mode::Resume, fetch, &never, |_| {}).await.unwrap();
+            assert!(again.finished && again.rows == 0, "{fetch:?}: {again:?}");
+        }
     }
 }
 
@@ -478,7 +481,12 @@ async fn cdc_pays_one_search_per_page_when_pages_end_inside_busy_milliseconds() 
     let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
     let table = runner.prepare(&object).await.unwrap();
     let never = CancellationToken::new();
-    assert!(backfill::run(&runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap().finished);
+    assert!(
+        backfill::run(&runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
+            .await
+            .unwrap()
+            .finished
+    );
     let touched = touch(&sim, "contacts", json!({"count": 1_000, "spreadMs": 100})).await;
     let stamps: BTreeSet<i64> =
         touched["records"].as_array().unwrap().iter().map(|r| r["updatedAtMs"].as_i64().unwrap()).collect();

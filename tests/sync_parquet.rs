@@ -262,7 +262,7 @@ async fn parquet_backfill_and_cdc_rebuild_to_ground_truth() {
     let sim = Sim::start(crate::support::unlimited(portal)).await;
     let dir = tempfile::tempdir().unwrap();
     let runner = parquet_runner(&sim, dir.path()).await;
-    crate::sync_engine::scenario(&sim, &runner).await;
+    crate::sync_engine::scenario(&sim, &runner, hsync::stream::backfill::Fetch::InTurn).await;
     assert_no_differences(&object_differences(&lake(dir.path()), &sim).await);
 }
 

@@ -77,7 +77,12 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     });
     for object in &objects {
         let table = runner.prepare(object).await.unwrap();
-        assert!(backfill::run(runner, &table, backfill::Mode::Fresh, &never, |_| {}).await.unwrap().finished);
+        assert!(
+            backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
+                .await
+                .unwrap()
+                .finished
+        );
     }
     mutator.await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;

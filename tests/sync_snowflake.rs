@@ -24,7 +24,7 @@ async fn sync_backfill_and_cdc_match_ground_truth_in_snowflake() {
     let sim = Sim::start(crate::support::unlimited(portal)).await;
     let dir = tempfile::tempdir().unwrap();
     let runner = snowflake_runner(&sim, &endpoint, dir.path()).await;
-    crate::sync_engine::scenario(&sim, &runner).await;
+    crate::sync_engine::scenario(&sim, &runner, hsync::stream::backfill::Fetch::InTurn).await;
 }
 
 #[tokio::test]

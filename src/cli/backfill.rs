@@ -75,7 +75,8 @@ pub(super) async fn backfill_object(
         }
         reread::schedule(&session.runner, &table).await?;
         let bar = records_bar(session, object, mode).await?;
-        let report = backfill::run(&session.runner, &table, mode, shutdown, |rows| {
+        let fetch = backfill::Fetch::ahead_if(session.config.sync.backfill_fetch_ahead);
+        let report = backfill::run(&session.runner, &table, mode, fetch, shutdown, |rows| {
             if let Some(bar) = &bar {
                 bar.inc(rows);
             }

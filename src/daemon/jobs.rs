@@ -403,7 +403,8 @@ impl<'a> Scheduler<'a> {
         let gauge = metrics::gauge!("hsync_backfill_progress_ratio", "object" => name);
         let mut copied = done_before;
         gauge.set((copied as f64 / total as f64).min(1.0));
-        let report = backfill::run(&self.runner, table, Mode::Resume, stop, |rows| {
+        let fetch = backfill::Fetch::ahead_if(self.config.sync.backfill_fetch_ahead);
+        let report = backfill::run(&self.runner, table, Mode::Resume, fetch, stop, |rows| {
             copied += rows;
             gauge.set((copied as f64 / total as f64).min(1.0));
         })

@@ -1,8 +1,13 @@
 //! The backfill: search sorted by `hs_object_id` ascending with `hs_object_id > last id`, 200 per
 //! page, properties in the body. The 10,000-result cap can never be reached and the checkpoint is
 //! the last id, committed with each page's data. The start time is recorded: CDC begins there
-//! (minus the settle lag), which catches records modified during the backfill. Each next page is
-//! fetched while the current one is written, so HubSpot and the destination overlap.
+//! (minus the settle lag), which catches records modified during the backfill.
+//!
+//! With [`Fetch::Ahead`] (the `sync.backfill_fetch_ahead` setting) the next page is fetched while
+//! the current one is written, so HubSpot and the destination overlap. The price is in the
+//! contract's currency: a kill while a page is written then also loses the page fetched ahead, so
+//! a resume repeats two search calls instead of one. [`Fetch::InTurn`], the default, keeps the
+//! contract's bound of one page.
 
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +32,28 @@ pub enum Mode {
     Resume,
 }
 
+/// When the next page is requested.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fetch {
+    /// After the current page is committed: a kill costs at most that one page.
+    #[default]
+    InTurn,
+    /// While the current page is written: faster on wide portals, and a kill may cost the page
+    /// fetched ahead as well.
+    Ahead,
+}
+
+impl Fetch {
+    /// [`Fetch::Ahead`] when `ahead` (the `sync.backfill_fetch_ahead` setting), else the default.
+    pub fn ahead_if(ahead: bool) -> Self {
+        if ahead {
+            Fetch::Ahead
+        } else {
+            Fetch::InTurn
+        }
+    }
+}
+
 /// What a backfill run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -36,11 +63,13 @@ pub struct Report {
 }
 
 /// Runs (or resumes) the backfill of one object until done or `shutdown` fires; every page is
-/// committed with its data, so a stop at any instant costs at most the page in flight.
+/// committed with its data, so a stop at any instant costs at most the page in flight (and, with
+/// [`Fetch::Ahead`], the page fetched ahead of it).
 pub async fn run<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
     mode: Mode,
+    fetch: Fetch,
     shutdown: &CancellationToken,
     mut on_page: impl FnMut(u64),
 ) -> Result<Report, Error> {
@@ -106,34 +135,51 @@ pub async fn run<D: Destination, S: StateStore>(
             report.finished = true;
             return Ok(report);
         }
-        // The next page depends only on this page's last id, so it is fetched while this one is
-        // written: HubSpot and the destination work at the same time. The checkpoint still
-        // moves only with written data; a stop drops the fetched page, which a resume reads again.
-        let mut fetch = Box::pin(search_after(runner, table, last));
-        let mut fetched = None;
-        {
-            let write = runner.write_owned(table, page.results, Some(&checkpoint));
-            tokio::pin!(write);
-            loop {
+        let next = match fetch {
+            Fetch::InTurn => {
+                runner.write_owned(table, page.results, Some(&checkpoint)).await?;
+                after_id = last;
+                count_page(&mut report, name, written);
+                on_page(written);
+                if shutdown.is_cancelled() {
+                    return Ok(stopped(name, after_id, report));
+                }
                 tokio::select! {
-                    outcome = &mut write => {
-                        outcome?;
-                        break;
-                    }
-                    next = &mut fetch, if fetched.is_none() => fetched = Some(next),
+                    _ = shutdown.cancelled() => return Ok(stopped(name, after_id, report)),
+                    next = search_after(runner, table, after_id) => next,
                 }
             }
-        }
-        after_id = last;
-        count_page(&mut report, name, written);
-        on_page(written);
-        let next = match fetched {
-            Some(next) => next,
-            None => tokio::select! {
-                // Nothing of the fetch is kept yet, so a stop need not wait for it.
-                _ = shutdown.cancelled() => return Ok(stopped(name, after_id, report)),
-                next = &mut fetch => next,
-            },
+            Fetch::Ahead => {
+                // The next page depends only on this page's last id, so it is fetched while this
+                // one is written. The checkpoint still moves only with written data; a stop drops
+                // the fetched page, which a resume reads again.
+                let mut ahead = Box::pin(search_after(runner, table, last));
+                let mut fetched = None;
+                {
+                    let write = runner.write_owned(table, page.results, Some(&checkpoint));
+                    tokio::pin!(write);
+                    loop {
+                        tokio::select! {
+                            outcome = &mut write => {
+                                outcome?;
+                                break;
+                            }
+                            next = &mut ahead, if fetched.is_none() => fetched = Some(next),
+                        }
+                    }
+                }
+                after_id = last;
+                count_page(&mut report, name, written);
+                on_page(written);
+                match fetched {
+                    Some(next) => next,
+                    None => tokio::select! {
+                        // Nothing of the fetch is kept yet, so a stop need not wait for it.
+                        _ = shutdown.cancelled() => return Ok(stopped(name, after_id, report)),
+                        next = &mut ahead => next,
+                    },
+                }
+            }
         };
         if shutdown.is_cancelled() {
             return Ok(stopped(name, after_id, report));
