@@ -122,7 +122,8 @@ async fn added_columns_are_visible_in_tables_get() {
     assert_eq!(added, [("closed", "BOOL"), ("order", "DATE"), ("payload", "JSON")], "in the plan's order");
     // Describing again plans nothing; the new columns take values.
     let existing = dest.describe("grown").await.expect("describe");
-    let plan = hsync::schema::diff("grown", &props, existing.as_deref(), &[], dest.column_budget());
+    let plan =
+        hsync::schema::diff("grown", &props, existing.as_deref(), &[], &Default::default(), dest.column_budget());
     assert!(plan.is_empty(), "{:?}", plan.changes);
     let rec = record(
         1,

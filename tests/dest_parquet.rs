@@ -297,7 +297,7 @@ async fn widening_keeps_earlier_files_readable() {
     load(&lake.dest, "deals", &b, &r).await;
     let wider = [property("closed", "datetime"), property("code", "string")];
     let existing = lake.dest.describe("deals").await.unwrap();
-    let plan = diff("deals", &wider, existing.as_deref(), &[], lake.dest.column_budget());
+    let plan = diff("deals", &wider, existing.as_deref(), &[], &Default::default(), lake.dest.column_budget());
     assert_eq!(plan.changes.len(), 2, "{:?}", plan.changes);
     lake.dest.alter(&plan).await.unwrap();
     let rows = lake.dest.read_table("deals").await.unwrap();

@@ -182,7 +182,7 @@ async fn schema_changes_add_columns_and_refuse_what_snowflake_cannot_change() {
     // A decimal becoming text widens in place (a longer VARCHAR); a boolean becoming text cannot.
     let existing = dest.describe("deals").await.expect("describe");
     let next = [property("amount", "string"), property("closed", "bool"), property("stage", "enumeration")];
-    let plan = diff("deals", &next, existing.as_deref(), &[], dest.column_budget());
+    let plan = diff("deals", &next, existing.as_deref(), &[], &Default::default(), dest.column_budget());
     dest.alter(&plan).await.expect("alter");
     let columns = dest.describe("deals").await.expect("describe").expect("table");
     let ty = |name: &str| columns.iter().find(|c| c.name == name).map(|c| c.ty);
@@ -194,6 +194,7 @@ async fn schema_changes_add_columns_and_refuse_what_snowflake_cannot_change() {
         &[property("amount", "string"), property("closed", "string")],
         existing.as_deref(),
         &[],
+        &Default::default(),
         dest.column_budget(),
     );
     let e = dest.alter(&plan).await.unwrap_err();
@@ -233,7 +234,7 @@ async fn any_destination_connects_with_local_state_and_a_file_lease() {
     let lease = dest.try_lease("test").await.expect("lease").expect("taken");
     assert!(dest.try_lease("test").await.expect("lease").is_none(), "held once");
     drop(lease);
-    let plan = diff("contacts", &[property("email", "string")], None, &[], dest.column_budget());
+    let plan = diff("contacts", &[property("email", "string")], None, &[], &Default::default(), dest.column_budget());
     let rendered = dest.render_alter(&plan);
     assert!(rendered[0].starts_with("CREATE TABLE IF NOT EXISTS \"T_"), "{rendered:?}");
     // The probe leaves nothing behind.

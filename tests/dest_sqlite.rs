@@ -67,7 +67,9 @@ async fn prepare_is_idempotent_and_creates_the_bookkeeping_tables() {
         .fetch_all(&pool)
         .await
         .expect("tables");
-    for t in ["_hsync_budget", "_hsync_checkpoints", "_hsync_property_snapshots", "_hsync_rejects", "_hsync_runs"] {
+    let expected =
+        ["_hsync_budget", "_hsync_checkpoints", "_hsync_column_map", "_hsync_property_snapshots", "_hsync_rejects"];
+    for t in expected.into_iter().chain(["_hsync_runs"]) {
         assert!(tables.iter().any(|n| n == t), "{t} missing from {tables:?}");
     }
     let association_columns: Vec<String> =
@@ -294,7 +296,7 @@ async fn six_hundred_property_table() {
     assert_eq!(row_of(&rows, 1).get("p000"), Some(&Cell::Text("0.5".into())));
     // Same plan again: no drift.
     let existing = db.dest.describe("wide").await.expect("describe");
-    assert!(diff("wide", &props, existing.as_deref(), &[], db.dest.column_budget()).is_empty());
+    assert!(diff("wide", &props, existing.as_deref(), &[], &Default::default(), db.dest.column_budget()).is_empty());
 }
 
 #[tokio::test]
@@ -395,7 +397,7 @@ async fn widening_rebuilds_the_table_and_keeps_every_row() {
 
     let after = [property("flag", "string"), property("when", "datetime"), property("note", "string")];
     let existing = db.dest.describe("widen").await.expect("describe");
-    let plan = diff("widen", &after, existing.as_deref(), &[], db.dest.column_budget());
+    let plan = diff("widen", &after, existing.as_deref(), &[], &Default::default(), db.dest.column_budget());
     assert_eq!(plan.changes.len(), 2, "{:?}", plan.changes);
     db.dest.alter(&plan).await.expect("alter");
     db.dest.alter(&plan).await.expect("alter twice is harmless");
@@ -441,6 +443,7 @@ async fn alter_never_drops_and_adds_only_missing_columns() {
         &[property("a", "string"), property("c", "bool")],
         existing.as_deref(),
         &[],
+        &Default::default(),
         db.dest.column_budget(),
     );
     db.dest.alter(&plan).await.expect("alter");

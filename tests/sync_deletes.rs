@@ -10,7 +10,7 @@ use hsync::destination::conformance::{Cell, Inspect};
 use hsync::destination::sqlite::SqliteDestination;
 use hsync::destination::Destination;
 use hsync::hubspot::resolve_objects;
-use hsync::schema::{column_name, format_decimal, parse_instant_ms, parse_value, ColumnType, ParsedValue};
+use hsync::schema::{column_name, parse_instant_ms, ColumnType};
 use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
 use hsync::state::StateStore;
 use hsync::stream::deletes::{self, Report};
@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::Sim;
+use crate::sync_engine::expected_cell;
 
 const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"];
 const FLAGS: [&str; 3] = ["_hsync_archived_at", "_hsync_merged_into", "_hsync_deleted_at"];
@@ -75,23 +76,6 @@ async fn reconcile_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) -> 
         out.insert(object.table, report);
     }
     out
-}
-
-fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
-    let Some(raw) = raw else { return Cell::Null };
-    match parse_value(ty, raw) {
-        Ok(ParsedValue::Null) | Err(_) => Cell::Null,
-        Ok(ParsedValue::Text(s)) => Cell::Text(s.to_owned()),
-        Ok(ParsedValue::Json(s)) => Cell::Json(serde_json::from_str(s).unwrap()),
-        Ok(ParsedValue::Decimal(d)) => Cell::Decimal(format_decimal(d)),
-        Ok(ParsedValue::Boolean(b)) => Cell::Bool(b),
-        Ok(ParsedValue::Date(days)) => Cell::Date(
-            (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(i64::from(days)))
-                .to_string(),
-        ),
-        Ok(ParsedValue::Timestamp(ms)) => Cell::TimestampMs(ms),
-        Ok(ParsedValue::BigInt(i)) => Cell::Int(i),
-    }
 }
 
 fn id(v: &Value) -> i64 {

@@ -45,10 +45,10 @@ async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, settle: D
 /// The cell a HubSpot value `raw` becomes in a column of type `ty`.
 pub(crate) fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
     let Some(raw) = raw else { return Cell::Null };
-    match parse_value(ty, raw) {
+    match parse_value(ty, raw).map(|parsed| parsed.value) {
         Ok(ParsedValue::Null) | Err(_) => Cell::Null,
-        Ok(ParsedValue::Text(s)) => Cell::Text(s.to_owned()),
-        Ok(ParsedValue::Json(s)) => Cell::Json(serde_json::from_str(s).unwrap()),
+        Ok(ParsedValue::Text(s)) => Cell::Text(s.into_owned()),
+        Ok(ParsedValue::Json(s)) => Cell::Json(serde_json::from_str(&s).unwrap()),
         Ok(ParsedValue::Decimal(d)) => Cell::Decimal(format_decimal(d)),
         Ok(ParsedValue::Boolean(b)) => Cell::Bool(b),
         Ok(ParsedValue::Date(days)) => Cell::Date(

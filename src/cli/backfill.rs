@@ -37,8 +37,10 @@ pub async fn run(config_path: Option<&Path>, args: BackfillArgs) -> anyhow::Resu
     let session = Session::open(config_path).await?;
     let shutdown = shutdown_on_signal();
     let mode = if args.resume { Mode::Resume } else { Mode::Fresh };
+    let mut failures = super::ObjectFailures::default();
     for object in session.objects(&args.objects).await? {
-        let report = backfill_object(&session, &object, mode, args.restart, &shutdown).await?;
+        let outcome = backfill_object(&session, &object, mode, args.restart, &shutdown).await;
+        let Some(report) = failures.take(&object.table, outcome)? else { continue };
         progress::suspend(|| {
             println!(
                 "{}: {} rows in {} pages{}",
@@ -52,7 +54,7 @@ pub async fn run(config_path: Option<&Path>, args: BackfillArgs) -> anyhow::Resu
             break;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    failures.finish()
 }
 
 /// Backfills one object as one recorded run (then re-reads columns added meanwhile), with a

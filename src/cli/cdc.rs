@@ -33,8 +33,10 @@ pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<Ex
     let settle = Duration::from_secs(session.config.sync.settle_lag_secs);
     let objects = session.objects(&args.objects).await?;
     loop {
+        let mut failures = super::ObjectFailures::default();
         for object in &objects {
-            let report = cdc_object(&session, object, settle, &shutdown).await?;
+            let outcome = cdc_object(&session, object, settle, &shutdown).await;
+            let Some(report) = failures.take(&object.table, outcome)? else { continue };
             println!(
                 "{}: {} changed rows, watermark {}",
                 object.table,
@@ -46,7 +48,10 @@ pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<Ex
             }
         }
         if args.once {
-            return Ok(ExitCode::SUCCESS);
+            return failures.finish();
+        }
+        if let Err(e) = failures.finish() {
+            tracing::error!(error = %format!("{e:#}"), "a cdc pass failed for some objects; the next pass tries them again");
         }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(ExitCode::SUCCESS),

@@ -148,6 +148,38 @@ fn class_of(error: &anyhow::Error) -> ErrorClass {
         .unwrap_or(ErrorClass::Bug)
 }
 
+/// The objects of a one-shot command whose streams stopped on bad data: one object's bad data
+/// stops only that object, the command goes on with the others and then fails with the first
+/// such error. Any other failure ends the command at once.
+#[derive(Debug, Default)]
+pub(crate) struct ObjectFailures(Vec<anyhow::Error>);
+
+impl ObjectFailures {
+    /// The object's result, or `None` when its stream stopped on bad data (kept for
+    /// [`ObjectFailures::finish`]).
+    pub(crate) fn take<T>(&mut self, object: &str, outcome: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if class_of(&e) == ErrorClass::Data => {
+                eprintln!("error: {object}: {e:#}");
+                eprintln!("{object} stopped; going on with the other objects");
+                self.0.push(e.context(format!("{object} stopped on data hsync cannot read")));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Success when no object stopped, else the first object's error.
+    pub(crate) fn finish(&mut self) -> anyhow::Result<ExitCode> {
+        let mut stopped = std::mem::take(&mut self.0).into_iter();
+        match stopped.next() {
+            None => Ok(ExitCode::SUCCESS),
+            Some(first) => Err(first.context(format!("{} object(s) stopped on bad data", stopped.len() + 1))),
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]

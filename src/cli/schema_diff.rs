@@ -11,9 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::destination::Destination;
-use crate::schema::{diff, Change, SchemaPlan};
-use crate::state::{PropertySnapshot, StateStore};
+use crate::schema::{Change, SchemaPlan};
 
 /// Exit code when drift exists and was not applied.
 pub const EXIT_DRIFT: u8 = 3;
@@ -51,6 +49,7 @@ fn describe_change(change: &Change) -> String {
         Change::Widen { column, from, to } => format!("widen column {column} from {from:?} to {to:?}"),
         Change::Incompatible { column, reason, .. } => format!("INCOMPATIBLE column {column}: {reason}"),
         Change::Overflow { property } => format!("property {property} goes to the overflow column (column limit)"),
+        Change::Unmappable { property, reason } => format!("property {property:?} is skipped: {reason}"),
         Change::PropertyRemoved { column, property } => {
             format!("property {property} is archived or gone; column {column} is kept (never dropped)")
         }
@@ -98,40 +97,25 @@ fn print_plans(format: Format, plans: &[(SchemaPlan, Vec<String>)]) -> anyhow::R
 /// Runs the command.
 pub async fn run(config_path: Option<&Path>, args: SchemaDiffArgs) -> anyhow::Result<ExitCode> {
     let session = super::session::Session::open(config_path).await?;
-    let (client, dest, state) = (&session.runner.client, &session.runner.dest, &session.runner.state);
+    let runner = &session.runner;
     let objects = session.objects(&args.objects).await?;
     let mut plans = Vec::new();
     for object in &objects {
-        let properties = client.properties(&object.api_name, false).await?;
-        let existing = dest.describe(&object.table).await?;
-        let snapshot = state.load_snapshot(&object.table).await?.unwrap_or_default();
-        let plan =
-            diff(&object.table, &properties, existing.as_deref(), &snapshot.acknowledged_removed, dest.column_budget());
-        let sql = dest.render_alter(&plan);
-        plans.push((plan, sql, properties, snapshot));
+        let planned = runner.plan_schema(object).await?;
+        let sql = runner.dest.render_alter(&planned.plan);
+        plans.push((planned, sql));
     }
-    let printable: Vec<(SchemaPlan, Vec<String>)> = plans.iter().map(|(p, s, _, _)| (p.clone(), s.clone())).collect();
+    let printable: Vec<(SchemaPlan, Vec<String>)> = plans.iter().map(|(p, s)| (p.plan.clone(), s.clone())).collect();
     print_plans(args.format, &printable)?;
-    let incompatible = plans.iter().any(|(p, _, _, _)| p.incompatible().count() > 0);
-    let drift = plans.iter().any(|(p, _, _, _)| !p.is_empty());
+    let incompatible = plans.iter().any(|(p, _)| p.plan.incompatible().count() > 0);
+    let drift = plans.iter().any(|(p, _)| !p.plan.is_empty());
     if args.apply {
-        for (plan, _, properties, snapshot) in plans {
-            if plan.incompatible().count() > 0 {
+        for (planned, _) in plans {
+            if planned.plan.incompatible().count() > 0 {
                 continue;
             }
-            dest.alter(&plan).await.with_context(|| format!("applying the plan for {}", plan.table))?;
-            let mut acknowledged = snapshot.acknowledged_removed;
-            acknowledged.extend(plan.removed_columns());
-            acknowledged.sort();
-            acknowledged.dedup();
-            state
-                .save_snapshot(&PropertySnapshot {
-                    object: plan.table.clone(),
-                    properties,
-                    acknowledged_removed: acknowledged,
-                })
-                .await?;
-            tracing::info!(table = %plan.table, changes = plan.changes.len(), "applied schema plan");
+            let table = planned.plan.table.clone();
+            runner.apply_schema(planned).await.with_context(|| format!("applying the plan for {table}"))?;
         }
     }
     Ok(if incompatible {

@@ -17,7 +17,7 @@ use crate::schema::dimension::DimensionBatch;
 use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::postgres::PostgresStateStore;
 use crate::state::sqlite::SqliteStateStore;
-use crate::state::{Checkpoint, Error as StateError, PropertySnapshot, RunRecord, StateStore};
+use crate::state::{Checkpoint, ColumnMap, Error as StateError, PropertySnapshot, RunRecord, StateStore};
 
 /// The configured destination (cloning shares its connection pool).
 #[derive(Clone, Debug)]
@@ -132,7 +132,10 @@ fn render_sqlite_plan(plan: &SchemaPlan) -> Vec<String> {
                 &ExistingColumn { name: column.name.clone(), ty: column.ty },
             )),
             Change::Widen { column, from, .. } => widened.push((column.clone(), *from)),
-            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => {}
+            Change::Incompatible { .. }
+            | Change::Overflow { .. }
+            | Change::PropertyRemoved { .. }
+            | Change::Unmappable { .. } => {}
         }
     }
     if !widened.is_empty() {
@@ -329,6 +332,14 @@ impl StateStore for AnyStateStore {
 
     async fn save_snapshot(&self, snapshot: &PropertySnapshot) -> Result<(), StateError> {
         dispatch!(self, s => s.save_snapshot(snapshot).await)
+    }
+
+    async fn load_column_map(&self, object: &str) -> Result<ColumnMap, StateError> {
+        dispatch!(self, s => s.load_column_map(object).await)
+    }
+
+    async fn record_column_map(&self, object: &str, map: &ColumnMap) -> Result<(), StateError> {
+        dispatch!(self, s => s.record_column_map(object, map).await)
     }
 }
 

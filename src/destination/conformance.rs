@@ -89,7 +89,7 @@ pub fn record(id: u64, modified: &str, values: &[(&str, Option<&str>)]) -> CrmOb
 /// Creates or alters `table` for `properties` and returns its layout.
 pub async fn ensure_table<D: Destination>(dest: &D, table: &str, properties: &[PropertyDefinition]) -> TableSchema {
     let existing = dest.describe(table).await.expect("describe");
-    let plan = diff(table, properties, existing.as_deref(), &[], dest.column_budget());
+    let plan = diff(table, properties, existing.as_deref(), &[], &Default::default(), dest.column_budget());
     assert_eq!(plan.incompatible().count(), 0, "unexpected incompatible change: {:?}", plan.changes);
     dest.alter(&plan).await.expect("alter");
     plan.target
@@ -374,7 +374,7 @@ pub async fn awkward_identifiers<D: Inspect>(dest: &D) {
     }
     // Describing the table again plans no change: names survive the round trip.
     let existing = dest.describe("select").await.expect("describe");
-    let plan = diff("select", &props, existing.as_deref(), &[], dest.column_budget());
+    let plan = diff("select", &props, existing.as_deref(), &[], &Default::default(), dest.column_budget());
     assert!(plan.is_empty(), "{:?}", plan.changes);
 }
 

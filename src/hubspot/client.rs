@@ -14,7 +14,7 @@ use super::auth::{Authenticator, TokenSource};
 use super::budget::{BudgetConfig, BudgetStatus, BudgetStore, DailyBudget};
 use super::error::Error;
 use super::limits::{Bucket, RateLimits, RateSettings};
-use super::model::ErrorBody;
+use super::model::{self, ErrorBody, RecordPage};
 use super::retry::{Decision, Policy, RetryPolicy, RetryReason};
 use super::ApiPaths;
 use crate::clock::Clock;
@@ -109,13 +109,49 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
+/// Why a successful answer's body could not be used.
+#[derive(Debug)]
+pub(crate) struct BodyError {
+    detail: String,
+    /// The body ended early (a dropped connection): asking again should help.
+    truncated: bool,
+}
+
+impl BodyError {
+    fn of(e: &serde_json::Error) -> BodyError {
+        BodyError { detail: e.to_string(), truncated: e.is_eof() }
+    }
+}
+
 /// Parses a successful answer's JSON. The body is checked as UTF-8 once, as a whole, with SIMD
 /// (`simdutf8`), and then parsed as text: checking it string by string (`serde_json::from_slice`)
 /// or with `std::str::from_utf8` was 15% of hsync's CPU in a 300-property backfill, whose
 /// values are full of non-ASCII text (docs/benchmarks.md, profile).
-fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let text = simdutf8::compat::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
-    serde_json::from_str(text).map_err(|e| e.to_string())
+fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    serde_json::from_str(body_text(body)?).map_err(|e| BodyError::of(&e))
+}
+
+fn body_text(body: &[u8]) -> Result<&str, BodyError> {
+    simdutf8::compat::from_utf8(body)
+        .map_err(|e| BodyError { detail: format!("not UTF-8: {e}"), truncated: e.error_len().is_none() })
+}
+
+/// [`parse_json_body`] for responses that carry records: a body that is complete JSON but does
+/// not parse as a whole is read record by record ([`model::salvage`]), so one bad record costs
+/// only itself.
+pub(crate) fn parse_record_body<T: RecordPage>(body: &[u8]) -> Result<T, BodyError> {
+    let text = body_text(body)?;
+    match serde_json::from_str::<T>(text) {
+        Ok(page) => Ok(page),
+        Err(e) if e.is_eof() => Err(BodyError::of(&e)),
+        Err(e) => match model::salvage::<T>(text) {
+            Ok(page) => {
+                tracing::warn!(error = %e, "a record response did not parse as a whole; read it record by record");
+                Ok(page)
+            }
+            Err(_) => Err(BodyError::of(&e)),
+        },
+    }
 }
 
 fn status_class(status: StatusCode) -> &'static str {
@@ -185,6 +221,15 @@ impl HubSpotClient {
     /// Sends a request and parses a JSON body, applying budget, buckets, auth and retries.
     /// A 207 counts as success: its body carries both results and errors.
     pub async fn send<T: DeserializeOwned>(&self, req: &ApiRequest) -> Result<T, Error> {
+        self.send_parsed(req, parse_json_body::<T>).await
+    }
+
+    /// [`HubSpotClient::send`] for responses that carry records (see [`parse_record_body`]).
+    pub(crate) async fn send_records<T: RecordPage>(&self, req: &ApiRequest) -> Result<T, Error> {
+        self.send_parsed(req, parse_record_body::<T>).await
+    }
+
+    async fn send_parsed<T>(&self, req: &ApiRequest, parse: fn(&[u8]) -> Result<T, BodyError>) -> Result<T, Error> {
         let inner = &self.inner;
         let url = format!("{}{}", inner.base_url, req.path);
         let mut renewed = false;
@@ -239,13 +284,21 @@ impl HubSpotClient {
                         }
                     };
                     if status.is_success() {
-                        match parse_json_body::<T>(&body) {
+                        match parse(&body) {
                             Ok(parsed) => return Ok(parsed),
                             Err(e) => {
-                                let detail = format!("{status} with a body that is not the expected JSON ({e})");
+                                let detail =
+                                    format!("{status} with a body that is not the expected JSON ({})", e.detail);
                                 match self.decide(|p, rng| p.on_failure(RetryReason::Decode, attempt, rng)) {
-                                    Decision::GiveUp { .. } => {
+                                    Decision::GiveUp { .. } if e.truncated => {
                                         return Err(Error::Decode {
+                                            endpoint: req.endpoint.into(),
+                                            attempts: attempt,
+                                            detail,
+                                        })
+                                    }
+                                    Decision::GiveUp { .. } => {
+                                        return Err(Error::Unreadable {
                                             endpoint: req.endpoint.into(),
                                             attempts: attempt,
                                             detail,

@@ -55,6 +55,11 @@ pub enum Error {
     #[error("HubSpot sent an unreadable response for {endpoint} after {attempts} attempts: {detail}")]
     Decode { endpoint: String, attempts: u32, detail: String },
 
+    /// A complete body that is not JSON, or whose records could not even be told apart, every
+    /// time it was asked for: the same request will keep failing.
+    #[error("HubSpot's answer for {endpoint} could not be read after {attempts} attempts: {detail}; this stream stops until the data changes (other streams go on); report the correlation ids in the log to HubSpot if it persists")]
+    Unreadable { endpoint: String, attempts: u32, detail: String },
+
     /// The token could not be read at all.
     #[error("no HubSpot token: {0}")]
     Token(String),
@@ -83,6 +88,7 @@ impl Classify for Error {
             Error::Server { .. } | Error::Transport { .. } | Error::Decode { .. } | Error::Budget(_) => {
                 ErrorClass::Transient
             }
+            Error::Unreadable { .. } => ErrorClass::Data,
             Error::InvalidRequest(_) => ErrorClass::Bug,
         }
     }

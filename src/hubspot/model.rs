@@ -1,10 +1,21 @@
 //! The client's view of HubSpot's JSON: records, pages, property definitions, schemas,
 //! associations, owners and pipelines. Parsing is lenient where HubSpot is inconsistent (absent
 //! versus `null` values, numbers sent as strings or numbers) and never panics.
+//!
+//! # Values that are not Unicode
+//! JSON may carry a lone UTF-16 surrogate escape (`"a \ud800 b"`), which no Rust string (and no
+//! warehouse text column) can hold. Property values and names are read leniently: the surrogate
+//! becomes U+FFFD and the value is listed in [`Properties::repairs`] with its raw form, so the
+//! batch builder records it as a reject instead of the whole page failing. A record page that
+//! still does not parse is read record by record ([`salvage`]), and a record that cannot be read
+//! at all is kept as [`CrmObject::unreadable`], so one bad record never costs its neighbours.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// One CRM record (`SimplePublicObject`). Values stay strings, as HubSpot sends them; `None`
@@ -14,12 +25,197 @@ use serde_json::Value;
 pub struct CrmObject {
     pub id: String,
     #[serde(default)]
-    pub properties: HashMap<String, Option<String>>,
+    pub properties: Properties,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
     #[serde(default)]
     pub archived: bool,
     pub archived_at: Option<String>,
+    /// Set when the record could not be read at all (see [`salvage`]): the batch builder rejects
+    /// it whole, with this reason and raw text.
+    #[serde(skip)]
+    pub unreadable: Option<Unreadable>,
+}
+
+/// A record hsync could not read, kept so it is recorded as a reject rather than lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// What was wrong with it.
+    pub reason: String,
+    /// The record's JSON as HubSpot sent it (cut at [`UNREADABLE_RAW_MAX`] bytes).
+    pub raw: String,
+}
+
+/// How much of an unreadable record's JSON is kept in its reject.
+pub const UNREADABLE_RAW_MAX: usize = 64 * 1024;
+
+/// A property value hsync stored in a changed form, with the value as HubSpot sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueRepair {
+    pub property: String,
+    /// The value as it came, JSON escapes kept where the text cannot hold it (`a \ud800 b`).
+    pub raw: String,
+    pub reason: String,
+}
+
+/// A record's property values, read leniently (see the module docs), with the values that had
+/// to be repaired on the way. Dereferences to the map of values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Properties {
+    values: HashMap<String, Option<String>>,
+    repairs: Vec<ValueRepair>,
+}
+
+impl std::ops::Deref for Properties {
+    type Target = HashMap<String, Option<String>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.values
+    }
+}
+
+impl Properties {
+    /// Values that were stored in a changed form, in the order HubSpot sent them.
+    pub fn repairs(&self) -> &[ValueRepair] {
+        &self.repairs
+    }
+
+    /// The repair made to `property`'s value, if any.
+    pub fn repair(&self, property: &str) -> Option<&ValueRepair> {
+        self.repairs.iter().find(|r| r.property == property)
+    }
+}
+
+impl<'de> Deserialize<'de> for Properties {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PropertiesVisitor;
+        impl<'de> Visitor<'de> for PropertiesVisitor {
+            type Value = Properties;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of property values")
+            }
+
+            fn visit_unit<E>(self) -> Result<Properties, E> {
+                Ok(Properties::default())
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
+                let mut out = Properties::default();
+                out.values.reserve(map.size_hint().unwrap_or(0));
+                while let Some(LenientText { text: name, .. }) = map.next_key::<LenientText>()? {
+                    let value = map.next_value::<Option<LenientText>>()?;
+                    let value = value.map(|v| {
+                        if let Some(raw) = v.raw {
+                            out.repairs.push(ValueRepair {
+                                property: name.clone(),
+                                raw,
+                                reason: SURROGATE_REASON.into(),
+                            });
+                        }
+                        v.text
+                    });
+                    out.values.insert(name, value);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(PropertiesVisitor)
+    }
+}
+
+/// Why a value with a lone surrogate was stored changed.
+const SURROGATE_REASON: &str =
+    "the value holds a lone UTF-16 surrogate escape, which is not Unicode text; stored with U+FFFD in its place";
+
+/// A JSON string read through serde_json's byte path, which accepts lone surrogate escapes
+/// (as WTF-8) where its string path fails the whole document. `raw` is set when the text had
+/// to be repaired: the value with each lone surrogate written back as its `\uXXXX` escape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LenientText {
+    pub text: String,
+    pub raw: Option<String>,
+}
+
+impl LenientText {
+    fn from_bytes(bytes: &[u8]) -> LenientText {
+        match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => LenientText { text: text.to_owned(), raw: None },
+            Err(_) => repair_wtf8(bytes),
+        }
+    }
+}
+
+/// Decodes WTF-8 (UTF-8 that may also encode surrogates, as serde_json writes lone surrogate
+/// escapes into byte strings): each surrogate becomes U+FFFD in `text` and its escape in `raw`.
+/// Any other invalid byte also becomes U+FFFD (serde_json never produces one).
+fn repair_wtf8(bytes: &[u8]) -> LenientText {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len());
+    let mut raw = String::with_capacity(bytes.len() + 8);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let valid = match std::str::from_utf8(rest) {
+            Ok(all) => all,
+            Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        text.push_str(valid);
+        raw.push_str(valid);
+        rest = &rest[valid.len()..];
+        match rest {
+            [] => {}
+            [0xED, b1 @ 0xA0..=0xBF, b2 @ 0x80..=0xBF, ..] => {
+                let unit = 0xD000 | (u32::from(b1 & 0x3F) << 6) | u32::from(b2 & 0x3F);
+                text.push(char::REPLACEMENT_CHARACTER);
+                let _ = write!(raw, "\\u{unit:04x}");
+                rest = &rest[3..];
+            }
+            [_, tail @ ..] => {
+                text.push(char::REPLACEMENT_CHARACTER);
+                raw.push(char::REPLACEMENT_CHARACTER);
+                rest = tail;
+            }
+        }
+    }
+    LenientText { text, raw: Some(raw) }
+}
+
+impl<'de> Deserialize<'de> for LenientText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = LenientText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<LenientText, E> {
+                Ok(LenientText { text: v.to_owned(), raw: None })
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<LenientText, E> {
+                Ok(LenientText { text: v, raw: None })
+            }
+
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<LenientText, E> {
+                Ok(LenientText::from_bytes(v))
+            }
+
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<LenientText, E> {
+                match String::from_utf8(v) {
+                    Ok(text) => Ok(LenientText { text, raw: None }),
+                    Err(e) => Ok(repair_wtf8(e.as_bytes())),
+                }
+            }
+        }
+        d.deserialize_bytes(TextVisitor)
+    }
+}
+
+/// A lenient string field: see [`LenientText`]; a repaired value keeps only its text.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    LenientText::deserialize(d).map(|t| t.text)
 }
 
 /// A page of search results. `total` is the number of matches, which can exceed what paging
@@ -106,6 +302,7 @@ pub(crate) struct BatchError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PropertyDefinition {
+    #[serde(deserialize_with = "lenient_string")]
     pub name: String,
     #[serde(default)]
     pub label: String,
@@ -253,6 +450,196 @@ pub struct PipelineStage {
     pub updated_at: Option<String>,
 }
 
+/// A response that carries records (a search, list or batch read page, or one record), so a
+/// body that does not parse as a whole can be read record by record ([`salvage`]).
+pub(crate) trait RecordPage: serde::de::DeserializeOwned {
+    fn from_salvage(page: SalvagedPage) -> Self;
+}
+
+/// What [`salvage`] read from a record response.
+#[derive(Debug, Default)]
+pub(crate) struct SalvagedPage {
+    total: u64,
+    results: Vec<CrmObject>,
+    paging: Option<Paging>,
+    errors: Vec<BatchError>,
+}
+
+impl RecordPage for SearchPage {
+    fn from_salvage(page: SalvagedPage) -> Self {
+        SearchPage { total: page.total, results: page.results, paging: page.paging }
+    }
+}
+
+impl RecordPage for ListPage<CrmObject> {
+    fn from_salvage(page: SalvagedPage) -> Self {
+        ListPage { results: page.results, paging: page.paging }
+    }
+}
+
+impl RecordPage for BatchEnvelope<CrmObject> {
+    fn from_salvage(page: SalvagedPage) -> Self {
+        BatchEnvelope { results: page.results, errors: page.errors }
+    }
+}
+
+impl RecordPage for CrmObject {
+    fn from_salvage(mut page: SalvagedPage) -> Self {
+        page.results.pop().unwrap_or_else(|| unreadable_record(None, "the record could not be read", ""))
+    }
+}
+
+#[derive(Deserialize)]
+struct LooseEnvelope<'a> {
+    #[serde(default)]
+    total: u64,
+    #[serde(default, borrow)]
+    results: Vec<&'a RawValue>,
+    paging: Option<Paging>,
+    #[serde(default)]
+    errors: Vec<BatchError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseRecord<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    properties: Option<HashMap<LenientText, &'a RawValue>>,
+    #[serde(borrow)]
+    created_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    updated_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    archived: Option<&'a RawValue>,
+    #[serde(borrow)]
+    archived_at: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+}
+
+/// Reads a record response that did not parse as a whole, record by record: each record that
+/// parses is kept as it is, one that does is rebuilt field by field (a value of another JSON type
+/// than HubSpot documents is kept as its JSON text), and one that cannot be read at all becomes an
+/// [`Unreadable`] record. Fails only when the envelope itself is not JSON.
+pub(crate) fn salvage<T: RecordPage>(text: &str) -> Result<T, serde_json::Error> {
+    let trimmed = text.trim_start();
+    let page = if trimmed.starts_with('{') && !looks_like_record(trimmed) {
+        let envelope: LooseEnvelope<'_> = serde_json::from_str(text)?;
+        SalvagedPage {
+            total: envelope.total,
+            results: envelope.results.into_iter().map(salvage_record).collect(),
+            paging: envelope.paging,
+            errors: envelope.errors,
+        }
+    } else {
+        let raw: &RawValue = serde_json::from_str(text)?;
+        SalvagedPage { results: vec![salvage_record(raw)], ..SalvagedPage::default() }
+    };
+    Ok(T::from_salvage(page))
+}
+
+/// Whether a JSON object is one record rather than a page (pages have `results`).
+fn looks_like_record(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        results: Option<&'a RawValue>,
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+    }
+    matches!(serde_json::from_str::<Probe<'_>>(text), Ok(Probe { results: None, id: Some(_) }))
+}
+
+fn salvage_record(raw: &RawValue) -> CrmObject {
+    if let Ok(rec) = serde_json::from_str::<CrmObject>(raw.get()) {
+        return rec;
+    }
+    let loose = match serde_json::from_str::<LooseRecord<'_>>(raw.get()) {
+        Ok(loose) => loose,
+        Err(e) => {
+            let id = serde_json::from_str::<IdOnly<'_>>(raw.get()).ok().and_then(|r| r.id).and_then(loose_id);
+            return unreadable_record(id, &format!("the record is not the JSON HubSpot documents ({e})"), raw.get());
+        }
+    };
+    let Some(id) = loose.id.and_then(loose_id) else {
+        return unreadable_record(None, "the record has no readable id", raw.get());
+    };
+    let mut properties = Properties::default();
+    for (name, value) in loose.properties.unwrap_or_default() {
+        let (text, repair) = loose_text(value);
+        if let Some((raw, reason)) = repair {
+            properties.repairs.push(ValueRepair { property: name.text.clone(), raw, reason });
+        }
+        properties.values.insert(name.text, text);
+    }
+    let text = |v: Option<&RawValue>| v.and_then(|v| loose_text(v).0);
+    CrmObject {
+        id,
+        properties,
+        created_at: text(loose.created_at),
+        updated_at: text(loose.updated_at),
+        archived: loose.archived.is_some_and(|v| v.get() == "true"),
+        archived_at: text(loose.archived_at),
+        unreadable: None,
+    }
+}
+
+/// A record id from a string or a number; `None` for anything else or an empty string.
+fn loose_id(raw: &RawValue) -> Option<String> {
+    match loose_text(raw) {
+        (Some(text), None) if !text.trim().is_empty() => Some(text),
+        _ => None,
+    }
+}
+
+/// The text of one loose JSON value: a string's text (lenient), a number's or boolean's JSON
+/// text, `None` for null; objects and arrays are kept as their JSON text with a reason.
+fn loose_text(raw: &RawValue) -> (Option<String>, Option<(String, String)>) {
+    let json = raw.get();
+    match json.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<LenientText>(json) {
+            Ok(LenientText { text, raw: None }) => (Some(text), None),
+            Ok(LenientText { text, raw: Some(raw) }) => (Some(text), Some((raw, SURROGATE_REASON.to_owned()))),
+            Err(e) => (
+                None,
+                Some((json.to_owned(), format!("the value is not a readable JSON string ({e}); stored as NULL"))),
+            ),
+        },
+        Some(b'n') => (None, None),
+        Some(b'{' | b'[') => (
+            Some(json.to_owned()),
+            Some((
+                json.to_owned(),
+                "the value is a JSON object or array where HubSpot documents a string; stored as its JSON text"
+                    .to_owned(),
+            )),
+        ),
+        _ => (Some(json.to_owned()), None),
+    }
+}
+
+fn unreadable_record(id: Option<String>, reason: &str, raw: &str) -> CrmObject {
+    let mut cut = raw.len().min(UNREADABLE_RAW_MAX);
+    while !raw.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    CrmObject {
+        id: id.unwrap_or_default(),
+        properties: Properties::default(),
+        created_at: None,
+        updated_at: None,
+        archived: false,
+        archived_at: None,
+        unreadable: Some(Unreadable { reason: reason.to_owned(), raw: raw[..cut].to_owned() }),
+    }
+}
+
 /// HubSpot's error body; every field is optional, as HubSpot advises.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -311,6 +698,49 @@ mod tests {
         assert_eq!(rec.properties["email"], None);
         assert_eq!(rec.properties["firstname"].as_deref(), Some("Zoë"));
         assert!(!rec.properties.contains_key("lastname"));
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters_and_are_listed_with_their_escape() {
+        let rec: CrmObject = serde_json::from_str(
+            r#"{"id":"7","properties":{"firstname":"a \ud800 b","lastname":"\udc00","city":"Zo\u00eb \ud83d\ude00","n\udfffame":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(rec.properties["firstname"].as_deref(), Some("a \u{FFFD} b"));
+        assert_eq!(rec.properties["lastname"].as_deref(), Some("\u{FFFD}"));
+        assert_eq!(rec.properties["city"].as_deref(), Some("Zoë 😀"), "a valid pair is one character");
+        assert!(rec.properties.contains_key("n\u{FFFD}ame"), "a name is repaired too");
+        let repair = rec.properties.repair("firstname").unwrap();
+        assert_eq!(repair.raw, r"a \ud800 b");
+        assert_eq!(rec.properties.repair("lastname").unwrap().raw, r"\udc00");
+        assert!(rec.properties.repair("city").is_none());
+    }
+
+    #[test]
+    fn a_page_that_does_not_parse_whole_is_read_record_by_record() {
+        let text = r#"{"total":4,"results":[
+            {"id":"1","properties":{"a":"x"}},
+            {"id":"2","properties":{"a":5,"b":{"k":1},"c":true,"d":null},"archived":"nope"},
+            {"id":{"bad":1},"properties":{"a":"y"}},
+            {"id":"4","properties":["not","a","map"]}
+        ],"paging":{"next":{"after":"4"}}}"#;
+        assert!(serde_json::from_str::<SearchPage>(text).is_err());
+        let page: SearchPage = salvage(text).unwrap();
+        assert_eq!((page.total, page.next_after()), (4, Some("4")));
+        assert_eq!(page.results[0].properties["a"].as_deref(), Some("x"));
+        let second = &page.results[1];
+        assert_eq!(second.properties["a"].as_deref(), Some("5"), "a number keeps its text");
+        assert_eq!(second.properties["c"].as_deref(), Some("true"));
+        assert_eq!(second.properties["d"], None);
+        assert_eq!(second.properties["b"].as_deref(), Some(r#"{"k":1}"#));
+        assert!(second.properties.repair("b").is_some(), "an object where a string belongs is recorded");
+        assert!(second.unreadable.is_none());
+        assert!(page.results[2].unreadable.is_some() && page.results[2].id.is_empty());
+        assert_eq!(page.results[3].id, "4", "the id of an unreadable record is kept when it can be read");
+        assert!(page.results[3].unreadable.as_ref().unwrap().raw.contains("not"));
+        let one: CrmObject = salvage(r#"{"id":"9","properties":{"a":[1]}}"#).unwrap();
+        assert_eq!(one.properties["a"].as_deref(), Some("[1]"));
+        assert!(salvage::<SearchPage>("<html>").is_err(), "a body that is not JSON stays an error");
     }
 
     #[test]

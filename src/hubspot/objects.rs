@@ -35,7 +35,7 @@ impl HubSpotClient {
         if params.archived {
             req = req.query("archived", "true");
         }
-        self.send(&req).await
+        self.send_records(&req).await
     }
 
     /// One record by id, or `None` when HubSpot does not have it.
@@ -44,7 +44,7 @@ impl HubSpotClient {
         if !properties.is_empty() {
             req = req.query("properties", properties.join(","));
         }
-        match self.send(&req).await {
+        match self.send_records(&req).await {
             Ok(rec) => Ok(Some(rec)),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -71,7 +71,7 @@ impl HubSpotClient {
             if archived {
                 req = req.query("archived", "true");
             }
-            let envelope: BatchEnvelope<CrmObject> = self.send(&req).await?;
+            let envelope: BatchEnvelope<CrmObject> = self.send_records(&req).await?;
             for error in envelope.errors {
                 if !error.is_not_found() {
                     return Err(Error::Rejected {

@@ -214,7 +214,7 @@ impl HubSpotClient {
     pub async fn search(&self, object: &str, request: &SearchRequest) -> Result<SearchPage, Error> {
         let req = ApiRequest::post("search", format!("{}/search", self.paths().objects(object)), request.to_json())
             .bucket(Bucket::Search);
-        self.send(&req).await
+        self.send_records(&req).await
     }
 
     /// How many live records of `object` HubSpot holds: one search for one id, read for its

@@ -1,6 +1,8 @@
 //! Typed Arrow batches built from HubSpot records, column by column. A value that does not parse
-//! becomes NULL plus a [`Reject`] carrying the raw value and the reason; a record without a
-//! usable id or last-modified time is left out and rejected whole. Nothing here panics on input.
+//! becomes NULL plus a [`Reject`] carrying the raw value and the reason; a value stored in a
+//! changed form (a NUL character, a lone surrogate: see `mapping` and `hubspot::model`) is
+//! stored so and rejected too, with the original; a record that could not be read, or has no
+//! usable id or last-modified time, is left out and rejected whole. Nothing here panics on input.
 
 use std::sync::Arc;
 
@@ -11,11 +13,14 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
-use super::mapping::{parse_instant_ms, parse_value, ParsedValue};
+use super::mapping::{parse_instant_ms, parse_value, storable_text, Parsed, ParsedValue};
 use super::{hsync_columns, Column, ColumnType, TableSchema, DECIMAL_PRECISION, DECIMAL_SCALE};
 use crate::hubspot::model::CrmObject;
 
-/// A value hsync could not store in its typed column.
+/// The property name of a reject that stands for a whole record that could not be read.
+pub const WHOLE_RECORD: &str = "(record)";
+
+/// A value hsync could not store in its typed column, or stored changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Reject {
     pub object: String,
@@ -63,6 +68,10 @@ pub fn build_batch(
     };
     let mut rows = Vec::with_capacity(records.len());
     for rec in records {
+        if let Some(unreadable) = &rec.unreadable {
+            reject(rec, WHOLE_RECORD, &unreadable.raw, format!("{}; the record was skipped", unreadable.reason));
+            continue;
+        }
         let Ok(id) = rec.id.trim().parse::<i64>() else {
             reject(rec, hsync_columns::ID, &rec.id, "the record id is not an integer; the record was skipped".into());
             continue;
@@ -92,7 +101,7 @@ pub fn build_batch(
                 rows.iter()
                     .map(|r| r.rec.archived.then(|| r.rec.archived_at.as_deref().and_then(parse_instant_ms)).flatten()),
             ),
-            (hsync_columns::OVERFLOW, None) => overflow(&rows, &table.overflow),
+            (hsync_columns::OVERFLOW, None) => overflow(&rows, &table.overflow, &mut reject),
             (_, None) => null_array(column.ty, rows.len()),
             (_, Some(property)) => property_array(column, property, &rows, &mut reject),
         };
@@ -115,12 +124,26 @@ fn null_array(ty: ColumnType, len: usize) -> ArrayRef {
     arrow::array::new_null_array(&ty.arrow_type(), len)
 }
 
-fn overflow(rows: &[Row<'_>], properties: &[String]) -> ArrayRef {
+fn overflow(
+    rows: &[Row<'_>],
+    properties: &[String],
+    reject: &mut impl FnMut(&CrmObject, &str, &str, String),
+) -> ArrayRef {
     let mut b = StringBuilder::new();
     for r in rows {
         let values: serde_json::Map<String, serde_json::Value> = properties
             .iter()
-            .filter_map(|p| raw(r.rec, p).map(|v| (p.clone(), serde_json::Value::String(v.to_owned()))))
+            .filter_map(|p| {
+                let v = raw(r.rec, p)?;
+                let (text, altered) = storable_text(v);
+                let original = r.rec.properties.repair(p).map(|repair| (repair.raw.as_str(), repair.reason.as_str()));
+                match (original, altered) {
+                    (Some((raw, reason)), _) => reject(r.rec, p, raw, reason.to_owned()),
+                    (None, Some(a)) => reject(r.rec, p, &a.raw, a.reason.to_owned()),
+                    (None, None) => {}
+                }
+                Some((p.clone(), serde_json::Value::String(text.into_owned())))
+            })
             .collect();
         if values.is_empty() {
             b.append_null();
@@ -137,13 +160,30 @@ fn property_array(
     rows: &[Row<'_>],
     reject: &mut impl FnMut(&CrmObject, &str, &str, String),
 ) -> ArrayRef {
-    // Parses each row's value, recording a reject and yielding NULL when it does not parse.
+    // Parses each row's value, recording a reject and yielding NULL when it does not parse, and
+    // recording one beside the stored value when it had to be stored changed. The raw value of a
+    // reject is the value as HubSpot sent it (escaped where a warehouse cannot hold it).
     let parsed = rows.iter().map(|r| match raw(r.rec, property) {
         None => ParsedValue::Null,
-        Some(v) => parse_value(column.ty, v).unwrap_or_else(|reason| {
-            reject(r.rec, property, v, reason);
-            ParsedValue::Null
-        }),
+        Some(v) => {
+            let repair = r.rec.properties.repair(property);
+            let original = repair.map_or(v, |repair| repair.raw.as_str());
+            match parse_value(column.ty, v) {
+                Ok(Parsed { value, altered }) => {
+                    match (repair, altered) {
+                        (Some(repair), _) => reject(r.rec, property, original, repair.reason.clone()),
+                        (None, Some(a)) => reject(r.rec, property, &a.raw, a.reason.to_owned()),
+                        (None, None) => {}
+                    }
+                    value
+                }
+                Err(reason) => {
+                    let raw_kept = storable_text(original);
+                    reject(r.rec, property, &raw_kept.1.map_or_else(|| original.to_owned(), |a| a.raw), reason);
+                    ParsedValue::Null
+                }
+            }
+        }
     });
     typed_array(column.ty, parsed, rows.len())
 }
@@ -156,7 +196,7 @@ pub(crate) fn typed_array<'a>(ty: ColumnType, mut values: impl Iterator<Item = P
             let mut b = StringBuilder::with_capacity(n, n * 16);
             for v in values.by_ref() {
                 match v {
-                    ParsedValue::Text(s) | ParsedValue::Json(s) => b.append_value(s),
+                    ParsedValue::Text(s) | ParsedValue::Json(s) => b.append_value(&*s),
                     _ => b.append_null(),
                 }
             }
@@ -239,7 +279,7 @@ mod tests {
             prop("note", "string"),
             prop("lastmodifieddate", "datetime"),
         ];
-        let table = diff("contacts", &props, None, &[], ColumnBudget::POSTGRES).target;
+        let table = diff("contacts", &props, None, &[], &Default::default(), ColumnBudget::POSTGRES).target;
         let records = vec![
             record(
                 "1",
@@ -266,7 +306,7 @@ mod tests {
     #[test]
     fn overflow_properties_land_in_the_json_column() {
         let props: Vec<_> = (0..4).map(|i| prop(&format!("p{i}"), "string")).collect();
-        let table = diff("t", &props, None, &[], ColumnBudget(2)).target;
+        let table = diff("t", &props, None, &[], &Default::default(), ColumnBudget(2)).target;
         let built = build_batch(
             &table,
             "t",

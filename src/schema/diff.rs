@@ -6,7 +6,10 @@
 
 use serde::Serialize;
 
-use super::mapping::{column_name, column_type};
+use std::collections::BTreeMap;
+
+use super::mapping::column_type;
+use super::naming::assign_columns;
 use super::{Column, ColumnBudget, ColumnType, ExistingColumn, TableSchema};
 use crate::hubspot::model::PropertyDefinition;
 
@@ -26,6 +29,8 @@ pub enum Change {
     Overflow { property: String },
     /// A column whose property is archived or gone in HubSpot. Reported; never dropped.
     PropertyRemoved { column: String, property: String },
+    /// A property whose name no column can carry: skipped, the rest of the table goes on.
+    Unmappable { property: String, reason: String },
 }
 
 impl Change {
@@ -42,13 +47,16 @@ pub struct SchemaPlan {
     pub changes: Vec<Change>,
     /// The table as it will be once the plan is applied (what batches are built against).
     pub target: TableSchema,
+    /// Columns given to properties for the first time (property, column): recorded before the
+    /// plan is applied, so each property keeps its column for good (see `naming`).
+    pub assigned: Vec<(String, String)>,
 }
 
 impl SchemaPlan {
-    /// No drift: nothing to alter and nothing new to report. Overflowing properties are a
-    /// steady state, not drift.
+    /// No drift: nothing to alter and nothing new to report. Overflowing and unmappable
+    /// properties are a steady state, not drift.
     pub fn is_empty(&self) -> bool {
-        self.changes.iter().all(|c| matches!(c, Change::Overflow { .. }))
+        self.changes.iter().all(|c| matches!(c, Change::Overflow { .. } | Change::Unmappable { .. }))
     }
 
     /// Columns whose properties are gone, reported by this plan (to acknowledge once applied).
@@ -83,21 +91,33 @@ fn ordered(properties: &[PropertyDefinition]) -> Vec<&PropertyDefinition> {
 
 /// Compares HubSpot's property definitions with the table's existing columns (`None`: no
 /// table yet) and plans the changes, keeping at most `budget` property columns. Columns in
-/// `acknowledged` were already reported as orphaned and are not reported again.
+/// `acknowledged` were already reported as orphaned and are not reported again. `recorded`
+/// holds the columns given to properties before (see `naming`); the plan's `assigned` lists
+/// the ones it gives now.
 pub fn diff(
     table: &str,
     properties: &[PropertyDefinition],
     existing: Option<&[ExistingColumn]>,
     acknowledged: &[String],
+    recorded: &BTreeMap<String, String>,
     budget: ColumnBudget,
 ) -> SchemaPlan {
-    let wanted = ordered(properties);
+    let existing_names: Vec<&str> = existing.unwrap_or_default().iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = properties.iter().filter(|p| !p.archived).map(|p| p.name.as_str()).collect();
+    let assignment = assign_columns(&names, recorded, &existing_names);
+    let unmappable = assignment
+        .unmappable
+        .iter()
+        .map(|(property, reason)| Change::Unmappable { property: property.clone(), reason: (*reason).to_owned() });
+    let column_of = |p: &PropertyDefinition| assignment.columns.get(&p.name).cloned();
+    let wanted: Vec<(&PropertyDefinition, String)> =
+        ordered(properties).into_iter().filter_map(|p| column_of(p).map(|c| (p, c))).collect();
     let Some(existing) = existing else {
         let mut columns = TableSchema::hsync_columns();
         let mut overflow = Vec::new();
-        for p in wanted {
+        for (p, name) in wanted {
             if columns.len() - TableSchema::hsync_columns().len() < budget.0 {
-                columns.push(Column { name: column_name(&p.name), property: Some(p.name.clone()), ty: column_type(p) });
+                columns.push(Column { name, property: Some(p.name.clone()), ty: column_type(p) });
             } else {
                 overflow.push(p.name.clone());
             }
@@ -105,7 +125,8 @@ pub fn diff(
         let schema = TableSchema { name: table.to_owned(), columns, overflow: overflow.clone(), retired: Vec::new() };
         let mut changes = vec![Change::CreateTable { schema: schema.clone() }];
         changes.extend(overflow.into_iter().map(|property| Change::Overflow { property }));
-        return SchemaPlan { table: table.to_owned(), changes, target: schema };
+        changes.extend(unmappable);
+        return SchemaPlan { table: table.to_owned(), changes, target: schema, assigned: assignment.new };
     };
 
     let mut changes = Vec::new();
@@ -130,8 +151,7 @@ pub fn diff(
         existing.iter().filter(|c| !TableSchema::hsync_columns().iter().any(|h| h.name == c.name)).count();
     let mut free = budget.0.saturating_sub(property_columns_in_use);
     let mut overflow = Vec::new();
-    for p in &wanted {
-        let name = column_name(&p.name);
+    for (p, name) in wanted {
         let ty = column_type(p);
         match find(&name) {
             Some(col) => {
@@ -173,27 +193,53 @@ pub fn diff(
     for col in existing {
         let known = columns.iter().any(|c| c.name == col.name);
         if !known {
-            let property = properties
+            let property = recorded
                 .iter()
-                .find(|p| column_name(&p.name) == col.name)
-                .map_or_else(|| col.name.clone(), |p| p.name.clone());
+                .chain(&assignment.columns)
+                .find(|(_, column)| **column == col.name)
+                .map_or_else(|| col.name.clone(), |(p, _)| p.clone());
             if !acknowledged.contains(&col.name) {
                 changes.push(Change::PropertyRemoved { column: col.name.clone(), property: property.clone() });
             }
             retired.push(col.name.clone());
         }
     }
+    changes.extend(unmappable);
     debug_assert!(columns.len() >= hsync_count);
     SchemaPlan {
         table: table.to_owned(),
         changes,
         target: TableSchema { name: table.to_owned(), columns, overflow, retired },
+        assigned: assignment.new,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colliding_and_unmappable_names_never_fail_the_table() {
+        let props = [prop("id", "string"), prop("p_id", "string"), prop("", "string"), prop("DealName", "string")];
+        let mut props = props.to_vec();
+        props.push(prop("dealname", "number"));
+        let plan = diff("t", &props, None, &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        let mut keys: Vec<String> = plan.target.columns.iter().map(|c| c.name.to_lowercase()).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "no two columns collide, even case-folded");
+        assert_eq!(n, TableSchema::hsync_columns().len() + 4);
+        assert!(plan.changes.contains(&Change::Unmappable {
+            property: String::new(),
+            reason: super::super::naming::EMPTY_NAME.into()
+        }));
+        assert_eq!(plan.assigned.len(), 4);
+        // Applied and recorded, the next diff is empty and assigns nothing new.
+        let recorded: BTreeMap<String, String> = plan.assigned.iter().cloned().collect();
+        let next = diff("t", &props, Some(&existing_of(&plan)), &[], &recorded, ColumnBudget::POSTGRES);
+        assert!(next.is_empty() && next.assigned.is_empty(), "{:?}", next.changes);
+    }
 
     fn prop(name: &str, kind: &str) -> PropertyDefinition {
         serde_json::from_value(serde_json::json!({ "name": name, "type": kind })).unwrap()
@@ -205,8 +251,14 @@ mod tests {
 
     #[test]
     fn new_table_is_created_with_hsync_and_property_columns() {
-        let plan =
-            diff("contacts", &[prop("email", "string"), prop("amount", "number")], None, &[], ColumnBudget::POSTGRES);
+        let plan = diff(
+            "contacts",
+            &[prop("email", "string"), prop("amount", "number")],
+            None,
+            &[],
+            &BTreeMap::new(),
+            ColumnBudget::POSTGRES,
+        );
         assert!(matches!(plan.changes[0], Change::CreateTable { .. }));
         assert_eq!(plan.target.columns[0].name, "id");
         assert_eq!(plan.target.column("amount").unwrap().ty, ColumnType::Decimal);
@@ -215,20 +267,20 @@ mod tests {
     #[test]
     fn applying_a_plan_makes_the_next_diff_empty() {
         let props = vec![prop("email", "string"), prop("order", "number"), prop("closed", "bool")];
-        let first = diff("t", &props, None, &[], ColumnBudget::POSTGRES);
-        let second = diff("t", &props, Some(&existing_of(&first)), &[], ColumnBudget::POSTGRES);
+        let first = diff("t", &props, None, &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        let second = diff("t", &props, Some(&existing_of(&first)), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
         assert!(second.is_empty(), "{:?}", second.changes);
     }
 
     #[test]
     fn added_property_becomes_a_column_and_archived_one_is_reported_not_dropped() {
         let before = vec![prop("email", "string"), prop("legacy", "string")];
-        let first = diff("t", &before, None, &[], ColumnBudget::POSTGRES);
+        let first = diff("t", &before, None, &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
         let mut after = vec![prop("email", "string"), prop("new_one", "datetime")];
         let mut archived = prop("legacy", "string");
         archived.archived = true;
         after.push(archived);
-        let plan = diff("t", &after, Some(&existing_of(&first)), &[], ColumnBudget::POSTGRES);
+        let plan = diff("t", &after, Some(&existing_of(&first)), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
         assert!(plan.changes.contains(&Change::AddColumn {
             column: Column { name: "new_one".into(), property: Some("new_one".into()), ty: ColumnType::Timestamp }
         }));
@@ -236,7 +288,8 @@ mod tests {
         assert_eq!(plan.target.retired, ["legacy"], "kept in the table, left out of batches");
         assert!(plan.target.column("legacy").is_none());
         let acknowledged = plan.removed_columns();
-        let next = diff("t", &after, Some(&existing_of(&plan)), &acknowledged, ColumnBudget::POSTGRES);
+        let next =
+            diff("t", &after, Some(&existing_of(&plan)), &acknowledged, &BTreeMap::new(), ColumnBudget::POSTGRES);
         assert!(next.is_empty(), "reported once: {:?}", next.changes);
     }
 
@@ -247,6 +300,7 @@ mod tests {
             &[prop("flag", "bool"), prop("when", "date"), prop("note", "string")],
             None,
             &[],
+            &BTreeMap::new(),
             ColumnBudget::POSTGRES,
         );
         let plan = diff(
@@ -254,6 +308,7 @@ mod tests {
             &[prop("flag", "string"), prop("when", "datetime"), prop("note", "number")],
             Some(&existing_of(&first)),
             &[],
+            &BTreeMap::new(),
             ColumnBudget::POSTGRES,
         );
         assert!(plan.changes.contains(&Change::Widen {
@@ -273,19 +328,20 @@ mod tests {
     #[test]
     fn beyond_the_column_budget_properties_overflow_deterministically() {
         let props: Vec<_> = (0..10).map(|i| prop(&format!("p{i:02}"), "string")).collect();
-        let plan = diff("t", &props, None, &[], ColumnBudget(6));
+        let plan = diff("t", &props, None, &[], &BTreeMap::new(), ColumnBudget(6));
         assert_eq!(plan.target.overflow, ["p06", "p07", "p08", "p09"]);
-        let again = diff("t", &props, Some(&existing_of(&plan)), &[], ColumnBudget(6));
+        let again = diff("t", &props, Some(&existing_of(&plan)), &[], &BTreeMap::new(), ColumnBudget(6));
         assert_eq!(again.target.overflow, ["p06", "p07", "p08", "p09"]);
         assert!(again.changes.iter().all(|c| matches!(c, Change::Overflow { .. })));
     }
 
     #[test]
     fn a_tampered_hsync_column_is_incompatible() {
-        let first = diff("t", &[prop("email", "string")], None, &[], ColumnBudget::POSTGRES);
+        let first = diff("t", &[prop("email", "string")], None, &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
         let mut existing = existing_of(&first);
         existing[1].ty = ColumnType::Boolean; // _hsync_cursor
-        let plan = diff("t", &[prop("email", "string")], Some(&existing), &[], ColumnBudget::POSTGRES);
+        let plan =
+            diff("t", &[prop("email", "string")], Some(&existing), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
         assert_eq!(plan.incompatible().count(), 1);
     }
 }

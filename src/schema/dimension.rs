@@ -15,7 +15,7 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::batch::typed_array;
-use super::{hsync_columns, parse_value, ColumnType, ExistingColumn, ParsedValue, Reject};
+use super::{hsync_columns, parse_value, storable_text, ColumnType, ExistingColumn, ParsedValue, Reject};
 
 /// When a refresh no longer found the row in HubSpot; NULL while HubSpot lists it.
 pub const REMOVED_AT: &str = "_hsync_removed_at";
@@ -176,16 +176,29 @@ pub fn build_dimension_batch(
         .map(|(i, (name, ty))| {
             let values = rows.iter().map(|row| match row.get(i).and_then(Option::as_deref) {
                 None => ParsedValue::Null,
-                Some(raw) => parse_value(*ty, raw).unwrap_or_else(|reason| {
-                    rejects.push(Reject {
-                        object: table.name.to_owned(),
-                        id: key_of(row),
-                        property: (*name).to_owned(),
-                        raw: raw.to_owned(),
-                        reason,
-                    });
-                    ParsedValue::Null
-                }),
+                Some(raw) => {
+                    let mut reject = |raw: String, reason: String| {
+                        rejects.push(Reject {
+                            object: table.name.to_owned(),
+                            id: key_of(row),
+                            property: (*name).to_owned(),
+                            raw,
+                            reason,
+                        })
+                    };
+                    match parse_value(*ty, raw) {
+                        Ok(parsed) => {
+                            if let Some(altered) = parsed.altered {
+                                reject(altered.raw, altered.reason.to_owned());
+                            }
+                            parsed.value
+                        }
+                        Err(reason) => {
+                            reject(storable_text(raw).1.map_or_else(|| raw.to_owned(), |a| a.raw), reason);
+                            ParsedValue::Null
+                        }
+                    }
+                }
             });
             typed_array(*ty, values, rows.len())
         })

@@ -7,11 +7,13 @@ mod batch;
 mod diff;
 pub mod dimension;
 mod mapping;
+pub mod naming;
 
-pub use batch::{build_batch, BuiltBatch, Reject};
+pub use batch::{build_batch, BuiltBatch, Reject, WHOLE_RECORD};
 pub use diff::{diff, Change, SchemaPlan};
 pub use mapping::{
-    column_name, column_type, format_decimal, parse_instant_ms, parse_value, ParsedValue, MAX_IDENTIFIER_BYTES,
+    column_name, column_type, format_decimal, parse_instant_ms, parse_value, storable_text, Altered, Parsed,
+    ParsedValue, MAX_IDENTIFIER_BYTES,
 };
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};

@@ -34,6 +34,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .route("/_sim/objects/{t}/touch", post(touch))
         .route("/_sim/objects/{t}/merge", post(merge))
         .route("/_sim/objects/{t}/{id}", axum::routing::patch(update))
+        .route("/_sim/objects/{t}/{id}/raw", axum::routing::put(put_raw))
         .route("/_sim/objects/{t}/{id}/{action}", post(record_action))
         .route("/_sim/properties/{t}", post(add_property))
         .route("/_sim/properties/{t}/{name}", axum::routing::delete(archive_property))
@@ -221,6 +222,52 @@ async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: 
     }
 }
 
+/// `PUT /_sim/objects/{t}/{id}/raw` with `{"properties": {"name": {"json": "<JSON text>",
+/// "value": "..."}}}`: the API sends each JSON text verbatim as the property's value (a lone
+/// surrogate escape, a number where a string belongs ...); `value` (optional, default: the JSON
+/// string's text, or the JSON text of any other value) is what the portal holds for search and
+/// ground truth. Counts as an update of the record.
+async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Response {
+    let body: Value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(props) = body.get("properties").and_then(Value::as_object) else {
+        return bad_request("properties must be an object of {json, value}");
+    };
+    let mut raw = BTreeMap::new();
+    for (name, spec) in props {
+        let Some(json) = spec.get("json").and_then(Value::as_str) else {
+            return bad_request(format!("properties.{name}.json must be a string of JSON text"));
+        };
+        let parsed = match serde_json::value::RawValue::from_string(json.to_owned()) {
+            Ok(parsed) => parsed,
+            Err(e) => return bad_request(format!("properties.{name}.json is not JSON text: {e}")),
+        };
+        let value = match spec.get("value") {
+            Some(Value::String(v)) => Some(v.clone()),
+            Some(Value::Null) => None,
+            Some(_) => return bad_request(format!("properties.{name}.value must be a string or null")),
+            None => match serde_json::from_str::<Value>(json) {
+                Ok(Value::String(v)) => Some(v),
+                Ok(Value::Null) | Err(_) => None,
+                Ok(other) => Some(other.to_string()),
+            },
+        };
+        raw.insert(name.clone(), (parsed, value));
+    }
+    let now = state.clock.now();
+    let mut portal = state.portal();
+    let ti = match type_of(&portal, &t) {
+        Ok(ti) => ti,
+        Err(r) => return r,
+    };
+    match portal.set_raw_json(ti, id, now, raw) {
+        Ok(rec) => Json(record_summary(&rec)).into_response(),
+        Err(e) => mutation(&e),
+    }
+}
+
 async fn record_action(State(state): Shared, Path((t, id, action)): Path<(String, u64, String)>) -> Response {
     let now = state.clock.now();
     let mut portal = state.portal();
@@ -334,7 +381,8 @@ async fn add_property(State(state): Shared, Path(t): Path<String>, body: Bytes) 
         Ok(v) => v,
         Err(r) => return r,
     };
-    let def = match super::api::property_from_body(&body) {
+    let unchecked = body.get("unchecked").and_then(Value::as_bool).unwrap_or(false);
+    let def = match super::api::property_from_body(&body, !unchecked) {
         Ok(d) => d,
         Err(m) => return bad_request(m),
     };

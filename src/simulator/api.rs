@@ -365,11 +365,9 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
         (Rendered::of(&portal, ti), rec, assoc, store.def.default_properties.clone())
     };
     let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
-    let mut body = render.record(&rec, &props, false, assoc);
-    if let Some(h) = q.list("propertiesWithHistory") {
-        body["propertiesWithHistory"] = history_json(&render.ctx, &rec, &h);
-    }
-    json_response(StatusCode::OK, &body)
+    let props = in_key_order(&render.ctx.properties.defs, &props);
+    let history = q.list("propertiesWithHistory").map(|h| history_json(&render.ctx, &rec, &h));
+    json_response(StatusCode::OK, &RecordView { associations: assoc, history, ..render.view(&rec, &props, false) })
 }
 
 fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
@@ -624,19 +622,29 @@ async fn batch(
     }
 }
 
-fn batch_envelope(now: i64, results: Vec<Value>, errors: Vec<Value>) -> Response {
-    let mut body = json!({
-        "status": "COMPLETE",
-        "results": results,
-        "startedAt": iso_millis(now),
-        "completedAt": iso_millis(now),
-    });
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        body["numErrors"] = json!(errors.len());
-        body["errors"] = Value::Array(errors);
-        StatusCode::MULTI_STATUS
+/// A batch answer: 200, or 207 when some inputs failed. Its keys come out sorted, as from a
+/// `serde_json::Map`, and its results are serialized straight (records may carry raw values).
+fn batch_envelope(now: i64, results: impl serde::Serialize, errors: Vec<Value>) -> Response {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct BatchBody<R> {
+        completed_at: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        num_errors: Option<usize>,
+        results: R,
+        started_at: String,
+        status: &'static str,
+    }
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let body = BatchBody {
+        completed_at: iso_millis(now),
+        num_errors: (!errors.is_empty()).then_some(errors.len()),
+        errors,
+        results,
+        started_at: iso_millis(now),
+        status: "COMPLETE",
     };
     json_response(status, &body)
 }
@@ -684,7 +692,8 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
         (Rendered::of(&portal, ti), found, missing, store.def.upper.clone(), store.def.default_properties.clone())
     };
     let props = select(&render.ctx, names.as_deref(), &defaults);
-    let results = found.iter().map(|r| render.record(r, &props, false, None)).collect();
+    let props = in_key_order(&render.ctx.properties.defs, &props);
+    let results: Vec<RecordView<'_>> = found.iter().map(|r| render.view(r, &props, false)).collect();
     let errors = if missing.is_empty() {
         Vec::new()
     } else {
@@ -727,7 +736,7 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     }
     let render = Rendered::of(&portal, ti);
     drop(portal);
-    let results = written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
+    let results: Vec<Value> = written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
     let status_ok = batch_envelope(now, results, Vec::new());
     if op == "create" {
         let (mut parts, body) = status_ok.into_parts();
@@ -792,10 +801,15 @@ fn property_groups(portal: &Portal, ti: TypeIdx) -> Response {
 }
 
 /// Builds a property definition from HubSpot's `PropertyCreate` body.
-pub fn property_from_body(body: &Value) -> Result<PropertyDef, String> {
+/// A property definition from a create body. `check_name` applies HubSpot's rule for names
+/// created through the API; the admin API may skip it to model what older portals and
+/// integrations hold (names with capitals, `id`, an empty name).
+pub fn property_from_body(body: &Value, check_name: bool) -> Result<PropertyDef, String> {
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     let name = text("name").ok_or("name is required")?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if check_name
+        && (name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+    {
         return Err(format!("Property name \"{name}\" must be lower-case letters, digits and underscores"));
     }
     let kind = text("type").ok_or("type is required")?;
@@ -837,7 +851,7 @@ async fn create_property(State(state): Shared, Path(t): Path<String>, body: Byte
         Ok(v) => v,
         Err(r) => return r,
     };
-    let def = match property_from_body(&body) {
+    let def = match property_from_body(&body, true) {
         Ok(d) => d,
         Err(m) => return validation_error(&m),
     };

@@ -775,6 +775,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
                     archived_at: None,
                     written: BTreeMap::new(),
                     merged_ids: Vec::new(),
+                    raw_json: BTreeMap::new(),
                 }),
             );
             ids.push(id);

@@ -101,6 +101,10 @@ pub struct Record {
     /// Explicit writes; `None` means the property was cleared.
     pub written: BTreeMap<String, Option<String>>,
     pub merged_ids: Vec<u64>,
+    /// Values sent as this JSON text instead of their written string (the admin API's hostile
+    /// data: lone surrogate escapes, numbers or objects where HubSpot documents strings). A
+    /// later write of the property drops its override.
+    pub raw_json: BTreeMap<String, Box<serde_json::value::RawValue>>,
 }
 
 /// The property definitions of one type, with a name index.
@@ -465,6 +469,7 @@ impl Portal {
             archived_at: None,
             written,
             merged_ids: Vec::new(),
+            raw_json: BTreeMap::new(),
         });
         self.publish(t, now, Arc::clone(&rec));
         Ok(rec)
@@ -482,7 +487,30 @@ impl Portal {
         let id = self.resolve_merged(t, id);
         let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(old);
+        rec.raw_json.retain(|name, _| !props.contains_key(name));
         rec.written.extend(props);
+        rec.updated_at = now.max(rec.updated_at);
+        let rec = Arc::new(rec);
+        self.publish(t, now, Arc::clone(&rec));
+        Ok(rec)
+    }
+
+    /// Makes the API send `raw` (property name to JSON text) for a live record's properties from
+    /// now on, as an update at `now`; `written` is what the portal holds for them (search and
+    /// ground truth).
+    pub fn set_raw_json(
+        &mut self,
+        t: TypeIdx,
+        id: u64,
+        now: Millis,
+        raw: BTreeMap<String, (Box<serde_json::value::RawValue>, Option<String>)>,
+    ) -> Result<Arc<Record>, MutationError> {
+        let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
+        let mut rec = Record::clone(old);
+        for (name, (json, written)) in raw {
+            rec.written.insert(name.clone(), written);
+            rec.raw_json.insert(name, json);
+        }
         rec.updated_at = now.max(rec.updated_at);
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));

@@ -108,6 +108,10 @@ impl Serialize for PropertiesView<'_> {
         let mut map = s.serialize_map(None)?;
         for &i in view.style.properties {
             let def: &PropertyDef = &defs[i];
+            if let Some(raw) = view.rec.raw_json.get(&def.name) {
+                map.serialize_entry(&def.name, raw)?;
+                continue;
+            }
             match view.ctx.value(view.rec, def) {
                 Some(v) => map.serialize_entry(&def.name, &*v)?,
                 None if view.style.nulls => map.serialize_entry(&def.name, &Value::Null)?,

@@ -50,6 +50,26 @@ pub struct PropertySnapshot {
     pub acknowledged_removed: Vec<String>,
 }
 
+/// The columns given to an object's properties, and the properties no column can carry (see
+/// `schema::naming`). Entries are recorded once and never changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ColumnMap {
+    /// Property to column.
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// Property to the reason it has no column.
+    pub unmappable: std::collections::BTreeMap<String, String>,
+}
+
+/// A property name as the state store keeps it: a NUL (which Postgres text cannot hold, and
+/// only an unmappable name has) is written as the text `\u0000`.
+pub fn stored_property_name(property: &str) -> std::borrow::Cow<'_, str> {
+    if property.contains('\0') {
+        std::borrow::Cow::Owned(property.replace('\0', "\\u0000"))
+    } else {
+        std::borrow::Cow::Borrowed(property)
+    }
+}
+
 /// A state store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -107,4 +127,11 @@ pub trait StateStore: Send + Sync {
     fn load_snapshot(&self, object: &str) -> impl Future<Output = Result<Option<PropertySnapshot>, Error>> + Send;
 
     fn save_snapshot(&self, snapshot: &PropertySnapshot) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The columns recorded for `object`'s properties (names as [`stored_property_name`] keeps
+    /// them).
+    fn load_column_map(&self, object: &str) -> impl Future<Output = Result<ColumnMap, Error>> + Send;
+
+    /// Records new entries of `object`'s column map; an entry already recorded is kept as it is.
+    fn record_column_map(&self, object: &str, map: &ColumnMap) -> impl Future<Output = Result<(), Error>> + Send;
 }

@@ -14,7 +14,8 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 
-use super::{Checkpoint, Error, PropertySnapshot, RunRecord, StateStore};
+use super::sqlite::{column_map_of, column_map_rows};
+use super::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, StateStore};
 use crate::destination::postgres::{connect_pool, sql, statement};
 use crate::hubspot::model::PropertyDefinition;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
@@ -229,6 +230,36 @@ impl StateStore for PostgresStateStore {
         .await
         .map_err(|e| state_error(action, e))?;
         Ok(())
+    }
+
+    async fn load_column_map(&self, object: &str) -> Result<ColumnMap, Error> {
+        let rows: Vec<(String, Option<String>, Option<String>)> =
+            sqlx::query_as("select property, column_name, reason from column_map where object = $1")
+                .bind(object)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| state_error("load the column map", e))?;
+        Ok(column_map_of(rows))
+    }
+
+    async fn record_column_map(&self, object: &str, map: &ColumnMap) -> Result<(), Error> {
+        let action = "record the column map";
+        let mut tx = self.pool.begin().await.map_err(|e| state_error(action, e))?;
+        for (property, column, reason) in column_map_rows(map) {
+            sqlx::query(
+                "insert into column_map (object, property, column_name, reason)\n\
+                 values ($1, $2, $3, $4)\n\
+                 on conflict (object, property) do nothing",
+            )
+            .bind(object)
+            .bind(property)
+            .bind(column)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| state_error(action, e))?;
+        }
+        tx.commit().await.map_err(|e| state_error(action, e))
     }
 }
 

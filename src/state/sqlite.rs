@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::{Checkpoint, Error, PropertySnapshot, RunRecord, StateStore};
+use super::{stored_property_name, Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, StateStore};
 use crate::destination;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 
@@ -33,6 +33,8 @@ const RECENT_RUNS: &str = "select stream, started_at, finished_at, status, rows_
 const LOAD_SNAPSHOT: &str =
     "select object, properties, acknowledged_removed\nfrom _hsync_property_snapshots\nwhere object = ?1";
 const SAVE_SNAPSHOT: &str = "insert into _hsync_property_snapshots (object, properties, acknowledged_removed, updated_at)\nvalues (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\non conflict (object) do update\nset properties = excluded.properties,\n    acknowledged_removed = excluded.acknowledged_removed,\n    updated_at = excluded.updated_at";
+const LOAD_COLUMN_MAP: &str = "select property, column_name, reason\nfrom _hsync_column_map\nwhere object = ?1";
+const RECORD_COLUMN: &str = "insert into _hsync_column_map (object, property, column_name, reason, recorded_at)\nvalues (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\non conflict (object, property) do nothing";
 /// The budget ledger has one row, keyed by this name.
 const BUDGET_LEDGER: &str = "daily";
 const LOAD_BUDGET: &str = "select day, reserved\nfrom _hsync_budget\nwhere ledger = ?1";
@@ -289,6 +291,50 @@ impl StateStore for SqliteStateStore {
             .map_err(|e| error("save a property snapshot", e))?;
         Ok(())
     }
+
+    async fn load_column_map(&self, object: &str) -> Result<ColumnMap, Error> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(LOAD_COLUMN_MAP)
+            .bind(object)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| error("load the column map", e))?;
+        Ok(column_map_of(rows))
+    }
+
+    async fn record_column_map(&self, object: &str, map: &ColumnMap) -> Result<(), Error> {
+        let action = "record the column map";
+        let mut tx = self.pool.begin().await.map_err(|e| error(action, e))?;
+        for (property, column, reason) in column_map_rows(map) {
+            sqlx::query(RECORD_COLUMN)
+                .bind(object)
+                .bind(property)
+                .bind(column)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| error(action, e))?;
+        }
+        tx.commit().await.map_err(|e| error(action, e))
+    }
+}
+
+/// A column map from its stored rows (property, column, reason).
+pub(crate) fn column_map_of(rows: Vec<(String, Option<String>, Option<String>)>) -> ColumnMap {
+    let mut map = ColumnMap::default();
+    for (property, column, reason) in rows {
+        match column {
+            Some(column) => map.columns.insert(property, column),
+            None => map.unmappable.insert(property, reason.unwrap_or_default()),
+        };
+    }
+    map
+}
+
+/// A column map's entries as rows to store (property, column, reason).
+pub(crate) fn column_map_rows(map: &ColumnMap) -> impl Iterator<Item = (String, Option<&str>, Option<&str>)> {
+    let columns = map.columns.iter().map(|(p, c)| (stored_property_name(p).into_owned(), Some(c.as_str()), None));
+    let unmappable = map.unmappable.iter().map(|(p, r)| (stored_property_name(p).into_owned(), None, Some(r.as_str())));
+    columns.chain(unmappable)
 }
 
 impl BudgetStore for SqliteStateStore {

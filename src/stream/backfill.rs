@@ -106,6 +106,15 @@ pub async fn run<D: Destination, S: StateStore>(
     };
     loop {
         let Some(last) = page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).max() else {
+            if !page.results.is_empty() {
+                // Records without a readable id cannot be stepped over: ending here would drop
+                // every record after them.
+                return Err(Error::Unreadable {
+                    stream: stream.clone(),
+                    range: format!("ids above {after_id}"),
+                    detail: format!("none of the {} records of the page has a readable id", page.results.len()),
+                });
+            }
             let done =
                 BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows };
             runner.commit(&done.checkpoint(name)).await?;
@@ -207,7 +216,11 @@ async fn search_after<D: Destination, S: StateStore>(
         PAGE,
         0,
     )?;
-    Ok(runner.client.search(&table.object.api_name, &request).await?)
+    runner
+        .client
+        .search(&table.object.api_name, &request)
+        .await
+        .map_err(|e| Error::from(e).at_range(&backfill_stream(&table.object.table), || format!("ids above {after_id}")))
 }
 
 fn stopped(name: &str, after_id: i64, report: Report) -> Report {

@@ -109,7 +109,12 @@ pub async fn pass<D: Destination, S: StateStore>(
         if shutdown.is_cancelled() {
             return Ok(report);
         }
-        let page = runner.client.search(&table.object.api_name, &request(table, &current)?).await?;
+        let range = || current.describe();
+        let page = runner
+            .client
+            .search(&table.object.api_name, &request(table, &current)?)
+            .await
+            .map_err(|e| Error::from(e).at_range(&cdc_stream(name), range))?;
         let keys: Vec<(i64, i64)> = page
             .results
             .iter()
@@ -119,6 +124,17 @@ pub async fn pass<D: Destination, S: StateStore>(
         // ends the pass like a partial one, saving the empty search that would only confirm it.
         let holds_the_rest = page.paging.is_none() && page.total <= page.results.len() as u64;
         let full = page.results.len() as u32 == PAGE && !holds_the_rest;
+        if full && keys.is_empty() {
+            // No position to move past them: ending the pass here would skip what follows.
+            return Err(Error::Unreadable {
+                stream: cdc_stream(name),
+                range: range(),
+                detail: format!(
+                    "none of the {} records of a full page has a readable id and last-modified time",
+                    page.results.len()
+                ),
+            });
+        }
         position = next_position(&current, &PageSummary { keys, full });
         let now = runner.clock.now().timestamp_millis();
         watermark = durable_watermark(watermark, position.as_ref(), now, pass_started_ms, settle_ms);

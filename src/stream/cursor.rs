@@ -34,6 +34,24 @@ pub enum CdcPosition {
     Tie { at_ms: i64, after_id: i64 },
 }
 
+impl CdcPosition {
+    /// The records this position reads, in words for messages.
+    pub fn describe(&self) -> String {
+        let at =
+            |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339());
+        match self {
+            CdcPosition::From { from_ms } => format!("records modified from {}", at(*from_ms)),
+            CdcPosition::Past { at_ms, seen } => {
+                format!("records modified from {} (past {} already read)", at(*at_ms), seen.len())
+            }
+            CdcPosition::After { after_ms } => format!("records modified after {}", at(*after_ms)),
+            CdcPosition::Tie { at_ms, after_id } => {
+                format!("records modified at {} with ids above {after_id}", at(*at_ms))
+            }
+        }
+    }
+}
+
 /// What one page said: its records' `(cursor, id)` in the order HubSpot returned them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageSummary {

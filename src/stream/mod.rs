@@ -33,6 +33,10 @@ pub enum Error {
     /// HubSpot changed a property in a way hsync will not apply by itself.
     #[error("table {table}: column {column} cannot follow HubSpot's change ({reason}); alter or rename the column by hand, then run again (other objects keep syncing)")]
     Incompatible { table: String, column: String, reason: String },
+    /// HubSpot's records at one position of a stream could not be read, so the stream cannot
+    /// move past them; only this stream stops.
+    #[error("{stream}: the records at {range} could not be read ({detail}); this stream stops here and the other streams go on; the rejects table has what could be read; rerun after HubSpot's data is fixed")]
+    Unreadable { stream: String, range: String, detail: String },
     /// The command does not fit the stream's state.
     #[error("{0}")]
     Precondition(String),
@@ -46,9 +50,21 @@ impl Classify for Error {
             Error::HubSpot(e) => e.class(),
             Error::Destination(e) => e.class(),
             Error::State(e) => e.class(),
-            Error::Incompatible { .. } => ErrorClass::Data,
+            Error::Incompatible { .. } | Error::Unreadable { .. } => ErrorClass::Data,
             Error::Precondition(_) => ErrorClass::Config,
             Error::Bug(_) => ErrorClass::Bug,
+        }
+    }
+}
+
+impl Error {
+    /// Names the record range of a page HubSpot's answer for could not be read at all.
+    pub(crate) fn at_range(self, stream: &str, range: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::HubSpot(e @ crate::hubspot::Error::Unreadable { .. }) => {
+                Error::Unreadable { stream: stream.to_owned(), range: range(), detail: e.to_string() }
+            }
+            other => other,
         }
     }
 }

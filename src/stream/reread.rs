@@ -10,7 +10,7 @@ use super::runner::{PreparedTable, Runner};
 use super::Error;
 use crate::destination::Destination;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
-use crate::schema::{column_name, hsync_columns};
+use crate::schema::hsync_columns;
 use crate::state::{Checkpoint, StateStore};
 
 /// The checkpoint stream of a table's re-read.
@@ -70,11 +70,17 @@ pub async fn run<D: Destination, S: StateStore>(
     let RereadState::Running { properties, mut after_id } = serde_json::from_value(saved.state)
         .map_err(|e| Error::Bug(format!("unreadable re-read state for {name}: {e}")))?;
     let cursor = table.object.cursor_property;
-    let wanted: Vec<String> =
-        properties.iter().filter(|p| table.schema.column(&column_name(p)).is_some()).cloned().collect();
+    let property_columns: Vec<(String, String)> = properties
+        .iter()
+        .filter_map(|p| {
+            let column = table.schema.columns.iter().find(|c| c.property.as_deref() == Some(p.as_str()))?;
+            Some((p.clone(), column.name.clone()))
+        })
+        .collect();
+    let wanted: Vec<String> = property_columns.iter().map(|(p, _)| p.clone()).collect();
     let mut columns: Vec<String> =
         vec![hsync_columns::ID.into(), hsync_columns::CURSOR.into(), hsync_columns::SYNCED_AT.into()];
-    columns.extend(wanted.iter().map(|p| column_name(p)));
+    columns.extend(property_columns.into_iter().map(|(_, c)| c));
     let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut request_properties = wanted.clone();
     request_properties.push(cursor.to_owned());

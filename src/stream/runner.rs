@@ -11,8 +11,8 @@ use crate::destination::{Destination, DimensionOutcome, Edge, EdgeOutcome, Merge
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::schema::dimension::DimensionBatch;
-use crate::schema::{build_batch, diff, BuiltBatch, Change, Reject, TableSchema};
-use crate::state::{Checkpoint, PropertySnapshot, StateStore};
+use crate::schema::{build_batch, diff, BuiltBatch, Change, Reject, SchemaPlan, TableSchema};
+use crate::state::{stored_property_name, Checkpoint, ColumnMap, PropertySnapshot, StateStore};
 
 use super::Error;
 
@@ -44,6 +44,18 @@ pub struct PreparedTable {
     pub added: Vec<String>,
 }
 
+/// A schema plan with what applying it needs (see [`Runner::plan_schema`]).
+#[derive(Clone, Debug)]
+pub struct PlannedSchema {
+    pub plan: SchemaPlan,
+    /// The property definitions the plan was made from.
+    pub properties: Vec<PropertyDefinition>,
+    pub snapshot: PropertySnapshot,
+    pub recorded: ColumnMap,
+    /// Whether the table existed when planned.
+    pub existed: bool,
+}
+
 /// Shared handles for every stream.
 #[derive(Debug)]
 pub struct Runner<D, S> {
@@ -58,27 +70,18 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
     /// Reads the object's property definitions, plans the drift and applies it (never drops;
     /// an incompatible change stops this object only).
     pub async fn prepare(&self, object: &ObjectRef) -> Result<PreparedTable, Error> {
-        let all: Vec<PropertyDefinition> = self.client.properties(&object.api_name, false).await?;
-        let properties: Vec<PropertyDefinition> =
-            all.into_iter().filter(|p| self.filter.keeps(&p.name, object.cursor_property)).collect();
-        let existing = self.dest.describe(&object.table).await?;
-        let snapshot = self.state.load_snapshot(&object.table).await?.unwrap_or_default();
-        let plan = diff(
-            &object.table,
-            &properties,
-            existing.as_deref(),
-            &snapshot.acknowledged_removed,
-            self.dest.column_budget(),
-        );
-        if let Some(Change::Incompatible { column, reason, .. }) = plan.incompatible().next() {
+        let planned = self.plan_schema(object).await?;
+        if let Some(Change::Incompatible { column, reason, .. }) = planned.plan.incompatible().next() {
             return Err(Error::Incompatible {
                 table: object.table.clone(),
                 column: column.clone(),
                 reason: reason.clone(),
             });
         }
-        let added: Vec<String> = if existing.is_some() {
-            plan.changes
+        let added: Vec<String> = if planned.existed {
+            planned
+                .plan
+                .changes
                 .iter()
                 .filter_map(|c| match c {
                     Change::AddColumn { column } => column.property.clone(),
@@ -88,23 +91,78 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         } else {
             Vec::new()
         };
+        let names = planned.properties.iter().map(|p| p.name.clone()).collect();
+        let schema = self.apply_schema(planned).await?;
+        Ok(PreparedTable { object: object.clone(), schema, properties: names, added })
+    }
+
+    /// Reads the object's property definitions (as the property filter keeps them) and plans
+    /// the drift against the table and the recorded column map, changing nothing.
+    pub async fn plan_schema(&self, object: &ObjectRef) -> Result<PlannedSchema, Error> {
+        let all: Vec<PropertyDefinition> = self.client.properties(&object.api_name, false).await?;
+        let properties: Vec<PropertyDefinition> =
+            all.into_iter().filter(|p| self.filter.keeps(&p.name, object.cursor_property)).collect();
+        let existing = self.dest.describe(&object.table).await?;
+        let snapshot = self.state.load_snapshot(&object.table).await?.unwrap_or_default();
+        let recorded = self.state.load_column_map(&object.table).await?;
+        let plan = diff(
+            &object.table,
+            &properties,
+            existing.as_deref(),
+            &snapshot.acknowledged_removed,
+            &recorded.columns,
+            self.dest.column_budget(),
+        );
+        Ok(PlannedSchema { plan, properties, snapshot, recorded, existed: existing.is_some() })
+    }
+
+    /// Applies a plan from [`Runner::plan_schema`]: records the columns it gives to properties
+    /// (before altering, so a crash in between cannot give a property another column next
+    /// time), records newly unmappable properties as rejects, alters the table and saves the
+    /// property snapshot. Returns the table's layout.
+    pub async fn apply_schema(&self, planned: PlannedSchema) -> Result<TableSchema, Error> {
+        let PlannedSchema { plan, properties, snapshot, recorded, .. } = planned;
+        let table = plan.table.clone();
+        let mut new_entries = ColumnMap { columns: plan.assigned.iter().cloned().collect(), ..ColumnMap::default() };
+        let mut rejects = Vec::new();
+        for change in &plan.changes {
+            let Change::Unmappable { property, reason } = change else { continue };
+            tracing::warn!(table = %table, reason = %reason, "a property has no column and is skipped; see _hsync_rejects");
+            let stored = stored_property_name(property).into_owned();
+            if !recorded.unmappable.contains_key(&stored) {
+                rejects.push(Reject {
+                    object: table.clone(),
+                    id: String::new(),
+                    property: stored.clone(),
+                    raw: stored.clone(),
+                    reason: format!("{reason}; the property is skipped (rename it in HubSpot to sync it)"),
+                });
+                new_entries.unmappable.insert(stored, reason.clone());
+            }
+        }
+        if !new_entries.columns.is_empty() || !new_entries.unmappable.is_empty() {
+            self.state.record_column_map(&table, &new_entries).await?;
+        }
+        if !rejects.is_empty() {
+            // Rejects outside a batch: a dimension replace of no tables writes just them.
+            let now = self.clock.now().timestamp_millis();
+            self.dest.replace_dimensions(&[], now, &rejects, None).await?;
+        }
         if plan.alters() {
             self.dest.alter(&plan).await?;
-            tracing::info!(table = %object.table, changes = plan.changes.len(), "applied schema plan");
+            tracing::info!(table = %table, changes = plan.changes.len(), "applied schema plan");
         }
         let mut acknowledged = snapshot.acknowledged_removed;
         acknowledged.extend(plan.removed_columns());
         acknowledged.sort();
         acknowledged.dedup();
-        let names = properties.iter().map(|p| p.name.clone()).collect();
+        // A NUL cannot be stored in the snapshot (Postgres jsonb refuses it); such a property has
+        // no column anyway.
+        let properties = properties.into_iter().filter(|p| !p.name.contains('\0')).collect();
         self.state
-            .save_snapshot(&PropertySnapshot {
-                object: object.table.clone(),
-                properties,
-                acknowledged_removed: acknowledged,
-            })
+            .save_snapshot(&PropertySnapshot { object: table, properties, acknowledged_removed: acknowledged })
             .await?;
-        Ok(PreparedTable { object: object.clone(), schema: plan.target, properties: names, added })
+        Ok(plan.target)
     }
 
     /// Writes one batch and commits `checkpoint` with it.

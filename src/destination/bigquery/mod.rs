@@ -718,7 +718,10 @@ impl Destination for BigQueryDestination {
                         ),
                     })
                 }
-                Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => {}
+                Change::Incompatible { .. }
+                | Change::Overflow { .. }
+                | Change::PropertyRemoved { .. }
+                | Change::Unmappable { .. } => {}
             }
         }
         if !added.is_empty() {

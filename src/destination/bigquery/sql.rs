@@ -101,7 +101,10 @@ pub fn render_plan(ds: Dataset, plan: &SchemaPlan) -> Vec<String> {
             Change::Widen { column, from, to } => Some(format!(
                 "-- {column}: BigQuery cannot change {from:?} to {to:?} in place; hsync stops this stream"
             )),
-            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => None,
+            Change::Incompatible { .. }
+            | Change::Overflow { .. }
+            | Change::PropertyRemoved { .. }
+            | Change::Unmappable { .. } => None,
         })
         .collect()
 }
@@ -535,7 +538,7 @@ mod tests {
             .iter()
             .map(|(n, t)| serde_json::from_value(serde_json::json!({ "name": n, "type": t })).expect("property"))
             .collect();
-        let create = diff("deals", &props, None, &[], crate::schema::ColumnBudget(10_000));
+        let create = diff("deals", &props, None, &[], &Default::default(), crate::schema::ColumnBudget(10_000));
         let existing: Vec<ExistingColumn> = TableSchema::hsync_columns()
             .into_iter()
             .map(|c| ExistingColumn { name: c.name, ty: c.ty })
@@ -552,7 +555,14 @@ mod tests {
                     serde_json::from_value(serde_json::json!({ "name": n, "type": t })).expect("property")
                 }))
                 .collect();
-        let alter = diff("deals", &more, Some(existing.as_slice()), &[], crate::schema::ColumnBudget(10_000));
+        let alter = diff(
+            "deals",
+            &more,
+            Some(existing.as_slice()),
+            &[],
+            &Default::default(),
+            crate::schema::ColumnBudget(10_000),
+        );
         let mut all = render_plan(DS, &create);
         all.extend(render_plan(DS, &alter));
         insta::assert_snapshot!(all.join(";\n\n"));

@@ -279,7 +279,7 @@ pub fn render_plan(plan: &SchemaPlan) -> Vec<String> {
                 type_name(*from),
                 type_name(*to)
             )),
-            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => None,
+            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } | Change::Unmappable { .. } => None,
         })
         .collect()
 }
@@ -303,13 +303,14 @@ mod tests {
             &props(&[("amount", "number"), ("closed", "date"), ("order", "string")]),
             None,
             &[],
+            &Default::default(),
             ColumnBudget(10_000),
         );
         insta::assert_snapshot!("plan_create", render_plan(&first).join("\n"));
         let existing: Vec<ExistingColumn> =
             first.target.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
         let next = props(&[("amount", "number"), ("closed", "datetime"), ("order", "string"), ("has\"quote", "bool")]);
-        let plan = diff("deals", &next, Some(&existing), &[], ColumnBudget(10_000));
+        let plan = diff("deals", &next, Some(&existing), &[], &Default::default(), ColumnBudget(10_000));
         insta::assert_snapshot!("plan_alter", render_plan(&plan).join("\n"));
     }
 

@@ -418,9 +418,10 @@ fn altered(table: &str, existing: Option<TableFile>, plan: &SchemaPlan) -> Resul
                 target.ty = *to;
                 continue;
             }
-            PlanChange::Incompatible { .. } | PlanChange::Overflow { .. } | PlanChange::PropertyRemoved { .. } => {
-                continue
-            }
+            PlanChange::Incompatible { .. }
+            | PlanChange::Overflow { .. }
+            | PlanChange::PropertyRemoved { .. }
+            | PlanChange::Unmappable { .. } => continue,
         };
         let file = file.get_or_insert_with(|| TableFile::new(table, &[hsync_columns::ID], Vec::new()));
         for column in wanted {

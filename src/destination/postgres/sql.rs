@@ -87,7 +87,10 @@ pub fn render_plan(schema: &str, plan: &SchemaPlan) -> Vec<String> {
             Change::CreateTable { schema: table } => Some(render_create_table(schema, table)),
             Change::AddColumn { column } => Some(render_add_column(schema, &plan.table, column)),
             Change::Widen { column, from, to } => Some(render_widen(schema, &plan.table, column, *from, *to)),
-            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => None,
+            Change::Incompatible { .. }
+            | Change::Overflow { .. }
+            | Change::PropertyRemoved { .. }
+            | Change::Unmappable { .. } => None,
         })
         .collect()
 }
@@ -528,7 +531,7 @@ mod tests {
             .zip(["string", "number", "bool", "date", "datetime", "json", "enumeration"])
             .map(|(n, t)| serde_json::from_value(serde_json::json!({ "name": n, "type": t })).unwrap())
             .collect();
-        diff("select", &props, None, &[], ColumnBudget::POSTGRES).target
+        diff("select", &props, None, &[], &Default::default(), ColumnBudget::POSTGRES).target
     }
 
     fn awkward_columns() -> Vec<&'static str> {
@@ -604,12 +607,13 @@ mod tests {
                 .map(|(n, t)| serde_json::from_value(serde_json::json!({ "name": n, "type": t })).unwrap())
                 .collect()
         };
-        let first = diff("deals", &props(["number", "bool", "date"]), None, &[], ColumnBudget::POSTGRES);
+        let first =
+            diff("deals", &props(["number", "bool", "date"]), None, &[], &Default::default(), ColumnBudget::POSTGRES);
         let existing: Vec<ExistingColumn> =
             first.target.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
         let mut next = props(["number", "string", "datetime"]);
         next.push(serde_json::from_value(serde_json::json!({ "name": "user", "type": "string" })).unwrap());
-        let plan = diff("deals", &next, Some(&existing), &[], ColumnBudget::POSTGRES);
+        let plan = diff("deals", &next, Some(&existing), &[], &Default::default(), ColumnBudget::POSTGRES);
         insta::assert_snapshot!("plan", render_plan("hubspot", &plan).join(";\n\n"));
     }
 

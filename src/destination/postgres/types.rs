@@ -303,7 +303,7 @@ mod tests {
     }
 
     fn decimal(s: &str) -> i256 {
-        let ParsedValue::Decimal(v) = parse_value(ColumnType::Decimal, s).unwrap() else { panic!("{s}") };
+        let ParsedValue::Decimal(v) = parse_value(ColumnType::Decimal, s).unwrap().value else { panic!("{s}") };
         v
     }
 

@@ -133,7 +133,10 @@ pub fn render_plan(location: &Location, plan: &SchemaPlan) -> Vec<String> {
                     )
                 }))
             }
-            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => None,
+            Change::Incompatible { .. }
+            | Change::Overflow { .. }
+            | Change::PropertyRemoved { .. }
+            | Change::Unmappable { .. } => None,
         })
         .collect()
 }
@@ -588,7 +591,7 @@ mod tests {
             .zip(["string", "number", "bool", "date", "datetime", "json", "enumeration"])
             .map(|(n, t)| serde_json::from_value(serde_json::json!({ "name": n, "type": t })).unwrap())
             .collect();
-        diff("select", &props, None, &[], ColumnBudget(1_000)).target
+        diff("select", &props, None, &[], &Default::default(), ColumnBudget(1_000)).target
     }
 
     #[test]
@@ -623,12 +626,13 @@ mod tests {
                 .map(|(n, t)| serde_json::from_value(serde_json::json!({ "name": n, "type": t })).unwrap())
                 .collect()
         };
-        let first = diff("deals", &props(["number", "number", "date"]), None, &[], ColumnBudget(1_000));
+        let first =
+            diff("deals", &props(["number", "number", "date"]), None, &[], &Default::default(), ColumnBudget(1_000));
         let existing: Vec<ExistingColumn> =
             first.target.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
         let mut next = props(["number", "string", "datetime"]);
         next.push(serde_json::from_value(serde_json::json!({ "name": "user", "type": "json" })).unwrap());
-        let plan = diff("deals", &next, Some(&existing), &[], ColumnBudget(1_000));
+        let plan = diff("deals", &next, Some(&existing), &[], &Default::default(), ColumnBudget(1_000));
         insta::assert_snapshot!("plan", render_plan(&here(), &plan).join(";\n\n"));
     }
 

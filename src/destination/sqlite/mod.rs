@@ -428,7 +428,10 @@ impl Destination for SqliteDestination {
                     Self::create_missing(&mut tx, table, &mut existing, &wanted).await?;
                 }
                 Change::Widen { column, to, .. } => widen.push((column, *to)),
-                Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } => {}
+                Change::Incompatible { .. }
+                | Change::Overflow { .. }
+                | Change::PropertyRemoved { .. }
+                | Change::Unmappable { .. } => {}
             }
         }
         if !widen.is_empty() {

@@ -204,11 +204,11 @@ mod tests {
 
     #[test]
     fn batch_values_are_exact_and_nulls_stay_null() {
-        let ParsedValue::Decimal(tenth) = parse_value(ColumnType::Decimal, "0.1").expect("parses") else {
+        let ParsedValue::Decimal(tenth) = parse_value(ColumnType::Decimal, "0.1").expect("parses").value else {
             panic!("a decimal")
         };
         let ParsedValue::Decimal(wide) =
-            parse_value(ColumnType::Decimal, "123456789012345678901234.56789").expect("parses")
+            parse_value(ColumnType::Decimal, "123456789012345678901234.56789").expect("parses").value
         else {
             panic!("a decimal")
         };

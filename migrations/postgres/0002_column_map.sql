@@ -1,0 +1,12 @@
+-- The column each property of an object table was given (src/schema/naming.rs): recorded once
+-- and never changed, so a property keeps its column whatever properties appear later. A
+-- property whose name no column can carry has no column and a reason instead (a NUL in such a
+-- name is stored as the text \u0000, which Postgres text cannot hold).
+create table column_map (
+    object text not null,
+    property text not null,
+    column_name text,
+    reason text,
+    recorded_at timestamptz not null default now(),
+    primary key (object, property)
+);
