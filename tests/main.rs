@@ -7,8 +7,10 @@ mod cli_check;
 mod cli_demo;
 mod cli_plan;
 mod cli_progress;
+mod cli_ride_out;
 mod cli_schema_diff;
 mod cli_status_verify;
+mod cli_unreadable;
 mod daemon;
 
 mod deploy_files;

@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, shutdown_on_signal, Session};
+use super::session::{recorded, ride_out, shutdown_on_signal, Session};
 use crate::hubspot::ObjectRef;
 use crate::state::StateStore;
 use crate::stream::backfill::{self, Mode};
@@ -39,7 +39,12 @@ pub async fn run(config_path: Option<&Path>, args: BackfillArgs) -> anyhow::Resu
     let mode = if args.resume { Mode::Resume } else { Mode::Fresh };
     let mut failures = super::ObjectFailures::default();
     for object in session.objects(&args.objects).await? {
-        let outcome = backfill_object(&session, &object, mode, args.restart, &shutdown).await;
+        // A retry continues from the checkpoint the failed attempt reached.
+        let outcome = ride_out(&object.table, &shutdown, |attempt| {
+            let (mode, restart) = if attempt == 1 { (mode, args.restart) } else { (Mode::Resume, false) };
+            backfill_object(&session, &object, mode, restart, &shutdown)
+        })
+        .await;
         let Some(report) = failures.take(&object.table, outcome)? else { continue };
         progress::suspend(|| {
             println!(

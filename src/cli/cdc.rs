@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, shutdown_on_signal, Session};
+use super::session::{recorded, ride_out, shutdown_on_signal, Session};
 use crate::hubspot::ObjectRef;
 use crate::stream::{cdc, reread};
 
@@ -35,7 +35,7 @@ pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<Ex
     loop {
         let mut failures = super::ObjectFailures::default();
         for object in &objects {
-            let outcome = cdc_object(&session, object, settle, &shutdown).await;
+            let outcome = ride_out(&object.table, &shutdown, |_| cdc_object(&session, object, settle, &shutdown)).await;
             let Some(report) = failures.take(&object.table, outcome)? else { continue };
             println!(
                 "{}: {} changed rows, watermark {}",

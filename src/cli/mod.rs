@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The class of the first classified error in the chain; unclassified errors are bugs.
-fn class_of(error: &anyhow::Error) -> ErrorClass {
+pub(crate) fn class_of(error: &anyhow::Error) -> ErrorClass {
     error
         .chain()
         .find_map(|e| {

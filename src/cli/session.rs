@@ -25,10 +25,18 @@ impl Session {
         Session::open_config(config).await
     }
 
-    /// Connects and prepares the destination of `config`, builds the client.
+    /// Connects and prepares the destination of `config`, builds the client. A destination
+    /// that is briefly down is waited for, as the daemon does (see [`ride_out`]).
     pub async fn open_config(config: Config) -> anyhow::Result<Session> {
-        let dest = AnyDestination::connect(&config.destination).await.context("connecting to the destination")?;
-        dest.prepare().await.context("preparing the destination")?;
+        let never = tokio_util::sync::CancellationToken::new();
+        let dest = ride_out("connecting to the destination", &never, |_| async {
+            Ok(AnyDestination::connect(&config.destination).await?)
+        })
+        .await
+        .context("connecting to the destination")?;
+        ride_out("preparing the destination", &never, |_| async { Ok(dest.prepare().await?) })
+            .await
+            .context("preparing the destination")?;
         let swept = dest.sweep_stages().await.context("removing staging tables left by a crash")?;
         if swept > 0 {
             tracing::info!(stages = swept, "removed staging tables left by an earlier crash");
@@ -41,6 +49,45 @@ impl Session {
     pub async fn objects(&self, only: &[String]) -> anyhow::Result<Vec<ObjectRef>> {
         let names = if only.is_empty() { self.config.sync.objects.clone() } else { only.to_vec() };
         Ok(hubspot::resolve_objects(&self.runner.client, &names).await?)
+    }
+}
+
+/// How long a one-shot command waits out failures that retrying can fix, in total.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `attempt` (given the attempt number, from 1) until it succeeds, fails with an error
+/// retrying cannot fix, or the next wait would take the time waited past [`PATIENCE`]: so a
+/// one-shot command rides out a 429 storm or a short database outage with the daemon's policy
+/// (the waits of `daemon::schedule::backoff`, by class), each retry logged. A stop signal ends
+/// the waiting with the last error.
+pub async fn ride_out<T, F, Fut>(
+    what: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut waited = std::time::Duration::ZERO;
+    let mut failures = 0;
+    loop {
+        let error = match attempt(failures + 1).await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let class = super::class_of(&error);
+        failures += 1;
+        let wait = crate::daemon::schedule::backoff(class, failures);
+        if !class.is_retryable() || waited + wait > PATIENCE || shutdown.is_cancelled() {
+            return Err(error);
+        }
+        waited += wait;
+        tracing::warn!(what, class = %class, failures, retry_in_s = wait.as_secs(), error = %format!("{error:#}"), "failed; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => return Err(error),
+            () = tokio::time::sleep(wait) => {}
+        }
     }
 }
 

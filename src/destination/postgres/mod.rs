@@ -168,7 +168,9 @@ pub(crate) async fn connect_pool(url: &str, state_schema: &str) -> Result<PgPool
     let search_path = sql::quote_ident(state_schema);
     PgPoolOptions::new()
         .max_connections(8)
-        .acquire_timeout(Duration::from_secs(30))
+        // Short: the commands and the daemon retry an unreachable database with their own
+        // logged backoff; a long silent wait here only hides an outage.
+        .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
             let search_path = search_path.clone();
             Box::pin(async move {
