@@ -304,6 +304,21 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_record_is_rejected_whole_with_its_json_and_its_neighbours_are_kept() {
+        let table = diff("t", &[prop("note", "string")], None, &[], &Default::default(), ColumnBudget(2)).target;
+        let page: crate::hubspot::model::SearchPage = crate::hubspot::model::salvage(
+            r#"{"total":2,"results":[{"id":"1","properties":{"note":"ok","hs_lastmodifieddate":"1"}},{"id":"2","properties":["x"]}]}"#,
+        )
+        .unwrap();
+        let built = build_batch(&table, "t", "hs_lastmodifieddate", &page.results, 0);
+        assert_eq!(built.batch.num_rows(), 1);
+        assert_eq!(built.rejects.len(), 1);
+        let reject = &built.rejects[0];
+        assert_eq!((reject.id.as_str(), reject.property.as_str()), ("2", WHOLE_RECORD));
+        assert!(reject.raw.contains(r#"["x"]"#) && reject.reason.ends_with("the record was skipped"), "{reject:?}");
+    }
+
+    #[test]
     fn overflow_properties_land_in_the_json_column() {
         let props: Vec<_> = (0..4).map(|i| prop(&format!("p{i}"), "string")).collect();
         let table = diff("t", &props, None, &[], &Default::default(), ColumnBudget(2)).target;
