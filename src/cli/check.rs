@@ -92,14 +92,14 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
 
 fn describe_config(path: Option<&Path>, config: &Config) -> String {
     let source = path.map_or_else(|| "defaults and HSYNC_* environment".to_owned(), |p| p.display().to_string());
-    format!("{source}: objects {}, destination {}", config.sync.objects.join(", "), config.destination.url.redacted())
+    format!("{source}: objects {}, destination {}", config.sync.objects.join(", "), config.destination.url)
 }
 
 /// Connects, prepares and probes the destination; returns its state store (for the budget
 /// ledger) when it is usable.
 async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc<dyn BudgetStore>> {
     let name = "destination";
-    let shown = config.destination.url.redacted();
+    let shown = &config.destination.url;
     if let Err(e) = AnyDestination::reach(&config.destination).await {
         lines.push(Line::from_error(name, "connecting", &e));
         return None;
@@ -206,7 +206,8 @@ async fn check_hubspot(config: &Config, state: Option<Arc<dyn BudgetStore>>, lin
     // Any answer other than a stopping failure means HubSpot took the token.
     let accepted = probes.iter().any(|p| p.result.as_ref().map_or_else(|e| !stops_hubspot(e), |_| true));
     if accepted {
-        lines.push(Line::ok("hubspot", format!("{} accepted the token from {origin}", config.hubspot.base_url)));
+        let base_url = crate::config::redact_url(&config.hubspot.base_url);
+        lines.push(Line::ok("hubspot", format!("{base_url} accepted the token from {origin}")));
     }
     for probe in probes {
         lines.push(match probe.result {
