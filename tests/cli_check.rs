@@ -323,3 +323,26 @@ async fn a_token_with_a_line_break_is_trimmed_or_refused_as_auth() {
         assert!(!explain(&out).contains(tail), "the token never shows: {}", explain(&out));
     }
 }
+
+/// A custom object named twice (by name and by type id) is found once HubSpot's schemas are
+/// read: `hsync check` fails that name's line and a sync command refuses to start, both 78.
+#[tokio::test]
+async fn a_custom_object_named_twice_is_refused_once_resolved() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sections = format!(
+        "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\", \"cars\", \"2-3508482\"]\n",
+        dir.path().join("w.db").display()
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = hsync(&config, &["check"]).await;
+    assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+    let text = stdout(&out);
+    let failed = line(&text, "FAILED", "2-3508482").unwrap_or_else(|| panic!("{}", explain(&out)));
+    assert!(failed.contains("names the object type cars twice, as \"cars\" and \"2-3508482\""), "{failed}");
+    assert!(line(&text, "ok", "cars records").is_some(), "the first name is checked: {}", explain(&out));
+
+    let out = hsync(&config, &["cdc", "--once"]).await;
+    assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+    assert!(explain(&out).contains("list each object type once"), "{}", explain(&out));
+}

@@ -55,6 +55,10 @@ pub enum Error {
     #[error("HubSpot sent an unreadable response for {endpoint} after {attempts} attempts: {detail}")]
     Decode { endpoint: String, attempts: u32, detail: String },
 
+    /// Two configured names are one object type (a custom object by name and by type id).
+    #[error("sync.objects (or --object) names the object type {table} twice, as {first:?} and {second:?}; list each object type once")]
+    DuplicateObject { table: String, first: String, second: String },
+
     /// The token could not be read at all.
     #[error("no HubSpot token: {0}")]
     Token(String),
@@ -79,7 +83,7 @@ impl Classify for Error {
             Error::Unauthorized { .. } | Error::MissingScopes { .. } | Error::Token(_) | Error::OAuth { .. } => {
                 ErrorClass::Auth
             }
-            Error::NotFound { .. } | Error::Rejected { .. } => ErrorClass::Config,
+            Error::NotFound { .. } | Error::Rejected { .. } | Error::DuplicateObject { .. } => ErrorClass::Config,
             Error::Server { .. } | Error::Transport { .. } | Error::Decode { .. } | Error::Budget(_) => {
                 ErrorClass::Transient
             }
