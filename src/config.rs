@@ -50,7 +50,7 @@ pub enum ApiFamily {
 }
 
 /// Connection to HubSpot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubSpotConfig {
     /// `https://api.hubapi.com`, or a simulator's address.
@@ -67,6 +67,20 @@ pub struct HubSpotConfig {
     pub request_timeout_secs: u64,
 }
 
+impl fmt::Debug for HubSpotConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A base URL through a proxy may carry a password.
+        f.debug_struct("HubSpotConfig")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .field("api_family", &self.api_family)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .finish()
+    }
+}
+
 impl Default for HubSpotConfig {
     fn default() -> Self {
         HubSpotConfig {
@@ -80,7 +94,9 @@ impl Default for HubSpotConfig {
     }
 }
 
-/// A URL that may hold a password; shown with the password replaced.
+/// A URL that may hold credentials. `Display` and `Debug` show it redacted (see
+/// [`redact_url`]), so formatting it can never leak a password; [`DestinationUrl::expose`] is
+/// for connecting only.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DestinationUrl(String);
@@ -96,21 +112,15 @@ impl DestinationUrl {
         &self.0
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with every credential replaced by `***` (see [`redact_url`]).
     pub fn redacted(&self) -> String {
-        let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return s.clone();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                format!("{}://{}:***{}", &s[..scheme_end], &authority[..colon], &rest[at..])
-            }
-            _ => s.clone(),
-        }
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Display for DestinationUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
     }
 }
 
@@ -118,6 +128,96 @@ impl fmt::Debug for DestinationUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DestinationUrl({})", self.redacted())
     }
+}
+
+/// `url` with every credential it can carry replaced by `***`, for any scheme:
+///
+/// - the password of the user-info: everything between the first `:` and the LAST `@` after
+///   `://`. Taking the last `@`, even one after a `/` or `?`, masks a password that holds an
+///   unencoded `/`, `?` or `@` (an `@` that is really in the path or a query value costs only
+///   over-masking);
+/// - the value of every query parameter whose name looks like a credential (see
+///   [`is_credential_parameter`]), up to the next `&` (a `?` inside the value stays masked).
+///
+/// The two are worked out on the original text and their union is masked, so neither reading
+/// of an ambiguous URL can show a secret.
+pub fn redact_url(url: &str) -> String {
+    let (prefix, rest) = match url.find("://") {
+        Some(i) if url[..i].chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) => {
+            url.split_at(i + 3)
+        }
+        _ => ("", url),
+    };
+    let mut masked: Vec<(usize, usize)> = Vec::new();
+    if !prefix.is_empty() {
+        if let Some(at) = rest.rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                masked.push((colon + 1, at));
+            }
+        }
+    }
+    // The query starts at the first `?`, or, when that `?` is inside the password, at the first
+    // `?` after the last `@`: both readings are scanned.
+    let after_userinfo = rest.rfind('@').map_or(0, |at| at + 1);
+    let starts = [rest.find('?'), rest[after_userinfo..].find('?').map(|q| after_userinfo + q)];
+    for query in starts.into_iter().flatten() {
+        let mut start = query + 1;
+        for pair in rest[start..].split('&') {
+            if let Some(eq) = pair.find('=') {
+                let name: String =
+                    form_urlencoded::parse(&pair.as_bytes()[..eq]).map(|(k, _)| k.into_owned()).collect();
+                if is_credential_parameter(&name) {
+                    masked.push((start + eq + 1, start + pair.len()));
+                }
+            }
+            start += pair.len() + 1;
+        }
+    }
+    masked.retain(|(from, to)| from < to);
+    masked.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (from, to) in masked {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    let mut shown = String::with_capacity(url.len());
+    shown.push_str(prefix);
+    let mut at = 0;
+    for (from, to) in merged {
+        shown.push_str(&rest[at..from]);
+        shown.push_str("***");
+        at = to;
+    }
+    shown.push_str(&rest[at..]);
+    shown
+}
+
+/// Whether a URL query parameter carries a credential: its name (case and `-`/`_` aside) is
+/// `key` or `sig`, or contains `pass` (password, sslpassword, passphrase, passwd), `pwd`,
+/// `secret`, `token`, `credential`, `auth`, `signature` or `private_key`, or ends in `key`
+/// (api_key, access_key) except `sslkey`, which names a key file rather than holding one.
+pub fn is_credential_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    if matches!(name.as_str(), "sslkey" | "ssl_key") {
+        return false;
+    }
+    matches!(name.as_str(), "key" | "sig")
+        || name.ends_with("key")
+        || ["pass", "pwd", "secret", "token", "credential", "auth", "signature", "private_key"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// Whether `name` can be an environment variable's name as hsync expects one: a letter or `_`
+/// then letters, digits and `_`, at most 64 characters. A token pasted where a name belongs
+/// (`pat-na1-...`) fails this, so it is never echoed back as a "variable name".
+pub fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Where the data goes.
@@ -385,59 +485,180 @@ impl Config {
         Ok(config)
     }
 
+    /// Every problem at once, so one edit fixes them all; each names its key and what is allowed.
     fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
         if !(self.hubspot.base_url.starts_with("http://") || self.hubspot.base_url.starts_with("https://")) {
-            return Err(Error::Inconsistent(format!(
+            problems.push(format!(
                 "hubspot.base_url must start with http:// or https://, got {:?}",
-                self.hubspot.base_url
-            )));
-        }
-        if self.destination.kind().is_none() {
-            return Err(Error::Inconsistent(format!(
-                "destination.url must be sqlite://PATH, postgres://..., bigquery://PROJECT/DATASET, \
-                 snowflake://USER@ACCOUNT/DATABASE/SCHEMA or parquet://DIRECTORY, got {}",
-                self.destination.url.redacted()
-            )));
-        }
-        if let Err(reason) = self.limits.timezone.parse::<crate::hubspot::PortalZone>() {
-            return Err(Error::Inconsistent(format!("limits.timezone {reason}")));
-        }
-        if self.limits.reserve_percent >= 100 {
-            return Err(Error::Inconsistent("limits.reserve_percent must be below 100".to_owned()));
-        }
-        if self.limits.searches_per_second == 0 || self.limits.requests_per_10s == Some(0) {
-            return Err(Error::Inconsistent(
-                "limits.searches_per_second and limits.requests_per_10s must be positive".to_owned(),
+                redact_url(&self.hubspot.base_url)
             ));
         }
+        match self.destination.kind() {
+            None => problems.push(format!(
+                "destination.url must be sqlite://PATH, postgres://..., bigquery://PROJECT/DATASET, \
+                 snowflake://USER@ACCOUNT/DATABASE/SCHEMA or parquet://DIRECTORY, got {}",
+                self.destination.url
+            )),
+            Some(DestinationKind::Postgres | DestinationKind::Snowflake) => {
+                if ambiguous_user_info(self.destination.url.expose()) {
+                    problems.push(
+                        "destination.url has an @ after a /, ? or # that follows ://, so its user name and password \
+                         cannot be told from its host: percent-encode /, ?, #, @ and : inside the user name, \
+                         password and query values (%2F, %3F, %23, %40, %3A)"
+                            .to_owned(),
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+        self.validate_secrets_sources(&mut problems);
+        self.validate_ranges(&mut problems);
+        self.validate_sync(&mut problems);
+        if let Err(reason) = self.limits.timezone.parse::<crate::hubspot::PortalZone>() {
+            problems.push(format!("limits.timezone {reason}"));
+        }
         if self.daemon.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(Error::Inconsistent(format!(
+            problems.push(format!(
                 "daemon.listen must be an address with a port such as 127.0.0.1:9464, got {:?}",
                 self.daemon.listen
-            )));
+            ));
         }
-        if self.daemon.jitter_percent >= 100 {
-            return Err(Error::Inconsistent("daemon.jitter_percent must be below 100".to_owned()));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Inconsistent(problems.join("; ")))
         }
-        let d = &self.daemon;
-        if [d.cdc_interval_secs, d.associations_interval_secs, d.association_sweep_interval_secs]
-            .into_iter()
-            .chain([d.deletes_interval_secs, d.schema_interval_secs, d.dimensions_interval_secs, d.lease_retry_secs])
-            .any(|secs| secs == 0)
+    }
+
+    /// The settings that name where a secret lives must be names, never the secret itself
+    /// (which `hsync config` would then print).
+    fn validate_secrets_sources(&self, problems: &mut Vec<String>) {
+        let names = [
+            ("hubspot.token_env", Some(&self.hubspot.token_env), "HUBSPOT_TOKEN"),
+            ("daemon.bearer_token_env", self.daemon.bearer_token_env.as_ref(), "HSYNC_BEARER_TOKEN"),
+            (
+                "destination.snowflake.password_env",
+                Some(&self.destination.snowflake.password_env),
+                "HSYNC_SNOWFLAKE_PASSWORD",
+            ),
+        ];
+        for (key, name, example) in names {
+            if name.is_some_and(|n| !is_env_var_name(n)) {
+                problems.push(format!(
+                    "{key} must be the NAME of an environment variable (a letter or _, then letters, digits \
+                     and _, at most 64 characters), not the secret itself: put the secret in a variable such \
+                     as {example} and name that variable here"
+                ));
+            }
+        }
+    }
+
+    /// Counts, timeouts and intervals within the ranges hsync can work with.
+    fn validate_ranges(&self, problems: &mut Vec<String>) {
+        const HOUR: u64 = 3_600;
+        const DAY: u64 = 24 * HOUR;
+        let (h, d, l) = (&self.hubspot, &self.daemon, &self.limits);
+        let ranges = [
+            ("hubspot.connect_timeout_secs", h.connect_timeout_secs, 1, 300),
+            ("hubspot.request_timeout_secs", h.request_timeout_secs, 1, HOUR),
+            // The CDC watermark is now minus this: a week keeps it far from wrapping.
+            ("sync.settle_lag_secs", self.sync.settle_lag_secs, 0, 7 * DAY),
+            ("daemon.cdc_interval_secs", d.cdc_interval_secs, 1, DAY),
+            ("daemon.associations_interval_secs", d.associations_interval_secs, 1, 7 * DAY),
+            ("daemon.association_sweep_interval_secs", d.association_sweep_interval_secs, 1, 30 * DAY),
+            ("daemon.deletes_interval_secs", d.deletes_interval_secs, 1, 7 * DAY),
+            ("daemon.schema_interval_secs", d.schema_interval_secs, 1, 7 * DAY),
+            ("daemon.dimensions_interval_secs", d.dimensions_interval_secs, 1, 7 * DAY),
+            ("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 1, HOUR),
+            ("daemon.lease_retry_secs", d.lease_retry_secs, 1, HOUR),
+            ("limits.searches_per_second", u64::from(l.searches_per_second), 1, 1_000),
+        ];
+        let optional = [
+            ("limits.daily_budget", l.daily_budget, 1, u64::MAX),
+            ("limits.portal_daily_limit", l.portal_daily_limit, 1, u64::MAX),
+            ("limits.requests_per_10s", l.requests_per_10s.map(u64::from), 1, 100_000),
+        ];
+        let given = optional.into_iter().filter_map(|(key, value, min, max)| value.map(|v| (key, v, min, max)));
+        for (key, value, min, max) in ranges.into_iter().chain(given) {
+            if !(min..=max).contains(&value) {
+                let allowed = if max == u64::MAX { format!("at least {min}") } else { format!("from {min} to {max}") };
+                problems.push(format!("{key} must be {allowed}, got {value}"));
+            }
+        }
+        for (key, percent) in
+            [("limits.reserve_percent", l.reserve_percent), ("daemon.jitter_percent", d.jitter_percent)]
         {
-            return Err(Error::Inconsistent("daemon intervals must be at least one second".to_owned()));
+            if percent >= 100 {
+                problems.push(format!("{key} must be from 0 to 99, got {percent}"));
+            }
         }
-        if self.sync.objects.is_empty() {
-            return Err(Error::Inconsistent("sync.objects is empty: name at least one object type".to_owned()));
+    }
+
+    /// The objects and property lists: each object once, and no property both included and
+    /// excluded.
+    fn validate_sync(&self, problems: &mut Vec<String>) {
+        let sync = &self.sync;
+        if sync.objects.is_empty() {
+            problems.push("sync.objects is empty: name at least one object type".to_owned());
         }
-        Ok(())
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for name in &sync.objects {
+            if name.trim().is_empty() {
+                problems.push("sync.objects has an empty name: name object types such as \"contacts\"".to_owned());
+                continue;
+            }
+            // The same standard type by name and by type id (`contacts` and `0-1`) is one object.
+            let object = crate::hubspot::STANDARD_OBJECTS
+                .iter()
+                .find(|o| o.name == name || o.type_id == name)
+                .map_or(name.as_str(), |o| o.name);
+            match seen.iter().find(|(_, o)| *o == object) {
+                Some((first, _)) if first == name => {
+                    problems.push(format!("sync.objects names {name:?} twice: list each object type once"))
+                }
+                Some((first, _)) => problems.push(format!(
+                    "sync.objects names {object} twice, as {first:?} and {name:?}: list each object type once"
+                )),
+                None => seen.push((name, object)),
+            }
+        }
+        let both: Vec<&str> = sync
+            .include_properties
+            .iter()
+            .filter(|p| sync.exclude_properties.contains(p))
+            .map(String::as_str)
+            .collect();
+        if !both.is_empty() {
+            problems.push(format!(
+                "sync.include_properties and sync.exclude_properties both name {}: keep each property in one list",
+                both.join(", ")
+            ));
+        }
     }
 
     /// The configuration as TOML with secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.destination.url = DestinationUrl(self.destination.url.redacted());
+        shown.hubspot.base_url = redact_url(&self.hubspot.base_url);
+        for url in
+            [&mut shown.destination.bigquery.endpoint, &mut shown.destination.snowflake.endpoint].into_iter().flatten()
+        {
+            *url = redact_url(url);
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// Whether a URL's user-info cannot be told from the rest: an `@` comes after a `/`, `?` or `#`
+/// that follows `://` (an unencoded `/` or `?` in the password, or an `@` in a query value).
+/// Drivers would read such a URL differently from hsync's redaction.
+fn ambiguous_user_info(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    match (rest.find(['/', '?', '#']), rest.rfind('@')) {
+        (Some(end), Some(at)) => at > end,
+        _ => false,
     }
 }
 
@@ -534,10 +755,149 @@ mod tests {
         let url = DestinationUrl("postgres://app:s3cret@db.internal:5432/warehouse".to_owned());
         assert_eq!(url.redacted(), "postgres://app:***@db.internal:5432/warehouse");
         assert!(!format!("{url:?}").contains("s3cret"));
-        let config =
-            Config { destination: DestinationConfig { url, ..DestinationConfig::default() }, ..Config::default() };
+        let hubspot =
+            HubSpotConfig { base_url: "https://proxy:s3cret@hubapi.example".to_owned(), ..Default::default() };
+        let config = Config {
+            destination: DestinationConfig { url, ..DestinationConfig::default() },
+            hubspot,
+            ..Config::default()
+        };
         assert!(!config.to_redacted_toml().contains("s3cret"));
+        assert!(config.to_redacted_toml().contains("https://proxy:***@hubapi.example"));
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn every_credential_form_of_a_url_is_redacted() {
+        let cases = [
+            ("postgres://app:s3cret@db:5432/w", "postgres://app:***@db:5432/w"),
+            ("postgres://app:s3/cret@db:5432/w", "postgres://app:***@db:5432/w"),
+            ("postgres://app:s3?cret@db:5432/w", "postgres://app:***@db:5432/w"),
+            ("postgres://app:s3@cr@et@db:5432/w", "postgres://app:***@db:5432/w"),
+            ("postgres://app:12/s3cret@db/w", "postgres://app:***@db/w"),
+            ("postgres://app:?a=s3cret@db/w?password=s3cret", "postgres://app:***@db/w?password=***"),
+            ("postgres://app@db/w?password=s3cret&sslmode=require", "postgres://app@db/w?password=***&sslmode=require"),
+            ("postgres://db/w?sslmode=require&sslpassword=s3cret", "postgres://db/w?sslmode=require&sslpassword=***"),
+            ("postgres://db/w?PassWord=s3?cret", "postgres://db/w?PassWord=***"),
+            ("postgres://db/w?pass%77ord=s3cret", "postgres://db/w?pass%77ord=***"),
+            ("postgres://db:5432/w?password=s3@cret", "postgres://db:***"),
+            ("snowflake://hsync:s3cret@acme/DB/SCH?warehouse=W", "snowflake://hsync:***@acme/DB/SCH?warehouse=W"),
+            (
+                "snowflake://hsync@acme/DB/SCH?private_key_passphrase=s3cret",
+                "snowflake://hsync@acme/DB/SCH?private_key_passphrase=***",
+            ),
+            (
+                "https://user:s3cret@proxy/api?token=s3cret&api_key=s3cret",
+                "https://user:***@proxy/api?token=***&api_key=***",
+            ),
+            ("sqlite:hsync.db?secret=s3cret", "sqlite:hsync.db?secret=***"),
+            ("sqlite://hsync.db?mode=rwc", "sqlite://hsync.db?mode=rwc"),
+            (
+                "postgres://db/w?sslkey=/etc/k.pem&sslmode=verify-full",
+                "postgres://db/w?sslkey=/etc/k.pem&sslmode=verify-full",
+            ),
+            ("bigquery://proj/ds", "bigquery://proj/ds"),
+            ("parquet:///var/lib/lake", "parquet:///var/lib/lake"),
+        ];
+        for (url, shown) in cases {
+            let url = DestinationUrl::new(url);
+            assert_eq!(url.redacted(), shown, "{url:?}");
+            assert_eq!(url.to_string(), shown);
+            assert!(!format!("{url} {url:?}").contains("s3"), "a secret (all start with s3) shows in {url}");
+        }
+    }
+
+    #[test]
+    fn credential_parameters_are_recognised_by_name() {
+        for name in [
+            "password",
+            "sslpassword",
+            "PASSWORD",
+            "passphrase",
+            "pwd",
+            "client_secret",
+            "access-token",
+            "api_key",
+            "key",
+            "sig",
+        ] {
+            assert!(is_credential_parameter(name), "{name}");
+        }
+        for name in ["sslmode", "sslkey", "ssl-key", "sslcert", "warehouse", "role", "application_name", "host"] {
+            assert!(!is_credential_parameter(name), "{name}");
+        }
+    }
+
+    fn refused(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Ok(_) => panic!("accepted: {toml}"),
+            Err(e) => {
+                assert_eq!(e.class(), ErrorClass::Config);
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn absurd_numbers_are_refused_saying_what_is_allowed() {
+        for (toml, expected) in [
+            ("[hubspot]\nconnect_timeout_secs = 0", "hubspot.connect_timeout_secs must be from 1 to 300, got 0"),
+            ("[hubspot]\nrequest_timeout_secs = 0", "hubspot.request_timeout_secs must be from 1 to 3600, got 0"),
+            ("[sync]\nsettle_lag_secs = 9223372036854775807", "sync.settle_lag_secs must be from 0 to 604800"),
+            ("[daemon]\ncdc_interval_secs = 0", "daemon.cdc_interval_secs must be from 1 to 86400, got 0"),
+            ("[daemon]\nshutdown_grace_secs = 0", "daemon.shutdown_grace_secs must be from 1 to 3600"),
+            ("[daemon]\nassociation_sweep_interval_secs = 99999999999", "must be from 1 to 2592000"),
+            ("[limits]\ndaily_budget = 0", "limits.daily_budget must be at least 1, got 0"),
+            ("[limits]\nrequests_per_10s = 0", "limits.requests_per_10s must be from 1 to 100000, got 0"),
+            ("[limits]\nreserve_percent = 100", "limits.reserve_percent must be from 0 to 99, got 100"),
+        ] {
+            let err = refused(toml);
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+        let both = refused("[hubspot]\nconnect_timeout_secs = 0\n[daemon]\nlease_retry_secs = 0\n");
+        assert!(both.contains("connect_timeout_secs") && both.contains("lease_retry_secs"), "all at once: {both}");
+        Config::from_toml("[sync]\nsettle_lag_secs = 0\n[daemon]\ncdc_interval_secs = 1\n")
+            .expect("the edges are allowed");
+    }
+
+    #[test]
+    fn an_object_named_twice_is_refused_naming_it() {
+        let err = refused("[sync]\nobjects = [\"contacts\", \"deals\", \"0-1\"]");
+        assert!(err.contains("names contacts twice, as \"contacts\" and \"0-1\""), "{err}");
+        let err = refused("[sync]\nobjects = [\"cars\", \"cars\"]");
+        assert!(err.contains("names \"cars\" twice"), "{err}");
+        let err = refused("[sync]\nobjects = [\"contacts\", \" \"]");
+        assert!(err.contains("empty name"), "{err}");
+        let err = refused("[sync]\ninclude_properties = [\"email\", \"phone\"]\nexclude_properties = [\"phone\"]");
+        assert!(err.contains("both name phone"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_where_its_variable_name_belongs_is_refused_without_echoing_it() {
+        for (toml, key) in [
+            ("[hubspot]\ntoken_env = \"pat-na1-11112222-3333\"", "hubspot.token_env"),
+            ("[daemon]\nbearer_token_env = \"s3cret token\"", "daemon.bearer_token_env"),
+            ("[destination.snowflake]\npassword_env = \"hunter2!\"", "destination.snowflake.password_env"),
+        ] {
+            let err = refused(toml);
+            assert!(err.contains(&format!("{key} must be the NAME of an environment variable")), "{err}");
+            for secret in ["pat-na1", "11112222", "s3cret", "hunter2"] {
+                assert!(!err.contains(secret), "{secret} echoed: {err}");
+            }
+        }
+        assert!(is_env_var_name("HUBSPOT_TOKEN") && is_env_var_name("_x1"));
+        assert!(!is_env_var_name("1X") && !is_env_var_name("") && !is_env_var_name(&"A".repeat(65)));
+    }
+
+    #[test]
+    fn a_user_info_that_cannot_be_told_from_the_host_is_refused_without_echoing_it() {
+        for url in ["postgres://app:s3/cret@db/w", "postgres://app:s3?cret@db/w", "snowflake://u:s3/cret@acct/DB/S"] {
+            let err = refused(&format!("[destination]\nurl = \"{url}\""));
+            assert!(err.contains("percent-encode"), "{err}");
+            assert!(!err.contains("cret"), "{err}");
+        }
+        Config::from_toml("[destination]\nurl = \"postgres://app:s3@cret@db/w?password=x\"")
+            .expect("an @ before the host is fine");
     }
 
     #[test]

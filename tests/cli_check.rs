@@ -1,7 +1,9 @@
 //! `hsync check` as a real subprocess: everything passes against the simulator with SQLite and
 //! with Postgres (and the write probe leaves no table behind); a rejected token, a token
 //! without a scope and an unreachable Postgres each fail on their own line, named with the
-//! fix, and set the exit code by class.
+//! fix, and set the exit code by class. `hsync config` and `hsync check` never print a
+//! destination password or a token, refuse absurd settings (78) saying what is allowed, and
+//! tell a token with a line break inside (77) from one with a line break around it (trimmed).
 
 use std::path::Path;
 
@@ -192,4 +194,155 @@ async fn postgres_connections_over_tcp_get_tcp_nodelay() {
     assert!(stderr.contains("TCP_NODELAY set on the Postgres connection"), "{}", explain(&out));
     assert!(!stderr.contains("TCP_NODELAY not set"), "{}", explain(&out));
     pg.drop_schemas().await;
+}
+
+/// `url` (`postgres://USER@REST`, the test database's) with `password` in its user-info, or
+/// `None` when the test database's URL has another shape.
+fn with_password(url: &str, password: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (user, host) = rest.split_once('@')?;
+    (!user.contains(':')).then(|| format!("{scheme}://{user}:{password}@{host}"))
+}
+
+/// `url` with `pairs` added to its query.
+fn with_query(url: &str, pairs: &str) -> String {
+    format!("{url}{}{pairs}", if url.contains('?') { '&' } else { '?' })
+}
+
+/// Neither `hsync config` nor `hsync check` (with warnings logged) prints a password, whatever
+/// form the URL gives it: in the user-info holding `@`, `/` or `?` unencoded, or as
+/// `password=` or `sslpassword=` parameters. Those the driver can read reach the local
+/// (trust-auth) Postgres and pass; the ambiguous ones are refused as configuration (78).
+#[tokio::test]
+async fn config_and_check_never_print_a_destination_password() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut forms = vec![
+        (with_query(&pg.url, "password=5ecret-q"), true),
+        (with_query(&pg.url, "sslmode=prefer&sslpassword=5ecret-s"), true),
+    ];
+    for (password, connects) in [("5ecret@at", true), ("5ecret/slash", false), ("5ecret?mark", false)] {
+        match with_password(&pg.url, password) {
+            Some(url) => forms.push((url, connects)),
+            None => eprintln!("not testing a user-info password: {} has no plain user@host", pg.url),
+        }
+    }
+    for (url, connects) in forms {
+        let keys = format!(
+            "[destination]\nurl = \"{url}\"\nschema = \"{}\"\nstate_schema = \"{}\"\n\n[sync]\nobjects = [\"contacts\"]\n",
+            pg.data_schema, pg.state_schema
+        );
+        let config = write_config(dir.path(), &sim.handle.base_url(), &keys);
+        let shown = hsync(&config, &["config"]).await;
+        assert!(!explain(&shown).contains("5ecret"), "hsync config shows the password of {url}: {}", explain(&shown));
+        let out = hsync(&config, &["check"]).await;
+        assert!(!explain(&out).contains("5ecret"), "hsync check shows the password of {url}: {}", explain(&out));
+        if connects {
+            assert_eq!(shown.status.code(), Some(0), "{}", explain(&shown));
+            assert!(stdout(&shown).contains("***"), "the password is masked, not dropped: {}", explain(&shown));
+            assert!(line(&stdout(&out), "ok", "destination").is_some(), "{url} connects: {}", explain(&out));
+        } else {
+            assert_eq!(shown.status.code(), Some(78), "{}", explain(&shown));
+            assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+            let text = stdout(&out);
+            let failed = line(&text, "FAILED", "config").unwrap_or_else(|| panic!("{}", explain(&out)));
+            assert!(failed.contains("percent-encode"), "says how to write it: {failed}");
+        }
+    }
+    pg.drop_schemas().await;
+}
+
+/// An absurd configuration is refused as such (78) by `hsync config` and `hsync check`, each
+/// problem named with what is allowed.
+#[tokio::test]
+async fn absurd_configuration_is_refused_naming_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hsync.toml");
+    let text = format!(
+        "[hubspot]\nbase_url = \"http://127.0.0.1:9\"\ntoken_env = \"{TOKEN_VAR}\"\nconnect_timeout_secs = 0\n\n\
+         [destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\", \"0-1\"]\n\n\
+         [daemon]\ncdc_interval_secs = 0\n",
+        dir.path().join("w.db").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    for args in [["config"], ["check"]] {
+        let out = hsync(&config, &args).await;
+        assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+        let text = explain(&out);
+        for expected in [
+            "hubspot.connect_timeout_secs must be from 1 to 300, got 0",
+            "daemon.cdc_interval_secs must be from 1 to 86400, got 0",
+            "sync.objects names contacts twice, as \"contacts\" and \"0-1\"",
+        ] {
+            assert!(text.contains(expected), "{args:?} says {expected:?}: {text}");
+        }
+    }
+    let out = command(Some(&config), &["cdc", "--interval-secs", "0"], None).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "a flag out of range is a usage error: {}", explain(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1..=86400"), "{}", explain(&out));
+}
+
+/// A token pasted where its variable's name belongs is refused without being echoed.
+#[tokio::test]
+async fn a_token_in_token_env_is_refused_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hsync.toml");
+    std::fs::write(&config, "[hubspot]\ntoken_env = \"pat-na1-5ecret-0000\"\n").unwrap();
+    for args in [["config"], ["check"]] {
+        let out = hsync(&config, &args).await;
+        assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+        assert!(
+            explain(&out).contains("hubspot.token_env must be the NAME of an environment variable"),
+            "{}",
+            explain(&out)
+        );
+        assert!(!explain(&out).contains("5ecret"), "{}", explain(&out));
+    }
+}
+
+/// A line break around the token is trimmed; one inside it is an auth failure (77) that says
+/// what is wrong and where, without printing the token.
+#[tokio::test]
+async fn a_token_with_a_line_break_is_trimmed_or_refused_as_auth() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sqlite_sections(dir.path()));
+    let padded = format!(" {DEFAULT_TOKEN}\r\n");
+    let out = command(Some(&config), &["check"], Some(&padded)).output().await.unwrap();
+    assert_all_ok(&out);
+
+    let (head, tail) = DEFAULT_TOKEN.split_at(4);
+    for (broken, kind) in [(format!("{head}\n{tail}\n"), "a line break"), (format!("{head} {tail}"), "a space")] {
+        let out = command(Some(&config), &["check"], Some(&broken)).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(77), "a malformed token is an auth failure: {}", explain(&out));
+        let text = stdout(&out);
+        let failed = line(&text, "FAILED", "hubspot").unwrap_or_else(|| panic!("{}", explain(&out)));
+        assert!(failed.contains(&format!("has {kind} inside it (character 5 of")), "{failed}");
+        assert!(failed.contains(TOKEN_VAR), "names where the token came from: {failed}");
+        assert!(!explain(&out).contains(tail), "the token never shows: {}", explain(&out));
+    }
+}
+
+/// A custom object named twice (by name and by type id) is found once HubSpot's schemas are
+/// read: `hsync check` fails that name's line and a sync command refuses to start, both 78.
+#[tokio::test]
+async fn a_custom_object_named_twice_is_refused_once_resolved() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sections = format!(
+        "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\", \"cars\", \"2-3508482\"]\n",
+        dir.path().join("w.db").display()
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = hsync(&config, &["check"]).await;
+    assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+    let text = stdout(&out);
+    let failed = line(&text, "FAILED", "2-3508482").unwrap_or_else(|| panic!("{}", explain(&out)));
+    assert!(failed.contains("names the object type cars twice, as \"cars\" and \"2-3508482\""), "{failed}");
+    assert!(line(&text, "ok", "cars records").is_some(), "the first name is checked: {}", explain(&out));
+
+    let out = hsync(&config, &["cdc", "--once"]).await;
+    assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+    assert!(explain(&out).contains("list each object type once"), "{}", explain(&out));
 }

@@ -18,8 +18,8 @@ pub struct CdcArgs {
     /// One pass over every object, then exit (for cron and systemd timers).
     #[arg(long)]
     pub once: bool,
-    /// Seconds between passes when not `--once`.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds between passes when not `--once` (1 to 86,400, as daemon.cdc_interval_secs).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub interval_secs: u64,
     /// Only these object types (default: sync.objects).
     #[arg(long = "object")]

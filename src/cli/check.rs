@@ -92,14 +92,14 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
 
 fn describe_config(path: Option<&Path>, config: &Config) -> String {
     let source = path.map_or_else(|| "defaults and HSYNC_* environment".to_owned(), |p| p.display().to_string());
-    format!("{source}: objects {}, destination {}", config.sync.objects.join(", "), config.destination.url.redacted())
+    format!("{source}: objects {}, destination {}", config.sync.objects.join(", "), config.destination.url)
 }
 
 /// Connects, prepares and probes the destination; returns its state store (for the budget
 /// ledger) when it is usable.
 async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc<dyn BudgetStore>> {
     let name = "destination";
-    let shown = config.destination.url.redacted();
+    let shown = &config.destination.url;
     if let Err(e) = AnyDestination::reach(&config.destination).await {
         lines.push(Line::from_error(name, "connecting", &e));
         return None;
@@ -142,7 +142,10 @@ async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc
 fn stops_hubspot(error: &hubspot::Error) -> bool {
     !matches!(
         error,
-        hubspot::Error::MissingScopes { .. } | hubspot::Error::NotFound { .. } | hubspot::Error::Rejected { .. }
+        hubspot::Error::MissingScopes { .. }
+            | hubspot::Error::NotFound { .. }
+            | hubspot::Error::Rejected { .. }
+            | hubspot::Error::DuplicateObject { .. }
     )
 }
 
@@ -164,6 +167,7 @@ fn push(probes: &mut Vec<Probe>, name: String, result: Result<String, hubspot::E
 /// whether calls were left out because of it.
 async fn probe_hubspot(client: &HubSpotClient, config: &Config) -> (Vec<Probe>, bool) {
     let mut probes = Vec::new();
+    let mut seen: Vec<(String, &String)> = Vec::new();
     for name in &config.sync.objects {
         let object = match hubspot::resolve_objects(client, std::slice::from_ref(name)).await {
             Ok(mut objects) => objects.remove(0),
@@ -174,6 +178,17 @@ async fn probe_hubspot(client: &HubSpotClient, config: &Config) -> (Vec<Probe>, 
                 continue;
             }
         };
+        // One at a time, so each name gets its own line; a type named twice is caught here.
+        if let Some((_, first)) = seen.iter().find(|(api_name, _)| *api_name == object.api_name) {
+            let (first, second) = ((*first).clone(), name.clone());
+            push(
+                &mut probes,
+                name.clone(),
+                Err(hubspot::Error::DuplicateObject { table: object.table, first, second }),
+            );
+            continue;
+        }
+        seen.push((object.api_name.clone(), name));
         let properties = client.properties(&object.api_name, false).await;
         let properties = properties.map(|p| format!("{} property definitions readable", p.len()));
         if push(&mut probes, format!("{} properties", object.table), properties) {
@@ -206,7 +221,8 @@ async fn check_hubspot(config: &Config, state: Option<Arc<dyn BudgetStore>>, lin
     // Any answer other than a stopping failure means HubSpot took the token.
     let accepted = probes.iter().any(|p| p.result.as_ref().map_or_else(|e| !stops_hubspot(e), |_| true));
     if accepted {
-        lines.push(Line::ok("hubspot", format!("{} accepted the token from {origin}", config.hubspot.base_url)));
+        let base_url = crate::config::redact_url(&config.hubspot.base_url);
+        lines.push(Line::ok("hubspot", format!("{base_url} accepted the token from {origin}")));
     }
     for probe in probes {
         lines.push(match probe.result {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::error::Error;
 use crate::clock::Clock;
+use crate::config::is_env_var_name;
 
 /// A secret string: shown as `***` everywhere, readable only through [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
@@ -57,7 +58,9 @@ impl TokenSource {
     /// Where the token comes from, for error messages (never the token).
     pub fn origin(&self) -> String {
         match self {
-            TokenSource::Env { var } => format!("environment variable {var}"),
+            TokenSource::Env { var } if is_env_var_name(var) => format!("environment variable {var}"),
+            // Not a name: most likely the token itself, pasted where its variable belongs.
+            TokenSource::Env { .. } => "the environment variable hubspot.token_env names".to_owned(),
             TokenSource::File { path } => format!("file {}", path.display()),
             TokenSource::Fixed { origin, .. } => origin.clone(),
             TokenSource::OAuth { client_id, .. } => format!("OAuth refresh token of client {client_id}"),
@@ -66,20 +69,57 @@ impl TokenSource {
 
     fn read_static(&self) -> Result<Secret, Error> {
         let token = match self {
-            TokenSource::Env { var } => std::env::var(var).map_err(|_| {
-                Error::Token(format!("environment variable {var} is not set; export the private-app token there or set hubspot.token_file"))
+            TokenSource::Env { var } if !is_env_var_name(var) => {
+                return Err(Error::Token(
+                    "hubspot.token_env must be the NAME of an environment variable, not the token itself; \
+                     put the token in a variable such as HUBSPOT_TOKEN and name that variable there"
+                        .to_owned(),
+                ))
+            }
+            TokenSource::Env { var } => std::env::var(var).map_err(|e| match e {
+                std::env::VarError::NotPresent => Error::Token(format!(
+                    "environment variable {var} is not set; export the private-app token there or set hubspot.token_file"
+                )),
+                std::env::VarError::NotUnicode(_) => Error::Token(format!(
+                    "environment variable {var} holds bytes that are not text; export the private-app token there again"
+                )),
             })?,
             TokenSource::File { path } => std::fs::read_to_string(path)
                 .map_err(|e| Error::Token(format!("cannot read token file {}: {e}", path.display())))?,
             TokenSource::Fixed { token, .. } => return Ok(token.clone()),
             TokenSource::OAuth { .. } => unreachable!("OAuth tokens are not static"),
         };
-        let token = token.trim().to_owned();
+        // A line break or spaces around the token (`echo` into a file, a copied line) are
+        // not part of it.
+        let token = token.trim();
         if token.is_empty() {
             return Err(Error::Token(format!("{} is empty", self.origin())));
         }
-        Ok(Secret(token))
+        if let Some(problem) = malformed(token) {
+            return Err(Error::Token(format!(
+                "the token from {} {problem}; a HubSpot token is one word of printable ASCII: store it again \
+                 as a single line holding the token alone",
+                self.origin()
+            )));
+        }
+        Ok(Secret(token.to_owned()))
     }
+}
+
+/// What makes a (trimmed) token unusable in an `Authorization` header, said without showing
+/// any of it: its first character that is not printable ASCII, by kind and position.
+fn malformed(token: &str) -> Option<String> {
+    let total = token.chars().count();
+    let (index, c) = token.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())?;
+    let kind = match c {
+        '\n' | '\r' => "a line break",
+        ' ' => "a space",
+        '\t' => "a tab",
+        c if c.is_whitespace() => "a non-ASCII space",
+        c if c.is_control() => "a control character",
+        _ => "a non-ASCII character",
+    };
+    Some(format!("has {kind} inside it (character {} of {total})", index + 1))
 }
 
 /// Refresh an OAuth access token this long before HubSpot says it expires.

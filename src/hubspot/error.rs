@@ -60,6 +60,10 @@ pub enum Error {
     #[error("HubSpot's answer for {endpoint} could not be read after {attempts} attempts: {detail}; this stream stops until the data changes (other streams go on); report the correlation ids in the log to HubSpot if it persists")]
     Unreadable { endpoint: String, attempts: u32, detail: String },
 
+    /// Two configured names are one object type (a custom object by name and by type id).
+    #[error("sync.objects (or --object) names the object type {table} twice, as {first:?} and {second:?}; list each object type once")]
+    DuplicateObject { table: String, first: String, second: String },
+
     /// The token could not be read at all.
     #[error("no HubSpot token: {0}")]
     Token(String),
@@ -84,7 +88,7 @@ impl Classify for Error {
             Error::Unauthorized { .. } | Error::MissingScopes { .. } | Error::Token(_) | Error::OAuth { .. } => {
                 ErrorClass::Auth
             }
-            Error::NotFound { .. } | Error::Rejected { .. } => ErrorClass::Config,
+            Error::NotFound { .. } | Error::Rejected { .. } | Error::DuplicateObject { .. } => ErrorClass::Config,
             Error::Server { .. } | Error::Transport { .. } | Error::Decode { .. } | Error::Budget(_) => {
                 ErrorClass::Transient
             }

@@ -107,45 +107,57 @@ pub struct ObjectRef {
 
 /// Resolves configured object names: standard types by name or type id, custom objects by
 /// name, fully qualified name or type id through the schemas API (called only when needed).
+/// Two names of one type (`cars` and its type id) are refused: the object would sync twice.
 pub async fn resolve_objects(client: &HubSpotClient, names: &[String]) -> Result<Vec<ObjectRef>, Error> {
     let mut schemas = None;
-    let mut out = Vec::new();
-    for name in names {
-        if let Some(std) = STANDARD_OBJECTS.iter().find(|o| o.name == name || o.type_id == name) {
-            out.push(ObjectRef {
-                table: std.name.to_owned(),
-                api_name: std.name.to_owned(),
-                cursor_property: std.cursor_property,
+    let mut out: Vec<ObjectRef> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let resolved = resolve_object(client, name, &mut schemas).await?;
+        if let Some(j) = out.iter().position(|o| o.api_name == resolved.api_name) {
+            return Err(Error::DuplicateObject {
+                table: resolved.table,
+                first: names[j].clone(),
+                second: names[i].clone(),
             });
-            continue;
         }
-        if schemas.is_none() {
-            schemas = Some(client.schemas().await?);
-        }
-        let found = schemas.iter().flatten().find(|s| {
-            !s.archived
-                && (s.name == *name
-                    || s.object_type_id == *name
-                    || s.fully_qualified_name.as_deref() == Some(name.as_str()))
-        });
-        match found {
-            Some(schema) => out.push(ObjectRef {
-                table: schema.name.clone(),
-                api_name: schema.object_type_id.clone(),
-                cursor_property: "hs_lastmodifieddate",
-            }),
-            None => {
-                return Err(Error::NotFound {
-                    endpoint: "schemas".into(),
-                    message: format!(
-                        "no standard or custom object type is named {name}; check sync.objects (custom objects need the crm.schemas.custom.read scope)"
-                    ),
-                    correlation_id: None,
-                })
-            }
-        }
+        out.push(resolved);
     }
     Ok(out)
+}
+
+/// One configured name (see [`resolve_objects`]); `schemas` caches the custom object schemas.
+async fn resolve_object(
+    client: &HubSpotClient,
+    name: &str,
+    schemas: &mut Option<Vec<model::ObjectSchema>>,
+) -> Result<ObjectRef, Error> {
+    if let Some(std) = STANDARD_OBJECTS.iter().find(|o| o.name == name || o.type_id == name) {
+        return Ok(ObjectRef {
+            table: std.name.to_owned(),
+            api_name: std.name.to_owned(),
+            cursor_property: std.cursor_property,
+        });
+    }
+    if schemas.is_none() {
+        *schemas = Some(client.schemas().await?);
+    }
+    let found = schemas.iter().flatten().find(|s| {
+        !s.archived && (s.name == name || s.object_type_id == name || s.fully_qualified_name.as_deref() == Some(name))
+    });
+    match found {
+        Some(schema) => Ok(ObjectRef {
+            table: schema.name.clone(),
+            api_name: schema.object_type_id.clone(),
+            cursor_property: "hs_lastmodifieddate",
+        }),
+        None => Err(Error::NotFound {
+            endpoint: "schemas".into(),
+            message: format!(
+                "no standard or custom object type is named {name}; check sync.objects (custom objects need the crm.schemas.custom.read scope)"
+            ),
+            correlation_id: None,
+        }),
+    }
 }
 
 /// The path family, in one place: switching to dated paths is a configuration change.

@@ -151,10 +151,68 @@ fn check_identifier(table: &str, name: &str) -> Result<(), Error> {
 /// starting): for `hsync check`, so a server that is down is reported at once and by cause.
 pub async fn reach(url: &str) -> Result<(), Error> {
     use sqlx::Connection;
-    let options =
-        PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("not a usable Postgres URL: {e}")))?;
-    let conn = sqlx::PgConnection::connect_with(&options).await.map_err(|e| Error::from_sqlx(KIND, "connect", e))?;
+    let conn = sqlx::PgConnection::connect_with(&connect_options(url)?)
+        .await
+        .map_err(|e| Error::from_sqlx(KIND, "connect", e))?;
     conn.close().await.map_err(|e| Error::from_sqlx(KIND, "close the connection", e))
+}
+
+/// The query parameters sqlx's Postgres driver reads (besides `options[NAME]`).
+const DRIVER_PARAMETERS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// The connect options of `url`. Parameters the driver does not read are dropped here, with a
+/// warning naming only the parameter: sqlx would log each one with its value, and libpq's
+/// `sslpassword` is such a parameter.
+fn connect_options(url: &str) -> Result<PgConnectOptions, Error> {
+    let mut kept = url.to_owned();
+    if let Some((base, query)) = url.split_once('?') {
+        let pairs: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let name: String = form_urlencoded::parse(pair.split('=').next().unwrap_or_default().as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                let known =
+                    name.is_empty() || DRIVER_PARAMETERS.contains(&name.as_str()) || name.starts_with("options[");
+                if !known {
+                    let plain =
+                        name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    let parameter = if plain { name.as_str() } else { "(a name that is not plain text)" };
+                    tracing::warn!(
+                        parameter,
+                        "ignoring a destination.url parameter the Postgres driver does not support"
+                    );
+                }
+                known
+            })
+            .collect();
+        kept = if pairs.is_empty() { base.to_owned() } else { format!("{base}?{}", pairs.join("&")) };
+    }
+    PgConnectOptions::from_str(&kept).map_err(|e| {
+        Error::Config(format!(
+            "not a usable Postgres URL: {e}; percent-encode /, ?, #, @ and : inside the user name and password \
+             (%2F, %3F, %23, %40, %3A)"
+        ))
+    })
 }
 
 /// Opens a pool whose connections use `state_schema` as their search_path.
@@ -163,8 +221,7 @@ pub(crate) async fn connect_pool(url: &str, state_schema: &str) -> Result<PgPool
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(Error::Config("a Postgres URL starts with postgres:// or postgresql://".to_owned()));
     }
-    let options =
-        PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("not a usable Postgres URL: {e}")))?;
+    let options = connect_options(url)?;
     let search_path = sql::quote_ident(state_schema);
     PgPoolOptions::new()
         .max_connections(8)
