@@ -10,7 +10,7 @@ use std::process::Output;
 
 use hsync::simulator::DEFAULT_TOKEN;
 
-use crate::support::cli::{command, explain, hsync, stdout, write_config};
+use crate::support::cli::{explain, hsync, stdout, write_config, TOKEN_VAR};
 use crate::support::{FreshPostgres, Sim};
 
 const OBJECTS: &str = "[sync]\nobjects = [\"contacts\"]\n";
@@ -69,8 +69,20 @@ async fn a_read_only_sqlite_file_is_a_config_error_naming_the_file() {
     }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
 
+    // `nobody` must be able to run the binary: copy it where it can when its folders are private.
+    let copies = tempfile::tempdir().unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_hsync"));
+    let binary = if as_root && !runnable_by_others(binary) {
+        std::fs::set_permissions(copies.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = copies.path().join("hsync");
+        std::fs::copy(binary, &copy).unwrap();
+        copy
+    } else {
+        binary.to_owned()
+    };
     for args in [&["check"][..], &["backfill"][..]] {
-        let mut cmd = command(Some(&config), args, Some(DEFAULT_TOKEN));
+        let mut cmd = tokio::process::Command::new(&binary);
+        cmd.arg("--config").arg(&config).args(args).env("RUST_LOG", "warn").env(TOKEN_VAR, DEFAULT_TOKEN);
         if as_root {
             cmd.uid(65534).gid(65534);
         }
@@ -85,6 +97,12 @@ async fn a_read_only_sqlite_file_is_a_config_error_naming_the_file() {
         assert!(failure.contains("writable by hsync's user"), "{args:?}: {failure}");
     }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Whether users other than the owner may run `binary` (it, and every folder above it, open to them).
+fn runnable_by_others(binary: &Path) -> bool {
+    let open = |path: &Path, bits: u32| std::fs::metadata(path).is_ok_and(|m| m.mode() & bits == bits);
+    open(binary, 0o005) && binary.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()).all(|d| open(d, 0o001))
 }
 
 /// `url` with its user (and password) or database replaced.
