@@ -437,6 +437,26 @@ async fn status_answers_from_memory_while_the_database_does_not() {
     pg.drop_schemas().await;
 }
 
+/// A destination that refuses for good (an unknown database) shows in `/status` with its class
+/// while the daemon keeps running and retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_a_refused_connection_with_its_class() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let mut url = reqwest::Url::parse(&pg.url).unwrap();
+    let name = format!("hsync_missing_{:08x}", rand::random::<u32>());
+    url.set_path(&format!("/{name}"));
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::Postgres { url: url.to_string(), pg: &pg };
+    let config = write_config(dir.path(), &sim, &target, &["contacts"], "");
+    let daemon = Daemon::start(&config, &[]).await;
+    let status = daemon.wait_status("the refused connection", |s| s["database"]["class"] == "config").await;
+    assert_eq!(status["database"]["reachable"], false, "{status:#}");
+    assert!(status["database"]["error"].as_str().is_some_and(|e| e.contains(&name)), "{status:#}");
+    assert_eq!(status["daemon"]["connect_error"]["class"], "config", "{status:#}");
+    assert_eq!(daemon.get("/healthz").await.0, StatusCode::OK, "the daemon keeps running");
+}
+
 /// Connections that send nothing, or only part of a request's headers, are closed by the
 /// daemon after its header read timeout (and beyond its connection cap at once), and the
 /// endpoints keep answering.

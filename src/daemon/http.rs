@@ -182,7 +182,10 @@ async fn status(State(state): State<HttpState>) -> Response {
     let live = &state.live;
     let daemon = live.snapshot();
     let report = match live.warehouse() {
-        None => Err((ErrorClass::Transient, "not connected to the destination yet".to_owned())),
+        None => Err(match live.connect_error() {
+            Some(failure) => (failure.class, format!("cannot connect to the destination: {}", failure.message)),
+            None => (ErrorClass::Transient, "not connected to the destination yet".to_owned()),
+        }),
         Some((_, store)) => {
             let read = crate::stream::status::collect(
                 store,

@@ -104,7 +104,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 /// Connects, then alternates between standby and leader until the stop signal.
 async fn supervise(config: &Config, live: &Arc<Live>, shutdown: &CancellationToken) {
     let retry = Duration::from_secs(config.daemon.lease_retry_secs);
-    let Some(dest) = connect(config, shutdown).await else { return };
+    let Some(dest) = connect(config, live, shutdown).await else { return };
     live.set_warehouse(dest.clone(), dest.state_store());
     let mut announced_standby = false;
     while !shutdown.is_cancelled() {
@@ -135,13 +135,22 @@ async fn supervise(config: &Config, live: &Arc<Live>, shutdown: &CancellationTok
     }
 }
 
-/// Connects to the destination, retrying until it answers or the stop signal.
-async fn connect(config: &Config, shutdown: &CancellationToken) -> Option<AnyDestination> {
+/// Connects to the destination, retrying until it answers or the stop signal; the last failure
+/// (with its class: a wrong login or a missing database needs an operator) shows in `/status`.
+async fn connect(config: &Config, live: &Live, shutdown: &CancellationToken) -> Option<AnyDestination> {
     let mut failures = 0;
     loop {
         match AnyDestination::connect(&config.destination).await {
-            Ok(dest) => return Some(dest),
+            Ok(dest) => {
+                live.set_connect_error(None);
+                return Some(dest);
+            }
             Err(e) => {
+                live.set_connect_error(Some(live::JobFailure {
+                    at: live.clock.now(),
+                    class: e.class(),
+                    message: e.to_string(),
+                }));
                 failures += 1;
                 let wait = schedule::backoff(e.class(), failures);
                 tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "cannot connect to the destination");
