@@ -399,6 +399,9 @@ pub struct DaemonConfig {
     /// The environment variable holding a bearer token the endpoints then require; needed when
     /// `listen` is not a loopback address.
     pub bearer_token_env: Option<String>,
+    /// Serve `/metrics` and `/status` beyond loopback without a bearer token (only where the
+    /// network itself keeps strangers out); without it such a `listen` refuses to start.
+    pub allow_unauthenticated_listen: bool,
     /// Seconds between CDC passes of an object (after its backfill finished).
     pub cdc_interval_secs: u64,
     /// Seconds between association polls (edges of records changed since the last poll).
@@ -425,6 +428,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             listen: "127.0.0.1:9464".to_owned(),
             bearer_token_env: None,
+            allow_unauthenticated_listen: false,
             cdc_interval_secs: 60,
             associations_interval_secs: 300,
             association_sweep_interval_secs: 86_400,

@@ -281,55 +281,83 @@ async fn metrics_parse_as_prometheus_text_and_move_with_work() {
     }
 }
 
-/// A TCP forwarder the test can cut and restore, standing between the daemon and Postgres.
+/// What a [`Gate`] does with traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Passage {
+    Open,
+    /// Connections are closed: the client sees the server go away.
+    Closed,
+    /// Connections stay open and nothing passes: the client waits, as behind a dead network.
+    Stalled,
+}
+
+/// A TCP forwarder the test can cut, stall and restore, standing between the daemon and Postgres.
 struct Gate {
     addr: std::net::SocketAddr,
-    open: tokio::sync::watch::Sender<bool>,
+    passage: tokio::sync::watch::Sender<Passage>,
 }
 
 impl Gate {
     async fn start(upstream: std::net::SocketAddr) -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (open, watch) = tokio::sync::watch::channel(true);
+        let (passage, watch) = tokio::sync::watch::channel(Passage::Open);
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else { return };
-                if !*watch.borrow() {
-                    continue; // dropped: the client sees the connection close
-                }
-                let mut closed = watch.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = closed.wait_for(|open| !*open) => {}
+                let mut changed = watch.clone();
+                let now = *watch.borrow();
+                match now {
+                    Passage::Closed => continue, // dropped: the client sees the connection close
+                    Passage::Stalled => {
+                        // Held without an answer until the passage changes, then dropped.
+                        tokio::spawn(async move {
+                            let _ = changed.wait_for(|p| *p != Passage::Stalled).await;
+                            drop(inbound);
+                        });
                     }
-                });
+                    Passage::Open => {
+                        tokio::spawn(async move {
+                            let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                _ = changed.wait_for(|p| *p != Passage::Open) => {}
+                            }
+                            // A stalled passage keeps both ends open and silent until it changes.
+                            let _ = changed.wait_for(|p| *p != Passage::Stalled).await;
+                        });
+                    }
+                }
             }
         });
-        Gate { addr, open }
+        Gate { addr, passage }
     }
 
     fn set_open(&self, open: bool) {
-        self.open.send_replace(open);
+        self.passage.send_replace(if open { Passage::Open } else { Passage::Closed });
+    }
+
+    /// The Postgres URL of `pg` through a new gate.
+    async fn before(pg: &FreshPostgres) -> (Gate, String) {
+        let upstream_url = reqwest::Url::parse(&pg.url).unwrap();
+        let upstream = format!("{}:{}", upstream_url.host_str().unwrap(), upstream_url.port().unwrap_or(5432));
+        let upstream: std::net::SocketAddr = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+        let gate = Gate::start(upstream).await;
+        let mut via_gate = upstream_url.clone();
+        via_gate.set_port(Some(gate.addr.port())).unwrap();
+        via_gate.set_host(Some("127.0.0.1")).unwrap();
+        (gate, via_gate.to_string())
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_the_destination_going_away_and_coming_back() {
     let Some(pg) = FreshPostgres::create().await else { return };
-    let upstream_url = reqwest::Url::parse(&pg.url).unwrap();
-    let upstream = format!("{}:{}", upstream_url.host_str().unwrap(), upstream_url.port().unwrap_or(5432));
-    let upstream: std::net::SocketAddr = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
-    let gate = Gate::start(upstream).await;
-    let mut via_gate = upstream_url.clone();
-    via_gate.set_port(Some(gate.addr.port())).unwrap();
-    via_gate.set_host(Some("127.0.0.1")).unwrap();
+    let (gate, via_gate) = Gate::before(&pg).await;
 
     let sim = Sim::small().await;
     let dir = tempfile::tempdir().unwrap();
-    let target = Target::Postgres { url: via_gate.to_string(), pg: &pg };
+    let target = Target::Postgres { url: via_gate, pg: &pg };
     let config = write_config(dir.path(), &sim, &target, &["contacts"], "");
     let daemon = Daemon::start(&config, &[]).await;
     let wait_ready = |want: StatusCode| {
@@ -361,6 +389,141 @@ async fn readyz_follows_the_destination_going_away_and_coming_back() {
     daemon.wait_status("the backfill", |s| backfill_done(s, &["contacts"])).await;
     drop(daemon);
     pg.drop_schemas().await;
+}
+
+/// While the database does not answer, `/status` answers at once from memory: the last
+/// document read, marked stale, with the database marked unreachable and the error's class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_from_memory_while_the_database_does_not() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let (gate, via_gate) = Gate::before(&pg).await;
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &Target::Postgres { url: via_gate, pg: &pg }, &["contacts"], "");
+    let daemon = Daemon::start(&config, &[]).await;
+    let mut last = daemon
+        .wait_status("the backfill, read from the database", |s| {
+            backfill_done(s, &["contacts"]) && s["database"]["reachable"] == true
+        })
+        .await;
+    assert_eq!(last["database"]["stale"], false, "{last:#}");
+
+    for (what, cut) in [("stalled", Passage::Stalled), ("closed", Passage::Closed)] {
+        gate.passage.send_replace(cut);
+        // Daemon::get fails the test when an answer takes 20 s; a read already under way when
+        // the gate shut may still succeed, so poll until one does not.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let during = loop {
+            let (code, body) = daemon.get("/status").await;
+            assert_eq!(code, StatusCode::OK, "{what}: {body}");
+            let during: Value = serde_json::from_str(&body).unwrap();
+            if during["database"]["reachable"] == false {
+                break during;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: the database stayed reachable: {during:#}");
+            last = during;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(during["database"]["stale"], true, "{what}: {during:#}");
+        assert_eq!(during["database"]["class"], "transient", "{what}: {during:#}");
+        assert!(during["database"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {during:#}");
+        assert_eq!(during["generated_at"], last["generated_at"], "{what}: the last document read is served");
+        assert!(stream(&during, "backfill:contacts").is_some(), "{what}: {during:#}");
+        assert!(during["daemon"]["role"].is_string(), "the daemon's own view is live: {during:#}");
+        gate.set_open(true);
+        last = daemon.wait_status("the database answering again", |s| s["database"]["reachable"] == true).await;
+    }
+    drop(daemon);
+    pg.drop_schemas().await;
+}
+
+/// A destination that refuses for good (an unknown database) shows in `/status` with its class
+/// while the daemon keeps running and retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_a_refused_connection_with_its_class() {
+    let Some(pg) = FreshPostgres::create().await else { return };
+    let mut url = reqwest::Url::parse(&pg.url).unwrap();
+    let name = format!("hsync_missing_{:08x}", rand::random::<u32>());
+    url.set_path(&format!("/{name}"));
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::Postgres { url: url.to_string(), pg: &pg };
+    let config = write_config(dir.path(), &sim, &target, &["contacts"], "");
+    let daemon = Daemon::start(&config, &[]).await;
+    let status = daemon.wait_status("the refused connection", |s| s["database"]["class"] == "config").await;
+    assert_eq!(status["database"]["reachable"], false, "{status:#}");
+    assert!(status["database"]["error"].as_str().is_some_and(|e| e.contains(&name)), "{status:#}");
+    assert_eq!(status["daemon"]["connect_error"]["class"], "config", "{status:#}");
+    assert_eq!(daemon.get("/healthz").await.0, StatusCode::OK, "the daemon keeps running");
+}
+
+/// Connections that send nothing, or only part of a request's headers, are closed by the
+/// daemon after its header read timeout (and beyond its connection cap at once), and the
+/// endpoints keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_are_closed_by_the_daemon() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], "");
+    let daemon = Daemon::start(&config, &[]).await;
+    let addr = daemon.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for n in 0..300 {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        if n % 2 == 1 {
+            stream.write_all(b"GET /status HTTP/1.1\r\nHost: hsync\r\n").await.unwrap();
+        }
+        idle.push(stream);
+    }
+    // Generous: the daemon's timeout is seconds; a server without one never closes them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut still_open = 0;
+    for mut stream in idle {
+        let mut buf = [0u8; 1024];
+        let closed = loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Err(_) => break false,
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(_)) => continue, // e.g. a 408 answer before the close
+            }
+        };
+        still_open += usize::from(!closed);
+    }
+    assert_eq!(still_open, 0, "connections the daemon left open after 60 s");
+    assert_eq!(daemon.get("/healthz").await.0, StatusCode::OK, "{}", daemon.log());
+}
+
+/// A `listen` beyond loopback without a bearer token is refused (config, 78) naming both keys,
+/// unless `daemon.allow_unauthenticated_listen` says the network keeps strangers out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_listen_without_a_token_is_refused_unless_allowed() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let run = |config: PathBuf| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsync"));
+        cmd.arg("--config").arg(config).args(["run", "--listen", "0.0.0.0:0"]).env(TOKEN_VAR, DEFAULT_TOKEN);
+        cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC").kill_on_drop(true);
+        cmd
+    };
+    let refused = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], "");
+    let out = tokio::time::timeout(PATIENCE, run(refused).output()).await.expect("exits").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for key in ["daemon.bearer_token_env", "daemon.allow_unauthenticated_listen", "0.0.0.0"] {
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+    }
+    assert!(!db.exists(), "refused before touching the destination");
+
+    let allowed =
+        write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], "allow_unauthenticated_listen = true\n");
+    let mut child = run(allowed).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(PATIENCE, lines.next_line()).await.expect("prints its address").unwrap();
+    assert!(first.is_some_and(|l| l.starts_with("hsync run: endpoints on http://0.0.0.0:")), "serves when allowed");
+    child.kill().await.unwrap();
 }
 
 async fn one_leader_and_failover(sim: &Sim, dir: &Path, target: Target<'_>) {

@@ -160,6 +160,11 @@ fn kubernetes_manifest_probes_the_daemon_and_its_config_loads() {
         "readOnlyRootFilesystem: true",
         "- name: HSYNC_DAEMON__LISTEN",
         "value: \"0.0.0.0:9464\"",
+        // Beyond loopback the daemon needs a bearer token.
+        "- name: HSYNC_DAEMON__BEARER_TOKEN_ENV",
+        "value: HSYNC_HTTP_TOKEN",
+        "- name: HSYNC_HTTP_TOKEN",
+        "key: http-token",
         "- name: HSYNC_DESTINATION__URL",
     ] {
         assert!(trimmed.contains(&expected), "deploy/kubernetes/hsync.yaml has `{expected}`");

@@ -1,12 +1,22 @@
 //! The daemon's HTTP endpoints: `/healthz` (the process answers), `/readyz` (the destination
 //! answers and HubSpot accepts the token), `/metrics` (Prometheus text) and `/status` (the
-//! document `hsync status --json` prints, plus the daemon's live view under `daemon`).
+//! document `hsync status --json` prints, plus the daemon's live view under `daemon` and how the
+//! state store answered under `database`).
 //!
 //! `/metrics` and `/status` require `Authorization: Bearer <token>` when a token is configured,
 //! compared in constant time; the probes stay open so orchestrators need no secret, and they
 //! reveal nothing but check names.
+//!
+//! `/status` never waits long on the database: the state store read gets [`STATUS_TIMEOUT`], and
+//! when it fails or times out the last document read is served again, under `database` marked
+//! unreachable (with the error's class) and stale, so a monitor sees the outage at once.
+//!
+//! [`serve`] accepts connections itself rather than through `axum::serve`, which sets no header
+//! read timeout: a client gets [`HEADER_READ_TIMEOUT`] to send a request's headers (and an idle
+//! keep-alive connection as long to send the next), and at most [`MAX_CONNECTIONS`] are served
+//! at once; connections beyond that are closed at once, so half-open connections cannot pile up.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -19,12 +29,22 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
 use super::live::Live;
 use crate::destination::Destination;
+use crate::error::{Classify, ErrorClass};
 use crate::hubspot::Secret;
 
 /// How long `/readyz` waits for the destination before calling it unreachable.
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `/status` waits for the state store before serving its last document.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client has to send a request's headers (or, kept alive, the next request's).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -32,6 +52,58 @@ pub struct HttpState {
     pub live: Arc<Live>,
     pub metrics: PrometheusHandle,
     pub bearer: Option<Arc<Secret>>,
+    /// The last `/status` document read from the state store, served again while it is unreachable.
+    last_status: Arc<Mutex<Option<serde_json::Value>>>,
+}
+
+impl HttpState {
+    pub fn new(live: Arc<Live>, metrics: PrometheusHandle, bearer: Option<Arc<Secret>>) -> HttpState {
+        HttpState { live, metrics, bearer, last_status: Arc::new(Mutex::new(None)) }
+    }
+}
+
+/// Serves `app` on `listener` until `stop` fires (see the module docs for the limits).
+pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                tracing::warn!(%error, "cannot accept a connection on the daemon's endpoints");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!("closed a connection: {MAX_CONNECTIONS} are open already");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(error) = served {
+                        tracing::debug!(%error, "a connection to the daemon's endpoints ended");
+                    }
+                }
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(slot);
+        });
+    }
 }
 
 /// The router.
@@ -98,28 +170,54 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
+/// How the state store answered the latest `/status` read.
+fn database(outcome: &Result<(), (ErrorClass, String)>, stale: bool) -> serde_json::Value {
+    match outcome {
+        Ok(()) => json!({ "reachable": true, "stale": false }),
+        Err((class, error)) => json!({ "reachable": false, "stale": stale, "class": class, "error": error }),
+    }
+}
+
 async fn status(State(state): State<HttpState>) -> Response {
     let live = &state.live;
     let daemon = live.snapshot();
-    let Some((_, store)) = live.warehouse() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "daemon": daemon }))).into_response();
-    };
-    let report =
-        crate::stream::status::collect(store, Arc::new(store.clone()), live.budget.clone(), Arc::clone(&live.clock))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()));
-    match report {
-        Ok(mut document) => {
-            if let Some(fields) = document.as_object_mut() {
-                fields.insert("daemon".to_owned(), json!(daemon));
+    let report = match live.warehouse() {
+        None => Err(match live.connect_error() {
+            Some(failure) => (failure.class, format!("cannot connect to the destination: {}", failure.message)),
+            None => (ErrorClass::Transient, "not connected to the destination yet".to_owned()),
+        }),
+        Some((_, store)) => {
+            let read = crate::stream::status::collect(
+                store,
+                Arc::new(store.clone()),
+                live.budget.clone(),
+                Arc::clone(&live.clock),
+            );
+            match tokio::time::timeout(STATUS_TIMEOUT, read).await {
+                Ok(Ok(report)) => serde_json::to_value(report).map_err(|e| (ErrorClass::Bug, e.to_string())),
+                Ok(Err(e)) => Err((e.class(), format!("cannot read the state store: {e}"))),
+                Err(_) => Err((
+                    ErrorClass::Transient,
+                    format!("the state store did not answer within {}s", STATUS_TIMEOUT.as_secs()),
+                )),
             }
-            Json(document).into_response()
         }
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": format!("cannot read the state store: {error}"), "daemon": daemon })),
-        )
-            .into_response(),
+    };
+    let cached = state.last_status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let (mut document, outcome) = match report {
+        Ok(document) => {
+            *state.last_status.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(document.clone());
+            (document, Ok(()))
+        }
+        Err(failure) => {
+            tracing::debug!(error = %failure.1, "/status serves the last state store read");
+            (cached.unwrap_or_else(|| json!({})), Err(failure))
+        }
+    };
+    let stale = outcome.is_err() && document.get("generated_at").is_some();
+    if let Some(fields) = document.as_object_mut() {
+        fields.insert("database".to_owned(), database(&outcome, stale));
+        fields.insert("daemon".to_owned(), json!(daemon));
     }
+    Json(document).into_response()
 }

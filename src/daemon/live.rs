@@ -62,6 +62,8 @@ pub struct LiveView {
     pub paused_until: Option<DateTime<Utc>>,
     /// Why HubSpot refused the token, until a call succeeds again.
     pub auth_error: Option<String>,
+    /// Why the last attempt to connect to the destination failed, until one succeeds.
+    pub connect_error: Option<JobFailure>,
     pub jobs: Vec<JobView>,
 }
 
@@ -84,6 +86,7 @@ impl Live {
             lease: None,
             paused_until: None,
             auth_error: None,
+            connect_error: None,
             jobs: Vec::new(),
         };
         Live { view: Mutex::new(view), jobs: Mutex::new(BTreeMap::new()), warehouse: OnceLock::new(), budget, clock }
@@ -131,6 +134,14 @@ impl Live {
 
     pub fn auth_error(&self) -> Option<String> {
         self.lock_view().auth_error.clone()
+    }
+
+    pub fn set_connect_error(&self, error: Option<JobFailure>) {
+        self.lock_view().connect_error = error;
+    }
+
+    pub fn connect_error(&self) -> Option<JobFailure> {
+        self.lock_view().connect_error.clone()
     }
 
     /// Replaces one job's entry.

@@ -31,6 +31,8 @@ pub enum Error {
     Listen { addr: String, detail: String },
     #[error("daemon.bearer_token_env names {var}, which is unset or empty; export the token or remove the key")]
     BearerToken { var: String },
+    #[error("daemon.listen {addr} is not a loopback address and daemon.bearer_token_env is not set, so /metrics and /status would be open to anyone who can reach it; set daemon.bearer_token_env (and export the token), listen on 127.0.0.1, or set daemon.allow_unauthenticated_listen = true where the network keeps strangers out")]
+    Unauthenticated { addr: String },
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),
     #[error("the batch in flight did not commit within {0}s of the stop signal; hsync stopped anyway and the next start resumes from the last committed page")]
@@ -42,7 +44,7 @@ pub enum Error {
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Listen { .. } | Error::BearerToken { .. } => ErrorClass::Config,
+            Error::Listen { .. } | Error::BearerToken { .. } | Error::Unauthenticated { .. } => ErrorClass::Config,
             Error::Metrics(_) => ErrorClass::Bug,
             Error::ShutdownTimeout(_) => ErrorClass::Transient,
             Error::HubSpot(e) => e.class(),
@@ -62,7 +64,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         .parse()
         .map_err(|e| Error::Listen { addr: config.daemon.listen.clone(), detail: format!("{e}") })?;
     if !addr.ip().is_loopback() && bearer.is_none() {
-        tracing::warn!(%addr, "the endpoints listen beyond loopback without daemon.bearer_token_env: /metrics and /status are open to anyone who can reach them");
+        if !config.daemon.allow_unauthenticated_listen {
+            return Err(Error::Unauthenticated { addr: addr.to_string() });
+        }
+        tracing::warn!(%addr, "the endpoints listen beyond loopback without daemon.bearer_token_env (daemon.allow_unauthenticated_listen is set): /metrics and /status are open to anyone who can reach them");
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -72,9 +77,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let live = Arc::new(Live::new(hubspot::client_config(&config).budget, Arc::clone(&clock)));
     live.set_role(Role::Starting, None);
     let http_stop = CancellationToken::new();
-    let app = http::router(http::HttpState { live: Arc::clone(&live), metrics, bearer });
-    let serving = axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned());
-    let server = tokio::spawn(async move { serving.await });
+    let app = http::router(http::HttpState::new(Arc::clone(&live), metrics, bearer));
+    let server = tokio::spawn(http::serve(listener, app, http_stop.clone()));
     tracing::info!(address = %bound, "daemon endpoints listening (/healthz /readyz /metrics /status)");
     println!("hsync run: endpoints on http://{bound}");
     systemd_notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("starting")]);
@@ -100,7 +104,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 /// Connects, then alternates between standby and leader until the stop signal.
 async fn supervise(config: &Config, live: &Arc<Live>, shutdown: &CancellationToken) {
     let retry = Duration::from_secs(config.daemon.lease_retry_secs);
-    let Some(dest) = connect(config, shutdown).await else { return };
+    let Some(dest) = connect(config, live, shutdown).await else { return };
     live.set_warehouse(dest.clone(), dest.state_store());
     let mut announced_standby = false;
     while !shutdown.is_cancelled() {
@@ -131,13 +135,22 @@ async fn supervise(config: &Config, live: &Arc<Live>, shutdown: &CancellationTok
     }
 }
 
-/// Connects to the destination, retrying until it answers or the stop signal.
-async fn connect(config: &Config, shutdown: &CancellationToken) -> Option<AnyDestination> {
+/// Connects to the destination, retrying until it answers or the stop signal; the last failure
+/// (with its class: a wrong login or a missing database needs an operator) shows in `/status`.
+async fn connect(config: &Config, live: &Live, shutdown: &CancellationToken) -> Option<AnyDestination> {
     let mut failures = 0;
     loop {
         match AnyDestination::connect(&config.destination).await {
-            Ok(dest) => return Some(dest),
+            Ok(dest) => {
+                live.set_connect_error(None);
+                return Some(dest);
+            }
             Err(e) => {
+                live.set_connect_error(Some(live::JobFailure {
+                    at: live.clock.now(),
+                    class: e.class(),
+                    message: e.to_string(),
+                }));
                 failures += 1;
                 let wait = schedule::backoff(e.class(), failures);
                 tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "cannot connect to the destination");

@@ -1,5 +1,9 @@
 //! Destination errors, classed so the scheduler can retry a lost connection and stop on a
-//! permission or schema problem. Messages name the table or statement kind, never row values.
+//! permission, login or schema problem. Messages name the table or statement kind, never row
+//! values, and never a password or a URL holding one; a SQLite file's path is not a secret and
+//! is named so the operator knows what to fix.
+
+use std::path::{Path, PathBuf};
 
 use crate::error::{Classify, ErrorClass};
 
@@ -27,13 +31,22 @@ pub enum Error {
     /// The warehouse asked hsync to slow down (a quota or concurrency limit).
     #[error("the {kind} destination is throttling hsync: {detail}; hsync retries later")]
     Throttled { kind: &'static str, detail: String },
+    /// The database file cannot be opened or written: its directory is missing, the file or its
+    /// file system is read-only, or hsync's user lacks the permission. `detail` says which and
+    /// what to fix.
+    #[error("cannot {action}: the {kind} database file{} {detail}", shown_path(.path.as_deref()))]
+    File { kind: &'static str, action: String, path: Option<PathBuf>, detail: String },
+}
+
+fn shown_path(path: Option<&Path>) -> String {
+    path.map(|p| format!(" {}", p.display())).unwrap_or_default()
 }
 
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::Unavailable { .. } => ErrorClass::Transient,
-            Error::Permission { .. } | Error::Config(_) => ErrorClass::Config,
+            Error::Permission { .. } | Error::Config(_) | Error::File { .. } => ErrorClass::Config,
             Error::Schema { .. } => ErrorClass::Data,
             Error::Statement { .. } => ErrorClass::Bug,
             Error::Auth { .. } => ErrorClass::Auth,
@@ -42,9 +55,76 @@ impl Classify for Error {
     }
 }
 
+/// What a SQLite result code says about the database file, for the codes that are about the
+/// file rather than a statement (SQLite's primary code is the low byte of an extended one).
+fn sqlite_file_problem(code: i32) -> Option<&'static str> {
+    match code & 0xff {
+        3 | 23 => Some("may not be accessed by hsync's user"), // SQLITE_PERM, SQLITE_AUTH
+        8 => Some("is read-only"),                             // SQLITE_READONLY (and its extended codes)
+        14 => Some("cannot be opened"),                        // SQLITE_CANTOPEN (and its extended codes)
+        _ => None,
+    }
+}
+
+/// What to do about a SQLite file problem, naming the file and its directory when known.
+fn sqlite_file_fix(code: i32, path: Option<&Path>) -> String {
+    let Some(path) = path else {
+        return "check that destination.url (or destination.state_path) names a file in an existing directory that \
+                hsync's user may write"
+            .to_owned();
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if code & 0xff == 14 {
+        format!(
+            "check that the directory {} exists and that hsync's user may create and write files in it, or point \
+             destination.url at another file",
+            dir.display()
+        )
+    } else {
+        format!(
+            "make {} and its directory {} writable by hsync's user (SQLite also writes the -wal and -shm files \
+             beside it), or point destination.url at a writable file",
+            path.display(),
+            dir.display()
+        )
+    }
+}
+
+/// The class a Postgres SQLSTATE gives a failure, when the code alone decides it.
+/// <https://www.postgresql.org/docs/current/errcodes-appendix.html>
+fn postgres_problem(kind: &'static str, code: &str, message: &str) -> Option<Error> {
+    let detail = |why: &str| format!("{message} (SQLSTATE {code}: {why})");
+    Some(match code {
+        // invalid_password
+        "28P01" => Error::Auth { kind, detail: detail("the user or password in destination.url is wrong") },
+        // invalid_authorization_specification: an unknown role, or pg_hba.conf refuses it
+        "28000" => Error::Auth {
+            kind,
+            detail: detail("the user in destination.url does not exist or may not connect from this host"),
+        },
+        // invalid_catalog_name: the database does not exist
+        "3D000" => Error::Config(format!(
+            "the {kind} server has no database by the name in destination.url: {message} (SQLSTATE {code}); create \
+             it or fix the database name in destination.url"
+        )),
+        // connection exceptions, insufficient resources (too many connections), operator
+        // intervention (admin shutdown, crash shutdown, cannot connect now)
+        _ if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") => {
+            Error::Unavailable { kind, detail: detail("the server is unavailable or shutting down") }
+        }
+        _ => return None,
+    })
+}
+
 impl Error {
     /// Classifies an sqlx error raised while doing `action`.
     pub fn from_sqlx(kind: &'static str, action: impl Into<String>, e: sqlx::Error) -> Error {
+        Error::from_sqlx_at(kind, None, action, e)
+    }
+
+    /// Classifies an sqlx error raised while doing `action` on the database file `path` (SQLite),
+    /// so an unusable file is reported by name.
+    pub fn from_sqlx_at(kind: &'static str, path: Option<&Path>, action: impl Into<String>, e: sqlx::Error) -> Error {
         let action = action.into();
         match &e {
             sqlx::Error::Io(_)
@@ -53,19 +133,71 @@ impl Error {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_) => Error::Unavailable { kind, detail: e.to_string() },
+            sqlx::Error::Configuration(_) => {
+                Error::Config(format!("{kind} refused the connection settings: {e}; fix destination.url"))
+            }
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                // Postgres: 42501 insufficient_privilege; 08xxx connection exceptions;
-                // 57P01 admin shutdown. SQLite: 8 read-only, 5/6 busy/locked.
-                if code == "42501" || code == "8" {
-                    Error::Permission { kind, action, detail: db.message().to_owned() }
-                } else if code.starts_with("08") || code == "57P01" || code == "5" || code == "6" {
-                    Error::Unavailable { kind, detail: db.message().to_owned() }
-                } else {
-                    Error::Statement { kind, action, detail: db.message().to_owned() }
+                let message = db.message().to_owned();
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    let number: i32 = code.parse().unwrap_or_default();
+                    if let Some(problem) = sqlite_file_problem(number) {
+                        let fix = sqlite_file_fix(number, path);
+                        return Error::File {
+                            kind,
+                            action,
+                            path: path.map(Path::to_owned),
+                            detail: format!("{problem} ({message}, SQLite code {number}); {fix}"),
+                        };
+                    }
+                    // SQLITE_BUSY, SQLITE_LOCKED: another writer held the database too long.
+                    if matches!(number & 0xff, 5 | 6) {
+                        return Error::Unavailable { kind, detail: message };
+                    }
+                    return Error::Statement { kind, action, detail: message };
                 }
+                // Postgres: 42501 insufficient_privilege.
+                if code == "42501" {
+                    return Error::Permission { kind, action, detail: message };
+                }
+                postgres_problem(kind, &code, &message).unwrap_or(Error::Statement { kind, action, detail: message })
             }
             _ => Error::Statement { kind, action, detail: e.to_string() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_login_and_database_codes_are_auth_and_config_not_bugs() {
+        let class = |code: &str| postgres_problem("postgres", code, "m").map(|e| e.class());
+        assert_eq!(class("28P01"), Some(ErrorClass::Auth));
+        assert_eq!(class("28000"), Some(ErrorClass::Auth));
+        assert_eq!(class("3D000"), Some(ErrorClass::Config));
+        assert_eq!(class("08006"), Some(ErrorClass::Transient));
+        assert_eq!(class("53300"), Some(ErrorClass::Transient));
+        assert_eq!(class("57P01"), Some(ErrorClass::Transient));
+        assert_eq!(class("23505"), None, "a statement's own failure is left to the caller");
+        let text =
+            postgres_problem("postgres", "28P01", "password authentication failed for user \"u\"").unwrap().to_string();
+        assert!(text.contains("destination.url") && text.contains("28P01"), "{text}");
+    }
+
+    #[test]
+    fn sqlite_file_codes_name_the_file_and_the_fix() {
+        // Extended codes share the primary code's low byte: 1032 is SQLITE_READONLY_DBMOVED.
+        for code in [3, 8, 14, 23, 1032, 526] {
+            assert!(sqlite_file_problem(code).is_some(), "{code}");
+        }
+        for code in [1, 5, 6, 19, 2067] {
+            assert!(sqlite_file_problem(code).is_none(), "{code}");
+        }
+        let fix = sqlite_file_fix(14, Some(Path::new("/srv/missing/hsync.db")));
+        assert!(fix.contains("/srv/missing exists"), "{fix}");
+        let fix = sqlite_file_fix(8, Some(Path::new("/srv/data/hsync.db")));
+        assert!(fix.contains("/srv/data/hsync.db") && fix.contains("writable"), "{fix}");
     }
 }

@@ -79,6 +79,10 @@ pub enum Error {
     Statement { action: String, detail: String },
     #[error("the state store holds unreadable data for {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    /// The database refused for a reason an operator must fix (a login, a privilege, a
+    /// read-only file); the destination's error keeps its class and says what to fix.
+    #[error("{0}")]
+    Refused(Box<crate::destination::Error>),
 }
 
 impl Classify for Error {
@@ -87,6 +91,7 @@ impl Classify for Error {
             Error::Unavailable(_) => ErrorClass::Transient,
             Error::Statement { .. } => ErrorClass::Bug,
             Error::Corrupt { .. } => ErrorClass::Data,
+            Error::Refused(cause) => cause.class(),
         }
     }
 }

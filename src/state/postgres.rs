@@ -47,7 +47,7 @@ fn state_error(action: &str, e: sqlx::Error) -> Error {
         D::Statement { detail, .. } | D::Schema { detail, .. } => {
             Error::Statement { action: action.to_owned(), detail }
         }
-        other => Error::Statement { action: action.to_owned(), detail: other.to_string() },
+        other => Error::Refused(Box::new(other)),
     }
 }
 

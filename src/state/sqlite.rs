@@ -72,12 +72,15 @@ pub(crate) async fn run_migrations(pool: &SqlitePool) -> Result<(), sqlx::migrat
 
 /// Classifies an sqlx error as the destination does, then as a state error.
 fn error(action: &str, e: sqlx::Error) -> Error {
-    match destination::Error::from_sqlx("sqlite", action, e) {
+    error_at(None, action, e)
+}
+
+/// Like [`error`], naming the database file when it is the problem.
+fn error_at(path: Option<&Path>, action: &str, e: sqlx::Error) -> Error {
+    match destination::Error::from_sqlx_at("sqlite", path, action, e) {
         destination::Error::Unavailable { detail, .. } => Error::Unavailable(detail),
-        destination::Error::Permission { detail, .. } => {
-            Error::Statement { action: action.to_owned(), detail: format!("permission denied: {detail}") }
-        }
-        other => Error::Statement { action: action.to_owned(), detail: other.to_string() },
+        destination::Error::Statement { detail, .. } => Error::Statement { action: action.to_owned(), detail },
+        other => Error::Refused(Box::new(other)),
     }
 }
 
@@ -142,8 +145,15 @@ impl SqliteStateStore {
     /// hsync's state. Call [`StateStore::migrate`] before use.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStateStore, Error> {
         let options = SqliteConnectOptions::new().filename(path.as_ref());
-        let pool = destination::sqlite::open_pool(options).await.map_err(|e| error("open the state file", e))?;
+        let pool = destination::sqlite::open_pool(options)
+            .await
+            .map_err(|e| error_at(Some(path.as_ref()), "open the state file", e))?;
         Ok(SqliteStateStore { pool })
+    }
+
+    /// Classifies an sqlx error, naming this store's database file when it is the problem.
+    fn failed(&self, action: &str, e: sqlx::Error) -> Error {
+        error_at(Some(self.pool.connect_options().get_filename()), action, e)
     }
 
     async fn budget_record(&self) -> Result<Option<BudgetRecord>, Error> {
@@ -152,7 +162,7 @@ impl SqliteStateStore {
             .bind(BUDGET_LEDGER)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| error("load the budget ledger", e))?;
+            .map_err(|e| self.failed("load the budget ledger", e))?;
         let Some(row) = row else { return Ok(None) };
         let day: String = column(&row, "day", what)?;
         let reserved: i64 = column(&row, "reserved", what)?;
@@ -173,7 +183,7 @@ impl SqliteStateStore {
             .bind(reserved)
             .execute(&self.pool)
             .await
-            .map_err(|e| error("save the budget ledger", e))?;
+            .map_err(|e| self.failed("save the budget ledger", e))?;
         Ok(())
     }
 }
@@ -182,20 +192,20 @@ impl StateStore for SqliteStateStore {
     async fn migrate(&self) -> Result<(), Error> {
         run_migrations(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
-                error("run the state migrations", e)
+                self.failed("run the state migrations", e)
             }
             other => Error::Statement { action: "run the state migrations".to_owned(), detail: other.to_string() },
         })
     }
 
     async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
-        let mut conn = self.pool.acquire().await.map_err(|e| error("load a checkpoint", e))?;
+        let mut conn = self.pool.acquire().await.map_err(|e| self.failed("load a checkpoint", e))?;
         load_checkpoint_on(&mut conn, stream).await
     }
 
     async fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
-        let mut conn = self.pool.acquire().await.map_err(|e| error("commit a checkpoint", e))?;
-        commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| error("commit a checkpoint", e))
+        let mut conn = self.pool.acquire().await.map_err(|e| self.failed("commit a checkpoint", e))?;
+        commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| self.failed("commit a checkpoint", e))
     }
 
     async fn reset_checkpoint(&self, stream: &str) -> Result<(), Error> {
@@ -203,13 +213,13 @@ impl StateStore for SqliteStateStore {
             .bind(stream)
             .execute(&self.pool)
             .await
-            .map_err(|e| error("reset a checkpoint", e))?;
+            .map_err(|e| self.failed("reset a checkpoint", e))?;
         Ok(())
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, Error> {
         let rows =
-            sqlx::query(ALL_CHECKPOINTS).fetch_all(&self.pool).await.map_err(|e| error("list checkpoints", e))?;
+            sqlx::query(ALL_CHECKPOINTS).fetch_all(&self.pool).await.map_err(|e| self.failed("list checkpoints", e))?;
         rows.iter().map(checkpoint_of).collect()
     }
 
@@ -219,7 +229,7 @@ impl StateStore for SqliteStateStore {
             .bind(instant_text(at))
             .execute(&self.pool)
             .await
-            .map_err(|e| error("record the start of a run", e))?;
+            .map_err(|e| self.failed("record the start of a run", e))?;
         Ok(done.last_insert_rowid())
     }
 
@@ -239,7 +249,7 @@ impl StateStore for SqliteStateStore {
             .bind(error_message)
             .execute(&self.pool)
             .await
-            .map_err(|e| error("record the end of a run", e))?;
+            .map_err(|e| self.failed("record the end of a run", e))?;
         if done.rows_affected() == 0 {
             return Err(Error::Statement {
                 action: "record the end of a run".to_owned(),
@@ -254,7 +264,7 @@ impl StateStore for SqliteStateStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| error("list recent runs", e))?;
+            .map_err(|e| self.failed("list recent runs", e))?;
         rows.iter().map(run_of).collect()
     }
 
@@ -263,7 +273,7 @@ impl StateStore for SqliteStateStore {
             .bind(object)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| error("load a property snapshot", e))?;
+            .map_err(|e| self.failed("load a property snapshot", e))?;
         let Some(row) = row else { return Ok(None) };
         let what = format!("the property snapshot of {object}");
         let properties: String = column(&row, "properties", &what)?;
@@ -288,7 +298,7 @@ impl StateStore for SqliteStateStore {
             .bind(acknowledged)
             .execute(&self.pool)
             .await
-            .map_err(|e| error("save a property snapshot", e))?;
+            .map_err(|e| self.failed("save a property snapshot", e))?;
         Ok(())
     }
 

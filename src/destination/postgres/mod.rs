@@ -118,6 +118,7 @@ fn from_state(e: crate::state::Error) -> Error {
         S::Unavailable(detail) => Error::Unavailable { kind: KIND, detail },
         S::Statement { action, detail } => Error::Statement { kind: KIND, action, detail },
         S::Corrupt { what, detail } => Error::Statement { kind: KIND, action: format!("read {what}"), detail },
+        S::Refused(cause) => *cause,
     }
 }
 

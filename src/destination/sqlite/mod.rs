@@ -251,7 +251,9 @@ impl SqliteDestination {
                 "the SQLite destination needs a file (sqlite://path/to/hsync.db), not an in-memory database".to_owned(),
             ));
         }
-        let pool = open_pool(options).await.map_err(failed("open the database"))?;
+        let path = options.get_filename().to_owned();
+        let pool =
+            open_pool(options).await.map_err(|e| Error::from_sqlx_at(KIND, Some(&path), "open the database", e))?;
         Ok(SqliteDestination { pool })
     }
 
@@ -270,8 +272,15 @@ impl SqliteDestination {
         self.pool.close().await;
     }
 
+    /// Like [`failed`], naming the database file, so a read-only or otherwise unusable file is
+    /// reported by name.
+    fn failed_here(&self, action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+        let action = action.into();
+        move |e| Error::from_sqlx_at(KIND, Some(&self.database_path()), action, e)
+    }
+
     async fn write_transaction(&self, action: &str) -> Result<sqlx::Transaction<'static, Sqlite>, Error> {
-        self.pool.begin_with(BEGIN_WRITE).await.map_err(failed(action))
+        self.pool.begin_with(BEGIN_WRITE).await.map_err(self.failed_here(action))
     }
 
     async fn create_missing(
@@ -344,13 +353,13 @@ impl SqliteDestination {
         dynamic(sql::render_create_table(&table, std::slice::from_ref(&id)), SqliteArguments::default())
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("create table {table}")))?;
+            .map_err(self.failed_here(format!("create table {table}")))?;
         let mut args = SqliteArguments::default();
         args.add(1_i64).map_err(|e| statement_error(format!("write to {table}"), e.to_string()))?;
         let written = dynamic(sql::render_insert_stage(&table, &[id.name], 1), args)
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("write to {table}")))?
+            .map_err(self.failed_here(format!("write to {table}")))?
             .rows_affected();
         if written != 1 {
             return Err(statement_error(format!("write to {table}"), format!("{written} rows written instead of 1")));
@@ -358,13 +367,16 @@ impl SqliteDestination {
         dynamic(sql::render_drop(&table), SqliteArguments::default())
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("drop table {table}")))?;
-        tx.commit().await.map_err(failed("commit the write check"))
+            .map_err(self.failed_here(format!("drop table {table}")))?;
+        tx.commit().await.map_err(self.failed_here("commit the write check"))
     }
 
     async fn list_stages(&self) -> Result<Vec<String>, Error> {
-        let rows = sqlx::query(sql::LIST_STAGES).fetch_all(&self.pool).await.map_err(failed("list staging tables"))?;
-        rows.iter().map(|r| r.try_get::<String, _>("name").map_err(failed("list staging tables"))).collect()
+        let rows = sqlx::query(sql::LIST_STAGES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.failed_here("list staging tables"))?;
+        rows.iter().map(|r| r.try_get::<String, _>("name").map_err(self.failed_here("list staging tables"))).collect()
     }
 }
 
@@ -380,30 +392,30 @@ impl Destination for SqliteDestination {
     async fn prepare(&self) -> Result<(), Error> {
         run_migrations(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
-                Error::from_sqlx(KIND, "run the state migrations", e)
+                self.failed_here("run the state migrations")(e)
             }
             other => statement_error("run the state migrations", other.to_string()),
         })?;
         sqlx::raw_sql(sql::PREPARE)
             .execute(&self.pool)
             .await
-            .map_err(failed("create the rejects and associations tables"))?;
+            .map_err(self.failed_here("create the rejects and associations tables"))?;
         for table in DIMENSION_TABLES {
             dynamic(sql::render_create_dimension(table), SqliteArguments::default())
                 .execute(&self.pool)
                 .await
-                .map_err(failed(format!("create the {} table", table.name)))?;
+                .map_err(self.failed_here(format!("create the {} table", table.name)))?;
         }
         Ok(())
     }
 
     async fn healthcheck(&self) -> Result<(), Error> {
-        sqlx::query("select 1").fetch_one(&self.pool).await.map_err(failed("answer a health check"))?;
+        sqlx::query("select 1").fetch_one(&self.pool).await.map_err(self.failed_here("answer a health check"))?;
         Ok(())
     }
 
     async fn describe(&self, table: &str) -> Result<Option<Vec<ExistingColumn>>, Error> {
-        let mut conn = self.pool.acquire().await.map_err(failed(format!("describe {table}")))?;
+        let mut conn = self.pool.acquire().await.map_err(self.failed_here(format!("describe {table}")))?;
         describe_on(&mut conn, table).await
     }
 
@@ -449,7 +461,7 @@ impl Destination for SqliteDestination {
                 Self::rebuild(&mut tx, table, &from, &to).await?;
             }
         }
-        tx.commit().await.map_err(failed(format!("commit the changes to {table}")))
+        tx.commit().await.map_err(self.failed_here(format!("commit the changes to {table}")))
     }
 
     async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
@@ -474,7 +486,7 @@ impl Destination for SqliteDestination {
         dynamic(sql::render_create_stage(&stage_table, &columns), SqliteArguments::default())
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("create a staging table for {table}")))?;
+            .map_err(self.failed_here(format!("create a staging table for {table}")))?;
         for start in (0..rows).step_by(per_insert) {
             let end = (start + per_insert).min(rows);
             // Converted one insert's rows at a time, so a wide page is not held twice. A column
@@ -502,9 +514,9 @@ impl Destination for SqliteDestination {
             dynamic(sql::render_insert_stage(&stage_table, &names, end - start), args)
                 .execute(&mut *tx)
                 .await
-                .map_err(failed(&action))?;
+                .map_err(self.failed_here(&action))?;
         }
-        tx.commit().await.map_err(failed(&action))?;
+        tx.commit().await.map_err(self.failed_here(&action))?;
         Ok(Stage { table: table.to_owned(), stage_table, columns: names, rows: rows as u64 })
     }
 
@@ -527,19 +539,21 @@ impl Destination for SqliteDestination {
         let done = dynamic(sql::render_merge(table, &stage.stage_table, &stage.columns), SqliteArguments::default())
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("merge into {table}")))?;
+            .map_err(self.failed_here(format!("merge into {table}")))?;
         let written = done.rows_affected();
-        insert_rejects(&mut tx, rejects).await.map_err(failed(format!("record rejected values of {table}")))?;
+        insert_rejects(&mut tx, rejects)
+            .await
+            .map_err(self.failed_here(format!("record rejected values of {table}")))?;
         if let Some(checkpoint) = commit {
             commit_checkpoint_on(&mut tx, checkpoint)
                 .await
-                .map_err(failed(format!("commit the checkpoint of {}", checkpoint.stream)))?;
+                .map_err(self.failed_here(format!("commit the checkpoint of {}", checkpoint.stream)))?;
         }
         dynamic(sql::render_drop(&stage.stage_table), SqliteArguments::default())
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("drop the staging table of {table}")))?;
-        tx.commit().await.map_err(failed(format!("commit the merge into {table}")))?;
+            .map_err(self.failed_here(format!("drop the staging table of {table}")))?;
+        tx.commit().await.map_err(self.failed_here(format!("commit the merge into {table}")))?;
         Ok(MergeOutcome { written, skipped: stage.rows.saturating_sub(written) })
     }
 
@@ -553,9 +567,9 @@ impl Destination for SqliteDestination {
             dynamic(sql::render_drop(stage), SqliteArguments::default())
                 .execute(&mut *tx)
                 .await
-                .map_err(failed("drop staging tables"))?;
+                .map_err(self.failed_here("drop staging tables"))?;
         }
-        tx.commit().await.map_err(failed("drop staging tables"))?;
+        tx.commit().await.map_err(self.failed_here("drop staging tables"))?;
         Ok(stages.len() as u64)
     }
 
@@ -605,14 +619,14 @@ impl Destination for SqliteDestination {
         let upserted = dynamic(sql::render_upsert_edges(), upsert)
             .execute(&mut *tx)
             .await
-            .map_err(failed(&action))?
+            .map_err(self.failed_here(&action))?
             .rows_affected();
         let tombstoned = dynamic(sql::render_tombstone_edges(), tombstone)
             .execute(&mut *tx)
             .await
-            .map_err(failed(&action))?
+            .map_err(self.failed_here(&action))?
             .rows_affected();
-        tx.commit().await.map_err(failed(&action))?;
+        tx.commit().await.map_err(self.failed_here(&action))?;
         Ok(EdgeOutcome { upserted, tombstoned })
     }
 
@@ -648,7 +662,7 @@ impl Destination for SqliteDestination {
                 dynamic(sql::render_upsert_dimension(table, end - start), args)
                     .execute(&mut *tx)
                     .await
-                    .map_err(failed(format!("write the {} table", table.name)))?;
+                    .map_err(self.failed_here(format!("write the {} table", table.name)))?;
             }
             let mut args = SqliteArguments::default();
             for value in [Value::Text(synced_at.clone()), Value::Text(keys)] {
@@ -657,17 +671,19 @@ impl Destination for SqliteDestination {
             let removed = dynamic(sql::render_remove_missing_dimension(table), args)
                 .execute(&mut *tx)
                 .await
-                .map_err(failed(format!("flag the rows removed from {}", table.name)))?
+                .map_err(self.failed_here(format!("flag the rows removed from {}", table.name)))?
                 .rows_affected();
             outcomes.push(DimensionOutcome { table: table.name, rows: rows as u64, removed });
         }
-        insert_rejects(&mut tx, rejects).await.map_err(failed("record rejected values of the dimension tables"))?;
+        insert_rejects(&mut tx, rejects)
+            .await
+            .map_err(self.failed_here("record rejected values of the dimension tables"))?;
         if let Some(checkpoint) = commit {
             commit_checkpoint_on(&mut tx, checkpoint)
                 .await
-                .map_err(failed(format!("commit the checkpoint of {}", checkpoint.stream)))?;
+                .map_err(self.failed_here(format!("commit the checkpoint of {}", checkpoint.stream)))?;
         }
-        tx.commit().await.map_err(failed(action))?;
+        tx.commit().await.map_err(self.failed_here(action))?;
         Ok(outcomes)
     }
 
@@ -679,7 +695,7 @@ impl Destination for SqliteDestination {
             .fetch_all(&self.pool)
             .await
             .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
-            .map_err(failed(format!("read the live ids of {table}")))
+            .map_err(self.failed_here(format!("read the live ids of {table}")))
     }
 
     async fn ids_modified_since(&self, table: &str, since_ms: i64) -> Result<Vec<i64>, Error> {
@@ -696,7 +712,7 @@ impl Destination for SqliteDestination {
             .fetch_all(&self.pool)
             .await
             .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
-            .map_err(failed(&action))
+            .map_err(self.failed_here(&action))
     }
 
     async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
@@ -713,7 +729,7 @@ impl Destination for SqliteDestination {
             .fetch_all(&self.pool)
             .await
             .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
-            .map_err(failed(&action))
+            .map_err(self.failed_here(&action))
     }
 
     async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {
@@ -734,10 +750,14 @@ impl Destination for SqliteDestination {
                 for value in chunk.iter().flatten() {
                     bind(&mut args, value.clone()).map_err(|e| statement_error(&action, e))?;
                 }
-                changed += dynamic(statement, args).execute(&mut *tx).await.map_err(failed(&action))?.rows_affected();
+                changed += dynamic(statement, args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.failed_here(&action))?
+                    .rows_affected();
             }
         }
-        tx.commit().await.map_err(failed(&action))?;
+        tx.commit().await.map_err(self.failed_here(&action))?;
         Ok(changed)
     }
 
@@ -749,14 +769,14 @@ impl Destination for SqliteDestination {
         let rows = dynamic(sql::render_id_flags(table), SqliteArguments::default())
             .fetch_all(&self.pool)
             .await
-            .map_err(failed(&action))?;
+            .map_err(self.failed_here(&action))?;
         rows.iter()
             .map(|row| {
                 Ok(IdFlags {
-                    id: row.try_get(hsync_columns::ID).map_err(failed(&action))?,
+                    id: row.try_get(hsync_columns::ID).map_err(self.failed_here(&action))?,
                     cursor: stored_ms(row, hsync_columns::CURSOR, &action)?,
                     archived_at: stored_ms(row, hsync_columns::ARCHIVED_AT, &action)?,
-                    merged_into: row.try_get(hsync_columns::MERGED_INTO).map_err(failed(&action))?,
+                    merged_into: row.try_get(hsync_columns::MERGED_INTO).map_err(self.failed_here(&action))?,
                     deleted_at: stored_ms(row, hsync_columns::DELETED_AT, &action)?,
                 })
             })
