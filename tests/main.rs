@@ -5,6 +5,7 @@ mod support;
 
 mod cli_check;
 mod cli_demo;
+mod cli_lease;
 mod cli_plan;
 mod cli_progress;
 mod cli_schema_diff;

@@ -27,12 +27,17 @@ pub enum Error {
     /// The warehouse asked hsync to slow down (a quota or concurrency limit).
     #[error("the {kind} destination is throttling hsync: {detail}; hsync retries later")]
     Throttled { kind: &'static str, detail: String },
+    /// Another process holds the destination's lease (`lease` says where it lives).
+    #[error(
+        "{lease} is held by {holder}; wait for it to finish, or stop it (a daemon holds it for as long as it runs)"
+    )]
+    Leased { lease: String, holder: String },
 }
 
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Unavailable { .. } => ErrorClass::Transient,
+            Error::Unavailable { .. } | Error::Leased { .. } => ErrorClass::Transient,
             Error::Permission { .. } | Error::Config(_) => ErrorClass::Config,
             Error::Schema { .. } => ErrorClass::Data,
             Error::Statement { .. } => ErrorClass::Bug,
