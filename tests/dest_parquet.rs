@@ -339,9 +339,13 @@ async fn the_configuration_wires_the_directory_and_a_local_state_file() {
     for expected in ["associations", "owners", "pipelines", "pipeline_stages", "_hsync_rejects"] {
         assert_eq!(left.get(expected), Some(&true), "{expected} in {left:?}");
     }
-    let lease = dest.try_lease("hsync").await.unwrap().expect("lease");
+    let lease =
+        dest.try_lease("hsync", &hsync::destination::Holder::this_process("test")).await.unwrap().expect("lease");
     assert!(lease.describe().contains("state.db.lease"), "{}", lease.describe());
-    assert!(dest.try_lease("hsync").await.unwrap().is_none(), "held once");
+    assert!(
+        dest.try_lease("hsync", &hsync::destination::Holder::this_process("test")).await.unwrap().is_none(),
+        "held once"
+    );
 
     for bad in ["parquet://", "parquet://lake?x=1", "parquet:lake"] {
         let config = DestinationConfig { url: DestinationUrl::new(bad), ..DestinationConfig::default() };

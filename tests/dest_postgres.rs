@@ -656,3 +656,27 @@ async fn unusable_settings_are_refused_before_anything_is_written() {
     assert!(matches!(db.dest.stage("contacts", &no_cursor).await, Err(Error::Schema { .. })));
     assert!(format!("{:?}", db.dest).contains(&db.data));
 }
+
+/// Processes starting at once (the two-replica manifest, a command beside `hsync status`) each
+/// prepare the same fresh schemas: every prepare succeeds, none trips over another's
+/// `create schema`/`create table` (a duplicate key in the catalog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_prepares_of_fresh_schemas_all_succeed() {
+    for _ in 0..3 {
+        let Some(fresh) = FreshPostgres::create().await else { return };
+        let mut preparing = tokio::task::JoinSet::new();
+        let mut dests = Vec::new();
+        for _ in 0..6 {
+            let dest = PostgresDestination::connect(&fresh.url, &fresh.data_schema, &fresh.state_schema).await;
+            dests.push(dest.expect("connect"));
+        }
+        for dest in dests {
+            preparing.spawn(async move { dest.prepare().await });
+        }
+        let outcomes = preparing.join_all().await;
+        fresh.drop_schemas().await;
+        for outcome in outcomes {
+            outcome.expect("every concurrent prepare succeeds");
+        }
+    }
+}

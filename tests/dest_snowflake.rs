@@ -231,8 +231,12 @@ async fn any_destination_connects_with_local_state_and_a_file_lease() {
     assert!(dir.path().join("state.db").exists(), "the local state file is created");
     dest.prepare().await.expect("prepare");
     dest.probe_write().await.expect("probe");
-    let lease = dest.try_lease("test").await.expect("lease").expect("taken");
-    assert!(dest.try_lease("test").await.expect("lease").is_none(), "held once");
+    let lease =
+        dest.try_lease("test", &hsync::destination::Holder::this_process("test")).await.expect("lease").expect("taken");
+    assert!(
+        dest.try_lease("test", &hsync::destination::Holder::this_process("test")).await.expect("lease").is_none(),
+        "held once"
+    );
     drop(lease);
     let plan = diff("contacts", &[property("email", "string")], None, &[], &Default::default(), dest.column_budget());
     let rendered = dest.render_alter(&plan);

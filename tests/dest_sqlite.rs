@@ -467,3 +467,24 @@ async fn rejects_are_not_doubled_by_a_replay() {
     let raws: Vec<&str> = stored.iter().map(|r| r.raw.as_str()).collect();
     assert_eq!(raws, ["1,5", "n/a"]);
 }
+
+/// Processes starting at once on one fresh file (a command beside `hsync status`, two
+/// replicas) each prepare it: every prepare succeeds, none fails on another's migration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_prepares_of_a_fresh_file_all_succeed() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("hsync.db").display());
+        let mut dests = Vec::new();
+        for _ in 0..4 {
+            dests.push(SqliteDestination::connect(&url).await.expect("connect"));
+        }
+        let mut preparing = tokio::task::JoinSet::new();
+        for dest in dests {
+            preparing.spawn(async move { dest.prepare().await });
+        }
+        for outcome in preparing.join_all().await {
+            outcome.expect("every concurrent prepare succeeds");
+        }
+    }
+}

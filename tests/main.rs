@@ -6,6 +6,7 @@ mod support;
 mod cli_check;
 mod cli_demo;
 mod cli_destination_errors;
+mod cli_lease;
 mod cli_plan;
 mod cli_progress;
 mod cli_ride_out;

@@ -29,8 +29,12 @@ pub struct AssociationsArgs {
 }
 
 /// Polls (or sweeps) the association pairs of each selected object in turn.
-pub async fn run(config_path: Option<&Path>, args: AssociationsArgs) -> anyhow::Result<ExitCode> {
-    let session = Session::open(config_path).await?;
+pub async fn run(
+    config_path: Option<&Path>,
+    args: AssociationsArgs,
+    leasing: &super::session::Leasing,
+) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
     let settle = Duration::from_secs(session.config.sync.settle_lag_secs);
     // Pairs are canonical by the configured order, so every configured object is resolved.

@@ -33,8 +33,12 @@ pub struct BackfillArgs {
 }
 
 /// Runs the backfill of each object in turn.
-pub async fn run(config_path: Option<&Path>, args: BackfillArgs) -> anyhow::Result<ExitCode> {
-    let session = Session::open(config_path).await?;
+pub async fn run(
+    config_path: Option<&Path>,
+    args: BackfillArgs,
+    leasing: &super::session::Leasing,
+) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
     let mode = if args.resume { Mode::Resume } else { Mode::Fresh };
     let mut failures = super::ObjectFailures::default();

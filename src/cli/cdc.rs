@@ -27,8 +27,12 @@ pub struct CdcArgs {
 }
 
 /// Runs CDC passes.
-pub async fn run(config_path: Option<&Path>, args: CdcArgs) -> anyhow::Result<ExitCode> {
-    let session = Session::open(config_path).await?;
+pub async fn run(
+    config_path: Option<&Path>,
+    args: CdcArgs,
+    leasing: &super::session::Leasing,
+) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
     let settle = Duration::from_secs(session.config.sync.settle_lag_secs);
     let objects = session.objects(&args.objects).await?;

@@ -20,8 +20,12 @@ pub struct DeletesArgs {
 }
 
 /// Runs one reconcile per object.
-pub async fn run(config_path: Option<&Path>, args: DeletesArgs) -> anyhow::Result<ExitCode> {
-    let session = Session::open(config_path).await?;
+pub async fn run(
+    config_path: Option<&Path>,
+    args: DeletesArgs,
+    leasing: &super::session::Leasing,
+) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
     for object in session.objects(&args.objects).await? {
         let report = deletes_object(&session, &object, &shutdown).await?;

@@ -56,7 +56,7 @@ struct Changes {
 }
 
 /// Runs the demo.
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: DemoArgs, leasing: &super::session::Leasing) -> anyhow::Result<ExitCode> {
     prepare_file(&args.db, args.replace)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on a loopback port")?;
     let spec = PortalSpec::demo();
@@ -69,7 +69,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         spec.contacts, spec.companies, spec.deals, spec.tickets, spec.cars, spec.seed
     );
     println!("syncing it into {}\n", args.db.display());
-    let outcome = sync(&args.db, &base).await;
+    let outcome = sync(&args.db, &base, leasing).await;
     tokio::time::timeout(simulator::SHUTDOWN_GRACE, sim.stop()).await.ok();
     outcome?;
     Ok(ExitCode::SUCCESS)
@@ -111,9 +111,9 @@ fn demo_config(db: &Path, base_url: &str) -> Config {
     }
 }
 
-async fn sync(db: &Path, base_url: &str) -> anyhow::Result<()> {
+async fn sync(db: &Path, base_url: &str, leasing: &super::session::Leasing) -> anyhow::Result<()> {
     let config = demo_config(db, base_url);
-    let mut session = Session::open_config(config.clone()).await?;
+    let mut session = Session::open_config(config.clone(), leasing).await?;
     // The simulator's built-in token, handed over directly: nothing to export.
     session.runner.client = HubSpotClient::new(
         hubspot::client_config(&config),

@@ -15,8 +15,12 @@ use crate::stream::state::DIMENSIONS_STREAM;
 pub struct DimensionsArgs {}
 
 /// Runs one refresh.
-pub async fn run(config_path: Option<&Path>, _args: DimensionsArgs) -> anyhow::Result<ExitCode> {
-    let session = Session::open(config_path).await?;
+pub async fn run(
+    config_path: Option<&Path>,
+    _args: DimensionsArgs,
+    leasing: &super::session::Leasing,
+) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config_path, leasing).await?;
     let report = recorded(&session.runner, DIMENSIONS_STREAM, dimensions::Report::rows, async {
         Ok(dimensions::refresh(&session.runner).await?)
     })

@@ -38,6 +38,10 @@ pub struct Cli {
     /// Debug logging for hsync's own modules.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// How long a writing command waits for the destination's lease while another hsync (a
+    /// daemon or another command) holds it; 0 refuses at once, naming the holder.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0, env = "HSYNC_WAIT_FOR_LEASE")]
+    pub wait_for_lease: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -113,19 +117,44 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// The command as a lease's holder description names it (never its arguments).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Sim(_) => "hsync sim",
+            Command::Demo(_) => "hsync demo",
+            Command::Config => "hsync config",
+            Command::Check => "hsync check",
+            Command::SchemaDiff(_) => "hsync schema-diff",
+            Command::Backfill(_) => "hsync backfill",
+            Command::Cdc(_) => "hsync cdc",
+            Command::Associations(_) => "hsync associations",
+            Command::Deletes(_) => "hsync deletes",
+            Command::Run(_) => "hsync run",
+            Command::Dimensions(_) => "hsync dimensions",
+            Command::Status(_) => "hsync status",
+            Command::Plan(_) => "hsync plan",
+            Command::Verify(_) => "hsync verify",
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let leasing =
+        session::Leasing { command: cli.command.name(), wait: std::time::Duration::from_secs(cli.wait_for_lease) };
+    let leasing = &leasing;
     match cli.command {
         Command::Sim(args) => sim::run(*args).await,
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => demo::run(args, leasing).await,
         Command::Config => config_cmd::run(cli.config.as_deref()),
         Command::Check => check::run(cli.config.as_deref()).await,
-        Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args).await,
-        Command::Backfill(args) => backfill::run(cli.config.as_deref(), args).await,
-        Command::Cdc(args) => cdc::run(cli.config.as_deref(), args).await,
-        Command::Associations(args) => associations::run(cli.config.as_deref(), args).await,
-        Command::Deletes(args) => deletes::run(cli.config.as_deref(), args).await,
+        Command::SchemaDiff(args) => schema_diff::run(cli.config.as_deref(), args, leasing).await,
+        Command::Backfill(args) => backfill::run(cli.config.as_deref(), args, leasing).await,
+        Command::Cdc(args) => cdc::run(cli.config.as_deref(), args, leasing).await,
+        Command::Associations(args) => associations::run(cli.config.as_deref(), args, leasing).await,
+        Command::Deletes(args) => deletes::run(cli.config.as_deref(), args, leasing).await,
         Command::Run(args) => run::run(cli.config.as_deref(), args).await,
-        Command::Dimensions(args) => dimensions::run(cli.config.as_deref(), args).await,
+        Command::Dimensions(args) => dimensions::run(cli.config.as_deref(), args, leasing).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
         Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,

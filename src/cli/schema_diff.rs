@@ -95,8 +95,16 @@ fn print_plans(format: Format, plans: &[(SchemaPlan, Vec<String>)]) -> anyhow::R
 }
 
 /// Runs the command.
-pub async fn run(config_path: Option<&Path>, args: SchemaDiffArgs) -> anyhow::Result<ExitCode> {
-    let session = super::session::Session::open(config_path).await?;
+pub async fn run(
+    config_path: Option<&Path>,
+    args: SchemaDiffArgs,
+    leasing: &super::session::Leasing,
+) -> anyhow::Result<ExitCode> {
+    let session = if args.apply {
+        super::session::Session::open(config_path, leasing).await?
+    } else {
+        super::session::Session::open_read_only(config_path).await?
+    };
     let runner = &session.runner;
     let objects = session.objects(&args.objects).await?;
     let mut plans = Vec::new();

@@ -1,39 +1,59 @@
 //! What every syncing command opens: the configuration, the destination (with its state store
-//! and budget ledger), the HubSpot client and the runner.
+//! and budget ledger) under the destination's lease, the HubSpot client and the runner.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::destination::{AnyDestination, AnyStateStore, Destination};
+use crate::destination::{AnyDestination, AnyStateStore, Destination, Holder, Lease};
 use crate::hubspot::{self, HubSpotClient, ObjectRef};
 use crate::stream::runner::Runner;
+
+/// How often a command waiting for the lease (`--wait-for-lease`) tries again.
+const LEASE_POLL: Duration = Duration::from_secs(1);
+
+/// How a writing command takes the destination's lease.
+#[derive(Debug, Clone)]
+pub struct Leasing {
+    /// The command, as the lease's holder description names it (`hsync backfill`).
+    pub command: &'static str,
+    /// How long to wait for a lease another process holds; zero refuses at once.
+    pub wait: Duration,
+}
 
 /// An open session.
 #[derive(Debug)]
 pub struct Session {
     pub config: Config,
     pub runner: Runner<AnyDestination, AnyStateStore>,
+    /// Held for the session's life; `None` only for a session that never writes.
+    _lease: Option<Lease>,
 }
 
 impl Session {
-    /// Loads the configuration, connects and prepares the destination, builds the client.
-    pub async fn open(config_path: Option<&Path>) -> anyhow::Result<Session> {
+    /// Loads the configuration, connects, takes the destination's lease and prepares the
+    /// destination, builds the client.
+    pub async fn open(config_path: Option<&Path>, leasing: &Leasing) -> anyhow::Result<Session> {
         let config = Config::load(config_path).context("loading the configuration")?;
-        Session::open_config(config).await
+        Session::open_config(config, leasing).await
     }
 
-    /// Connects and prepares the destination of `config`, builds the client. A destination
-    /// that is briefly down is waited for, as the daemon does (see [`ride_out`]).
-    pub async fn open_config(config: Config) -> anyhow::Result<Session> {
+    /// Connects to the destination of `config`, takes its lease (the daemon's too, so a
+    /// command never writes beside a daemon or another command), prepares it, sweeps the
+    /// stages a crash left (safe only under the lease) and builds the client. A destination
+    /// that is briefly down is waited for, as the daemon does (see [`ride_out`]); a held lease
+    /// is not (see [`Leasing`]).
+    pub async fn open_config(config: Config, leasing: &Leasing) -> anyhow::Result<Session> {
         let never = tokio_util::sync::CancellationToken::new();
         let dest = ride_out("connecting to the destination", &never, |_| async {
             Ok(AnyDestination::connect(&config.destination).await?)
         })
         .await
         .context("connecting to the destination")?;
+        let lease = take_lease(&dest, &config.destination.state_schema, leasing).await?;
         ride_out("preparing the destination", &never, |_| async { Ok(dest.prepare().await?) })
             .await
             .context("preparing the destination")?;
@@ -42,7 +62,15 @@ impl Session {
             tracing::info!(stages = swept, "removed staging tables left by an earlier crash");
         }
         let runner = crate::daemon::runner(&config, &dest)?;
-        Ok(Session { runner, config })
+        Ok(Session { runner, config, _lease: Some(lease) })
+    }
+
+    /// A session that only reads (`schema-diff` without `--apply`): no lease and no stage
+    /// sweep, so it is safe beside a running sync.
+    pub async fn open_read_only(config_path: Option<&Path>) -> anyhow::Result<Session> {
+        let Warehouse { config, dest, .. } = Warehouse::open(config_path).await?;
+        let runner = crate::daemon::runner(&config, &dest)?;
+        Ok(Session { runner, config, _lease: None })
     }
 
     /// The configured objects, or `only` when given.
@@ -88,6 +116,45 @@ where
             () = shutdown.cancelled() => return Err(error),
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Takes the lease `name` of `dest`, waiting up to `leasing.wait` while another process holds
+/// it; refuses, naming the holder, after that.
+async fn take_lease(dest: &AnyDestination, name: &str, leasing: &Leasing) -> anyhow::Result<Lease> {
+    let holder = Holder::this_process(leasing.command);
+    let deadline = tokio::time::Instant::now() + leasing.wait;
+    let mut looked_again = false;
+    let mut announced = false;
+    loop {
+        if let Some(lease) = dest.try_lease(name, &holder).await.context("taking the destination's lease")? {
+            return Ok(lease);
+        }
+        let held_by = dest.lease_holder(name).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "cannot look up the lease's holder");
+            None
+        });
+        // No visible holder: it let go (or has not named itself yet) a moment ago.
+        if held_by.is_none() && !looked_again {
+            looked_again = true;
+            continue;
+        }
+        let holder = held_by.unwrap_or_else(|| "another process, which has not said who it is".to_owned());
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            let refused = crate::destination::Error::Leased { lease: dest.lease_location(name), holder };
+            let hint = if leasing.wait.is_zero() {
+                "another process is writing to this destination (--wait-for-lease SECONDS waits for it)".to_owned()
+            } else {
+                format!("another process is writing to this destination; waited {}s", leasing.wait.as_secs())
+            };
+            return Err(anyhow::Error::new(refused).context(hint));
+        }
+        if !announced {
+            tracing::warn!(holder = %holder, "waiting for the destination's lease");
+            announced = true;
+        }
+        tokio::time::sleep(LEASE_POLL.min(deadline - now)).await;
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::live::{Live, Role};
 use crate::config::Config;
-use crate::destination::{AnyDestination, AnyStateStore, Destination, Lease};
+use crate::destination::{AnyDestination, AnyStateStore, Destination, Holder, Lease};
 use crate::error::{Classify, ErrorClass};
 use crate::hubspot::{self, HubSpotClient, Secret};
 use crate::stream::runner::{PropertyFilter, Runner};
@@ -106,9 +106,10 @@ async fn supervise(config: &Config, live: &Arc<Live>, shutdown: &CancellationTok
     let retry = Duration::from_secs(config.daemon.lease_retry_secs);
     let Some(dest) = connect(config, live, shutdown).await else { return };
     live.set_warehouse(dest.clone(), dest.state_store());
+    let name = &config.destination.state_schema;
     let mut announced_standby = false;
     while !shutdown.is_cancelled() {
-        match dest.try_lease(&config.destination.state_schema).await {
+        match dest.try_lease(name, &Holder::this_process("hsync run")).await {
             Ok(Some(lease)) => {
                 announced_standby = false;
                 let lost = lead(config, &dest, lease, live, shutdown).await;
@@ -120,7 +121,8 @@ async fn supervise(config: &Config, live: &Arc<Live>, shutdown: &CancellationTok
             }
             Ok(None) => {
                 if !announced_standby {
-                    tracing::info!("another instance holds the leader lease: standing by to take over");
+                    let holder = dest.lease_holder(name).await.ok().flatten().unwrap_or_default();
+                    tracing::info!(holder = %holder, "another instance holds the leader lease: standing by to take over");
                     systemd_notify(&[sd_notify::NotifyState::Status("standby: another instance is syncing")]);
                     announced_standby = true;
                 }

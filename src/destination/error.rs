@@ -36,6 +36,11 @@ pub enum Error {
     /// what to fix.
     #[error("cannot {action}: the {kind} database file{} {detail}", shown_path(.path.as_deref()))]
     File { kind: &'static str, action: String, path: Option<PathBuf>, detail: String },
+    /// Another process holds the destination's lease (`lease` says where it lives).
+    #[error(
+        "{lease} is held by {holder}; wait for it to finish, or stop it (a daemon holds it for as long as it runs)"
+    )]
+    Leased { lease: String, holder: String },
 }
 
 fn shown_path(path: Option<&Path>) -> String {
@@ -45,7 +50,7 @@ fn shown_path(path: Option<&Path>) -> String {
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Unavailable { .. } => ErrorClass::Transient,
+            Error::Unavailable { .. } | Error::Leased { .. } => ErrorClass::Transient,
             Error::Permission { .. } | Error::Config(_) | Error::File { .. } => ErrorClass::Config,
             Error::Schema { .. } => ErrorClass::Data,
             Error::Statement { .. } => ErrorClass::Bug,

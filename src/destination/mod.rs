@@ -43,7 +43,7 @@ use arrow::record_batch::RecordBatch;
 
 pub use any::{AnyDestination, AnyStateStore, LocalState};
 pub use error::Error;
-pub use lease::Lease;
+pub use lease::{Holder, Lease};
 
 use crate::schema::dimension::DimensionBatch;
 use crate::schema::{ColumnBudget, ExistingColumn, Reject, SchemaPlan};

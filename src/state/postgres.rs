@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 
 use super::sqlite::{column_map_of, column_map_rows};
 use super::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, StateStore};
-use crate::destination::postgres::{connect_pool, sql, statement};
+use crate::destination::postgres::{connect_pool, lock_prepare, sql, statement};
 use crate::hubspot::model::PropertyDefinition;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 
@@ -88,10 +88,15 @@ impl PostgresStateStore {
 
 impl StateStore for PostgresStateStore {
     async fn migrate(&self) -> Result<(), Error> {
+        // sqlx's migrator takes its own lock for the migrations, but the schema comes first.
+        let action = "create the state schema";
+        let mut tx = self.pool.begin().await.map_err(|e| state_error(action, e))?;
+        lock_prepare(&mut tx, &self.schema).await.map_err(|e| state_error(action, e))?;
         statement(sql::render_create_schema(&self.schema))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| state_error("create the state schema", e))?;
+            .map_err(|e| state_error(action, e))?;
+        tx.commit().await.map_err(|e| state_error(action, e))?;
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
             MigrateError::Execute(e) => state_error("run migrations", e),
             other => Error::Statement { action: "run migrations".to_owned(), detail: other.to_string() },

@@ -65,9 +65,17 @@ pub(crate) async fn load_checkpoint_on(conn: &mut SqliteConnection, stream: &str
     row.as_ref().map(checkpoint_of).transpose()
 }
 
-/// Runs the bookkeeping migrations on `pool`.
+/// Runs the bookkeeping migrations on `pool`, holding SQLite's write lock throughout: sqlx's
+/// SQLite migrator takes no lock of its own, so two processes migrating a fresh file at once
+/// would both apply the first migration and one would fail. The second now waits (busy
+/// timeout), then finds the migrations applied.
 pub(crate) async fn run_migrations(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    use sqlx::Connection;
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with(destination::sqlite::BEGIN_WRITE).await?;
+    MIGRATOR.run_direct(None, &mut *tx, false).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Classifies an sqlx error as the destination does, then as a state error.

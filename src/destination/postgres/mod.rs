@@ -84,6 +84,10 @@ const DESCRIBE_COLUMNS: &str = include_str!("../../../sql/postgres/describe_colu
 const LIST_STAGES: &str = include_str!("../../../sql/postgres/list_stages.sql");
 /// `$1` a quoted schema name, `$2` whether only for the current transaction.
 const SET_SEARCH_PATH: &str = "select set_config('search_path', $1, $2)";
+/// `$1` a schema name: serialises hsync's set-up of that schema across sessions until the
+/// caller's transaction ends (`create ... if not exists` run by two sessions at once fails on a
+/// catalog index with a duplicate key).
+const LOCK_PREPARE: &str = "select pg_advisory_xact_lock(hashtextextended('hsync prepare ' || $1, 0))";
 /// COPY data is sent in chunks of this size.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
@@ -146,6 +150,11 @@ fn check_identifier(table: &str, name: &str) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// Takes the set-up lock of `schema` for the caller's transaction (see [`LOCK_PREPARE`]).
+pub(crate) async fn lock_prepare(conn: &mut sqlx::PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(LOCK_PREPARE).bind(schema).execute(conn).await.map(|_| ())
 }
 
 /// One connection attempt, without the pool's retries (which wait out a server that is still
@@ -506,6 +515,7 @@ impl Destination for PostgresDestination {
         self.state_store().migrate().await.map_err(from_state)?;
         let action = "create hsync's tables in the data schema";
         let mut tx = self.pool.begin().await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
+        lock_prepare(&mut tx, &self.data_schema).await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
         let statements = std::iter::once(sql::render_create_schema(&self.data_schema))
             .chain(sql::render_create_rejects(&self.data_schema))
             .chain(sql::render_create_associations(&self.data_schema))

@@ -97,7 +97,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 4;
 /// Write transactions take the write lock up front, so they wait (busy timeout) instead of
 /// failing when a read lock cannot be upgraded.
-const BEGIN_WRITE: &str = "begin immediate";
+pub(crate) const BEGIN_WRITE: &str = "begin immediate";
 
 /// Opens a pool on a SQLite file with hsync's connection settings (see the module docs).
 pub(crate) async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
