@@ -72,7 +72,7 @@ fn sqlite_file_problem(code: i32) -> Option<&'static str> {
 }
 
 /// What to do about a SQLite file problem, naming the file and its directory when known.
-fn sqlite_file_fix(code: i32, path: Option<&Path>) -> String {
+pub(crate) fn sqlite_file_fix(code: i32, path: Option<&Path>) -> String {
     let Some(path) = path else {
         return "check that destination.url (or destination.state_path) names a file in an existing directory that \
                 hsync's user may write"

@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -208,13 +209,27 @@ pub(crate) fn try_file_lock(database: &Path, holder: &Holder) -> Result<Option<L
         kind: "sqlite",
         detail: format!("cannot {doing} the lease file {}: {e}", path.display()),
     };
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| failed("open", e))?;
+    let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| {
+        match e.kind() {
+            // The file beside the database cannot be made: a problem with the database's folder
+            // an operator must fix (config), like the database file's own.
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem | ErrorKind::NotFound => {
+                let (problem, code) =
+                    if e.kind() == ErrorKind::NotFound { ("cannot be opened", 14) } else { ("is read-only", 8) };
+                Error::File {
+                    kind: "sqlite",
+                    action: "take the destination's lease".to_owned(),
+                    path: Some(database.to_owned()),
+                    detail: format!(
+                        "{problem} to hsync's user: the lease file {} beside it cannot be created ({e}); {}",
+                        path.display(),
+                        super::error::sqlite_file_fix(code, Some(database))
+                    ),
+                }
+            }
+            _ => failed("open", e),
+        }
+    })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
