@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, shutdown_on_signal, Session};
+use super::session::{recorded, ride_out, shutdown_on_signal, Session};
 use crate::stream::associations::{self, Report, Source};
 use crate::stream::state::associations_stream;
 
@@ -57,7 +57,10 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     for source in &sources {
-        let report = associations_source(&session, source, args.sweep, settle, &shutdown).await?;
+        let report = ride_out(&source.from.table, &shutdown, |_| {
+            associations_source(&session, source, args.sweep, settle, &shutdown)
+        })
+        .await?;
         for pair in &report.pairs {
             println!(
                 "{} -> {}: {} records read, {} edges listed, {} written, {} tombstoned{}",

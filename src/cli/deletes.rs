@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, shutdown_on_signal, Session};
+use super::session::{recorded, ride_out, shutdown_on_signal, Session};
 use crate::hubspot::ObjectRef;
 use crate::stream::deletes;
 
@@ -28,7 +28,7 @@ pub async fn run(
     let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
     for object in session.objects(&args.objects).await? {
-        let report = deletes_object(&session, &object, &shutdown).await?;
+        let report = ride_out(&object.table, &shutdown, |_| deletes_object(&session, &object, &shutdown)).await?;
         if !report.finished {
             println!("{}: stopped before writing; run again", object.table);
             break;

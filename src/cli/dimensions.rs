@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::session::{recorded, Session};
+use super::session::{recorded, ride_out, Session};
 use crate::stream::dimensions;
 use crate::stream::state::DIMENSIONS_STREAM;
 
@@ -21,8 +21,11 @@ pub async fn run(
     leasing: &super::session::Leasing,
 ) -> anyhow::Result<ExitCode> {
     let session = Session::open(config_path, leasing).await?;
-    let report = recorded(&session.runner, DIMENSIONS_STREAM, dimensions::Report::rows, async {
-        Ok(dimensions::refresh(&session.runner).await?)
+    let never = tokio_util::sync::CancellationToken::new();
+    let report = ride_out("dimensions", &never, |_| {
+        recorded(&session.runner, DIMENSIONS_STREAM, dimensions::Report::rows, async {
+            Ok(dimensions::refresh(&session.runner).await?)
+        })
     })
     .await?;
     println!(
