@@ -8,6 +8,8 @@
 //! - [`destination`]: the warehouses hsync writes to (SQLite, Postgres) and their shared contract.
 //! - [`error`]: error classes that decide retry, wait or stop.
 //! - [`hubspot`]: the HubSpot API client with rate buckets, daily budget and retries.
+//! - [`job`]: the units of sync work and the one sequence that runs each, for the CLI and the
+//!   daemon.
 //! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
 //! - [`simulator`]: `hsync sim`, a faithful HubSpot API simulator over real HTTP.
 //! - [`state`]: checkpoints, run history, property snapshots and the budget ledger.
@@ -22,6 +24,7 @@ pub mod daemon;
 pub mod destination;
 pub mod error;
 pub mod hubspot;
+pub mod job;
 pub mod schema;
 pub mod simulator;
 pub mod state;

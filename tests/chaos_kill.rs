@@ -115,7 +115,7 @@ async fn run_with_kills(
                     *kills -= 1;
                     killed.kills += 1;
                     let paging = warehouse.checkpoints().await.iter().any(|c| {
-                        c.stream.starts_with("cdc:") && c.state["phase"] == "paging"
+                        c.stream.kind() == hsync::state::StreamKind::Cdc && c.state["phase"] == "paging"
                     });
                     killed.mid_pass += u32::from(paging);
                     continue;

@@ -131,3 +131,72 @@ async fn token_never_appears_in_the_binarys_logs_or_errors() {
     assert_eq!(wrong.status.code(), Some(77), "auth failures exit 77: {}", explain(&wrong));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains(TOKEN_VAR), "names the token's origin");
 }
+
+/// A config for SQLite at `db` with `sync` as the `[sync]` section's extra keys.
+fn filtered_config(dir: &Path, base_url: &str, db: &Path, sync: &str) -> std::path::PathBuf {
+    crate::support::cli::write_config(
+        dir,
+        base_url,
+        &format!("[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\"]\n{sync}\n", db.display()),
+    )
+}
+
+/// Issue 17: `schema-diff` planned from every property, ignoring the property filter, so a
+/// finished backfill with `exclude_properties` showed drift (exit 3) on every run and `--apply`
+/// would have added the excluded column.
+#[tokio::test]
+async fn schema_diff_plans_only_the_properties_the_filter_keeps() {
+    let sim = Sim::start(crate::support::unlimited(crate::support::small_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    for (sync, kept, dropped) in [
+        ("exclude_properties = [\"email\"]", "firstname", "email"),
+        ("include_properties = [\"firstname\"]", "firstname", "lastname"),
+    ] {
+        std::fs::remove_file(&db).ok();
+        let config = filtered_config(dir.path(), &sim.handle.base_url(), &db, sync);
+        let backfill = hsync(&config, &["backfill"]).await;
+        assert_eq!(backfill.status.code(), Some(0), "{sync}: {}", explain(&backfill));
+        let diff = hsync(&config, &["schema-diff", "--format", "text"]).await;
+        assert_eq!(diff.status.code(), Some(0), "{sync}: no drift after the backfill: {}", explain(&diff));
+        assert!(stdout(&diff).contains("contacts: no drift"), "{sync}: {}", explain(&diff));
+        assert!(!stdout(&diff).contains(dropped), "{sync}: {}", explain(&diff));
+        let apply = hsync(&config, &["schema-diff", "--apply"]).await;
+        assert_eq!(apply.status.code(), Some(0), "{sync}: {}", explain(&apply));
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        let columns: Vec<String> =
+            sqlx::query_scalar("select name from pragma_table_info('contacts')").fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        assert!(columns.iter().any(|c| c == kept), "{sync}: {columns:?}");
+        assert!(!columns.iter().any(|c| c == dropped), "{sync}: the filtered property got no column: {columns:?}");
+    }
+}
+
+/// A column `schema-diff --apply` adds to a table with rows is re-read for those rows by the
+/// next sync job, as when a sync job adds it itself.
+#[tokio::test]
+async fn a_column_schema_diff_applies_is_re_read_for_existing_rows() {
+    let sim = Sim::start(crate::support::unlimited(crate::support::small_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let config = filtered_config(dir.path(), &sim.handle.base_url(), &db, "");
+    let backfill = hsync(&config, &["backfill"]).await;
+    assert_eq!(backfill.status.code(), Some(0), "{}", explain(&backfill));
+    let property = json!({"name": "loyalty_tier", "label": "Loyalty tier", "type": "string", "fieldType": "text"});
+    sim.admin_ok(Method::POST, "/_sim/properties/contacts", Some(&property)).await;
+    let apply = hsync(&config, &["schema-diff", "--apply"]).await;
+    assert_eq!(apply.status.code(), Some(0), "{}", explain(&apply));
+    let status = hsync(&config, &["status", "--json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&status)).expect("status --json");
+    let reread = report["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "reread:contacts");
+    assert!(reread.is_some(), "the new column's re-read is pending: {}", explain(&status));
+    let cdc = hsync(&config, &["cdc", "--once"]).await;
+    assert_eq!(cdc.status.code(), Some(0), "{}", explain(&cdc));
+    let status = hsync(&config, &["status", "--json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&status)).expect("status --json");
+    assert!(
+        !report["streams"].as_array().unwrap().iter().any(|s| s["stream"] == "reread:contacts"),
+        "the next sync job ran the re-read: {}",
+        explain(&status)
+    );
+}

@@ -13,6 +13,7 @@ use chrono::Timelike;
 use hsync::destination::sqlite::SqliteDestination;
 use hsync::simulator::{LimitSettings, PortalSpec, DEFAULT_TOKEN};
 use hsync::state::StateStore;
+use hsync::state::StreamId;
 use hsync::stream::state::BackfillState;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -216,8 +217,8 @@ async fn sigterm_mid_backfill_commits_and_resume_repeats_at_most_one_page() {
 
     // The checkpoint was committed with its data: its row count and last id match the table.
     let dest = SqliteDestination::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    let saved = dest.state_store().load_checkpoint("backfill:contacts").await.unwrap().expect("checkpoint");
-    let Some(BackfillState::Running { after_id, rows, .. }) = BackfillState::from_checkpoint(&saved) else {
+    let saved = dest.state_store().load_checkpoint(&StreamId::backfill("contacts")).await.unwrap().expect("checkpoint");
+    let Some(BackfillState::Running { after_id, rows, .. }) = BackfillState::from_checkpoint(&saved).ok() else {
         panic!("expected an interrupted backfill, found {:?}", saved.state);
     };
     let stored = sqlite_ids(&db, "contacts").await;

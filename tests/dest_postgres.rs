@@ -18,7 +18,7 @@ use hsync::destination::{Destination, Error, MergeOutcome};
 use hsync::hubspot::{BudgetRecord, BudgetStore};
 use hsync::schema::{diff, hsync_columns, ColumnType};
 use hsync::state::postgres::PostgresStateStore;
-use hsync::state::{Checkpoint, PropertySnapshot, StateStore};
+use hsync::state::{Checkpoint, PropertySnapshot, RunStatus, StateStore, StreamId};
 use serde_json::json;
 use sqlx::{Connection, Row};
 
@@ -104,7 +104,11 @@ impl Drop for Db {
 }
 
 fn checkpoint(stream: &str, position: i64) -> Checkpoint {
-    Checkpoint { stream: stream.to_owned(), position, state: json!({ "after": position, "note": "ünï" }) }
+    Checkpoint {
+        stream: stream.parse().expect("a stream id"),
+        position,
+        state: json!({ "after": position, "note": "ünï" }),
+    }
 }
 
 #[tokio::test]
@@ -123,13 +127,13 @@ async fn passes_the_conformance_suite_with_schema_names_that_need_quoting() {
 async fn checkpoints_only_move_forward() {
     let Some(db) = Db::new().await else { return };
     let store = db.store();
-    assert_eq!(store.load_checkpoint("cdc:contacts").await.unwrap(), None);
+    assert_eq!(store.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap(), None);
     assert!(store.commit_checkpoint(&checkpoint("cdc:contacts", 10)).await.unwrap());
     assert!(!store.commit_checkpoint(&checkpoint("cdc:contacts", 5)).await.unwrap(), "older is ignored");
-    assert_eq!(store.load_checkpoint("cdc:contacts").await.unwrap(), Some(checkpoint("cdc:contacts", 10)));
+    assert_eq!(store.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap(), Some(checkpoint("cdc:contacts", 10)));
     let same = Checkpoint { state: json!({ "after": 10, "more": true }), ..checkpoint("cdc:contacts", 10) };
     assert!(store.commit_checkpoint(&same).await.unwrap(), "the same position is stored");
-    assert_eq!(store.load_checkpoint("cdc:contacts").await.unwrap(), Some(same));
+    assert_eq!(store.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap(), Some(same));
     assert!(store.commit_checkpoint(&checkpoint("backfill:deals", -1)).await.unwrap());
     assert!(store.commit_checkpoint(&checkpoint("cdc:contacts", 20)).await.unwrap());
     let all = store.checkpoints().await.unwrap();
@@ -145,10 +149,10 @@ async fn a_merge_commits_its_checkpoint_with_the_same_monotonic_rule() {
     db.store().commit_checkpoint(&checkpoint(stream, 50)).await.unwrap();
     let stage = db.dest.stage("contacts", &batch).await.unwrap();
     db.dest.merge(stage, &rejects, Some(&checkpoint(stream, 40))).await.unwrap();
-    assert_eq!(db.store().load_checkpoint(stream).await.unwrap(), Some(checkpoint(stream, 50)));
+    assert_eq!(db.store().load_checkpoint(&stream.parse().unwrap()).await.unwrap(), Some(checkpoint(stream, 50)));
     let stage = db.dest.stage("contacts", &batch).await.unwrap();
     db.dest.merge(stage, &rejects, Some(&checkpoint(stream, 60))).await.unwrap();
-    assert_eq!(db.store().load_checkpoint(stream).await.unwrap(), Some(checkpoint(stream, 60)));
+    assert_eq!(db.store().load_checkpoint(&stream.parse().unwrap()).await.unwrap(), Some(checkpoint(stream, 60)));
 }
 
 #[tokio::test]
@@ -156,21 +160,24 @@ async fn runs_are_recorded_and_listed_newest_first() {
     let Some(db) = Db::new().await else { return };
     let store = db.store();
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let first = store.start_run("cdc:contacts", t0).await.unwrap();
-    let second = store.start_run("cdc:deals", t0 + chrono::Duration::minutes(1)).await.unwrap();
+    let first = store.start_run(&StreamId::cdc("contacts"), t0).await.unwrap();
+    let second = store.start_run(&StreamId::cdc("deals"), t0 + chrono::Duration::minutes(1)).await.unwrap();
     assert_ne!(first, second);
-    store.finish_run(first, t0 + chrono::Duration::seconds(30), "ok", 1_234, None).await.unwrap();
-    store.finish_run(second, t0 + chrono::Duration::minutes(2), "failed", 0, Some("HubSpot said 500")).await.unwrap();
+    store.finish_run(first, t0 + chrono::Duration::seconds(30), RunStatus::Ok, 1_234, None).await.unwrap();
+    store
+        .finish_run(second, t0 + chrono::Duration::minutes(2), RunStatus::Failed, 0, Some("HubSpot said 500"))
+        .await
+        .unwrap();
     let runs = store.recent_runs(10).await.unwrap();
     assert_eq!(runs.len(), 2);
-    assert_eq!((runs[0].stream.as_str(), runs[0].status.as_str()), ("cdc:deals", "failed"));
+    assert_eq!((runs[0].stream.to_string().as_str(), runs[0].status.as_str()), ("cdc:deals", "failed"));
     assert_eq!(runs[0].error.as_deref(), Some("HubSpot said 500"));
     assert_eq!(runs[1].rows, 1_234);
     assert_eq!(runs[1].started_at, t0);
     assert_eq!(runs[1].finished_at, Some(t0 + chrono::Duration::seconds(30)));
     assert_eq!(store.recent_runs(1).await.unwrap().len(), 1);
     assert!(store.recent_runs(-5).await.unwrap().is_empty());
-    assert!(store.finish_run(first + second + 1_000, t0, "ok", 0, None).await.is_err(), "an unknown run");
+    assert!(store.finish_run(first + second + 1_000, t0, RunStatus::Ok, 0, None).await.is_err(), "an unknown run");
 }
 
 #[tokio::test]
@@ -309,7 +316,7 @@ async fn a_stage_left_by_a_crash_is_swept_and_never_merged() {
     assert_eq!(restarted.sweep_stages().await.unwrap(), 0);
     assert_eq!(restarted.read_table("companies").await.unwrap(), before);
     assert!(restarted.merge(stage, &[], Some(&checkpoint("cdc:companies", 9))).await.is_err(), "the stage is gone");
-    assert_eq!(db.store().load_checkpoint("cdc:companies").await.unwrap(), None);
+    assert_eq!(db.store().load_checkpoint(&StreamId::cdc("companies")).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -323,7 +330,7 @@ async fn a_stage_emptied_by_crash_recovery_is_not_merged_and_commits_no_checkpoi
     db.raw(&db.url, format!("truncate {stage_table}")).await;
     let err = db.dest.merge(stage, &[], Some(&checkpoint("cdc:contacts", 1))).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
-    assert_eq!(db.store().load_checkpoint("cdc:contacts").await.unwrap(), None);
+    assert_eq!(db.store().load_checkpoint(&StreamId::cdc("contacts")).await.unwrap(), None);
     assert!(db.dest.read_table("contacts").await.unwrap().is_empty());
     assert!(db.dest.stage_tables().await.unwrap().is_empty(), "the failed stage is dropped");
 }
@@ -525,8 +532,8 @@ async fn concurrent_merges_into_different_tables_commit_their_own_checkpoints() 
     let (oa, ob) = tokio::join!(run("par_a", ba, 500), run("par_b", bb, 400));
     assert_eq!((oa.written, ob.written), (500, 400));
     let store = db.store();
-    assert_eq!(store.load_checkpoint("backfill:par_a").await.unwrap().unwrap().position, 500);
-    assert_eq!(store.load_checkpoint("backfill:par_b").await.unwrap().unwrap().position, 400);
+    assert_eq!(store.load_checkpoint(&StreamId::backfill("par_a")).await.unwrap().unwrap().position, 500);
+    assert_eq!(store.load_checkpoint(&StreamId::backfill("par_b")).await.unwrap().unwrap().position, 400);
     assert_eq!(db.dest.read_table("par_a").await.unwrap().len(), 500);
     assert_eq!(db.dest.read_table("par_b").await.unwrap().len(), 400);
 }

@@ -9,7 +9,7 @@ use hsync::destination::Destination;
 use hsync::hubspot::{BudgetRecord, BudgetStore};
 use hsync::schema::{diff, ColumnType, ExistingColumn};
 use hsync::state::sqlite::SqliteStateStore;
-use hsync::state::{Checkpoint, PropertySnapshot, StateStore};
+use hsync::state::{Checkpoint, PropertySnapshot, RunStatus, StateStore, StreamId};
 use serde_json::json;
 use sqlx::Row;
 use tempfile::TempDir;
@@ -35,7 +35,11 @@ async fn raw(db: &Db) -> sqlx::SqlitePool {
 }
 
 fn checkpoint(stream: &str, position: i64) -> Checkpoint {
-    Checkpoint { stream: stream.to_owned(), position, state: json!({ "after": position, "note": "ñ" }) }
+    Checkpoint {
+        stream: stream.parse().expect("a stream id"),
+        position,
+        state: json!({ "after": position, "note": "ñ" }),
+    }
 }
 
 fn row_of(rows: &[conformance::Row], id: i64) -> &conformance::Row {
@@ -89,13 +93,13 @@ async fn prepare_is_idempotent_and_creates_the_bookkeeping_tables() {
 async fn checkpoint_is_monotonic() {
     let db = fresh().await;
     let store = db.dest.state_store();
-    assert_eq!(store.load_checkpoint("cdc:deals").await.expect("load"), None);
+    assert_eq!(store.load_checkpoint(&StreamId::cdc("deals")).await.expect("load"), None);
     assert!(store.commit_checkpoint(&checkpoint("cdc:deals", 100)).await.expect("commit"));
     assert!(
         !store.commit_checkpoint(&checkpoint("cdc:deals", 99)).await.expect("commit"),
         "a lower position is ignored"
     );
-    assert_eq!(store.load_checkpoint("cdc:deals").await.expect("load"), Some(checkpoint("cdc:deals", 100)));
+    assert_eq!(store.load_checkpoint(&StreamId::cdc("deals")).await.expect("load"), Some(checkpoint("cdc:deals", 100)));
     let same = Checkpoint { state: json!({ "after": 100, "page": 2 }), ..checkpoint("cdc:deals", 100) };
     assert!(store.commit_checkpoint(&same).await.expect("commit"), "an equal position is stored");
     assert!(store.commit_checkpoint(&checkpoint("cdc:deals", 101)).await.expect("commit"));
@@ -113,13 +117,13 @@ async fn a_failed_merge_commits_neither_rows_nor_checkpoint() {
     stage.table = "no_such_table".to_owned();
     let err = db.dest.merge(stage.clone(), &rejects, Some(&checkpoint("backfill:atomic", 1))).await.expect_err("merge");
     assert!(err.to_string().contains("no_such_table"), "{err}");
-    assert_eq!(db.dest.checkpoint("backfill:atomic").await.expect("checkpoint"), None);
+    assert_eq!(db.dest.checkpoint(&StreamId::backfill("atomic")).await.expect("checkpoint"), None);
     assert!(db.dest.stage_tables().await.expect("stages").contains(&stage.stage_table), "the stage survives to retry");
     stage.table = "atomic".to_owned();
     let outcome = db.dest.merge(stage, &rejects, Some(&checkpoint("backfill:atomic", 1))).await.expect("retry");
     assert_eq!((outcome.written, outcome.skipped), (1, 0));
     assert_eq!(
-        db.dest.checkpoint("backfill:atomic").await.expect("checkpoint"),
+        db.dest.checkpoint(&StreamId::backfill("atomic")).await.expect("checkpoint"),
         Some(checkpoint("backfill:atomic", 1))
     );
     assert!(db.dest.stage_tables().await.expect("stages").is_empty());
@@ -130,21 +134,21 @@ async fn runs_are_recorded_newest_first() {
     let db = fresh().await;
     let store = db.dest.state_store();
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("instant");
-    let first = store.start_run("cdc:contacts", t0).await.expect("start");
+    let first = store.start_run(&StreamId::cdc("contacts"), t0).await.expect("start");
     let later = t0 + chrono::Duration::nanoseconds(1_234_567_891);
-    store.finish_run(first, later, "ok", 250, None).await.expect("finish");
-    let second = store.start_run("cdc:contacts", t0 + chrono::Duration::minutes(5)).await.expect("start");
+    store.finish_run(first, later, RunStatus::Ok, 250, None).await.expect("finish");
+    let second = store.start_run(&StreamId::cdc("contacts"), t0 + chrono::Duration::minutes(5)).await.expect("start");
     store
-        .finish_run(second, t0 + chrono::Duration::minutes(6), "failed", 0, Some("cannot reach HubSpot"))
+        .finish_run(second, t0 + chrono::Duration::minutes(6), RunStatus::Failed, 0, Some("cannot reach HubSpot"))
         .await
         .expect("finish");
-    let third = store.start_run("backfill:deals", t0 + chrono::Duration::minutes(7)).await.expect("start");
-    assert!(store.finish_run(third + 100, t0, "ok", 0, None).await.is_err(), "an unknown run is an error");
+    let third = store.start_run(&StreamId::backfill("deals"), t0 + chrono::Duration::minutes(7)).await.expect("start");
+    assert!(store.finish_run(third + 100, t0, RunStatus::Ok, 0, None).await.is_err(), "an unknown run is an error");
 
     let runs = store.recent_runs(10).await.expect("runs");
     assert_eq!(runs.len(), 3);
     assert_eq!(
-        (runs[0].stream.as_str(), runs[0].status.as_str(), runs[0].finished_at),
+        (runs[0].stream.to_string().as_str(), runs[0].status.as_str(), runs[0].finished_at),
         ("backfill:deals", "running", None)
     );
     assert_eq!(runs[1].error.as_deref(), Some("cannot reach HubSpot"));
@@ -200,7 +204,10 @@ async fn standalone_state_file() {
     drop(store);
     let reopened = SqliteStateStore::open(&path).await.expect("reopen");
     reopened.migrate().await.expect("migrate");
-    assert_eq!(reopened.load_checkpoint("backfill:cars").await.expect("load"), Some(checkpoint("backfill:cars", 7)));
+    assert_eq!(
+        reopened.load_checkpoint(&StreamId::backfill("cars")).await.expect("load"),
+        Some(checkpoint("backfill:cars", 7))
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod cli_destination_errors;
 mod cli_lease;
 mod cli_plan;
 mod cli_progress;
+mod cli_reset;
 mod cli_ride_out;
 mod cli_schema_diff;
 mod cli_status_verify;

@@ -14,6 +14,7 @@ use hsync::destination::Destination;
 use hsync::hubspot::resolve_objects;
 use hsync::simulator::PortalSpec;
 use hsync::state::StateStore;
+use hsync::state::StreamId;
 use hsync::stream::associations::{self, Report, Source};
 use hsync::stream::runner::Runner;
 use hsync::stream::{backfill, cdc};
@@ -351,7 +352,7 @@ pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runn
     );
 
     // The checkpoints hold the watermark and when the last sweep ran.
-    let checkpoint = runner.state.load_checkpoint("associations:contacts").await.unwrap().unwrap();
+    let checkpoint = runner.state.load_checkpoint(&StreamId::associations("contacts")).await.unwrap().unwrap();
     assert!(checkpoint.state["last_sweep_ms"].is_i64() && checkpoint.state["last_poll_ms"].is_i64(), "{checkpoint:?}");
 }
 

@@ -13,9 +13,10 @@ use hsync::hubspot::resolve_objects;
 use hsync::schema::{column_name, parse_instant_ms, ColumnType};
 use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
 use hsync::state::StateStore;
+use hsync::state::StreamId;
 use hsync::stream::deletes::{self, Report};
 use hsync::stream::runner::Runner;
-use hsync::stream::state::{deletes_stream, DeletesState};
+use hsync::stream::state::DeletesState;
 use hsync::stream::{backfill, cdc};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -255,8 +256,8 @@ pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runn
     assert_eq!(before, after);
     assert_no_differences(&differences(&runner.dest, sim).await);
     for object in OBJECTS {
-        let checkpoint = runner.state.load_checkpoint(&deletes_stream(object)).await.unwrap().unwrap();
-        let Some(DeletesState::Reconciled { live, .. }) = DeletesState::from_checkpoint(&checkpoint) else {
+        let checkpoint = runner.state.load_checkpoint(&StreamId::deletes(object)).await.unwrap().unwrap();
+        let Some(DeletesState::Reconciled { live, .. }) = DeletesState::from_checkpoint(&checkpoint).ok() else {
             panic!("{object}: unreadable checkpoint {checkpoint:?}");
         };
         assert_eq!(live as u64, third[object].live);

@@ -195,7 +195,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     assert_eq!((&won["probability"], &won["is_closed"]), (&Cell::Decimal("1".into()), &Cell::Bool(true)));
     let closed = stored(&runner.dest, &PIPELINE_STAGES, &["tickets", "0", "4"]).await;
     assert_eq!(closed["is_closed"], Cell::Bool(true), "a ticket stage is closed by its ticketState");
-    let checkpoint = runner.state.load_checkpoint(hsync::stream::state::DIMENSIONS_STREAM).await.unwrap();
+    let checkpoint = runner.state.load_checkpoint(&hsync::state::StreamId::dimensions()).await.unwrap();
     assert_eq!(checkpoint.expect("committed with the tables").state["rows"], json!(42));
 
     change_owners_and_pipelines(sim).await;
@@ -285,7 +285,7 @@ async fn dimensions_command_records_its_runs_in_the_history() {
     };
     let statuses: Vec<(&str, i64)> = runs
         .iter()
-        .filter(|r| r.stream == "dimensions:owners_pipelines")
+        .filter(|r| r.stream == hsync::state::StreamId::dimensions())
         .map(|r| (r.status.as_str(), r.rows))
         .collect();
     assert_eq!(statuses, [("failed", 0), ("ok", 42)], "newest first");

@@ -262,7 +262,8 @@ async fn newly_included_property_is_filled_by_a_targeted_reread_not_a_resync() {
 #[tokio::test]
 async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_over() {
     use crate::support::{logged_since, next_seq, search_page_key};
-    use hsync::stream::state::{cdc_stream, CdcState};
+    use hsync::state::StreamId;
+    use hsync::stream::state::CdcState;
     let sim = Sim::start(crate::support::unlimited(PortalSpec {
         contacts: 2_500,
         companies: 10,
@@ -295,8 +296,8 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
     let never = CancellationToken::new();
     let settle = Duration::from_secs(1);
     cdc::pass(&runner, &table, settle, &never).await.expect_err("the fault ends the pass");
-    let stopped = runner.state.load_checkpoint(&cdc_stream("contacts")).await.unwrap().unwrap();
-    assert!(matches!(CdcState::from_checkpoint(&stopped), Some(CdcState::Paging { .. })), "{stopped:?}");
+    let stopped = runner.state.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&stopped), Ok(CdcState::Paging { .. })), "{stopped:?}");
     let first_run = logged_since(&sim, since).await;
     let failed: Vec<&Value> = first_run.iter().filter(|e| e["status"] == 503).collect();
     assert_eq!(failed.len(), 1);
@@ -311,8 +312,8 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
     assert_eq!(second_run.first(), failed_page.as_ref(), "it starts with the page that failed");
     assert!(second_run.iter().all(|k| !read.contains(k)), "no page read before is read again: {second_run:?}");
     assert!(report.pages >= 5, "{report:?}");
-    let done = runner.state.load_checkpoint(&cdc_stream("contacts")).await.unwrap().unwrap();
-    assert!(matches!(CdcState::from_checkpoint(&done), Some(CdcState::Polling { .. })), "{done:?}");
+    let done = runner.state.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&done), Ok(CdcState::Polling { .. })), "{done:?}");
     assert_no_differences(&differences(&runner.dest, &sim).await);
 }
 

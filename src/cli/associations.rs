@@ -6,14 +6,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, ride_out, shutdown_on_signal, Session};
-use crate::stream::associations::{self, Report, Source};
-use crate::stream::state::associations_stream;
+use super::session::{ride_out, shutdown_on_signal, Session};
+use crate::job::{self, Job};
+use crate::stream::associations::{Report, Source};
 
 /// Options of `hsync associations`.
 #[derive(Debug, Args)]
@@ -36,7 +35,6 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
-    let settle = Duration::from_secs(session.config.sync.settle_lag_secs);
     // Pairs are canonical by the configured order, so every configured object is resolved.
     let configured = session.objects(&[]).await?;
     let only = if args.objects.is_empty() { Vec::new() } else { session.objects(&args.objects).await? };
@@ -47,8 +45,7 @@ pub async fn run(
         ))
         .into());
     }
-    let pairs = associations::defined_pairs(&session.runner.client, &configured).await?;
-    let mut sources = associations::sources(&pairs);
+    let mut sources = session.jobs.association_sources(&configured).await?;
     if !only.is_empty() {
         sources.retain(|s| only.iter().any(|o| o.table == s.from.table));
     }
@@ -57,10 +54,9 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     for source in &sources {
-        let report = ride_out(&source.from.table, &shutdown, |_| {
-            associations_source(&session, source, args.sweep, settle, &shutdown)
-        })
-        .await?;
+        let report =
+            ride_out(&source.from.table, &shutdown, |_| associations_source(&session, source, args.sweep, &shutdown))
+                .await?;
         for pair in &report.pairs {
             println!(
                 "{} -> {}: {} records read, {} edges listed, {} written, {} tombstoned{}",
@@ -87,21 +83,11 @@ pub(super) async fn associations_source(
     session: &Session,
     source: &Source,
     sweep: bool,
-    settle: Duration,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Report> {
-    let runner = &session.runner;
-    recorded(
-        runner,
-        &associations_stream(&source.from.table),
-        |r: &Report| r.pairs.iter().map(|p| p.upserted + p.tombstoned).sum(),
-        async {
-            Ok(if sweep {
-                associations::sweep_all(runner, source, settle, shutdown).await?
-            } else {
-                associations::poll_changes(runner, source, settle, shutdown).await?
-            })
-        },
-    )
-    .await
+    let job = Job::Associations { source: source.clone(), sweep };
+    match session.run(&job, shutdown).await?.report {
+        job::Report::Associations(report) => Ok(report),
+        other => anyhow::bail!("internal error: an association pass reported {other:?}"),
+    }
 }

@@ -6,16 +6,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-
-use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, ride_out, shutdown_on_signal, Session};
+use super::session::{ride_out, shutdown_on_signal, Session};
 use crate::hubspot::ObjectRef;
-use crate::state::StateStore;
+use crate::job::{Job, Report};
 use crate::stream::backfill::{self, Mode};
-use crate::stream::reread;
-use crate::stream::state::{cdc_stream, BackfillState};
 use crate::telemetry::progress;
 
 /// Options of `hsync backfill`.
@@ -76,48 +72,9 @@ pub(super) async fn backfill_object(
     restart: bool,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<backfill::Report> {
-    let stream = crate::stream::state::backfill_stream(&object.table);
-    let work = async {
-        let table = session.runner.prepare(object).await?;
-        if restart {
-            session.runner.state.reset_checkpoint(&stream).await?;
-            session.runner.state.reset_checkpoint(&cdc_stream(&object.table)).await?;
-            tracing::info!(table = %object.table, "backfill restarted from the first id");
-        }
-        reread::schedule(&session.runner, &table).await?;
-        let bar = records_bar(session, object, mode).await?;
-        let fetch = backfill::Fetch::ahead_if(session.config.sync.backfill_fetch_ahead);
-        let report = backfill::run(&session.runner, &table, mode, fetch, shutdown, |rows| {
-            if let Some(bar) = &bar {
-                bar.inc(rows);
-            }
-        })
-        .await;
-        if let Some(bar) = &bar {
-            progress::finish(bar);
-        }
-        let report = report?;
-        if report.finished {
-            reread::run(&session.runner, &table, shutdown).await?;
-        }
-        anyhow::Ok(report)
-    };
-    recorded(&session.runner, &stream, |r: &backfill::Report| r.rows, work).await
-}
-
-/// A bar sized by HubSpot's record count (one search), starting at the rows a resumed
-/// backfill already copied; none when bars are not shown or the backfill will not run.
-async fn records_bar(session: &Session, object: &ObjectRef, mode: Mode) -> anyhow::Result<Option<ProgressBar>> {
-    if !progress::shown() {
-        return Ok(None);
+    let job = Job::Backfill { object: object.clone(), mode, restart };
+    match session.run(&job, shutdown).await?.report {
+        Report::Backfill(report) => Ok(report),
+        other => anyhow::bail!("internal error: a backfill reported {other:?}"),
     }
-    let stream = crate::stream::state::backfill_stream(&object.table);
-    let state = session.runner.state.load_checkpoint(&stream).await?.and_then(|c| BackfillState::from_checkpoint(&c));
-    let done = match (state, mode) {
-        (None, _) => 0,
-        (Some(BackfillState::Running { rows, .. }), Mode::Resume) => u64::try_from(rows).unwrap_or(0),
-        _ => return Ok(None),
-    };
-    let total = session.runner.client.count(&object.api_name).await?;
-    Ok(Some(progress::records_bar(&object.table, total.max(done), done)))
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, ride_out, shutdown_on_signal, Session};
+use super::session::{ride_out, shutdown_on_signal, Session};
 use crate::hubspot::ObjectRef;
-use crate::stream::{cdc, reread};
+use crate::job::{Job, Report};
+use crate::stream::cdc;
 
 /// Options of `hsync cdc`.
 #[derive(Debug, Args)]
@@ -34,12 +35,11 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
-    let settle = Duration::from_secs(session.config.sync.settle_lag_secs);
     let objects = session.objects(&args.objects).await?;
     loop {
         let mut failures = super::ObjectFailures::default();
         for object in &objects {
-            let outcome = ride_out(&object.table, &shutdown, |_| cdc_object(&session, object, settle, &shutdown)).await;
+            let outcome = ride_out(&object.table, &shutdown, |_| cdc_object(&session, object, &shutdown)).await;
             let Some(report) = failures.take(&object.table, outcome)? else { continue };
             println!(
                 "{}: {} changed rows, watermark {}",
@@ -68,15 +68,10 @@ pub async fn run(
 pub(super) async fn cdc_object(
     session: &Session,
     object: &ObjectRef,
-    settle: Duration,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<cdc::Report> {
-    let stream = crate::stream::state::cdc_stream(&object.table);
-    let work = async {
-        let table = session.runner.prepare(object).await?;
-        reread::schedule(&session.runner, &table).await?;
-        reread::run(&session.runner, &table, shutdown).await?;
-        anyhow::Ok(cdc::pass(&session.runner, &table, settle, shutdown).await?)
-    };
-    recorded(&session.runner, &stream, |r: &cdc::Report| r.rows, work).await
+    match session.run(&Job::Cdc(object.clone()), shutdown).await?.report {
+        Report::Cdc(report) => Ok(report),
+        other => anyhow::bail!("internal error: a cdc pass reported {other:?}"),
+    }
 }

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{recorded, ride_out, shutdown_on_signal, Session};
+use super::session::{ride_out, shutdown_on_signal, Session};
 use crate::hubspot::ObjectRef;
+use crate::job::{Job, Report};
 use crate::stream::deletes;
 
 /// Options of `hsync deletes`.
@@ -47,10 +48,8 @@ pub(super) async fn deletes_object(
     object: &ObjectRef,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<deletes::Report> {
-    let table = session.runner.prepare(object).await?;
-    let stream = crate::stream::state::deletes_stream(&object.table);
-    recorded(&session.runner, &stream, |r: &deletes::Report| r.written, async {
-        Ok(deletes::reconcile(&session.runner, &table, shutdown).await?)
-    })
-    .await
+    match session.run(&Job::Deletes(object.clone()), shutdown).await?.report {
+        Report::Deletes(report) => Ok(report),
+        other => anyhow::bail!("internal error: a deletes reconcile reported {other:?}"),
+    }
 }

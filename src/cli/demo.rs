@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -21,7 +20,6 @@ use crate::config::{Config, DestinationConfig, DestinationUrl, HubSpotConfig, Sy
 use crate::destination::{AnyDestination, Destination};
 use crate::hubspot::{self, HubSpotClient, Secret, TokenSource};
 use crate::simulator::{self, PortalSpec, SimConfig, DEFAULT_TOKEN};
-use crate::stream::associations;
 use crate::stream::backfill::Mode;
 use crate::telemetry::progress;
 
@@ -115,14 +113,13 @@ async fn sync(db: &Path, base_url: &str, leasing: &super::session::Leasing) -> a
     let config = demo_config(db, base_url);
     let mut session = Session::open_config(config.clone(), leasing).await?;
     // The simulator's built-in token, handed over directly: nothing to export.
-    session.runner.client = HubSpotClient::new(
+    session.jobs.runner.client = HubSpotClient::new(
         hubspot::client_config(&config),
         TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "the demo simulator's token".to_owned() },
-        Arc::new(session.runner.state.clone()),
-        Arc::clone(&session.runner.clock),
+        Arc::new(session.jobs.runner.state.clone()),
+        Arc::clone(&session.jobs.runner.clock),
     )?;
     let shutdown = shutdown_on_signal();
-    let settle = Duration::from_secs(config.sync.settle_lag_secs);
     let objects = session.objects(&[]).await?;
 
     println!("1. backfill: every record, one committed page of 200 at a time");
@@ -132,11 +129,10 @@ async fn sync(db: &Path, base_url: &str, leasing: &super::session::Leasing) -> a
         progress::suspend(|| println!("   {:<10} {:>6} rows in {} {pages}", object.table, report.rows, report.pages));
     }
 
-    let pairs = associations::defined_pairs(&session.runner.client, &objects).await?;
-    let sources = associations::sources(&pairs);
+    let sources = session.jobs.association_sources(&objects).await?;
     println!("2. associations: the first pass sweeps every record's edges");
     for source in &sources {
-        let report = super::associations::associations_source(&session, source, true, settle, &shutdown).await?;
+        let report = super::associations::associations_source(&session, source, true, &shutdown).await?;
         for pair in &report.pairs {
             println!("   {} -> {}: {} edges", pair.from, pair.to, pair.upserted);
         }
@@ -158,12 +154,12 @@ async fn sync(db: &Path, base_url: &str, leasing: &super::session::Leasing) -> a
 
     println!("4. cdc: what changed since the backfill started");
     for object in &objects {
-        let report = super::cdc::cdc_object(&session, object, settle, &shutdown).await?;
+        let report = super::cdc::cdc_object(&session, object, &shutdown).await?;
         println!("   {:<10} {:>6} changed rows", object.table, report.rows);
     }
     println!("5. associations: the edges of the records that changed");
     for source in &sources {
-        let report = super::associations::associations_source(&session, source, false, settle, &shutdown).await?;
+        let report = super::associations::associations_source(&session, source, false, &shutdown).await?;
         for pair in report.pairs.iter().filter(|p| p.upserted + p.tombstoned > 0) {
             println!(
                 "   {} -> {}: {} new or changed edges, {} gone",
@@ -184,11 +180,11 @@ async fn sync(db: &Path, base_url: &str, leasing: &super::session::Leasing) -> a
 
     println!("\n{}: rows per table (live: not archived, merged away or deleted)", db.display());
     for object in &objects {
-        let rows = session.runner.dest.id_flags(&object.table).await?;
+        let rows = session.jobs.runner.dest.id_flags(&object.table).await?;
         let live = rows.iter().filter(|r| !r.flagged()).count();
         println!("   {:<10} {:>6} rows, {:>6} live", object.table, rows.len(), live);
     }
-    if let AnyDestination::Sqlite(dest) = &session.runner.dest {
+    if let AnyDestination::Sqlite(dest) = &session.jobs.runner.dest {
         // Checkpoints the WAL into the file, so any SQLite reader sees everything.
         dest.close().await;
     }
@@ -231,7 +227,7 @@ fn spread(ids: &[i64], count: usize) -> Vec<i64> {
 }
 
 async fn change_portal(session: &Session, admin: &Admin) -> anyhow::Result<Changes> {
-    let dest = &session.runner.dest;
+    let dest = &session.jobs.runner.dest;
     let contacts = dest.live_ids("contacts").await?;
     let deals = dest.live_ids("deals").await?;
     let companies = dest.live_ids("companies").await?;

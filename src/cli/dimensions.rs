@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::session::{recorded, ride_out, Session};
-use crate::stream::dimensions;
-use crate::stream::state::DIMENSIONS_STREAM;
+use super::session::{ride_out, Session};
+use crate::job::{Job, Report};
 
 /// Options of `hsync dimensions` (none yet).
 #[derive(Debug, Args)]
@@ -22,10 +21,11 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let session = Session::open(config_path, leasing).await?;
     let never = tokio_util::sync::CancellationToken::new();
-    let report = ride_out("dimensions", &never, |_| {
-        recorded(&session.runner, DIMENSIONS_STREAM, dimensions::Report::rows, async {
-            Ok(dimensions::refresh(&session.runner).await?)
-        })
+    let report = ride_out("dimensions", &never, |_| async {
+        match session.run(&Job::Dimensions, &never).await?.report {
+            Report::Dimensions(report) => Ok(report),
+            other => anyhow::bail!("internal error: a dimensions refresh reported {other:?}"),
+        }
     })
     .await?;
     println!(

@@ -10,6 +10,7 @@ mod deletes;
 mod demo;
 mod dimensions;
 mod plan;
+mod reset;
 mod run;
 mod schema_diff;
 mod session;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Compare the warehouse with HubSpot: counts, missing and extra ids, stale rows; exit 5
     /// when they differ.
     Verify(verify::VerifyArgs),
+    /// Forget streams' checkpoints (`cdc:contacts` ...) so they start over: the way out of a
+    /// checkpoint hsync cannot read. Rows are updated in place; nothing is lost.
+    Reset(reset::ResetArgs),
 }
 
 /// Parses the command line, runs the command and maps failures to an exit code by class.
@@ -135,6 +139,7 @@ impl Command {
             Command::Status(_) => "hsync status",
             Command::Plan(_) => "hsync plan",
             Command::Verify(_) => "hsync verify",
+            Command::Reset(_) => "hsync reset",
         }
     }
 }
@@ -158,6 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
         Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
+        Command::Reset(args) => reset::run(cli.config.as_deref(), args, leasing).await,
     }
 }
 

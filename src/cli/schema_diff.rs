@@ -105,25 +105,29 @@ pub async fn run(
     } else {
         super::session::Session::open_read_only(config_path).await?
     };
-    let runner = &session.runner;
+    let runner = &session.jobs.runner;
     let objects = session.objects(&args.objects).await?;
     let mut plans = Vec::new();
     for object in &objects {
         let planned = runner.plan_schema(object).await?;
         let sql = runner.dest.render_alter(&planned.plan);
-        plans.push((planned, sql));
+        plans.push((object, planned, sql));
     }
-    let printable: Vec<(SchemaPlan, Vec<String>)> = plans.iter().map(|(p, s)| (p.plan.clone(), s.clone())).collect();
+    let printable: Vec<(SchemaPlan, Vec<String>)> = plans.iter().map(|(_, p, s)| (p.plan.clone(), s.clone())).collect();
     print_plans(args.format, &printable)?;
-    let incompatible = plans.iter().any(|(p, _)| p.plan.incompatible().count() > 0);
-    let drift = plans.iter().any(|(p, _)| !p.plan.is_empty());
+    let incompatible = plans.iter().any(|(_, p, _)| p.plan.incompatible().count() > 0);
+    let drift = plans.iter().any(|(_, p, _)| !p.plan.is_empty());
     if args.apply {
-        for (planned, _) in plans {
+        for (object, planned, _) in plans {
             if planned.plan.incompatible().count() > 0 {
                 continue;
             }
-            let table = planned.plan.table.clone();
-            runner.apply_schema(planned).await.with_context(|| format!("applying the plan for {table}"))?;
+            // As a sync job applies it: the columns gained are re-read for the rows copied.
+            session
+                .jobs
+                .apply_plan(object, planned)
+                .await
+                .with_context(|| format!("applying the plan for {}", object.table))?;
         }
     }
     Ok(if incompatible {

@@ -1,5 +1,6 @@
 //! What every syncing command opens: the configuration, the destination (with its state store
-//! and budget ledger) under the destination's lease, the HubSpot client and the runner.
+//! and budget ledger) under the destination's lease, and the jobs (HubSpot client and runner)
+//! that the commands run, with a progress bar on a terminal.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,10 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use indicatif::ProgressBar;
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 use crate::destination::{AnyDestination, AnyStateStore, Destination, Holder, Lease};
 use crate::hubspot::{self, HubSpotClient, ObjectRef};
-use crate::stream::runner::Runner;
+use crate::job::{Job, Jobs, Outcome, Progress};
+use crate::telemetry::progress;
 
 /// How often a command waiting for the lease (`--wait-for-lease`) tries again.
 const LEASE_POLL: Duration = Duration::from_secs(1);
@@ -28,7 +33,7 @@ pub struct Leasing {
 #[derive(Debug)]
 pub struct Session {
     pub config: Config,
-    pub runner: Runner<AnyDestination, AnyStateStore>,
+    pub jobs: Jobs,
     /// Held for the session's life; `None` only for a session that never writes.
     _lease: Option<Lease>,
 }
@@ -47,7 +52,7 @@ impl Session {
     /// that is briefly down is waited for, as the daemon does (see [`ride_out`]); a held lease
     /// is not (see [`Leasing`]).
     pub async fn open_config(config: Config, leasing: &Leasing) -> anyhow::Result<Session> {
-        let never = tokio_util::sync::CancellationToken::new();
+        let never = CancellationToken::new();
         let dest = ride_out("connecting to the destination", &never, |_| async {
             Ok(AnyDestination::connect(&config.destination).await?)
         })
@@ -61,22 +66,60 @@ impl Session {
         if swept > 0 {
             tracing::info!(stages = swept, "removed staging tables left by an earlier crash");
         }
-        let runner = crate::daemon::runner(&config, &dest)?;
-        Ok(Session { runner, config, _lease: Some(lease) })
+        let jobs = Jobs::from_config(&config, &dest)?;
+        Ok(Session { jobs, config, _lease: Some(lease) })
     }
 
     /// A session that only reads (`schema-diff` without `--apply`): no lease and no stage
     /// sweep, so it is safe beside a running sync.
     pub async fn open_read_only(config_path: Option<&Path>) -> anyhow::Result<Session> {
         let Warehouse { config, dest, .. } = Warehouse::open(config_path).await?;
-        let runner = crate::daemon::runner(&config, &dest)?;
-        Ok(Session { runner, config, _lease: None })
+        let jobs = Jobs::from_config(&config, &dest)?;
+        Ok(Session { jobs, config, _lease: None })
     }
 
     /// The configured objects, or `only` when given.
     pub async fn objects(&self, only: &[String]) -> anyhow::Result<Vec<ObjectRef>> {
         let names = if only.is_empty() { self.config.sync.objects.clone() } else { only.to_vec() };
-        Ok(hubspot::resolve_objects(&self.runner.client, &names).await?)
+        Ok(hubspot::resolve_objects(&self.jobs.runner.client, &names).await?)
+    }
+
+    /// Runs `job` as one recorded run (see [`Jobs::run`]), a backfill with a progress bar when
+    /// stdout is a terminal.
+    pub async fn run(&self, job: &Job, stop: &CancellationToken) -> anyhow::Result<Outcome> {
+        Ok(self.jobs.run(job, stop, &Bar::default()).await?)
+    }
+}
+
+/// A backfill's progress bar (see `telemetry::progress`): rows, rate and time left.
+#[derive(Debug, Default)]
+struct Bar(std::sync::Mutex<Option<ProgressBar>>);
+
+impl Bar {
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Progress for Bar {
+    fn wants_total(&self) -> bool {
+        progress::shown()
+    }
+
+    fn start(&self, object: &str, total: u64, done: u64) {
+        *self.bar() = Some(progress::records_bar(object, total, done));
+    }
+
+    fn advance(&self, rows: u64) {
+        if let Some(bar) = &*self.bar() {
+            bar.inc(rows);
+        }
+    }
+
+    fn end(&self) {
+        if let Some(bar) = self.bar().take() {
+            progress::finish(&bar);
+        }
     }
 }
 
@@ -88,11 +131,7 @@ pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
 /// one-shot command rides out a 429 storm or a short database outage with the daemon's policy
 /// (the waits of `daemon::schedule::backoff`, by class), each retry logged. A stop signal ends
 /// the waiting with the last error.
-pub async fn ride_out<T, F, Fut>(
-    what: &str,
-    shutdown: &tokio_util::sync::CancellationToken,
-    mut attempt: F,
-) -> anyhow::Result<T>
+pub async fn ride_out<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut attempt: F) -> anyhow::Result<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -159,8 +198,8 @@ async fn take_lease(dest: &AnyDestination, name: &str, leasing: &Leasing) -> any
 }
 
 /// A token cancelled on SIGINT or SIGTERM, so commands finish the batch in flight and stop.
-pub fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
         super::wait_for_signal().await;
@@ -205,39 +244,5 @@ impl Warehouse {
     pub async fn objects(&self, client: &HubSpotClient, only: &[String]) -> anyhow::Result<Vec<ObjectRef>> {
         let names = if only.is_empty() { self.config.sync.objects.clone() } else { only.to_vec() };
         Ok(hubspot::resolve_objects(client, &names).await?)
-    }
-}
-
-/// Runs `work` as one recorded run of `stream` in the state store's run history: `ok` with the
-/// rows `rows` reads from its result, or `failed` with the error's message (hsync's errors
-/// name objects, ids and actions, never row values). The work's own error wins over a failure
-/// to record its end.
-pub async fn recorded<T>(
-    runner: &Runner<AnyDestination, AnyStateStore>,
-    stream: &str,
-    rows: impl FnOnce(&T) -> u64,
-    work: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    use crate::state::StateStore;
-    let run = runner
-        .state
-        .start_run(stream, runner.clock.now())
-        .await
-        .with_context(|| format!("recording the start of a {stream} run"))?;
-    let outcome = work.await;
-    let (status, written, error) = match &outcome {
-        Ok(value) => ("ok", i64::try_from(rows(value)).unwrap_or(i64::MAX), None),
-        Err(e) => ("failed", 0, Some(format!("{e:#}"))),
-    };
-    let finished = runner.state.finish_run(run, runner.clock.now(), status, written, error.as_deref()).await;
-    match (outcome, finished) {
-        (Ok(value), Ok(())) => Ok(value),
-        (Ok(_), Err(e)) => Err(e).with_context(|| format!("recording the end of a {stream} run")),
-        (Err(e), finished) => {
-            if let Err(record) = finished {
-                tracing::warn!(stream, error = %record, "could not record the failed run");
-            }
-            Err(e)
-        }
     }
 }

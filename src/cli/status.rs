@@ -71,13 +71,13 @@ fn row(s: &StreamStatus) -> Vec<String> {
     let last_run = s.last_run.as_ref().map_or_else(dash, |r| format!("{} {}", r.status, iso(r.started_at)));
     let error = match (&s.last_run, &s.last_error) {
         // The latest run failed: its error is the stream's current problem.
-        (Some(run), _) if run.status == "failed" => {
+        (Some(run), _) if run.status == crate::state::RunStatus::Failed => {
             cut(run.error.as_deref().unwrap_or("failed without a message"), ERROR_WIDTH)
         }
         (_, Some(failure)) => cut(&format!("(earlier, {}) {}", iso(failure.at), failure.message), ERROR_WIDTH),
         _ => dash(),
     };
-    vec![s.stream.clone(), phase, watermark, lag, rows, last_run, error]
+    vec![s.stream.to_string(), phase, watermark, lag, rows, last_run, error]
 }
 
 /// The human table: aligned columns, then the budget line.
@@ -125,10 +125,10 @@ mod tests {
     fn table_aligns_columns_and_shows_the_failing_runs_error() {
         let now = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z").unwrap().with_timezone(&Utc);
         let runs = vec![RunRecord {
-            stream: "cdc:contacts".into(),
+            stream: crate::state::StreamId::cdc("contacts"),
             started_at: now,
             finished_at: Some(now),
-            status: "failed".into(),
+            status: crate::state::RunStatus::Failed,
             rows: 0,
             error: Some("HubSpot kept failing on search (last status 502) after 6 attempts".into()),
         }];

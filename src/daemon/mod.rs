@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::live::{Live, Role};
 use crate::config::Config;
-use crate::destination::{AnyDestination, AnyStateStore, Destination, Holder, Lease};
+use crate::destination::{AnyDestination, Destination, Holder, Lease};
 use crate::error::{Classify, ErrorClass};
-use crate::hubspot::{self, HubSpotClient, Secret};
-use crate::stream::runner::{PropertyFilter, Runner};
+use crate::hubspot::{self, Secret};
+use crate::job::Jobs;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -187,8 +187,8 @@ async fn lead(
         Arc::clone(&lost),
         Duration::from_secs(config.daemon.lease_retry_secs),
     ));
-    if let Some(runner) = prepare(config, dest, &leading).await {
-        jobs::Scheduler::new(config, runner, live).run(&leading).await;
+    if let Some(jobs) = prepare(config, dest, &leading).await {
+        jobs::Scheduler::new(config, jobs, live).run(&leading).await;
     }
     leading.cancel();
     let _ = watcher.await;
@@ -222,12 +222,8 @@ async fn watch_lease(
 }
 
 /// Prepares the destination, sweeps stages left by a crash (safe only now, as the lease holder)
-/// and builds the runner; retries until it works or `leading` is cancelled.
-async fn prepare(
-    config: &Config,
-    dest: &AnyDestination,
-    leading: &CancellationToken,
-) -> Option<Runner<AnyDestination, AnyStateStore>> {
+/// and builds the jobs; retries until it works or `leading` is cancelled.
+async fn prepare(config: &Config, dest: &AnyDestination, leading: &CancellationToken) -> Option<Jobs> {
     let mut failures = 0;
     loop {
         let attempt = async {
@@ -239,8 +235,8 @@ async fn prepare(
             Ok::<_, crate::destination::Error>(())
         };
         let error = match attempt.await {
-            Ok(()) => match runner(config, dest) {
-                Ok(runner) => return Some(runner),
+            Ok(()) => match Jobs::from_config(config, dest) {
+                Ok(jobs) => return Some(jobs),
                 Err(e) => e.to_string(),
             },
             Err(e) => e.to_string(),
@@ -253,24 +249,6 @@ async fn prepare(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-/// The runner every syncing command and the daemon use: the destination, its state store (which
-/// also keeps the budget ledger) and a HubSpot client built from `config`.
-pub fn runner(config: &Config, dest: &AnyDestination) -> Result<Runner<AnyDestination, AnyStateStore>, Error> {
-    let state = dest.state_store();
-    let clock = crate::clock::system();
-    let client = HubSpotClient::new(
-        hubspot::client_config(config),
-        hubspot::token_source(config),
-        Arc::new(state.clone()),
-        Arc::clone(&clock),
-    )?;
-    let filter = PropertyFilter {
-        include: config.sync.include_properties.clone(),
-        exclude: config.sync.exclude_properties.clone(),
-    };
-    Ok(Runner { client, dest: dest.clone(), state, clock, filter })
 }
 
 fn install_metrics() -> Result<PrometheusHandle, Error> {

@@ -291,7 +291,7 @@ impl StateStore for AnyStateStore {
         dispatch!(self, s => s.migrate().await)
     }
 
-    async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, StateError> {
+    async fn load_checkpoint(&self, stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, StateError> {
         dispatch!(self, s => s.load_checkpoint(stream).await)
     }
 
@@ -299,7 +299,7 @@ impl StateStore for AnyStateStore {
         dispatch!(self, s => s.commit_checkpoint(checkpoint).await)
     }
 
-    async fn reset_checkpoint(&self, stream: &str) -> Result<(), StateError> {
+    async fn reset_checkpoint(&self, stream: &crate::state::StreamId) -> Result<(), StateError> {
         dispatch!(self, s => s.reset_checkpoint(stream).await)
     }
 
@@ -307,7 +307,11 @@ impl StateStore for AnyStateStore {
         dispatch!(self, s => s.checkpoints().await)
     }
 
-    async fn start_run(&self, stream: &str, at: chrono::DateTime<chrono::Utc>) -> Result<i64, StateError> {
+    async fn start_run(
+        &self,
+        stream: &crate::state::StreamId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64, StateError> {
         dispatch!(self, s => s.start_run(stream, at).await)
     }
 
@@ -315,7 +319,7 @@ impl StateStore for AnyStateStore {
         &self,
         run: i64,
         at: chrono::DateTime<chrono::Utc>,
-        status: &str,
+        status: crate::state::RunStatus,
         rows: i64,
         error: Option<&str>,
     ) -> Result<(), StateError> {

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{Destination, Edge, EdgeOutcome, Error, MergeOutcome};
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::schema::{build_batch, diff, hsync_columns, parse_instant_ms, Reject, TableSchema};
-use crate::state::Checkpoint;
+use crate::state::{Checkpoint, StreamId, StreamKind};
 
 /// A value read back from a destination, normalised across dialects.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +59,7 @@ pub trait Inspect: Destination {
     /// Rejected values recorded for an object.
     fn read_rejects(&self, object: &str) -> impl Future<Output = Result<Vec<Reject>, Error>> + Send;
     /// The stored checkpoint of a stream.
-    fn checkpoint(&self, stream: &str) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
+    fn checkpoint(&self, stream: &StreamId) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
     /// Every stored association edge, tombstoned ones included, in key order.
     fn read_edges(&self) -> impl Future<Output = Result<Vec<EdgeRow>, Error>> + Send;
 }
@@ -473,9 +473,8 @@ pub async fn rejects_are_recorded_with_raw_value_and_reason<D: Inspect>(dest: &D
 /// state file after the merge).
 pub async fn checkpoint_commits_with_the_merge_and_never_moves_back<D: Inspect>(dest: &D) {
     let schema = ensure_table(dest, "conf_state", &[property("email", "string")]).await;
-    let stream = "backfill:conf_state";
-    let commit =
-        |position: i64| Checkpoint { stream: stream.to_owned(), position, state: json!({ "after": position }) };
+    let stream = &StreamId::backfill("conf_state");
+    let commit = |position: i64| Checkpoint { stream: stream.clone(), position, state: json!({ "after": position }) };
     let (b, r) = batch_of(&schema, &[record(10, "2026-01-01T00:00:00.000Z", &[("email", Some("x@example.com"))])]);
     let stage = dest.stage("conf_state", &b).await.expect("stage");
     dest.merge(stage, &r, Some(&commit(10))).await.expect("merge");
@@ -678,8 +677,8 @@ pub async fn dimensions_follow_the_current_list<D: Inspect>(dest: &D) {
     use hsync_columns::SYNCED_AT;
     let t0 = 1_767_225_600_000;
     let (t1, t2, t3) = (t0 + 1_000, t0 + 2_000, t0 + 3_000);
-    let stream = "dimensions:conformance";
-    let commit = |position: i64| Checkpoint { stream: stream.to_owned(), position, state: json!({ "at": position }) };
+    let stream = &StreamId::new(StreamKind::Dimensions, "conformance");
+    let commit = |position: i64| Checkpoint { stream: stream.clone(), position, state: json!({ "at": position }) };
     for table in ["owners", "pipelines", "pipeline_stages"] {
         assert_eq!(dest.read_table(table).await.expect("prepare creates the table"), Vec::<Row>::new());
     }

@@ -7,6 +7,9 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod stream_id;
+
+pub use stream_id::{RunStatus, StreamId, StreamKind, UnknownStream};
 
 use std::future::Future;
 
@@ -21,7 +24,7 @@ use crate::hubspot::model::PropertyDefinition;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// `backfill:contacts`, `cdc:deals`, ...
-    pub stream: String,
+    pub stream: StreamId,
     /// Monotonic position (the last id for a backfill, the watermark in ms for CDC).
     pub position: i64,
     /// The stream's own state, versioned by the stream.
@@ -31,11 +34,10 @@ pub struct Checkpoint {
 /// One run of a stream, for `hsync status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
-    pub stream: String,
+    pub stream: StreamId,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// `running`, `ok`, `failed`.
-    pub status: String,
+    pub status: RunStatus,
     pub rows: i64,
     /// The error's message (never row values).
     pub error: Option<String>,
@@ -101,27 +103,27 @@ pub trait StateStore: Send + Sync {
     /// Creates the bookkeeping tables when missing (runs `migrations/<dialect>`).
     fn migrate(&self) -> impl Future<Output = Result<(), Error>> + Send;
 
-    fn load_checkpoint(&self, stream: &str) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
+    fn load_checkpoint(&self, stream: &StreamId) -> impl Future<Output = Result<Option<Checkpoint>, Error>> + Send;
 
     /// Stores the checkpoint unless the stored one has a higher position; returns whether it
     /// was stored.
     fn commit_checkpoint(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Forgets a stream's checkpoint: the one way to move a stream back (an explicit restart).
-    fn reset_checkpoint(&self, stream: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn reset_checkpoint(&self, stream: &StreamId) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Every checkpoint, for `hsync status`.
     fn checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, Error>> + Send;
 
     /// Records the start of a run; returns its id.
-    fn start_run(&self, stream: &str, at: DateTime<Utc>) -> impl Future<Output = Result<i64, Error>> + Send;
+    fn start_run(&self, stream: &StreamId, at: DateTime<Utc>) -> impl Future<Output = Result<i64, Error>> + Send;
 
     /// Records the end of a run.
     fn finish_run(
         &self,
         run: i64,
         at: DateTime<Utc>,
-        status: &str,
+        status: RunStatus,
         rows: i64,
         error: Option<&str>,
     ) -> impl Future<Output = Result<(), Error>> + Send;

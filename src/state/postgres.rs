@@ -15,7 +15,7 @@ use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 
 use super::sqlite::{column_map_of, column_map_rows};
-use super::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, StateStore};
+use super::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId};
 use crate::destination::postgres::{connect_pool, lock_prepare, sql, statement};
 use crate::hubspot::model::PropertyDefinition;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
@@ -32,7 +32,7 @@ pub(crate) async fn commit_checkpoint_on(
     checkpoint: &Checkpoint,
 ) -> Result<bool, sqlx::Error> {
     let stored: Option<bool> = sqlx::query_scalar(COMMIT_CHECKPOINT)
-        .bind(&checkpoint.stream)
+        .bind(checkpoint.stream.to_string())
         .bind(checkpoint.position)
         .bind(&checkpoint.state)
         .fetch_optional(conn)
@@ -86,6 +86,15 @@ impl PostgresStateStore {
     }
 }
 
+fn corrupt(what: &str, detail: impl fmt::Display) -> Error {
+    Error::Corrupt { what: what.to_owned(), detail: detail.to_string() }
+}
+
+fn checkpoint_of((stream, position, state): (String, i64, serde_json::Value)) -> Result<Checkpoint, Error> {
+    let stream = stream.parse().map_err(|e| corrupt(&format!("the checkpoint of {stream}"), e))?;
+    Ok(Checkpoint { stream, position, state })
+}
+
 impl StateStore for PostgresStateStore {
     async fn migrate(&self) -> Result<(), Error> {
         // sqlx's migrator takes its own lock for the migrations, but the schema comes first.
@@ -103,19 +112,19 @@ impl StateStore for PostgresStateStore {
         })
     }
 
-    async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn load_checkpoint(&self, stream: &StreamId) -> Result<Option<Checkpoint>, Error> {
         let row: Option<(String, i64, serde_json::Value)> =
             sqlx::query_as("select stream, position, state from checkpoints where stream = $1")
-                .bind(stream)
+                .bind(stream.to_string())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| state_error("load a checkpoint", e))?;
-        Ok(row.map(|(stream, position, state)| Checkpoint { stream, position, state }))
+        row.map(checkpoint_of).transpose()
     }
 
-    async fn reset_checkpoint(&self, stream: &str) -> Result<(), Error> {
+    async fn reset_checkpoint(&self, stream: &StreamId) -> Result<(), Error> {
         sqlx::query("delete from checkpoints where stream = $1")
-            .bind(stream)
+            .bind(stream.to_string())
             .execute(&self.pool)
             .await
             .map_err(|e| state_error("reset a checkpoint", e))?;
@@ -133,14 +142,14 @@ impl StateStore for PostgresStateStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| state_error("list checkpoints", e))?;
-        Ok(rows.into_iter().map(|(stream, position, state)| Checkpoint { stream, position, state }).collect())
+        rows.into_iter().map(checkpoint_of).collect()
     }
 
-    async fn start_run(&self, stream: &str, at: DateTime<Utc>) -> Result<i64, Error> {
+    async fn start_run(&self, stream: &StreamId, at: DateTime<Utc>) -> Result<i64, Error> {
         sqlx::query_scalar(
             "insert into runs (stream, started_at, status, row_count)\nvalues ($1, $2, 'running', 0)\nreturning id",
         )
-        .bind(stream)
+        .bind(stream.to_string())
         .bind(at)
         .fetch_one(&self.pool)
         .await
@@ -151,7 +160,7 @@ impl StateStore for PostgresStateStore {
         &self,
         run: i64,
         at: DateTime<Utc>,
-        status: &str,
+        status: RunStatus,
         rows: i64,
         error: Option<&str>,
     ) -> Result<(), Error> {
@@ -160,7 +169,7 @@ impl StateStore for PostgresStateStore {
             sqlx::query("update runs\nset finished_at = $2, status = $3, row_count = $4, error = $5\nwhere id = $1")
                 .bind(run)
                 .bind(at)
-                .bind(status)
+                .bind(status.as_str())
                 .bind(rows)
                 .bind(error)
                 .execute(&self.pool)
@@ -182,17 +191,19 @@ impl StateStore for PostgresStateStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| state_error("list recent runs", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(stream, started_at, finished_at, status, rows, error)| RunRecord {
-                stream,
-                started_at,
-                finished_at,
-                status,
-                rows,
-                error,
+        rows.into_iter()
+            .map(|(stream, started_at, finished_at, status, rows, error)| {
+                let what = format!("a run of {stream}");
+                Ok(RunRecord {
+                    stream: stream.parse().map_err(|e: crate::state::UnknownStream| corrupt(&what, e))?,
+                    started_at,
+                    finished_at,
+                    status: status.parse().map_err(|e: String| corrupt(&what, e))?,
+                    rows,
+                    error,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn load_snapshot(&self, object: &str) -> Result<Option<PropertySnapshot>, Error> {

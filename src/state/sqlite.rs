@@ -15,7 +15,9 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::{stored_property_name, Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, StateStore};
+use super::{
+    stored_property_name, Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId,
+};
 use crate::destination;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 
@@ -47,7 +49,7 @@ pub(crate) async fn commit_checkpoint_on(
     checkpoint: &Checkpoint,
 ) -> Result<bool, sqlx::Error> {
     let stored = sqlx::query(COMMIT_CHECKPOINT)
-        .bind(&checkpoint.stream)
+        .bind(checkpoint.stream.to_string())
         .bind(checkpoint.position)
         .bind(checkpoint.state.to_string())
         .execute(conn)
@@ -56,9 +58,12 @@ pub(crate) async fn commit_checkpoint_on(
 }
 
 /// Loads a stream's checkpoint on `conn`.
-pub(crate) async fn load_checkpoint_on(conn: &mut SqliteConnection, stream: &str) -> Result<Option<Checkpoint>, Error> {
+pub(crate) async fn load_checkpoint_on(
+    conn: &mut SqliteConnection,
+    stream: &StreamId,
+) -> Result<Option<Checkpoint>, Error> {
     let row = sqlx::query(LOAD_CHECKPOINT)
-        .bind(stream)
+        .bind(stream.to_string())
         .fetch_optional(conn)
         .await
         .map_err(|e| error("load a checkpoint", e))?;
@@ -114,6 +119,7 @@ where
 fn checkpoint_of(row: &SqliteRow) -> Result<Checkpoint, Error> {
     let stream: String = column(row, "stream", "a checkpoint")?;
     let what = format!("the checkpoint of {stream}");
+    let stream: StreamId = stream.parse().map_err(|e| corrupt(what.clone(), e))?;
     let state: String = column(row, "state", &what)?;
     Ok(Checkpoint {
         position: column(row, "position", &what)?,
@@ -125,12 +131,14 @@ fn checkpoint_of(row: &SqliteRow) -> Result<Checkpoint, Error> {
 fn run_of(row: &SqliteRow) -> Result<RunRecord, Error> {
     let stream: String = column(row, "stream", "a run")?;
     let what = format!("a run of {stream}");
+    let stream: StreamId = stream.parse().map_err(|e| corrupt(what.clone(), e))?;
+    let status: String = column(row, "status", &what)?;
     let started: String = column(row, "started_at", &what)?;
     let finished: Option<String> = column(row, "finished_at", &what)?;
     Ok(RunRecord {
         started_at: instant_of(&started, &what)?,
         finished_at: finished.as_deref().map(|t| instant_of(t, &what)).transpose()?,
-        status: column(row, "status", &what)?,
+        status: status.parse().map_err(|e: String| corrupt(what.clone(), e))?,
         rows: column(row, "rows_written", &what)?,
         error: column(row, "error", &what)?,
         stream,
@@ -206,7 +214,7 @@ impl StateStore for SqliteStateStore {
         })
     }
 
-    async fn load_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn load_checkpoint(&self, stream: &StreamId) -> Result<Option<Checkpoint>, Error> {
         let mut conn = self.pool.acquire().await.map_err(|e| self.failed("load a checkpoint", e))?;
         load_checkpoint_on(&mut conn, stream).await
     }
@@ -216,9 +224,9 @@ impl StateStore for SqliteStateStore {
         commit_checkpoint_on(&mut conn, checkpoint).await.map_err(|e| self.failed("commit a checkpoint", e))
     }
 
-    async fn reset_checkpoint(&self, stream: &str) -> Result<(), Error> {
+    async fn reset_checkpoint(&self, stream: &StreamId) -> Result<(), Error> {
         sqlx::query("delete from _hsync_checkpoints where stream = ?")
-            .bind(stream)
+            .bind(stream.to_string())
             .execute(&self.pool)
             .await
             .map_err(|e| self.failed("reset a checkpoint", e))?;
@@ -231,9 +239,9 @@ impl StateStore for SqliteStateStore {
         rows.iter().map(checkpoint_of).collect()
     }
 
-    async fn start_run(&self, stream: &str, at: DateTime<Utc>) -> Result<i64, Error> {
+    async fn start_run(&self, stream: &StreamId, at: DateTime<Utc>) -> Result<i64, Error> {
         let done = sqlx::query(START_RUN)
-            .bind(stream)
+            .bind(stream.to_string())
             .bind(instant_text(at))
             .execute(&self.pool)
             .await
@@ -245,14 +253,14 @@ impl StateStore for SqliteStateStore {
         &self,
         run: i64,
         at: DateTime<Utc>,
-        status: &str,
+        status: RunStatus,
         rows: i64,
         error_message: Option<&str>,
     ) -> Result<(), Error> {
         let done = sqlx::query(FINISH_RUN)
             .bind(run)
             .bind(instant_text(at))
-            .bind(status)
+            .bind(status.as_str())
             .bind(rows)
             .bind(error_message)
             .execute(&self.pool)

@@ -44,12 +44,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
-use super::state::{associations_stream, backfill_stream, cdc_stream, AssociationsState, BackfillState, CdcState};
+use super::state::{AssociationsState, BackfillState, CdcState};
 use super::Error;
 use crate::destination::{Destination, Edge};
 use crate::hubspot::model::AssociationTarget;
 use crate::hubspot::{HubSpotClient, ObjectRef, ASSOCIATION_BATCH_MAX};
 use crate::state::StateStore;
+use crate::state::StreamId;
 
 /// One object pair whose edges are stored from `from`'s side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,12 +242,10 @@ async fn settled_through<D: Destination, S: StateStore>(
     table: &str,
     settle_ms: i64,
 ) -> Result<i64, Error> {
-    if let Some(cdc) =
-        runner.state.load_checkpoint(&cdc_stream(table)).await?.and_then(|c| CdcState::from_checkpoint(&c))
-    {
+    if let Some(cdc) = super::state::load::<CdcState>(&runner.state, &StreamId::cdc(table)).await? {
         return Ok(cdc.watermark_ms());
     }
-    match runner.state.load_checkpoint(&backfill_stream(table)).await?.and_then(|c| BackfillState::from_checkpoint(&c)) {
+    match super::state::load::<BackfillState>(&runner.state, &StreamId::backfill(table)).await? {
         Some(BackfillState::Done { started_at_ms, .. }) => Ok(started_at_ms - settle_ms),
         _ => Err(Error::Precondition(format!(
             "{table} has no finished backfill yet, so its associations cannot be read; run `hsync backfill --object {table}` first"
@@ -271,11 +270,7 @@ async fn load_state<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &str,
 ) -> Result<Option<AssociationsState>, Error> {
-    Ok(runner
-        .state
-        .load_checkpoint(&associations_stream(table))
-        .await?
-        .and_then(|c| AssociationsState::from_checkpoint(&c)))
+    Ok(super::state::load::<AssociationsState>(&runner.state, &StreamId::associations(table)).await?)
 }
 
 /// Sweeps every pair of `source` (see [`sweep`]) and, when all finished, commits the stream's

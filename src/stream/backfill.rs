@@ -12,12 +12,13 @@
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{PreparedTable, Runner};
-use super::state::{backfill_stream, BackfillState};
+use super::state::BackfillState;
 use super::Error;
 use crate::destination::Destination;
 use crate::hubspot::model::SearchPage;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 use crate::state::StateStore;
+use crate::state::StreamId;
 
 /// Search page size: HubSpot's maximum.
 pub const PAGE: u32 = 200;
@@ -74,8 +75,8 @@ pub async fn run<D: Destination, S: StateStore>(
     mut on_page: impl FnMut(u64),
 ) -> Result<Report, Error> {
     let name = &table.object.table;
-    let stream = backfill_stream(name);
-    let previous = runner.state.load_checkpoint(&stream).await?.and_then(|c| BackfillState::from_checkpoint(&c));
+    let stream = StreamId::backfill(name);
+    let previous = super::state::load::<BackfillState>(&runner.state, &stream).await?;
     let (mut after_id, started_at_ms, mut rows) = match (previous, mode) {
         (Some(BackfillState::Done { .. }), Mode::Resume) => {
             tracing::info!(table = %name, "backfill already finished");
@@ -216,11 +217,9 @@ async fn search_after<D: Destination, S: StateStore>(
         PAGE,
         0,
     )?;
-    runner
-        .client
-        .search(&table.object.api_name, &request)
-        .await
-        .map_err(|e| Error::from(e).at_range(&backfill_stream(&table.object.table), || format!("ids above {after_id}")))
+    runner.client.search(&table.object.api_name, &request).await.map_err(|e| {
+        Error::from(e).at_range(&StreamId::backfill(&table.object.table), || format!("ids above {after_id}"))
+    })
 }
 
 fn stopped(name: &str, after_id: i64, report: Report) -> Report {

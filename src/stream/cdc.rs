@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::cursor::{durable_watermark, next_position, CdcPosition, PageSummary};
 use super::runner::{PreparedTable, Runner};
-use super::state::{backfill_stream, cdc_stream, BackfillState, CdcState};
+use super::state::{BackfillState, CdcState};
 use super::{record_cursor_ms, Error};
 use crate::destination::Destination;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 use crate::state::StateStore;
+use crate::state::StreamId;
 
 /// Search page size: HubSpot's maximum.
 pub const PAGE: u32 = 200;
@@ -72,7 +73,7 @@ pub async fn pass<D: Destination, S: StateStore>(
 ) -> Result<Report, Error> {
     let name = &table.object.table;
     let settle_ms = settle_lag.as_millis() as i64;
-    let previous = runner.state.load_checkpoint(&cdc_stream(name)).await?.and_then(|c| CdcState::from_checkpoint(&c));
+    let previous = super::state::load::<CdcState>(&runner.state, &StreamId::cdc(name)).await?;
     let now = runner.clock.now().timestamp_millis();
     // (watermark, where to read next, when the pass began, last complete pass, rows so far)
     let (start_ms, first, pass_started_ms, last_pass_ms, mut rows_total) = match previous {
@@ -84,11 +85,7 @@ pub async fn pass<D: Destination, S: StateStore>(
             (watermark_ms, position, pass_started_ms, last_pass_ms, rows)
         }
         None => {
-            let backfill = runner
-                .state
-                .load_checkpoint(&backfill_stream(name))
-                .await?
-                .and_then(|c| BackfillState::from_checkpoint(&c));
+            let backfill = super::state::load::<BackfillState>(&runner.state, &StreamId::backfill(name)).await?;
             match backfill {
                 Some(BackfillState::Done { started_at_ms, .. }) => {
                     let from_ms = started_at_ms - settle_ms;
@@ -114,7 +111,7 @@ pub async fn pass<D: Destination, S: StateStore>(
             .client
             .search(&table.object.api_name, &request(table, &current)?)
             .await
-            .map_err(|e| Error::from(e).at_range(&cdc_stream(name), range))?;
+            .map_err(|e| Error::from(e).at_range(&StreamId::cdc(name), range))?;
         let keys: Vec<(i64, i64)> = page
             .results
             .iter()
@@ -127,7 +124,7 @@ pub async fn pass<D: Destination, S: StateStore>(
         if full && keys.is_empty() {
             // No position to move past them: ending the pass here would skip what follows.
             return Err(Error::Unreadable {
-                stream: cdc_stream(name),
+                stream: StreamId::cdc(name),
                 range: range(),
                 detail: format!(
                     "none of the {} records of a full page has a readable id and last-modified time",

@@ -36,7 +36,14 @@ pub enum Error {
     /// HubSpot's records at one position of a stream could not be read, so the stream cannot
     /// move past them; only this stream stops.
     #[error("{stream}: the records at {range} could not be read ({detail}); this stream stops here and the other streams go on; the rejects table has what could be read; rerun after HubSpot's data is fixed")]
-    Unreadable { stream: String, range: String, detail: String },
+    Unreadable { stream: crate::state::StreamId, range: String, detail: String },
+    /// A stream's checkpoint holds a state hsync cannot decode: the stream does not guess where
+    /// it stands (taking it for missing would silently start over), so only it stops.
+    #[error(
+        "the checkpoint of {stream} cannot be read ({detail}); this stream stops and the other streams go on; {}",
+        reset_advice(stream)
+    )]
+    CorruptCheckpoint { stream: crate::state::StreamId, detail: String },
     /// The command does not fit the stream's state.
     #[error("{0}")]
     Precondition(String),
@@ -50,7 +57,7 @@ impl Classify for Error {
             Error::HubSpot(e) => e.class(),
             Error::Destination(e) => e.class(),
             Error::State(e) => e.class(),
-            Error::Incompatible { .. } | Error::Unreadable { .. } => ErrorClass::Data,
+            Error::Incompatible { .. } | Error::Unreadable { .. } | Error::CorruptCheckpoint { .. } => ErrorClass::Data,
             Error::Precondition(_) => ErrorClass::Config,
             Error::Bug(_) => ErrorClass::Bug,
         }
@@ -59,12 +66,33 @@ impl Classify for Error {
 
 impl Error {
     /// Names the record range of a page HubSpot's answer for could not be read at all.
-    pub(crate) fn at_range(self, stream: &str, range: impl FnOnce() -> String) -> Error {
+    pub(crate) fn at_range(self, stream: &crate::state::StreamId, range: impl FnOnce() -> String) -> Error {
         match self {
             Error::HubSpot(e @ crate::hubspot::Error::Unreadable { .. }) => {
-                Error::Unreadable { stream: stream.to_owned(), range: range(), detail: e.to_string() }
+                Error::Unreadable { stream: stream.clone(), range: range(), detail: e.to_string() }
             }
             other => other,
+        }
+    }
+}
+
+/// What an operator does about a stream whose checkpoint cannot be read.
+fn reset_advice(stream: &crate::state::StreamId) -> String {
+    use crate::state::StreamKind;
+    match stream.kind() {
+        // Forgetting a pending re-read would leave the new columns empty on existing rows.
+        StreamKind::Reread => format!(
+            "`hsync backfill --restart --object {}` copies the table again, new columns included",
+            stream.table()
+        ),
+        StreamKind::Backfill | StreamKind::Cdc => format!(
+            "`hsync reset {stream}` forgets it and the stream starts over from the backfill's start (rows are updated in place, nothing is lost)"
+        ),
+        StreamKind::Associations => format!(
+            "`hsync reset {stream}` forgets it and the next poll sweeps every record's associations"
+        ),
+        StreamKind::Deletes | StreamKind::Schema | StreamKind::Dimensions => {
+            format!("`hsync reset {stream}` forgets it and the next run starts afresh")
         }
     }
 }

@@ -11,12 +11,7 @@ use super::Error;
 use crate::destination::Destination;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 use crate::schema::hsync_columns;
-use crate::state::{Checkpoint, StateStore};
-
-/// The checkpoint stream of a table's re-read.
-pub fn reread_stream(table: &str) -> String {
-    format!("reread:{table}")
-}
+use crate::state::{Checkpoint, StateStore, StreamId};
 
 /// A re-read in progress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +23,7 @@ pub enum RereadState {
 fn checkpoint(table: &str, state: &RereadState) -> Checkpoint {
     let RereadState::Running { after_id, .. } = state;
     Checkpoint {
-        stream: reread_stream(table),
+        stream: StreamId::reread(table),
         position: *after_id,
         state: serde_json::to_value(state).expect("invariant: stream state serializes"),
     }
@@ -43,17 +38,15 @@ pub async fn schedule<D: Destination, S: StateStore>(
         return Ok(());
     }
     let name = &table.object.table;
-    let mut properties = match runner.state.load_checkpoint(&reread_stream(name)).await?.map(|c| c.state) {
-        Some(state) => match serde_json::from_value::<RereadState>(state) {
-            Ok(RereadState::Running { properties, .. }) => properties,
-            Err(_) => Vec::new(),
-        },
+    let stream = StreamId::reread(name);
+    let mut properties = match super::state::load::<RereadState>(&runner.state, &stream).await? {
+        Some(RereadState::Running { properties, .. }) => properties,
         None => Vec::new(),
     };
     properties.extend(table.added.iter().cloned());
     properties.sort();
     properties.dedup();
-    runner.state.reset_checkpoint(&reread_stream(name)).await?;
+    runner.state.reset_checkpoint(&stream).await?;
     runner.commit(&checkpoint(name, &RereadState::Running { properties, after_id: 0 })).await?;
     tracing::info!(table = %name, properties = table.added.len(), "scheduled a re-read of new columns");
     Ok(())
@@ -66,9 +59,11 @@ pub async fn run<D: Destination, S: StateStore>(
     shutdown: &CancellationToken,
 ) -> Result<u64, Error> {
     let name = &table.object.table;
-    let Some(saved) = runner.state.load_checkpoint(&reread_stream(name)).await? else { return Ok(0) };
-    let RereadState::Running { properties, mut after_id } = serde_json::from_value(saved.state)
-        .map_err(|e| Error::Bug(format!("unreadable re-read state for {name}: {e}")))?;
+    let stream = StreamId::reread(name);
+    let Some(RereadState::Running { properties, mut after_id }) = super::state::load(&runner.state, &stream).await?
+    else {
+        return Ok(0);
+    };
     let cursor = table.object.cursor_property;
     let property_columns: Vec<(String, String)> = properties
         .iter()
@@ -103,7 +98,7 @@ pub async fn run<D: Destination, S: StateStore>(
         after_id = last;
         rows += page.results.len() as u64;
     }
-    runner.state.reset_checkpoint(&reread_stream(name)).await?;
+    runner.state.reset_checkpoint(&stream).await?;
     tracing::info!(table = %name, rows, "re-read of new columns finished");
     Ok(rows)
 }

@@ -71,6 +71,12 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
     /// an incompatible change stops this object only).
     pub async fn prepare(&self, object: &ObjectRef) -> Result<PreparedTable, Error> {
         let planned = self.plan_schema(object).await?;
+        self.apply_planned(object, planned).await
+    }
+
+    /// Applies a plan from [`Runner::plan_schema`] for `object` unless a change in it is
+    /// incompatible (see [`Runner::prepare`]).
+    pub async fn apply_planned(&self, object: &ObjectRef, planned: PlannedSchema) -> Result<PreparedTable, Error> {
         if let Some(Change::Incompatible { column, reason, .. }) = planned.plan.incompatible().next() {
             return Err(Error::Incompatible {
                 table: object.table.clone(),

@@ -4,28 +4,28 @@
 use serde::{Deserialize, Serialize};
 
 use super::cursor::CdcPosition;
-use crate::state::Checkpoint;
+use super::Error;
+use crate::state::{Checkpoint, StateStore, StreamId};
 
-/// The stream names a checkpoint is stored under.
-pub fn backfill_stream(table: &str) -> String {
-    format!("backfill:{table}")
+/// Decodes a stream's own state from its checkpoint; a state that does not decode is an error
+/// naming the stream and the way out, never taken for a missing checkpoint (which would
+/// silently move the stream back to where it started).
+fn decode<T: serde::de::DeserializeOwned>(c: &Checkpoint) -> Result<T, Error> {
+    serde_json::from_value(c.state.clone())
+        .map_err(|e| Error::CorruptCheckpoint { stream: c.stream.clone(), detail: e.to_string() })
 }
 
-pub fn cdc_stream(table: &str) -> String {
-    format!("cdc:{table}")
+/// Loads and decodes a stream's own state; `None` when the stream has no checkpoint, an error
+/// (see [`decode`]) when it has one that does not decode.
+pub async fn load<T: serde::de::DeserializeOwned>(
+    state: &impl StateStore,
+    stream: &StreamId,
+) -> Result<Option<T>, Error> {
+    match state.load_checkpoint(stream).await? {
+        Some(c) => decode(&c).map(Some),
+        None => Ok(None),
+    }
 }
-
-pub fn associations_stream(table: &str) -> String {
-    format!("associations:{table}")
-}
-
-pub fn deletes_stream(table: &str) -> String {
-    format!("deletes:{table}")
-}
-
-/// The stream the owners and pipelines refresh commits under (`hsync status` shows it as kind
-/// `dimensions`).
-pub const DIMENSIONS_STREAM: &str = "dimensions:owners_pipelines";
 
 /// A backfill's progress: keyset pagination over `hs_object_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,15 +46,15 @@ impl BackfillState {
             BackfillState::Done { .. } => i64::MAX,
         };
         Checkpoint {
-            stream: backfill_stream(table),
+            stream: StreamId::backfill(table),
             position,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
 
-    /// Reads the state back from a checkpoint.
-    pub fn from_checkpoint(c: &Checkpoint) -> Option<BackfillState> {
-        serde_json::from_value(c.state.clone()).ok()
+    /// Reads the state back from a checkpoint (see [`decode`]).
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<BackfillState, Error> {
+        decode(c)
     }
 
     pub fn started_at_ms(&self) -> i64 {
@@ -81,14 +81,14 @@ impl CdcState {
     pub fn checkpoint(&self, table: &str) -> Checkpoint {
         let watermark_ms = self.watermark_ms();
         Checkpoint {
-            stream: cdc_stream(table),
+            stream: StreamId::cdc(table),
             position: watermark_ms,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
 
-    pub fn from_checkpoint(c: &Checkpoint) -> Option<CdcState> {
-        serde_json::from_value(c.state.clone()).ok()
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<CdcState, Error> {
+        decode(c)
     }
 
     pub fn watermark_ms(&self) -> i64 {
@@ -122,14 +122,14 @@ impl AssociationsState {
     pub fn checkpoint(&self, table: &str) -> Checkpoint {
         let AssociationsState::Polling { watermark_ms, .. } = self;
         Checkpoint {
-            stream: associations_stream(table),
+            stream: StreamId::associations(table),
             position: *watermark_ms,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
 
-    pub fn from_checkpoint(c: &Checkpoint) -> Option<AssociationsState> {
-        serde_json::from_value(c.state.clone()).ok()
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<AssociationsState, Error> {
+        decode(c)
     }
 
     pub fn watermark_ms(&self) -> i64 {
@@ -152,14 +152,14 @@ impl DeletesState {
     pub fn checkpoint(&self, table: &str) -> Checkpoint {
         let DeletesState::Reconciled { started_at_ms, .. } = self;
         Checkpoint {
-            stream: deletes_stream(table),
+            stream: StreamId::deletes(table),
             position: *started_at_ms,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
 
-    pub fn from_checkpoint(c: &Checkpoint) -> Option<DeletesState> {
-        serde_json::from_value(c.state.clone()).ok()
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<DeletesState, Error> {
+        decode(c)
     }
 }
 
@@ -177,14 +177,14 @@ impl DimensionsState {
     pub fn checkpoint(&self) -> Checkpoint {
         let DimensionsState::Refreshed { started_at_ms, .. } = self;
         Checkpoint {
-            stream: DIMENSIONS_STREAM.to_owned(),
+            stream: StreamId::dimensions(),
             position: *started_at_ms,
             state: serde_json::to_value(self).expect("invariant: stream state serializes"),
         }
     }
 
-    pub fn from_checkpoint(c: &Checkpoint) -> Option<DimensionsState> {
-        serde_json::from_value(c.state.clone()).ok()
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<DimensionsState, Error> {
+        decode(c)
     }
 }
 
@@ -195,20 +195,20 @@ mod tests {
     #[test]
     fn the_first_format_stays_readable() {
         let running: Checkpoint = Checkpoint {
-            stream: "backfill:contacts".into(),
+            stream: StreamId::backfill("contacts"),
             position: 41,
             state: serde_json::json!({"phase": "running", "after_id": 41, "started_at_ms": 5, "rows": 12}),
         };
         assert_eq!(
-            BackfillState::from_checkpoint(&running),
+            BackfillState::from_checkpoint(&running).ok(),
             Some(BackfillState::Running { after_id: 41, started_at_ms: 5, rows: 12 })
         );
         let cdc = Checkpoint {
-            stream: "cdc:contacts".into(),
+            stream: StreamId::cdc("contacts"),
             position: 9,
             state: serde_json::json!({"phase": "polling", "watermark_ms": 9, "last_pass_ms": 10, "rows": 0}),
         };
-        assert_eq!(CdcState::from_checkpoint(&cdc).map(|s| s.watermark_ms()), Some(9));
+        assert_eq!(CdcState::from_checkpoint(&cdc).ok().map(|s| s.watermark_ms()), Some(9));
     }
 
     #[test]
@@ -221,10 +221,10 @@ mod tests {
             rows: 3,
         };
         let c = state.checkpoint("contacts");
-        assert_eq!((c.stream.as_str(), c.position), ("cdc:contacts", 9));
+        assert_eq!((c.stream.to_string().as_str(), c.position), ("cdc:contacts", 9));
         assert_eq!(c.state["phase"], "paging");
         assert_eq!(c.state["position"], serde_json::json!({"mode": "tie", "at_ms": 12, "after_id": 400}));
-        assert_eq!(CdcState::from_checkpoint(&c), Some(state));
+        assert_eq!(CdcState::from_checkpoint(&c).ok(), Some(state));
     }
 
     #[test]
@@ -238,9 +238,9 @@ mod tests {
             deleted: 1,
         };
         let c = state.checkpoint("contacts");
-        assert_eq!((c.stream.as_str(), c.position), ("deletes:contacts", 7));
+        assert_eq!((c.stream.to_string().as_str(), c.position), ("deletes:contacts", 7));
         assert_eq!(c.state["phase"], "reconciled");
-        assert_eq!(DeletesState::from_checkpoint(&c), Some(state));
+        assert_eq!(DeletesState::from_checkpoint(&c).ok(), Some(state));
     }
 
     #[test]
@@ -252,13 +252,13 @@ mod tests {
             targets: vec!["companies".into()],
         };
         let checkpoint = state.checkpoint("contacts");
-        assert_eq!((checkpoint.stream.as_str(), checkpoint.position), ("associations:contacts", 42));
+        assert_eq!((checkpoint.stream.to_string().as_str(), checkpoint.position), ("associations:contacts", 42));
         assert_eq!(
             checkpoint.state,
             serde_json::json!({"phase": "polling", "watermark_ms": 42, "last_poll_ms": null, "last_sweep_ms": 40,
                                "targets": ["companies"]})
         );
-        assert_eq!(AssociationsState::from_checkpoint(&checkpoint), Some(state));
+        assert_eq!(AssociationsState::from_checkpoint(&checkpoint).ok(), Some(state));
     }
 
     #[test]
@@ -272,12 +272,26 @@ mod tests {
             stages: 12,
         };
         let c = state.checkpoint();
-        assert_eq!((c.stream.as_str(), c.position), ("dimensions:owners_pipelines", 5));
+        assert_eq!((c.stream.to_string().as_str(), c.position), ("dimensions:owners_pipelines", 5));
         assert_eq!(
             (&c.state["phase"], &c.state["rows"], &c.state["finished_at_ms"]),
             (&serde_json::json!("refreshed"), &serde_json::json!(40), &serde_json::json!(9))
         );
-        assert_eq!(DimensionsState::from_checkpoint(&c), Some(state));
+        assert_eq!(DimensionsState::from_checkpoint(&c).ok(), Some(state));
+    }
+
+    #[test]
+    fn a_state_that_does_not_decode_is_an_error_naming_the_stream_not_a_missing_checkpoint() {
+        let garbled = Checkpoint {
+            stream: StreamId::cdc("deals"),
+            position: 9,
+            state: serde_json::json!({"phase": "polling", "watermark_ms": "yesterday"}),
+        };
+        let error = CdcState::from_checkpoint(&garbled).unwrap_err();
+        assert!(matches!(&error, Error::CorruptCheckpoint { stream, .. } if *stream == StreamId::cdc("deals")));
+        assert_eq!(crate::error::Classify::class(&error), crate::error::ErrorClass::Data);
+        let message = error.to_string();
+        assert!(message.contains("cdc:deals") && message.contains("hsync reset cdc:deals"), "{message}");
     }
 
     #[test]

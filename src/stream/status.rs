@@ -15,7 +15,7 @@ use super::state::{BackfillState, CdcState};
 use super::Error;
 use crate::clock::Clock;
 use crate::hubspot::{BudgetConfig, BudgetStore, DailyBudget};
-use crate::state::{Checkpoint, RunRecord, StateStore};
+use crate::state::{Checkpoint, RunRecord, RunStatus, StateStore, StreamId, StreamKind};
 
 /// How many recent runs are read to find each stream's latest run and latest failure.
 pub const RUN_WINDOW: i64 = 1_000;
@@ -33,14 +33,14 @@ pub struct StatusReport {
 /// One stream's progress and health.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StreamStatus {
-    /// The checkpoint's stream name, `backfill:contacts`.
-    pub stream: String,
+    /// The checkpoint's stream, `backfill:contacts`.
+    pub stream: StreamId,
     /// `backfill`, `cdc`, `associations`, `deletes`, ...
-    pub kind: String,
+    pub kind: StreamKind,
     /// The object table, `contacts`.
     pub object: String,
     /// `running` or `done` for a backfill, `polling` for CDC; other streams report their
-    /// state's own `phase`, or `unknown`.
+    /// state's own `phase`, or `unknown`; `unreadable` when the checkpoint does not decode.
     pub phase: String,
     /// Every change before this instant is in the warehouse (CDC and streams with a watermark).
     pub watermark: Option<DateTime<Utc>>,
@@ -57,18 +57,18 @@ pub struct StreamStatus {
     /// When a CDC pass last committed.
     pub last_pass_at: Option<DateTime<Utc>>,
     /// The stream's latest recorded run.
-    pub last_run: Option<RunStatus>,
+    pub last_run: Option<LastRun>,
     /// The latest failed run among the recent ones (it may be older than `last_run`).
     pub last_error: Option<RunFailure>,
 }
 
 /// One recorded run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RunStatus {
+pub struct LastRun {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// `running`, `ok` or `failed` (a run still `running` whose process died stays so).
-    pub status: String,
+    /// A run still `running` whose process died stays so.
+    pub status: RunStatus,
     pub rows: i64,
     pub error: Option<String>,
 }
@@ -114,7 +114,8 @@ pub async fn collect<S: StateStore>(
     let ledger = DailyBudget::new(budget, clock, budget_store);
     let budget = ledger.ledger_status().await?;
     let mut streams: Vec<StreamStatus> = checkpoints.iter().map(|c| stream_status(c, &runs, now)).collect();
-    streams.sort_by(|a, b| (&a.object, kind_rank(&a.kind), &a.kind).cmp(&(&b.object, kind_rank(&b.kind), &b.kind)));
+    // By object, then backfill, CDC and the others (the kinds' order).
+    streams.sort_by(|a, b| (&a.object, a.kind).cmp(&(&b.object, b.kind)));
     Ok(StatusReport {
         generated_at: now,
         streams,
@@ -129,15 +130,6 @@ pub async fn collect<S: StateStore>(
     })
 }
 
-/// Backfill first, then CDC, then the other streams by name.
-fn kind_rank(kind: &str) -> u8 {
-    match kind {
-        "backfill" => 0,
-        "cdc" => 1,
-        _ => 2,
-    }
-}
-
 fn instant(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
@@ -148,11 +140,11 @@ fn lag_seconds(watermark: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i
 
 /// One stream's status from its checkpoint and the recent runs (newest first).
 pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<Utc>) -> StreamStatus {
-    let (kind, object) = checkpoint.stream.split_once(':').unwrap_or(("", checkpoint.stream.as_str()));
+    let kind = checkpoint.stream.kind();
     let mut status = StreamStatus {
         stream: checkpoint.stream.clone(),
-        kind: kind.to_owned(),
-        object: object.to_owned(),
+        kind,
+        object: checkpoint.stream.table().to_owned(),
         phase: "unknown".to_owned(),
         watermark: None,
         lag_seconds: None,
@@ -165,37 +157,37 @@ pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<
         last_error: None,
     };
     match kind {
-        "backfill" => match BackfillState::from_checkpoint(checkpoint) {
-            Some(BackfillState::Running { after_id, started_at_ms, rows }) => {
+        StreamKind::Backfill => match BackfillState::from_checkpoint(checkpoint) {
+            Ok(BackfillState::Running { after_id, started_at_ms, rows }) => {
                 status.phase = "running".to_owned();
                 status.after_id = Some(after_id);
                 status.started_at = instant(started_at_ms);
                 status.rows = Some(rows);
             }
-            Some(BackfillState::Done { started_at_ms, finished_at_ms, rows }) => {
+            Ok(BackfillState::Done { started_at_ms, finished_at_ms, rows }) => {
                 status.phase = "done".to_owned();
                 status.started_at = instant(started_at_ms);
                 status.finished_at = instant(finished_at_ms);
                 status.rows = Some(rows);
             }
-            None => {}
+            Err(_) => "unreadable".clone_into(&mut status.phase),
         },
-        "cdc" => match CdcState::from_checkpoint(checkpoint) {
-            Some(CdcState::Polling { watermark_ms, last_pass_ms, rows }) => {
+        StreamKind::Cdc => match CdcState::from_checkpoint(checkpoint) {
+            Ok(CdcState::Polling { watermark_ms, last_pass_ms, rows }) => {
                 status.phase = "polling".to_owned();
                 status.watermark = instant(watermark_ms);
                 status.last_pass_at = instant(last_pass_ms);
                 status.rows = Some(rows);
             }
             // A pass stopped part-way; the next run continues it.
-            Some(CdcState::Paging { watermark_ms, pass_started_ms, last_pass_ms, rows, .. }) => {
+            Ok(CdcState::Paging { watermark_ms, pass_started_ms, last_pass_ms, rows, .. }) => {
                 status.phase = "paging".to_owned();
                 status.watermark = instant(watermark_ms);
                 status.started_at = instant(pass_started_ms);
                 status.last_pass_at = (last_pass_ms > 0).then(|| instant(last_pass_ms)).flatten();
                 status.rows = Some(rows);
             }
-            None => {}
+            Err(_) => "unreadable".clone_into(&mut status.phase),
         },
         // Streams this module does not know read through the fields every state shares by
         // convention: a `phase` tag, and `watermark_ms`, `rows`, `started_at_ms` and
@@ -212,15 +204,15 @@ pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<
         }
     }
     status.lag_seconds = lag_seconds(status.watermark, now);
-    status.last_run = runs.iter().find(|r| r.stream == checkpoint.stream).map(|r| RunStatus {
+    status.last_run = runs.iter().find(|r| r.stream == checkpoint.stream).map(|r| LastRun {
         started_at: r.started_at,
         finished_at: r.finished_at,
-        status: r.status.clone(),
+        status: r.status,
         rows: r.rows,
         error: r.error.clone(),
     });
     status.last_error =
-        runs.iter().find(|r| r.stream == checkpoint.stream && r.status == "failed").map(|r| RunFailure {
+        runs.iter().find(|r| r.stream == checkpoint.stream && r.status == RunStatus::Failed).map(|r| RunFailure {
             at: r.finished_at.unwrap_or(r.started_at),
             message: r.error.clone().unwrap_or_else(|| "failed without a message".to_owned()),
         });
@@ -239,10 +231,10 @@ mod tests {
 
     fn run(stream: &str, started: &str, status: &str, error: Option<&str>) -> RunRecord {
         RunRecord {
-            stream: stream.to_owned(),
+            stream: stream.parse().unwrap(),
             started_at: at(started),
             finished_at: Some(at(started) + chrono::Duration::seconds(5)),
-            status: status.to_owned(),
+            status: status.parse().unwrap(),
             rows: 7,
             error: error.map(str::to_owned),
         }
@@ -303,7 +295,7 @@ mod tests {
         let status = stream_status(&done, &[], now);
         assert_eq!((status.phase.as_str(), status.finished_at), ("done", instant(2_000)));
         let other = Checkpoint {
-            stream: "deletes:deals".to_owned(),
+            stream: StreamId::deletes("deals"),
             position: 3,
             state: json!({"phase": "sweeping", "watermark_ms": now.timestamp_millis() - 60_000, "rows": 3,
                           "finished_at_ms": 2_000}),
@@ -314,8 +306,8 @@ mod tests {
             (status.kind.as_str(), status.phase.as_str(), status.lag_seconds),
             ("deletes", "sweeping", Some(60))
         );
-        let odd = Checkpoint { stream: "weird".to_owned(), position: 0, state: json!(null) };
-        assert_eq!(stream_status(&odd, &[], now).phase, "unknown");
+        let garbled = Checkpoint { stream: StreamId::cdc("deals"), position: 0, state: json!({"phase": "polling"}) };
+        assert_eq!(stream_status(&garbled, &[], now).phase, "unreadable");
     }
 
     #[test]

@@ -995,7 +995,7 @@ impl Inspect for BigQueryDestination {
     }
 
     /// BigQuery holds no checkpoint: they live in the local state file (see the module docs).
-    async fn checkpoint(&self, _stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
         Ok(None)
     }
 

@@ -1028,7 +1028,7 @@ impl Inspect for ParquetDestination {
     }
 
     /// The Parquet destination stores no checkpoints: they are in the local state file.
-    async fn checkpoint(&self, _stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
         Ok(None)
     }
 

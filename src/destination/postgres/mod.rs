@@ -928,7 +928,7 @@ impl Inspect for PostgresDestination {
             .map_err(|e| Error::from_sqlx(KIND, action, e))
     }
 
-    async fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn checkpoint(&self, stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
         self.state_store().load_checkpoint(stream).await.map_err(from_state)
     }
 

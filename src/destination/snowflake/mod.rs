@@ -894,7 +894,7 @@ impl Inspect for SnowflakeDestination {
     }
 
     /// Snowflake holds no checkpoints: they live in the local state file.
-    async fn checkpoint(&self, _stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
         Ok(None)
     }
 

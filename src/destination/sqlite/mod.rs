@@ -861,7 +861,7 @@ impl Inspect for SqliteDestination {
             .collect()
     }
 
-    async fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, Error> {
+    async fn checkpoint(&self, stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
         let action = format!("read the checkpoint of {stream}");
         let mut conn = self.pool.acquire().await.map_err(failed(&action))?;
         load_checkpoint_on(&mut conn, stream).await.map_err(|e| statement_error(&action, e.to_string()))
