@@ -287,7 +287,24 @@ pub enum DestinationKind {
     Parquet,
 }
 
+impl std::fmt::Display for DestinationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl DestinationKind {
+    /// The kind's name in messages (`postgres`, `bigquery`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Sqlite => "sqlite",
+            DestinationKind::Postgres => "postgres",
+            DestinationKind::BigQuery => "bigquery",
+            DestinationKind::Snowflake => "snowflake",
+            DestinationKind::Parquet => "parquet",
+        }
+    }
+
     /// Whether the destination keeps hsync's state itself (in the merge's transaction).
     pub fn holds_state(self) -> bool {
         matches!(self, DestinationKind::Sqlite | DestinationKind::Postgres)

@@ -223,7 +223,7 @@ async fn any_destination_connects_with_local_state_and_a_file_lease() {
     AnyDestination::reach(&config).await.expect("reach");
     let dest = AnyDestination::connect(&config).await.expect("connect");
     assert!(!format!("{dest:?}").contains(PASSWORD));
-    assert_eq!((dest.kind(), dest.holds_state()), ("snowflake", false));
+    assert_eq!((dest.kind(), dest.holds_state()), (hsync::config::DestinationKind::Snowflake, false));
     let AnyDestination::Snowflake(inner, _) = &dest else { panic!("not snowflake") };
     // Unquoted-style names in the URL resolve as Snowflake resolves them: upper-case.
     assert!(inner.location().database.starts_with("T_") && inner.location().schema == "HUBSPOT");

@@ -166,7 +166,7 @@ macro_rules! dispatch_destination {
 }
 
 impl Destination for AnyDestination {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::DestinationKind {
         dispatch_destination!(self, d => d.kind())
     }
 

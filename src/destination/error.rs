@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::DestinationKind;
 use crate::error::{Classify, ErrorClass};
 
 /// A destination failure.
@@ -12,30 +13,30 @@ use crate::error::{Classify, ErrorClass};
 pub enum Error {
     /// The database cannot be reached or dropped the connection.
     #[error("cannot reach the {kind} destination: {detail}; check that it is running and destination.url is right")]
-    Unavailable { kind: &'static str, detail: String },
+    Unavailable { kind: DestinationKind, detail: String },
     /// The database refused for lack of a privilege.
     #[error("the {kind} destination refused {action}: {detail}; grant hsync's user the privilege")]
-    Permission { kind: &'static str, action: String, detail: String },
+    Permission { kind: DestinationKind, action: String, detail: String },
     /// A statement failed for a reason retrying will not fix.
     #[error("{kind} {action} failed: {detail}")]
-    Statement { kind: &'static str, action: String, detail: String },
+    Statement { kind: DestinationKind, action: String, detail: String },
     /// A plan change the destination cannot apply.
     #[error("{kind} cannot apply the schema change to {table}: {detail}")]
-    Schema { kind: &'static str, table: String, detail: String },
+    Schema { kind: DestinationKind, table: String, detail: String },
     /// The destination URL is unusable.
     #[error("invalid destination url: {0}")]
     Config(String),
     /// The warehouse refused hsync's credentials (a cloud warehouse's login or token).
     #[error("the {kind} destination refused hsync's credentials: {detail}; check the key file, password or grants named in the destination settings")]
-    Auth { kind: &'static str, detail: String },
+    Auth { kind: DestinationKind, detail: String },
     /// The warehouse asked hsync to slow down (a quota or concurrency limit).
     #[error("the {kind} destination is throttling hsync: {detail}; hsync retries later")]
-    Throttled { kind: &'static str, detail: String },
+    Throttled { kind: DestinationKind, detail: String },
     /// The database file cannot be opened or written: its directory is missing, the file or its
     /// file system is read-only, or hsync's user lacks the permission. `detail` says which and
     /// what to fix.
     #[error("cannot {action}: the {kind} database file{} {detail}", shown_path(.path.as_deref()))]
-    File { kind: &'static str, action: String, path: Option<PathBuf>, detail: String },
+    File { kind: DestinationKind, action: String, path: Option<PathBuf>, detail: String },
     /// Another process holds the destination's lease (`lease` says where it lives).
     #[error(
         "{lease} is held by {holder}; wait for it to finish, or stop it (a daemon holds it for as long as it runs)"
@@ -97,7 +98,7 @@ pub(crate) fn sqlite_file_fix(code: i32, path: Option<&Path>) -> String {
 
 /// The class a Postgres SQLSTATE gives a failure, when the code alone decides it.
 /// <https://www.postgresql.org/docs/current/errcodes-appendix.html>
-fn postgres_problem(kind: &'static str, code: &str, message: &str) -> Option<Error> {
+fn postgres_problem(kind: DestinationKind, code: &str, message: &str) -> Option<Error> {
     let detail = |why: &str| format!("{message} (SQLSTATE {code}: {why})");
     Some(match code {
         // invalid_password
@@ -123,13 +124,18 @@ fn postgres_problem(kind: &'static str, code: &str, message: &str) -> Option<Err
 
 impl Error {
     /// Classifies an sqlx error raised while doing `action`.
-    pub fn from_sqlx(kind: &'static str, action: impl Into<String>, e: sqlx::Error) -> Error {
+    pub fn from_sqlx(kind: DestinationKind, action: impl Into<String>, e: sqlx::Error) -> Error {
         Error::from_sqlx_at(kind, None, action, e)
     }
 
     /// Classifies an sqlx error raised while doing `action` on the database file `path` (SQLite),
     /// so an unusable file is reported by name.
-    pub fn from_sqlx_at(kind: &'static str, path: Option<&Path>, action: impl Into<String>, e: sqlx::Error) -> Error {
+    pub fn from_sqlx_at(
+        kind: DestinationKind,
+        path: Option<&Path>,
+        action: impl Into<String>,
+        e: sqlx::Error,
+    ) -> Error {
         let action = action.into();
         match &e {
             sqlx::Error::Io(_)
@@ -178,7 +184,7 @@ mod tests {
 
     #[test]
     fn postgres_login_and_database_codes_are_auth_and_config_not_bugs() {
-        let class = |code: &str| postgres_problem("postgres", code, "m").map(|e| e.class());
+        let class = |code: &str| postgres_problem(DestinationKind::Postgres, code, "m").map(|e| e.class());
         assert_eq!(class("28P01"), Some(ErrorClass::Auth));
         assert_eq!(class("28000"), Some(ErrorClass::Auth));
         assert_eq!(class("3D000"), Some(ErrorClass::Config));
@@ -187,7 +193,9 @@ mod tests {
         assert_eq!(class("57P01"), Some(ErrorClass::Transient));
         assert_eq!(class("23505"), None, "a statement's own failure is left to the caller");
         let text =
-            postgres_problem("postgres", "28P01", "password authentication failed for user \"u\"").unwrap().to_string();
+            postgres_problem(DestinationKind::Postgres, "28P01", "password authentication failed for user \"u\"")
+                .unwrap()
+                .to_string();
         assert!(text.contains("destination.url") && text.contains("28P01"), "{text}");
     }
 

@@ -102,11 +102,11 @@ impl Lease {
     /// Fails when the lease may have been lost (its Postgres session died).
     pub async fn check(&mut self) -> Result<(), Error> {
         match self {
-            Lease::Postgres(conn) => sqlx::query(PING)
-                .execute(&mut *conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::from_sqlx("postgres", "check the leader lease", e)),
+            Lease::Postgres(conn) => {
+                sqlx::query(PING).execute(&mut *conn).await.map(|_| ()).map_err(|e| {
+                    Error::from_sqlx(crate::config::DestinationKind::Postgres, "check the leader lease", e)
+                })
+            }
             // The kernel keeps the lock for as long as this process holds the file open.
             Lease::Sqlite { .. } => Ok(()),
         }
@@ -163,7 +163,7 @@ fn lock_name(name: &str) -> String {
 }
 
 async fn try_postgres(dest: &PostgresDestination, name: &str, holder: &Holder) -> Result<Option<Lease>, Error> {
-    let failed = |e| Error::from_sqlx("postgres", "take the leader lease", e);
+    let failed = |e| Error::from_sqlx(crate::config::DestinationKind::Postgres, "take the leader lease", e);
     // Detached, so the pool never recycles the session that holds the lock.
     let mut conn = dest.pool().acquire().await.map_err(failed)?.detach();
     // Named before the lock is taken, so a holder is never seen without its name.
@@ -181,11 +181,12 @@ async fn try_postgres(dest: &PostgresDestination, name: &str, holder: &Holder) -
 async fn postgres_holder(dest: &PostgresDestination, name: &str) -> Result<Option<String>, Error> {
     /// Backend pid, application_name, client address, backend start.
     type HolderRow = (i32, Option<String>, Option<String>, Option<DateTime<Utc>>);
-    let row: Option<HolderRow> = sqlx::query_as(LEASE_HOLDER)
-        .bind(lock_name(name))
-        .fetch_optional(dest.pool())
-        .await
-        .map_err(|e| Error::from_sqlx("postgres", "look up the lease's holder", e))?;
+    let row: Option<HolderRow> =
+        sqlx::query_as(LEASE_HOLDER)
+            .bind(lock_name(name))
+            .fetch_optional(dest.pool())
+            .await
+            .map_err(|e| Error::from_sqlx(crate::config::DestinationKind::Postgres, "look up the lease's holder", e))?;
     Ok(row.map(|(pid, application, client, since)| {
         // Another role's sessions show no details unless hsync's user may read all statistics.
         let who = application.filter(|a| !a.is_empty()).unwrap_or_else(|| "an unnamed session".to_owned());
@@ -206,7 +207,7 @@ fn lease_path(database: &Path) -> PathBuf {
 pub(crate) fn try_file_lock(database: &Path, holder: &Holder) -> Result<Option<Lease>, Error> {
     let path = lease_path(database);
     let failed = |doing: &str, e: std::io::Error| Error::Unavailable {
-        kind: "sqlite",
+        kind: crate::config::DestinationKind::Sqlite,
         detail: format!("cannot {doing} the lease file {}: {e}", path.display()),
     };
     let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| {
@@ -217,7 +218,7 @@ pub(crate) fn try_file_lock(database: &Path, holder: &Holder) -> Result<Option<L
                 let (problem, code) =
                     if e.kind() == ErrorKind::NotFound { ("cannot be opened", 14) } else { ("is read-only", 8) };
                 Error::File {
-                    kind: "sqlite",
+                    kind: crate::config::DestinationKind::Sqlite,
                     action: "take the destination's lease".to_owned(),
                     path: Some(database.to_owned()),
                     detail: format!(

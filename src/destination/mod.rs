@@ -168,7 +168,7 @@ pub struct DimensionOutcome {
 
 /// Checks the batches of a dimension replace (columns, keys, each table once) before anything
 /// is written.
-pub(crate) fn check_dimensions(kind: &'static str, batches: &[DimensionBatch]) -> Result<(), Error> {
+pub(crate) fn check_dimensions(kind: crate::config::DestinationKind, batches: &[DimensionBatch]) -> Result<(), Error> {
     let refuse = |detail: String| Error::Statement { kind, action: "replace the dimension tables".to_owned(), detail };
     for (i, d) in batches.iter().enumerate() {
         d.table.check(&d.batch).map_err(refuse)?;
@@ -182,7 +182,7 @@ pub(crate) fn check_dimensions(kind: &'static str, batches: &[DimensionBatch]) -
 /// Checks that every edge starts at one of `from_ids` and returns the edges ordered by key,
 /// one per key (the last one given wins), so each destination writes rows in one order.
 pub(crate) fn edges_by_key<'a>(
-    kind: &'static str,
+    kind: crate::config::DestinationKind,
     from_ids: &[i64],
     edges: &'a [Edge],
 ) -> Result<Vec<&'a Edge>, Error> {
@@ -204,7 +204,7 @@ pub(crate) fn edges_by_key<'a>(
 /// A warehouse hsync writes to.
 pub trait Destination: Send + Sync {
     /// `sqlite`, `postgres`, ...
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> crate::config::DestinationKind;
 
     /// Whether `merge` and `replace_dimensions` commit the checkpoint they are given in their
     /// own transaction. Destinations without such transactions (BigQuery, Snowflake, Parquet)

@@ -42,7 +42,7 @@ pub(crate) async fn commit_checkpoint_on(
 
 fn state_error(action: &str, e: sqlx::Error) -> Error {
     use crate::destination::Error as D;
-    match D::from_sqlx("postgres", action, e) {
+    match D::from_sqlx(crate::config::DestinationKind::Postgres, action, e) {
         D::Unavailable { detail, .. } => Error::Unavailable(detail),
         D::Statement { detail, .. } | D::Schema { detail, .. } => {
             Error::Statement { action: action.to_owned(), detail }

@@ -90,7 +90,7 @@ fn error(action: &str, e: sqlx::Error) -> Error {
 
 /// Like [`error`], naming the database file when it is the problem.
 fn error_at(path: Option<&Path>, action: &str, e: sqlx::Error) -> Error {
-    match destination::Error::from_sqlx_at("sqlite", path, action, e) {
+    match destination::Error::from_sqlx_at(crate::config::DestinationKind::Sqlite, path, action, e) {
         destination::Error::Unavailable { detail, .. } => Error::Unavailable(detail),
         destination::Error::Statement { detail, .. } => Error::Statement { action: action.to_owned(), detail },
         other => Error::Refused(Box::new(other)),

@@ -270,7 +270,7 @@ async fn load_state<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &str,
 ) -> Result<Option<AssociationsState>, Error> {
-    Ok(super::state::load::<AssociationsState>(&runner.state, &StreamId::associations(table)).await?)
+    super::state::load::<AssociationsState>(&runner.state, &StreamId::associations(table)).await
 }
 
 /// Sweeps every pair of `source` (see [`sweep`]) and, when all finished, commits the stream's

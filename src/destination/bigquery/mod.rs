@@ -76,7 +76,7 @@ use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{hsync_columns, Change, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan};
 use crate::state::Checkpoint;
 
-pub(crate) const KIND: &str = "bigquery";
+pub(crate) const KIND: crate::config::DestinationKind = crate::config::DestinationKind::BigQuery;
 
 /// BigQuery allows 10,000 columns per table; hsync keeps room for its own and some spare.
 pub const COLUMN_BUDGET: ColumnBudget = ColumnBudget(9_900);
@@ -586,7 +586,7 @@ fn text_at(action: &str, row: &[Option<String>], i: usize) -> Result<Option<Stri
 }
 
 impl Destination for BigQueryDestination {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::DestinationKind {
         KIND
     }
 

@@ -62,7 +62,7 @@ use crate::schema::{
 };
 use crate::state::Checkpoint;
 
-const KIND: &str = "parquet";
+const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Parquet;
 
 /// Parquet has no column limit; this keeps a runaway portal's files readable by every engine.
 pub const COLUMN_BUDGET: ColumnBudget = ColumnBudget(10_000);
@@ -576,7 +576,7 @@ fn flag_rows(log: &TableLog, flags: &[RowFlag], object: &ObjectColumns) -> Vec<C
 }
 
 impl Destination for ParquetDestination {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::DestinationKind {
         KIND
     }
 

@@ -73,7 +73,7 @@ use crate::schema::{
 use crate::state::postgres::{commit_checkpoint_on, PostgresStateStore};
 use crate::state::{Checkpoint, StateStore};
 
-const KIND: &str = "postgres";
+const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Postgres;
 
 /// The data schema the CLI uses unless configured otherwise.
 pub const DEFAULT_DATA_SCHEMA: &str = "hubspot";
@@ -503,7 +503,7 @@ impl PostgresDestination {
 }
 
 impl Destination for PostgresDestination {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::DestinationKind {
         KIND
     }
 

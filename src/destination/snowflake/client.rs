@@ -35,7 +35,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::destination::Error;
 
-const KIND: &str = "snowflake";
+const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Snowflake;
 /// Sessions held open at most (each operation checks one out).
 const MAX_SESSIONS: usize = 4;
 /// A key-pair JWT lives this long (Snowflake accepts at most an hour).

@@ -52,7 +52,7 @@ use crate::schema::{
 };
 use crate::state::Checkpoint;
 
-const KIND: &str = "snowflake";
+const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Snowflake;
 /// Bound values per INSERT request (rows × columns): keeps each request a few megabytes.
 const BIND_VALUES_PER_REQUEST: usize = 20_000;
 
@@ -409,7 +409,7 @@ impl SnowflakeDestination {
 }
 
 impl Destination for SnowflakeDestination {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::DestinationKind {
         KIND
     }
 

@@ -86,7 +86,7 @@ use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, Existin
 use crate::state::sqlite::{commit_checkpoint_on, load_checkpoint_on, run_migrations, SqliteStateStore};
 use crate::state::Checkpoint;
 
-const KIND: &str = "sqlite";
+const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Sqlite;
 /// SQLite's limit on bound variables per statement (the default since 3.32).
 const MAX_VARIABLES: usize = 32_766;
 /// Rows per multi-row insert, at most.
@@ -381,7 +381,7 @@ impl SqliteDestination {
 }
 
 impl Destination for SqliteDestination {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::DestinationKind {
         KIND
     }
 
