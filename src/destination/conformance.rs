@@ -2,7 +2,8 @@
 //!
 //! Each destination implements [`Inspect`] (reading rows back in a dialect-neutral form) in its
 //! own module, and its integration test calls [`run_all`] against a real database. The scenarios
-//! panic with a message on the first violation, as tests do.
+//! panic with a message on the first violation, as tests do. Built only with the `test-support`
+//! feature, which the integration tests require: the hsync binary carries none of it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -50,7 +51,7 @@ pub struct EdgeRow {
     pub deleted_at_ms: Option<i64>,
 }
 
-/// Read-back access the suite needs (and `hsync verify` can use).
+/// Read-back access the suite needs; each destination implements it in its `inspect.rs`.
 pub trait Inspect: Destination {
     /// Every row of an object table, ordered by id, every column included.
     fn read_table(&self, table: &str) -> impl Future<Output = Result<Vec<Row>, Error>> + Send;

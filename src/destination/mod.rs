@@ -1,7 +1,9 @@
 //! Destinations: where batches land. Each dialect lives in its own folder with the same files
 //! (`mod.rs` for the [`Destination`] implementation, `sql.rs` for pure `render_*` functions
-//! with snapshot tests, `types.rs` for the column type mapping). The contract every destination
-//! keeps is checked by [`conformance`], a suite every destination's tests run.
+//! with snapshot tests, `types.rs` for the column type mapping, and `inspect.rs` for reading
+//! rows back). The contract every destination keeps is checked by `conformance`, a suite every
+//! destination's tests run; it and the read-back are built only with the `test-support` feature
+//! (the integration tests require it), so the hsync binary does not carry them.
 //!
 //! # The contract
 //! - `stage` loads a batch into a new staging table and commits it; nothing reading the object
@@ -29,8 +31,10 @@
 
 mod any;
 pub mod bigquery;
+#[cfg(feature = "test-support")]
 pub mod conformance;
 mod error;
+mod flag_sql;
 mod lease;
 pub mod parquet;
 pub mod postgres;
@@ -46,7 +50,7 @@ pub use error::Error;
 pub use lease::{Holder, Lease};
 
 use crate::schema::dimension::DimensionBatch;
-use crate::schema::{ColumnBudget, ExistingColumn, Reject, SchemaPlan};
+use crate::schema::{ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan};
 use crate::state::Checkpoint;
 
 /// The name prefix of the scratch tables `probe_write` creates and drops (`hsync check`).
@@ -55,9 +59,44 @@ pub const PROBE_PREFIX: &str = "_hsync_check_";
 pub const REJECTS_TABLE: &str = "_hsync_rejects";
 /// The association edge table, beside the object tables.
 pub const ASSOCIATIONS_TABLE: &str = "associations";
+/// The association table's columns, in order, with their types: one row per edge and
+/// association type, `deleted_at` the tombstone of an edge HubSpot no longer lists.
+pub const ASSOCIATION_COLUMNS: [(&str, ColumnType); 9] = [
+    ("from_type", ColumnType::Text),
+    ("from_id", ColumnType::BigInt),
+    ("to_type", ColumnType::Text),
+    ("to_id", ColumnType::BigInt),
+    ("type_id", ColumnType::BigInt),
+    ("category", ColumnType::Text),
+    ("label", ColumnType::Text),
+    ("synced_at", ColumnType::Timestamp),
+    ("deleted_at", ColumnType::Timestamp),
+];
+/// The association table's key (the first of [`ASSOCIATION_COLUMNS`]).
+pub const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
+/// The rejects table's columns, in order, with their types.
+pub const REJECT_COLUMNS: [(&str, ColumnType); 6] = [
+    ("object", ColumnType::Text),
+    ("id", ColumnType::Text),
+    ("property", ColumnType::Text),
+    ("raw_value", ColumnType::Text),
+    ("reason", ColumnType::Text),
+    ("seen_at", ColumnType::Timestamp),
+];
 /// The prefix of staging and scratch tables kept beside the object tables (Postgres keeps its
 /// stages in a schema of their own instead); start-up sweeps drop every table that has it.
 pub const STAGE_PREFIX: &str = "_hsync_stage_";
+
+/// A staging or scratch table's name, `<prefix><what>_<8 hex>`, with `what` cut (at a
+/// character boundary) so the whole name stays within the dialect's `max_bytes`.
+pub(crate) fn stage_name(prefix: &str, what: &str, suffix: u32, max_bytes: usize) -> String {
+    let room = max_bytes - prefix.len() - 9;
+    let mut cut = what.len().min(room);
+    while !what.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{prefix}{}_{suffix:08x}", &what[..cut])
+}
 
 /// An identifier quoted the ANSI way, as Postgres, SQLite and Snowflake take it verbatim (case,
 /// reserved words, unicode): wrapped in double quotes, embedded double quotes doubled. Each
@@ -85,6 +124,51 @@ pub struct Stage {
     /// The staged columns, in order (a batch may carry a subset of the table's columns).
     pub columns: Vec<String>,
     pub rows: u64,
+}
+
+impl Stage {
+    /// The first of [`KEY_COLUMNS`] the stage lacks (`merge` refuses such a stage).
+    pub(crate) fn missing_key(&self) -> Option<&'static str> {
+        KEY_COLUMNS.into_iter().find(|key| !self.columns.iter().any(|c| c == key))
+    }
+
+    /// Refuses a stage without a key column as a schema problem of its table (as Postgres,
+    /// BigQuery and Snowflake report it; SQLite and Parquet report a failed statement).
+    pub(crate) fn check_keys(&self, kind: crate::config::DestinationKind) -> Result<(), Error> {
+        match self.missing_key() {
+            Some(key) => {
+                Err(Error::Schema { kind, table: self.table.clone(), detail: format!("the stage has no {key} column") })
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The columns every batch and stage must carry: merges match rows by the one and guard by the
+/// other.
+const KEY_COLUMNS: [&str; 2] = [crate::schema::hsync_columns::ID, crate::schema::hsync_columns::CURSOR];
+
+/// The first of [`KEY_COLUMNS`] a batch lacks (`stage` refuses such a batch).
+pub(crate) fn missing_key(batch: &RecordBatch) -> Option<&'static str> {
+    let schema = batch.schema();
+    KEY_COLUMNS.into_iter().find(|key| schema.index_of(key).is_err())
+}
+
+/// Refuses a batch without a key column as a schema problem of `table` (as Postgres, BigQuery
+/// and Snowflake report it; SQLite and Parquet report a failed statement).
+pub(crate) fn check_batch_keys(
+    kind: crate::config::DestinationKind,
+    table: &str,
+    batch: &RecordBatch,
+) -> Result<(), Error> {
+    match missing_key(batch) {
+        Some(key) => Err(Error::Schema {
+            kind,
+            table: table.to_owned(),
+            detail: format!("the batch has no {key} column; every batch must carry id and _hsync_cursor"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What a merge did.

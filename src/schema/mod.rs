@@ -37,11 +37,44 @@ pub enum ColumnType {
     BigInt,
 }
 
+// `ColumnType::ALL` holds every variant once: a new variant stops `count` compiling (its match
+// has no wildcard) until it is counted, and the count and order are checked against `ALL`.
+const _: () = {
+    const fn count(ty: ColumnType) -> usize {
+        match ty {
+            ColumnType::Text
+            | ColumnType::Decimal
+            | ColumnType::Boolean
+            | ColumnType::Date
+            | ColumnType::Timestamp
+            | ColumnType::Json
+            | ColumnType::BigInt => 7,
+        }
+    }
+    assert!(ColumnType::ALL.len() == count(ColumnType::Text));
+    let mut i = 0;
+    while i < ColumnType::ALL.len() {
+        assert!(ColumnType::ALL[i] as usize == i, "ColumnType::ALL lists the variants once, in order");
+        i += 1;
+    }
+};
+
 /// Decimal precision and scale in Arrow: 38 digits on each side of the point.
 pub const DECIMAL_PRECISION: u8 = 76;
 pub const DECIMAL_SCALE: i8 = 38;
 
 impl ColumnType {
+    /// Every column type, in declaration order: what a dialect's mapping is checked over.
+    pub const ALL: [ColumnType; 7] = [
+        ColumnType::Text,
+        ColumnType::Decimal,
+        ColumnType::Boolean,
+        ColumnType::Date,
+        ColumnType::Timestamp,
+        ColumnType::Json,
+        ColumnType::BigInt,
+    ];
+
     /// The Arrow type a batch column of this type has.
     pub fn arrow_type(self) -> DataType {
         match self {

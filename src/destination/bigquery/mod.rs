@@ -49,6 +49,8 @@
 //! through a `MERGE` on the key, and the inputs are deduplicated before they are loaded.
 
 pub mod client;
+#[cfg(feature = "test-support")]
+mod inspect;
 pub mod sql;
 pub mod types;
 
@@ -69,7 +71,6 @@ use gcp_bigquery_client::table::ListOptions;
 
 use self::client::{from_bq, int_array_param, int_param, is_duplicate, is_not_found, string_param, Api, Credentials};
 use self::sql::Dataset;
-use super::conformance::{EdgeRow, Inspect, Row};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::BigQueryConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
@@ -581,10 +582,6 @@ fn ms_at(action: &str, row: &[Option<String>], i: usize) -> Result<Option<i64>, 
         .transpose()
 }
 
-fn text_at(action: &str, row: &[Option<String>], i: usize) -> Result<Option<String>, Error> {
-    Ok(row.get(i).ok_or_else(|| unreadable(action, "too few columns"))?.clone())
-}
-
 impl Destination for BigQueryDestination {
     fn kind(&self) -> crate::config::DestinationKind {
         KIND
@@ -732,15 +729,7 @@ impl Destination for BigQueryDestination {
 
     async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
         let schema = batch.schema();
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if schema.index_of(required).is_err() {
-                return Err(Error::Schema {
-                    kind: KIND,
-                    table: table.to_owned(),
-                    detail: format!("the batch has no {required} column; every batch must carry id and _hsync_cursor"),
-                });
-            }
-        }
+        super::check_batch_keys(KIND, table, batch)?;
         let existing = self.describe(table).await?.ok_or_else(|| Error::Schema {
             kind: KIND,
             table: table.to_owned(),
@@ -784,15 +773,7 @@ impl Destination for BigQueryDestination {
         rejects: &[Reject],
         _commit: Option<&Checkpoint>,
     ) -> Result<MergeOutcome, Error> {
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !stage.columns.iter().any(|c| c == required) {
-                return Err(Error::Schema {
-                    kind: KIND,
-                    table: stage.table.clone(),
-                    detail: format!("the stage has no {required} column"),
-                });
-            }
-        }
+        stage.check_keys(KIND)?;
         let outcome = self.merge_stage(&stage, rejects).await;
         // Merged or not, the stage is done: a failed merge is staged again by the caller.
         self.discard(&stage.stage_table).await;
@@ -943,80 +924,6 @@ impl Destination for BigQueryDestination {
                     archived_at: ms_at(&action, r, 2)?,
                     merged_into: int_at(&action, r, 3)?,
                     deleted_at: ms_at(&action, r, 4)?,
-                })
-            })
-            .collect()
-    }
-}
-
-impl Inspect for BigQueryDestination {
-    async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
-        let action = format!("read {table}");
-        let Some(columns) = self.describe(table).await? else {
-            return Err(Error::Statement { kind: KIND, action, detail: "the table does not exist".to_owned() });
-        };
-        let order: Vec<&str> = match DIMENSION_TABLES.iter().find(|d| d.name == table) {
-            Some(d) => d.key.to_vec(),
-            None => vec![hsync_columns::ID],
-        };
-        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-        let rows =
-            self.read_rows(&action, sql::render_read_table(self.ds(), table, &names, &order), Vec::new()).await?;
-        rows.iter()
-            .map(|r| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let raw = text_at(&action, r, i)?;
-                        let cell = types::cell_of(c.ty, raw.as_deref())
-                            .ok_or_else(|| unreadable(&action, &format!("a {:?} value that does not parse", c.ty)))?;
-                        Ok((c.name.clone(), cell))
-                    })
-                    .collect::<Result<Row, Error>>()
-            })
-            .collect()
-    }
-
-    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
-        self.list_stages().await
-    }
-
-    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
-        let action = "read rejects";
-        let rows =
-            self.read_rows(action, sql::render_read_rejects(self.ds()), vec![string_param("object", object)]).await?;
-        rows.iter()
-            .map(|r| {
-                let text = |i| text_at(action, r, i).map(Option::unwrap_or_default);
-                Ok(Reject { object: text(0)?, id: text(1)?, property: text(2)?, raw: text(3)?, reason: text(4)? })
-            })
-            .collect()
-    }
-
-    /// BigQuery holds no checkpoint: they live in the local state file (see the module docs).
-    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
-        Ok(None)
-    }
-
-    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
-        let action = "read the association edges";
-        let rows = self.read_rows(action, sql::render_read_edges(self.ds()), Vec::new()).await?;
-        rows.iter()
-            .map(|r| {
-                let required = |v: Option<i64>| v.ok_or_else(|| unreadable(action, "a NULL in a required column"));
-                let text = |i| text_at(action, r, i)?.ok_or_else(|| unreadable(action, "a NULL in a required column"));
-                Ok(EdgeRow {
-                    from_type: text(0)?,
-                    from_id: required(int_at(action, r, 1)?)?,
-                    to_type: text(2)?,
-                    to_id: required(int_at(action, r, 3)?)?,
-                    type_id: i32::try_from(required(int_at(action, r, 4)?)?)
-                        .map_err(|_| unreadable(action, "a type id out of range"))?,
-                    category: text(5)?,
-                    label: text_at(action, r, 6)?,
-                    synced_at_ms: required(ms_at(action, r, 7)?)?,
-                    deleted_at_ms: ms_at(action, r, 8)?,
                 })
             })
             .collect()

@@ -7,10 +7,14 @@
 //! neither side's time zone or timestamp text format matters.
 
 use super::types::sql_type;
+use crate::destination::flag_sql::{unflagged, FlagClauses, INSERTED_COLUMNS};
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPlan};
 
-pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
+pub use crate::destination::flag_sql::FLAG_COLUMNS;
+pub use crate::destination::{
+    ASSOCIATIONS_TABLE, ASSOCIATION_COLUMNS, EDGE_KEY, REJECTS_TABLE, REJECT_COLUMNS, STAGE_PREFIX,
+};
 
 /// Quotes an identifier: wrapped in backticks, with backslashes and backticks escaped.
 /// BigQuery then takes it verbatim (case, reserved words, unicode).
@@ -156,17 +160,9 @@ pub fn render_merge(ds: Dataset, table: &str, stage: &str, columns: &[ExistingCo
     lines.join("\n")
 }
 
-/// The columns of a flag scratch table, in order, with their types.
-pub const FLAG_COLUMNS: [(&str, ColumnType); 8] = [
-    ("id", ColumnType::BigInt),
-    ("set_archived", ColumnType::Boolean),
-    ("archived_at", ColumnType::Timestamp),
-    ("set_merged", ColumnType::Boolean),
-    ("merged_into", ColumnType::BigInt),
-    ("set_deleted", ColumnType::Boolean),
-    ("deleted_at", ColumnType::Timestamp),
-    ("observed", ColumnType::Timestamp),
-];
+/// How BigQuery writes the flag statements' shared clauses: the scratch table `f`, the table `t`.
+const FLAG_CLAUSES: FlagClauses<'static> =
+    FlagClauses { quote: quote_ident, upper: true, distinct: "IS DISTINCT FROM", rows: "f", target: "t" };
 
 /// Applies reconciliation flags from a scratch table ([`FLAG_COLUMNS`]) in one statement:
 /// existing rows get each flag whose `set_*` is true, without the cursor guard and without
@@ -175,39 +171,16 @@ pub const FLAG_COLUMNS: [(&str, ColumnType); 8] = [
 /// flag is set. Rows whose flags already hold the values are not touched, so the affected
 /// count is the rows changed.
 pub fn render_flag(ds: Dataset, table: &str, flags: &str) -> String {
-    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
-    let pairs = [
-        ("set_archived", "archived_at", ARCHIVED_AT),
-        ("set_merged", "merged_into", MERGED_INTO),
-        ("set_deleted", "deleted_at", DELETED_AT),
-    ];
-    let q = quote_ident;
-    let set: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            format!("{c} = CASE WHEN f.{} THEN f.{} ELSE t.{c} END", q(flag), q(value), c = q(column))
-        })
-        .collect();
-    let changed: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| format!("(f.{} AND f.{} IS DISTINCT FROM t.{})", q(flag), q(value), q(column)))
-        .collect();
-    let cursor = q(CURSOR);
     [
         format!("MERGE {} AS t", ds.table(table)),
         format!("USING {} AS f", ds.table(flags)),
-        format!("ON t.{id} = f.{id}", id = q(ID)),
-        format!("WHEN MATCHED AND (f.{o} IS NULL OR t.{cursor} IS NULL OR t.{cursor} <= f.{o})", o = q("observed")),
-        format!("  AND ({}) THEN", changed.join(" OR ")),
-        format!("  UPDATE SET {}", set.join(", ")),
-        format!(
-            "WHEN NOT MATCHED AND (f.{} IS NOT NULL OR f.{} IS NOT NULL OR f.{} IS NOT NULL) THEN",
-            q("archived_at"),
-            q("merged_into"),
-            q("deleted_at")
-        ),
-        format!("  INSERT ({})", column_list(&[ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT])),
-        format!("  VALUES (f.{}, f.{}, f.{}, f.{})", q("id"), q("archived_at"), q("merged_into"), q("deleted_at")),
+        format!("ON {}", FLAG_CLAUSES.same_id()),
+        format!("WHEN MATCHED AND {}", FLAG_CLAUSES.observed_guard()),
+        format!("  AND ({}) THEN", FLAG_CLAUSES.changes().join(" OR ")),
+        format!("  UPDATE SET {}", FLAG_CLAUSES.assignments().join(", ")),
+        format!("WHEN NOT MATCHED AND ({}) THEN", FLAG_CLAUSES.sets_a_flag().join(" OR ")),
+        format!("  INSERT ({})", column_list(&INSERTED_COLUMNS)),
+        format!("  VALUES ({})", FLAG_CLAUSES.inserted_values().join(", ")),
     ]
     .join("\n")
 }
@@ -219,32 +192,6 @@ pub const EDGE_COLUMNS: [(&str, ColumnType); 5] = [
     ("type_id", ColumnType::BigInt),
     ("category", ColumnType::Text),
     ("label", ColumnType::Text),
-];
-
-/// The association table's columns, in order.
-pub const ASSOCIATION_COLUMNS: [(&str, ColumnType); 9] = [
-    ("from_type", ColumnType::Text),
-    ("from_id", ColumnType::BigInt),
-    ("to_type", ColumnType::Text),
-    ("to_id", ColumnType::BigInt),
-    ("type_id", ColumnType::BigInt),
-    ("category", ColumnType::Text),
-    ("label", ColumnType::Text),
-    ("synced_at", ColumnType::Timestamp),
-    ("deleted_at", ColumnType::Timestamp),
-];
-
-/// The edge table's key: one row per edge and association type.
-pub const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
-
-/// The rejects table's columns, in order.
-pub const REJECT_COLUMNS: [(&str, ColumnType); 6] = [
-    ("object", ColumnType::Text),
-    ("id", ColumnType::Text),
-    ("property", ColumnType::Text),
-    ("raw_value", ColumnType::Text),
-    ("reason", ColumnType::Text),
-    ("seen_at", ColumnType::Timestamp),
 ];
 
 /// Upserts the edges of one object pair from a scratch table ([`EDGE_COLUMNS`], one row per
@@ -342,6 +289,7 @@ pub fn render_edge_sources(ds: Dataset, to_ids: bool) -> String {
 }
 
 /// Every stored edge, tombstoned ones included, in key order.
+#[cfg(feature = "test-support")]
 pub fn render_read_edges(ds: Dataset) -> String {
     let all: Vec<&str> = ASSOCIATION_COLUMNS.iter().map(|(c, _)| *c).collect();
     format!("SELECT {}\nFROM {}\nORDER BY {}", column_list(&all), ds.table(ASSOCIATIONS_TABLE), column_list(&EDGE_KEY))
@@ -405,11 +353,9 @@ pub fn render_remove_missing_dimension(ds: Dataset, table: &DimensionTable, scra
 pub fn render_live_ids(ds: Dataset, table: &str) -> String {
     let id = quote_ident(hsync_columns::ID);
     format!(
-        "SELECT {id}\nFROM {}\nWHERE {} IS NULL\n  AND {} IS NULL\n  AND {} IS NULL\nORDER BY {id}",
+        "SELECT {id}\nFROM {}\nWHERE {}\nORDER BY {id}",
         ds.table(table),
-        quote_ident(hsync_columns::ARCHIVED_AT),
-        quote_ident(hsync_columns::MERGED_INTO),
-        quote_ident(hsync_columns::DELETED_AT),
+        unflagged(quote_ident, "IS NULL").join("\n  AND ")
     )
 }
 
@@ -435,11 +381,13 @@ pub fn render_id_flags(ds: Dataset, table: &str) -> String {
 }
 
 /// Every row of a table, every column, ordered by `order` (the id, or a dimension's key).
+#[cfg(feature = "test-support")]
 pub fn render_read_table<S: AsRef<str>>(ds: Dataset, table: &str, columns: &[S], order: &[&str]) -> String {
     format!("SELECT {}\nFROM {}\nORDER BY {}", column_list(columns), ds.table(table), column_list(order))
 }
 
 /// The rejects of one object (`@object`), oldest first.
+#[cfg(feature = "test-support")]
 pub fn render_read_rejects(ds: Dataset) -> String {
     format!(
         "SELECT `object`, `id`, `property`, `raw_value`, `reason`\nFROM {}\nWHERE `object` = @object\nORDER BY `seen_at`, `id`, `property`",
@@ -498,6 +446,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "test-support")]
     fn edges() {
         let all = [
             render_upsert_edges(DS, "_hsync_stage_edges_0000abcd"),
@@ -520,6 +469,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "test-support")]
     fn reads() {
         let all = [
             render_live_ids(DS, "contacts"),

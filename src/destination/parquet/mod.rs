@@ -40,6 +40,8 @@
 //! Operations that write several tables (`replace_dimensions`) are not atomic across them; a
 //! crash part-way is repaired by the replay the uncommitted checkpoint causes.
 
+#[cfg(feature = "test-support")]
+mod inspect;
 pub mod layout;
 pub mod log;
 pub mod types;
@@ -54,8 +56,10 @@ use arrow::record_batch::RecordBatch;
 use self::layout::{Root, TableFile, EDGES_DIR, REJECTS_DIR, STAGING_DIR};
 use self::log::{Change, Key, TableLog, Values};
 use self::types::Value;
-use super::conformance::{EdgeRow, Inspect};
-use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    ASSOCIATION_COLUMNS, EDGE_KEY, REJECT_COLUMNS,
+};
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES, REMOVED_AT};
 use crate::schema::{
     hsync_columns, Change as PlanChange, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan,
@@ -88,29 +92,8 @@ pub mod ops {
     pub const REJECT: &str = "reject";
 }
 
-/// The association edge columns, in order; the first five are the key.
-const EDGE_COLUMNS: [(&str, ColumnType); 9] = [
-    ("from_type", ColumnType::Text),
-    ("from_id", ColumnType::BigInt),
-    ("to_type", ColumnType::Text),
-    ("to_id", ColumnType::BigInt),
-    ("type_id", ColumnType::BigInt),
-    ("category", ColumnType::Text),
-    ("label", ColumnType::Text),
-    ("synced_at", ColumnType::Timestamp),
-    ("deleted_at", ColumnType::Timestamp),
-];
-const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
-
-/// The rejects columns, in order; the first four are the key (a replay records a value once).
-const REJECT_COLUMNS: [(&str, ColumnType); 6] = [
-    ("object", ColumnType::Text),
-    ("id", ColumnType::Text),
-    ("property", ColumnType::Text),
-    ("raw_value", ColumnType::Text),
-    ("reason", ColumnType::Text),
-    ("seen_at", ColumnType::Timestamp),
-];
+/// The key of the rejects files: the first four of [`REJECT_COLUMNS`] (a replay records a
+/// value once).
 const REJECT_KEY: [&str; 4] = ["object", "id", "property", "raw_value"];
 
 fn columns_of(columns: &[(&str, ColumnType)]) -> Vec<ExistingColumn> {
@@ -600,7 +583,7 @@ impl Destination for ParquetDestination {
                     .map_err(fail)?;
             }
             let mut tables = vec![
-                TableFile::new(EDGES_DIR, &EDGE_KEY, columns_of(&EDGE_COLUMNS)),
+                TableFile::new(EDGES_DIR, &EDGE_KEY, columns_of(&ASSOCIATION_COLUMNS)),
                 TableFile::new(REJECTS_DIR, &REJECT_KEY, columns_of(&REJECT_COLUMNS)),
             ];
             tables.extend(DIMENSION_TABLES.iter().map(|d| TableFile::new(d.name, d.key, d.all_columns())));
@@ -673,10 +656,8 @@ impl Destination for ParquetDestination {
     async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
         let action = format!("stage a batch for {table}");
         let schema = batch.schema();
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if schema.index_of(required).is_err() {
-                return Err(statement_error(&action, format!("the batch has no {required} column")));
-            }
+        if let Some(key) = super::missing_key(batch) {
+            return Err(statement_error(&action, format!("the batch has no {key} column")));
         }
         // The batch's own columns, decimals as exact text (see `types`).
         let columns: Vec<(String, ColumnType)> = schema
@@ -725,10 +706,8 @@ impl Destination for ParquetDestination {
     ) -> Result<MergeOutcome, Error> {
         let table = stage.table.clone();
         let action = format!("merge into {table}");
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !stage.columns.iter().any(|c| c == required) {
-                return Err(statement_error(&action, format!("the stage has no {required} column")));
-            }
+        if let Some(key) = stage.missing_key() {
+            return Err(statement_error(&action, format!("the stage has no {key} column")));
         }
         let path = self
             .root
@@ -968,100 +947,4 @@ impl Destination for ParquetDestination {
         })
         .await
     }
-}
-
-impl Inspect for ParquetDestination {
-    async fn read_table(&self, table: &str) -> Result<Vec<super::conformance::Row>, Error> {
-        let action = format!("read {table}");
-        let inner = action.clone();
-        self.with_log(table, action, move |log| {
-            let schema =
-                log.table().map_err(|e| statement_error(&inner, format!("table {}: {e}", schema_name(log))))?;
-            log.rows()
-                .values()
-                .map(|row| {
-                    schema
-                        .columns
-                        .iter()
-                        .zip(row)
-                        .map(|(c, v)| {
-                            Ok((c.name.clone(), types::cell(v, c.ty, &c.name).map_err(|e| statement_error(&inner, e))?))
-                        })
-                        .collect()
-                })
-                .collect()
-        })
-        .await
-    }
-
-    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
-        let root = self.root.clone();
-        Self::blocking("list staged files".to_owned(), move || {
-            Ok(Self::list_stages(&root)
-                .map_err(|e| io_error("list staged files", &e))?
-                .into_iter()
-                .map(|(name, _)| name)
-                .filter(|name| name.ends_with(layout::PARQUET_SUFFIX))
-                .collect())
-        })
-        .await
-    }
-
-    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
-        let object = object.to_owned();
-        self.with_log(REJECTS_DIR, format!("read the rejected values of {object}"), move |log| {
-            let text = |v: &Value| v.as_text().unwrap_or_default().to_owned();
-            Ok(log
-                .rows()
-                .values()
-                .filter(|row| row[0].as_text() == Some(object.as_str()))
-                .map(|row| Reject {
-                    object: text(&row[0]),
-                    id: text(&row[1]),
-                    property: text(&row[2]),
-                    raw: text(&row[3]),
-                    reason: text(&row[4]),
-                })
-                .collect())
-        })
-        .await
-    }
-
-    /// The Parquet destination stores no checkpoints: they are in the local state file.
-    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
-        Ok(None)
-    }
-
-    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
-        let action = "read the association edges".to_owned();
-        let inner = action.clone();
-        self.with_log(EDGES_DIR, action, move |log| {
-            log.rows()
-                .values()
-                .map(|row| {
-                    let text = |i: usize| row[i].as_text().map(str::to_owned);
-                    let int = |i: usize| row[i].as_int().ok_or_else(|| statement_error(&inner, "an edge lacks an id"));
-                    Ok(EdgeRow {
-                        from_type: text(0).unwrap_or_default(),
-                        from_id: int(1)?,
-                        to_type: text(2).unwrap_or_default(),
-                        to_id: int(3)?,
-                        type_id: i32::try_from(int(4)?)
-                            .map_err(|_| statement_error(&inner, "an edge's type id is out of range"))?,
-                        category: text(5).unwrap_or_default(),
-                        label: text(6),
-                        synced_at_ms: row[7]
-                            .as_timestamp()
-                            .ok_or_else(|| statement_error(&inner, "an edge has no synced_at"))?,
-                        deleted_at_ms: row[8].as_timestamp(),
-                    })
-                })
-                .collect()
-        })
-        .await
-    }
-}
-
-fn schema_name(log: &TableLog) -> String {
-    log.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -19,7 +19,6 @@ use arrow::datatypes::{
     TimestampMillisecondType,
 };
 
-use crate::destination::conformance::Cell;
 use crate::schema::ColumnType;
 
 /// The field metadata key naming a column's hsync type (`text`, `decimal`, `json`, ...).
@@ -85,17 +84,7 @@ pub fn type_name(ty: ColumnType) -> &'static str {
 
 /// The column type named by [`type_name`].
 pub fn type_named(name: &str) -> Option<ColumnType> {
-    [
-        ColumnType::Text,
-        ColumnType::Decimal,
-        ColumnType::Boolean,
-        ColumnType::Date,
-        ColumnType::Timestamp,
-        ColumnType::Json,
-        ColumnType::BigInt,
-    ]
-    .into_iter()
-    .find(|ty| type_name(*ty) == name)
+    ColumnType::ALL.into_iter().find(|ty| type_name(*ty) == name)
 }
 
 /// The Arrow type a column of type `ty` is written as.
@@ -276,25 +265,6 @@ pub fn array_of<'a>(ty: ColumnType, values: impl Iterator<Item = &'a Value>) -> 
             Arc::new(b.finish())
         }
     }
-}
-
-/// A stored value as the conformance suite's [`Cell`]; the error names the column, never the
-/// value.
-pub fn cell(value: &Value, ty: ColumnType, column: &str) -> Result<Cell, String> {
-    Ok(match value {
-        Value::Null => Cell::Null,
-        Value::Int(v) => Cell::Int(*v),
-        Value::Bool(v) => Cell::Bool(*v),
-        Value::Date(days) => Cell::Date(date_text(*days)),
-        Value::Timestamp(ms) => Cell::TimestampMs(*ms),
-        Value::Text(text) => match ty {
-            ColumnType::Decimal => Cell::Decimal(text.clone()),
-            ColumnType::Json => Cell::Json(
-                serde_json::from_str(text).map_err(|_| format!("column {column} holds a value that is not JSON"))?,
-            ),
-            _ => Cell::Text(text.clone()),
-        },
-    })
 }
 
 #[cfg(test)]

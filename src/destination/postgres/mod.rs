@@ -51,6 +51,8 @@
 //! Errors name the action and the table, never a row value: Postgres's data-exception messages
 //! quote the offending value, so those are replaced by their SQLSTATE.
 
+#[cfg(feature = "test-support")]
+mod inspect;
 mod nodelay;
 pub mod sql;
 pub mod types;
@@ -61,10 +63,9 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _};
 
-use super::conformance::{Cell, EdgeRow, Inspect, Row};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES};
 use crate::schema::{
@@ -481,25 +482,6 @@ impl PostgresDestination {
             .rows_affected();
         Ok(DimensionOutcome { table: table.name, rows, removed })
     }
-
-    fn column_of(row: &PgRow, index: usize, column: &ExistingColumn, table: &str) -> Result<Cell, Error> {
-        let corrupt =
-            |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{}", column.name), detail };
-        let text: Option<String> =
-            row.try_get(index).map_err(|e| Error::from_sqlx(KIND, format!("read {table}"), e))?;
-        let Some(text) = text else { return Ok(Cell::Null) };
-        Ok(match column.ty {
-            ColumnType::Text => Cell::Text(text),
-            ColumnType::Decimal => Cell::Decimal(types::normalise_decimal(&text)),
-            ColumnType::Boolean => Cell::Bool(text == "true"),
-            ColumnType::Date => Cell::Date(text),
-            ColumnType::Timestamp => {
-                Cell::TimestampMs(text.parse().map_err(|_| corrupt("not epoch milliseconds".to_owned()))?)
-            }
-            ColumnType::Json => Cell::Json(serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?),
-            ColumnType::BigInt => Cell::Int(text.parse().map_err(|_| corrupt("not an integer".to_owned()))?),
-        })
-    }
 }
 
 impl Destination for PostgresDestination {
@@ -593,15 +575,7 @@ impl Destination for PostgresDestination {
     async fn stage(&self, table: &str, batch: &RecordBatch) -> Result<Stage, Error> {
         check_identifier(table, table)?;
         let columns: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !columns.iter().any(|c| c == required) {
-                return Err(Error::Schema {
-                    kind: KIND,
-                    table: table.to_owned(),
-                    detail: format!("the batch has no {required} column; every batch must carry id and _hsync_cursor"),
-                });
-            }
-        }
+        super::check_batch_keys(KIND, table, batch)?;
         for c in &columns {
             check_identifier(table, c)?;
         }
@@ -639,15 +613,7 @@ impl Destination for PostgresDestination {
         rejects: &[Reject],
         commit: Option<&Checkpoint>,
     ) -> Result<MergeOutcome, Error> {
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !stage.columns.iter().any(|c| c == required) {
-                return Err(Error::Schema {
-                    kind: KIND,
-                    table: stage.table.clone(),
-                    detail: format!("the stage has no {required} column"),
-                });
-            }
-        }
+        stage.check_keys(KIND)?;
         let outcome = self.merge_in_transaction(&stage, rejects, commit).await;
         if outcome.is_err() {
             // The stage cannot be merged again (the caller stages the batch anew); a failing
@@ -875,84 +841,5 @@ impl Destination for PostgresDestination {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| db_error(&action, table, e))
-    }
-}
-
-impl Inspect for PostgresDestination {
-    async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
-        let Some(columns) = self.describe(table).await? else {
-            return Err(Error::Statement {
-                kind: KIND,
-                action: format!("read {table}"),
-                detail: "the table does not exist".to_owned(),
-            });
-        };
-        let rows = statement(sql::render_read_table(&self.data_schema, table, &columns))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error(&format!("read {table}"), table, e))?;
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Ok((c.name.clone(), Self::column_of(row, i, c, table)?)))
-                    .collect::<Result<Row, Error>>()
-            })
-            .collect()
-    }
-
-    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
-        self.list_stages().await
-    }
-
-    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
-        let action = "read rejects";
-        let rows = statement(sql::render_read_rejects(&self.data_schema))
-            .bind(object)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| Error::from_sqlx(KIND, action, e))?;
-        rows.iter()
-            .map(|row| {
-                let raw: Option<String> = row.try_get(3)?;
-                Ok(Reject {
-                    object: row.try_get(0)?,
-                    id: row.try_get(1)?,
-                    property: row.try_get(2)?,
-                    raw: raw.unwrap_or_default(),
-                    reason: row.try_get(4)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(|e| Error::from_sqlx(KIND, action, e))
-    }
-
-    async fn checkpoint(&self, stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
-        self.state_store().load_checkpoint(stream).await.map_err(from_state)
-    }
-
-    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
-        let action = "read the association edges";
-        let rows = statement(sql::render_read_edges(&self.data_schema))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| Error::from_sqlx(KIND, action, e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(EdgeRow {
-                    from_type: row.try_get(0)?,
-                    from_id: row.try_get(1)?,
-                    to_type: row.try_get(2)?,
-                    to_id: row.try_get(3)?,
-                    type_id: row.try_get(4)?,
-                    category: row.try_get(5)?,
-                    label: row.try_get(6)?,
-                    synced_at_ms: row.try_get(7)?,
-                    deleted_at_ms: row.try_get(8)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(|e| Error::from_sqlx(KIND, action, e))
     }
 }

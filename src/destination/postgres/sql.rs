@@ -5,10 +5,14 @@
 //!
 //! Static statements that need no identifier live in `sql/postgres/` instead.
 
-use super::types::{pg_type, read_as_text, widen_using};
+#[cfg(feature = "test-support")]
+use super::types::read_as_text;
+use super::types::{pg_type, widen_using};
+use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
-use crate::schema::{hsync_columns, Change, Column, ColumnType, ExistingColumn, SchemaPlan, TableSchema};
+use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
 
+use crate::destination::EDGE_KEY;
 pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE};
 /// Every staging table's name starts with this (see [`stage_table_name`]).
 pub const STAGE_PREFIX: &str = "stage_";
@@ -32,12 +36,7 @@ fn column_list<S: AsRef<str>>(columns: &[S]) -> String {
 /// The staging table for one batch of `table`: `stage_<table>_<8 hex>`, the table part cut (at
 /// a character boundary) so the whole name stays within 63 bytes.
 pub fn stage_table_name(table: &str, suffix: u32) -> String {
-    let room = MAX_IDENTIFIER_BYTES - STAGE_PREFIX.len() - 9;
-    let mut cut = table.len().min(room);
-    while !table.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{STAGE_PREFIX}{}_{suffix:08x}", &table[..cut])
+    crate::destination::stage_name(STAGE_PREFIX, table, suffix, MAX_IDENTIFIER_BYTES)
 }
 
 pub fn render_create_schema(schema: &str) -> String {
@@ -144,9 +143,6 @@ pub fn render_create_associations(schema: &str) -> Vec<String> {
     ]
 }
 
-/// The edge table's key: one row per edge and association type.
-const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
-
 /// Upserts the edges of one object pair. Binds: `$1` from type, `$2` to type, `$3` synced-at
 /// time, and the edges as five parallel arrays: `$4` from ids, `$5` to ids, `$6` type ids,
 /// `$7` categories, `$8` labels. A stored edge is updated only when its category or label
@@ -227,6 +223,7 @@ pub fn render_edge_sources(schema: &str, to_ids: bool) -> String {
 }
 
 /// Every stored edge, tombstoned ones included, times as epoch milliseconds, in key order.
+#[cfg(feature = "test-support")]
 pub fn render_read_edges(schema: &str) -> String {
     let mut columns: Vec<String> = EDGE_KEY.into_iter().chain(["category", "label"]).map(quote_ident).collect();
     columns.extend(
@@ -319,11 +316,9 @@ pub fn render_remove_missing_dimension(schema: &str, table: &DimensionTable) -> 
 pub fn render_live_ids(schema: &str, table: &str) -> String {
     let id = quote_ident(hsync_columns::ID);
     format!(
-        "select {id}\nfrom {}\nwhere {} is null\n  and {} is null\n  and {} is null\norder by {id}",
+        "select {id}\nfrom {}\nwhere {}\norder by {id}",
         qualified(schema, table),
-        quote_ident(hsync_columns::ARCHIVED_AT),
-        quote_ident(hsync_columns::MERGED_INTO),
-        quote_ident(hsync_columns::DELETED_AT),
+        unflagged(quote_ident, "is null").join("\n  and ")
     )
 }
 
@@ -411,6 +406,7 @@ pub fn render_insert_rejects(schema: &str) -> String {
     )
 }
 
+#[cfg(feature = "test-support")]
 pub fn render_read_rejects(schema: &str) -> String {
     format!(
         "select \"object\", \"id\", \"property\", \"raw_value\", \"reason\"\n\
@@ -430,28 +426,28 @@ pub fn render_drop_table(schema: &str, table: &str) -> String {
     format!("drop table if exists {}", qualified(schema, table))
 }
 
-/// The flag rows of a flag statement: eight bound arrays, in this order and these types.
-const FLAG_ROWS: &str = "unnest($1::bigint[], $2::boolean[], $3::timestamptz[], $4::boolean[], $5::bigint[], \
-     $6::boolean[], $7::timestamptz[], $8::timestamptz[])\n     \
-     as f (\"id\", \"set_archived\", \"archived_at\", \"set_merged\", \"merged_into\", \"set_deleted\", \
-     \"deleted_at\", \"observed\")";
+/// How Postgres writes the flag statements' shared clauses: flag rows `f`, the table `t`.
+const FLAG_CLAUSES: FlagClauses<'static> =
+    FlagClauses { quote: quote_ident, upper: false, distinct: "is distinct from", rows: "f", target: "t" };
+
+/// The flag rows of a flag statement: the bound arrays of [`FLAG_COLUMNS`], in order, typed.
+fn flag_rows() -> String {
+    let arrays: Vec<String> =
+        FLAG_COLUMNS.iter().enumerate().map(|(i, (_, ty))| format!("${}::{}[]", i + 1, pg_type(*ty))).collect();
+    format!("unnest({})\n     as f ({})", arrays.join(", "), column_list(&flag_column_names()))
+}
 
 /// Inserts a row carrying only its id and flags for each flag row that sets a flag and whose
-/// id the table does not hold. Binds: ids, then for archived, merged and deleted whether to
-/// set the flag and its value, then the observed cursor.
+/// id the table does not hold. Binds: the arrays of [`FLAG_COLUMNS`].
 pub fn render_flag_insert(schema: &str, table: &str) -> String {
-    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
     format!(
-        "insert into {} ({})\n\
-         select f.\"id\", f.\"archived_at\", f.\"merged_into\", f.\"deleted_at\"\n\
-         from {FLAG_ROWS}\n\
-         where f.\"archived_at\" is not null\n   \
-         or f.\"merged_into\" is not null\n   \
-         or f.\"deleted_at\" is not null\n\
-         on conflict ({}) do nothing",
+        "insert into {} ({})\nselect {}\nfrom {}\nwhere {}\non conflict ({}) do nothing",
         qualified(schema, table),
-        column_list(&[ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
-        quote_ident(ID),
+        column_list(&INSERTED_COLUMNS),
+        FLAG_CLAUSES.inserted_values().join(", "),
+        flag_rows(),
+        FLAG_CLAUSES.sets_a_flag().join("\n   or "),
+        quote_ident(hsync_columns::ID),
     )
 }
 
@@ -461,37 +457,14 @@ pub fn render_flag_insert(schema: &str, table: &str) -> String {
 /// newer. Rows whose flags already hold the values are not touched, so the count is the rows
 /// changed. Binds as [`render_flag_insert`].
 pub fn render_flag_update(schema: &str, table: &str) -> String {
-    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
-    let pairs = [
-        ("set_archived", "archived_at", ARCHIVED_AT),
-        ("set_merged", "merged_into", MERGED_INTO),
-        ("set_deleted", "deleted_at", DELETED_AT),
-    ];
-    let set: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            let c = quote_ident(column);
-            format!("{c} = case when f.{} then f.{} else t.{c} end", quote_ident(flag), quote_ident(value))
-        })
-        .collect();
-    let changed: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            format!("(f.{} and f.{} is distinct from t.{})", quote_ident(flag), quote_ident(value), quote_ident(column))
-        })
-        .collect();
-    let cursor = quote_ident(CURSOR);
-    let id = quote_ident(ID);
     format!(
-        "update {} as t\n\
-         set {}\n\
-         from {FLAG_ROWS}\n\
-         where t.{id} = f.{id}\n  \
-         and (f.\"observed\" is null or t.{cursor} is null or t.{cursor} <= f.\"observed\")\n  \
-         and ({})",
+        "update {} as t\nset {}\nfrom {}\nwhere {}\n  and {}\n  and ({})",
         qualified(schema, table),
-        set.join(",\n    "),
-        changed.join("\n    or "),
+        FLAG_CLAUSES.assignments().join(",\n    "),
+        flag_rows(),
+        FLAG_CLAUSES.same_id(),
+        FLAG_CLAUSES.observed_guard(),
+        FLAG_CLAUSES.changes().join("\n    or "),
     )
 }
 
@@ -508,7 +481,8 @@ pub fn render_id_flags(schema: &str, table: &str) -> String {
 
 /// Every row of a table, each column as session-independent text (see
 /// `types::read_as_text`), ordered by id.
-pub fn render_read_table(schema: &str, table: &str, columns: &[ExistingColumn]) -> String {
+#[cfg(feature = "test-support")]
+pub fn render_read_table(schema: &str, table: &str, columns: &[crate::schema::ExistingColumn]) -> String {
     let exprs: Vec<String> = columns.iter().map(|c| read_as_text(&quote_ident(&c.name), c.ty)).collect();
     format!(
         "select {}\nfrom {}\norder by {}",
@@ -521,7 +495,7 @@ pub fn render_read_table(schema: &str, table: &str, columns: &[ExistingColumn]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{diff, ColumnBudget, TableSchema};
+    use crate::schema::{diff, ColumnBudget, ExistingColumn, TableSchema};
 
     const AWKWARD: [&str; 7] = ["order", "user", "default", "select", "MixedCase", "ñandú", "has\"quote"];
 
@@ -622,6 +596,7 @@ mod tests {
         insta::assert_snapshot!("create_rejects", render_create_rejects("hubspot").join(";\n\n"));
         insta::assert_snapshot!("create_associations", render_create_associations("hubspot").join(";\n\n"));
         insta::assert_snapshot!("insert_rejects", render_insert_rejects("hubspot"));
+        #[cfg(feature = "test-support")]
         insta::assert_snapshot!("read_rejects", render_read_rejects("hubspot"));
     }
 
@@ -633,6 +608,7 @@ mod tests {
             "edge_sources",
             [render_edge_sources("hubspot", false), render_edge_sources("hubspot", true)].join(";\n\n")
         );
+        #[cfg(feature = "test-support")]
         insta::assert_snapshot!("read_edges", render_read_edges("hubspot"));
         insta::assert_snapshot!(
             "ids",
@@ -685,6 +661,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "test-support")]
     fn read_table() {
         let table = awkward_table();
         let columns: Vec<ExistingColumn> =

@@ -33,6 +33,8 @@
 //! meets the emulator's NULL timestamp struct (see [`client`]).
 
 pub mod client;
+#[cfg(feature = "test-support")]
+mod inspect;
 pub mod sql;
 pub mod types;
 
@@ -42,7 +44,6 @@ use arrow::record_batch::RecordBatch;
 
 use self::client::{Bindings, Client, ClientConfig, Credentials, Session, Value};
 use self::sql::Location;
-use super::conformance::{Cell, EdgeRow, Inspect, Row};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::DestinationConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
@@ -388,10 +389,6 @@ impl SnowflakeDestination {
         Ok(MergeOutcome { written, skipped: stage.rows.saturating_sub(written) })
     }
 
-    fn table_missing(table: &str) -> Error {
-        Error::Statement { kind: KIND, action: format!("read {table}"), detail: "the table does not exist".to_owned() }
-    }
-
     async fn ids(&self, statement: &str, bindings: Bindings, action: &str) -> Result<Vec<i64>, Error> {
         let result = self.client.query(statement, &bindings, action).await?;
         result
@@ -521,15 +518,7 @@ impl Destination for SnowflakeDestination {
         let schema = batch.schema();
         let columns: Vec<(String, ColumnType)> =
             schema.fields().iter().map(|f| (f.name().clone(), column_type_of(f.data_type(), f.name()))).collect();
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !columns.iter().any(|(c, _)| c == required) {
-                return Err(Error::Schema {
-                    kind: KIND,
-                    table: table.to_owned(),
-                    detail: format!("the batch has no {required} column; every batch must carry id and _hsync_cursor"),
-                });
-            }
-        }
+        super::check_batch_keys(KIND, table, batch)?;
         let values: Vec<Vec<Option<String>>> = schema
             .fields()
             .iter()
@@ -560,15 +549,7 @@ impl Destination for SnowflakeDestination {
         rejects: &[Reject],
         _commit: Option<&Checkpoint>,
     ) -> Result<MergeOutcome, Error> {
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !stage.columns.iter().any(|c| c == required) {
-                return Err(Error::Schema {
-                    kind: KIND,
-                    table: stage.table.clone(),
-                    detail: format!("the stage has no {required} column"),
-                });
-            }
-        }
+        stage.check_keys(KIND)?;
         let mut session = self.client.session().await?;
         let outcome = self.merge_stage(&mut session, &stage, rejects).await;
         // Merged or not, the stage is done with (a failed merge is staged anew by the caller).
@@ -777,7 +758,7 @@ impl Destination for SnowflakeDestination {
         let scratch = sql::stage_table_name("flags", rand::random());
         let mut session = self.client.session().await?;
         let outcome = async {
-            self.load_scratch(&mut session, &scratch, &sql::FLAG_COLUMNS, &values, &action).await?;
+            self.load_scratch(&mut session, &scratch, &sql::flag_columns(), &values, &action).await?;
             session.begin().await?;
             let inserted = session
                 .query(&sql::render_flag_insert(&self.location, table, &scratch), &Bindings::None, &action)
@@ -819,106 +800,6 @@ impl Destination for SnowflakeDestination {
                     archived_at: get(2),
                     merged_into: get(3),
                     deleted_at: get(4),
-                })
-            })
-            .collect()
-    }
-}
-
-/// A stored value as the conformance suite compares it.
-fn cell_of(value: Value, ty: ColumnType, table: &str, column: &str) -> Result<Cell, Error> {
-    let corrupt = |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{column}"), detail };
-    if value == Value::Null {
-        return Ok(Cell::Null);
-    }
-    Ok(match (ty, value) {
-        (ColumnType::Boolean, Value::Bool(b)) => Cell::Bool(b),
-        (ColumnType::Date, Value::Date(days)) => Cell::Date(
-            chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .ok_or_else(|| corrupt("a date out of range".to_owned()))?,
-        ),
-        (ColumnType::Timestamp, v) => {
-            Cell::TimestampMs(v.as_i64().ok_or_else(|| corrupt("not epoch milliseconds".into()))?)
-        }
-        (ColumnType::BigInt, v) => Cell::Int(v.as_i64().ok_or_else(|| corrupt("not an integer".into()))?),
-        (ColumnType::Decimal, v) => Cell::Decimal(types::normalise_decimal(&v.into_text().unwrap_or_default())),
-        (ColumnType::Json, v) => {
-            Cell::Json(serde_json::from_str(&v.into_text().unwrap_or_default()).map_err(|e| corrupt(e.to_string()))?)
-        }
-        (ColumnType::Text, v) => Cell::Text(v.into_text().unwrap_or_default()),
-        (ty, v) => return Err(corrupt(format!("a {ty:?} column held {v:?}"))),
-    })
-}
-
-impl Inspect for SnowflakeDestination {
-    async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
-        let columns = self.describe(table).await?.ok_or_else(|| Self::table_missing(table))?;
-        let statement = sql::render_read_table(&self.location, table, &columns, &[hsync_columns::ID]);
-        let result = self.client.query(&statement, &Bindings::None, &format!("read {table}")).await?;
-        result
-            .rows
-            .into_iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| Ok((c.name.clone(), cell_of(v, c.ty, table, &c.name)?)))
-                    .collect::<Result<Row, Error>>()
-            })
-            .collect()
-    }
-
-    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
-        self.list_stages().await
-    }
-
-    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
-        let result = self
-            .client
-            .query(
-                &sql::render_read_rejects(&self.location),
-                &Bindings::Positional(vec![Some(object.to_owned())]),
-                "read rejects",
-            )
-            .await?;
-        Ok(result
-            .rows
-            .into_iter()
-            .map(|row| {
-                let mut cells = row.into_iter().map(value_text);
-                let mut next = || cells.next().flatten().unwrap_or_default();
-                Reject { object: next(), id: next(), property: next(), raw: next(), reason: next() }
-            })
-            .collect())
-    }
-
-    /// Snowflake holds no checkpoints: they live in the local state file.
-    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
-        Ok(None)
-    }
-
-    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
-        let action = "read the association edges";
-        let result = self.client.query(&sql::render_read_edges(&self.location), &Bindings::None, action).await?;
-        let corrupt =
-            || Error::Statement { kind: KIND, action: action.to_owned(), detail: "an edge row is malformed".into() };
-        result
-            .rows
-            .into_iter()
-            .map(|row| {
-                let int = |i: usize| row.get(i).and_then(Value::as_i64);
-                let text = |i: usize| row.get(i).cloned().and_then(value_text);
-                Ok(EdgeRow {
-                    from_type: text(0).ok_or_else(corrupt)?,
-                    from_id: int(1).ok_or_else(corrupt)?,
-                    to_type: text(2).ok_or_else(corrupt)?,
-                    to_id: int(3).ok_or_else(corrupt)?,
-                    type_id: int(4).and_then(|v| i32::try_from(v).ok()).ok_or_else(corrupt)?,
-                    category: text(5).ok_or_else(corrupt)?,
-                    label: text(6),
-                    synced_at_ms: int(7).ok_or_else(corrupt)?,
-                    deleted_at_ms: int(8),
                 })
             })
             .collect()

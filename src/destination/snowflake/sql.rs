@@ -11,8 +11,9 @@
 //! statement depends on the session's current database or schema.
 
 use super::types::{epoch_ms, sf_type, stage_type};
+use crate::destination::flag_sql::{unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
-use crate::schema::{hsync_columns, Change, Column, ColumnType, ExistingColumn, SchemaPlan, TableSchema};
+use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
 
 pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
 /// Snowflake's identifier limit (bytes).
@@ -55,12 +56,7 @@ const BOUND_INSTANT: &str = "CAST(? AS TIMESTAMP_TZ)";
 
 /// A staging (or scratch) table's name: `_hsync_stage_<what>_<8 hex>`, cut to the limit.
 pub fn stage_table_name(what: &str, suffix: u32) -> String {
-    let room = MAX_IDENTIFIER_BYTES - STAGE_PREFIX.len() - 9;
-    let mut cut = what.len().min(room);
-    while !what.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{STAGE_PREFIX}{}_{suffix:08x}", &what[..cut])
+    crate::destination::stage_name(STAGE_PREFIX, what, suffix, MAX_IDENTIFIER_BYTES)
 }
 
 pub fn render_create_database(location: &Location) -> String {
@@ -165,6 +161,7 @@ pub fn render_insert_rejects(location: &Location) -> String {
 }
 
 /// The rejects of one object (`?`).
+#[cfg(feature = "test-support")]
 pub fn render_read_rejects(location: &Location) -> String {
     format!(
         "SELECT \"object\", \"id\", \"property\", \"raw_value\", \"reason\"\nFROM {}\nWHERE \"object\" = ?\n\
@@ -280,32 +277,26 @@ pub fn render_insert_id(location: &Location, table: &str) -> String {
     format!("INSERT INTO {} ({}) VALUES (?)", location.table(table), quote_ident(hsync_columns::ID))
 }
 
-/// The columns of a flag scratch table, in bind order.
-pub const FLAG_COLUMNS: [(&str, &str); 8] = [
-    ("id", "NUMBER(38,0)"),
-    ("set_archived", "BOOLEAN"),
-    ("archived_at", "TIMESTAMP_TZ"),
-    ("set_merged", "BOOLEAN"),
-    ("merged_into", "NUMBER(38,0)"),
-    ("set_deleted", "BOOLEAN"),
-    ("deleted_at", "TIMESTAMP_TZ"),
-    ("observed", "TIMESTAMP_TZ"),
-];
+/// The columns of a flag scratch table ([`FLAG_COLUMNS`]), in bind order, with their types.
+pub fn flag_columns() -> [(&'static str, &'static str); 8] {
+    FLAG_COLUMNS.map(|(name, ty)| (name, sf_type(ty)))
+}
+
+/// How Snowflake writes the flag statements' shared clauses: the scratch table `f`, the table `t`.
+const FLAG_CLAUSES: FlagClauses<'static> =
+    FlagClauses { quote: quote_ident, upper: true, distinct: "IS DISTINCT FROM", rows: "f", target: "t" };
 
 /// Inserts an id-only row for each flag row that sets a flag and whose id the table lacks.
 pub fn render_flag_insert(location: &Location, table: &str, flags: &str) -> String {
-    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
     format!(
-        "INSERT INTO {} ({})\n\
-         SELECT f.\"id\", f.\"archived_at\", f.\"merged_into\", f.\"deleted_at\"\n\
-         FROM {} AS f\n\
-         WHERE (f.\"archived_at\" IS NOT NULL OR f.\"merged_into\" IS NOT NULL OR f.\"deleted_at\" IS NOT NULL)\n  \
-         AND NOT EXISTS (SELECT 1 FROM {} AS t WHERE t.{id} = f.\"id\")",
+        "INSERT INTO {} ({})\nSELECT {}\nFROM {} AS f\nWHERE ({})\n  AND NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})",
         location.table(table),
-        column_list(&[ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
+        column_list(&INSERTED_COLUMNS),
+        FLAG_CLAUSES.inserted_values().join(", "),
         location.table(flags),
+        FLAG_CLAUSES.sets_a_flag().join(" OR "),
         location.table(table),
-        id = quote_ident(ID),
+        FLAG_CLAUSES.same_id(),
     )
 }
 
@@ -313,38 +304,14 @@ pub fn render_flag_insert(location: &Location, table: &str, flags: &str) -> Stri
 /// `_hsync_cursor` never written; a flag row with an `observed` cursor applies only where the
 /// row's cursor is NULL or not newer; rows already holding the values are not touched.
 pub fn render_flag_update(location: &Location, table: &str, flags: &str) -> String {
-    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
-    let pairs = [
-        ("set_archived", "archived_at", ARCHIVED_AT),
-        ("set_merged", "merged_into", MERGED_INTO),
-        ("set_deleted", "deleted_at", DELETED_AT),
-    ];
-    let set: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            let c = quote_ident(column);
-            format!("{c} = CASE WHEN f.{} THEN f.{} ELSE t.{c} END", quote_ident(flag), quote_ident(value))
-        })
-        .collect();
-    let changed: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            format!("(f.{} AND f.{} IS DISTINCT FROM t.{})", quote_ident(flag), quote_ident(value), quote_ident(column))
-        })
-        .collect();
-    let cursor = quote_ident(CURSOR);
     format!(
-        "UPDATE {} AS t\n\
-         SET {}\n\
-         FROM {} AS f\n\
-         WHERE t.{id} = f.\"id\"\n  \
-         AND (f.\"observed\" IS NULL OR t.{cursor} IS NULL OR t.{cursor} <= f.\"observed\")\n  \
-         AND ({})",
+        "UPDATE {} AS t\nSET {}\nFROM {} AS f\nWHERE {}\n  AND {}\n  AND ({})",
         location.table(table),
-        set.join(",\n    "),
+        FLAG_CLAUSES.assignments().join(",\n    "),
         location.table(flags),
-        changed.join("\n    OR "),
-        id = quote_ident(ID),
+        FLAG_CLAUSES.same_id(),
+        FLAG_CLAUSES.observed_guard(),
+        FLAG_CLAUSES.changes().join("\n    OR "),
     )
 }
 
@@ -367,11 +334,9 @@ pub fn render_id_flags(location: &Location, table: &str) -> String {
 pub fn render_live_ids(location: &Location, table: &str) -> String {
     let id = quote_ident(hsync_columns::ID);
     format!(
-        "SELECT {id}\nFROM {}\nWHERE {} IS NULL\n  AND {} IS NULL\n  AND {} IS NULL\nORDER BY {id}",
+        "SELECT {id}\nFROM {}\nWHERE {}\nORDER BY {id}",
         location.table(table),
-        quote_ident(hsync_columns::ARCHIVED_AT),
-        quote_ident(hsync_columns::MERGED_INTO),
-        quote_ident(hsync_columns::DELETED_AT),
+        unflagged(quote_ident, "IS NULL").join("\n  AND ")
     )
 }
 
@@ -473,6 +438,7 @@ pub fn render_edge_sources(location: &Location, to_ids: usize) -> String {
 }
 
 /// Every stored edge, times as epoch milliseconds, in key order.
+#[cfg(feature = "test-support")]
 pub fn render_read_edges(location: &Location) -> String {
     format!(
         "SELECT \"from_type\", \"from_id\", \"to_type\", \"to_id\", \"type_id\", \"category\", \"label\", {}, {}\n\
@@ -564,10 +530,11 @@ pub fn render_remove_missing_dimension(location: &Location, table: &DimensionTab
 }
 
 /// Every row of a table (instants as epoch milliseconds), ordered by its key columns.
+#[cfg(feature = "test-support")]
 pub fn render_read_table<S: AsRef<str>>(
     location: &Location,
     table: &str,
-    columns: &[ExistingColumn],
+    columns: &[crate::schema::ExistingColumn],
     key: &[S],
 ) -> String {
     let exprs: Vec<String> = columns.iter().map(|c| super::types::read_expr(&quote_ident(&c.name), c.ty)).collect();
@@ -577,7 +544,7 @@ pub fn render_read_table<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{diff, ColumnBudget};
+    use crate::schema::{diff, ColumnBudget, ExistingColumn};
 
     const AWKWARD: [&str; 7] = ["order", "user", "default", "select", "MixedCase", "ñandú", "has\"quote"];
 
@@ -661,6 +628,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "test-support")]
     fn bookkeeping_and_reads() {
         let statements = [
             render_create_rejects(&here()),
@@ -684,7 +652,7 @@ mod tests {
     fn flag_statements() {
         let flags = stage_table_name("flags", 1);
         let statements = [
-            render_create_scratch(&here(), &flags, &FLAG_COLUMNS),
+            render_create_scratch(&here(), &flags, &flag_columns()),
             render_flag_insert(&here(), "select", &flags),
             render_flag_update(&here(), "has\"quote", &flags),
         ];
@@ -692,6 +660,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "test-support")]
     fn edge_statements() {
         let (edges, ids) = (stage_table_name("edges", 1), stage_table_name("ids", 2));
         let statements = [

@@ -65,6 +65,8 @@
 //! Identifiers are quoted only by [`sql::quote_ident`]; values are always bound. Dynamic SQL
 //! reaches sqlx through one function, `dynamic`.
 
+#[cfg(feature = "test-support")]
+mod inspect;
 pub mod sql;
 pub mod types;
 
@@ -79,11 +81,10 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use self::types::Value;
-use super::conformance::{Cell, EdgeRow, Inspect};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
-use crate::state::sqlite::{commit_checkpoint_on, load_checkpoint_on, run_migrations, SqliteStateStore};
+use crate::state::sqlite::{commit_checkpoint_on, run_migrations, SqliteStateStore};
 use crate::state::Checkpoint;
 
 const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Sqlite;
@@ -199,7 +200,7 @@ fn dimension_values(dimension: &DimensionBatch, action: &str) -> Result<(Vec<Vec
     Ok((columns, serde_json::Value::Array(keys).to_string()))
 }
 
-/// The bound values of one flag row, in the order of [`sql::FLAG_COLUMNS`].
+/// The bound values of one flag row, in the order of [`super::flag_sql::FLAG_COLUMNS`].
 fn flag_values(flag: &RowFlag) -> Result<[Value; 8], String> {
     let time = |ms: Option<i64>| -> Result<Value, String> {
         match ms {
@@ -472,10 +473,8 @@ impl Destination for SqliteDestination {
             .iter()
             .map(|f| ExistingColumn { name: f.name().clone(), ty: column_type_of(f.data_type(), f.name()) })
             .collect();
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !columns.iter().any(|c| c.name == required) {
-                return Err(statement_error(&action, format!("the batch has no {required} column")));
-            }
+        if let Some(key) = super::missing_key(batch) {
+            return Err(statement_error(&action, format!("the batch has no {key} column")));
         }
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let stage_table = format!("{}{table}_{:08x}", sql::STAGE_PREFIX, rand::random::<u32>());
@@ -527,13 +526,8 @@ impl Destination for SqliteDestination {
         commit: Option<&Checkpoint>,
     ) -> Result<MergeOutcome, Error> {
         let table = stage.table.as_str();
-        for required in [hsync_columns::ID, hsync_columns::CURSOR] {
-            if !stage.columns.iter().any(|c| c == required) {
-                return Err(statement_error(
-                    format!("merge into {table}"),
-                    format!("the stage has no {required} column"),
-                ));
-            }
+        if let Some(key) = stage.missing_key() {
+            return Err(statement_error(format!("merge into {table}"), format!("the stage has no {key} column")));
         }
         let mut tx = self.write_transaction(&format!("merge into {table}")).await?;
         let done = dynamic(sql::render_merge(table, &stage.stage_table, &stage.columns), SqliteArguments::default())
@@ -739,7 +733,7 @@ impl Destination for SqliteDestination {
         let action = format!("flag rows of {table}");
         let rows: Vec<[Value; 8]> =
             flags.iter().map(flag_values).collect::<Result<_, _>>().map_err(|e| statement_error(&action, e))?;
-        let per_statement = (MAX_VARIABLES / sql::FLAG_COLUMNS.len()).clamp(1, MAX_ROWS_PER_INSERT);
+        let per_statement = (MAX_VARIABLES / super::flag_sql::FLAG_COLUMNS.len()).clamp(1, MAX_ROWS_PER_INSERT);
         let mut tx = self.write_transaction(&action).await?;
         let mut changed = 0;
         for chunk in rows.chunks(per_statement) {
@@ -778,122 +772,6 @@ impl Destination for SqliteDestination {
                     archived_at: stored_ms(row, hsync_columns::ARCHIVED_AT, &action)?,
                     merged_into: row.try_get(hsync_columns::MERGED_INTO).map_err(self.failed_here(&action))?,
                     deleted_at: stored_ms(row, hsync_columns::DELETED_AT, &action)?,
-                })
-            })
-            .collect()
-    }
-}
-
-/// Reads one stored value back as a [`Cell`]; the error names what was wrong, never the value.
-fn cell(row: &SqliteRow, index: usize, column: &ExistingColumn) -> Result<Cell, String> {
-    use crate::schema::ColumnType;
-    let unreadable = |e: sqlx::Error| format!("column {} cannot be read: {e}", column.name);
-    match column.ty {
-        ColumnType::BigInt | ColumnType::Boolean => {
-            let value: Option<i64> = row.try_get_unchecked(index).map_err(unreadable)?;
-            Ok(match (value, column.ty) {
-                (None, _) => Cell::Null,
-                (Some(v), ColumnType::Boolean) => Cell::Bool(v != 0),
-                (Some(v), _) => Cell::Int(v),
-            })
-        }
-        ty => {
-            let Some(text) = row.try_get_unchecked::<Option<String>, _>(index).map_err(unreadable)? else {
-                return Ok(Cell::Null);
-            };
-            Ok(match ty {
-                ColumnType::Decimal => Cell::Decimal(text),
-                ColumnType::Date => Cell::Date(text),
-                ColumnType::Timestamp => Cell::TimestampMs(
-                    types::parse_timestamp_ms(&text)
-                        .ok_or_else(|| format!("column {} holds a value that is not a timestamp", column.name))?,
-                ),
-                ColumnType::Json => Cell::Json(
-                    serde_json::from_str(&text)
-                        .map_err(|_| format!("column {} holds a value that is not JSON", column.name))?,
-                ),
-                _ => Cell::Text(text),
-            })
-        }
-    }
-}
-
-impl Inspect for SqliteDestination {
-    async fn read_table(&self, table: &str) -> Result<Vec<super::conformance::Row>, Error> {
-        let action = format!("read {table}");
-        let columns = self
-            .describe(table)
-            .await?
-            .ok_or_else(|| statement_error(&action, format!("table {table} does not exist")))?;
-        let rows = dynamic(sql::render_select_all(table), SqliteArguments::default())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(failed(&action))?;
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Ok((c.name.clone(), cell(row, i, c).map_err(|e| statement_error(&action, e))?)))
-                    .collect()
-            })
-            .collect()
-    }
-
-    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
-        self.list_stages().await
-    }
-
-    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
-        let action = format!("read the rejected values of {object}");
-        let rows = sqlx::query(sql::READ_REJECTS).bind(object).fetch_all(&self.pool).await.map_err(failed(&action))?;
-        rows.iter()
-            .map(|row| {
-                let get = |name: &str| row.try_get::<String, _>(name).map_err(failed(&action));
-                Ok(Reject {
-                    object: get("object")?,
-                    id: get("id")?,
-                    property: get("property")?,
-                    raw: get("raw_value")?,
-                    reason: get("reason")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn checkpoint(&self, stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
-        let action = format!("read the checkpoint of {stream}");
-        let mut conn = self.pool.acquire().await.map_err(failed(&action))?;
-        load_checkpoint_on(&mut conn, stream).await.map_err(|e| statement_error(&action, e.to_string()))
-    }
-
-    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
-        let action = "read the association edges";
-        let rows = dynamic(sql::render_read_edges(), SqliteArguments::default())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(failed(action))?;
-        let instant = |row: &SqliteRow, column: &str| -> Result<Option<i64>, Error> {
-            let text: Option<String> = row.try_get(column).map_err(failed(action))?;
-            text.map(|t| {
-                types::parse_timestamp_ms(&t)
-                    .ok_or_else(|| statement_error(action, format!("{column} holds a value that is not a timestamp")))
-            })
-            .transpose()
-        };
-        rows.iter()
-            .map(|row| {
-                Ok(EdgeRow {
-                    from_type: row.try_get("from_type").map_err(failed(action))?,
-                    from_id: row.try_get("from_id").map_err(failed(action))?,
-                    to_type: row.try_get("to_type").map_err(failed(action))?,
-                    to_id: row.try_get("to_id").map_err(failed(action))?,
-                    type_id: row.try_get("type_id").map_err(failed(action))?,
-                    category: row.try_get::<Option<String>, _>("category").map_err(failed(action))?.unwrap_or_default(),
-                    label: row.try_get("label").map_err(failed(action))?,
-                    synced_at_ms: instant(row, "synced_at")?
-                        .ok_or_else(|| statement_error(action, "an edge has no synced_at"))?,
-                    deleted_at_ms: instant(row, "deleted_at")?,
                 })
             })
             .collect()

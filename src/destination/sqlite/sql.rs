@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
+use crate::destination::EDGE_KEY;
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, ColumnType, ExistingColumn};
 
@@ -22,6 +24,7 @@ pub const LIST_STAGES: &str = include_str!("../../../sql/sqlite/list_stages.sql"
 /// Describes a table's columns.
 pub const DESCRIBE_TABLE: &str = include_str!("../../../sql/sqlite/describe_table.sql");
 /// Reads an object's rejected values.
+#[cfg(feature = "test-support")]
 pub const READ_REJECTS: &str = include_str!("../../../sql/sqlite/read_rejects.sql");
 /// Lists the indexes and triggers created on a table.
 pub const TABLE_DEPENDENTS: &str = include_str!("../../../sql/sqlite/table_dependents.sql");
@@ -185,8 +188,6 @@ pub fn render_merge(table: &str, stage: &str, columns: &[String]) -> String {
 
 /// The association edge table (created by [`PREPARE`]).
 pub use crate::destination::ASSOCIATIONS_TABLE;
-/// The edge table's key: one row per edge and association type.
-const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
 
 /// `json_extract("value", '$[i]')`: element `i` of the current element of `json_each`.
 fn element(i: usize) -> String {
@@ -275,6 +276,7 @@ pub fn render_edge_sources(to_ids: bool) -> String {
 }
 
 /// Every stored edge, tombstoned ones included, in key order (for read-back).
+#[cfg(feature = "test-support")]
 pub fn render_read_edges() -> String {
     let columns = quoted_list(EDGE_KEY.into_iter().chain(["category", "label", "synced_at", "deleted_at"]));
     format!("select {columns}\nfrom {}\norder by {}", quote_ident(ASSOCIATIONS_TABLE), quoted_list(EDGE_KEY))
@@ -338,14 +340,11 @@ pub fn render_remove_missing_dimension(table: &DimensionTable) -> String {
 
 /// Ids of the live rows of an object table: no archived, merged or deleted flag.
 pub fn render_live_ids(table: &str) -> String {
-    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
     format!(
-        "select {id}\nfrom {}\nwhere {} is null\n  and {} is null\n  and {} is null\norder by {id}",
+        "select {id}\nfrom {}\nwhere {}\norder by {id}",
         quote_ident(table),
-        quote_ident(ARCHIVED_AT),
-        quote_ident(MERGED_INTO),
-        quote_ident(DELETED_AT),
-        id = quote_ident(ID),
+        unflagged(quote_ident, "is null").join("\n  and "),
+        id = quote_ident(hsync_columns::ID),
     )
 }
 
@@ -366,15 +365,18 @@ pub fn render_drop(table: &str) -> String {
 }
 
 /// Every row of a table, by id (for read-back).
+#[cfg(feature = "test-support")]
 pub fn render_select_all(table: &str) -> String {
     format!("select *\nfrom {}\norder by {}", quote_ident(table), quote_ident(hsync_columns::ID))
 }
 
-/// The columns of one flag row, in bind order (see [`render_flag_insert`]).
-pub const FLAG_COLUMNS: [&str; 8] =
-    ["id", "set_archived", "archived_at", "set_merged", "merged_into", "set_deleted", "deleted_at", "observed"];
 /// The name of the flag rows inside a flag statement.
 const FLAGS: &str = "_hsync_flags";
+
+/// How SQLite writes the flag statements' shared clauses: the flag rows and the table by name.
+fn flag_clauses<'a>(flags: &'a str, table: &'a str) -> FlagClauses<'a> {
+    FlagClauses { quote: quote_ident, upper: false, distinct: "is not", rows: flags, target: table }
+}
 
 /// `with "_hsync_flags" (...) as (values (?, ...), ...)`: `rows` flag rows, one `?` per column
 /// of [`FLAG_COLUMNS`], row by row.
@@ -383,7 +385,7 @@ fn flag_rows(rows: usize) -> String {
     format!(
         "with {} ({}) as (\n    values {}\n)",
         quote_ident(FLAGS),
-        quoted_list(FLAG_COLUMNS),
+        quoted_list(flag_column_names()),
         vec![row; rows].join(",\n           ")
     )
 }
@@ -392,17 +394,16 @@ fn flag_rows(rows: usize) -> String {
 /// and whose id the table does not hold. Bind [`FLAG_COLUMNS`] per row: booleans as 0/1,
 /// times as stored timestamps.
 pub fn render_flag_insert(table: &str, rows: usize) -> String {
-    use hsync_columns::{ARCHIVED_AT, DELETED_AT, ID, MERGED_INTO};
     let f = quote_ident(FLAGS);
+    let clauses = flag_clauses(&f, table);
     format!(
-        "{}\ninsert into {} ({})\nselect {f}.\"id\", {f}.\"archived_at\", {f}.\"merged_into\", {f}.\"deleted_at\"\n\
-         from {f}\n\
-         where {f}.\"archived_at\" is not null\n   or {f}.\"merged_into\" is not null\n   or {f}.\"deleted_at\" is not null\n\
-         on conflict ({}) do nothing",
+        "{}\ninsert into {} ({})\nselect {}\nfrom {f}\nwhere {}\non conflict ({}) do nothing",
         flag_rows(rows),
         quote_ident(table),
-        quoted_list([ID, ARCHIVED_AT, MERGED_INTO, DELETED_AT]),
-        quote_ident(ID),
+        quoted_list(INSERTED_COLUMNS),
+        clauses.inserted_values().join(", "),
+        clauses.sets_a_flag().join("\n   or "),
+        quote_ident(hsync_columns::ID),
     )
 }
 
@@ -412,37 +413,16 @@ pub fn render_flag_insert(table: &str, rows: usize) -> String {
 /// newer. Rows whose flags already hold the values are not touched, so the change count is
 /// the rows changed. Bind as for [`render_flag_insert`].
 pub fn render_flag_update(table: &str, rows: usize) -> String {
-    use hsync_columns::{ARCHIVED_AT, CURSOR, DELETED_AT, ID, MERGED_INTO};
     let t = quote_ident(table);
     let f = quote_ident(FLAGS);
-    let pairs = [
-        ("set_archived", "archived_at", ARCHIVED_AT),
-        ("set_merged", "merged_into", MERGED_INTO),
-        ("set_deleted", "deleted_at", DELETED_AT),
-    ];
-    let set: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            let c = quote_ident(column);
-            format!("{c} = case when {f}.{} then {f}.{} else {t}.{c} end", quote_ident(flag), quote_ident(value))
-        })
-        .collect();
-    let changed: Vec<String> = pairs
-        .iter()
-        .map(|(flag, value, column)| {
-            format!("({f}.{} and {f}.{} is not {t}.{})", quote_ident(flag), quote_ident(value), quote_ident(column))
-        })
-        .collect();
-    let cursor = quote_ident(CURSOR);
-    let observed = quote_ident("observed");
+    let clauses = flag_clauses(&f, &t);
     format!(
-        "{}\nupdate {t}\nset {}\nfrom {f}\nwhere {t}.{id} = {f}.{id}\n  \
-         and ({f}.{observed} is null or {t}.{cursor} is null or {t}.{cursor} <= {f}.{observed})\n  \
-         and ({})",
+        "{}\nupdate {t}\nset {}\nfrom {f}\nwhere {}\n  and {}\n  and ({})",
         flag_rows(rows),
-        set.join(",\n    "),
-        changed.join("\n    or "),
-        id = quote_ident(ID),
+        clauses.assignments().join(",\n    "),
+        clauses.same_id(),
+        clauses.observed_guard(),
+        clauses.changes().join("\n    or "),
     )
 }
 
@@ -507,6 +487,7 @@ mod tests {
         assert_snapshot!("upsert_edges", render_upsert_edges());
         assert_snapshot!("tombstone_edges", render_tombstone_edges());
         assert_snapshot!("edge_sources", [render_edge_sources(false), render_edge_sources(true)].join(";\n\n"));
+        #[cfg(feature = "test-support")]
         assert_snapshot!("read_edges", render_read_edges());
     }
 
@@ -626,6 +607,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "test-support")]
     fn drop_and_select_all() {
         assert_snapshot!([render_drop("_hsync_stage_has\"quote_0a1b2c3d"), render_select_all("default")].join(";\n\n"));
     }

@@ -42,15 +42,8 @@ pub fn declared_type(ty: ColumnType) -> &'static str {
 
 /// The column type a declared type stands for (case-insensitive; unknown types are text).
 pub fn column_type(declared: &str) -> ColumnType {
-    match declared.trim().to_ascii_uppercase().as_str() {
-        "DECIMAL_TEXT" => ColumnType::Decimal,
-        "TIMESTAMP_TEXT" => ColumnType::Timestamp,
-        "DATE_TEXT" => ColumnType::Date,
-        "JSON_TEXT" => ColumnType::Json,
-        "BOOLEAN" => ColumnType::Boolean,
-        "INTEGER" => ColumnType::BigInt,
-        _ => ColumnType::Text,
-    }
+    let declared = declared.trim();
+    ColumnType::ALL.into_iter().find(|ty| declared_type(*ty).eq_ignore_ascii_case(declared)).unwrap_or(ColumnType::Text)
 }
 
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.sssZ`; `None` outside years 0000-9999.
@@ -153,15 +146,7 @@ mod tests {
 
     #[test]
     fn declared_types_round_trip_and_unknown_ones_are_text() {
-        for ty in [
-            ColumnType::Text,
-            ColumnType::Decimal,
-            ColumnType::Boolean,
-            ColumnType::Date,
-            ColumnType::Timestamp,
-            ColumnType::Json,
-            ColumnType::BigInt,
-        ] {
+        for ty in ColumnType::ALL {
             assert_eq!(column_type(declared_type(ty)), ty, "{ty:?}");
         }
         assert_eq!(column_type("timestamp_text"), ColumnType::Timestamp, "case-insensitive");

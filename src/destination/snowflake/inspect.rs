@@ -1,0 +1,113 @@
+//! Read-back for the conformance suite (built with the `test-support` feature): rows, stages,
+//! rejects and edges as stored (Snowflake holds no checkpoints).
+
+use super::client::{Bindings, Value};
+use super::{hsync_columns, sql, types, value_text, SnowflakeDestination, KIND};
+use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
+use crate::destination::{Destination, Error};
+use crate::schema::{ColumnType, Reject};
+use crate::state::Checkpoint;
+
+fn table_missing(table: &str) -> Error {
+    Error::Statement { kind: KIND, action: format!("read {table}"), detail: "the table does not exist".to_owned() }
+}
+
+impl Inspect for SnowflakeDestination {
+    async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
+        let columns = self.describe(table).await?.ok_or_else(|| table_missing(table))?;
+        let statement = sql::render_read_table(&self.location, table, &columns, &[hsync_columns::ID]);
+        let result = self.client.query(&statement, &Bindings::None, &format!("read {table}")).await?;
+        result
+            .rows
+            .into_iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| Ok((c.name.clone(), cell_of(v, c.ty, table, &c.name)?)))
+                    .collect::<Result<Row, Error>>()
+            })
+            .collect()
+    }
+
+    async fn stage_tables(&self) -> Result<Vec<String>, Error> {
+        self.list_stages().await
+    }
+
+    async fn read_rejects(&self, object: &str) -> Result<Vec<Reject>, Error> {
+        let result = self
+            .client
+            .query(
+                &sql::render_read_rejects(&self.location),
+                &Bindings::Positional(vec![Some(object.to_owned())]),
+                "read rejects",
+            )
+            .await?;
+        Ok(result
+            .rows
+            .into_iter()
+            .map(|row| {
+                let mut cells = row.into_iter().map(value_text);
+                let mut next = || cells.next().flatten().unwrap_or_default();
+                Reject { object: next(), id: next(), property: next(), raw: next(), reason: next() }
+            })
+            .collect())
+    }
+
+    /// Snowflake holds no checkpoints: they live in the local state file.
+    async fn checkpoint(&self, _stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
+        Ok(None)
+    }
+
+    async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {
+        let action = "read the association edges";
+        let result = self.client.query(&sql::render_read_edges(&self.location), &Bindings::None, action).await?;
+        let corrupt =
+            || Error::Statement { kind: KIND, action: action.to_owned(), detail: "an edge row is malformed".into() };
+        result
+            .rows
+            .into_iter()
+            .map(|row| {
+                let int = |i: usize| row.get(i).and_then(Value::as_i64);
+                let text = |i: usize| row.get(i).cloned().and_then(value_text);
+                Ok(EdgeRow {
+                    from_type: text(0).ok_or_else(corrupt)?,
+                    from_id: int(1).ok_or_else(corrupt)?,
+                    to_type: text(2).ok_or_else(corrupt)?,
+                    to_id: int(3).ok_or_else(corrupt)?,
+                    type_id: int(4).and_then(|v| i32::try_from(v).ok()).ok_or_else(corrupt)?,
+                    category: text(5).ok_or_else(corrupt)?,
+                    label: text(6),
+                    synced_at_ms: int(7).ok_or_else(corrupt)?,
+                    deleted_at_ms: int(8),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A stored value as the conformance suite compares it.
+fn cell_of(value: Value, ty: ColumnType, table: &str, column: &str) -> Result<Cell, Error> {
+    let corrupt = |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{column}"), detail };
+    if value == Value::Null {
+        return Ok(Cell::Null);
+    }
+    Ok(match (ty, value) {
+        (ColumnType::Boolean, Value::Bool(b)) => Cell::Bool(b),
+        (ColumnType::Date, Value::Date(days)) => Cell::Date(
+            chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .ok_or_else(|| corrupt("a date out of range".to_owned()))?,
+        ),
+        (ColumnType::Timestamp, v) => {
+            Cell::TimestampMs(v.as_i64().ok_or_else(|| corrupt("not epoch milliseconds".into()))?)
+        }
+        (ColumnType::BigInt, v) => Cell::Int(v.as_i64().ok_or_else(|| corrupt("not an integer".into()))?),
+        (ColumnType::Decimal, v) => Cell::Decimal(types::normalise_decimal(&v.into_text().unwrap_or_default())),
+        (ColumnType::Json, v) => {
+            Cell::Json(serde_json::from_str(&v.into_text().unwrap_or_default()).map_err(|e| corrupt(e.to_string()))?)
+        }
+        (ColumnType::Text, v) => Cell::Text(v.into_text().unwrap_or_default()),
+        (ty, v) => return Err(corrupt(format!("a {ty:?} column held {v:?}"))),
+    })
+}
