@@ -4,15 +4,23 @@
 //! default. Secrets are never read from the file or the command line: the HubSpot token comes
 //! from an environment variable or a file named here, and passwords inside destination URLs are
 //! redacted whenever the configuration is shown.
+//!
+//! The HubSpot client never reads the configuration: [`Config::hubspot_client_config`] and
+//! [`Config::token_source`] turn the `[hubspot]` and `[limits]` sections into its settings.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Classify, ErrorClass};
+use crate::hubspot::{
+    is_env_var_name, ApiFamily, BudgetConfig, BudgetSetting, ClientConfig, PortalZone, RateSettings, RetryPolicy,
+    TokenSource, WindowLimit, STANDARD_OBJECTS,
+};
 
 /// The environment variable prefix for overrides: `HSYNC_HUBSPOT__BASE_URL=...`.
 pub const ENV_PREFIX: &str = "HSYNC_";
@@ -35,18 +43,6 @@ impl Classify for Error {
     fn class(&self) -> ErrorClass {
         ErrorClass::Config
     }
-}
-
-/// Which HubSpot path family requests use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ApiFamily {
-    /// `/crm/v3/...` and `/crm/v4/associations/...`.
-    #[default]
-    #[serde(rename = "v3")]
-    Numbered,
-    /// `/crm/objects/2026-03/...` and friends.
-    #[serde(rename = "2026-03")]
-    Dated202603,
 }
 
 /// Connection to HubSpot.
@@ -208,16 +204,6 @@ pub fn is_credential_parameter(name: &str) -> bool {
         || ["pass", "pwd", "secret", "token", "credential", "auth", "signature", "private_key"]
             .iter()
             .any(|word| name.contains(word))
-}
-
-/// Whether `name` can be an environment variable's name as hsync expects one: a letter or `_`
-/// then letters, digits and `_`, at most 64 characters. A token pasted where a name belongs
-/// (`pat-na1-...`) fails this, so it is never echoed back as a "variable name".
-pub fn is_env_var_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Where the data goes.
@@ -536,7 +522,7 @@ impl Config {
         self.validate_secrets_sources(&mut problems);
         self.validate_ranges(&mut problems);
         self.validate_sync(&mut problems);
-        if let Err(reason) = self.limits.timezone.parse::<crate::hubspot::PortalZone>() {
+        if let Err(reason) = self.limits.timezone.parse::<PortalZone>() {
             problems.push(format!("limits.timezone {reason}"));
         }
         if self.daemon.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -630,10 +616,8 @@ impl Config {
                 continue;
             }
             // The same standard type by name and by type id (`contacts` and `0-1`) is one object.
-            let object = crate::hubspot::STANDARD_OBJECTS
-                .iter()
-                .find(|o| o.name == name || o.type_id == name)
-                .map_or(name.as_str(), |o| o.name);
+            let object =
+                STANDARD_OBJECTS.iter().find(|o| o.name == name || o.type_id == name).map_or(name.as_str(), |o| o.name);
             match seen.iter().find(|(_, o)| *o == object) {
                 Some((first, _)) if first == name => {
                     problems.push(format!("sync.objects names {name:?} twice: list each object type once"))
@@ -669,6 +653,43 @@ impl Config {
             *url = redact_url(url);
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+
+    /// The HubSpot client settings this configuration describes.
+    pub fn hubspot_client_config(&self) -> ClientConfig {
+        let limits = &self.limits;
+        let setting = match limits.daily_budget {
+            Some(calls) => BudgetSetting::Calls(calls),
+            None => BudgetSetting::ReservePercent(limits.reserve_percent),
+        };
+        ClientConfig {
+            base_url: self.hubspot.base_url.clone(),
+            api_family: self.hubspot.api_family,
+            connect_timeout: Duration::from_secs(self.hubspot.connect_timeout_secs),
+            request_timeout: Duration::from_secs(self.hubspot.request_timeout_secs),
+            retry: RetryPolicy::default(),
+            rates: RateSettings {
+                search: WindowLimit { max: limits.searches_per_second, window: Duration::from_secs(1) },
+                general: limits.requests_per_10s.map(|max| WindowLimit { max, window: Duration::from_secs(10) }),
+                ..RateSettings::default()
+            },
+            budget: BudgetConfig {
+                setting,
+                // Validated when the configuration was loaded.
+                timezone: limits.timezone.parse().unwrap_or(PortalZone::Named(chrono_tz::Tz::UTC)),
+                portal_daily_limit: limits.portal_daily_limit,
+                ..BudgetConfig::default()
+            },
+        }
+    }
+
+    /// Where the HubSpot token comes from: the file when `hubspot.token_file` is set, otherwise
+    /// the environment variable `hubspot.token_env` names.
+    pub fn token_source(&self) -> TokenSource {
+        match &self.hubspot.token_file {
+            Some(path) => TokenSource::File { path: path.clone() },
+            None => TokenSource::Env { var: self.hubspot.token_env.clone() },
+        }
     }
 }
 
@@ -906,8 +927,6 @@ mod tests {
                 assert!(!err.contains(secret), "{secret} echoed: {err}");
             }
         }
-        assert!(is_env_var_name("HUBSPOT_TOKEN") && is_env_var_name("_x1"));
-        assert!(!is_env_var_name("1X") && !is_env_var_name("") && !is_env_var_name(&"A".repeat(65)));
     }
 
     #[test]
@@ -919,6 +938,23 @@ mod tests {
         }
         Config::from_toml("[destination]\nurl = \"postgres://app:s3@cret@db/w?password=x\"")
             .expect("an @ before the host is fine");
+    }
+
+    #[test]
+    fn configuration_maps_to_client_settings() {
+        let config = Config::from_toml(
+            "[limits]\ndaily_budget = 400000\ntimezone = \"Europe/Berlin\"\nrequests_per_10s = 190\n[hubspot]\napi_family = \"2026-03\"\ntoken_file = \"/run/secrets/t\"\n",
+        )
+        .unwrap();
+        let client = config.hubspot_client_config();
+        assert_eq!(client.budget.setting, BudgetSetting::Calls(400_000));
+        assert_eq!(client.budget.timezone, PortalZone::Named(chrono_tz::Tz::Europe__Berlin));
+        assert_eq!(client.rates.general.map(|g| g.max), Some(190));
+        assert_eq!(client.api_family, ApiFamily::Dated202603);
+        assert!(matches!(config.token_source(), TokenSource::File { .. }));
+        let default = Config::default().hubspot_client_config();
+        assert_eq!(default.budget.setting, BudgetSetting::ReservePercent(20));
+        assert_eq!(default.rates.general, None, "learned from headers");
     }
 
     #[test]

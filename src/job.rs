@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::destination::{AnyDestination, AnyStateStore, Destination};
 use crate::error::Classify;
-use crate::hubspot::{self, HubSpotClient, ObjectRef};
+use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::state::{RunStatus, StateStore, StreamId};
 use crate::stream::backfill::{self, Mode};
 use crate::stream::runner::{PlannedSchema, PreparedTable, PropertyFilter, Runner};
@@ -185,8 +185,8 @@ impl Jobs {
         let state = dest.state_store();
         let clock = crate::clock::system();
         let client = HubSpotClient::new(
-            hubspot::client_config(config),
-            hubspot::token_source(config),
+            config.hubspot_client_config(),
+            config.token_source(),
             Arc::new(state.clone()),
             Arc::clone(&clock),
         )?;

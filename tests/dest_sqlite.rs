@@ -5,10 +5,10 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use hsync::destination::conformance::{self, batch_of, ensure_table, load, property, record, Cell, Inspect};
 use hsync::destination::sqlite::SqliteDestination;
+use hsync::destination::sqlite::SqliteStateStore;
 use hsync::destination::Destination;
 use hsync::hubspot::{BudgetRecord, BudgetStore};
 use hsync::schema::{diff, ColumnType, ExistingColumn};
-use hsync::state::sqlite::SqliteStateStore;
 use hsync::state::{Checkpoint, PropertySnapshot, RunStatus, StateStore, StreamId};
 use serde_json::json;
 use sqlx::Row;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hsync::clock::{Clock, ManualClock};
-use hsync::config::ApiFamily;
 use hsync::error::{Classify, ErrorClass};
+use hsync::hubspot::ApiFamily;
 use hsync::hubspot::{
     BudgetConfig, BudgetSetting, BudgetStore, ClientConfig, Direction, Error, FileBudgetStore, Filter, FilterGroup,
     HubSpotClient, ListParams, Operator, RetryPolicy, SearchRequest, Secret, TokenSource,

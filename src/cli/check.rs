@@ -208,9 +208,9 @@ async fn probe_hubspot(client: &HubSpotClient, config: &Config) -> (Vec<Probe>, 
 async fn check_hubspot(config: &Config, state: Option<Arc<dyn BudgetStore>>, lines: &mut Vec<Line>) {
     // Without the state store the calls are counted in memory only: a handful, not a sync.
     let store = state.unwrap_or_else(|| Arc::new(MemoryBudgetStore::default()));
-    let source = hubspot::token_source(config);
+    let source = config.token_source();
     let origin = source.origin();
-    let client = match HubSpotClient::new(hubspot::client_config(config), source, store, crate::clock::system()) {
+    let client = match HubSpotClient::new(config.hubspot_client_config(), source, store, crate::clock::system()) {
         Ok(client) => client,
         Err(e) => {
             lines.push(Line::from_error("hubspot", "starting the HTTP client", &e));

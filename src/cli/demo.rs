@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::session::{shutdown_on_signal, Session};
 use crate::config::{Config, DestinationConfig, DestinationUrl, HubSpotConfig, SyncConfig};
 use crate::destination::{AnyDestination, Destination};
-use crate::hubspot::{self, HubSpotClient, Secret, TokenSource};
+use crate::hubspot::{HubSpotClient, Secret, TokenSource};
 use crate::simulator::{self, PortalSpec, SimConfig, DEFAULT_TOKEN};
 use crate::stream::backfill::Mode;
 use crate::telemetry::progress;
@@ -114,7 +114,7 @@ async fn sync(db: &Path, base_url: &str, leasing: &super::session::Leasing) -> a
     let mut session = Session::open_config(config.clone(), leasing).await?;
     // The simulator's built-in token, handed over directly: nothing to export.
     session.jobs.runner.client = HubSpotClient::new(
-        hubspot::client_config(&config),
+        config.hubspot_client_config(),
         TokenSource::Fixed { token: Secret::new(DEFAULT_TOKEN), origin: "the demo simulator's token".to_owned() },
         Arc::new(session.jobs.runner.state.clone()),
         Arc::clone(&session.jobs.runner.clock),

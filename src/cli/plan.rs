@@ -182,7 +182,7 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     let pairs = associations::defined_pairs(&client, &objects).await.context("reading the association types")?;
     let candidates = candidate_pairs(&objects).len() as u64;
 
-    let rates = crate::hubspot::client_config(config).rates;
+    let rates = config.hubspot_client_config().rates;
     let general = client.general_limit();
     let general_source = if config.limits.requests_per_10s.is_some() {
         "configured"

@@ -233,8 +233,8 @@ impl Warehouse {
     /// A HubSpot client that spends from the budget ledger in the state store.
     pub fn client(&self) -> anyhow::Result<HubSpotClient> {
         Ok(HubSpotClient::new(
-            hubspot::client_config(&self.config),
-            hubspot::token_source(&self.config),
+            self.config.hubspot_client_config(),
+            self.config.token_source(),
             Arc::new(self.state.clone()),
             Arc::clone(&self.clock),
         )?)

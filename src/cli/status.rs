@@ -12,7 +12,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 
 use super::session::Warehouse;
-use crate::hubspot;
 use crate::stream::status::{self, StatusReport, StreamStatus};
 
 /// Options of `hsync status`.
@@ -32,7 +31,7 @@ pub async fn run(config_path: Option<&Path>, args: StatusArgs) -> anyhow::Result
     let report = status::collect(
         &warehouse.state,
         Arc::new(warehouse.state.clone()),
-        hubspot::client_config(&warehouse.config).budget,
+        warehouse.config.hubspot_client_config().budget,
         Arc::clone(&warehouse.clock),
     )
     .await

@@ -74,7 +74,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         .map_err(|e| Error::Listen { addr: addr.to_string(), detail: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| Error::Listen { addr: addr.to_string(), detail: e.to_string() })?;
     let clock = crate::clock::system();
-    let live = Arc::new(Live::new(hubspot::client_config(&config).budget, Arc::clone(&clock)));
+    let live = Arc::new(Live::new(config.hubspot_client_config().budget, Arc::clone(&clock)));
     live.set_role(Role::Starting, None);
     let http_stop = CancellationToken::new();
     let app = http::router(http::HttpState::new(Arc::clone(&live), metrics, bearer));

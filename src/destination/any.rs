@@ -7,16 +7,14 @@ use arrow::record_batch::RecordBatch;
 
 use super::bigquery::BigQueryDestination;
 use super::parquet::ParquetDestination;
-use super::postgres::PostgresDestination;
+use super::postgres::{PostgresDestination, PostgresStateStore};
 use super::snowflake::SnowflakeDestination;
-use super::sqlite::SqliteDestination;
+use super::sqlite::{SqliteDestination, SqliteStateStore};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 use crate::schema::dimension::DimensionBatch;
 use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
-use crate::state::postgres::PostgresStateStore;
-use crate::state::sqlite::SqliteStateStore;
 use crate::state::{Checkpoint, ColumnMap, Error as StateError, PropertySnapshot, RunRecord, StateStore};
 
 /// The configured destination (cloning shares its connection pool).

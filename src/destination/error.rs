@@ -123,6 +123,17 @@ fn postgres_problem(kind: DestinationKind, code: &str, message: &str) -> Option<
 }
 
 impl Error {
+    /// This failure as a state store reports it: a lost connection stays transient, a failed
+    /// statement a bug, and anything else a refusal with this error's class and message.
+    pub(crate) fn into_state(self) -> crate::state::Error {
+        use crate::state::Error as S;
+        match self {
+            Error::Unavailable { detail, .. } => S::Unavailable(detail),
+            Error::Statement { action, detail, .. } => S::Statement { action, detail },
+            other => S::refused(&other),
+        }
+    }
+
     /// Classifies an sqlx error raised while doing `action`.
     pub fn from_sqlx(kind: DestinationKind, action: impl Into<String>, e: sqlx::Error) -> Error {
         Error::from_sqlx_at(kind, None, action, e)
@@ -197,6 +208,41 @@ mod tests {
                 .unwrap()
                 .to_string();
         assert!(text.contains("destination.url") && text.contains("28P01"), "{text}");
+    }
+
+    #[test]
+    fn a_refusal_reaches_the_state_store_with_its_class_and_message() {
+        use crate::state::Error as S;
+        for refusal in [
+            Error::Auth { kind: DestinationKind::Postgres, detail: "password authentication failed".into() },
+            Error::Permission {
+                kind: DestinationKind::Postgres,
+                action: "create the state schema".into(),
+                detail: "denied".into(),
+            },
+            Error::File {
+                kind: DestinationKind::Sqlite,
+                action: "open".into(),
+                path: Some("/srv/ro/hsync.db".into()),
+                detail: "is read-only".into(),
+            },
+        ] {
+            let (class, message) = (refusal.class(), refusal.to_string());
+            let state = refusal.into_state();
+            assert!(matches!(state, S::Refused { .. }), "{state:?}");
+            assert_eq!((state.class(), state.to_string()), (class, message));
+        }
+        let lost =
+            Error::Unavailable { kind: DestinationKind::Postgres, detail: "connection reset".into() }.into_state();
+        assert!(matches!(&lost, S::Unavailable(detail) if detail == "connection reset"), "{lost:?}");
+        let failed = Error::Statement {
+            kind: DestinationKind::Sqlite,
+            action: "load a checkpoint".into(),
+            detail: "no such table".into(),
+        };
+        assert!(
+            matches!(failed.into_state(), S::Statement { action, detail } if action == "load a checkpoint" && detail == "no such table")
+        );
     }
 
     #[test]

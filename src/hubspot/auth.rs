@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use super::error::Error;
 use crate::clock::Clock;
-use crate::config::is_env_var_name;
 
 /// A secret string: shown as `***` everywhere, readable only through [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
@@ -39,6 +38,17 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// Whether `name` can be an environment variable's name as hsync expects one: a letter or `_`
+/// then letters, digits and `_`, at most 64 characters. A token pasted where a name belongs
+/// (`pat-na1-...`) fails this, so it is never echoed back as a "variable name". The configuration
+/// checks every setting that names a secret's variable with it.
+pub fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// How to obtain the bearer token.
@@ -242,6 +252,13 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_var_names_are_told_from_pasted_secrets() {
+        assert!(is_env_var_name("HUBSPOT_TOKEN") && is_env_var_name("_x1"));
+        assert!(!is_env_var_name("1X") && !is_env_var_name("") && !is_env_var_name(&"A".repeat(65)));
+        assert!(!is_env_var_name("pat-na1-11112222-3333"));
+    }
 
     #[test]
     fn secret_never_shows_in_debug_or_display() {

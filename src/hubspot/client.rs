@@ -16,9 +16,8 @@ use super::error::Error;
 use super::limits::{Bucket, RateLimits, RateSettings};
 use super::model::{self, ErrorBody, RecordPage};
 use super::retry::{Decision, Policy, RetryPolicy, RetryReason};
-use super::ApiPaths;
+use super::{ApiFamily, ApiPaths};
 use crate::clock::Clock;
-use crate::config::ApiFamily;
 
 /// Everything the client needs besides the token and the budget store.
 #[derive(Clone, Debug)]

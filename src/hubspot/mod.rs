@@ -16,7 +16,7 @@ mod retry;
 mod search;
 
 pub use associations::ASSOCIATION_BATCH_MAX;
-pub use auth::{Secret, TokenSource};
+pub use auth::{is_env_var_name, Secret, TokenSource};
 pub use budget::{
     BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, DailyBudget, FileBudgetStore,
     MemoryBudgetStore, PortalZone, StoreError,
@@ -28,45 +28,7 @@ pub use objects::{ListParams, BATCH_READ_MAX};
 pub use retry::RetryPolicy;
 pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 
-use std::time::Duration;
-
-use crate::config::{ApiFamily, Config};
-
-/// The client settings a configuration describes.
-pub fn client_config(config: &Config) -> ClientConfig {
-    let limits = &config.limits;
-    let setting = match limits.daily_budget {
-        Some(calls) => BudgetSetting::Calls(calls),
-        None => BudgetSetting::ReservePercent(limits.reserve_percent),
-    };
-    ClientConfig {
-        base_url: config.hubspot.base_url.clone(),
-        api_family: config.hubspot.api_family,
-        connect_timeout: Duration::from_secs(config.hubspot.connect_timeout_secs),
-        request_timeout: Duration::from_secs(config.hubspot.request_timeout_secs),
-        retry: RetryPolicy::default(),
-        rates: RateSettings {
-            search: WindowLimit { max: limits.searches_per_second, window: Duration::from_secs(1) },
-            general: limits.requests_per_10s.map(|max| WindowLimit { max, window: Duration::from_secs(10) }),
-            ..RateSettings::default()
-        },
-        budget: BudgetConfig {
-            setting,
-            // Validated when the configuration was loaded.
-            timezone: limits.timezone.parse().unwrap_or(PortalZone::Named(chrono_tz::Tz::UTC)),
-            portal_daily_limit: limits.portal_daily_limit,
-            ..BudgetConfig::default()
-        },
-    }
-}
-
-/// The token source a configuration names: a file when set, otherwise the environment variable.
-pub fn token_source(config: &Config) -> TokenSource {
-    match &config.hubspot.token_file {
-        Some(path) => TokenSource::File { path: path.clone() },
-        None => TokenSource::Env { var: config.hubspot.token_env.clone() },
-    }
-}
+use serde::{Deserialize, Serialize};
 
 /// What hsync needs to know about a standard object type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +122,18 @@ async fn resolve_object(
     }
 }
 
+/// Which HubSpot path family requests use (`hubspot.api_family` in the configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiFamily {
+    /// `/crm/v3/...` and `/crm/v4/associations/...`.
+    #[default]
+    #[serde(rename = "v3")]
+    Numbered,
+    /// `/crm/objects/2026-03/...` and friends.
+    #[serde(rename = "2026-03")]
+    Dated202603,
+}
+
 /// The path family, in one place: switching to dated paths is a configuration change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApiPaths {
@@ -224,23 +198,6 @@ mod tests {
         assert_eq!(cursor_property("0-1"), "lastmodifieddate");
         assert_eq!(cursor_property("deals"), "hs_lastmodifieddate");
         assert_eq!(cursor_property("2-3508482"), "hs_lastmodifieddate");
-    }
-
-    #[test]
-    fn configuration_maps_to_client_settings() {
-        let config = Config::from_toml(
-            "[limits]\ndaily_budget = 400000\ntimezone = \"Europe/Berlin\"\nrequests_per_10s = 190\n[hubspot]\napi_family = \"2026-03\"\ntoken_file = \"/run/secrets/t\"\n",
-        )
-        .unwrap();
-        let client = client_config(&config);
-        assert_eq!(client.budget.setting, BudgetSetting::Calls(400_000));
-        assert_eq!(client.budget.timezone, PortalZone::Named(chrono_tz::Tz::Europe__Berlin));
-        assert_eq!(client.rates.general.map(|g| g.max), Some(190));
-        assert_eq!(client.api_family, ApiFamily::Dated202603);
-        assert!(matches!(token_source(&config), TokenSource::File { .. }));
-        let default = client_config(&Config::default());
-        assert_eq!(default.budget.setting, BudgetSetting::ReservePercent(20));
-        assert_eq!(default.rates.general, None, "learned from headers");
     }
 
     #[test]

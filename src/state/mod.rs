@@ -4,14 +4,17 @@
 //! It lives in the destination when that is SQLite or Postgres (tables from `migrations/`,
 //! schema `hsync` in Postgres), so a checkpoint commits in the same transaction as the data it
 //! covers; otherwise in a local SQLite file.
+//!
+//! This module is the contract ([`StateStore`]) and its plain types; the stores live with the
+//! destination that holds them (`destination::sqlite::SqliteStateStore`,
+//! `destination::postgres::PostgresStateStore`), so nothing here names a destination.
 
-pub mod postgres;
-pub mod sqlite;
 mod stream_id;
 
-pub use stream_id::{RunStatus, StreamId, StreamKind, UnknownStream};
+use std::collections::BTreeMap;
 
 use std::future::Future;
+pub use stream_id::{RunStatus, StreamId, StreamKind, UnknownStream};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -57,9 +60,32 @@ pub struct PropertySnapshot {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ColumnMap {
     /// Property to column.
-    pub columns: std::collections::BTreeMap<String, String>,
+    pub columns: BTreeMap<String, String>,
     /// Property to the reason it has no column.
-    pub unmappable: std::collections::BTreeMap<String, String>,
+    pub unmappable: BTreeMap<String, String>,
+}
+
+impl ColumnMap {
+    /// A column map from its stored rows (property, column, reason).
+    pub(crate) fn from_rows(rows: Vec<(String, Option<String>, Option<String>)>) -> ColumnMap {
+        let mut map = ColumnMap::default();
+        for (property, column, reason) in rows {
+            match column {
+                Some(column) => map.columns.insert(property, column),
+                None => map.unmappable.insert(property, reason.unwrap_or_default()),
+            };
+        }
+        map
+    }
+
+    /// The entries as rows to store (property as [`stored_property_name`] keeps it, column,
+    /// reason).
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (String, Option<&str>, Option<&str>)> {
+        let columns = self.columns.iter().map(|(p, c)| (stored_property_name(p).into_owned(), Some(c.as_str()), None));
+        let unmappable =
+            self.unmappable.iter().map(|(p, r)| (stored_property_name(p).into_owned(), None, Some(r.as_str())));
+        columns.chain(unmappable)
+    }
 }
 
 /// A property name as the state store keeps it: a NUL (which Postgres text cannot hold, and
@@ -82,9 +108,16 @@ pub enum Error {
     #[error("the state store holds unreadable data for {what}: {detail}")]
     Corrupt { what: String, detail: String },
     /// The database refused for a reason an operator must fix (a login, a privilege, a
-    /// read-only file); the destination's error keeps its class and says what to fix.
-    #[error("{0}")]
-    Refused(Box<crate::destination::Error>),
+    /// read-only file): the refusal's own class and message, which says what to fix.
+    #[error("{message}")]
+    Refused { class: ErrorClass, message: String },
+}
+
+impl Error {
+    /// A refusal that keeps the class and the message of the error that refused.
+    pub fn refused(cause: &(impl Classify + std::fmt::Display)) -> Error {
+        Error::Refused { class: cause.class(), message: cause.to_string() }
+    }
 }
 
 impl Classify for Error {
@@ -93,7 +126,7 @@ impl Classify for Error {
             Error::Unavailable(_) => ErrorClass::Transient,
             Error::Statement { .. } => ErrorClass::Bug,
             Error::Corrupt { .. } => ErrorClass::Data,
-            Error::Refused(cause) => cause.class(),
+            Error::Refused { class, .. } => *class,
         }
     }
 }

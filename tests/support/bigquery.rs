@@ -3,8 +3,8 @@
 
 use hsync::config::BigQueryConfig;
 use hsync::destination::bigquery::BigQueryDestination;
+use hsync::destination::sqlite::SqliteStateStore;
 use hsync::destination::Destination;
-use hsync::state::sqlite::SqliteStateStore;
 use hsync::state::StateStore;
 use hsync::stream::runner::{PropertyFilter, Runner};
 use serde_json::Value;

@@ -361,8 +361,10 @@ pub fn sim_client_with_retry(
 pub async fn sqlite_runner(
     sim: &Sim,
     dir: &std::path::Path,
-) -> hsync::stream::runner::Runner<hsync::destination::sqlite::SqliteDestination, hsync::state::sqlite::SqliteStateStore>
-{
+) -> hsync::stream::runner::Runner<
+    hsync::destination::sqlite::SqliteDestination,
+    hsync::destination::sqlite::SqliteStateStore,
+> {
     use hsync::destination::Destination;
     let url = format!("sqlite://{}", dir.join("w.db").display());
     let dest = hsync::destination::sqlite::SqliteDestination::connect(&url).await.expect("sqlite");
@@ -383,7 +385,7 @@ pub async fn postgres_runner(
     pg: &FreshPostgres,
 ) -> hsync::stream::runner::Runner<
     hsync::destination::postgres::PostgresDestination,
-    hsync::state::postgres::PostgresStateStore,
+    hsync::destination::postgres::PostgresStateStore,
 > {
     use hsync::destination::Destination;
     let dest = hsync::destination::postgres::PostgresDestination::connect(&pg.url, &pg.data_schema, &pg.state_schema)

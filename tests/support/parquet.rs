@@ -4,8 +4,8 @@
 
 use hsync::config::{DestinationConfig, DestinationUrl};
 use hsync::destination::parquet::ParquetDestination;
+use hsync::destination::sqlite::SqliteStateStore;
 use hsync::destination::{Destination, LocalState};
-use hsync::state::sqlite::SqliteStateStore;
 use hsync::stream::runner::{PropertyFilter, Runner};
 
 use super::{sim_client, Sim};

@@ -4,8 +4,8 @@
 
 use hsync::destination::snowflake::client::{ClientConfig, Credentials};
 use hsync::destination::snowflake::SnowflakeDestination;
+use hsync::destination::sqlite::SqliteStateStore;
 use hsync::destination::Destination;
-use hsync::state::sqlite::SqliteStateStore;
 use hsync::state::StateStore;
 
 use super::{sim_client, Sim};

@@ -4,11 +4,11 @@
 use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
-use super::{db_error, from_state, sql, statement, types, PostgresDestination, KIND};
+use super::{db_error, sql, statement, types, PostgresDestination, KIND};
 use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
 use crate::destination::{Destination, Error};
 use crate::schema::{ColumnType, ExistingColumn, Reject};
-use crate::state::{Checkpoint, StateStore};
+use crate::state::Checkpoint;
 
 impl Inspect for PostgresDestination {
     async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
@@ -61,7 +61,7 @@ impl Inspect for PostgresDestination {
     }
 
     async fn checkpoint(&self, stream: &crate::state::StreamId) -> Result<Option<Checkpoint>, Error> {
-        self.state_store().load_checkpoint(stream).await.map_err(from_state)
+        self.state_store().stored_checkpoint(stream).await
     }
 
     async fn read_edges(&self) -> Result<Vec<EdgeRow>, Error> {

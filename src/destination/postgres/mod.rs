@@ -2,7 +2,8 @@
 //! bookkeeping (state tables from `migrations/postgres`, staging tables) in the state schema
 //! (`hsync` by default). This module owns the connection pool, the one executor helper that
 //! hands generated SQL to sqlx ([`statement`]), and the [`Destination`] implementation;
-//! statement text comes from [`sql`], type mapping and COPY encoding from [`types`].
+//! statement text comes from [`sql`], type mapping and COPY encoding from [`types`], and
+//! hsync's state store over the same pool ([`PostgresStateStore`]) from `state.rs`.
 //!
 //! # How a batch lands
 //! 1. `stage` creates an `UNLOGGED` table `<state>.stage_<table>_<8 hex>` with the batch's
@@ -55,6 +56,7 @@
 mod inspect;
 mod nodelay;
 pub mod sql;
+mod state;
 pub mod types;
 
 use std::fmt;
@@ -66,13 +68,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _};
 
+use self::state::commit_checkpoint_on;
+pub use self::state::PostgresStateStore;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES};
 use crate::schema::{
     hsync_columns, Change, Column, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan, TableSchema,
 };
-use crate::state::postgres::{commit_checkpoint_on, PostgresStateStore};
-use crate::state::{Checkpoint, StateStore};
+use crate::state::Checkpoint;
 
 const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Postgres;
 
@@ -114,17 +117,6 @@ fn db_error(action: &str, table: &str, e: sqlx::Error) -> Error {
         }
     }
     Error::from_sqlx(KIND, action, e)
-}
-
-/// A state store failure seen through the destination.
-fn from_state(e: crate::state::Error) -> Error {
-    use crate::state::Error as S;
-    match e {
-        S::Unavailable(detail) => Error::Unavailable { kind: KIND, detail },
-        S::Statement { action, detail } => Error::Statement { kind: KIND, action, detail },
-        S::Corrupt { what, detail } => Error::Statement { kind: KIND, action: format!("read {what}"), detail },
-        S::Refused(cause) => *cause,
-    }
 }
 
 fn check_schema_name(role: &str, name: &str) -> Result<(), Error> {
@@ -494,7 +486,7 @@ impl Destination for PostgresDestination {
     }
 
     async fn prepare(&self) -> Result<(), Error> {
-        self.state_store().migrate().await.map_err(from_state)?;
+        self.state_store().create_tables().await?;
         let action = "create hsync's tables in the data schema";
         let mut tx = self.pool.begin().await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
         lock_prepare(&mut tx, &self.data_schema).await.map_err(|e| Error::from_sqlx(KIND, action, e))?;

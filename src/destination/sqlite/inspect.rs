@@ -4,11 +4,11 @@
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::Row as _;
 
+use super::state::load_checkpoint_on;
 use super::{dynamic, failed, sql, statement_error, types, SqliteDestination};
 use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
 use crate::destination::{Destination, Error};
 use crate::schema::{ColumnType, ExistingColumn, Reject};
-use crate::state::sqlite::load_checkpoint_on;
 use crate::state::Checkpoint;
 
 impl Inspect for SqliteDestination {

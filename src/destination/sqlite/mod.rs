@@ -13,7 +13,7 @@
 //! - Object tables: created and altered by [`Destination::alter`] from a schema plan (never
 //!   from `migrations/`), primary key `id`, column types as in [`types`].
 //! - `_hsync_checkpoints`, `_hsync_runs`, `_hsync_property_snapshots`, `_hsync_budget`: from
-//!   `migrations/sqlite`, run by `prepare` (see [`crate::state::sqlite`]).
+//!   `migrations/sqlite`, run by `prepare` (see [`SqliteStateStore`]).
 //! - `_hsync_rejects (object, id, property, raw_value, reason, seen_at)`: values that did not
 //!   parse, one row per distinct raw value of a record's property, so replays do not double it.
 //! - `associations`: **one table for every object pair**, the pair as columns
@@ -68,6 +68,7 @@
 #[cfg(feature = "test-support")]
 mod inspect;
 pub mod sql;
+mod state;
 pub mod types;
 
 use std::str::FromStr;
@@ -80,11 +81,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 
+pub use self::state::SqliteStateStore;
+use self::state::{commit_checkpoint_on, run_migrations};
 use self::types::Value;
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
-use crate::state::sqlite::{commit_checkpoint_on, run_migrations, SqliteStateStore};
 use crate::state::Checkpoint;
 
 const KIND: crate::config::DestinationKind = crate::config::DestinationKind::Sqlite;

@@ -1,7 +1,7 @@
 //! The SQLite state store: checkpoints, run history, property snapshots and the daily budget
 //! ledger in `_hsync_*` tables created by `migrations/sqlite` (embedded at compile time).
 //!
-//! It shares the pool of a [`SqliteDestination`](crate::destination::sqlite::SqliteDestination)
+//! It shares the pool of a [`SqliteDestination`](super::SqliteDestination)
 //! (so the destination commits a checkpoint in the merge's transaction, with the same
 //! statement, `sql/sqlite/commit_checkpoint.sql`), or opens a standalone state file with
 //! [`SqliteStateStore::open`] when the warehouse cannot hold state.
@@ -15,17 +15,16 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::{
-    stored_property_name, Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId,
-};
-use crate::destination;
+use super::{open_pool, BEGIN_WRITE};
+use crate::destination::Error as DestinationError;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
+use crate::state::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId};
 
 /// The bookkeeping migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// The monotonic checkpoint commit, shared with the destination's merge.
-const COMMIT_CHECKPOINT: &str = include_str!("../../sql/sqlite/commit_checkpoint.sql");
+const COMMIT_CHECKPOINT: &str = include_str!("../../../sql/sqlite/commit_checkpoint.sql");
 
 const LOAD_CHECKPOINT: &str = "select stream, position, state\nfrom _hsync_checkpoints\nwhere stream = ?1";
 const ALL_CHECKPOINTS: &str = "select stream, position, state\nfrom _hsync_checkpoints\norder by stream";
@@ -77,7 +76,7 @@ pub(crate) async fn load_checkpoint_on(
 pub(crate) async fn run_migrations(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     use sqlx::Connection;
     let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin_with(destination::sqlite::BEGIN_WRITE).await?;
+    let mut tx = conn.begin_with(BEGIN_WRITE).await?;
     MIGRATOR.run_direct(None, &mut *tx, false).await?;
     tx.commit().await?;
     Ok(())
@@ -90,11 +89,7 @@ fn error(action: &str, e: sqlx::Error) -> Error {
 
 /// Like [`error`], naming the database file when it is the problem.
 fn error_at(path: Option<&Path>, action: &str, e: sqlx::Error) -> Error {
-    match destination::Error::from_sqlx_at(crate::config::DestinationKind::Sqlite, path, action, e) {
-        destination::Error::Unavailable { detail, .. } => Error::Unavailable(detail),
-        destination::Error::Statement { detail, .. } => Error::Statement { action: action.to_owned(), detail },
-        other => Error::Refused(Box::new(other)),
-    }
+    DestinationError::from_sqlx_at(crate::config::DestinationKind::Sqlite, path, action, e).into_state()
 }
 
 fn corrupt(what: impl Into<String>, detail: impl ToString) -> Error {
@@ -161,9 +156,7 @@ impl SqliteStateStore {
     /// hsync's state. Call [`StateStore::migrate`] before use.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStateStore, Error> {
         let options = SqliteConnectOptions::new().filename(path.as_ref());
-        let pool = destination::sqlite::open_pool(options)
-            .await
-            .map_err(|e| error_at(Some(path.as_ref()), "open the state file", e))?;
+        let pool = open_pool(options).await.map_err(|e| error_at(Some(path.as_ref()), "open the state file", e))?;
         Ok(SqliteStateStore { pool })
     }
 
@@ -324,13 +317,13 @@ impl StateStore for SqliteStateStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| error("load the column map", e))?;
-        Ok(column_map_of(rows))
+        Ok(ColumnMap::from_rows(rows))
     }
 
     async fn record_column_map(&self, object: &str, map: &ColumnMap) -> Result<(), Error> {
         let action = "record the column map";
         let mut tx = self.pool.begin().await.map_err(|e| error(action, e))?;
-        for (property, column, reason) in column_map_rows(map) {
+        for (property, column, reason) in map.rows() {
             sqlx::query(RECORD_COLUMN)
                 .bind(object)
                 .bind(property)
@@ -342,25 +335,6 @@ impl StateStore for SqliteStateStore {
         }
         tx.commit().await.map_err(|e| error(action, e))
     }
-}
-
-/// A column map from its stored rows (property, column, reason).
-pub(crate) fn column_map_of(rows: Vec<(String, Option<String>, Option<String>)>) -> ColumnMap {
-    let mut map = ColumnMap::default();
-    for (property, column, reason) in rows {
-        match column {
-            Some(column) => map.columns.insert(property, column),
-            None => map.unmappable.insert(property, reason.unwrap_or_default()),
-        };
-    }
-    map
-}
-
-/// A column map's entries as rows to store (property, column, reason).
-pub(crate) fn column_map_rows(map: &ColumnMap) -> impl Iterator<Item = (String, Option<&str>, Option<&str>)> {
-    let columns = map.columns.iter().map(|(p, c)| (stored_property_name(p).into_owned(), Some(c.as_str()), None));
-    let unmappable = map.unmappable.iter().map(|(p, r)| (stored_property_name(p).into_owned(), None, Some(r.as_str())));
-    columns.chain(unmappable)
 }
 
 impl BudgetStore for SqliteStateStore {

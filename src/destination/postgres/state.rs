@@ -2,7 +2,7 @@
 //! budget ledger, in hsync's state schema (`hsync` by default) of the destination database.
 //!
 //! Tables come from `migrations/postgres`, which name no schema: the pool's connections have
-//! their search_path set to the state schema (see `destination::postgres`), so the migrations,
+//! their search_path set to the state schema (see the destination module), so the migrations,
 //! sqlx's `_sqlx_migrations` table and every statement here land in it. All SQL in this module
 //! is static; the monotonic checkpoint commit is `sql/postgres/commit_checkpoint.sql`, shared
 //! with the destination's merge so both commit a checkpoint the same way.
@@ -14,15 +14,15 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 
-use super::sqlite::{column_map_of, column_map_rows};
-use super::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId};
-use crate::destination::postgres::{connect_pool, lock_prepare, sql, statement};
+use super::{connect_pool, lock_prepare, sql, statement, KIND};
+use crate::destination::Error as DestinationError;
 use crate::hubspot::model::PropertyDefinition;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
+use crate::state::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-const COMMIT_CHECKPOINT: &str = include_str!("../../sql/postgres/commit_checkpoint.sql");
+const COMMIT_CHECKPOINT: &str = include_str!("../../../sql/postgres/commit_checkpoint.sql");
 
 /// Commits `checkpoint` on `conn` (in the caller's transaction) unless the stored one is
 /// further along; returns whether it was stored. The connection's search_path must be the
@@ -40,15 +40,9 @@ pub(crate) async fn commit_checkpoint_on(
     Ok(stored.is_some())
 }
 
+/// Classifies an sqlx error as the destination does, then as a state error.
 fn state_error(action: &str, e: sqlx::Error) -> Error {
-    use crate::destination::Error as D;
-    match D::from_sqlx(crate::config::DestinationKind::Postgres, action, e) {
-        D::Unavailable { detail, .. } => Error::Unavailable(detail),
-        D::Statement { detail, .. } | D::Schema { detail, .. } => {
-            Error::Statement { action: action.to_owned(), detail }
-        }
-        other => Error::Refused(Box::new(other)),
-    }
+    DestinationError::from_sqlx(KIND, action, e).into_state()
 }
 
 fn budget_error(action: &str, e: sqlx::Error) -> StoreError {
@@ -76,7 +70,7 @@ impl PostgresStateStore {
     }
 
     /// Connects to `url` with its own pool, keeping state in `schema`.
-    pub async fn connect(url: &str, schema: &str) -> Result<PostgresStateStore, crate::destination::Error> {
+    pub async fn connect(url: &str, schema: &str) -> Result<PostgresStateStore, DestinationError> {
         Ok(PostgresStateStore::with_pool(connect_pool(url, schema).await?, schema))
     }
 
@@ -84,41 +78,66 @@ impl PostgresStateStore {
     pub fn schema(&self) -> &str {
         &self.schema
     }
+
+    /// Creates the state schema and runs the migrations, failing as the destination does (its
+    /// `prepare` calls this; [`StateStore::migrate`] reports the same failure as a state error).
+    pub(super) async fn create_tables(&self) -> Result<(), DestinationError> {
+        // sqlx's migrator takes its own lock for the migrations, but the schema comes first.
+        let action = "create the state schema";
+        let failed = |e| DestinationError::from_sqlx(KIND, action, e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        lock_prepare(&mut tx, &self.schema).await.map_err(failed)?;
+        statement(sql::render_create_schema(&self.schema)).execute(&mut *tx).await.map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(e) => DestinationError::from_sqlx(KIND, "run migrations", e),
+            other => DestinationError::Statement {
+                kind: KIND,
+                action: "run migrations".to_owned(),
+                detail: other.to_string(),
+            },
+        })
+    }
+
+    /// A stream's stored checkpoint row, failing as the destination does.
+    async fn checkpoint_row(&self, stream: &StreamId) -> Result<Option<CheckpointRow>, DestinationError> {
+        sqlx::query_as("select stream, position, state from checkpoints where stream = $1")
+            .bind(stream.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| DestinationError::from_sqlx(KIND, "load a checkpoint", e))
+    }
+
+    /// A stream's checkpoint, failing as the destination does (for the read-back).
+    #[cfg(feature = "test-support")]
+    pub(super) async fn stored_checkpoint(&self, stream: &StreamId) -> Result<Option<Checkpoint>, DestinationError> {
+        let row = self.checkpoint_row(stream).await?;
+        row.map(checkpoint_of).transpose().map_err(|e| DestinationError::Statement {
+            kind: KIND,
+            action: "load a checkpoint".to_owned(),
+            detail: e.to_string(),
+        })
+    }
 }
+
+type CheckpointRow = (String, i64, serde_json::Value);
 
 fn corrupt(what: &str, detail: impl fmt::Display) -> Error {
     Error::Corrupt { what: what.to_owned(), detail: detail.to_string() }
 }
 
-fn checkpoint_of((stream, position, state): (String, i64, serde_json::Value)) -> Result<Checkpoint, Error> {
+fn checkpoint_of((stream, position, state): CheckpointRow) -> Result<Checkpoint, Error> {
     let stream = stream.parse().map_err(|e| corrupt(&format!("the checkpoint of {stream}"), e))?;
     Ok(Checkpoint { stream, position, state })
 }
 
 impl StateStore for PostgresStateStore {
     async fn migrate(&self) -> Result<(), Error> {
-        // sqlx's migrator takes its own lock for the migrations, but the schema comes first.
-        let action = "create the state schema";
-        let mut tx = self.pool.begin().await.map_err(|e| state_error(action, e))?;
-        lock_prepare(&mut tx, &self.schema).await.map_err(|e| state_error(action, e))?;
-        statement(sql::render_create_schema(&self.schema))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| state_error(action, e))?;
-        tx.commit().await.map_err(|e| state_error(action, e))?;
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
-            MigrateError::Execute(e) => state_error("run migrations", e),
-            other => Error::Statement { action: "run migrations".to_owned(), detail: other.to_string() },
-        })
+        self.create_tables().await.map_err(DestinationError::into_state)
     }
 
     async fn load_checkpoint(&self, stream: &StreamId) -> Result<Option<Checkpoint>, Error> {
-        let row: Option<(String, i64, serde_json::Value)> =
-            sqlx::query_as("select stream, position, state from checkpoints where stream = $1")
-                .bind(stream.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| state_error("load a checkpoint", e))?;
+        let row = self.checkpoint_row(stream).await.map_err(DestinationError::into_state)?;
         row.map(checkpoint_of).transpose()
     }
 
@@ -255,13 +274,13 @@ impl StateStore for PostgresStateStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| state_error("load the column map", e))?;
-        Ok(column_map_of(rows))
+        Ok(ColumnMap::from_rows(rows))
     }
 
     async fn record_column_map(&self, object: &str, map: &ColumnMap) -> Result<(), Error> {
         let action = "record the column map";
         let mut tx = self.pool.begin().await.map_err(|e| state_error(action, e))?;
-        for (property, column, reason) in column_map_rows(map) {
+        for (property, column, reason) in map.rows() {
             sqlx::query(
                 "insert into column_map (object, property, column_name, reason)\n\
                  values ($1, $2, $3, $4)\n\
