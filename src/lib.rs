@@ -9,11 +9,13 @@
 //! - [`error`]: error classes that decide retry, wait or stop.
 //! - [`hubspot`]: the HubSpot API client with rate buckets, daily budget and retries.
 //! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
-//! - [`simulator`]: `hsync sim`, a faithful HubSpot API simulator over real HTTP.
 //! - [`state`]: checkpoints, run history, property snapshots and the budget ledger.
 //! - [`stream`]: backfill and CDC streams and the runner that writes them; the status model
 //!   and the warehouse-against-HubSpot verification.
 //! - [`telemetry`]: logging set-up.
+//!
+//! The HubSpot simulator that `hsync sim` and `hsync demo` serve is its own crate, [`hsync_sim`]
+//! (`crates/hsync-sim`), which does not depend on hsync, so it cannot share the client's types.
 
 pub mod cli;
 pub mod clock;
@@ -23,7 +25,6 @@ pub mod destination;
 pub mod error;
 pub mod hubspot;
 pub mod schema;
-pub mod simulator;
 pub mod state;
 pub mod stream;
 pub mod telemetry;
