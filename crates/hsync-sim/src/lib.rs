@@ -142,6 +142,10 @@ pub struct SimState {
     clock: SimClock,
 }
 
+/// What a handler answers: its response, or the error response it stopped at, so that early
+/// exits are `?`. Both are the bytes sent; which side a response is on changes nothing on the wire.
+type Answer = Result<axum::response::Response, axum::response::Response>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking handler must not take the whole simulator down with a poisoned lock.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
