@@ -16,7 +16,7 @@ use hsync::hubspot::{
     BudgetConfig, BudgetSetting, ClientConfig, Direction, FileBudgetStore, Filter, FilterGroup, HubSpotClient,
     ListParams, Operator, SearchRequest, Secret, TokenSource,
 };
-use hsync::simulator::{self, LimitSettings, PortalSpec, SimConfig, Tier, DEFAULT_TOKEN};
+use hsync_sim::{LimitSettings, PortalSpec, SimConfig, Tier, DEFAULT_TOKEN};
 
 #[derive(Debug, Parser)]
 #[command(about = "Measures the client's rate-bucket utilisation against the simulator")]
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let limits = LimitSettings::for_tier(args.tier);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let portal = PortalSpec { contacts: 5_000, custom_properties: 10, ..PortalSpec::default() };
-    let sim = simulator::start(SimConfig { portal, limits: limits.clone(), ..SimConfig::default() }, listener).await?;
+    let sim = hsync_sim::start(SimConfig { portal, limits: limits.clone(), ..SimConfig::default() }, listener).await?;
     let dir = tempfile::tempdir()?;
     let client = HubSpotClient::new(
         ClientConfig {

@@ -11,11 +11,13 @@
 //! - [`job`]: the units of sync work and the one sequence that runs each, for the CLI and the
 //!   daemon.
 //! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
-//! - [`simulator`]: `hsync sim`, a faithful HubSpot API simulator over real HTTP.
 //! - [`state`]: checkpoints, run history, property snapshots and the budget ledger.
 //! - [`stream`]: backfill and CDC streams and the runner that writes them; the status model
 //!   and the warehouse-against-HubSpot verification.
 //! - [`telemetry`]: logging set-up.
+//!
+//! The HubSpot simulator that `hsync sim` and `hsync demo` serve is its own crate, [`hsync_sim`]
+//! (`crates/hsync-sim`), which does not depend on hsync, so it cannot share the client's types.
 
 pub mod cli;
 pub mod clock;
@@ -26,7 +28,6 @@ pub mod error;
 pub mod hubspot;
 pub mod job;
 pub mod schema;
-pub mod simulator;
 pub mod state;
 pub mod stream;
 pub mod telemetry;

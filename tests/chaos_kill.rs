@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use hsync::destination::postgres::PostgresDestination;
 use hsync::destination::sqlite::SqliteDestination;
-use hsync::simulator::{PortalSpec, DEFAULT_TOKEN};
 use hsync::state::{Checkpoint, StateStore};
+use hsync_sim::{PortalSpec, DEFAULT_TOKEN};
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use hsync::simulator::{SimConfig, TokenGrant, DEFAULT_TOKEN};
+use hsync_sim::{SimConfig, TokenGrant, DEFAULT_TOKEN};
 
 use crate::support::cli::{command, explain, hsync, stdout, write_config, TOKEN_VAR};
 use crate::support::{small_portal, unlimited, FreshPostgres, Sim};

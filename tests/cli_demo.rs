@@ -3,7 +3,7 @@
 //! changes it made (updates and creations picked up by CDC, a merge and archives flagged, new
 //! associations), and every query it suggests runs. A second run refuses to overwrite the file.
 
-use hsync::simulator::PortalSpec;
+use hsync_sim::PortalSpec;
 use sqlx::{Connection, Row};
 
 use crate::support::cli::{command, explain, stdout};

@@ -8,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Output;
 
-use hsync::simulator::DEFAULT_TOKEN;
+use hsync_sim::DEFAULT_TOKEN;
 
 use crate::support::cli::{explain, hsync, stdout, write_config, TOKEN_VAR};
 use crate::support::{FreshPostgres, Sim};

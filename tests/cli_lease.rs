@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hsync::config::Config;
 use hsync::destination::{AnyDestination, Holder, Lease};
-use hsync::simulator::DEFAULT_TOKEN;
+use hsync_sim::DEFAULT_TOKEN;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 

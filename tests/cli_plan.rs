@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hsync::simulator::{LimitSettings, PortalSpec};
+use hsync_sim::{LimitSettings, PortalSpec};
 use serde_json::Value;
 
 use crate::support::cli::{explain, hsync, stdout, write_config};

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use hsync::simulator::{LimitSettings, PortalSpec, DEFAULT_TOKEN};
+use hsync_sim::{LimitSettings, PortalSpec, DEFAULT_TOKEN};
 
 use crate::support::cli::{explain, hsync, stdout, write_config, TOKEN_VAR};
 use crate::support::{limited, Sim};

@@ -10,15 +10,15 @@ use serde_json::json;
 use crate::support::cli::{explain, hsync, write_config};
 use crate::support::{unlimited, Sim};
 
-fn portal() -> hsync::simulator::PortalSpec {
-    hsync::simulator::PortalSpec {
+fn portal() -> hsync_sim::PortalSpec {
+    hsync_sim::PortalSpec {
         contacts: 450,
         companies: 5,
         deals: 5,
         tickets: 5,
         cars: 5,
         custom_properties: 2,
-        ..hsync::simulator::PortalSpec::default()
+        ..hsync_sim::PortalSpec::default()
     }
 }
 

@@ -95,8 +95,8 @@ async fn schema_diff_adds_new_reports_archived_and_applies_on_postgres() {
 #[tokio::test]
 async fn token_never_appears_in_the_binarys_logs_or_errors() {
     const SECRET: &str = "pat-na1-7c0ffee0-dead-beef-0000-5ecret5ecret";
-    let sim = Sim::start(hsync::simulator::SimConfig {
-        tokens: vec![hsync::simulator::TokenGrant { token: SECRET.into(), scopes: None }],
+    let sim = Sim::start(hsync_sim::SimConfig {
+        tokens: vec![hsync_sim::TokenGrant { token: SECRET.into(), scopes: None }],
         ..crate::support::unlimited(crate::support::small_portal())
     })
     .await;

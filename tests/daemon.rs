@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use chrono::Timelike;
 use hsync::destination::sqlite::SqliteDestination;
-use hsync::simulator::{LimitSettings, PortalSpec, DEFAULT_TOKEN};
 use hsync::state::StateStore;
 use hsync::state::StreamId;
 use hsync::stream::state::BackfillState;
+use hsync_sim::{LimitSettings, PortalSpec, DEFAULT_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};

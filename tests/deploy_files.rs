@@ -122,6 +122,17 @@ fn dockerfile_builds_in_one_stage_and_runs_as_non_root_in_another() {
     let stages = lines.iter().filter(|l| l.starts_with("FROM ")).count();
     assert!(stages >= 2, "multi-stage: {stages} FROM lines");
     assert!(lines.iter().any(|l| l.starts_with("RUN") && l.contains("cargo build --release --locked")));
+    // Cargo reads every workspace member's manifest, so the build stage needs all of them.
+    let manifest: toml::Table = read("Cargo.toml").parse().expect("Cargo.toml is TOML");
+    let members = manifest["workspace"]["members"].as_array().expect("workspace members");
+    let copied: Vec<&str> =
+        lines.iter().filter_map(|l| l.strip_prefix("COPY ")).filter_map(|l| l.split(' ').next()).collect();
+    for member in members.iter().filter_map(|m| m.as_str()).filter(|m| *m != ".") {
+        assert!(
+            copied.iter().any(|c| member.starts_with(c.trim_end_matches('/'))),
+            "the build stage copies workspace member {member}: {copied:?}"
+        );
+    }
     let user = lines.iter().rev().find_map(|l| l.strip_prefix("USER ")).expect("a USER line");
     let uid = user.split(':').next().unwrap();
     assert!(uid != "root" && uid != "0", "runs as non-root: USER {user}");

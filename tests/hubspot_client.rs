@@ -11,7 +11,7 @@ use hsync::hubspot::{
     BudgetConfig, BudgetSetting, BudgetStore, ClientConfig, Direction, Error, FileBudgetStore, Filter, FilterGroup,
     HubSpotClient, ListParams, Operator, RetryPolicy, SearchRequest, Secret, TokenSource,
 };
-use hsync::simulator::{LimitSettings, OAuthClient, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN};
+use hsync_sim::{LimitSettings, OAuthClient, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 

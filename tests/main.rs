@@ -25,11 +25,6 @@ mod dest_sqlite;
 mod hubspot_client;
 
 mod chaos_kill;
-mod sim_admin;
-mod sim_auth_limits;
-mod sim_faults;
-mod sim_objects;
-mod sim_search;
 mod sync_associations;
 mod sync_bad_values;
 mod sync_bigquery;

@@ -2,7 +2,7 @@
 //! deletes and merges, each compared with the simulator's ground truth by the same scenarios
 //! the SQLite and Postgres tests run. Portals are small: every statement is a DuckDB job.
 
-use hsync::simulator::PortalSpec;
+use hsync_sim::PortalSpec;
 
 use crate::support::bigquery::{bigquery_runner, FreshDataset};
 use crate::support::{unlimited, Sim};

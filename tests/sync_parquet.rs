@@ -13,7 +13,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use hsync::destination::conformance::Cell;
 use hsync::schema::{column_name, parse_instant_ms, ColumnType};
-use hsync::simulator::PortalSpec;
+use hsync_sim::PortalSpec;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use reqwest::Method;
 use serde_json::Value;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use hsync::destination::conformance::Inspect;
 use hsync::hubspot::resolve_objects;
-use hsync::simulator::PortalSpec;
 use hsync::state::StateStore;
 use hsync::stream::runner::Runner;
 use hsync::stream::{associations, backfill, cdc, deletes};
+use hsync_sim::PortalSpec;
 use reqwest::Method;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

@@ -3,7 +3,7 @@
 //! compared with the simulator's ground truth. Portals are kept small: the emulator runs an
 //! array-bound insert row by row.
 
-use hsync::simulator::PortalSpec;
+use hsync_sim::PortalSpec;
 
 use crate::support::snowflake::{emulator, snowflake_runner};
 use crate::support::Sim;

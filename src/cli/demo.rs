@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use hsync_sim::{PortalSpec, SimConfig, DEFAULT_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -19,7 +20,6 @@ use super::session::{shutdown_on_signal, Session};
 use crate::config::{Config, DestinationConfig, DestinationUrl, HubSpotConfig, SyncConfig};
 use crate::destination::{AnyDestination, Destination};
 use crate::hubspot::{HubSpotClient, Secret, TokenSource};
-use crate::simulator::{self, PortalSpec, SimConfig, DEFAULT_TOKEN};
 use crate::stream::backfill::Mode;
 use crate::telemetry::progress;
 
@@ -58,7 +58,7 @@ pub async fn run(args: DemoArgs, leasing: &super::session::Leasing) -> anyhow::R
     prepare_file(&args.db, args.replace)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on a loopback port")?;
     let spec = PortalSpec::demo();
-    let sim = simulator::start(SimConfig { portal: spec.clone(), ..SimConfig::default() }, listener)
+    let sim = hsync_sim::start(SimConfig { portal: spec.clone(), ..SimConfig::default() }, listener)
         .await
         .context("starting the simulator")?;
     let base = sim.base_url();
@@ -68,7 +68,7 @@ pub async fn run(args: DemoArgs, leasing: &super::session::Leasing) -> anyhow::R
     );
     println!("syncing it into {}\n", args.db.display());
     let outcome = sync(&args.db, &base, leasing).await;
-    tokio::time::timeout(simulator::SHUTDOWN_GRACE, sim.stop()).await.ok();
+    tokio::time::timeout(hsync_sim::SHUTDOWN_GRACE, sim.stop()).await.ok();
     outcome?;
     Ok(ExitCode::SUCCESS)
 }

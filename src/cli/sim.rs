@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-
-use crate::simulator::{
-    self, Behaviour, FaultRule, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN,
+use hsync_sim::{
+    Behaviour, FaultRule, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN,
 };
 
 /// Options of `hsync sim`.
@@ -138,7 +137,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}; pick a free address with --listen", args.listen))?;
     let started = std::time::Instant::now();
-    let handle = simulator::start(config, listener).await.context("starting the simulator")?;
+    let handle = hsync_sim::start(config, listener).await.context("starting the simulator")?;
     let base = handle.base_url();
     tracing::info!(
         address = %handle.addr,
@@ -157,6 +156,6 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     println!("admin: {base}/_sim/truth, {base}/_sim/requests, {base}/_sim/faults");
     super::wait_for_signal().await;
     tracing::info!("simulator stopping");
-    tokio::time::timeout(simulator::SHUTDOWN_GRACE, handle.stop()).await.ok();
+    tokio::time::timeout(hsync_sim::SHUTDOWN_GRACE, handle.stop()).await.ok();
     Ok(ExitCode::SUCCESS)
 }

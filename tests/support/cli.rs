@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use hsync::simulator::DEFAULT_TOKEN;
+use hsync_sim::DEFAULT_TOKEN;
 
 /// The variable the configs written here name for the token.
 pub const TOKEN_VAR: &str = "HSYNC_TEST_SIM_TOKEN";

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::render::json_response;
-use super::{lock, SimState};
+use super::{lock, Answer, SimState};
 
 /// An OAuth app installed in the portal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,25 +37,25 @@ fn oauth_error(status: &str, message: &str) -> Response {
     )
 }
 
-async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Answer {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     if field("grant_type") != Some("refresh_token") {
-        return oauth_error("BAD_GRANT_TYPE", "grant_type must be refresh_token");
+        return Err(oauth_error("BAD_GRANT_TYPE", "grant_type must be refresh_token"));
     }
     let client = state.oauth_clients.iter().find(|c| Some(c.client_id.as_str()) == field("client_id"));
     let Some(client) = client.filter(|c| Some(c.client_secret.as_str()) == field("client_secret")) else {
-        return oauth_error("BAD_CLIENT_ID", "missing or unknown client_id or client_secret");
+        return Err(oauth_error("BAD_CLIENT_ID", "missing or unknown client_id or client_secret"));
     };
     if Some(client.refresh_token.as_str()) != field("refresh_token") {
-        return oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token");
+        return Err(oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token"));
     }
     let lifetime = state.behaviour().oauth_token_lifetime_secs;
     let access = format!("oauth-{}", uuid::Uuid::new_v4());
     let expires_at = state.clock.now() + lifetime as i64 * 1000;
     lock(&state.tokens).issue(access.clone(), client.scopes.clone(), expires_at);
     *lock(&state.log).by_bucket.entry("oauth").or_default() += 1;
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &json!({
             "access_token": access,
@@ -65,5 +65,5 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
             "token_use": "access_token",
             "hub_id": state.portal().portal_id,
         }),
-    )
+    ))
 }

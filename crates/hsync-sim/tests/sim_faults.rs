@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use hsync::simulator::LimitSettings;
+use hsync_sim::LimitSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

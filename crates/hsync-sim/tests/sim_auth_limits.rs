@@ -3,7 +3,7 @@
 //! limit with its time-zone reset, the no-limits mode and the optional Retry-After.
 
 use chrono::TimeZone;
-use hsync::simulator::{LimitSettings, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN};
+use hsync_sim::{LimitSettings, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

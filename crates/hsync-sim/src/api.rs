@@ -19,7 +19,7 @@ use super::render::{
     RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
-use super::{OverLimit, SimState};
+use super::{Answer, OverLimit, SimState};
 
 type Shared = State<Arc<SimState>>;
 
@@ -277,7 +277,7 @@ fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) ->
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
-async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Answer {
     let q = Query::parse(raw);
     let behaviour = state.behaviour();
     let history = q.list("propertiesWithHistory");
@@ -286,21 +286,18 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         None => LIST_DEFAULT,
         Some(Ok(n)) if n >= 1 && n <= max => n,
         Some(Ok(n)) if n > max && behaviour.list_over_limit == OverLimit::Clamp => max,
-        Some(_) => return validation_error(&format!("limit must be between 1 and {max}")),
+        Some(_) => return Err(validation_error(&format!("limit must be between 1 and {max}"))),
     };
     let after = match q.one("after").filter(|a| !a.is_empty()).map(parse_id) {
         None => 0,
         Some(Some(a)) => a,
-        Some(None) => return validation_error("after must be a record id"),
+        Some(None) => return Err(validation_error("after must be a record id")),
     };
     let archived = q.flag("archived");
     let assoc_types = q.list("associations").unwrap_or_default();
     let (render, page, next, assocs) = {
         let portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
+        let ti = resolve_type(&portal, &t)?;
         let store = portal.store(ti);
         let source = if archived { &store.archived } else { &store.live };
         let mut iter = source.range(after..);
@@ -327,20 +324,17 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
             ..render.view(r, &props, false)
         })
         .collect();
-    json_response(StatusCode::OK, &RecordPage { paging: next_page(next), results, total: None })
+    Ok(json_response(StatusCode::OK, &RecordPage { paging: next_page(next), results, total: None }))
 }
 
-async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Response {
+async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Answer {
     let q = Query::parse(raw);
     let archived = q.flag("archived");
     let id_property = q.one("idProperty").filter(|p| *p != "hs_object_id");
     let assoc_types = q.list("associations").unwrap_or_default();
     let (render, rec, assoc, defaults) = {
         let portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
+        let ti = resolve_type(&portal, &t)?;
         let store = portal.store(ti);
         let source = if archived { &store.archived } else { &store.live };
         let found = match id_property {
@@ -350,7 +344,7 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
                     Some(def) if def.unique || prop == "email" => {
                         source.values().find(|r| ctx.value(r, def).as_deref() == Some(raw_id.as_str())).cloned()
                     }
-                    _ => return validation_error(&format!("{prop} is not a unique property")),
+                    _ => return Err(validation_error(&format!("{prop} is not a unique property"))),
                 }
             }
             None => parse_id(&raw_id).and_then(|id| {
@@ -359,7 +353,7 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
             }),
         };
         let Some(rec) = found else {
-            return object_not_found(&raw_id);
+            return Err(object_not_found(&raw_id));
         };
         let assoc = if assoc_types.is_empty() { None } else { v3_associations(&portal, ti, rec.id, &assoc_types) };
         (Rendered::of(&portal, ti), rec, assoc, store.def.default_properties.clone())
@@ -367,7 +361,7 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
     let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
     let props = in_key_order(&render.ctx.properties.defs, &props);
     let history = q.list("propertiesWithHistory").map(|h| history_json(&render.ctx, &rec, &h));
-    json_response(StatusCode::OK, &RecordView { associations: assoc, history, ..render.view(&rec, &props, false) })
+    Ok(json_response(StatusCode::OK, &RecordView { associations: assoc, history, ..render.view(&rec, &props, false) }))
 }
 
 fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
@@ -385,33 +379,22 @@ fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
         .collect()
 }
 
-async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body: Value = parse_json(&body)?;
     let now = state.clock.now();
     let (render, rec) = {
         let mut portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
-        let rec = match portal.create(ti, now, properties_of(&body)) {
-            Ok(r) => r,
-            Err(e) => return mutation_error(&e),
-        };
+        let ti = resolve_type(&portal, &t)?;
+        let rec = portal.create(ti, now, properties_of(&body)).map_err(|e| mutation_error(&e))?;
         if let Some(links) = body.get("associations").and_then(Value::as_array) {
             for link in links {
-                if let Err(resp) = associate_from_input(&mut portal, ti, rec.id, link) {
-                    return resp;
-                }
+                associate_from_input(&mut portal, ti, rec.id, link)?;
             }
         }
         (Rendered::of(&portal, ti), rec)
     };
     let props = all_written(&render, &rec);
-    json_response(StatusCode::CREATED, &render.record(&rec, &props, false, None))
+    Ok(json_response(StatusCode::CREATED, &render.record(&rec, &props, false, None)))
 }
 
 fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: &Value) -> Result<(), Response> {
@@ -439,75 +422,53 @@ fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: 
     portal.associate(from, from_id, to, to_id, &type_ids).map_err(|e| mutation_error(&e))
 }
 
-async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Answer {
+    let body: Value = parse_json(&body)?;
     let now = state.clock.now();
     let (render, rec) = {
         let mut portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
+        let ti = resolve_type(&portal, &t)?;
         let Some(id) = parse_id(&raw_id) else {
-            return object_not_found(&raw_id);
+            return Err(object_not_found(&raw_id));
         };
-        match portal.update(ti, id, now, properties_of(&body)) {
-            Ok(rec) => (Rendered::of(&portal, ti), rec),
-            Err(e) => return mutation_error(&e),
-        }
+        let rec = portal.update(ti, id, now, properties_of(&body)).map_err(|e| mutation_error(&e))?;
+        (Rendered::of(&portal, ti), rec)
     };
     let props = all_written(&render, &rec);
-    json_response(StatusCode::OK, &render.record(&rec, &props, false, None))
+    Ok(json_response(StatusCode::OK, &render.record(&rec, &props, false, None)))
 }
 
-async fn archive_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>) -> Response {
+async fn archive_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>) -> Answer {
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     // Archiving an unknown or already archived id succeeds silently, as HubSpot does.
     if let Some(id) = parse_id(&raw_id) {
         let _ = portal.archive(ti, id, now);
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /{type}/search`, `/{type}/merge` and `/contacts/gdpr-delete`.
-async fn object_action(State(state): Shared, Path((t, action)): Path<(String, String)>, body: Bytes) -> Response {
+async fn object_action(State(state): Shared, Path((t, action)): Path<(String, String)>, body: Bytes) -> Answer {
     match action.as_str() {
         "search" => search(state, t, body),
         "merge" => merge(state, t, body),
         "gdpr-delete" => gdpr_delete(state, t, body),
-        _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "VALIDATION_ERROR", "Method not allowed", None),
+        _ => Err(error_response(StatusCode::METHOD_NOT_ALLOWED, "VALIDATION_ERROR", "Method not allowed", None)),
     }
 }
 
-fn search(state: Arc<SimState>, t: String, body: Bytes) -> Response {
-    let body: SearchBody = if body.iter().all(u8::is_ascii_whitespace) {
-        SearchBody::default()
-    } else {
-        match parse_json(&body) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
-    };
+fn search(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
+    let body: SearchBody =
+        if body.iter().all(u8::is_ascii_whitespace) { SearchBody::default() } else { parse_json(&body)? };
     let behaviour = state.behaviour();
     let now = state.clock.now();
     let (render, plan, page) = {
         let mut portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
-        let plan = match SearchPlan::parse(body, portal.store(ti), behaviour.unlimited_search_page) {
-            Ok(p) => p,
-            Err(rejection) => return validation_error(&rejection.0),
-        };
+        let ti = resolve_type(&portal, &t)?;
+        let plan = SearchPlan::parse(body, portal.store(ti), behaviour.unlimited_search_page)
+            .map_err(|rejection| validation_error(&rejection.0))?;
         portal.types[ti].index.catch_up(now);
         let render = Rendered::of(&portal, ti);
         let stale = portal.replica_reads > 0 && portal.store(ti).replica.is_some();
@@ -522,50 +483,41 @@ fn search(state: Arc<SimState>, t: String, body: Bytes) -> Response {
     let props = in_key_order(&render.ctx.properties.defs, &plan.properties);
     let results = page.records.iter().map(|r| render.view(r, &props, behaviour.search_nulls)).collect();
     let body = RecordPage { paging: next_page(page.next_after), results, total: Some(page.total) };
-    json_response(StatusCode::OK, &body)
+    Ok(json_response(StatusCode::OK, &body))
 }
 
-fn merge(state: Arc<SimState>, t: String, body: Bytes) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+fn merge(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
+    let body: Value = parse_json(&body)?;
     let id_of = |key: &str| body.get(key).and_then(value_string).and_then(|s| parse_id(&s));
     let (Some(primary), Some(absorbed)) = (id_of("primaryObjectId"), id_of("objectIdToMerge")) else {
-        return validation_error("primaryObjectId and objectIdToMerge are required");
+        return Err(validation_error("primaryObjectId and objectIdToMerge are required"));
     };
     let now = state.clock.now();
     let (render, rec) = {
         let mut portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
-        match portal.merge(ti, primary, absorbed, now) {
-            Ok(rec) => (Rendered::of(&portal, ti), rec),
-            Err(e) => return mutation_error(&e),
-        }
+        let ti = resolve_type(&portal, &t)?;
+        let rec = portal.merge(ti, primary, absorbed, now).map_err(|e| mutation_error(&e))?;
+        (Rendered::of(&portal, ti), rec)
     };
     let props = all_written(&render, &rec);
-    json_response(StatusCode::OK, &render.record(&rec, &props, false, None))
+    Ok(json_response(StatusCode::OK, &render.record(&rec, &props, false, None)))
 }
 
-fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
+    let body: Value = parse_json(&body)?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     if portal.store(ti).def.name != "contacts" {
-        return error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "GDPR delete exists for contacts only", None);
+        return Err(error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "GDPR delete exists for contacts only",
+            None,
+        ));
     }
     let Some(raw) = body.get("objectId").and_then(value_string) else {
-        return validation_error("objectId is required");
+        return Err(validation_error("objectId is required"));
     };
     let id = match body.get("idProperty").and_then(Value::as_str) {
         Some("email") => {
@@ -581,7 +533,7 @@ fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Response {
     if let Some(id) = id {
         let _ = portal.purge(ti, id, now);
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn batch(
@@ -589,17 +541,14 @@ async fn batch(
     Path((t, op)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     body: Bytes,
-) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let body: Value = parse_json(&body)?;
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     if inputs.len() > BATCH_MAX {
-        return validation_error(&format!(
+        return Err(validation_error(&format!(
             "Object API batch endpoints are limited to {BATCH_MAX} inputs per request; got {}",
             inputs.len()
-        ));
+        )));
     }
     match op.as_str() {
         "read" => batch_read(state, t, Query::parse(raw), body, inputs),
@@ -607,18 +556,15 @@ async fn batch(
         "archive" => {
             let now = state.clock.now();
             let mut portal = state.portal();
-            let ti = match resolve_type(&portal, &t) {
-                Ok(ti) => ti,
-                Err(r) => return r,
-            };
+            let ti = resolve_type(&portal, &t)?;
             for input in inputs {
                 if let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) {
                     let _ = portal.archive(ti, id, now);
                 }
             }
-            StatusCode::NO_CONTENT.into_response()
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown batch operation", None),
+        _ => Err(error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown batch operation", None)),
     }
 }
 
@@ -649,7 +595,7 @@ fn batch_envelope(now: i64, results: impl serde::Serialize, errors: Vec<Value>) 
     json_response(status, &body)
 }
 
-fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Vec<Value>) -> Response {
+fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Vec<Value>) -> Answer {
     let now = state.clock.now();
     let archived = q.flag("archived") || body.get("archived").and_then(Value::as_bool).unwrap_or(false);
     let names: Option<Vec<String>> = body
@@ -661,10 +607,7 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
         body.get("idProperty").and_then(Value::as_str).filter(|p| *p != "hs_object_id").map(str::to_owned);
     let (render, found, missing, upper, defaults) = {
         let portal = state.portal();
-        let ti = match resolve_type(&portal, &t) {
-            Ok(ti) => ti,
-            Err(r) => return r,
-        };
+        let ti = resolve_type(&portal, &t)?;
         let store = portal.store(ti);
         let source = if archived { &store.archived } else { &store.live };
         let ctx = portal.value_context(ti);
@@ -704,16 +647,13 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
             "context": { "ids": missing },
         })]
     };
-    batch_envelope(now, results, errors)
+    Ok(batch_envelope(now, results, errors))
 }
 
-fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) -> Response {
+fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) -> Answer {
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     let mut written = Vec::new();
     for input in &inputs {
         let props = properties_of(input);
@@ -721,18 +661,15 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
             portal.create(ti, now, props)
         } else {
             let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) else {
-                return validation_error("each input needs an id");
+                return Err(validation_error("each input needs an id"));
             };
             // Batch update does not accept ids absorbed by a merge.
             if portal.store(ti).merged_into.contains_key(&id) {
-                return mutation_error(&MutationError::NotFound(id));
+                return Err(mutation_error(&MutationError::NotFound(id)));
             }
             portal.update(ti, id, now, props)
         };
-        match result {
-            Ok(rec) => written.push(rec),
-            Err(e) => return mutation_error(&e),
-        }
+        written.push(result.map_err(|e| mutation_error(&e))?);
     }
     let render = Rendered::of(&portal, ti);
     drop(portal);
@@ -741,49 +678,43 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     if op == "create" {
         let (mut parts, body) = status_ok.into_parts();
         parts.status = StatusCode::CREATED;
-        return Response::from_parts(parts, body);
+        return Ok(Response::from_parts(parts, body));
     }
-    status_ok
+    Ok(status_ok)
 }
 
 fn list_properties_json(portal: &Portal, ti: TypeIdx, archived: bool) -> Vec<Value> {
     portal.store(ti).properties.defs.iter().filter(|d| d.archived_at.is_some() == archived).map(property_json).collect()
 }
 
-async fn list_properties(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn list_properties(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Answer {
     let q = Query::parse(raw);
     let portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     let results = list_properties_json(&portal, ti, q.flag("archived"));
     drop(portal);
-    json_response(StatusCode::OK, &json!({ "results": results }))
+    Ok(json_response(StatusCode::OK, &json!({ "results": results })))
 }
 
 async fn get_property(
     State(state): Shared,
     Path((t, name)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Answer {
     let archived = Query::parse(raw).flag("archived");
     let portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     if name == "groups" {
-        return property_groups(&portal, ti);
+        return Ok(property_groups(&portal, ti));
     }
     match portal.store(ti).properties.get(&name).filter(|d| d.archived_at.is_some() == archived) {
-        Some(def) => json_response(StatusCode::OK, &property_json(def)),
-        None => error_response(
+        Some(def) => Ok(json_response(StatusCode::OK, &property_json(def))),
+        None => Err(error_response(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
             &format!("Unable to find property {name} for object type {t}"),
             None,
-        ),
+        )),
     }
 }
 
@@ -846,45 +777,31 @@ pub fn property_from_body(body: &Value, check_name: bool) -> Result<PropertyDef,
     })
 }
 
-async fn create_property(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let def = match property_from_body(&body, true) {
-        Ok(d) => d,
-        Err(m) => return validation_error(&m),
-    };
+async fn create_property(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body: Value = parse_json(&body)?;
+    let def = property_from_body(&body, true).map_err(|m| validation_error(&m))?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     let name = def.name.clone();
-    if let Err(e) = portal.add_property(ti, def, now) {
-        return mutation_error(&e);
-    }
+    portal.add_property(ti, def, now).map_err(|e| mutation_error(&e))?;
     let created = portal.store(ti).properties.get(&name).map(property_json).unwrap_or_default();
-    json_response(StatusCode::CREATED, &created)
+    Ok(json_response(StatusCode::CREATED, &created))
 }
 
-async fn archive_property(State(state): Shared, Path((t, name)): Path<(String, String)>) -> Response {
+async fn archive_property(State(state): Shared, Path((t, name)): Path<(String, String)>) -> Answer {
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     match portal.archive_property(ti, &name, now) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(MutationError::UnknownProperty(_)) => error_response(
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(MutationError::UnknownProperty(_)) => Err(error_response(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
             &format!("Unable to find property {name} for object type {t}"),
             None,
-        ),
-        Err(e) => mutation_error(&e),
+        )),
+        Err(e) => Err(mutation_error(&e)),
     }
 }
 
@@ -970,25 +887,19 @@ async fn association_batch(
     State(state): Shared,
     Path((from, to, op)): Path<(String, String, String)>,
     body: Bytes,
-) -> Response {
-    let body: Value = match parse_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let body: Value = parse_json(&body)?;
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     let now = state.clock.now();
     let mut portal = state.portal();
-    let (fi, ti) = match (resolve_type(&portal, &from), resolve_type(&portal, &to)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (fi, ti) = (resolve_type(&portal, &from)?, resolve_type(&portal, &to)?);
     match op.as_str() {
         "read" => {
             if inputs.len() > ASSOCIATION_BATCH_MAX {
-                return validation_error(&format!(
+                return Err(validation_error(&format!(
                     "Association batch read is limited to {ASSOCIATION_BATCH_MAX} inputs per request body; got {}",
                     inputs.len()
-                ));
+                )));
             }
             let page_size = portal.association_page_size.max(1);
             let mut results = Vec::new();
@@ -1023,23 +934,23 @@ async fn association_batch(
                 results.push(result);
             }
             drop(portal);
-            batch_envelope(now, results, errors)
+            Ok(batch_envelope(now, results, errors))
         }
         "create" => {
             if inputs.len() > ASSOCIATION_CREATE_MAX {
-                return validation_error(&format!(
+                return Err(validation_error(&format!(
                     "Association batch create is limited to {ASSOCIATION_CREATE_MAX} inputs"
-                ));
+                )));
             }
             let mut results = Vec::new();
             for input in &inputs {
                 let from_id = input.pointer("/from/id").and_then(value_string).and_then(|s| parse_id(&s));
                 let to_id = input.pointer("/to/id").and_then(value_string).and_then(|s| parse_id(&s));
                 let (Some(from_id), Some(to_id)) = (from_id, to_id) else {
-                    return validation_error("each input needs from.id and to.id");
+                    return Err(validation_error("each input needs from.id and to.id"));
                 };
                 if !portal.is_live(fi, from_id) || !portal.is_live(ti, to_id) {
-                    return object_not_found(&format!("{from_id} or {to_id}"));
+                    return Err(object_not_found(&format!("{from_id} or {to_id}")));
                 }
                 let types: Vec<u32> = input
                     .get("types")
@@ -1056,9 +967,7 @@ async fn association_batch(
                     .copied()
                     .filter(|id| !portal.association_types_between(fi, ti).any(|a| a.type_id == *id && a.unlabeled))
                     .collect();
-                if let Err(e) = portal.associate(fi, from_id, ti, to_id, &labeled) {
-                    return mutation_error(&e);
-                }
+                portal.associate(fi, from_id, ti, to_id, &labeled).map_err(|e| mutation_error(&e))?;
                 let all: Vec<u32> = portal
                     .targets(fi, from_id, ti)
                     .into_iter()
@@ -1076,7 +985,7 @@ async fn association_batch(
             drop(portal);
             let (mut parts, b) = batch_envelope(now, results, Vec::new()).into_parts();
             parts.status = StatusCode::CREATED;
-            Response::from_parts(parts, b)
+            Ok(Response::from_parts(parts, b))
         }
         "archive" | "labels-archive" => {
             for input in &inputs {
@@ -1089,41 +998,37 @@ async fn association_batch(
                     }
                 }
             }
-            StatusCode::NO_CONTENT.into_response()
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown association batch operation", None),
+        _ => {
+            Err(error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown association batch operation", None))
+        }
     }
 }
 
-async fn association_labels(State(state): Shared, Path((from, to)): Path<(String, String)>) -> Response {
+async fn association_labels(State(state): Shared, Path((from, to)): Path<(String, String)>) -> Answer {
     let portal = state.portal();
-    let (fi, ti) = match (resolve_type(&portal, &from), resolve_type(&portal, &to)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (fi, ti) = (resolve_type(&portal, &from)?, resolve_type(&portal, &to)?);
     let results: Vec<Value> = portal
         .association_types_between(fi, ti)
         .map(|a| json!({ "category": a.category, "typeId": a.type_id, "label": a.label }))
         .collect();
     drop(portal);
-    json_response(StatusCode::OK, &json!({ "results": results }))
+    Ok(json_response(StatusCode::OK, &json!({ "results": results })))
 }
 
 async fn object_associations(
     State(state): Shared,
     Path((t, raw_id, to)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Answer {
     let q = Query::parse(raw);
     let limit = q.one("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500).clamp(1, 500);
     let after = q.one("after").and_then(decode_after).unwrap_or(0);
     let portal = state.portal();
-    let (fi, ti) = match (resolve_type(&portal, &t), resolve_type(&portal, &to)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (fi, ti) = (resolve_type(&portal, &t)?, resolve_type(&portal, &to)?);
     let Some(id) = parse_id(&raw_id).filter(|id| portal.is_live(fi, *id)) else {
-        return object_not_found(&raw_id);
+        return Err(object_not_found(&raw_id));
     };
     let targets: Vec<_> = portal.targets(fi, id, ti).into_iter().filter(|(id, _)| *id >= after).collect();
     let results: Vec<Value> = targets
@@ -1136,28 +1041,23 @@ async fn object_associations(
         body["paging"] = json!({ "next": { "after": encode_after(*next), "link": null } });
     }
     drop(portal);
-    json_response(StatusCode::OK, &body)
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 async fn associate_default(
     State(state): Shared,
     Path((t, raw_id, to, raw_to)): Path<(String, String, String, String)>,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
     let mut portal = state.portal();
-    let (fi, ti) = match (resolve_type(&portal, &t), resolve_type(&portal, &to)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (fi, ti) = (resolve_type(&portal, &t)?, resolve_type(&portal, &to)?);
     let (Some(from_id), Some(to_id)) = (parse_id(&raw_id), parse_id(&raw_to)) else {
-        return object_not_found(&raw_id);
+        return Err(object_not_found(&raw_id));
     };
     if !portal.is_live(fi, from_id) || !portal.is_live(ti, to_id) {
-        return object_not_found(&format!("{from_id} or {to_id}"));
+        return Err(object_not_found(&format!("{from_id} or {to_id}")));
     }
-    if let Err(e) = portal.associate(fi, from_id, ti, to_id, &[]) {
-        return mutation_error(&e);
-    }
+    portal.associate(fi, from_id, ti, to_id, &[]).map_err(|e| mutation_error(&e))?;
     let body = json!({
         "status": "COMPLETE",
         "results": [{
@@ -1169,7 +1069,7 @@ async fn associate_default(
         "completedAt": iso_millis(now),
     });
     drop(portal);
-    json_response(StatusCode::OK, &body)
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// An owner as `/crm/v3/owners` shows it (also used by the ground-truth dump).
@@ -1245,27 +1145,24 @@ pub(super) fn pipeline_json(p: &super::portal::Pipeline) -> Value {
 }
 
 /// `GET /pipelines/{type}[/{pipelineId}[/stages]]`.
-async fn pipelines(State(state): Shared, Path(segments): Path<Vec<(String, String)>>) -> Response {
+async fn pipelines(State(state): Shared, Path(segments): Path<Vec<(String, String)>>) -> Answer {
     let param = |k: &str| segments.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
     let t = param("t").unwrap_or_default();
     let portal = state.portal();
-    let ti = match resolve_type(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = resolve_type(&portal, &t)?;
     let Some(pipelines) = portal.pipelines.get(&ti) else {
-        return validation_error(&format!("Pipelines are not supported for object type {t}"));
+        return Err(validation_error(&format!("Pipelines are not supported for object type {t}")));
     };
     let body = match param("pipeline") {
         None => json!({ "results": pipelines.iter().map(pipeline_json).collect::<Vec<_>>() }),
         Some(id) => {
             let Some(p) = pipelines.iter().find(|p| p.id == id) else {
-                return error_response(
+                return Err(error_response(
                     StatusCode::NOT_FOUND,
                     "OBJECT_NOT_FOUND",
                     &format!("Unable to find pipeline {id} for object type {t}"),
                     None,
-                );
+                ));
             };
             if param("stages").is_some() {
                 json!({ "results": stages_json(p) })
@@ -1275,5 +1172,5 @@ async fn pipelines(State(state): Shared, Path(segments): Path<Vec<(String, Strin
         }
     };
     drop(portal);
-    json_response(StatusCode::OK, &body)
+    Ok(json_response(StatusCode::OK, &body))
 }

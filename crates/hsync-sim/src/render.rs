@@ -197,7 +197,7 @@ pub fn property_json(def: &PropertyDef) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::generate::{build, PortalSpec, CONTACTS};
+    use crate::generate::{build, PortalSpec, CONTACTS};
 
     /// Pages render records straight to bytes; they must read exactly as the `Value` trees did.
     #[test]

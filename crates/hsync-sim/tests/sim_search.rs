@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hsync::simulator::generate::BULK_UPDATE_MS;
-use hsync::simulator::PortalSpec;
+use hsync_sim::generate::BULK_UPDATE_MS;
+use hsync_sim::PortalSpec;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

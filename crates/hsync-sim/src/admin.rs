@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::faults::FaultRule;
 use super::limits::LimitSettings;
 use super::portal::{iso_millis, MutationError, Portal, TypeIdx};
-use super::{lock, Behaviour, SimState, TokenGrant};
+use super::{lock, Answer, Behaviour, SimState, TokenGrant};
 
 type Shared = State<Arc<SimState>>;
 
@@ -188,38 +188,22 @@ async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
         .into_response()
 }
 
-async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
-    let body: Value = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body: Value = parse(&body)?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.create(ti, now, props_of(&body)) {
-        Ok(rec) => (StatusCode::CREATED, Json(record_summary(&rec))).into_response(),
-        Err(e) => mutation(&e),
-    }
+    let ti = type_of(&portal, &t)?;
+    let rec = portal.create(ti, now, props_of(&body)).map_err(|e| mutation(&e))?;
+    Ok((StatusCode::CREATED, Json(record_summary(&rec))).into_response())
 }
 
-async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Response {
-    let body: Value = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Answer {
+    let body: Value = parse(&body)?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.update(ti, id, now, props_of(&body)) {
-        Ok(rec) => Json(record_summary(&rec)).into_response(),
-        Err(e) => mutation(&e),
-    }
+    let ti = type_of(&portal, &t)?;
+    let rec = portal.update(ti, id, now, props_of(&body)).map_err(|e| mutation(&e))?;
+    Ok(Json(record_summary(&rec)).into_response())
 }
 
 /// `PUT /_sim/objects/{t}/{id}/raw` with `{"properties": {"name": {"json": "<JSON text>",
@@ -227,27 +211,22 @@ async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: 
 /// surrogate escape, a number where a string belongs ...); `value` (optional, default: the JSON
 /// string's text, or the JSON text of any other value) is what the portal holds for search and
 /// ground truth. Counts as an update of the record.
-async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Response {
-    let body: Value = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Answer {
+    let body: Value = parse(&body)?;
     let Some(props) = body.get("properties").and_then(Value::as_object) else {
-        return bad_request("properties must be an object of {json, value}");
+        return Err(bad_request("properties must be an object of {json, value}"));
     };
     let mut raw = BTreeMap::new();
     for (name, spec) in props {
         let Some(json) = spec.get("json").and_then(Value::as_str) else {
-            return bad_request(format!("properties.{name}.json must be a string of JSON text"));
+            return Err(bad_request(format!("properties.{name}.json must be a string of JSON text")));
         };
-        let parsed = match serde_json::value::RawValue::from_string(json.to_owned()) {
-            Ok(parsed) => parsed,
-            Err(e) => return bad_request(format!("properties.{name}.json is not JSON text: {e}")),
-        };
+        let parsed = serde_json::value::RawValue::from_string(json.to_owned())
+            .map_err(|e| bad_request(format!("properties.{name}.json is not JSON text: {e}")))?;
         let value = match spec.get("value") {
             Some(Value::String(v)) => Some(v.clone()),
             Some(Value::Null) => None,
-            Some(_) => return bad_request(format!("properties.{name}.value must be a string or null")),
+            Some(_) => return Err(bad_request(format!("properties.{name}.value must be a string or null"))),
             None => match serde_json::from_str::<Value>(json) {
                 Ok(Value::String(v)) => Some(v),
                 Ok(Value::Null) | Err(_) => None,
@@ -258,33 +237,23 @@ async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body:
     }
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.set_raw_json(ti, id, now, raw) {
-        Ok(rec) => Json(record_summary(&rec)).into_response(),
-        Err(e) => mutation(&e),
-    }
+    let ti = type_of(&portal, &t)?;
+    let rec = portal.set_raw_json(ti, id, now, raw).map_err(|e| mutation(&e))?;
+    Ok(Json(record_summary(&rec)).into_response())
 }
 
-async fn record_action(State(state): Shared, Path((t, id, action)): Path<(String, u64, String)>) -> Response {
+async fn record_action(State(state): Shared, Path((t, id, action)): Path<(String, u64, String)>) -> Answer {
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = type_of(&portal, &t)?;
     let result = match action.as_str() {
         "archive" => portal.archive(ti, id, now).map(|()| json!({ "id": id.to_string(), "archived": true })),
         "restore" => portal.restore(ti, id, now).map(|r| record_summary(&r)),
         "gdpr-delete" => portal.purge(ti, id, now).map(|()| json!({ "id": id.to_string(), "deleted": true })),
-        other => return not_found(format!("unknown action {other}")),
+        other => return Err(not_found(format!("unknown action {other}"))),
     };
-    match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => mutation(&e),
-    }
+    let v = result.map_err(|e| mutation(&e))?;
+    Ok(Json(v).into_response())
 }
 
 #[derive(Deserialize)]
@@ -294,21 +263,13 @@ struct MergeBody {
     absorbed: u64,
 }
 
-async fn merge(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
-    let body: MergeBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn merge(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body: MergeBody = parse(&body)?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.merge(ti, body.primary, body.absorbed, now) {
-        Ok(rec) => Json(record_summary(&rec)).into_response(),
-        Err(e) => mutation(&e),
-    }
+    let ti = type_of(&portal, &t)?;
+    let rec = portal.merge(ti, body.primary, body.absorbed, now).map_err(|e| mutation(&e))?;
+    Ok(Json(record_summary(&rec)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -333,17 +294,11 @@ struct TouchBody {
 
 /// Modifies records as a bulk update would: by default every touched record gets the same
 /// last-modified millisecond.
-async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
-    let body: TouchBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body: TouchBody = parse(&body)?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = type_of(&portal, &t)?;
     let property = match body.property {
         Some(p) => p,
         None => match portal
@@ -354,7 +309,7 @@ async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Resp
             .find(|d| d.kind == "string" && !d.read_only && d.archived_at.is_none() && d.field_type == "text")
         {
             Some(d) => d.name.clone(),
-            None => return bad_request("no writable string property to touch; name one with \"property\""),
+            None => return Err(bad_request("no writable string property to touch; name one with \"property\"")),
         },
     };
     let seed = body.seed.unwrap_or(now as u64);
@@ -368,47 +323,30 @@ async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Resp
     for (i, id) in ids.iter().enumerate() {
         let at = now + body.spread_ms * i as i64 / n;
         let value = format!("touched {seed} {i}");
-        match portal.update(ti, *id, at, BTreeMap::from([(property.clone(), Some(value))])) {
-            Ok(rec) => touched.push(record_summary(&rec)),
-            Err(e) => return mutation(&e),
-        }
+        let rec =
+            portal.update(ti, *id, at, BTreeMap::from([(property.clone(), Some(value))])).map_err(|e| mutation(&e))?;
+        touched.push(record_summary(&rec));
     }
-    Json(json!({ "property": property, "records": touched })).into_response()
+    Ok(Json(json!({ "property": property, "records": touched })).into_response())
 }
 
-async fn add_property(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Response {
-    let body: Value = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn add_property(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body: Value = parse(&body)?;
     let unchecked = body.get("unchecked").and_then(Value::as_bool).unwrap_or(false);
-    let def = match super::api::property_from_body(&body, !unchecked) {
-        Ok(d) => d,
-        Err(m) => return bad_request(m),
-    };
+    let def = super::api::property_from_body(&body, !unchecked).map_err(bad_request)?;
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.add_property(ti, def, now) {
-        Ok(()) => StatusCode::CREATED.into_response(),
-        Err(e) => mutation(&e),
-    }
+    let ti = type_of(&portal, &t)?;
+    portal.add_property(ti, def, now).map_err(|e| mutation(&e))?;
+    Ok(StatusCode::CREATED.into_response())
 }
 
-async fn archive_property(State(state): Shared, Path((t, name)): Path<(String, String)>) -> Response {
+async fn archive_property(State(state): Shared, Path((t, name)): Path<(String, String)>) -> Answer {
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.archive_property(ti, &name, now) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => mutation(&e),
-    }
+    let ti = type_of(&portal, &t)?;
+    portal.archive_property(ti, &name, now).map_err(|e| mutation(&e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -439,45 +377,31 @@ impl EdgesBody {
     }
 }
 
-async fn add_associations(State(state): Shared, body: Bytes) -> Response {
-    let edges: EdgesBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn add_associations(State(state): Shared, body: Bytes) -> Answer {
+    let edges: EdgesBody = parse(&body)?;
     let mut portal = state.portal();
     let mut count = 0;
     for e in edges.into_vec() {
-        let (f, t) = match (type_of(&portal, &e.from), type_of(&portal, &e.to)) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
+        let (f, t) = (type_of(&portal, &e.from)?, type_of(&portal, &e.to)?);
         if !portal.is_live(f, e.from_id) || !portal.is_live(t, e.to_id) {
-            return not_found(format!("{} {} or {} {} is not a live record", e.from, e.from_id, e.to, e.to_id));
+            return Err(not_found(format!("{} {} or {} {} is not a live record", e.from, e.from_id, e.to, e.to_id)));
         }
-        if let Err(err) = portal.associate(f, e.from_id, t, e.to_id, &e.type_ids) {
-            return mutation(&err);
-        }
+        portal.associate(f, e.from_id, t, e.to_id, &e.type_ids).map_err(|err| mutation(&err))?;
         count += 1;
     }
-    Json(json!({ "added": count })).into_response()
+    Ok(Json(json!({ "added": count })).into_response())
 }
 
-async fn remove_associations(State(state): Shared, body: Bytes) -> Response {
-    let edges: EdgesBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn remove_associations(State(state): Shared, body: Bytes) -> Answer {
+    let edges: EdgesBody = parse(&body)?;
     let mut portal = state.portal();
     let mut count = 0;
     for e in edges.into_vec() {
-        let (f, t) = match (type_of(&portal, &e.from), type_of(&portal, &e.to)) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
+        let (f, t) = (type_of(&portal, &e.from)?, type_of(&portal, &e.to)?);
         portal.dissociate(f, e.from_id, t, e.to_id, &e.type_ids);
         count += 1;
     }
-    Json(json!({ "removed": count })).into_response()
+    Ok(Json(json!({ "removed": count })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -507,11 +431,8 @@ struct OwnerBody {
 }
 
 /// Creates or replaces an owner (`archived: true` deactivates it).
-async fn put_owner(State(state): Shared, Path(id): Path<u64>, body: Bytes) -> Response {
-    let body: OwnerBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_owner(State(state): Shared, Path(id): Path<u64>, body: Bytes) -> Answer {
+    let body: OwnerBody = parse(&body)?;
     let owner = super::portal::Owner {
         id,
         user_id: body.user_id.unwrap_or(id.saturating_sub(5_000_000)),
@@ -525,7 +446,7 @@ async fn put_owner(State(state): Shared, Path(id): Path<u64>, body: Bytes) -> Re
     };
     let now = state.clock.now();
     state.portal().put_owner(owner, now);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn remove_owner(State(state): Shared, Path(id): Path<u64>) -> Response {
@@ -562,11 +483,8 @@ struct PipelineBody {
 
 /// Creates or replaces a pipeline with its complete list of stages (a stage left out is
 /// removed). Any object type can be given one, which makes it a type with pipelines.
-async fn put_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>, body: Bytes) -> Response {
-    let body: PipelineBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>, body: Bytes) -> Answer {
+    let body: PipelineBody = parse(&body)?;
     let stages = body
         .stages
         .into_iter()
@@ -592,24 +510,16 @@ async fn put_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)
     };
     let now = state.clock.now();
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
+    let ti = type_of(&portal, &t)?;
     portal.put_pipeline(ti, pipeline, now);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn remove_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>) -> Response {
+async fn remove_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>) -> Answer {
     let mut portal = state.portal();
-    let ti = match type_of(&portal, &t) {
-        Ok(ti) => ti,
-        Err(r) => return r,
-    };
-    match portal.remove_pipeline(ti, &id) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => not_found(e),
-    }
+    let ti = type_of(&portal, &t)?;
+    portal.remove_pipeline(ti, &id).map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_faults(State(state): Shared) -> Response {
@@ -617,22 +527,16 @@ async fn get_faults(State(state): Shared) -> Response {
     Json(json!({ "rules": plan.rules, "injected": plan.injected })).into_response()
 }
 
-async fn put_faults(State(state): Shared, body: Bytes) -> Response {
-    let rules: Vec<FaultRule> = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_faults(State(state): Shared, body: Bytes) -> Answer {
+    let rules: Vec<FaultRule> = parse(&body)?;
     lock(&state.faults).rules = rules;
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn add_fault(State(state): Shared, body: Bytes) -> Response {
-    let rule: FaultRule = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn add_fault(State(state): Shared, body: Bytes) -> Answer {
+    let rule: FaultRule = parse(&body)?;
     lock(&state.faults).rules.push(rule);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_limits(State(state): Shared) -> Response {
@@ -648,14 +552,11 @@ async fn get_limits(State(state): Shared) -> Response {
     .into_response()
 }
 
-async fn put_limits(State(state): Shared, body: Bytes) -> Response {
-    let settings: LimitSettings = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_limits(State(state): Shared, body: Bytes) -> Answer {
+    let settings: LimitSettings = parse(&body)?;
     let now = state.clock.now();
     lock(&state.limits).configure(settings, now);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn exhaust_daily(State(state): Shared) -> Response {
@@ -668,13 +569,10 @@ async fn get_behaviour(State(state): Shared) -> Response {
     Json(state.behaviour()).into_response()
 }
 
-async fn put_behaviour(State(state): Shared, body: Bytes) -> Response {
-    let behaviour: Behaviour = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_behaviour(State(state): Shared, body: Bytes) -> Answer {
+    let behaviour: Behaviour = parse(&body)?;
     *lock(&state.behaviour) = behaviour;
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -687,13 +585,10 @@ async fn get_index(State(state): Shared) -> Response {
     Json(json!({ "lagMs": state.portal().index_lag_ms })).into_response()
 }
 
-async fn put_index(State(state): Shared, body: Bytes) -> Response {
-    let body: IndexBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_index(State(state): Shared, body: Bytes) -> Answer {
+    let body: IndexBody = parse(&body)?;
     state.portal().index_lag_ms = body.lag_ms.max(0);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Takes a stale replica of every type's search index as it is now (pending lagged writes stay
@@ -715,17 +610,14 @@ struct ReplicaBody {
     reads: u64,
 }
 
-async fn put_replica(State(state): Shared, body: Bytes) -> Response {
-    let body: ReplicaBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_replica(State(state): Shared, body: Bytes) -> Answer {
+    let body: ReplicaBody = parse(&body)?;
     let mut portal = state.portal();
     if portal.types.iter().all(|t| t.replica.is_none()) {
-        return bad_request("no replica to read from; POST /_sim/index/replica takes one");
+        return Err(bad_request("no replica to read from; POST /_sim/index/replica takes one"));
     }
     portal.replica_reads = body.reads;
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_replica(State(state): Shared) -> Response {
@@ -754,16 +646,13 @@ struct ClockBody {
     advance_ms: i64,
 }
 
-async fn advance_clock(State(state): Shared, body: Bytes) -> Response {
-    let body: ClockBody = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn advance_clock(State(state): Shared, body: Bytes) -> Answer {
+    let body: ClockBody = parse(&body)?;
     if body.advance_ms < 0 {
-        return bad_request("the clock only moves forward");
+        return Err(bad_request("the clock only moves forward"));
     }
     state.clock.advance(body.advance_ms);
-    get_clock(State(state)).await
+    Ok(get_clock(State(state)).await)
 }
 
 async fn requests(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
@@ -790,13 +679,10 @@ async fn clear_requests(State(state): Shared) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn put_token(State(state): Shared, body: Bytes) -> Response {
-    let grant: TokenGrant = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn put_token(State(state): Shared, body: Bytes) -> Answer {
+    let grant: TokenGrant = parse(&body)?;
     lock(&state.tokens).set(grant);
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Revokes every OAuth access token issued so far, so the next call with one gets a 401.

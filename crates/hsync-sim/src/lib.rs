@@ -1,10 +1,12 @@
-//! `hsync sim`: a faithful HubSpot CRM API simulator served over real HTTP.
+//! A faithful HubSpot CRM API simulator served over real HTTP: what `hsync sim` and `hsync demo`
+//! serve and what hsync's tests and benchmarks run against.
 //!
 //! It owns the simulated portal (`portal`), the seeded generator (`generate`), search semantics
 //! (`search`), rate limits (`limits`), injected faults (`faults`), the gate every API request
 //! passes (`gate`: auth, faults, limits, request log), the HubSpot routes (`api`) and the admin
-//! API under `/_sim` (`admin`). It builds its JSON itself and shares no types with the HubSpot
-//! client, so a client bug cannot be mirrored here.
+//! API under `/_sim` (`admin`). It builds its JSON itself and shares no types with hsync's HubSpot
+//! client: it is its own crate and does not depend on `hsync`, so a client bug cannot be mirrored
+//! here.
 
 // Handlers answer with a ready `Response` on their error paths; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -140,6 +142,10 @@ pub struct SimState {
     clock: SimClock,
 }
 
+/// What a handler answers: its response, or the error response it stopped at, so that early
+/// exits are `?`. Both are the bytes sent; which side a response is on changes nothing on the wire.
+type Answer = Result<axum::response::Response, axum::response::Response>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking handler must not take the whole simulator down with a poisoned lock.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -208,6 +214,12 @@ pub async fn start(config: SimConfig, listener: TcpListener) -> std::io::Result<
     let app = router(Arc::clone(&state));
     let task = tokio::spawn(gate::serve(listener, app, shutdown.clone()));
     Ok(SimHandle { addr, state, shutdown, task })
+}
+
+/// Builds the portal and serves it on an ephemeral port of 127.0.0.1, for tests and tools that
+/// run a simulator in their own process.
+pub async fn start_loopback(config: SimConfig) -> std::io::Result<SimHandle> {
+    start(config, TcpListener::bind("127.0.0.1:0").await?).await
 }
 
 /// How long `hsync sim` waits for in-flight requests at shutdown.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hsync::simulator::PortalSpec;
+use hsync_sim::PortalSpec;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
