@@ -122,10 +122,13 @@ async fn check_destination(config: &Config, lines: &mut Vec<Line>) -> Option<Arc
     let place = match &dest {
         AnyDestination::Postgres(pg) => format!(" in schema {}", pg.data_schema()),
         AnyDestination::Sqlite(_) => String::new(),
+        #[cfg(feature = "parquet")]
         AnyDestination::Parquet(_, local) => format!(" (hsync's state in {})", local.path.display()),
+        #[cfg(feature = "snowflake")]
         AnyDestination::Snowflake(d, local) => {
             format!(" in {}.{} (state in {})", d.location().database, d.location().schema, local.path.display())
         }
+        #[cfg(feature = "bigquery")]
         AnyDestination::BigQuery(bq, local) => {
             format!(" in dataset {}.{} (state in {})", bq.project(), bq.dataset(), local.path.display())
         }

@@ -1,13 +1,14 @@
 //! Runtime choice of destination from the configured URL: a closed enum that dispatches to the
 //! concrete destinations (and their state stores), so the rest of hsync stays generic.
 
-use std::path::PathBuf;
-
 use arrow::record_batch::RecordBatch;
 
+#[cfg(feature = "bigquery")]
 use super::bigquery::BigQueryDestination;
+#[cfg(feature = "parquet")]
 use super::parquet::ParquetDestination;
 use super::postgres::{PostgresDestination, PostgresStateStore};
+#[cfg(feature = "snowflake")]
 use super::snowflake::SnowflakeDestination;
 use super::sqlite::{SqliteDestination, SqliteStateStore};
 use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
@@ -23,10 +24,13 @@ pub enum AnyDestination {
     Sqlite(SqliteDestination),
     Postgres(PostgresDestination),
     /// A directory of Parquet files, with hsync's state in a local SQLite file.
+    #[cfg(feature = "parquet")]
     Parquet(ParquetDestination, LocalState),
     /// Snowflake, with hsync's state in the local state file.
+    #[cfg(feature = "snowflake")]
     Snowflake(SnowflakeDestination, LocalState),
     /// BigQuery, with hsync's state in the local state file.
+    #[cfg(feature = "bigquery")]
     BigQuery(Box<BigQueryDestination>, LocalState),
 }
 
@@ -46,17 +50,22 @@ impl AnyDestination {
             Some(DestinationKind::Postgres) => Ok(AnyDestination::Postgres(
                 PostgresDestination::connect(url, &config.schema, &config.state_schema).await?,
             )),
+            #[cfg(feature = "parquet")]
             Some(DestinationKind::Parquet) => {
                 Ok(AnyDestination::Parquet(ParquetDestination::connect(url)?, LocalState::open(config).await?))
             }
+            #[cfg(feature = "snowflake")]
             Some(DestinationKind::Snowflake) => Ok(AnyDestination::Snowflake(
                 SnowflakeDestination::from_config(config)?,
                 LocalState::open(config).await?,
             )),
+            #[cfg(feature = "bigquery")]
             Some(DestinationKind::BigQuery) => Ok(AnyDestination::BigQuery(
                 Box::new(BigQueryDestination::connect(url, &config.bigquery).await?),
                 LocalState::open(config).await?,
             )),
+            #[cfg(not(all(feature = "parquet", feature = "snowflake", feature = "bigquery")))]
+            Some(kind) => Err(not_built(kind)),
             None => Err(Error::Config(format!(
                 "{} names no destination hsync knows; see destination.url in deploy/hsync.example.toml",
                 config.url.redacted()
@@ -71,10 +80,16 @@ impl AnyDestination {
         let url = config.url.expose();
         match config.kind() {
             Some(DestinationKind::Postgres) => super::postgres::reach(url).await,
+            #[cfg(feature = "snowflake")]
             Some(DestinationKind::Snowflake) => SnowflakeDestination::reach(config).await,
+            #[cfg(feature = "bigquery")]
             Some(DestinationKind::BigQuery) => super::bigquery::reach(url, &config.bigquery).await,
+            #[cfg(feature = "parquet")]
             Some(DestinationKind::Parquet) => super::parquet::reach(url),
             Some(DestinationKind::Sqlite) | None => Ok(()),
+            // `connect` says the kind was not built in.
+            #[cfg(not(all(feature = "parquet", feature = "snowflake", feature = "bigquery")))]
+            Some(_) => Ok(()),
         }
     }
 
@@ -83,8 +98,11 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => AnyStateStore::Sqlite(d.state_store()),
             AnyDestination::Postgres(d) => AnyStateStore::Postgres(d.state_store()),
+            #[cfg(feature = "parquet")]
             AnyDestination::Parquet(_, local) => AnyStateStore::Sqlite(local.store.clone()),
+            #[cfg(feature = "snowflake")]
             AnyDestination::Snowflake(_, local) => AnyStateStore::Sqlite(local.store.clone()),
+            #[cfg(feature = "bigquery")]
             AnyDestination::BigQuery(_, local) => AnyStateStore::Sqlite(local.store.clone()),
         }
     }
@@ -95,8 +113,11 @@ impl AnyDestination {
         match self {
             AnyDestination::Sqlite(d) => d.probe_write().await,
             AnyDestination::Postgres(d) => d.probe_write().await,
+            #[cfg(feature = "parquet")]
             AnyDestination::Parquet(d, _) => d.probe_write().await,
+            #[cfg(feature = "snowflake")]
             AnyDestination::Snowflake(d, _) => d.probe_write().await,
+            #[cfg(feature = "bigquery")]
             AnyDestination::BigQuery(d, _) => d.probe_write().await,
         }
     }
@@ -106,8 +127,11 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => super::postgres::sql::render_plan(d.data_schema(), plan),
             AnyDestination::Sqlite(_) => render_sqlite_plan(plan),
+            #[cfg(feature = "parquet")]
             AnyDestination::Parquet(..) => super::parquet::layout::render_plan(plan),
+            #[cfg(feature = "snowflake")]
             AnyDestination::Snowflake(d, _) => super::snowflake::sql::render_plan(d.location(), plan),
+            #[cfg(feature = "bigquery")]
             AnyDestination::BigQuery(d, _) => d.render_alter(plan),
         }
     }
@@ -150,14 +174,25 @@ fn render_sqlite_plan(plan: &SchemaPlan) -> Vec<String> {
     out
 }
 
+/// The error for a destination kind this build of hsync leaves out (see the Cargo features).
+#[cfg(not(all(feature = "parquet", feature = "snowflake", feature = "bigquery")))]
+fn not_built(kind: DestinationKind) -> Error {
+    Error::Config(format!(
+        "destination.url names a {kind} destination, but this hsync was built without the `{kind}` feature; use the released binary or build with `cargo build --release --features {kind}`"
+    ))
+}
+
 /// Calls the same method on whichever destination `self` is.
 macro_rules! dispatch_destination {
     ($self:ident, $dest:ident => $call:expr) => {
         match $self {
             AnyDestination::Sqlite($dest) => $call,
             AnyDestination::Postgres($dest) => $call,
+            #[cfg(feature = "parquet")]
             AnyDestination::Parquet($dest, _) => $call,
+            #[cfg(feature = "snowflake")]
             AnyDestination::Snowflake($dest, _) => $call,
+            #[cfg(feature = "bigquery")]
             AnyDestination::BigQuery($dest, _) => $call,
         }
     };
@@ -254,11 +289,13 @@ impl Destination for AnyDestination {
 /// hsync's state in a local SQLite file (`destination.state_path`), for destinations that
 /// cannot hold it (BigQuery, Snowflake, Parquet). The leader lease locks `<file>.lease`.
 #[derive(Clone, Debug)]
+#[cfg(any(feature = "parquet", feature = "snowflake", feature = "bigquery"))]
 pub struct LocalState {
     pub store: SqliteStateStore,
-    pub path: PathBuf,
+    pub path: std::path::PathBuf,
 }
 
+#[cfg(any(feature = "parquet", feature = "snowflake", feature = "bigquery"))]
 impl LocalState {
     /// Opens (creating and migrating when missing) the configured local state file.
     pub async fn open(config: &DestinationConfig) -> Result<LocalState, Error> {

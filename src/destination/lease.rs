@@ -128,8 +128,11 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => try_postgres(d, name, holder).await,
             AnyDestination::Sqlite(d) => try_file_lock(&d.database_path(), holder),
+            #[cfg(feature = "parquet")]
             AnyDestination::Parquet(_, local) => try_file_lock(&local.path, holder),
+            #[cfg(feature = "snowflake")]
             AnyDestination::Snowflake(_, local) => try_file_lock(&local.path, holder),
+            #[cfg(feature = "bigquery")]
             AnyDestination::BigQuery(_, local) => try_file_lock(&local.path, holder),
         }
     }
@@ -139,9 +142,12 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(_) => format!("the Postgres advisory lock \"{}\"", lock_name(name)),
             AnyDestination::Sqlite(d) => format!("the lease file {}", lease_path(&d.database_path()).display()),
-            AnyDestination::Parquet(_, local)
-            | AnyDestination::Snowflake(_, local)
-            | AnyDestination::BigQuery(_, local) => format!("the lease file {}", lease_path(&local.path).display()),
+            #[cfg(feature = "parquet")]
+            AnyDestination::Parquet(_, local) => format!("the lease file {}", lease_path(&local.path).display()),
+            #[cfg(feature = "snowflake")]
+            AnyDestination::Snowflake(_, local) => format!("the lease file {}", lease_path(&local.path).display()),
+            #[cfg(feature = "bigquery")]
+            AnyDestination::BigQuery(_, local) => format!("the lease file {}", lease_path(&local.path).display()),
         }
     }
 
@@ -151,9 +157,12 @@ impl AnyDestination {
         match self {
             AnyDestination::Postgres(d) => postgres_holder(d, name).await,
             AnyDestination::Sqlite(d) => Ok(file_holder(&d.database_path())),
-            AnyDestination::Parquet(_, local)
-            | AnyDestination::Snowflake(_, local)
-            | AnyDestination::BigQuery(_, local) => Ok(file_holder(&local.path)),
+            #[cfg(feature = "parquet")]
+            AnyDestination::Parquet(_, local) => Ok(file_holder(&local.path)),
+            #[cfg(feature = "snowflake")]
+            AnyDestination::Snowflake(_, local) => Ok(file_holder(&local.path)),
+            #[cfg(feature = "bigquery")]
+            AnyDestination::BigQuery(_, local) => Ok(file_holder(&local.path)),
         }
     }
 }

@@ -30,14 +30,17 @@
 //!   never interpolated into SQL text.
 
 mod any;
+#[cfg(feature = "bigquery")]
 pub mod bigquery;
 #[cfg(feature = "test-support")]
 pub mod conformance;
 mod error;
 mod flag_sql;
 mod lease;
+#[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod postgres;
+#[cfg(feature = "snowflake")]
 pub mod snowflake;
 pub mod sqlite;
 
@@ -45,7 +48,9 @@ use std::future::Future;
 
 use arrow::record_batch::RecordBatch;
 
-pub use any::{AnyDestination, AnyStateStore, LocalState};
+#[cfg(any(feature = "parquet", feature = "snowflake", feature = "bigquery"))]
+pub use any::LocalState;
+pub use any::{AnyDestination, AnyStateStore};
 pub use error::Error;
 pub use lease::{Holder, Lease};
 
