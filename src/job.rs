@@ -230,6 +230,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
         let rows = i64::try_from(rows).unwrap_or(i64::MAX);
         let recorded = self.runner.state.finish_run(run, clock.now(), status, rows, message.as_deref()).await;
         match &outcome {
+            Ok(done) if !done.finished => {}
             Ok(_) => {
                 metrics::gauge!("hsync_stream_last_success_timestamp_seconds", "stream" => name)
                     .set(clock.now().timestamp() as f64);
