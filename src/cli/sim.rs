@@ -1,10 +1,12 @@
 //! `hsync sim`: serves a seeded, simulated HubSpot portal until interrupted.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+use hsync_sim::catalogue::{Count, TYPES};
 use hsync_sim::{
     Behaviour, FaultRule, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN,
 };
@@ -29,6 +31,8 @@ pub struct SimArgs {
     /// Records of the custom object `cars` (type 2-3508482).
     #[arg(long, default_value_t = 50)]
     pub cars: u64,
+    #[command(flatten)]
+    pub objects: CatalogueCounts,
     /// Custom properties added to every object type, cycling through every property type.
     #[arg(long, default_value_t = 20)]
     pub custom_properties: usize,
@@ -111,6 +115,7 @@ impl SimArgs {
                 deals: self.deals,
                 tickets: self.tickets,
                 cars: self.cars,
+                objects: self.objects.counts(self.contacts),
                 custom_properties: self.custom_properties,
                 bulk_update_permille: self.bulk_update_permille,
                 index_lag_ms: self.index_lag_ms,
@@ -127,6 +132,62 @@ impl SimArgs {
                 ..Behaviour::default()
             },
         })
+    }
+}
+
+/// Record counts of the catalogue's types beyond the original five, one `--<type> N` option
+/// per type (`--calls`, `--line_items`, ...), made from the simulator's catalogue so a type added
+/// there gets its option here. Only the options given are held.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogueCounts(pub BTreeMap<String, u64>);
+
+impl CatalogueCounts {
+    /// The counts to generate: the given ones, the catalogue's defaults for `contacts`
+    /// contacts for the rest.
+    pub fn counts(&self, contacts: u64) -> BTreeMap<String, u64> {
+        let mut counts = PortalSpec::catalogue_counts(contacts);
+        counts.extend(self.0.iter().map(|(k, v)| (k.clone(), *v)));
+        counts
+    }
+}
+
+impl FromArgMatches for CatalogueCounts {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut counts = CatalogueCounts::default();
+        counts.update_from_arg_matches(matches)?;
+        Ok(counts)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for kind in TYPES.iter().filter(|k| k.count != Count::Spec) {
+            if let Some(n) = matches.get_one::<u64>(kind.name) {
+                self.0.insert(kind.name.to_owned(), *n);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for CatalogueCounts {
+    fn augment_args(cmd: Command) -> Command {
+        TYPES.iter().filter(|k| k.count != Count::Spec).fold(cmd, |cmd, kind| {
+            let default = match kind.count {
+                Count::PerMille(n) => format!("{n} per thousand contacts"),
+                Count::Fixed(n) => n.to_string(),
+                Count::Spec => String::new(),
+            };
+            cmd.arg(
+                Arg::new(kind.name)
+                    .long(kind.name)
+                    .value_name("N")
+                    .value_parser(clap::value_parser!(u64))
+                    .help(format!("Records of {} (type {}) [default: {default}]", kind.name, kind.type_id)),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
     }
 }
 

@@ -451,9 +451,17 @@ async fn archive_one(State(state): Shared, Path((t, raw_id)): Path<(String, Stri
 
 /// `POST /{type}/search`, `/{type}/merge` and `/contacts/gdpr-delete`.
 async fn object_action(State(state): Shared, Path((t, action)): Path<(String, String)>, body: Bytes) -> Answer {
+    let kind = {
+        let portal = state.portal();
+        portal.store(resolve_type(&portal, &t)?).def.kind
+    };
     match action.as_str() {
-        "search" => search(state, t, body),
-        "merge" => merge(state, t, body),
+        "search" if kind.search => search(state, t, body),
+        // A type without search: HubSpot documents no search path for it. The answer is the
+        // simulator's validation error, as HubSpot's is not documented. // unconfirmed
+        "search" => Err(validation_error(&format!("Search is not supported for object type {t}"))),
+        // A type without merge has no merge path: the same answer as any other unknown action.
+        "merge" if kind.merge => merge(state, t, body),
         "gdpr-delete" => gdpr_delete(state, t, body),
         _ => Err(error_response(StatusCode::METHOD_NOT_ALLOWED, "VALIDATION_ERROR", "Method not allowed", None)),
     }

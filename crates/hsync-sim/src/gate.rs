@@ -170,7 +170,17 @@ impl TokenTable {
 struct RouteClass {
     bucket: Bucket,
     targets: Vec<FaultTarget>,
-    scope: Option<String>,
+    /// Scopes of which the token needs any one.
+    scope: Option<Vec<String>>,
+}
+
+/// The write scope matching a read scope: `crm.objects.deals.read` becomes
+/// `crm.objects.deals.write`; scopes without an access suffix (`tickets`, `e-commerce`) grant both.
+fn with_access(scope: &str, access: &str) -> String {
+    match scope.strip_suffix(".read") {
+        Some(base) => format!("{base}.{access}"),
+        None => scope.to_owned(),
+    }
 }
 
 fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
@@ -178,13 +188,9 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
     let write = !(method == Method::GET || path.ends_with("/search") || path.ends_with("/batch/read"));
     let access = if write { "write" } else { "read" };
     let portal = state.portal();
-    let scope_name = |t: &str| portal.type_idx(t).map(|i| portal.store(i).def.scope.clone());
-    let object_scope = |t: &str| {
-        scope_name(t).map(|s| match s.as_str() {
-            "tickets" => "tickets".to_owned(),
-            other => format!("crm.objects.{other}.{access}"),
-        })
-    };
+    let kind = |t: &str| portal.type_idx(t).map(|i| portal.store(i).def.kind);
+    let scopes = |list: &[&str], access: &str| list.iter().map(|s| with_access(s, access)).collect::<Vec<_>>();
+    let object_scope = |t: &str| kind(t).map(|k| scopes(k.read_scopes, access));
     let mut targets = Vec::new();
     let mut bucket = Bucket::General;
     let scope = match segs.as_slice() {
@@ -200,19 +206,16 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
             object_scope(t)
         }
         ["crm", "v3", "properties", t, ..] | ["crm", "properties", _, t, ..] => {
-            scope_name(t).map(|s| match s.as_str() {
-                "tickets" => "tickets".to_owned(),
-                other => format!("crm.schemas.{other}.{access}"),
-            })
+            kind(t).map(|k| scopes(k.schema_scopes, access))
         }
-        ["crm", "v3", "schemas", ..] | ["crm-object-schemas", ..] => Some(format!("crm.schemas.custom.{access}")),
+        ["crm", "v3", "schemas", ..] | ["crm-object-schemas", ..] => Some(vec![format!("crm.schemas.custom.{access}")]),
         ["crm", "v4", "associations", from, ..] | ["crm", "associations", _, from, ..] => {
             targets.push(FaultTarget::Associations);
             object_scope(from)
         }
-        ["crm", "v3", "owners", ..] | ["crm", "owners", ..] => Some("crm.objects.owners.read".to_owned()),
+        ["crm", "v3", "owners", ..] | ["crm", "owners", ..] => Some(vec!["crm.objects.owners.read".to_owned()]),
         ["crm", "v3", "pipelines", t, ..] | ["crm", "pipelines", _, t, ..] => {
-            object_scope(t).map(|s| if s == "tickets" { s } else { s.replace(".write", ".read") })
+            kind(t).map(|k| scopes(k.read_scopes, "read"))
         }
         _ => None,
     };
@@ -239,11 +242,11 @@ fn unauthenticated() -> Response {
     )
 }
 
-fn missing_scope(scope: &str) -> Response {
+fn missing_scope(scopes: &[String]) -> Response {
     let mut extra = Map::new();
     extra.insert(
         "errors".into(),
-        json!([{ "message": "One or more of the following scopes are required.", "context": { "requiredGranularScopes": [scope] } }]),
+        json!([{ "message": "One or more of the following scopes are required.", "context": { "requiredGranularScopes": scopes } }]),
     );
     extra.insert("links".into(), json!({ "scopes": "https://developers.hubspot.com/scopes" }));
     error_response(
@@ -319,7 +322,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             Some(Some(scopes)) => scopes,
         };
         if let (Some(need), Some(granted)) = (&class.scope, &scopes) {
-            if !granted.iter().any(|g| g == need) {
+            if !granted.iter().any(|g| need.contains(g)) {
                 break 'respond missing_scope(need);
             }
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::catalogue::{Links, ObjectKind, ASSOCIATIONS, TYPES};
 use super::portal::{
     AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, PipelineStage, Portal, PropSource,
     PropertyDef, PropertySet, Record, SearchIndex, TypeIdx, ValueContext,
@@ -21,7 +22,8 @@ pub const ANCHOR_MS: Millis = 1_767_225_600_000;
 pub const BULK_UPDATE_MS: Millis = ANCHOR_MS - 7 * 86_400_000 + 123;
 const YEAR_MS: Millis = 365 * 86_400_000;
 
-/// Type indexes of the standard objects in [`Portal::types`].
+/// Type indexes of the original five types in [`Portal::types`] (the catalogue's first rows),
+/// which their hand-written association generator uses.
 pub const CONTACTS: TypeIdx = 0;
 pub const COMPANIES: TypeIdx = 1;
 pub const DEALS: TypeIdx = 2;
@@ -56,6 +58,12 @@ pub enum GenKind {
     Pipeline,
     Stage,
     Vin,
+    /// A 16-hex-digit key (SKUs, external ids, URL keys).
+    Key,
+    /// The id of one of the generated products (`hs_product_id` of line items).
+    ProductId,
+    /// `quantity` × `price` of the same record.
+    LineAmount,
 }
 
 /// What to generate.
@@ -68,6 +76,9 @@ pub struct PortalSpec {
     pub deals: u64,
     pub tickets: u64,
     pub cars: u64,
+    /// Records of every further catalogue type, by path name (`calls`, `line_items`, ...). A
+    /// type left out has none; [`PortalSpec::catalogue_counts`] gives the defaults.
+    pub objects: BTreeMap<String, u64>,
     pub custom_properties: usize,
     /// Share of records, in thousandths, whose last-modified time is the bulk-update millisecond.
     pub bulk_update_permille: u64,
@@ -85,6 +96,7 @@ impl Default for PortalSpec {
             deals: 300,
             tickets: 100,
             cars: 50,
+            objects: PortalSpec::catalogue_counts(1_000),
             custom_properties: 20,
             bulk_update_permille: 150,
             index_lag_ms: 0,
@@ -97,7 +109,33 @@ impl PortalSpec {
     /// The portal `hsync demo` serves: a few thousand records of every type, small enough to
     /// sync in seconds on two cores.
     pub fn demo() -> PortalSpec {
-        PortalSpec { contacts: 3_000, companies: 600, deals: 900, tickets: 300, cars: 150, ..PortalSpec::default() }
+        PortalSpec {
+            contacts: 3_000,
+            companies: 600,
+            deals: 900,
+            tickets: 300,
+            cars: 150,
+            objects: PortalSpec::catalogue_counts(3_000),
+            ..PortalSpec::default()
+        }
+    }
+
+    /// The catalogue's default record counts of every type beyond the original five in a
+    /// portal of `contacts` contacts.
+    pub fn catalogue_counts(contacts: u64) -> BTreeMap<String, u64> {
+        TYPES.iter().filter_map(|k| Some((k.name.to_owned(), k.default_count(contacts)?))).collect()
+    }
+
+    /// How many records of `kind` to generate.
+    fn count(&self, kind: &ObjectKind) -> u64 {
+        match kind.name {
+            "contacts" => self.contacts,
+            "companies" => self.companies,
+            "deals" => self.deals,
+            "tickets" => self.tickets,
+            "cars" => self.cars,
+            name => self.objects.get(name).copied().unwrap_or(0),
+        }
     }
 }
 
@@ -306,135 +344,40 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
             ctx.owner_ids[rng.random_range(0..ctx.owner_ids.len())].to_string()
         }
         GenKind::Pipeline | GenKind::Stage => {
-            // Pipeline and stage come from one draw so they stay consistent.
+            // Pipeline and stage come from one draw so they stay consistent. The first pipeline
+            // takes three quarters of the records when there is a second.
             let mut pipe_rng = rng_for(ctx.seed, ctx.type_idx, id, name_hash("pipeline"));
-            let (pipeline, stages): (&str, &[&str]) = if ctx.type_idx == DEALS {
-                if pipe_rng.random_range(0..4) == 0 {
-                    ("renewals", &["renewal_open", "renewal_won", "renewal_lost"])
-                } else {
-                    ("default", DEAL_STAGES)
-                }
-            } else {
-                ("0", &["1", "2", "3", "4"])
+            let pipelines = ctx.pipelines;
+            let chosen = match pipelines.len() {
+                0 => return None,
+                1 => &pipelines[0],
+                _ if pipe_rng.random_range(0..4) == 0 => &pipelines[1],
+                _ => &pipelines[0],
             };
             if *kind == GenKind::Pipeline {
-                pipeline.to_owned()
+                chosen.id.to_owned()
             } else {
-                stages[pipe_rng.random_range(0..stages.len())].to_owned()
+                chosen.stages[pipe_rng.random_range(0..chosen.stages.len())].0.to_owned()
             }
+        }
+        GenKind::Key => format!("{:016x}", rng.random::<u64>()),
+        GenKind::ProductId => {
+            if ctx.product_ids.is_empty() {
+                return None;
+            }
+            ctx.product_ids[rng.random_range(0..ctx.product_ids.len())].to_string()
+        }
+        GenKind::LineAmount => {
+            // Quantity times unit price, from the same record's generated values.
+            let generated = |name: &str| {
+                let def = ctx.properties.get(name)?;
+                let PropSource::Generated(kind) = &def.source else { return None };
+                value(ctx, kind, id, def)?.parse::<f64>().ok()
+            };
+            format!("{:.2}", generated("quantity")? * generated("price")?)
         }
         GenKind::Vin => format!("1HGCM{id:012}"),
     })
-}
-
-const DEAL_STAGES: &[&str] = &[
-    "appointmentscheduled",
-    "qualifiedtobuy",
-    "presentationscheduled",
-    "decisionmakerboughtin",
-    "contractsent",
-    "closedwon",
-    "closedlost",
-];
-
-struct PropSpec {
-    name: &'static str,
-    label: &'static str,
-    kind: &'static str,
-    field: &'static str,
-    source: PropSource,
-    read_only: bool,
-    options: &'static [&'static str],
-}
-
-fn sp(
-    name: &'static str,
-    label: &'static str,
-    kind: &'static str,
-    field: &'static str,
-    source: PropSource,
-) -> PropSpec {
-    let read_only = !matches!(source, PropSource::Generated(_) | PropSource::Stored);
-    PropSpec { name, label, kind, field, source, read_only, options: &[] }
-}
-
-fn with_options(mut p: PropSpec, options: &'static [&'static str]) -> PropSpec {
-    p.options = options;
-    p
-}
-
-fn gen(kind: GenKind) -> PropSource {
-    PropSource::Generated(kind)
-}
-
-fn standard_properties(t: TypeIdx, cursor: &'static str, created: &'static str) -> Vec<PropSpec> {
-    let mut props = vec![
-        sp("hs_object_id", "Record ID", "number", "number", PropSource::ObjectId),
-        sp(created, "Create Date", "datetime", "date", PropSource::CreatedAt),
-        sp(cursor, "Last Modified Date", "datetime", "date", PropSource::UpdatedAt),
-        sp("hs_merged_object_ids", "Merged record IDs", "enumeration", "checkbox", PropSource::MergedIds),
-    ];
-    let owner = sp("hubspot_owner_id", "Owner", "enumeration", "select", gen(GenKind::Owner));
-    match t {
-        CONTACTS => props.extend([
-            sp("email", "Email", "string", "text", gen(GenKind::Email)),
-            sp("firstname", "First Name", "string", "text", gen(GenKind::FirstName)),
-            sp("lastname", "Last Name", "string", "text", gen(GenKind::LastName)),
-            sp("phone", "Phone Number", "string", "phonenumber", gen(GenKind::Phone)),
-            sp("jobtitle", "Job Title", "string", "text", gen(GenKind::JobTitle)),
-            sp("city", "City", "string", "text", gen(GenKind::City)),
-            with_options(
-                sp("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", gen(GenKind::Choice(false))),
-                &["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer"],
-            ),
-            owner,
-        ]),
-        COMPANIES => props.extend([
-            sp("name", "Name", "string", "text", gen(GenKind::CompanyName)),
-            sp("domain", "Company Domain Name", "string", "text", gen(GenKind::Domain)),
-            sp("city", "City", "string", "text", gen(GenKind::City)),
-            sp("country", "Country/Region", "string", "text", gen(GenKind::Country)),
-            sp("numberofemployees", "Number of Employees", "number", "number", gen(GenKind::Integer(100_000))),
-            sp("annualrevenue", "Annual Revenue", "number", "number", gen(GenKind::Money)),
-            sp("is_public", "Is Public", "bool", "booleancheckbox", gen(GenKind::Bool)),
-            with_options(
-                sp("industry", "Industry", "enumeration", "select", gen(GenKind::Choice(false))),
-                &["COMPUTER_SOFTWARE", "FINANCIAL_SERVICES", "HOSPITAL_HEALTH_CARE", "RETAIL"],
-            ),
-            owner,
-        ]),
-        DEALS => props.extend([
-            sp("dealname", "Deal Name", "string", "text", gen(GenKind::CompanyName)),
-            sp("amount", "Amount", "number", "number", gen(GenKind::Money)),
-            sp("closedate", "Close Date", "datetime", "date", gen(GenKind::DateTime)),
-            sp("pipeline", "Pipeline", "enumeration", "select", gen(GenKind::Pipeline)),
-            sp("dealstage", "Deal Stage", "enumeration", "radio", gen(GenKind::Stage)),
-            owner,
-        ]),
-        TICKETS => props.extend([
-            sp("subject", "Ticket name", "string", "text", gen(GenKind::Sentence)),
-            sp("content", "Ticket description", "string", "textarea", gen(GenKind::LongText)),
-            sp("hs_pipeline", "Pipeline", "enumeration", "select", gen(GenKind::Pipeline)),
-            sp("hs_pipeline_stage", "Ticket status", "enumeration", "select", gen(GenKind::Stage)),
-            with_options(
-                sp("hs_ticket_priority", "Priority", "enumeration", "select", gen(GenKind::Choice(false))),
-                &["LOW", "MEDIUM", "HIGH", "URGENT"],
-            ),
-            with_options(
-                sp("hs_ticket_category", "Category", "enumeration", "checkbox", gen(GenKind::Choice(true))),
-                &["PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"],
-            ),
-            owner,
-        ]),
-        _ => props.extend([
-            sp("make", "Make", "string", "text", gen(GenKind::CompanyName)),
-            sp("model", "Model", "string", "text", gen(GenKind::Sentence)),
-            sp("year", "Year", "number", "number", gen(GenKind::Integer(2030))),
-            sp("vin", "VIN", "string", "text", gen(GenKind::Vin)),
-            sp("purchase_date", "Purchase date", "date", "date", gen(GenKind::Date)),
-        ]),
-    }
-    props
 }
 
 /// Names that stress warehouse identifier handling: reserved words and a name longer than
@@ -489,101 +432,49 @@ fn custom_properties(count: usize) -> Vec<PropertyDef> {
 }
 
 fn type_defs(portal_id: u64) -> Vec<ObjectTypeDef> {
-    let std_type = |name: &str, type_id: &str, singular: &str, cursor, defaults: Vec<&'static str>| ObjectTypeDef {
-        name: name.to_owned(),
-        type_id: type_id.to_owned(),
-        fully_qualified_name: None,
-        singular: singular.to_owned(),
-        upper: singular.to_uppercase(),
-        cursor_property: cursor,
-        created_property: "createdate",
-        default_properties: defaults,
-        scope: name.to_owned(),
-        custom: false,
-    };
-    vec![
-        std_type(
-            "contacts",
-            "0-1",
-            "contact",
-            "lastmodifieddate",
-            vec!["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
-        ),
-        std_type(
-            "companies",
-            "0-2",
-            "company",
-            "hs_lastmodifieddate",
-            vec!["name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"],
-        ),
-        std_type(
-            "deals",
-            "0-3",
-            "deal",
-            "hs_lastmodifieddate",
-            vec![
-                "dealname",
-                "amount",
-                "closedate",
-                "pipeline",
-                "dealstage",
-                "createdate",
-                "hs_lastmodifieddate",
-                "hs_object_id",
-            ],
-        ),
-        std_type(
-            "tickets",
-            "0-5",
-            "ticket",
-            "hs_lastmodifieddate",
-            vec![
-                "content",
-                "hs_pipeline",
-                "hs_pipeline_stage",
-                "hs_ticket_category",
-                "hs_ticket_priority",
-                "subject",
-                "createdate",
-                "hs_lastmodifieddate",
-                "hs_object_id",
-            ],
-        ),
-        ObjectTypeDef {
-            name: "cars".to_owned(),
-            type_id: "2-3508482".to_owned(),
-            fully_qualified_name: Some(format!("p{portal_id}_cars")),
-            singular: "car".to_owned(),
-            upper: "CAR".to_owned(),
-            cursor_property: "hs_lastmodifieddate",
-            created_property: "hs_createdate",
-            default_properties: vec!["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
-            scope: "custom".to_owned(),
-            custom: true,
-        },
-    ]
+    TYPES
+        .iter()
+        .map(|kind| ObjectTypeDef {
+            name: kind.name.to_owned(),
+            type_id: kind.type_id.to_owned(),
+            fully_qualified_name: kind.custom.then(|| format!("p{portal_id}_{}", kind.name)),
+            singular: kind.singular.to_owned(),
+            upper: kind.upper.to_owned(),
+            cursor_property: kind.cursor,
+            created_property: kind.created,
+            default_properties: kind.defaults.to_vec(),
+            custom: kind.custom,
+            kind,
+        })
+        .collect()
+}
+
+/// A property definition's name, label, type, field type, source and options.
+type StandardProp = (&'static str, &'static str, &'static str, &'static str, PropSource, &'static [&'static str]);
+
+/// The property definitions every type has, then the catalogue's generated ones.
+fn standard_properties(kind: &ObjectKind) -> Vec<StandardProp> {
+    let mut props = vec![
+        ("hs_object_id", "Record ID", "number", "number", PropSource::ObjectId, &[][..]),
+        (kind.created, "Create Date", "datetime", "date", PropSource::CreatedAt, &[]),
+        (kind.cursor, "Last Modified Date", "datetime", "date", PropSource::UpdatedAt, &[]),
+        ("hs_merged_object_ids", "Merged record IDs", "enumeration", "checkbox", PropSource::MergedIds, &[]),
+    ];
+    props.extend(
+        kind.properties
+            .iter()
+            .map(|p| (p.name, p.label, p.kind, p.field, PropSource::Generated(p.gen.clone()), p.options)),
+    );
+    props
 }
 
 fn association_types() -> Vec<AssociationType> {
-    // (from, to, unlabeled, inverse unlabeled, [(typeId, inverse, category, label)])
-    type Labeled = (u32, u32, &'static str, &'static str);
-    let pairs: [(TypeIdx, TypeIdx, u32, u32, &[Labeled]); 7] = [
-        (
-            CONTACTS,
-            COMPANIES,
-            279,
-            280,
-            &[(1, 2, "HUBSPOT_DEFINED", "Primary"), (28, 29, "USER_DEFINED", "Billing contact")],
-        ),
-        (CONTACTS, DEALS, 4, 3, &[(30, 31, "USER_DEFINED", "Decision maker")]),
-        (CONTACTS, TICKETS, 15, 16, &[]),
-        (DEALS, COMPANIES, 341, 342, &[(5, 6, "HUBSPOT_DEFINED", "Primary")]),
-        (TICKETS, COMPANIES, 339, 340, &[(26, 25, "HUBSPOT_DEFINED", "Primary")]),
-        (DEALS, TICKETS, 27, 28, &[]),
-        (CARS, CONTACTS, 117, 118, &[(119, 120, "USER_DEFINED", "Driver")]),
-    ];
+    let idx = |name: &str| {
+        TYPES.iter().position(|k| k.name == name).expect("invariant: association rows name catalogue types")
+    };
     let mut out = Vec::new();
-    for (from, to, unlabeled, inverse, labeled) in pairs {
+    for &(from, to, unlabeled, inverse, labeled, _) in ASSOCIATIONS {
+        let (from, to) = (idx(from), idx(to));
         let mut push = |from, to, type_id, inverse, category, label: Option<&str>, unlabeled| {
             out.push(AssociationType {
                 from,
@@ -606,6 +497,28 @@ fn association_types() -> Vec<AssociationType> {
         }
     }
     out
+}
+
+/// Links records of the catalogue's association pairs beyond the original ones, with an RNG
+/// of their own so the original pairs' edges stay as they were.
+fn generate_catalogue_associations(portal: &mut Portal, seed: u64, ids: &[Vec<u64>]) {
+    let mut rng = rng_for(seed, 97, 0, name_hash("catalogue associations"));
+    for &(from, to, _, _, labeled, links) in ASSOCIATIONS {
+        let Links::Percent(percent) = links else { continue };
+        let (Some(from), Some(to)) = (portal.type_idx(from), portal.type_idx(to)) else { continue };
+        let targets = &ids[to];
+        if targets.is_empty() {
+            continue;
+        }
+        for &id in &ids[from] {
+            if rng.random_range(0..100) >= percent {
+                continue;
+            }
+            let to_id = targets[rng.random_range(0..targets.len())];
+            let chosen: Vec<u32> = labeled.iter().map(|l| l.0).filter(|_| rng.random_range(0..100) < 50).collect();
+            portal.associate(from, id, to, to_id, &chosen).expect("invariant: catalogue association types exist");
+        }
+    }
 }
 
 /// Teams owners belong to: `(id, name)`.
@@ -662,87 +575,59 @@ fn pipeline(id: &str, label: &str, display_order: i64, stages: Vec<PipelineStage
 }
 
 fn pipelines() -> HashMap<TypeIdx, Vec<Pipeline>> {
-    let deal_stages = DEAL_STAGES
+    TYPES
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let (probability, closed) = match *s {
-                "closedwon" => ("1.0".to_owned(), "true"),
-                "closedlost" => ("0.0".to_owned(), "true"),
-                _ => (format!("0.{}", (i + 1) * 10), "false"),
-            };
-            stage(s, s, i as i64, &[("probability", &probability), ("isClosed", closed)])
+        .filter(|(_, kind)| kind.has_pipelines())
+        .map(|(t, kind)| {
+            let list = kind
+                .pipelines
+                .iter()
+                .enumerate()
+                .map(|(order, row)| {
+                    let stages = row
+                        .stages
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (id, label, metadata))| stage(id, label, i as i64, metadata))
+                        .collect();
+                    pipeline(row.id, row.label, order as i64, stages)
+                })
+                .collect();
+            (t, list)
         })
-        .collect();
-    let deal = |id: &str, label: &str, probability: &str, closed: &str, order: i64| {
-        stage(id, label, order, &[("probability", probability), ("isClosed", closed)])
-    };
-    let ticket = |id: &str, label: &str, state: &str, order: i64| stage(id, label, order, &[("ticketState", state)]);
-    HashMap::from([
-        (
-            DEALS,
-            vec![
-                pipeline("default", "Sales Pipeline", 0, deal_stages),
-                pipeline(
-                    "renewals",
-                    "Renewals",
-                    1,
-                    vec![
-                        deal("renewal_open", "Open", "0.5", "false", 0),
-                        deal("renewal_won", "Won", "1.0", "true", 1),
-                        deal("renewal_lost", "Lost", "0.0", "true", 2),
-                    ],
-                ),
-            ],
-        ),
-        (
-            TICKETS,
-            vec![pipeline(
-                "0",
-                "Support Pipeline",
-                0,
-                vec![
-                    ticket("1", "New", "OPEN", 0),
-                    ticket("2", "Waiting on contact", "OPEN", 1),
-                    ticket("3", "Waiting on us", "OPEN", 2),
-                    ticket("4", "Closed", "CLOSED", 3),
-                ],
-            )],
-        ),
-    ])
+        .collect()
 }
 
 /// Builds the portal for `spec`. The same spec always builds the same portal.
 pub fn build(spec: &PortalSpec) -> Portal {
     let defs = type_defs(spec.portal_id);
-    let counts = [spec.contacts, spec.companies, spec.deals, spec.tickets, spec.cars];
     let owners = owners(spec.seed);
     let owner_ids: Vec<u64> = owners.iter().filter(|o| !o.archived).map(|o| o.id).collect();
     let mut next_id: u64 = 50;
     let mut types = Vec::new();
     let mut ids_by_type: Vec<Vec<u64>> = Vec::new();
     for (t, def) in defs.into_iter().enumerate() {
-        let mut specs = standard_properties(t, def.cursor_property, def.created_property);
-        let mut props: Vec<PropertyDef> = specs
-            .drain(..)
+        let mut props: Vec<PropertyDef> = standard_properties(def.kind)
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| PropertyDef {
-                name: s.name.to_owned(),
-                label: s.label.to_owned(),
-                kind: s.kind.to_owned(),
-                field_type: s.field.to_owned(),
+            .map(|(i, (name, label, kind, field, source, options))| PropertyDef {
+                name: name.to_owned(),
+                label: label.to_owned(),
+                kind: kind.to_owned(),
+                field_type: field.to_owned(),
                 group: format!("{}information", def.singular),
-                options: s.options.iter().map(|o| ((*o).to_owned(), (*o).to_owned())).collect(),
+                options: options.iter().map(|o| ((*o).to_owned(), (*o).to_owned())).collect(),
                 calculated: false,
-                unique: s.name == "hs_object_id" || s.name == "vin",
+                unique: name == "hs_object_id" || name == "vin",
                 hidden: false,
-                hubspot_defined: !def.custom || s.name.starts_with("hs_"),
-                read_only: s.read_only,
+                hubspot_defined: !def.custom || name.starts_with("hs_"),
+                read_only: !matches!(source, PropSource::Generated(_) | PropSource::Stored),
                 archived_at: None,
                 created_at: ANCHOR_MS - 3 * YEAR_MS,
                 updated_at: ANCHOR_MS - 3 * YEAR_MS,
                 display_order: i as i64,
-                source: s.source,
+                source,
             })
             .collect();
         let base = props.len() as i64;
@@ -751,7 +636,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
             p
         }));
         let mut rng = rng_for(spec.seed, t, 0, name_hash("records"));
-        let count = counts[t];
+        let count = spec.count(def.kind);
         let mut live = BTreeMap::new();
         let mut ids = Vec::with_capacity(count as usize);
         let span = 3 * YEAR_MS - 30 * 86_400_000;
@@ -796,6 +681,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
         });
         ids_by_type.push(ids);
     }
+    let product_ids = TYPES.iter().position(|k| k.name == "products").map(|t| ids_by_type[t].clone());
     let mut portal = Portal {
         portal_id: spec.portal_id,
         seed: spec.seed,
@@ -809,8 +695,10 @@ pub fn build(spec: &PortalSpec) -> Portal {
         index_lag_ms: spec.index_lag_ms,
         replica_reads: 0,
         association_page_size: spec.association_page_size,
+        product_ids: Arc::new(product_ids.unwrap_or_default()),
     };
     generate_associations(&mut portal, spec.seed, &ids_by_type);
+    generate_catalogue_associations(&mut portal, spec.seed, &ids_by_type);
     portal
 }
 

@@ -1,7 +1,7 @@
 //! A faithful HubSpot CRM API simulator served over real HTTP: what `hsync sim` and `hsync demo`
 //! serve and what hsync's tests and benchmarks run against.
 //!
-//! It owns the simulated portal (`portal`), the seeded generator (`generate`), search semantics
+//! It owns the catalogue of object types it serves (`catalogue`), the simulated portal (`portal`), the seeded generator (`generate`), search semantics
 //! (`search`), rate limits (`limits`), injected faults (`faults`), the gate every API request
 //! passes (`gate`: auth, faults, limits, request log), the HubSpot routes (`api`) and the admin
 //! API under `/_sim` (`admin`). It builds its JSON itself and shares no types with hsync's HubSpot
@@ -13,6 +13,7 @@
 
 mod admin;
 mod api;
+pub mod catalogue;
 mod faults;
 mod gate;
 pub mod generate;

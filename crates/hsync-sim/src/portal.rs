@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::catalogue::{ObjectKind, PipelineRow};
 use super::generate::{self, GenKind};
 
 /// Milliseconds since the Unix epoch, the simulator's only time unit.
@@ -35,10 +36,10 @@ pub struct ObjectTypeDef {
     pub created_property: &'static str,
     /// Properties returned by search and list when none are requested.
     pub default_properties: Vec<&'static str>,
-    /// The scope fragment: `contacts`, `companies`, `deals`, `tickets` or `custom`.
-    pub scope: String,
     /// Whether the type is a custom object.
     pub custom: bool,
+    /// The type's catalogue row: scopes, search and merge support, pipelines.
+    pub kind: &'static ObjectKind,
 }
 
 /// Where a property's value comes from.
@@ -142,6 +143,10 @@ pub struct ValueContext {
     pub type_idx: TypeIdx,
     pub properties: Arc<PropertySet>,
     pub owner_ids: Arc<Vec<u64>>,
+    /// The pipelines the type was generated with (values of pipeline and stage properties).
+    pub pipelines: &'static [PipelineRow],
+    /// Ids of the generated products (values of `hs_product_id`).
+    pub product_ids: Arc<Vec<u64>>,
 }
 
 impl ValueContext {
@@ -391,6 +396,8 @@ pub struct Portal {
     pub replica_reads: u64,
     /// Targets per input page in association batch reads.
     pub association_page_size: usize,
+    /// Ids of the generated products, which line items refer to.
+    pub product_ids: Arc<Vec<u64>>,
 }
 
 impl Portal {
@@ -415,6 +422,8 @@ impl Portal {
             type_idx: t,
             properties: Arc::clone(&self.types[t].properties),
             owner_ids: Arc::clone(&self.owner_ids),
+            pipelines: self.types[t].def.kind.pipelines,
+            product_ids: Arc::clone(&self.product_ids),
         }
     }
 
