@@ -124,7 +124,10 @@ async fn serves_records(sim: &Sim, t: &str, props: &[&str]) {
 /// Associations v4 batch read of `from` → `to` matches ground truth and carries `type_id`;
 /// the labels endpoints list the pair's type ids in both directions.
 async fn serves_associations(sim: &Sim, from: &str, to: &str, type_id: u64, inverse: u64) {
-    let edges = truth_edges(sim, from, to).await;
+    // Archived records keep their edges but association reads answer for live ones only.
+    let live = sim.truth_ids(from).await;
+    let mut edges = truth_edges(sim, from, to).await;
+    edges.retain(|id, _| live.contains(id));
     assert!(!edges.is_empty(), "{from} -> {to}: generated edges");
     let inputs: Vec<Value> = edges.keys().take(50).map(|id| json!({ "id": id.to_string() })).collect();
     let (status, _, body) =
@@ -214,7 +217,8 @@ async fn catalogue_line_items_are_served_and_refer_to_products_and_deals() {
     assert!(checked > 10, "amounts checked: {checked}");
     // Every line item belongs to a deal.
     let edges = truth_edges(&sim, "line_items", "deals").await;
-    assert_eq!(edges.len(), truth["objects"]["line_items"]["live"].as_array().unwrap().len());
+    let live: BTreeSet<u64> = truth["objects"]["line_items"]["live"].as_array().unwrap().iter().map(id_of).collect();
+    assert!(live.iter().all(|id| edges.contains_key(id)), "every live line item has a deal");
 }
 
 #[tokio::test]
@@ -237,7 +241,9 @@ async fn catalogue_types_with_pipelines_serve_them_and_their_records_use_them() 
         for r in truth["objects"][t]["live"].as_array().unwrap() {
             if let Some(stage) = r["properties"][stage_property].as_str() {
                 assert!(stages.contains(stage), "{t}: stage {stage} is one of {stages:?}");
-                assert_eq!(r["properties"]["hs_pipeline"], pipeline.as_str());
+                if let Some(p) = r["properties"]["hs_pipeline"].as_str() {
+                    assert_eq!(p, pipeline, "{t}: the record's pipeline");
+                }
             }
         }
     }
