@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Classify, ErrorClass};
 use crate::hubspot::{
     is_env_var_name, ApiFamily, BudgetConfig, BudgetSetting, ClientConfig, PortalZone, RateSettings, RetryPolicy,
-    TokenSource, WindowLimit, STANDARD_OBJECTS,
+    TokenSource, WindowLimit,
 };
 
 /// The environment variable prefix for overrides: `HSYNC_HUBSPOT__BASE_URL=...`.
@@ -407,10 +407,17 @@ pub struct DaemonConfig {
     pub allow_unauthenticated_listen: bool,
     /// Seconds between CDC passes of an object (after its backfill finished).
     pub cdc_interval_secs: u64,
+    /// Seconds between CDC passes of an object HubSpot serves no search for (contracts): each
+    /// pass lists every record, so it runs less often than `cdc_interval_secs`.
+    pub list_cdc_interval_secs: u64,
     /// Seconds between association polls (edges of records changed since the last poll).
     pub associations_interval_secs: u64,
     /// Seconds between full association sweeps (catch changes that moved no timestamp).
     pub association_sweep_interval_secs: u64,
+    /// Per object, seconds between the sweeps of the pairs stored from its side, in place of
+    /// `association_sweep_interval_secs` (`{ calls = 604800 }` sweeps calls' pairs weekly):
+    /// engagement volumes make a daily sweep of every pair costly. `hsync plan` shows the cost.
+    pub association_sweep_interval_by_object: std::collections::BTreeMap<String, u64>,
     /// Seconds between delete, merge and restore reconciles of an object.
     pub deletes_interval_secs: u64,
     /// Seconds between schema checks (new, changed and archived properties) of an object.
@@ -426,6 +433,14 @@ pub struct DaemonConfig {
     pub lease_retry_secs: u64,
 }
 
+impl DaemonConfig {
+    /// Seconds between the sweeps of the association pairs stored from `object`'s side: its
+    /// own setting, else `association_sweep_interval_secs`. `object` is a `sync.objects` entry.
+    pub fn association_sweep_secs(&self, object: &str) -> u64 {
+        self.association_sweep_interval_by_object.get(object).copied().unwrap_or(self.association_sweep_interval_secs)
+    }
+}
+
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
@@ -433,8 +448,10 @@ impl Default for DaemonConfig {
             bearer_token_env: None,
             allow_unauthenticated_listen: false,
             cdc_interval_secs: 60,
+            list_cdc_interval_secs: 3_600,
             associations_interval_secs: 300,
             association_sweep_interval_secs: 86_400,
+            association_sweep_interval_by_object: std::collections::BTreeMap::new(),
             deletes_interval_secs: 3_600,
             schema_interval_secs: 900,
             dimensions_interval_secs: 3_600,
@@ -572,6 +589,7 @@ impl Config {
             // The CDC watermark is now minus this: a week keeps it far from wrapping.
             ("sync.settle_lag_secs", self.sync.settle_lag_secs, 0, 7 * DAY),
             ("daemon.cdc_interval_secs", d.cdc_interval_secs, 1, DAY),
+            ("daemon.list_cdc_interval_secs", d.list_cdc_interval_secs, 1, DAY),
             ("daemon.associations_interval_secs", d.associations_interval_secs, 1, 7 * DAY),
             ("daemon.association_sweep_interval_secs", d.association_sweep_interval_secs, 1, 30 * DAY),
             ("daemon.deletes_interval_secs", d.deletes_interval_secs, 1, 7 * DAY),
@@ -591,6 +609,17 @@ impl Config {
             if !(min..=max).contains(&value) {
                 let allowed = if max == u64::MAX { format!("at least {min}") } else { format!("from {min} to {max}") };
                 problems.push(format!("{key} must be {allowed}, got {value}"));
+            }
+        }
+        for (object, &secs) in &d.association_sweep_interval_by_object {
+            let key = format!("daemon.association_sweep_interval_by_object.{object}");
+            if !(1..=30 * DAY).contains(&secs) {
+                problems.push(format!("{key} must be from 1 to {}, got {secs}", 30 * DAY));
+            }
+            if !self.sync.objects.iter().any(|o| o == object) {
+                problems.push(format!(
+                    "{key} names an object that is not in sync.objects; use a name exactly as sync.objects lists it"
+                ));
             }
         }
         for (key, percent) in
@@ -615,9 +644,8 @@ impl Config {
                 problems.push("sync.objects has an empty name: name object types such as \"contacts\"".to_owned());
                 continue;
             }
-            // The same standard type by name and by type id (`contacts` and `0-1`) is one object.
-            let object =
-                STANDARD_OBJECTS.iter().find(|o| o.name == name || o.type_id == name).map_or(name.as_str(), |o| o.name);
+            // The same catalogue type by name and by type id (`contacts` and `0-1`) is one object.
+            let object = crate::hubspot::catalogue::find(name).map_or(name.as_str(), |o| o.name);
             match seen.iter().find(|(_, o)| *o == object) {
                 Some((first, _)) if first == name => {
                     problems.push(format!("sync.objects names {name:?} twice: list each object type once"))
@@ -878,6 +906,22 @@ mod tests {
                 e.to_string()
             }
         }
+    }
+
+    #[test]
+    fn association_sweeps_are_set_per_object_of_sync_objects() {
+        let toml = "[sync]\nobjects = [\"contacts\", \"calls\"]\n[daemon]\nassociation_sweep_interval_secs = 3600\n[daemon.association_sweep_interval_by_object]\ncalls = 604800\n";
+        let config = Config::from_toml(toml).unwrap();
+        assert_eq!(config.daemon.association_sweep_secs("calls"), 604_800);
+        assert_eq!(config.daemon.association_sweep_secs("contacts"), 3_600);
+        let err =
+            refused("[sync]\nobjects = [\"contacts\"]\n[daemon.association_sweep_interval_by_object]\nnotes = 60\n");
+        assert!(
+            err.contains("association_sweep_interval_by_object.notes names an object that is not in sync.objects"),
+            "{err}"
+        );
+        let err = refused("[sync]\nobjects = [\"calls\"]\n[daemon.association_sweep_interval_by_object]\ncalls = 0\n");
+        assert!(err.contains("association_sweep_interval_by_object.calls must be from 1 to 2592000, got 0"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::destination::{AnyDestination, AnyStateStore, Destination};
 use crate::error::Classify;
-use crate::hubspot::{HubSpotClient, ObjectRef};
+use crate::hubspot::{HubSpotClient, ObjectRef, ReadPath};
 use crate::state::{RunStatus, StateStore, StreamId};
 use crate::stream::backfill::{self, Mode};
 use crate::stream::runner::{PlannedSchema, PreparedTable, PropertyFilter, Runner};
@@ -42,8 +42,9 @@ pub enum Job {
     /// The association edges of the pairs stored from one object's side: of the records
     /// changed since the last poll, or of every record with `sweep`.
     Associations { source: associations::Source, sweep: bool },
-    /// Refresh the owners and pipelines tables in full.
-    Dimensions,
+    /// Refresh the owners and pipelines tables in full, with the pipelines of the synced
+    /// objects' types.
+    Dimensions(Vec<ObjectRef>),
 }
 
 impl Job {
@@ -55,7 +56,7 @@ impl Job {
             Job::Cdc(object) => StreamId::cdc(&object.table),
             Job::Deletes(object) => StreamId::deletes(&object.table),
             Job::Associations { source, .. } => StreamId::associations(&source.from.table),
-            Job::Dimensions => StreamId::dimensions(),
+            Job::Dimensions(_) => StreamId::dimensions(),
         }
     }
 
@@ -287,8 +288,8 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                 };
                 Ok(Outcome { finished: report.finished, report: Report::Associations(report) })
             }
-            Job::Dimensions => {
-                Ok(Outcome { report: Report::Dimensions(dimensions::refresh(runner).await?), finished: true })
+            Job::Dimensions(synced) => {
+                Ok(Outcome { report: Report::Dimensions(dimensions::refresh(runner, synced).await?), finished: true })
             }
         }
     }
@@ -327,7 +328,9 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
         };
         let mut copied = done_before.unwrap_or(0);
         let mut total = None;
-        if let Some(done) = done_before.filter(|_| progress.wants_total()) {
+        // A type without search has no count short of listing it all: its progress shows rows only.
+        let countable = object.read_path() == ReadPath::Search;
+        if let Some(done) = done_before.filter(|_| progress.wants_total() && countable) {
             let counted = runner.client.count(&object.api_name).await?.max(done);
             gauge.set(share(done, counted));
             progress.start(name, counted, done);
@@ -404,7 +407,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
 fn job_object(job: &Job) -> Option<&ObjectRef> {
     match job {
         Job::Schema(object) | Job::Backfill { object, .. } | Job::Cdc(object) | Job::Deletes(object) => Some(object),
-        Job::Associations { .. } | Job::Dimensions => None,
+        Job::Associations { .. } | Job::Dimensions(_) => None,
     }
 }
 
@@ -417,7 +420,7 @@ mod tests {
     use super::*;
 
     fn contacts() -> ObjectRef {
-        ObjectRef { table: "contacts".to_owned(), api_name: "contacts".to_owned(), cursor_property: "lastmodifieddate" }
+        ObjectRef::of(crate::hubspot::catalogue::find("contacts").expect("contacts are in the catalogue"))
     }
 
     #[test]
@@ -436,7 +439,7 @@ mod tests {
             (StreamId::associations("contacts"), "associations-sweep:contacts".to_owned())
         );
         assert_eq!(Job::Associations { source, sweep: false }.name(), "associations:contacts");
-        assert_eq!(Job::Dimensions.name(), "dimensions:owners_pipelines");
+        assert_eq!(Job::Dimensions(Vec::new()).name(), "dimensions:owners_pipelines");
     }
 
     #[test]

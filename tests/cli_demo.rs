@@ -32,6 +32,15 @@ async fn demo_syncs_the_seeded_portal_into_sqlite_and_shows_the_changes() {
     for (table, size) in [("companies", spec.companies), ("tickets", spec.tickets), ("cars", spec.cars)] {
         assert_eq!(count(&mut db, &format!("select count(*) from {table} where {live}")).await, size as i64, "{table}");
     }
+    // Engagements and commerce objects, with their associations.
+    for table in ["calls", "notes", "products", "line_items"] {
+        let size = spec.objects[table];
+        assert!(size > 0, "the demo portal has {table}");
+        assert_eq!(count(&mut db, &format!("select count(*) from {table} where {live}")).await, size as i64, "{table}");
+    }
+    let edges = "select count(*) from associations where deleted_at is null and from_type = ";
+    assert!(count(&mut db, &format!("{edges}'deals' and to_type = 'line_items'")).await > 0);
+    assert!(count(&mut db, &format!("{edges}'contacts' and to_type = 'calls'")).await > 0);
     assert_eq!(count(&mut db, "select count(*) from contacts").await, spec.contacts as i64 + created);
     assert_eq!(
         count(&mut db, &format!("select count(*) from contacts where {live}")).await,

@@ -94,8 +94,9 @@ fn records_read(reports: &[Report]) -> u64 {
     reports.iter().flat_map(|r| &r.pairs).map(|p| p.records).sum()
 }
 
-fn rank(object: &str) -> usize {
-    OBJECTS.iter().position(|o| *o == object).unwrap_or_else(|| panic!("unknown object {object}"))
+/// Where `object` is in the configured order `objects`.
+fn rank_in(objects: &[&str], object: &str) -> Option<usize> {
+    objects.iter().position(|o| *o == object)
 }
 
 pub(crate) type EdgeKey = (String, i64, String, i64, i32);
@@ -111,8 +112,13 @@ fn id(v: &Value) -> i64 {
 /// The edges HubSpot holds, in the stored (canonical) direction, from live records: key to
 /// (category, label).
 pub(crate) async fn truth_edges(sim: &Sim) -> BTreeMap<EdgeKey, (String, Option<String>)> {
+    truth_edges_in(sim, &OBJECTS).await
+}
+
+/// [`truth_edges`] among `objects`, in that configured order.
+pub(crate) async fn truth_edges_in(sim: &Sim, objects: &[&str]) -> BTreeMap<EdgeKey, (String, Option<String>)> {
     let truth = sim.admin(Method::GET, "/_sim/truth?values=false", None).await.1;
-    let live: BTreeSet<(String, i64)> = OBJECTS
+    let live: BTreeSet<(String, i64)> = objects
         .iter()
         .flat_map(|o| truth["objects"][o]["live"].as_array().unwrap().iter().map(|r| ((*o).to_owned(), id(&r["id"]))))
         .collect();
@@ -120,7 +126,8 @@ pub(crate) async fn truth_edges(sim: &Sim) -> BTreeMap<EdgeKey, (String, Option<
     for edge in truth["associations"].as_array().unwrap() {
         let (from, to) = (edge["fromType"].as_str().unwrap(), edge["toType"].as_str().unwrap());
         let from_id = id(&edge["fromId"]);
-        if rank(from) > rank(to) || !live.contains(&(from.to_owned(), from_id)) {
+        let (Some(from_rank), Some(to_rank)) = (rank_in(objects, from), rank_in(objects, to)) else { continue };
+        if from_rank > to_rank || !live.contains(&(from.to_owned(), from_id)) {
             continue;
         }
         for t in edge["types"].as_array().unwrap() {
@@ -136,7 +143,12 @@ pub(crate) async fn truth_edges(sim: &Sim) -> BTreeMap<EdgeKey, (String, Option<
 
 /// Every difference between the stored edges and HubSpot's, as readable lines.
 async fn edge_differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> {
-    let expected = truth_edges(sim).await;
+    edge_differences_in(dest, sim, &OBJECTS).await
+}
+
+/// [`edge_differences`] among `objects`, in that configured order.
+pub(crate) async fn edge_differences_in<D: Inspect>(dest: &D, sim: &Sim, objects: &[&str]) -> Vec<String> {
+    let expected = truth_edges_in(sim, objects).await;
     let rows = dest.read_edges().await.unwrap();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
@@ -144,7 +156,7 @@ async fn edge_differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> {
         if !seen.insert(key(row)) {
             out.push(format!("{:?}: stored twice", key(row)));
         }
-        if rank(&row.from_type) > rank(&row.to_type) {
+        if rank_in(objects, &row.from_type) > rank_in(objects, &row.to_type) {
             out.push(format!("{:?}: stored from the non-canonical side", key(row)));
         }
     }

@@ -20,6 +20,11 @@ use serde_json::{json, Value};
 use crate::support::{explain, hsync, hsync_with, Sim, TOKEN_VAR};
 use crate::sync_engine::expected_cell;
 
+/// Every catalogue type with pipelines, as if all were synced: their pipelines are refreshed.
+fn with_pipelines() -> Vec<hsync::hubspot::ObjectRef> {
+    hsync::hubspot::CATALOGUE.iter().filter(|t| t.pipelines).map(hsync::hubspot::ObjectRef::of).collect()
+}
+
 /// A HubSpot value as the text the refresh hands to the batch builder.
 fn raw(v: &Value) -> Option<String> {
     match v {
@@ -186,9 +191,10 @@ async fn change_owners_and_pipelines(sim: &Sim) {
 }
 
 async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
-    let first = dimensions::refresh(runner).await.unwrap();
-    // 23 active and 2 archived owners; deals have 2 pipelines (7 + 3 stages), tickets 1 (4).
-    assert_eq!((first.owners, first.pipelines, first.stages, first.removed), (25, 3, 14, 0), "{first:?}");
+    let first = dimensions::refresh(runner, &with_pipelines()).await.unwrap();
+    // 23 active and 2 archived owners; deals have 2 pipelines (7 + 3 stages), tickets 1 (4), and
+    // leads, orders, listings, appointments, courses and services 1 each (5, 5, 5, 4, 3, 3).
+    assert_eq!((first.owners, first.pipelines, first.stages, first.removed), (25, 9, 39, 0), "{first:?}");
     assert_eq!(first.rejects, 0);
     assert_none(&dimension_differences(&runner.dest, sim).await);
     let won = stored(&runner.dest, &PIPELINE_STAGES, &["deals", "default", "closedwon"]).await;
@@ -196,7 +202,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     let closed = stored(&runner.dest, &PIPELINE_STAGES, &["tickets", "0", "4"]).await;
     assert_eq!(closed["is_closed"], Cell::Bool(true), "a ticket stage is closed by its ticketState");
     let checkpoint = runner.state.load_checkpoint(&hsync::state::StreamId::dimensions()).await.unwrap();
-    assert_eq!(checkpoint.expect("committed with the tables").state["rows"], json!(42));
+    assert_eq!(checkpoint.expect("committed with the tables").state["rows"], json!(73));
 
     change_owners_and_pipelines(sim).await;
     let before = dimension_differences(&runner.dest, sim).await;
@@ -207,9 +213,9 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     ] {
         assert!(before.iter().any(|d| d.starts_with(expected)), "the comparison sees {expected}: {before:?}");
     }
-    let second = dimensions::refresh(runner).await.unwrap();
+    let second = dimensions::refresh(runner, &with_pipelines()).await.unwrap();
     // Removed: owner 10000002, the tickets pipeline and its 4 stages, the renewal_lost stage.
-    assert_eq!((second.owners, second.pipelines, second.stages, second.removed), (25, 4, 13, 7), "{second:?}");
+    assert_eq!((second.owners, second.pipelines, second.stages, second.removed), (25, 10, 38, 7), "{second:?}");
     assert_none(&dimension_differences(&runner.dest, sim).await);
     let gone = stored(&runner.dest, &OWNERS, &["10000002"]).await;
     assert!(matches!(gone[REMOVED_AT], Cell::TimestampMs(_)), "{gone:?}");
@@ -219,7 +225,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     assert_eq!((&fleet["label"], &sales["label"]), (&Cell::Text("Fleet".into()), &Cell::Text("Sales Pipeline".into())));
 
     // Nothing changed: nothing newly removed, the removal times stay.
-    let third = dimensions::refresh(runner).await.unwrap();
+    let third = dimensions::refresh(runner, &with_pipelines()).await.unwrap();
     assert_eq!(third.removed, 0);
     assert_eq!(stored(&runner.dest, &OWNERS, &["10000002"]).await[REMOVED_AT], gone[REMOVED_AT]);
     assert_none(&dimension_differences(&runner.dest, sim).await);

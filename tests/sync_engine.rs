@@ -62,9 +62,14 @@ pub(crate) fn expected_cell(ty: ColumnType, raw: Option<&str>) -> Cell {
 
 /// Every difference between the warehouse and the simulator's ground truth, as readable lines.
 pub(crate) async fn differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> {
+    differences_in(dest, sim, &OBJECTS).await
+}
+
+/// [`differences`] over the tables of `objects`.
+pub(crate) async fn differences_in<D: Inspect>(dest: &D, sim: &Sim, objects: &[&str]) -> Vec<String> {
     let truth = sim.admin(Method::GET, "/_sim/truth", None).await.1;
     let mut out = Vec::new();
-    for object in OBJECTS {
+    for &object in objects {
         let Some(columns) = dest.describe(object).await.unwrap() else {
             out.push(format!("{object}: no table"));
             continue;
@@ -80,8 +85,14 @@ pub(crate) async fn differences<D: Inspect>(dest: &D, sim: &Sim) -> Vec<String> 
             .collect();
         let live = truth["objects"][object]["live"].as_array().unwrap();
         let live_ids: BTreeSet<i64> = live.iter().map(|r| r["id"].as_str().unwrap().parse().unwrap()).collect();
-        for id in by_id.keys().filter(|id| !live_ids.contains(id)) {
-            out.push(format!("{object} {id}: in the warehouse but not live in HubSpot"));
+        // A row of a record that is not live must carry a flag (archived, merged or deleted).
+        let flagged = |row: &BTreeMap<String, Cell>| {
+            ["_hsync_archived_at", "_hsync_merged_into", "_hsync_deleted_at"]
+                .iter()
+                .any(|f| row.get(*f).is_some_and(|c| *c != Cell::Null))
+        };
+        for (id, _) in by_id.iter().filter(|(id, row)| !live_ids.contains(id) && !flagged(row)) {
+            out.push(format!("{object} {id}: in the warehouse, not live in HubSpot and not flagged"));
         }
         for rec in live {
             let id: i64 = rec["id"].as_str().unwrap().parse().unwrap();

@@ -198,7 +198,17 @@ async fn probe_hubspot(client: &HubSpotClient, config: &Config) -> (Vec<Probe>, 
             return (probes, true);
         }
         let records = client.list(&object.api_name, &ListParams { limit: 1, ..ListParams::default() }).await;
-        if push(&mut probes, format!("{} records", object.table), records.map(|_| "readable".to_owned())) {
+        let records = records.map(|_| format!("readable ({} path)", object.read_path().as_str())).map_err(|e| {
+            // HubSpot does not always say which scope is missing: the catalogue knows.
+            match e {
+                hubspot::Error::MissingScopes { origin, scopes, correlation_id } if scopes.is_empty() => {
+                    let scopes = object.facts.read_scopes.iter().map(|s| (*s).to_owned()).collect();
+                    hubspot::Error::MissingScopes { origin, scopes, correlation_id }
+                }
+                other => other,
+            }
+        });
+        if push(&mut probes, format!("{} records", object.table), records) {
             return (probes, true);
         }
     }

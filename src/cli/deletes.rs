@@ -28,8 +28,10 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let session = Session::open(config_path, leasing).await?;
     let shutdown = shutdown_on_signal();
+    let mut failures = super::ObjectFailures::default();
     for object in session.objects(&args.objects).await? {
-        let report = ride_out(&object.table, &shutdown, |_| deletes_object(&session, &object, &shutdown)).await?;
+        let outcome = ride_out(&object.table, &shutdown, |_| deletes_object(&session, &object, &shutdown)).await;
+        let Some(report) = failures.take(&object.table, outcome)? else { continue };
         if !report.finished {
             println!("{}: stopped before writing; run again", object.table);
             break;
@@ -39,7 +41,7 @@ pub async fn run(
             object.table, report.live, report.archived, report.merged, report.deleted, report.restored, report.written
         );
     }
-    Ok(ExitCode::SUCCESS)
+    failures.finish()
 }
 
 /// One reconcile of one object, as one recorded run.

@@ -34,8 +34,10 @@ pub struct DemoArgs {
     pub replace: bool,
 }
 
-/// The objects the demo syncs, in the order pairs are stored.
-const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"];
+/// The objects the demo syncs, in the order pairs are stored: the core four, engagements,
+/// commerce and the custom object.
+const OBJECTS: [&str; 9] =
+    ["contacts", "companies", "deals", "tickets", "calls", "notes", "products", "line_items", "cars"];
 /// The first name the demo gives the contacts it updates.
 const UPDATED_NAME: &str = "Ada (changed by the demo)";
 const UPDATES: usize = 25;
@@ -62,9 +64,19 @@ pub async fn run(args: DemoArgs, leasing: &super::session::Leasing) -> anyhow::R
         .await
         .context("starting the simulator")?;
     let base = sim.base_url();
+    let count = |name: &str| spec.objects.get(name).copied().unwrap_or_default();
     println!(
-        "hsync demo: a simulated HubSpot portal on {base} ({} contacts, {} companies, {} deals, {} tickets, {} cars; seed {})",
-        spec.contacts, spec.companies, spec.deals, spec.tickets, spec.cars, spec.seed
+        "hsync demo: a simulated HubSpot portal on {base} ({} contacts, {} companies, {} deals, {} tickets, {} calls, {} notes, {} products, {} line items, {} cars; seed {})",
+        spec.contacts,
+        spec.companies,
+        spec.deals,
+        spec.tickets,
+        count("calls"),
+        count("notes"),
+        count("products"),
+        count("line_items"),
+        spec.cars,
+        spec.seed
     );
     println!("syncing it into {}\n", args.db.display());
     let outcome = sync(&args.db, &base, leasing).await;
@@ -280,6 +292,8 @@ fn queries(db: &Path, changes: &Changes) -> String {
     }
     add("select id, dealname, _hsync_archived_at from deals where _hsync_archived_at is not null".to_owned());
     add("select to_type, count(*) as edges from associations where from_type = 'contacts' and deleted_at is null group by to_type".to_owned());
+    add("select d.id, d.dealname, round(sum(li.amount), 2) as line_item_total from deals d join associations a on a.from_type = 'deals' and a.from_id = d.id and a.to_type = 'line_items' and a.deleted_at is null join line_items li on li.id = a.to_id group by d.id, d.dealname order by line_item_total desc limit 5".to_owned());
+    add("select hs_call_direction, count(*) as calls from calls group by hs_call_direction".to_owned());
     add("select stream, status, rows_written, finished_at from _hsync_runs order by id desc limit 10".to_owned());
     out.push_str("next: point hsync at your portal (see README: hsync check, hsync plan, hsync backfill)\n");
     out

@@ -21,8 +21,9 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let session = Session::open(config_path, leasing).await?;
     let never = tokio_util::sync::CancellationToken::new();
+    let job = Job::Dimensions(session.objects(&[]).await?);
     let report = ride_out("dimensions", &never, |_| async {
-        match session.run(&Job::Dimensions, &never).await?.report {
+        match session.run(&job, &never).await?.report {
             Report::Dimensions(report) => Ok(report),
             other => anyhow::bail!("internal error: a dimensions refresh reported {other:?}"),
         }

@@ -183,9 +183,10 @@ pub(crate) fn class_of(error: &anyhow::Error) -> ErrorClass {
         .unwrap_or(ErrorClass::Bug)
 }
 
-/// The objects of a one-shot command whose streams stopped on bad data: one object's bad data
-/// stops only that object, the command goes on with the others and then fails with the first
-/// such error. Any other failure ends the command at once.
+/// The objects of a one-shot command whose streams stopped on bad data or on a scope the token
+/// lacks for their type: such a failure stops only that object, the command goes on with the
+/// others and then fails with the first such error. Any other failure (the token refused, the
+/// destination down) ends the command at once.
 #[derive(Debug, Default)]
 pub(crate) struct ObjectFailures(Vec<anyhow::Error>);
 
@@ -193,15 +194,21 @@ impl ObjectFailures {
     /// The object's result, or `None` when its stream stopped on bad data (kept for
     /// [`ObjectFailures::finish`]).
     pub(crate) fn take<T>(&mut self, object: &str, outcome: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
-        match outcome {
-            Ok(value) => Ok(Some(value)),
-            Err(e) if class_of(&e) == ErrorClass::Data => {
+        let why = match &outcome {
+            Ok(_) => None,
+            Err(e) if class_of(e) == ErrorClass::Data => Some("stopped on data hsync cannot read"),
+            Err(e) if lacks_scope(e) => Some("stopped: the token may not read this object type"),
+            Err(_) => None,
+        };
+        match (outcome, why) {
+            (Ok(value), _) => Ok(Some(value)),
+            (Err(e), Some(why)) => {
                 eprintln!("error: {object}: {e:#}");
                 eprintln!("{object} stopped; going on with the other objects");
-                self.0.push(e.context(format!("{object} stopped on data hsync cannot read")));
+                self.0.push(e.context(format!("{object} {why}")));
                 Ok(None)
             }
-            Err(e) => Err(e),
+            (Err(e), None) => Err(e),
         }
     }
 
@@ -213,6 +220,18 @@ impl ObjectFailures {
             Some(first) => Err(first.context(format!("{} object(s) stopped on bad data", stopped.len() + 1))),
         }
     }
+}
+
+/// Whether `error` is HubSpot refusing one object type for a missing scope (other types may
+/// still be readable), rather than refusing the token.
+fn lacks_scope(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        matches!(e.downcast_ref::<crate::hubspot::Error>(), Some(crate::hubspot::Error::MissingScopes { .. }))
+            || matches!(
+                e.downcast_ref::<crate::stream::Error>(),
+                Some(crate::stream::Error::HubSpot(crate::hubspot::Error::MissingScopes { .. }))
+            )
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

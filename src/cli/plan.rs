@@ -1,8 +1,11 @@
 //! `hsync plan [--json] [--object ...]`: before a backfill, estimates per object the HubSpot
 //! calls it takes and how long they take under the configured (or learned) rate limits and the
-//! daily budget. It reads each object's record count from one search (`limit 1`, its `total`)
-//! and which object pairs have associations from the labels endpoint, and writes nothing.
-//! The arithmetic follows the streams' own page sizes; the assumptions are printed with it.
+//! daily budget, which read path each object takes (search, or the list endpoint for a type
+//! without search), what a CDC pass of a list-path object costs, and what each association
+//! pair's sweep costs a day. It reads each object's record count from one search (`limit 1`,
+//! its `total`; a list-path object has none, so its ids are listed, 100 per call) and which
+//! object pairs have associations from the labels endpoint, and writes nothing. The arithmetic
+//! follows the streams' own page sizes; the assumptions are printed with it.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,9 +18,10 @@ use indicatif::{HumanCount, HumanDuration};
 use serde::Serialize;
 
 use super::session::Warehouse;
-use crate::hubspot::{WindowLimit, ASSOCIATION_BATCH_MAX, STANDARD_OBJECTS};
+use crate::hubspot::{Family, ObjectRef, ReadPath, WindowLimit, ASSOCIATION_BATCH_MAX};
 use crate::stream::associations::{self, candidate_pairs};
 use crate::stream::backfill::PAGE;
+use crate::stream::listing;
 
 /// Options of `hsync plan`.
 #[derive(Debug, Args)]
@@ -42,10 +46,18 @@ struct Spacing {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 struct ObjectPlan {
     object: String,
-    /// HubSpot's search `total`.
+    /// `search`, or `list` for a type HubSpot serves no search for.
+    path: &'static str,
+    /// HubSpot's search `total`, or the ids listed.
     records: u64,
     /// One search per page of 200 (the last page says it is the last; an empty object costs one).
     backfill_searches: u64,
+    /// List-path backfill: a list call per 100 records, and a batch read per 100 when the
+    /// property names do not fit in the list URL.
+    backfill_list_calls: u64,
+    /// List-path CDC: each pass lists every id and cursor (a call per 100 records) besides
+    /// reading the changed records back; `None` for search, whose passes read only changes.
+    cdc_calls_per_pass: Option<u64>,
     /// The property definitions read before the backfill.
     property_reads: u64,
     /// Association batch reads of 1,000 records for each pair stored from this object.
@@ -71,6 +83,12 @@ struct SetupPlan {
 struct PairPlan {
     from: String,
     to: String,
+    /// Association batch reads of one full sweep (1,000 `from` records a call).
+    sweep_reads: u64,
+    /// Seconds between sweeps of the pairs stored from `from`.
+    sweep_interval_secs: u64,
+    /// Sweep reads a day at that interval.
+    sweep_reads_per_day: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -126,19 +144,36 @@ fn seconds(search_calls: u64, general_calls: u64, spacing: Spacing) -> f64 {
     search_calls as f64 * spacing.search.as_secs_f64() + general_calls as f64 * spacing.general.as_secs_f64()
 }
 
+/// How an object is read: its path and, for the list path, list calls per 100 records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    Search,
+    List { calls_per_page: u64 },
+}
+
 /// The estimate for an object of `records` records with `pairs_from` association pairs
 /// stored from its side.
-fn plan_object(object: &str, records: u64, pairs_from: u64, spacing: Spacing) -> ObjectPlan {
+fn plan_object(object: &str, reading: Reading, records: u64, pairs_from: u64, spacing: Spacing) -> ObjectPlan {
+    let list_pages = records.div_ceil(u64::from(listing::PAGE)).max(1);
     // The last page says it is the last (or an empty object answers one empty search).
-    let backfill_searches = records.div_ceil(u64::from(PAGE)).max(1);
+    let (backfill_searches, backfill_list_calls, cdc_calls_per_pass) = match reading {
+        Reading::Search => (records.div_ceil(u64::from(PAGE)).max(1), 0, None),
+        Reading::List { calls_per_page } => (0, list_pages * calls_per_page, Some(list_pages)),
+    };
     let property_reads = 1;
     let association_reads = pairs_from * records.div_ceil(ASSOCIATION_BATCH_MAX as u64);
     let search_calls = backfill_searches;
-    let general_calls = property_reads + association_reads;
+    let general_calls = property_reads + association_reads + backfill_list_calls;
     ObjectPlan {
         object: object.to_owned(),
+        path: match reading {
+            Reading::Search => ReadPath::Search.as_str(),
+            Reading::List { .. } => ReadPath::List.as_str(),
+        },
         records,
         backfill_searches,
+        backfill_list_calls,
+        cdc_calls_per_pass,
         property_reads,
         association_reads,
         search_calls,
@@ -146,6 +181,47 @@ fn plan_object(object: &str, records: u64, pairs_from: u64, spacing: Spacing) ->
         calls: search_calls + general_calls,
         seconds: seconds(search_calls, general_calls, spacing),
     }
+}
+
+/// The cost of sweeping one pair, once and per day at `interval_secs`.
+fn plan_pair(from: &str, to: &str, from_records: u64, interval_secs: u64) -> PairPlan {
+    let sweep_reads = from_records.div_ceil(ASSOCIATION_BATCH_MAX as u64);
+    let sweeps_per_day = 86_400f64 / interval_secs.max(1) as f64;
+    PairPlan {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        sweep_reads,
+        sweep_interval_secs: interval_secs,
+        sweep_reads_per_day: (sweep_reads as f64 * sweeps_per_day).ceil() as u64,
+    }
+}
+
+/// The names the objects were configured by, in their order (what per-object settings use).
+fn names_of(objects: &[ObjectRef], args: &PlanArgs, config: &crate::config::Config) -> Vec<String> {
+    let names = if args.objects.is_empty() { &config.sync.objects } else { &args.objects };
+    debug_assert_eq!(names.len(), objects.len());
+    names.clone()
+}
+
+/// An object's record count and how it is read: search's `total`, or for a type without
+/// search the ids listed (100 per call) and whether its property names fit in a list URL.
+async fn count(client: &crate::hubspot::HubSpotClient, object: &ObjectRef) -> anyhow::Result<(u64, Reading)> {
+    if object.read_path() == ReadPath::Search {
+        return Ok((client.count(&object.api_name).await?, Reading::Search));
+    }
+    let properties: Vec<String> =
+        client.properties(&object.api_name, false).await?.into_iter().map(|p| p.name).collect();
+    let ids = vec!["hs_object_id".to_owned()];
+    let (mut total, mut after) = (0u64, None::<String>);
+    loop {
+        let page = listing::page(client, object, after.as_deref(), &ids).await?;
+        total += page.records.len() as u64;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok((total, Reading::List { calls_per_page: listing::calls_per_page(&properties) }))
 }
 
 fn plan_setup(custom_objects: bool, candidate_pairs: u64, spacing: Spacing) -> SetupPlan {
@@ -172,12 +248,12 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     let before = client.budget_status().await.used;
     let objects = warehouse.objects(&client, &args.objects).await?;
     let mut records = Vec::new();
+    let mut readings = Vec::new();
     for object in &objects {
-        let total = client
-            .count(&object.api_name)
-            .await
-            .with_context(|| format!("counting the records of {}", object.table))?;
+        let (total, reading) =
+            count(&client, object).await.with_context(|| format!("counting the records of {}", object.table))?;
         records.push(total);
+        readings.push(reading);
     }
     let pairs = associations::defined_pairs(&client, &objects).await.context("reading the association types")?;
     let candidates = candidate_pairs(&objects).len() as u64;
@@ -195,13 +271,22 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
         Spacing { search: rates.search.spacing(rates.search_margin), general: general.spacing(rates.general_margin) };
     let plans: Vec<ObjectPlan> = objects
         .iter()
-        .zip(&records)
-        .map(|(object, &n)| {
+        .zip(records.iter().zip(&readings))
+        .map(|(object, (&n, &reading))| {
             let pairs_from = pairs.iter().filter(|p| p.from.table == object.table).count() as u64;
-            plan_object(&object.table, n, pairs_from, spacing)
+            plan_object(&object.table, reading, n, pairs_from, spacing)
         })
         .collect();
-    let custom = objects.iter().any(|o| !STANDARD_OBJECTS.iter().any(|s| s.name == o.table));
+    let names = names_of(&objects, &args, config);
+    let pair_plans: Vec<PairPlan> = pairs
+        .iter()
+        .map(|p| {
+            let at = objects.iter().position(|o| o.table == p.from.table).unwrap_or_default();
+            let interval = config.daemon.association_sweep_secs(names.get(at).map_or("", String::as_str));
+            plan_pair(&p.from.table, &p.to.table, records[at], interval)
+        })
+        .collect();
+    let custom = objects.iter().any(|o| o.facts.family == Family::Custom);
     let setup = plan_setup(custom, candidates, spacing);
     let search_calls: u64 = plans.iter().map(|p| p.search_calls).sum();
     let general_calls = plans.iter().map(|p| p.general_calls).sum::<u64>() + setup.general_calls;
@@ -244,7 +329,7 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
         assumptions: assumptions(&limits),
         objects: plans,
         setup,
-        pairs: pairs.iter().map(|p| PairPlan { from: p.from.table.clone(), to: p.to.table.clone() }).collect(),
+        pairs: pair_plans,
         totals,
         limits,
         budget,
@@ -261,7 +346,8 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
 fn assumptions(limits: &LimitsPlan) -> Vec<String> {
     vec![
         format!(
-            "backfill: one search per {PAGE} records (the last page ends it), and one read of the property definitions per object"
+            "backfill: one search per {PAGE} records (the last page ends it), and one read of the property definitions per object; a type without search (path list) takes a list call per {} records, and a batch read per {} more when its property names do not fit in the list URL",
+            listing::PAGE, listing::PAGE
         ),
         format!(
             "associations: the first sweep reads {} records per call for each pair with associations, stored from the pair's first object in sync.objects; a record with more associated records of one type than HubSpot's page needs more calls",
@@ -271,7 +357,7 @@ fn assumptions(limits: &LimitsPlan) -> Vec<String> {
             "time: requests spaced as hsync spaces them (a search every {:.0} ms, another call every {:.0} ms), HubSpot answering at once, nothing else using the portal's limits, and no time for writing to the destination",
             limits.search_spacing_ms, limits.general_spacing_ms
         ),
-        "not counted: CDC passes (a search per 200 changed records per pass), deletes reconciles (about one search per 200 records each, on their own schedule), later association polls, and retries".to_owned(),
+        "not counted: CDC passes (a search per 200 changed records per pass; a list-path object lists every record each pass, shown above), deletes reconciles (about one search per 200 records each, on their own schedule), later association polls, and retries".to_owned(),
     ]
 }
 
@@ -301,18 +387,19 @@ fn iso(at: DateTime<Utc>) -> String {
 
 fn render(plan: &Plan) -> String {
     let mut out = String::new();
-    let row = |out: &mut String, cells: [&str; 6]| {
+    let row = |out: &mut String, cells: [&str; 7]| {
         out.push_str(&format!(
-            "{:<20} {:>10} {:>9} {:>9} {:>9} {:>10}\n",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+            "{:<22} {:<6} {:>10} {:>9} {:>9} {:>9} {:>10}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
         ));
     };
-    row(&mut out, ["object", "records", "searches", "other", "calls", "time"]);
+    row(&mut out, ["object", "path", "records", "searches", "other", "calls", "time"]);
     for p in &plan.objects {
         row(
             &mut out,
             [
                 &p.object,
+                p.path,
                 &thousands(p.records),
                 &thousands(p.search_calls),
                 &thousands(p.general_calls),
@@ -324,13 +411,22 @@ fn render(plan: &Plan) -> String {
     let s = &plan.setup;
     row(
         &mut out,
-        ["(schemas, labels)", "", "0", &thousands(s.general_calls), &thousands(s.general_calls), &duration(s.seconds)],
+        [
+            "(schemas, labels)",
+            "",
+            "",
+            "0",
+            &thousands(s.general_calls),
+            &thousands(s.general_calls),
+            &duration(s.seconds),
+        ],
     );
     let t = &plan.totals;
     row(
         &mut out,
         [
             "total",
+            "",
             &thousands(t.records),
             &thousands(t.search_calls),
             &thousands(t.general_calls),
@@ -369,11 +465,28 @@ fn render(plan: &Plan) -> String {
         )),
         _ => out.push_str("budget: no daily budget of hsync's own; HubSpot's daily limit still applies\n"),
     }
+    for p in plan.objects.iter().filter(|p| p.cdc_calls_per_pass.is_some()) {
+        out.push_str(&format!(
+            "{}: HubSpot serves no search for it, so it is read through the list endpoint; each CDC pass lists every record ({} calls) and reads the changed ones back\n",
+            p.object,
+            thousands(p.cdc_calls_per_pass.unwrap_or_default())
+        ));
+    }
     if plan.pairs.is_empty() {
         out.push_str("associations: HubSpot defines none between the selected objects\n");
     } else {
-        let pairs: Vec<String> = plan.pairs.iter().map(|p| format!("{} -> {}", p.from, p.to)).collect();
-        out.push_str(&format!("associations: {}\n", pairs.join(", ")));
+        out.push_str("associations (pair, calls per sweep, sweep interval, sweep calls a day):\n");
+        for p in &plan.pairs {
+            out.push_str(&format!(
+                "  {} -> {}: {} calls, every {}, {} a day\n",
+                p.from,
+                p.to,
+                thousands(p.sweep_reads),
+                HumanDuration(Duration::from_secs(p.sweep_interval_secs)),
+                thousands(p.sweep_reads_per_day)
+            ));
+        }
+        out.push_str("  (set daemon.association_sweep_interval_by_object to sweep an object's pairs less often)\n");
     }
     out.push_str("assumptions:\n");
     for a in &plan.assumptions {
@@ -391,19 +504,39 @@ mod tests {
 
     #[test]
     fn a_backfill_pages_by_200_and_ends_on_its_last_page() {
-        assert_eq!(plan_object("t", 0, 0, SPACING).backfill_searches, 1, "one empty search");
-        assert_eq!(plan_object("t", 400, 0, SPACING).backfill_searches, 2);
-        assert_eq!(plan_object("t", 401, 0, SPACING).backfill_searches, 3);
+        assert_eq!(plan_object("t", Reading::Search, 0, 0, SPACING).backfill_searches, 1, "one empty search");
+        assert_eq!(plan_object("t", Reading::Search, 400, 0, SPACING).backfill_searches, 2);
+        assert_eq!(plan_object("t", Reading::Search, 401, 0, SPACING).backfill_searches, 3);
     }
 
     #[test]
     fn association_reads_take_1000_records_per_pair() {
-        let p = plan_object("contacts", 2_500, 2, SPACING);
+        let p = plan_object("contacts", Reading::Search, 2_500, 2, SPACING);
         assert_eq!(p.association_reads, 6);
         assert_eq!(p.general_calls, 7, "six association reads and one property read");
         assert_eq!(p.calls, p.search_calls + p.general_calls);
         assert!((p.seconds - (13.0 * 0.2 + 7.0 * 0.05)).abs() < 1e-9, "{}", p.seconds);
-        assert_eq!(plan_object("cars", 0, 3, SPACING).association_reads, 0);
+        assert_eq!(plan_object("cars", Reading::Search, 0, 3, SPACING).association_reads, 0);
+    }
+
+    #[test]
+    fn a_list_path_backfill_takes_a_call_per_100_records_or_two_for_wide_types() {
+        let narrow = plan_object("contracts", Reading::List { calls_per_page: 1 }, 1_000, 0, SPACING);
+        assert_eq!((narrow.path, narrow.backfill_searches, narrow.backfill_list_calls), ("list", 0, 10));
+        assert_eq!(narrow.search_calls, 0);
+        assert_eq!(narrow.general_calls, 11, "ten list calls and one property read");
+        assert_eq!(narrow.cdc_calls_per_pass, Some(10));
+        let wide = plan_object("contracts", Reading::List { calls_per_page: 2 }, 1_001, 0, SPACING);
+        assert_eq!(wide.backfill_list_calls, 22);
+        assert_eq!(plan_object("calls", Reading::Search, 1_000, 0, SPACING).cdc_calls_per_pass, None);
+    }
+
+    #[test]
+    fn a_sweep_costs_a_call_per_1000_records_at_its_interval() {
+        let daily = plan_pair("calls", "contacts", 100_000, 86_400);
+        assert_eq!((daily.sweep_reads, daily.sweep_reads_per_day), (100, 100));
+        let weekly = plan_pair("calls", "contacts", 100_000, 7 * 86_400);
+        assert_eq!(weekly.sweep_reads_per_day, 15, "100 calls a week, rounded up to whole calls a day");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::live::{JobFailure, JobView, Live};
 use super::schedule::{backoff, jittered};
 use crate::config::Config;
 use crate::error::{Classify, ErrorClass};
-use crate::hubspot::{self, ObjectRef};
+use crate::hubspot::{self, ObjectRef, ReadPath};
 use crate::job::{associations_job_name, Job as SyncJob, Jobs, Unwatched};
 use crate::state::StreamId;
 use crate::stream::backfill::Mode;
@@ -219,15 +219,20 @@ impl<'a> Scheduler<'a> {
     fn schedule_objects(&mut self) {
         let d = &self.config.daemon;
         let (schema, cdc, deletes) = (d.schema_interval_secs, d.cdc_interval_secs, d.deletes_interval_secs);
-        let (poll, sweep) = (d.associations_interval_secs, d.association_sweep_interval_secs);
+        let poll = d.associations_interval_secs;
         let now = Some(Instant::now());
         for i in 0..self.objects.len() {
             let table = self.objects[i].table.clone();
             self.add(Work::Schema(i), StreamId::schema(&table).to_string(), Self::secs(schema), now);
             self.add(Work::Backfill(i), StreamId::backfill(&table).to_string(), Duration::ZERO, now);
+            let cdc = match self.objects[i].read_path() {
+                ReadPath::Search => cdc,
+                ReadPath::List => d.list_cdc_interval_secs,
+            };
             self.add(Work::Cdc(i), StreamId::cdc(&table).to_string(), Self::secs(cdc), None);
             self.add(Work::Deletes(i), StreamId::deletes(&table).to_string(), Self::secs(deletes), None);
             self.add(Work::Associations(i), associations_job_name(&table, false), Self::secs(poll), None);
+            let sweep = d.association_sweep_secs(&self.config.sync.objects[i]);
             self.add(Work::AssociationSweep(i), associations_job_name(&table, true), Self::secs(sweep), None);
         }
         // Owners and pipelines are small complete lists: refresh them at once, backfill or not.
@@ -292,7 +297,7 @@ impl<'a> Scheduler<'a> {
                 };
                 SyncJob::Associations { source, sweep: work == Work::AssociationSweep(o) }
             }
-            Work::Dimensions => SyncJob::Dimensions,
+            Work::Dimensions => SyncJob::Dimensions(self.objects.clone()),
         };
         // The backfill's progress gauge needs HubSpot's record count.
         let outcome = self.runner.run(&job, stop, &Unwatched { count: true }).await?;

@@ -64,6 +64,10 @@ pub enum Error {
     #[error("sync.objects (or --object) names the object type {table} twice, as {first:?} and {second:?}; list each object type once")]
     DuplicateObject { table: String, first: String, second: String },
 
+    /// A configured name HubSpot serves outside the objects API (deal splits, owners).
+    #[error("sync.objects (or --object) names {name}, which HubSpot does not serve through the objects API ({served_by}); remove it from sync.objects")]
+    NotServed { name: String, served_by: &'static str },
+
     /// The token could not be read at all.
     #[error("no HubSpot token: {0}")]
     Token(String),
@@ -88,7 +92,10 @@ impl Classify for Error {
             Error::Unauthorized { .. } | Error::MissingScopes { .. } | Error::Token(_) | Error::OAuth { .. } => {
                 ErrorClass::Auth
             }
-            Error::NotFound { .. } | Error::Rejected { .. } | Error::DuplicateObject { .. } => ErrorClass::Config,
+            Error::NotFound { .. }
+            | Error::Rejected { .. }
+            | Error::DuplicateObject { .. }
+            | Error::NotServed { .. } => ErrorClass::Config,
             Error::Server { .. } | Error::Transport { .. } | Error::Decode { .. } | Error::Budget(_) => {
                 ErrorClass::Transient
             }

@@ -1,11 +1,12 @@
 //! The HubSpot API client: one `send()` with two rate buckets, a persisted daily budget, the
 //! retry policy and error classes (`client`, `limits`, `budget`, `retry`, `error`), auth
 //! (`auth`), the JSON model (`model`), and typed operations (`search`, `objects`, `properties`,
-//! `associations`). The facts about object types and API paths live here, once.
+//! `associations`). The facts about object types live in `catalogue`, the API paths here.
 
 mod associations;
 mod auth;
 mod budget;
+pub mod catalogue;
 mod client;
 mod error;
 mod limits;
@@ -21,6 +22,7 @@ pub use budget::{
     BoxFuture, BudgetConfig, BudgetRecord, BudgetSetting, BudgetStatus, BudgetStore, DailyBudget, FileBudgetStore,
     MemoryBudgetStore, PortalZone, StoreError,
 };
+pub use catalogue::{Family, ObjectType, ReadPath, CATALOGUE};
 pub use client::{ApiRequest, ClientConfig, HubSpotClient};
 pub use error::Error;
 pub use limits::{Bucket, RateSettings, WindowLimit};
@@ -30,34 +32,7 @@ pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 
 use serde::{Deserialize, Serialize};
 
-/// What hsync needs to know about a standard object type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ObjectFacts {
-    /// The path name (`contacts`).
-    pub name: &'static str,
-    /// HubSpot's type id (`0-1`).
-    pub type_id: &'static str,
-    /// The last-modified property search filters on: contacts differ from every other type.
-    pub cursor_property: &'static str,
-}
-
-/// The standard object types hsync syncs.
-pub const STANDARD_OBJECTS: [ObjectFacts; 4] = [
-    ObjectFacts { name: "contacts", type_id: "0-1", cursor_property: "lastmodifieddate" },
-    ObjectFacts { name: "companies", type_id: "0-2", cursor_property: "hs_lastmodifieddate" },
-    ObjectFacts { name: "deals", type_id: "0-3", cursor_property: "hs_lastmodifieddate" },
-    ObjectFacts { name: "tickets", type_id: "0-5", cursor_property: "hs_lastmodifieddate" },
-];
-
-/// The cursor property of a type by name or type id; custom objects use `hs_lastmodifieddate`.
-pub fn cursor_property(object: &str) -> &'static str {
-    STANDARD_OBJECTS
-        .iter()
-        .find(|o| o.name == object || o.type_id == object)
-        .map_or("hs_lastmodifieddate", |o| o.cursor_property)
-}
-
-/// An object type to sync: its table name, the name its API paths use and its cursor.
+/// An object type to sync: its table name, the name its API paths use and its catalogue facts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectRef {
     /// The warehouse table (`contacts`, or the custom object's name).
@@ -65,9 +40,33 @@ pub struct ObjectRef {
     /// The path segment for its API calls (`contacts`, or the custom type id `2-123`).
     pub api_name: String,
     pub cursor_property: &'static str,
+    /// The catalogue entry ([`catalogue::CUSTOM`] for custom objects).
+    pub facts: &'static ObjectType,
 }
 
-/// Resolves configured object names: standard types by name or type id, custom objects by
+impl ObjectRef {
+    /// The catalogue type `facts`, under its own name.
+    pub fn of(facts: &'static ObjectType) -> ObjectRef {
+        ObjectRef {
+            table: facts.name.to_owned(),
+            api_name: facts.name.to_owned(),
+            cursor_property: facts.cursor_property,
+            facts,
+        }
+    }
+
+    /// How the backfill and CDC read this type.
+    pub fn read_path(&self) -> ReadPath {
+        self.facts.read_path()
+    }
+}
+
+/// The cursor property of a type by name or type id; custom objects use `hs_lastmodifieddate`.
+pub fn cursor_property(object: &str) -> &'static str {
+    catalogue::find(object).map_or(catalogue::CUSTOM.cursor_property, |o| o.cursor_property)
+}
+
+/// Resolves configured object names: catalogue types by name or type id, custom objects by
 /// name, fully qualified name or type id through the schemas API (called only when needed).
 /// Two names of one type (`cars` and its type id) are refused: the object would sync twice.
 pub async fn resolve_objects(client: &HubSpotClient, names: &[String]) -> Result<Vec<ObjectRef>, Error> {
@@ -93,12 +92,11 @@ async fn resolve_object(
     name: &str,
     schemas: &mut Option<Vec<model::ObjectSchema>>,
 ) -> Result<ObjectRef, Error> {
-    if let Some(std) = STANDARD_OBJECTS.iter().find(|o| o.name == name || o.type_id == name) {
-        return Ok(ObjectRef {
-            table: std.name.to_owned(),
-            api_name: std.name.to_owned(),
-            cursor_property: std.cursor_property,
-        });
+    if let Some(facts) = catalogue::find(name) {
+        return Ok(ObjectRef::of(facts));
+    }
+    if let Some(elsewhere) = catalogue::served_elsewhere(name) {
+        return Err(Error::NotServed { name: name.to_owned(), served_by: elsewhere.served_by });
     }
     if schemas.is_none() {
         *schemas = Some(client.schemas().await?);
@@ -110,12 +108,13 @@ async fn resolve_object(
         Some(schema) => Ok(ObjectRef {
             table: schema.name.clone(),
             api_name: schema.object_type_id.clone(),
-            cursor_property: "hs_lastmodifieddate",
+            cursor_property: catalogue::CUSTOM.cursor_property,
+            facts: &catalogue::CUSTOM,
         }),
         None => Err(Error::NotFound {
             endpoint: "schemas".into(),
             message: format!(
-                "no standard or custom object type is named {name}; check sync.objects (custom objects need the crm.schemas.custom.read scope)"
+                "no HubSpot object type or custom object is named {name}; check sync.objects against the supported objects in the README (custom objects need the crm.schemas.custom.read scope)"
             ),
             correlation_id: None,
         }),

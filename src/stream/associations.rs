@@ -115,12 +115,20 @@ pub fn candidate_pairs(objects: &[ObjectRef]) -> Vec<Pair> {
     pairs
 }
 
-/// The candidate pairs HubSpot defines an association type for (see the module docs).
+/// The candidate pairs HubSpot defines an association type for (see the module docs). A pair
+/// whose types the token may not read (a scope of one of its objects is missing) is left out
+/// with a warning, so the other pairs go on; that object's own streams fail and say which
+/// scope it needs.
 pub async fn defined_pairs(client: &HubSpotClient, objects: &[ObjectRef]) -> Result<Vec<Pair>, Error> {
     let mut out = Vec::new();
     for pair in candidate_pairs(objects) {
-        if !client.association_types(&pair.from.api_name, &pair.to.api_name).await?.is_empty() {
-            out.push(pair);
+        match client.association_types(&pair.from.api_name, &pair.to.api_name).await {
+            Ok(types) if types.is_empty() => {}
+            Ok(_) => out.push(pair),
+            Err(e @ crate::hubspot::Error::MissingScopes { .. }) => {
+                tracing::warn!(from = %pair.from.table, to = %pair.to.table, error = %e, "association pair left out: the token may not read it");
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
@@ -253,17 +261,31 @@ async fn settled_through<D: Destination, S: StateStore>(
     }
 }
 
-/// The earliest of [`settled_through`] over the source and its targets.
-async fn settled_through_all<D: Destination, S: StateStore>(
+/// The source restricted to the targets whose records are in the warehouse (their backfill
+/// finished), and the earliest of [`settled_through`] over the source and those targets. A pair
+/// whose target is not backfilled (its backfill failed, say for a scope the token lacks, or has
+/// not run) waits with a warning and the other pairs go on; the checkpoint then does not list
+/// that target, so the pair is swept in full once it is ready.
+async fn ready<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     source: &Source,
     settle_ms: i64,
-) -> Result<i64, Error> {
+) -> Result<(Source, i64), Error> {
     let mut settled = settled_through(runner, &source.from.table, settle_ms).await?;
+    let mut targets = Vec::new();
     for to in &source.targets {
-        settled = settled.min(settled_through(runner, &to.table, settle_ms).await?);
+        match settled_through(runner, &to.table, settle_ms).await {
+            Ok(at) => {
+                settled = settled.min(at);
+                targets.push(to.clone());
+            }
+            Err(Error::Precondition(why)) => {
+                tracing::warn!(from = %source.from.table, to = %to.table, reason = %why, "association pair waits for its target's backfill");
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(settled)
+    Ok((Source { from: source.from.clone(), targets }, settled))
 }
 
 async fn load_state<D: Destination, S: StateStore>(
@@ -285,7 +307,8 @@ pub async fn sweep_all<D: Destination, S: StateStore>(
     let previous = load_state(runner, &source.from.table).await?;
     let started_ms = runner.clock.now().timestamp_millis();
     // Read before any id: every record modified before it is in the warehouse now.
-    let settled = settled_through_all(runner, source, settle_ms).await?;
+    let (source, settled) = ready(runner, source, settle_ms).await?;
+    let source = &source;
     let mut report =
         Report { swept: true, watermark_ms: previous.as_ref().map_or(0, |p| p.watermark_ms()), ..Report::default() };
     for to in &source.targets {
@@ -331,7 +354,8 @@ pub async fn poll_changes<D: Destination, S: StateStore>(
     };
     let settle_ms = settle_lag.as_millis() as i64;
     // Read before any id: every record modified before it is in the warehouse now.
-    let settled = settled_through_all(runner, source, settle_ms).await?;
+    let (source, settled) = ready(runner, source, settle_ms).await?;
+    let source = &source;
     let since = watermark_ms - settle_ms;
     let from = &source.from;
     let changed_from = runner.dest.ids_modified_since(&from.table, since).await?;
@@ -394,7 +418,7 @@ mod tests {
     use super::*;
 
     fn object(name: &str) -> ObjectRef {
-        ObjectRef { table: name.to_owned(), api_name: name.to_owned(), cursor_property: "hs_lastmodifieddate" }
+        ObjectRef::of(crate::hubspot::catalogue::find(name).expect("a catalogue type"))
     }
 
     fn names(pairs: &[Pair]) -> Vec<(String, String)> {

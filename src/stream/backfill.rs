@@ -1,7 +1,8 @@
 //! The backfill: search sorted by `hs_object_id` ascending with `hs_object_id > last id`, 200 per
 //! page, properties in the body. The 10,000-result cap can never be reached and the checkpoint is
 //! the last id, committed with each page's data. The start time is recorded: CDC begins there
-//! (minus the settle lag), which catches records modified during the backfill.
+//! (minus the settle lag), which catches records modified during the backfill. A type without
+//! search walks the list endpoint instead (see `listing`), its checkpoint the list's cursor.
 //!
 //! With [`Fetch::Ahead`] (the `sync.backfill_fetch_ahead` setting) the next page is fetched while
 //! the current one is written, so HubSpot and the destination overlap. The price is in the
@@ -11,12 +12,13 @@
 
 use tokio_util::sync::CancellationToken;
 
+use super::listing;
 use super::runner::{PreparedTable, Runner};
 use super::state::BackfillState;
 use super::Error;
 use crate::destination::Destination;
 use crate::hubspot::model::SearchPage;
-use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
+use crate::hubspot::{Direction, Filter, FilterGroup, Operator, ReadPath, SearchRequest};
 use crate::state::StateStore;
 use crate::state::StreamId;
 
@@ -77,7 +79,7 @@ pub async fn run<D: Destination, S: StateStore>(
     let name = &table.object.table;
     let stream = StreamId::backfill(name);
     let previous = super::state::load::<BackfillState>(&runner.state, &stream).await?;
-    let (mut after_id, started_at_ms, mut rows) = match (previous, mode) {
+    let (mut after_id, list_after, started_at_ms, mut rows) = match (previous, mode) {
         (Some(BackfillState::Done { .. }), Mode::Resume) => {
             tracing::info!(table = %name, "backfill already finished");
             return Ok(Report { finished: true, ..Report::default() });
@@ -88,14 +90,20 @@ pub async fn run<D: Destination, S: StateStore>(
                 chrono::DateTime::from_timestamp_millis(finished_at_ms).unwrap_or_default()
             )))
         }
-        (Some(BackfillState::Running { after_id, started_at_ms, rows }), Mode::Resume) => (after_id, started_at_ms, rows),
+        (Some(BackfillState::Running { after_id, started_at_ms, rows, list_after }), Mode::Resume) => {
+            (after_id, list_after, started_at_ms, rows)
+        }
         (Some(BackfillState::Running { after_id, .. }), Mode::Fresh) => {
             return Err(Error::Precondition(format!(
                 "a backfill of {name} was interrupted after id {after_id}; continue it with `hsync backfill --resume`"
             )))
         }
-        (None, _) => (0, runner.clock.now().timestamp_millis(), 0),
+        (None, _) => (0, None, runner.clock.now().timestamp_millis(), 0),
     };
+    if table.object.read_path() == ReadPath::List {
+        let start = Listed { after_id, list_after, started_at_ms, rows };
+        return run_listed(runner, table, start, shutdown, on_page).await;
+    }
     let mut report = Report::default();
     tracing::info!(table = %name, after_id, "backfill started");
     if shutdown.is_cancelled() {
@@ -133,7 +141,7 @@ pub async fn run<D: Destination, S: StateStore>(
         let state = if last_page {
             BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows }
         } else {
-            BackfillState::Running { after_id: last, started_at_ms, rows }
+            BackfillState::Running { after_id: last, started_at_ms, rows, list_after: None }
         };
         let checkpoint = state.checkpoint(name);
         let written = page.results.len() as u64;
@@ -220,6 +228,65 @@ async fn search_after<D: Destination, S: StateStore>(
     runner.client.search(&table.object.api_name, &request).await.map_err(|e| {
         Error::from(e).at_range(&StreamId::backfill(&table.object.table), || format!("ids above {after_id}"))
     })
+}
+
+/// Where a list-path backfill starts (see [`run_listed`]).
+struct Listed {
+    after_id: i64,
+    list_after: Option<String>,
+    started_at_ms: i64,
+    rows: i64,
+}
+
+/// The backfill of a type without search: list pages in HubSpot's order, each committed with
+/// the list cursor after it, so a stop costs at most the page in flight.
+async fn run_listed<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    start: Listed,
+    shutdown: &CancellationToken,
+    mut on_page: impl FnMut(u64),
+) -> Result<Report, Error> {
+    let name = &table.object.table;
+    let stream = StreamId::backfill(name);
+    let Listed { mut after_id, mut list_after, started_at_ms, mut rows } = start;
+    let mut report = Report::default();
+    tracing::info!(table = %name, path = "list", "backfill started");
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(stopped(name, after_id, report));
+        }
+        let page = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(stopped(name, after_id, report)),
+            page = listing::page(&runner.client, &table.object, list_after.as_deref(), &table.properties) => page,
+        }
+        .map_err(|e| {
+            let at = list_after.clone().unwrap_or_else(|| "the start".to_owned());
+            Error::from(e).at_range(&stream, || format!("the list page at {at}"))
+        })?;
+        rows += page.records.len() as i64;
+        after_id = page.records.iter().filter_map(|r| r.id.parse::<i64>().ok()).fold(after_id, i64::max);
+        let state = match &page.next {
+            Some(next) => BackfillState::Running { after_id, started_at_ms, rows, list_after: Some(next.clone()) },
+            None => BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows },
+        };
+        let written = page.records.len() as u64;
+        if page.records.is_empty() {
+            runner.commit(&state.checkpoint(name)).await?;
+        } else {
+            runner.write_owned(table, page.records, Some(&state.checkpoint(name))).await?;
+            count_page(&mut report, name, written);
+            on_page(written);
+        }
+        match page.next {
+            Some(next) => list_after = Some(next),
+            None => {
+                tracing::info!(table = %name, rows, "backfill finished");
+                report.finished = true;
+                return Ok(report);
+            }
+        }
+    }
 }
 
 fn stopped(name: &str, after_id: i64, report: Report) -> Report {

@@ -4,17 +4,22 @@
 //! restarted. The watermark never passes the pass's start minus the settle lag, so what
 //! HubSpot's search index had not caught up with is read again next time; the guarded merge
 //! makes the re-read harmless.
+//!
+//! A type without search ([`ReadPath::List`]) cannot ask for changed records: its pass lists
+//! every record's id and cursor and batch-reads the ones at or after the watermark
+//! ([`pass_listed`]). Such a pass commits only at its end; a stop costs the listing so far.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::cursor::{durable_watermark, next_position, CdcPosition, PageSummary};
+use super::listing;
 use super::runner::{PreparedTable, Runner};
 use super::state::{BackfillState, CdcState};
 use super::{record_cursor_ms, Error};
 use crate::destination::Destination;
-use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
+use crate::hubspot::{Direction, Filter, FilterGroup, Operator, ReadPath, SearchRequest};
 use crate::state::StateStore;
 use crate::state::StreamId;
 
@@ -99,6 +104,10 @@ pub async fn pass<D: Destination, S: StateStore>(
             }
         }
     };
+    if table.object.read_path() == ReadPath::List {
+        let start = ListedPass { watermark_ms: start_ms, pass_started_ms, rows: rows_total, settle_ms };
+        return pass_listed(runner, table, start, shutdown).await;
+    }
     let mut report = Report { watermark_ms: start_ms, ..Report::default() };
     let mut watermark = start_ms;
     let mut position = Some(first);
@@ -159,5 +168,68 @@ pub async fn pass<D: Destination, S: StateStore>(
     let lag_s = (runner.clock.now().timestamp_millis() - watermark) as f64 / 1000.0;
     metrics::gauge!("hsync_stream_lag_seconds", "object" => name.clone()).set(lag_s);
     tracing::info!(table = %name, rows = report.rows, pages = report.pages, watermark_ms = watermark, "cdc pass finished");
+    Ok(report)
+}
+
+/// Where a list-path pass starts (see [`pass_listed`]).
+struct ListedPass {
+    watermark_ms: i64,
+    pass_started_ms: i64,
+    rows: i64,
+    settle_ms: i64,
+}
+
+/// A pass over a type without search: lists every live record's id and cursor, reads back
+/// (100 per call) those modified at or after the watermark (or whose cursor does not parse),
+/// and writes them; then moves the watermark to the pass's start minus the settle lag.
+async fn pass_listed<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    start: ListedPass,
+    shutdown: &CancellationToken,
+) -> Result<Report, Error> {
+    let name = &table.object.table;
+    let stream = StreamId::cdc(name);
+    let cursor = table.object.cursor_property;
+    let probe = vec!["hs_object_id".to_owned(), cursor.to_owned()];
+    let mut report = Report { watermark_ms: start.watermark_ms, ..Report::default() };
+    let mut rows = start.rows;
+    let mut after: Option<String> = None;
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(report);
+        }
+        let range = || format!("the list page at {}", after.as_deref().unwrap_or("the start"));
+        let page = listing::page(&runner.client, &table.object, after.as_deref(), &probe)
+            .await
+            .map_err(|e| Error::from(e).at_range(&stream, range))?;
+        let changed: Vec<String> = page
+            .records
+            .iter()
+            .filter(|r| record_cursor_ms(r, cursor).is_none_or(|ms| ms >= start.watermark_ms))
+            .map(|r| r.id.clone())
+            .collect();
+        let records = listing::read(&runner.client, &table.object, &changed, &table.properties)
+            .await
+            .map_err(|e| Error::from(e).at_range(&stream, range))?;
+        if !records.is_empty() {
+            runner.write(table, &records, None).await?;
+        }
+        report.pages += 1;
+        report.rows += records.len() as u64;
+        rows += records.len() as i64;
+        report.changed_ids.extend(records.into_iter().map(|r| r.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let now = runner.clock.now().timestamp_millis();
+    let watermark = start.watermark_ms.max(start.pass_started_ms - start.settle_ms);
+    runner.commit(&CdcState::Polling { watermark_ms: watermark, last_pass_ms: now, rows }.checkpoint(name)).await?;
+    report.watermark_ms = watermark;
+    let lag_s = (now - watermark) as f64 / 1000.0;
+    metrics::gauge!("hsync_stream_lag_seconds", "object" => name.clone()).set(lag_s);
+    tracing::info!(table = %name, rows = report.rows, pages = report.pages, watermark_ms = watermark, path = "list", "cdc pass finished");
     Ok(report)
 }

@@ -13,7 +13,7 @@
 //!    id is flagged `_hsync_merged_into = survivor`; chains (A into B, then B into C) resolve
 //!    to the last survivor.
 //! 3. **Live ids**: an id-only keyset search (`hs_object_id > last`, sorted by it, 200 per
-//!    page), as the backfill walks. A warehouse id that is none of live, archived or merged is
+//!    page), as the backfill walks (for a type without search, the list of ids, 100 per page). A warehouse id that is none of live, archived or merged is
 //!    a deletion candidate. Search is an eventually consistent index, so candidates are
 //!    confirmed with batch reads, which read the records themselves: found live means live,
 //!    found archived means archived, and only ids missing from both are flagged
@@ -38,12 +38,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio_util::sync::CancellationToken;
 
+use super::listing;
 use super::runner::{PreparedTable, Runner};
 use super::state::DeletesState;
 use super::{record_cursor_ms, Error};
 use crate::destination::{Destination, IdFlags, RowFlag};
 use crate::hubspot::model::CrmObject;
-use crate::hubspot::{Direction, Filter, FilterGroup, ListParams, Operator, SearchRequest};
+use crate::hubspot::{Direction, Filter, FilterGroup, ListParams, Operator, ReadPath, SearchRequest};
 use crate::schema::parse_instant_ms;
 use crate::state::StateStore;
 
@@ -276,8 +277,28 @@ pub async fn reconcile<D: Destination, S: StateStore>(
     }
 
     // 2. Every live id, and the merges of live survivors.
+    if table.object.read_path() == ReadPath::List {
+        let wanted = vec![ID_PROPERTY.to_owned(), MERGED_IDS.to_owned()];
+        let mut after: Option<String> = None;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(report);
+            }
+            let page = listing::page(&runner.client, &table.object, after.as_deref(), &wanted).await?;
+            report.calls += page.calls;
+            for rec in &page.records {
+                let Ok(id) = rec.id.trim().parse::<i64>() else { continue };
+                observed.live.insert(id);
+                observed.add_merges(id, rec);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
     let mut last = 0_i64;
-    loop {
+    while table.object.read_path() == ReadPath::Search {
         if shutdown.is_cancelled() {
             return Ok(report);
         }

@@ -1,6 +1,7 @@
 //! The owners and pipelines refresh: reads HubSpot's complete lists of owners (active and
-//! archived) and of the pipelines, with their stages, of every object type that has them
-//! (deals, tickets, and custom objects with pipelines), and has the runner replace the dimension
+//! archived) and of the pipelines, with their stages, of the object types that have them
+//! (deals and tickets always, every synced catalogue type with pipelines such as leads, orders
+//! and appointments, and every custom object that has some), and has the runner replace the dimension
 //! tables with them in one transaction with the checkpoint. A row HubSpot no longer lists is
 //! kept and flagged `_hsync_removed_at` (see [`crate::schema::dimension`]). The daemon calls
 //! [`refresh`] on an interval; `hsync dimensions` runs it once.
@@ -14,7 +15,7 @@ use super::state::DimensionsState;
 use super::Error;
 use crate::destination::Destination;
 use crate::hubspot::model::{Owner, Pipeline};
-use crate::hubspot::{HubSpotClient, STANDARD_OBJECTS};
+use crate::hubspot::{catalogue, HubSpotClient, ObjectRef};
 use crate::schema::dimension::{build_dimension_batch, OWNERS, PIPELINES, PIPELINE_STAGES};
 use crate::state::StateStore;
 
@@ -48,10 +49,15 @@ struct PipelineType {
 
 /// Reads the complete lists and replaces the dimension tables with them, committing the
 /// refresh's checkpoint in the same transaction.
-pub async fn refresh<D: Destination, S: StateStore>(runner: &Runner<D, S>) -> Result<Report, Error> {
+/// `synced` are the configured objects: their types' pipelines are read besides deals' and
+/// tickets'.
+pub async fn refresh<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    synced: &[ObjectRef],
+) -> Result<Report, Error> {
     let started_at_ms = runner.clock.now().timestamp_millis();
     let owners = read_owners(&runner.client).await?;
-    let pipelines = read_pipelines(&runner.client).await?;
+    let pipelines = read_pipelines(&runner.client, synced).await?;
 
     let (owners_batch, mut rejects) = build_dimension_batch(&OWNERS, &owner_rows(&owners));
     let (pipelines_batch, more) = build_dimension_batch(&PIPELINES, &pipeline_rows(&pipelines));
@@ -107,12 +113,22 @@ async fn read_owners(client: &HubSpotClient) -> Result<Vec<Owner>, Error> {
     Ok(by_id.into_values().collect())
 }
 
-/// The pipelines of deals, tickets and every custom object that has some, by object type.
-async fn read_pipelines(client: &HubSpotClient) -> Result<Vec<(String, Pipeline)>, Error> {
-    let mut types: Vec<PipelineType> = STANDARD_OBJECTS
+/// The catalogue types whose pipelines are read: deals and tickets always (their stage ids fill
+/// the deal and ticket tables whichever objects are synced), and the synced types with pipelines.
+fn catalogue_pipeline_types(synced: &[ObjectRef]) -> Vec<&'static catalogue::ObjectType> {
+    catalogue::CATALOGUE
         .iter()
-        .filter(|o| matches!(o.name, "deals" | "tickets"))
-        .map(|o| PipelineType { table: o.name.to_owned(), api_name: o.name.to_owned(), custom: false })
+        .filter(|t| t.pipelines)
+        .filter(|t| matches!(t.name, "deals" | "tickets") || synced.iter().any(|o| o.table == t.name))
+        .collect()
+}
+
+/// The pipelines of [`catalogue_pipeline_types`] and every custom object that has some, by
+/// object type.
+async fn read_pipelines(client: &HubSpotClient, synced: &[ObjectRef]) -> Result<Vec<(String, Pipeline)>, Error> {
+    let mut types: Vec<PipelineType> = catalogue_pipeline_types(synced)
+        .into_iter()
+        .map(|t| PipelineType { table: t.name.to_owned(), api_name: t.name.to_owned(), custom: false })
         .collect();
     types.extend(client.schemas().await?.into_iter().filter(|s| !s.archived).map(|s| PipelineType {
         table: s.name,
@@ -232,6 +248,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn pipelines_of_deals_tickets_and_the_synced_types_that_have_them() {
+        let synced: Vec<ObjectRef> = ["contacts", "leads", "orders", "calls"]
+            .iter()
+            .map(|n| ObjectRef::of(catalogue::find(n).unwrap()))
+            .collect();
+        let names: Vec<&str> = catalogue_pipeline_types(&synced).iter().map(|t| t.name).collect();
+        assert_eq!(names, ["deals", "tickets", "orders", "leads"]);
+    }
 
     fn metadata(v: Value) -> BTreeMap<String, Value> {
         serde_json::from_value(v).unwrap()

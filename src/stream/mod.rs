@@ -3,7 +3,8 @@
 //! CDC (`cdc`) follows the last-modified cursor with a settle lag (`cursor` holds the pure
 //! arithmetic); `deletes` reconciles archived, merged and hard-deleted records into flags;
 //! `associations` polls association edges (changed records, and a slower full sweep);
-//! `dimensions` refreshes the owners and pipelines tables in full; `state` holds the versioned
+//! `dimensions` refreshes the owners and pipelines tables in full; `listing` is the read path
+//! of types without search; `state` holds the versioned
 //! checkpoints. `status` reads those checkpoints back
 //! for `hsync status`; `verify` compares the warehouse with HubSpot for `hsync verify`.
 
@@ -13,6 +14,7 @@ pub mod cdc;
 pub mod cursor;
 pub mod deletes;
 pub mod dimensions;
+pub mod listing;
 pub mod reread;
 pub mod runner;
 pub mod state;

@@ -1,7 +1,8 @@
 //! Targeted re-reads: when a property becomes a column of a table that already has rows (a
 //! property newly included in the configuration, or added in HubSpot), its values for the
 //! existing rows are read by an id keyset sweep that requests only that property, not a full
-//! re-sync. The sweep is checkpointed like a backfill, so an interruption resumes it.
+//! re-sync. The sweep is checkpointed like a backfill, so an interruption resumes it; over the
+//! list path (a type without search) it is not, and a stop starts it over.
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -9,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::runner::{PreparedTable, Runner};
 use super::Error;
 use crate::destination::Destination;
-use crate::hubspot::{Direction, Filter, FilterGroup, Operator, SearchRequest};
+use crate::hubspot::{Direction, Filter, FilterGroup, Operator, ReadPath, SearchRequest};
 use crate::schema::hsync_columns;
 use crate::state::{Checkpoint, StateStore, StreamId};
 
@@ -80,7 +81,13 @@ pub async fn run<D: Destination, S: StateStore>(
     let mut request_properties = wanted.clone();
     request_properties.push(cursor.to_owned());
     let mut rows = 0u64;
-    while !wanted.is_empty() {
+    if table.object.read_path() == ReadPath::List && !wanted.is_empty() {
+        rows = reread_listed(runner, table, &request_properties, &column_refs, shutdown).await?;
+        if shutdown.is_cancelled() {
+            return Ok(rows);
+        }
+    }
+    while table.object.read_path() == ReadPath::Search && !wanted.is_empty() {
         if shutdown.is_cancelled() {
             return Ok(rows);
         }
@@ -101,4 +108,31 @@ pub async fn run<D: Destination, S: StateStore>(
     runner.state.reset_checkpoint(&stream).await?;
     tracing::info!(table = %name, rows, "re-read of new columns finished");
     Ok(rows)
+}
+
+/// The re-read of a type without search: lists its records with `properties` and writes those
+/// columns, committing nothing until it ends (the caller then drops the re-read).
+async fn reread_listed<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    properties: &[String],
+    columns: &[&str],
+    shutdown: &CancellationToken,
+) -> Result<u64, Error> {
+    let mut rows = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(rows);
+        }
+        let page = super::listing::page(&runner.client, &table.object, after.as_deref(), properties).await?;
+        if !page.records.is_empty() {
+            runner.write_columns(table, &page.records, columns, None).await?;
+        }
+        rows += page.records.len() as u64;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(rows),
+        }
+    }
 }

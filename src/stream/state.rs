@@ -27,12 +27,21 @@ pub async fn load<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// A backfill's progress: keyset pagination over `hs_object_id`.
+/// A backfill's progress: keyset pagination over `hs_object_id`, or the list endpoint's
+/// paging for a type without search.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum BackfillState {
-    /// Every record with an id up to `after_id` is in the warehouse.
-    Running { after_id: i64, started_at_ms: i64, rows: i64 },
+    /// Every record with an id up to `after_id` is in the warehouse; over the list path
+    /// (`list_after` set), every record listed before that cursor is, and `after_id` is the
+    /// highest id written.
+    Running {
+        after_id: i64,
+        started_at_ms: i64,
+        rows: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        list_after: Option<String>,
+    },
     /// Finished; CDC takes over from `started_at_ms` minus the settle lag.
     Done { started_at_ms: i64, finished_at_ms: i64, rows: i64 },
 }
@@ -201,7 +210,7 @@ mod tests {
         };
         assert_eq!(
             BackfillState::from_checkpoint(&running).ok(),
-            Some(BackfillState::Running { after_id: 41, started_at_ms: 5, rows: 12 })
+            Some(BackfillState::Running { after_id: 41, started_at_ms: 5, rows: 12, list_after: None })
         );
         let cdc = Checkpoint {
             stream: StreamId::cdc("contacts"),
@@ -296,7 +305,8 @@ mod tests {
 
     #[test]
     fn positions_only_grow_through_a_backfill() {
-        let running = BackfillState::Running { after_id: 100, started_at_ms: 1, rows: 1 }.checkpoint("contacts");
+        let running = BackfillState::Running { after_id: 100, started_at_ms: 1, rows: 1, list_after: None }
+            .checkpoint("contacts");
         let done = BackfillState::Done { started_at_ms: 1, finished_at_ms: 2, rows: 1 }.checkpoint("contacts");
         assert!(done.position > running.position);
     }

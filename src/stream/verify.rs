@@ -13,7 +13,7 @@
 //!   time are *stale*.
 //!
 //! The sweep costs one search call per 200 records (the search bucket's 5 per second bounds
-//! it). The comparison is a point in time: a record changed after the last CDC pass shows as
+//! it). A type without search is counted and swept by listing its ids (one call per 100). The comparison is a point in time: a record changed after the last CDC pass shows as
 //! missing or stale until the next pass, which is what an operator checking the warehouse
 //! wants to see. Reports carry ids, never row values.
 
@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::{record_cursor_ms, Error};
 use crate::destination::Destination;
-use crate::hubspot::{Direction, Filter, FilterGroup, HubSpotClient, ObjectRef, Operator, SearchRequest};
+use crate::hubspot::{Direction, Filter, FilterGroup, HubSpotClient, ObjectRef, Operator, ReadPath, SearchRequest};
 
 /// Search page size of the id sweep: HubSpot's maximum.
 pub const PAGE: u32 = 200;
@@ -183,8 +183,18 @@ pub async fn object<D: Destination>(
         .map(|row| Key { id: row.id, cursor_ms: row.cursor })
         .collect();
     let warehouse_live = warehouse.len() as u64;
-    let count = SearchRequest::new(Vec::new(), None, vec!["hs_object_id".to_owned()], 1, 0)?;
-    let hubspot_total = client.search(&object.api_name, &count).await?.total;
+    // A type without search has no count: its whole list of ids is read for it.
+    let listed = match object.read_path() {
+        ReadPath::Search => None,
+        ReadPath::List => Some(listed_keys(client, object).await?),
+    };
+    let hubspot_total = match &listed {
+        Some(keys) => keys.len() as u64,
+        None => {
+            let count = SearchRequest::new(Vec::new(), None, vec!["hs_object_id".to_owned()], 1, 0)?;
+            client.search(&object.api_name, &count).await?.total
+        }
+    };
     let mut report = ObjectReport {
         object: object.table.clone(),
         hubspot_total,
@@ -201,7 +211,10 @@ pub async fn object<D: Destination>(
     }
     let mut comparison = IdComparison::new(warehouse, options.examples);
     let mut after_id: i64 = 0;
-    loop {
+    if let Some(keys) = listed {
+        comparison.feed(&keys);
+    }
+    while object.read_path() == ReadPath::Search {
         let request = SearchRequest::new(
             vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
             Some(("hs_object_id".to_owned(), Direction::Ascending)),
@@ -250,6 +263,27 @@ pub async fn object<D: Destination>(
         "verified"
     );
     Ok(report)
+}
+
+/// Every live record's id and cursor of a type without search, by listing it, in id order
+/// without repeats (what [`IdComparison::feed`] takes).
+async fn listed_keys(client: &HubSpotClient, object: &ObjectRef) -> Result<Vec<Key>, Error> {
+    let wanted = vec!["hs_object_id".to_owned(), object.cursor_property.to_owned()];
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = super::listing::page(client, object, after.as_deref(), &wanted).await?;
+        keys.extend(page.records.iter().filter_map(|r| {
+            Some(Key { id: r.id.parse().ok()?, cursor_ms: record_cursor_ms(r, object.cursor_property) })
+        }));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    keys.sort_by_key(|k| k.id);
+    keys.dedup_by_key(|k| k.id);
+    Ok(keys)
 }
 
 #[cfg(test)]

@@ -909,6 +909,30 @@ pub static TYPES: &[ObjectKind] = &[
             OWNER,
         ],
     ),
+    // HubSpot's contracts document has list, get and batch read but no search
+    // (https://developers.hubspot.com/docs/api-reference/crm-contracts-v3/guide, type id 0-721).
+    ObjectKind {
+        search: false,
+        ..plain(
+            "contracts",
+            "0-721",
+            "contract",
+            "CONTRACT",
+            "hs_createdate",
+            &["crm.objects.contracts.read"],
+            HS_DEFAULTS,
+            Count::PerMille(30),
+            &[
+                text("hs_name", "Contract name", GenKind::Sentence),
+                CURRENCY,
+                p("hs_contract_effective_date", "Effective start date", "date", "date", GenKind::Date),
+                p("hs_contract_end_date", "End date", "date", "date", GenKind::Date),
+                number("hs_total_contract_value", "Total contract value", GenKind::Money),
+                choice("hs_status", "Status", "select", &["DRAFT", "ACTIVE", "EXPIRED"]),
+                OWNER,
+            ],
+        )
+    },
 ];
 
 /// A type with HubSpot's usual newer-object facts: `hs_lastmodifieddate` cursor (best
