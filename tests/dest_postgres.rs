@@ -696,6 +696,7 @@ async fn concurrent_prepares_of_fresh_schemas_all_succeed() {
 async fn live_view_counts_live_rows_through_widen_and_drift() {
     use hsync::destination::{Edge, RowFlag};
     let Some(db) = Db::awkward().await else { return };
+    let db = &db;
     let count = |relation: &str| {
         let sql = format!("select count(*)::text from {}", db.table(relation));
         async move { db.texts(&db.url, sql).await[0].clone().expect("a count") }

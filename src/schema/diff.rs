@@ -414,10 +414,11 @@ mod tests {
         let mut created = diff("contacts", &props, None, &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
         plan_live_view(&mut created, None, None);
         assert_eq!(created.live_view(), Some(("contacts_live", ViewReason::TableCreated)));
-        assert_eq!(created.changes.last(), Some(&Change::ReplaceView {
-            view: "contacts_live".into(),
-            reason: ViewReason::TableCreated
-        }), "applied after the table's changes");
+        assert_eq!(
+            created.changes.last(),
+            Some(&Change::ReplaceView { view: "contacts_live".into(), reason: ViewReason::TableCreated }),
+            "applied after the table's changes"
+        );
         let table = existing_of(&created);
 
         let mut steady = diff("contacts", &props, Some(&table), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);

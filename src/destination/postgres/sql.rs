@@ -630,7 +630,8 @@ mod tests {
         let prop = |n: &str, t: &str| -> crate::hubspot::model::PropertyDefinition {
             serde_json::from_value(serde_json::json!({ "name": n, "type": t })).unwrap()
         };
-        let mut created = diff("select", &[prop("order", "bool")], None, &[], &Default::default(), ColumnBudget::POSTGRES);
+        let mut created =
+            diff("select", &[prop("order", "bool")], None, &[], &Default::default(), ColumnBudget::POSTGRES);
         crate::schema::plan_live_view(&mut created, None, None);
         insta::assert_snapshot!("plan_create_with_live_view", render_plan("My \"Data\"", &created).join(";\n\n"));
         let existing: Vec<ExistingColumn> =
@@ -639,8 +640,14 @@ mod tests {
         let mut added = diff("select", &grown, Some(&existing), &[], &Default::default(), ColumnBudget::POSTGRES);
         crate::schema::plan_live_view(&mut added, Some(&existing), Some(&existing));
         insta::assert_snapshot!("plan_add_column_with_live_view", render_plan("hubspot", &added).join(";\n\n"));
-        let mut widened =
-            diff("select", &[prop("order", "string")], Some(&existing), &[], &Default::default(), ColumnBudget::POSTGRES);
+        let mut widened = diff(
+            "select",
+            &[prop("order", "string")],
+            Some(&existing),
+            &[],
+            &Default::default(),
+            ColumnBudget::POSTGRES,
+        );
         crate::schema::plan_live_view(&mut widened, Some(&existing), Some(&existing));
         insta::assert_snapshot!("plan_widen_with_live_view", render_plan("hubspot", &widened).join(";\n\n"));
         let mut missing =

@@ -436,7 +436,7 @@ impl Destination for SnowflakeDestination {
             sql::render_create_associations_live(&self.location),
         ]
         .into_iter()
-            .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.location, t)));
+        .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.location, t)));
         for s in statements {
             session.query(&s, &Bindings::None, action).await?;
         }

@@ -516,7 +516,10 @@ mod tests {
     #[test]
     fn replace_live_view() {
         assert_snapshot!(render_replace_live_view("contacts", "contacts_live").join(";\n\n"));
-        assert_snapshot!("replace_live_view_awkward", render_replace_live_view(r#"se"lect"#, r#"se"lect_live"#).join(";\n\n"));
+        assert_snapshot!(
+            "replace_live_view_awkward",
+            render_replace_live_view(r#"se"lect"#, r#"se"lect_live"#).join(";\n\n")
+        );
     }
 
     #[test]
