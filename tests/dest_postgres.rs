@@ -687,3 +687,45 @@ async fn concurrent_prepares_of_fresh_schemas_all_succeed() {
         }
     }
 }
+
+/// The `<table>_live` view, in a schema whose name needs quoting: it counts only the rows no
+/// flag marks, is dropped and re-created around a widen (Postgres refuses to change the type of
+/// a column a view uses) and shows a column drift added; `associations_live` leaves tombstoned
+/// edges out.
+#[tokio::test]
+async fn live_view_counts_live_rows_through_widen_and_drift() {
+    use hsync::destination::{Edge, RowFlag};
+    let Some(db) = Db::awkward().await else { return };
+    let db = &db;
+    let count = |relation: &str| {
+        let sql = format!("select count(*)::text from {}", db.table(relation));
+        async move { db.texts(&db.url, sql).await[0].clone().expect("a count") }
+    };
+    let before = [property("flag", "bool")];
+    let schema = ensure_table(&db.dest, "deals", &before).await;
+    let records: Vec<_> = (1..=4).map(|i| record(i, "2026-01-01T00:00:00.000Z", &[("flag", Some("true"))])).collect();
+    let (b, r) = batch_of(&schema, &records);
+    load(&db.dest, "deals", &b, &r).await;
+    let flags = [
+        RowFlag { id: 1, archived_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+        RowFlag { id: 2, merged_into: Some(Some(4)), ..RowFlag::default() },
+        RowFlag { id: 3, deleted_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+    ];
+    db.dest.flag("deals", &flags).await.expect("flag");
+    assert_eq!((count("deals_live").await, count("deals").await), ("1".to_owned(), "4".to_owned()));
+
+    let after = [property("flag", "string"), property("note", "string")];
+    let schema = ensure_table(&db.dest, "deals", &after).await;
+    let (b, r) = batch_of(&schema, &[record(5, "2026-01-02T00:00:00.000Z", &[("note", Some("new"))])]);
+    load(&db.dest, "deals", &b, &r).await;
+    assert_eq!(count("deals_live").await, "2");
+    let notes = db.texts(&db.url, format!("select note from {} order by id", db.table("deals_live"))).await;
+    assert_eq!(notes, [None, Some("new".to_owned())]);
+    let flag = db.texts(&db.url, format!("select flag from {} where id = 4", db.table("deals_live"))).await;
+    assert_eq!(flag, [Some("true".to_owned())], "the widened column, as text, in the view");
+
+    let edge = |to_id| Edge { from_id: 1, to_id, type_id: 1, category: "HUBSPOT_DEFINED".into(), label: None };
+    db.dest.merge_edges("contacts", "companies", &[1], &[edge(10), edge(11)], 1).await.expect("edges");
+    db.dest.merge_edges("contacts", "companies", &[1], &[edge(10)], 2).await.expect("edges");
+    assert_eq!((count("associations_live").await, count("associations").await), ("1".to_owned(), "2".to_owned()));
+}

@@ -495,3 +495,47 @@ async fn concurrent_prepares_of_a_fresh_file_all_succeed() {
         }
     }
 }
+
+/// The `<table>_live` view counts only the rows no flag marks, survives a widen rebuild and
+/// shows a column drift added; `associations_live` leaves tombstoned edges out.
+#[tokio::test]
+async fn live_view_counts_live_rows_through_widen_and_drift() {
+    use hsync::destination::{Edge, RowFlag};
+    let db = fresh().await;
+    let pool = raw(&db).await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.expect(sql) }
+    };
+    let before = [property("flag", "bool")];
+    let schema = ensure_table(&db.dest, "deals", &before).await;
+    let records: Vec<_> = (1..=4).map(|i| record(i, "2026-01-01T00:00:00.000Z", &[("flag", Some("true"))])).collect();
+    let (b, r) = batch_of(&schema, &records);
+    load(&db.dest, "deals", &b, &r).await;
+    let flags = [
+        RowFlag { id: 1, archived_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+        RowFlag { id: 2, merged_into: Some(Some(4)), ..RowFlag::default() },
+        RowFlag { id: 3, deleted_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+    ];
+    db.dest.flag("deals", &flags).await.expect("flag");
+    assert_eq!(count("select count(*) from deals_live").await, 1);
+    assert_eq!(count("select count(*) from deals").await, 4);
+
+    // `flag` widens to text (a table rebuild) and `note` is added, in one plan.
+    let after = [property("flag", "string"), property("note", "string")];
+    let schema = ensure_table(&db.dest, "deals", &after).await;
+    let (b, r) = batch_of(&schema, &[record(5, "2026-01-02T00:00:00.000Z", &[("note", Some("new"))])]);
+    load(&db.dest, "deals", &b, &r).await;
+    assert_eq!(count("select count(*) from deals_live").await, 2);
+    let notes: Vec<Option<String>> =
+        sqlx::query_scalar("select note from deals_live order by id").fetch_all(&pool).await.expect("note");
+    assert_eq!(notes, [None, Some("new".to_owned())]);
+
+    let edge = |to_id| Edge { from_id: 1, to_id, type_id: 1, category: "HUBSPOT_DEFINED".into(), label: None };
+    db.dest.merge_edges("contacts", "companies", &[1], &[edge(10), edge(11)], 1).await.expect("edges");
+    db.dest.merge_edges("contacts", "companies", &[1], &[edge(10)], 2).await.expect("edges");
+    assert_eq!(count("select count(*) from associations_live").await, 1);
+    assert_eq!(count("select count(*) from associations").await, 2);
+    db.dest.prepare().await.expect("prepare again keeps the view");
+    assert_eq!(count("select count(*) from associations_live").await, 1);
+}

@@ -50,6 +50,7 @@ fn describe_change(change: &Change) -> String {
         Change::Incompatible { column, reason, .. } => format!("INCOMPATIBLE column {column}: {reason}"),
         Change::Overflow { property } => format!("property {property} goes to the overflow column (column limit)"),
         Change::Unmappable { property, reason } => format!("property {property:?} is skipped: {reason}"),
+        Change::ReplaceView { view, reason } => format!("replace view {view} ({})", reason.describe()),
         Change::PropertyRemoved { column, property } => {
             format!("property {property} is archived or gone; column {column} is kept (never dropped)")
         }

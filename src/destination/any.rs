@@ -157,7 +157,8 @@ fn render_sqlite_plan(plan: &SchemaPlan) -> Vec<String> {
             Change::Incompatible { .. }
             | Change::Overflow { .. }
             | Change::PropertyRemoved { .. }
-            | Change::Unmappable { .. } => {}
+            | Change::Unmappable { .. }
+            | Change::ReplaceView { .. } => {}
         }
     }
     if !widened.is_empty() {
@@ -170,6 +171,9 @@ fn render_sqlite_plan(plan: &SchemaPlan) -> Vec<String> {
             })
             .collect();
         out.extend(sql::render_rebuild_for_widen(&plan.table, &from, &to));
+    }
+    if let Some((view, _)) = plan.live_view() {
+        out.extend(sql::render_replace_live_view(&plan.table, view));
     }
     out
 }
@@ -209,6 +213,10 @@ impl Destination for AnyDestination {
 
     fn column_budget(&self) -> ColumnBudget {
         dispatch_destination!(self, d => d.column_budget())
+    }
+
+    fn has_views(&self) -> bool {
+        dispatch_destination!(self, d => d.has_views())
     }
 
     async fn prepare(&self) -> Result<(), Error> {

@@ -13,7 +13,9 @@ use serde_json::json;
 
 use super::{Destination, Edge, EdgeOutcome, Error, MergeOutcome};
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
-use crate::schema::{build_batch, diff, hsync_columns, parse_instant_ms, Reject, TableSchema};
+use crate::schema::{
+    build_batch, diff, hsync_columns, live_view_name, parse_instant_ms, plan_live_view, Reject, TableSchema,
+};
 use crate::state::{Checkpoint, StreamId, StreamKind};
 
 /// A value read back from a destination, normalised across dialects.
@@ -87,10 +89,15 @@ pub fn record(id: u64, modified: &str, values: &[(&str, Option<&str>)]) -> CrmOb
     .expect("invariant: a valid record")
 }
 
-/// Creates or alters `table` for `properties` and returns its layout.
+/// Creates or alters `table` for `properties` (and its live view, where the destination has
+/// views) and returns its layout.
 pub async fn ensure_table<D: Destination>(dest: &D, table: &str, properties: &[PropertyDefinition]) -> TableSchema {
     let existing = dest.describe(table).await.expect("describe");
-    let plan = diff(table, properties, existing.as_deref(), &[], &Default::default(), dest.column_budget());
+    let mut plan = diff(table, properties, existing.as_deref(), &[], &Default::default(), dest.column_budget());
+    if dest.has_views() {
+        let view = dest.describe(&live_view_name(table)).await.expect("describe the live view");
+        plan_live_view(&mut plan, existing.as_deref(), view.as_deref());
+    }
     assert_eq!(plan.incompatible().count(), 0, "unexpected incompatible change: {:?}", plan.changes);
     dest.alter(&plan).await.expect("alter");
     plan.target
@@ -141,6 +148,7 @@ pub async fn run_all<D: Inspect>(dest: &D) {
     partial_batch_touches_only_its_columns(dest).await;
     archived_property_keeps_its_values(dest).await;
     flags_bypass_the_guard_and_keep_the_cursor(dest).await;
+    live_view_hides_flagged_rows_and_follows_columns(dest).await;
     edges_follow_the_current_list(dest).await;
     dimensions_follow_the_current_list(dest).await;
 }
@@ -231,6 +239,59 @@ pub async fn flags_bypass_the_guard_and_keep_the_cursor<D: Inspect>(dest: &D) {
     assert_eq!(value(by_id(&rows, 99), CURSOR), &Cell::TimestampMs(t0_ms));
     assert_eq!(value(by_id(&rows, 99), "email"), &text("new@example.com"));
     assert!(dest.id_flags("conf_flags_missing").await.expect("ids").is_empty(), "no table, no ids");
+}
+
+/// The live view (where the destination has views): a table made before hsync kept views gets
+/// its view from the next preparation; the view shows every column and only the rows no flag
+/// marks (archived, merged away, deleted, or an id-only deleted row); a column added by drift
+/// appears in it; once applied, the next plan has nothing to do.
+pub async fn live_view_hides_flagged_rows_and_follows_columns<D: Inspect>(dest: &D) {
+    use super::RowFlag;
+    if !dest.has_views() {
+        return;
+    }
+    let table = "conf_live";
+    let view = live_view_name(table);
+    let email = [property("email", "string")];
+    let old = diff(table, &email, None, &[], &Default::default(), dest.column_budget());
+    dest.alter(&old).await.expect("alter without the view, as hsync did before it kept views");
+    assert_eq!(dest.describe(&view).await.expect("describe the view"), None, "no view yet");
+    let schema = ensure_table(dest, table, &email).await;
+    let t0 = "2026-01-02T00:00:00.000Z";
+    let records: Vec<_> = (1..=4).map(|i| record(i, t0, &[("email", Some(&format!("{i}@example.com")))])).collect();
+    let (b, r) = batch_of(&schema, &records);
+    load(dest, table, &b, &r).await;
+    let ids = |rows: &[Row]| -> Vec<Cell> { rows.iter().map(|r| value(r, hsync_columns::ID).clone()).collect() };
+    let live = dest.read_table(&view).await.expect("read the view");
+    assert_eq!(ids(&live), [1, 2, 3, 4].map(Cell::Int), "nothing flagged yet");
+    let flags = [
+        RowFlag { id: 1, archived_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+        RowFlag { id: 2, merged_into: Some(Some(4)), ..RowFlag::default() },
+        RowFlag { id: 3, deleted_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+        RowFlag { id: 99, deleted_at: Some(Some(1_767_000_000_000)), ..RowFlag::default() },
+    ];
+    assert_eq!(dest.flag(table, &flags).await.expect("flag"), 4);
+    let live = dest.read_table(&view).await.expect("read the view");
+    assert_eq!(ids(&live), [Cell::Int(4)], "archived, merged and deleted rows are hidden");
+    let all = dest.read_table(table).await.expect("read the table");
+    assert_eq!(all.len(), 5, "the table keeps every row");
+    assert_eq!(live[0], *by_id(&all, 4), "the view shows every column of a live row");
+
+    let grown = [property("email", "string"), property("phone", "string")];
+    let schema = ensure_table(dest, table, &grown).await;
+    let newer = record(5, t0, &[("email", Some("5@example.com")), ("phone", Some("+1 555 0100"))]);
+    let (b, r) = batch_of(&schema, &[newer]);
+    load(dest, table, &b, &r).await;
+    let live = dest.read_table(&view).await.expect("read the view");
+    assert_eq!(ids(&live), [4, 5].map(Cell::Int));
+    assert_eq!(value(by_id(&live, 5), "phone"), &text("+1 555 0100"), "the added column is in the view");
+    assert_eq!(value(by_id(&live, 4), "phone"), &Cell::Null);
+
+    let existing = dest.describe(table).await.expect("describe");
+    let mut again = diff(table, &grown, existing.as_deref(), &[], &Default::default(), dest.column_budget());
+    let described = dest.describe(&view).await.expect("describe the view");
+    plan_live_view(&mut again, existing.as_deref(), described.as_deref());
+    assert!(again.is_empty(), "the view is current: {:?}", again.changes);
 }
 
 /// A column whose property was archived in HubSpot keeps its values when rows are updated.

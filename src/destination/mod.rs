@@ -18,7 +18,11 @@
 //!   `_hsync_merged_into`, `_hsync_deleted_at`) bypassing the cursor guard and leaving
 //!   `_hsync_cursor` alone, and inserts id-only rows for ids the table never held; a full-row
 //!   merge of a live record clears the flags again (the batch carries them as NULL).
-//! - `alter` applies a plan's creating, adding and widening changes and never drops anything.
+//! - `alter` applies a plan's creating, adding and widening changes and never drops a table or
+//!   a column. A destination with views (all but Parquet) also applies the plan's
+//!   `ReplaceView`: the table's live view (`<table>_live`, see [`crate::schema::live_view_name`])
+//!   is (re)created after the table's changes, in their transaction where the dialect has one, so
+//!   a reader never finds it missing or without a column the table has.
 //! - `merge_edges` makes the stored association edges of some records equal HubSpot's current
 //!   list for them in one transaction: new edges inserted, changed labels and categories
 //!   updated, vanished edges tombstoned (`deleted_at`), never deleted; a replay changes nothing.
@@ -77,6 +81,10 @@ pub const ASSOCIATION_COLUMNS: [(&str, ColumnType); 9] = [
     ("synced_at", ColumnType::Timestamp),
     ("deleted_at", ColumnType::Timestamp),
 ];
+/// The view of the association edges that are not tombstoned (`deleted_at` NULL), beside the
+/// association table in every destination with views. Its columns are fixed, so `prepare`
+/// creates it once.
+pub const ASSOCIATIONS_LIVE_VIEW: &str = "associations_live";
 /// The association table's key (the first of [`ASSOCIATION_COLUMNS`]).
 pub const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
 /// The rejects table's columns, in order, with their types.
@@ -305,6 +313,12 @@ pub trait Destination: Send + Sync {
 
     /// How many property columns a table may have before properties overflow.
     fn column_budget(&self) -> ColumnBudget;
+
+    /// Whether the destination keeps a live view beside each object table (see the module
+    /// docs); Parquet files have no views.
+    fn has_views(&self) -> bool {
+        true
+    }
 
     /// Checks that the destination answers and hsync may write; creates hsync's bookkeeping
     /// (state tables from `migrations/`, the rejects and association tables) when missing.

@@ -2,14 +2,16 @@
 //!
 //! A plan creates tables and adds columns, widens a column whose property changed type when
 //! that loses nothing, reports archived properties, and marks anything else incompatible. It
-//! never drops. Each destination renders the plan in its own dialect.
+//! never drops a table or a column. Where the destination has views, [`plan_live_view`] adds
+//! the (re)creation of the table's live view (`<table>_live`: every column, only the rows no
+//! reconciliation flag marks). Each destination renders the plan in its own dialect.
 
 use serde::Serialize;
 
 use std::collections::BTreeMap;
 
 use super::mapping::column_type;
-use super::naming::assign_columns;
+use super::naming::{assign_columns, live_view_name};
 use super::{Column, ColumnBudget, ColumnType, ExistingColumn, TableSchema};
 use crate::hubspot::model::PropertyDefinition;
 
@@ -31,12 +33,45 @@ pub enum Change {
     PropertyRemoved { column: String, property: String },
     /// A property whose name no column can carry: skipped, the rest of the table goes on.
     Unmappable { property: String, reason: String },
+    /// (Re)creates the table's live view: `select *` of the rows whose `_hsync_archived_at`,
+    /// `_hsync_merged_into` and `_hsync_deleted_at` are all NULL. Applied after the table's
+    /// changes, in their transaction where the dialect has one.
+    ReplaceView { view: String, reason: ViewReason },
+}
+
+/// Why a plan (re)creates the live view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewReason {
+    /// The table is created.
+    TableCreated,
+    /// The table's columns change (a view's `*` is fixed when it is created).
+    ColumnsChanged,
+    /// The table exists without its view (made before hsync kept views, or dropped by hand).
+    Missing,
+    /// The view's columns are not the table's.
+    Stale,
+}
+
+impl ViewReason {
+    /// How `hsync schema-diff` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ViewReason::TableCreated => "the table is created",
+            ViewReason::ColumnsChanged => "the table's columns change",
+            ViewReason::Missing => "the view is missing",
+            ViewReason::Stale => "the view's columns are not the table's",
+        }
+    }
 }
 
 impl Change {
     /// Whether applying the change alters the table (reports do not).
     pub fn alters(&self) -> bool {
-        matches!(self, Change::CreateTable { .. } | Change::AddColumn { .. } | Change::Widen { .. })
+        matches!(
+            self,
+            Change::CreateTable { .. } | Change::AddColumn { .. } | Change::Widen { .. } | Change::ReplaceView { .. }
+        )
     }
 }
 
@@ -73,6 +108,19 @@ impl SchemaPlan {
     /// Whether applying would alter the table.
     pub fn alters(&self) -> bool {
         self.changes.iter().any(Change::alters)
+    }
+
+    /// The live view the plan (re)creates, with why.
+    pub fn live_view(&self) -> Option<(&str, ViewReason)> {
+        self.changes.iter().find_map(|c| match c {
+            Change::ReplaceView { view, reason } => Some((view.as_str(), *reason)),
+            _ => None,
+        })
+    }
+
+    /// Whether the plan changes the type of an existing column.
+    pub fn widens(&self) -> bool {
+        self.changes.iter().any(|c| matches!(c, Change::Widen { .. }))
     }
 
     /// The incompatible changes, which stop the stream until an operator acts.
@@ -214,6 +262,31 @@ pub fn diff(
     }
 }
 
+/// Adds the (re)creation of the table's live view to `plan` when the view would otherwise be
+/// missing or not show the table's columns once the plan is applied: always when the plan
+/// creates the table or changes its columns, else when `view` (the view's columns as the
+/// destination describes them, `None` when it does not exist) differs from `existing` (the
+/// table's columns). A plan with an incompatible change is refused as a whole, so it gets none.
+pub fn plan_live_view(plan: &mut SchemaPlan, existing: Option<&[ExistingColumn]>, view: Option<&[ExistingColumn]>) {
+    if plan.incompatible().next().is_some() || plan.live_view().is_some() {
+        return;
+    }
+    let created = plan.changes.iter().any(|c| matches!(c, Change::CreateTable { .. }));
+    let reason = if created {
+        ViewReason::TableCreated
+    } else if plan.alters() {
+        ViewReason::ColumnsChanged
+    } else {
+        let Some(existing) = existing else { return };
+        match view {
+            None => ViewReason::Missing,
+            Some(view) if !view.iter().map(|c| &c.name).eq(existing.iter().map(|c| &c.name)) => ViewReason::Stale,
+            Some(_) => return,
+        }
+    };
+    plan.changes.push(Change::ReplaceView { view: live_view_name(&plan.table), reason });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +406,48 @@ mod tests {
         let again = diff("t", &props, Some(&existing_of(&plan)), &[], &BTreeMap::new(), ColumnBudget(6));
         assert_eq!(again.target.overflow, ["p06", "p07", "p08", "p09"]);
         assert!(again.changes.iter().all(|c| matches!(c, Change::Overflow { .. })));
+    }
+
+    #[test]
+    fn the_live_view_follows_the_table_and_is_restored_when_missing_or_stale() {
+        let props = [prop("email", "string")];
+        let mut created = diff("contacts", &props, None, &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        plan_live_view(&mut created, None, None);
+        assert_eq!(created.live_view(), Some(("contacts_live", ViewReason::TableCreated)));
+        assert_eq!(
+            created.changes.last(),
+            Some(&Change::ReplaceView { view: "contacts_live".into(), reason: ViewReason::TableCreated }),
+            "applied after the table's changes"
+        );
+        let table = existing_of(&created);
+
+        let mut steady = diff("contacts", &props, Some(&table), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        plan_live_view(&mut steady, Some(&table), Some(&table));
+        assert!(steady.is_empty() && !steady.alters(), "{:?}", steady.changes);
+
+        let mut missing = diff("contacts", &props, Some(&table), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        plan_live_view(&mut missing, Some(&table), None);
+        assert_eq!(missing.live_view(), Some(("contacts_live", ViewReason::Missing)));
+        assert!(!missing.is_empty() && missing.alters(), "a missing view is drift the plan applies");
+
+        let mut stale = diff("contacts", &props, Some(&table), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        plan_live_view(&mut stale, Some(&table), Some(&table[..table.len() - 1]));
+        assert_eq!(stale.live_view(), Some(("contacts_live", ViewReason::Stale)));
+
+        let grown = [prop("email", "string"), prop("phone", "string")];
+        let mut added = diff("contacts", &grown, Some(&table), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        plan_live_view(&mut added, Some(&table), Some(&table));
+        assert_eq!(added.live_view(), Some(("contacts_live", ViewReason::ColumnsChanged)));
+
+        let mut refused = diff("contacts", &props, Some(&table), &[], &BTreeMap::new(), ColumnBudget::POSTGRES);
+        refused.changes.push(Change::Incompatible {
+            column: "email".into(),
+            from: ColumnType::Text,
+            to: ColumnType::Boolean,
+            reason: "test".into(),
+        });
+        plan_live_view(&mut refused, Some(&table), None);
+        assert_eq!(refused.live_view(), None, "an incompatible plan is not applied at all");
     }
 
     #[test]

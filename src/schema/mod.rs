@@ -10,11 +10,12 @@ mod mapping;
 pub mod naming;
 
 pub use batch::{build_batch, BuiltBatch, Reject, WHOLE_RECORD};
-pub use diff::{diff, Change, SchemaPlan};
+pub use diff::{diff, plan_live_view, Change, SchemaPlan, ViewReason};
 pub use mapping::{
     column_name, column_type, format_decimal, parse_instant_ms, parse_value, storable_text, Altered, Parsed,
     ParsedValue, MAX_IDENTIFIER_BYTES,
 };
+pub use naming::live_view_name;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 

@@ -13,12 +13,17 @@
 //! under a property's natural name is that property's (tables made before assignments were
 //! recorded are adopted as they are).
 //!
+//! Each object table also has a view of its live rows, named by [`live_view_name`].
+//!
 //! Pure: the state store and the runner do the recording.
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::mapping::{column_name, fnv1a32, KEPT_PREFIX_BYTES};
+use super::mapping::{column_name, fnv1a32, KEPT_PREFIX_BYTES, MAX_IDENTIFIER_BYTES};
 use super::TableSchema;
+
+/// What a live view's name adds to its table's name.
+pub const LIVE_VIEW_SUFFIX: &str = "_live";
 
 /// Why a property cannot have a column.
 pub const EMPTY_NAME: &str = "the property name is empty, which no warehouse column can be named";
@@ -98,6 +103,23 @@ pub fn assign_columns(properties: &[&str], recorded: &BTreeMap<String, String>, 
     out
 }
 
+/// The name of the view of `table`'s live rows: `<table>_live`. When that passes the identifier
+/// limit every dialect accepts (63 bytes, Postgres's), the table name is cut at a character
+/// boundary to leave room for `_`, 8 hex digits of a hash of the whole table name, and `_live`,
+/// as a long property name is cut for its column: deterministic, and distinct for two long
+/// table names that share their first bytes.
+pub fn live_view_name(table: &str) -> String {
+    let natural = format!("{table}{LIVE_VIEW_SUFFIX}");
+    if natural.len() <= MAX_IDENTIFIER_BYTES {
+        return natural;
+    }
+    let mut cut = MAX_IDENTIFIER_BYTES - 9 - LIVE_VIEW_SUFFIX.len();
+    while !table.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_{:08x}{LIVE_VIEW_SUFFIX}", &table[..cut], fnv1a32(table))
+}
+
 /// `natural` cut to leave room for `_` and 8 hex digits of a hash of the property (and of
 /// `n`, after the first try), within the identifier limit.
 fn suffixed(natural: &str, property: &str, n: u32) -> String {
@@ -112,7 +134,6 @@ fn suffixed(natural: &str, property: &str, n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::MAX_IDENTIFIER_BYTES;
 
     fn assign(properties: &[&str]) -> Assignment {
         assign_columns(properties, &BTreeMap::new(), &[])
@@ -192,6 +213,22 @@ mod tests {
         assert_eq!(a.columns["DealName"], "DealName");
         assert_eq!(a.columns["dealname"], "dealname");
         assert_ne!(a.columns["Legacy"].to_lowercase(), "legacy", "a retired column is not taken over by case");
+    }
+
+    #[test]
+    fn live_view_names_add_live_and_long_table_names_are_cut_with_a_hash() {
+        assert_eq!(live_view_name("contacts"), "contacts_live");
+        let at_limit = "t".repeat(MAX_IDENTIFIER_BYTES - LIVE_VIEW_SUFFIX.len());
+        assert_eq!(live_view_name(&at_limit), format!("{at_limit}_live"));
+        let long = "t".repeat(MAX_IDENTIFIER_BYTES);
+        let name = live_view_name(&long);
+        assert_eq!(name.len(), MAX_IDENTIFIER_BYTES);
+        assert!(name.starts_with("tttt") && name.ends_with("_live"), "{name}");
+        assert_eq!(live_view_name(&long), name, "deterministic");
+        let other = format!("{}u", "t".repeat(MAX_IDENTIFIER_BYTES - 1));
+        assert_ne!(live_view_name(&other), name, "the hash keeps shared prefixes apart");
+        let unicode = "ñ".repeat(40);
+        assert!(live_view_name(&unicode).len() <= MAX_IDENTIFIER_BYTES);
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::destination::{Destination, DimensionOutcome, Edge, EdgeOutcome, Merge
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::schema::dimension::DimensionBatch;
-use crate::schema::{build_batch, diff, BuiltBatch, Change, Reject, SchemaPlan, TableSchema};
+use crate::schema::{
+    build_batch, diff, live_view_name, plan_live_view, BuiltBatch, Change, Reject, SchemaPlan, TableSchema,
+};
 use crate::state::{stored_property_name, Checkpoint, ColumnMap, PropertySnapshot, StateStore};
 
 use super::Error;
@@ -111,7 +113,7 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
         let existing = self.dest.describe(&object.table).await?;
         let snapshot = self.state.load_snapshot(&object.table).await?.unwrap_or_default();
         let recorded = self.state.load_column_map(&object.table).await?;
-        let plan = diff(
+        let mut plan = diff(
             &object.table,
             &properties,
             existing.as_deref(),
@@ -119,6 +121,13 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
             &recorded.columns,
             self.dest.column_budget(),
         );
+        if self.dest.has_views() {
+            let view = match &existing {
+                Some(_) => self.dest.describe(&live_view_name(&object.table)).await?,
+                None => None,
+            };
+            plan_live_view(&mut plan, existing.as_deref(), view.as_deref());
+        }
         Ok(PlannedSchema { plan, properties, snapshot, recorded, existed: existing.is_some() })
     }
 

@@ -629,6 +629,13 @@ impl Destination for BigQueryDestination {
             false,
         )
         .await?;
+        self.api
+            .query(
+                &format!("create view {}", sql::ASSOCIATIONS_LIVE_VIEW),
+                sql::render_create_associations_live(self.ds()),
+                Vec::new(),
+            )
+            .await?;
         for table in DIMENSION_TABLES {
             let fields = table
                 .all_columns()
@@ -718,11 +725,22 @@ impl Destination for BigQueryDestination {
                 Change::Incompatible { .. }
                 | Change::Overflow { .. }
                 | Change::PropertyRemoved { .. }
-                | Change::Unmappable { .. } => {}
+                | Change::Unmappable { .. }
+                | Change::ReplaceView { .. } => {}
             }
         }
         if !added.is_empty() {
             self.add_columns(table, &added).await?;
+        }
+        // Last, once the table has its columns: the view's `*` is resolved now.
+        if let Some((view, _)) = plan.live_view() {
+            self.api
+                .query(
+                    &format!("replace view {view}"),
+                    sql::render_replace_live_view(self.ds(), table, view),
+                    Vec::new(),
+                )
+                .await?;
         }
         Ok(())
     }

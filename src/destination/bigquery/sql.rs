@@ -13,8 +13,19 @@ use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPla
 
 pub use crate::destination::flag_sql::FLAG_COLUMNS;
 pub use crate::destination::{
-    ASSOCIATIONS_TABLE, ASSOCIATION_COLUMNS, EDGE_KEY, REJECTS_TABLE, REJECT_COLUMNS, STAGE_PREFIX,
+    ASSOCIATIONS_LIVE_VIEW, ASSOCIATIONS_TABLE, ASSOCIATION_COLUMNS, EDGE_KEY, REJECTS_TABLE, REJECT_COLUMNS,
+    STAGE_PREFIX,
 };
+
+/// The view of the edges that are not tombstoned (idempotent: the table's columns are fixed).
+pub fn render_create_associations_live(ds: Dataset) -> String {
+    format!(
+        "CREATE VIEW IF NOT EXISTS {} AS\nSELECT *\nFROM {}\nWHERE {} IS NULL",
+        ds.table(ASSOCIATIONS_LIVE_VIEW),
+        ds.table(ASSOCIATIONS_TABLE),
+        quote_ident("deleted_at")
+    )
+}
 
 /// Quotes an identifier: wrapped in backticks, with backslashes and backticks escaped.
 /// BigQuery then takes it verbatim (case, reserved words, unicode).
@@ -105,12 +116,25 @@ pub fn render_plan(ds: Dataset, plan: &SchemaPlan) -> Vec<String> {
             Change::Widen { column, from, to } => Some(format!(
                 "-- {column}: BigQuery cannot change {from:?} to {to:?} in place; hsync stops this stream"
             )),
+            Change::ReplaceView { view, .. } => Some(render_replace_live_view(ds, &plan.table, view)),
             Change::Incompatible { .. }
             | Change::Overflow { .. }
             | Change::PropertyRemoved { .. }
             | Change::Unmappable { .. } => None,
         })
         .collect()
+}
+
+/// (Re)creates the live view of an object table: every column, only the rows no reconciliation
+/// flag marks. BigQuery resolves `*` when the view is queried, but the view's stored schema is
+/// the one of its creation, so it is replaced whenever the table's columns change.
+pub fn render_replace_live_view(ds: Dataset, table: &str, view: &str) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW {} AS\nSELECT *\nFROM {}\nWHERE {}",
+        ds.table(view),
+        ds.table(table),
+        unflagged(quote_ident, "IS NULL").join("\n  AND ")
+    )
 }
 
 /// A staged column as the target types it: stages hold JSON as text (and decimals as the
@@ -516,6 +540,20 @@ mod tests {
         let mut all = render_plan(DS, &create);
         all.extend(render_plan(DS, &alter));
         insta::assert_snapshot!(all.join(";\n\n"));
+        let mut with_view = alter.clone();
+        crate::schema::plan_live_view(&mut with_view, Some(existing.as_slice()), Some(existing.as_slice()));
+        insta::assert_snapshot!("plan_with_live_view", render_plan(DS, &with_view).join(";\n\n"));
+    }
+
+    #[test]
+    fn create_associations_live() {
+        insta::assert_snapshot!(render_create_associations_live(DS));
+    }
+
+    #[test]
+    fn replace_live_view_with_awkward_names() {
+        let ds = Dataset { project: "my-project", dataset: "hub`spot" };
+        insta::assert_snapshot!(render_replace_live_view(ds, "back\\slash", "back\\slash_live"));
     }
 
     #[test]

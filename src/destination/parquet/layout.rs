@@ -279,7 +279,11 @@ pub fn render_plan(plan: &SchemaPlan) -> Vec<String> {
                 type_name(*from),
                 type_name(*to)
             )),
-            Change::Incompatible { .. } | Change::Overflow { .. } | Change::PropertyRemoved { .. } | Change::Unmappable { .. } => None,
+            Change::Incompatible { .. }
+            | Change::Overflow { .. }
+            | Change::PropertyRemoved { .. }
+            | Change::Unmappable { .. }
+            | Change::ReplaceView { .. } => None,
         })
         .collect()
 }

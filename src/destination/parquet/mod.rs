@@ -404,7 +404,8 @@ fn altered(table: &str, existing: Option<TableFile>, plan: &SchemaPlan) -> Resul
             PlanChange::Incompatible { .. }
             | PlanChange::Overflow { .. }
             | PlanChange::PropertyRemoved { .. }
-            | PlanChange::Unmappable { .. } => continue,
+            | PlanChange::Unmappable { .. }
+            | PlanChange::ReplaceView { .. } => continue,
         };
         let file = file.get_or_insert_with(|| TableFile::new(table, &[hsync_columns::ID], Vec::new()));
         for column in wanted {
@@ -569,6 +570,10 @@ impl Destination for ParquetDestination {
 
     fn column_budget(&self) -> ColumnBudget {
         COLUMN_BUDGET
+    }
+
+    fn has_views(&self) -> bool {
+        false
     }
 
     async fn prepare(&self) -> Result<(), Error> {

@@ -10,10 +10,10 @@ use super::types::read_as_text;
 use super::types::{pg_type, widen_using};
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
-use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
+use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema, ViewReason};
 
 use crate::destination::EDGE_KEY;
-pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE};
+pub use crate::destination::{ASSOCIATIONS_LIVE_VIEW, ASSOCIATIONS_TABLE, REJECTS_TABLE};
 /// Every staging table's name starts with this (see [`stage_table_name`]).
 pub const STAGE_PREFIX: &str = "stage_";
 /// Postgres truncates longer identifiers (`NAMEDATALEN - 1`).
@@ -77,21 +77,49 @@ pub fn render_widen(schema: &str, table: &str, column: &str, from: ColumnType, t
     )
 }
 
-/// The statements applying a plan's altering changes, in order. Reports (overflow, removed
-/// and incompatible properties) render nothing: hsync never drops.
+/// The statements applying a plan's altering changes, in order, run in one transaction.
+/// Reports (overflow, removed and incompatible properties) render nothing: hsync never drops a
+/// table or a column. The live view comes last: `create or replace view` when the table only
+/// gains columns (they come last in `*`, which Postgres allows a replaced view), else the view
+/// is dropped first, since Postgres refuses to change the type of a column a view uses or to
+/// replace a view whose columns differ.
 pub fn render_plan(schema: &str, plan: &SchemaPlan) -> Vec<String> {
-    plan.changes
-        .iter()
-        .filter_map(|change| match change {
-            Change::CreateTable { schema: table } => Some(render_create_table(schema, table)),
-            Change::AddColumn { column } => Some(render_add_column(schema, &plan.table, column)),
-            Change::Widen { column, from, to } => Some(render_widen(schema, &plan.table, column, *from, *to)),
-            Change::Incompatible { .. }
-            | Change::Overflow { .. }
-            | Change::PropertyRemoved { .. }
-            | Change::Unmappable { .. } => None,
-        })
-        .collect()
+    let live = plan.live_view();
+    let drop_first = live.is_some_and(|(_, reason)| plan.widens() || reason == ViewReason::Stale);
+    let mut out = Vec::new();
+    if let (Some((view, _)), true) = (live, drop_first) {
+        out.push(render_drop_view(schema, view));
+    }
+    out.extend(plan.changes.iter().filter_map(|change| match change {
+        Change::CreateTable { schema: table } => Some(render_create_table(schema, table)),
+        Change::AddColumn { column } => Some(render_add_column(schema, &plan.table, column)),
+        Change::Widen { column, from, to } => Some(render_widen(schema, &plan.table, column, *from, *to)),
+        Change::Incompatible { .. }
+        | Change::Overflow { .. }
+        | Change::PropertyRemoved { .. }
+        | Change::Unmappable { .. }
+        | Change::ReplaceView { .. } => None,
+    }));
+    if let Some((view, _)) = live {
+        out.push(render_create_live_view(schema, &plan.table, view, !drop_first));
+    }
+    out
+}
+
+pub fn render_drop_view(schema: &str, view: &str) -> String {
+    format!("drop view if exists {}", qualified(schema, view))
+}
+
+/// Creates (or, with `replace`, replaces) the live view of an object table: every column (`*`,
+/// expanded when the view is created), only the rows no reconciliation flag marks.
+pub fn render_create_live_view(schema: &str, table: &str, view: &str, replace: bool) -> String {
+    format!(
+        "create {}view {} as\nselect *\nfrom {}\nwhere {}",
+        if replace { "or replace " } else { "" },
+        qualified(schema, view),
+        qualified(schema, table),
+        unflagged(quote_ident, "is null").join("\n  and ")
+    )
 }
 
 /// The rejects table: one row per value that did not parse (a replayed batch adds its rejects
@@ -138,6 +166,12 @@ pub fn render_create_associations(schema: &str) -> Vec<String> {
         format!(
             "create index if not exists {}\non {} (\"to_type\", \"to_id\")",
             quote_ident("associations_to"),
+            qualified(schema, ASSOCIATIONS_TABLE)
+        ),
+        // The edges that are not tombstoned; the table's columns are fixed.
+        format!(
+            "create or replace view {} as\nselect *\nfrom {}\nwhere \"deleted_at\" is null",
+            qualified(schema, ASSOCIATIONS_LIVE_VIEW),
             qualified(schema, ASSOCIATIONS_TABLE)
         ),
     ]
@@ -589,6 +623,41 @@ mod tests {
         next.push(serde_json::from_value(serde_json::json!({ "name": "user", "type": "string" })).unwrap());
         let plan = diff("deals", &next, Some(&existing), &[], &Default::default(), ColumnBudget::POSTGRES);
         insta::assert_snapshot!("plan", render_plan("hubspot", &plan).join(";\n\n"));
+    }
+
+    #[test]
+    fn live_view_is_replaced_after_added_columns_and_dropped_first_around_a_widen() {
+        let prop = |n: &str, t: &str| -> crate::hubspot::model::PropertyDefinition {
+            serde_json::from_value(serde_json::json!({ "name": n, "type": t })).unwrap()
+        };
+        let mut created =
+            diff("select", &[prop("order", "bool")], None, &[], &Default::default(), ColumnBudget::POSTGRES);
+        crate::schema::plan_live_view(&mut created, None, None);
+        insta::assert_snapshot!("plan_create_with_live_view", render_plan("My \"Data\"", &created).join(";\n\n"));
+        let existing: Vec<ExistingColumn> =
+            created.target.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
+        let grown = [prop("order", "bool"), prop("user", "string")];
+        let mut added = diff("select", &grown, Some(&existing), &[], &Default::default(), ColumnBudget::POSTGRES);
+        crate::schema::plan_live_view(&mut added, Some(&existing), Some(&existing));
+        insta::assert_snapshot!("plan_add_column_with_live_view", render_plan("hubspot", &added).join(";\n\n"));
+        let mut widened = diff(
+            "select",
+            &[prop("order", "string")],
+            Some(&existing),
+            &[],
+            &Default::default(),
+            ColumnBudget::POSTGRES,
+        );
+        crate::schema::plan_live_view(&mut widened, Some(&existing), Some(&existing));
+        insta::assert_snapshot!("plan_widen_with_live_view", render_plan("hubspot", &widened).join(";\n\n"));
+        let mut missing =
+            diff("select", &[prop("order", "bool")], Some(&existing), &[], &Default::default(), ColumnBudget::POSTGRES);
+        crate::schema::plan_live_view(&mut missing, Some(&existing), None);
+        assert_eq!(
+            render_plan("hubspot", &missing),
+            [render_create_live_view("hubspot", "select", "select_live", true)],
+            "a missing view is created, nothing else"
+        );
     }
 
     #[test]

@@ -430,9 +430,13 @@ impl Destination for SnowflakeDestination {
             session.query(&sql::render_create_database(&self.location), &Bindings::None, action).await?;
             session.query(&schema, &Bindings::None, action).await?;
         }
-        let statements = [sql::render_create_rejects(&self.location), sql::render_create_associations(&self.location)]
-            .into_iter()
-            .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.location, t)));
+        let statements = [
+            sql::render_create_rejects(&self.location),
+            sql::render_create_associations(&self.location),
+            sql::render_create_associations_live(&self.location),
+        ]
+        .into_iter()
+        .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.location, t)));
         for s in statements {
             session.query(&s, &Bindings::None, action).await?;
         }

@@ -15,7 +15,7 @@ use crate::destination::flag_sql::{unflagged, FlagClauses, FLAG_COLUMNS, INSERTE
 use crate::schema::dimension::{DimensionTable, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
 
-pub use crate::destination::{ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
+pub use crate::destination::{ASSOCIATIONS_LIVE_VIEW, ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
 /// Snowflake's identifier limit (bytes).
 pub const MAX_IDENTIFIER_BYTES: usize = 255;
 
@@ -129,12 +129,26 @@ pub fn render_plan(location: &Location, plan: &SchemaPlan) -> Vec<String> {
                     )
                 }))
             }
+            Change::ReplaceView { view, .. } => Some(render_replace_live_view(location, &plan.table, view)),
             Change::Incompatible { .. }
             | Change::Overflow { .. }
             | Change::PropertyRemoved { .. }
             | Change::Unmappable { .. } => None,
         })
         .collect()
+}
+
+/// (Re)creates the live view of an object table: every column (`*`, fixed when the view is
+/// created: Snowflake refuses to read a `*` view whose table has gained columns, so it is
+/// replaced after every change), only the rows no reconciliation flag marks. `COPY GRANTS` keeps
+/// the privileges granted on the view it replaces.
+pub fn render_replace_live_view(location: &Location, table: &str, view: &str) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW {} COPY GRANTS AS\nSELECT *\nFROM {}\nWHERE {}",
+        location.table(view),
+        location.table(table),
+        unflagged(quote_ident, "IS NULL").join("\n  AND ")
+    )
 }
 
 /// The rejects table: one row per value that did not parse (a log: a replayed batch adds its
@@ -186,6 +200,16 @@ pub fn render_create_associations(location: &Location) -> String {
          \"deleted_at\" TIMESTAMP_TZ,\n    \
          PRIMARY KEY (\"from_type\", \"from_id\", \"to_type\", \"to_id\", \"type_id\")\n)",
         location.table(ASSOCIATIONS_TABLE)
+    )
+}
+
+/// The view of the edges that are not tombstoned (idempotent: the table's columns are fixed).
+pub fn render_create_associations_live(location: &Location) -> String {
+    format!(
+        "CREATE VIEW IF NOT EXISTS {} AS\nSELECT *\nFROM {}\nWHERE {} IS NULL",
+        location.table(ASSOCIATIONS_LIVE_VIEW),
+        location.table(ASSOCIATIONS_TABLE),
+        quote_ident("deleted_at")
     )
 }
 
@@ -601,6 +625,20 @@ mod tests {
         next.push(serde_json::from_value(serde_json::json!({ "name": "user", "type": "json" })).unwrap());
         let plan = diff("deals", &next, Some(&existing), &[], &Default::default(), ColumnBudget(1_000));
         insta::assert_snapshot!("plan", render_plan(&here(), &plan).join(";\n\n"));
+        let mut with_view = plan.clone();
+        crate::schema::plan_live_view(&mut with_view, Some(&existing), Some(&existing));
+        insta::assert_snapshot!("plan_with_live_view", render_plan(&here(), &with_view).join(";\n\n"));
+    }
+
+    #[test]
+    fn create_associations_live() {
+        insta::assert_snapshot!(render_create_associations_live(&here()));
+    }
+
+    #[test]
+    fn replace_live_view_with_awkward_names() {
+        let location = Location { database: "my\"db".into(), schema: "ñ schema".into() };
+        insta::assert_snapshot!(render_replace_live_view(&location, "select", "select_live"));
     }
 
     #[test]

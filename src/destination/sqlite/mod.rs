@@ -403,6 +403,10 @@ impl Destination for SqliteDestination {
             .execute(&self.pool)
             .await
             .map_err(self.failed_here("create the rejects and associations tables"))?;
+        dynamic(sql::render_create_associations_live(), SqliteArguments::default())
+            .execute(&self.pool)
+            .await
+            .map_err(self.failed_here("create the associations_live view"))?;
         for table in DIMENSION_TABLES {
             dynamic(sql::render_create_dimension(table), SqliteArguments::default())
                 .execute(&self.pool)
@@ -446,7 +450,8 @@ impl Destination for SqliteDestination {
                 Change::Incompatible { .. }
                 | Change::Overflow { .. }
                 | Change::PropertyRemoved { .. }
-                | Change::Unmappable { .. } => {}
+                | Change::Unmappable { .. }
+                | Change::ReplaceView { .. } => {}
             }
         }
         if !widen.is_empty() {
@@ -462,6 +467,14 @@ impl Destination for SqliteDestination {
             }
             if to != from {
                 Self::rebuild(&mut tx, table, &from, &to).await?;
+            }
+        }
+        if let Some((view, _)) = plan.live_view() {
+            for statement in sql::render_replace_live_view(table, view) {
+                dynamic(statement, SqliteArguments::default())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed(format!("replace view {view}")))?;
             }
         }
         tx.commit().await.map_err(self.failed_here(format!("commit the changes to {table}")))

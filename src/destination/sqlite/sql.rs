@@ -187,7 +187,17 @@ pub fn render_merge(table: &str, stage: &str, columns: &[String]) -> String {
 }
 
 /// The association edge table (created by [`PREPARE`]).
-pub use crate::destination::ASSOCIATIONS_TABLE;
+pub use crate::destination::{ASSOCIATIONS_LIVE_VIEW, ASSOCIATIONS_TABLE};
+
+/// Creates the view of the edges that are not tombstoned (idempotent: its columns are fixed).
+pub fn render_create_associations_live() -> String {
+    format!(
+        "create view if not exists {} as\nselect *\nfrom {}\nwhere {} is null",
+        quote_ident(ASSOCIATIONS_LIVE_VIEW),
+        quote_ident(ASSOCIATIONS_TABLE),
+        quote_ident("deleted_at")
+    )
+}
 
 /// `json_extract("value", '$[i]')`: element `i` of the current element of `json_each`.
 fn element(i: usize) -> String {
@@ -338,6 +348,22 @@ pub fn render_remove_missing_dimension(table: &DimensionTable) -> String {
     .join("\n")
 }
 
+/// (Re)creates the live view of an object table: every column (`*`, expanded when the view is
+/// created, hence recreated whenever the table's columns change), only the rows no
+/// reconciliation flag marks. SQLite has no `create or replace view`: run both statements in
+/// one transaction.
+pub fn render_replace_live_view(table: &str, view: &str) -> Vec<String> {
+    vec![
+        format!("drop view if exists {}", quote_ident(view)),
+        format!(
+            "create view {} as\nselect *\nfrom {}\nwhere {}",
+            quote_ident(view),
+            quote_ident(table),
+            unflagged(quote_ident, "is null").join("\n  and ")
+        ),
+    ]
+}
+
 /// Ids of the live rows of an object table: no archived, merged or deleted flag.
 pub fn render_live_ids(table: &str) -> String {
     format!(
@@ -480,6 +506,20 @@ mod tests {
     #[test]
     fn create_table() {
         assert_snapshot!(render_create_table("select", &awkward_columns()));
+    }
+
+    #[test]
+    fn create_associations_live() {
+        assert_snapshot!(render_create_associations_live());
+    }
+
+    #[test]
+    fn replace_live_view() {
+        assert_snapshot!(render_replace_live_view("contacts", "contacts_live").join(";\n\n"));
+        assert_snapshot!(
+            "replace_live_view_awkward",
+            render_replace_live_view(r#"se"lect"#, r#"se"lect_live"#).join(";\n\n")
+        );
     }
 
     #[test]
