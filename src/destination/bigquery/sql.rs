@@ -540,7 +540,7 @@ mod tests {
         let mut all = render_plan(DS, &create);
         all.extend(render_plan(DS, &alter));
         insta::assert_snapshot!(all.join(";\n\n"));
-        let mut with_view = alter.clone();
+        let mut with_view = alter;
         crate::schema::plan_live_view(&mut with_view, Some(existing.as_slice()), Some(existing.as_slice()));
         insta::assert_snapshot!("plan_with_live_view", render_plan(DS, &with_view).join(";\n\n"));
     }

@@ -625,7 +625,7 @@ mod tests {
         next.push(serde_json::from_value(serde_json::json!({ "name": "user", "type": "json" })).unwrap());
         let plan = diff("deals", &next, Some(&existing), &[], &Default::default(), ColumnBudget(1_000));
         insta::assert_snapshot!("plan", render_plan(&here(), &plan).join(";\n\n"));
-        let mut with_view = plan.clone();
+        let mut with_view = plan;
         crate::schema::plan_live_view(&mut with_view, Some(&existing), Some(&existing));
         insta::assert_snapshot!("plan_with_live_view", render_plan(&here(), &with_view).join(";\n\n"));
     }
