@@ -1,7 +1,8 @@
 //! `hsync run` as a real subprocess against the simulator: graceful SIGTERM mid-backfill,
 //! Prometheus metrics that move, readiness that follows the destination, a leader/standby pair
-//! with failover, a spent daily budget that pauses and resumes, systemd notifications and the
-//! bearer token on the endpoints.
+//! with failover, a spent daily budget that pauses and resumes, systemd notifications, the
+//! bearer token on the endpoints, and a token without one type's scope stopping only that
+//! type's jobs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -738,4 +739,57 @@ async fn the_daemon_refreshes_owners_and_pipelines_on_their_interval() {
         assert!(tokio::time::Instant::now() < deadline, "owner {gone} never flagged:\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+fn job<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["daemon"]["jobs"].as_array()?.iter().find(|j| j["job"] == name)
+}
+
+async fn sqlite_edge_count(db: &Path, from: &str, to: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let sql = "select count(*) from associations where from_type = ?1 and to_type = ?2 and deleted_at is null";
+    sqlx::query_scalar(sql).bind(from).bind(to).fetch_one(&mut conn).await.unwrap()
+}
+
+/// The token cannot read line items: their backfill fails with the auth class and names the
+/// scope, while every other object backfills, polls CDC and reads its associations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_scope_stops_only_that_objects_jobs() {
+    let objects = [("calls", 80_u64), ("line_items", 30)].map(|(n, c)| (n.to_owned(), c)).into_iter().collect();
+    let portal =
+        PortalSpec { contacts: 60, companies: 5, deals: 20, tickets: 0, cars: 0, objects, ..PortalSpec::default() };
+    let sim = Sim::start(unlimited(portal)).await;
+    let token = "pat-na1-daemon-without-line-items";
+    let scopes = crate::sync_catalogue::scopes_without_line_items();
+    sim.admin_ok(Method::PUT, "/_sim/tokens", Some(&json!({"token": token, "scopes": scopes}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let synced = ["contacts", "deals", "calls"];
+    let config =
+        write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts", "deals", "line_items", "calls"], "");
+    let daemon = Daemon::start(&config, &[(TOKEN_VAR, token)]).await;
+
+    let ran = |s: &Value, name: &str| job(s, name).is_some_and(|j| j["last_success"].is_string());
+    let status = daemon
+        .wait_status("the other objects' jobs", |s| {
+            backfill_done(s, &synced)
+                && job(s, "backfill:line_items").is_some_and(|j| j["failures"].as_u64() >= Some(1))
+                && synced.iter().all(|o| ran(s, &format!("cdc:{o}")) && ran(s, &format!("associations:{o}")))
+        })
+        .await;
+    let failure = &job(&status, "backfill:line_items").unwrap()["last_failure"];
+    assert_eq!(failure["class"], "auth", "{failure}");
+    assert!(
+        failure["message"].as_str().unwrap().contains("crm.objects.line_items.read"),
+        "the scope is named: {failure}"
+    );
+    for other in ["cdc:line_items", "deletes:line_items", "associations:line_items"] {
+        let waiting = job(&status, other).map(|j| j["waiting_for"].clone());
+        assert_eq!(waiting, Some(json!("backfill:line_items")), "{other} waits for its own backfill");
+    }
+    for object in synced {
+        assert_eq!(sqlite_ids(&db, object).await, truth_ids(&sim, object).await, "{object} synced completely");
+    }
+    assert!(sqlite_edge_count(&db, "contacts", "calls").await > 0, "contacts' calls are stored:\n{}", daemon.log());
 }

@@ -255,11 +255,14 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         for i in 0..self.jobs.len() {
+            // Each job waits for its own object's backfill only: a pair whose target is not
+            // backfilled yet (or cannot be, for a scope the token lacks) waits inside the
+            // association job and is swept in full once it is ready, so one object's failing
+            // backfill never holds back another object's streams.
             let needs: Vec<&str> = match self.jobs[i].work {
-                Work::Cdc(own) | Work::Deletes(own) => {
+                Work::Cdc(own) | Work::Deletes(own) | Work::Associations(own) | Work::AssociationSweep(own) => {
                     pending.iter().filter(|(o, _)| *o == own).map(|(_, name)| name.as_str()).collect()
                 }
-                Work::Associations(_) | Work::AssociationSweep(_) => pending.iter().map(|(_, n)| n.as_str()).collect(),
                 _ => continue,
             };
             let waiting_for = (!needs.is_empty()).then(|| needs.join(", "));
