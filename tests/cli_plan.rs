@@ -123,3 +123,64 @@ async fn plan_numbers_follow_from_the_portal_size() {
     assert!(text.contains(&format!("{} days", calls.div_ceil(DAILY_BUDGET))), "{}", explain(&table));
     assert!(text.contains("assumptions:"), "{}", explain(&table));
 }
+
+/// A type HubSpot serves no search for (contracts) beside a searchable engagement type (calls):
+/// the plan says which path each takes, counts the list path's calls from the ids it lists,
+/// and shows each pair's sweep cost at the interval configured for the object it is read from.
+#[tokio::test]
+async fn plan_shows_each_types_read_path_and_the_sweep_cost_per_object() {
+    let contacts = 230;
+    let objects = [("calls", 420_u64), ("contracts", 270)].map(|(n, c)| (n.to_owned(), c)).into_iter().collect();
+    let portal = PortalSpec { contacts, companies: 5, deals: 5, tickets: 0, cars: 0, objects, ..PortalSpec::default() };
+    let sim = Sim::start(crate::support::unlimited(portal)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let week = 7 * 86_400;
+    let sections = format!(
+        "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\", \"calls\", \"contracts\"]\n\n\
+         [daemon.association_sweep_interval_by_object]\ncontacts = {week}\n",
+        dir.path().join("w.db").display()
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let out = hsync(&config, &["plan", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+
+    let calls = object(&plan, "calls");
+    let live_calls = sim.truth_ids("calls").await.len() as u64;
+    assert_eq!((calls["path"].as_str(), calls["records"].as_u64()), (Some("search"), Some(live_calls)));
+    assert_eq!(calls["backfill_searches"], live_calls.div_ceil(200));
+    assert_eq!((calls["backfill_list_calls"].as_u64(), calls["cdc_calls_per_pass"].as_u64()), (Some(0), None));
+
+    let contracts = object(&plan, "contracts");
+    let live_contracts = sim.truth_ids("contracts").await.len() as u64;
+    assert_eq!((contracts["path"].as_str(), contracts["records"].as_u64()), (Some("list"), Some(live_contracts)));
+    assert_eq!(contracts["backfill_searches"], 0, "no search exists for contracts");
+    let (_, _, defined) = sim.get("/crm/v3/properties/contracts").await;
+    let names: Vec<String> =
+        defined["results"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect();
+    let pages = live_contracts.div_ceil(100);
+    let per_page = hsync::stream::listing::calls_per_page(&names);
+    assert_eq!(contracts["backfill_list_calls"], pages * per_page, "{per_page} calls per 100 records");
+    assert_eq!(contracts["cdc_calls_per_pass"], pages, "each CDC pass lists every contract");
+    assert_eq!(contracts["search_calls"], 0);
+
+    let pairs = plan["pairs"].as_array().unwrap();
+    let from_contacts: Vec<&Value> = pairs.iter().filter(|p| p["from"] == "contacts").collect();
+    assert!(from_contacts.iter().any(|p| p["to"] == "calls"), "contacts to calls is swept: {plan}");
+    for pair in pairs {
+        let from = pair["from"].as_str().unwrap();
+        let records = object(&plan, from)["records"].as_u64().unwrap();
+        let reads = records.div_ceil(1_000);
+        let interval = if from == "contacts" { week } else { 86_400 };
+        assert_eq!(pair["sweep_reads"], reads, "{pair}");
+        assert_eq!(pair["sweep_interval_secs"], interval, "{pair}");
+        assert_eq!(pair["sweep_reads_per_day"], (reads * 86_400).div_ceil(interval), "{pair}");
+    }
+
+    let table = hsync(&config, &["plan"]).await;
+    let text = stdout(&table);
+    let row = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {text}"));
+    assert_eq!(row("contracts").split_whitespace().nth(1), Some("list"), "{text}");
+    assert_eq!(row("calls").split_whitespace().nth(1), Some("search"), "{text}");
+    assert!(text.contains("contracts: HubSpot serves no search for it"), "{text}");
+}
