@@ -121,10 +121,10 @@ fn id(v: &Value) -> i64 {
 /// Every difference between the rebuilt object tables and ground truth: each live record
 /// present with HubSpot's values and no flags, each archived one flagged with its time, each
 /// merged-away id flagged with its survivor, each GDPR-deleted row flagged deleted, no other row.
-async fn object_differences(root: &Path, sim: &Sim) -> Vec<String> {
+async fn object_differences(root: &Path, sim: &Sim, objects: &[&str]) -> Vec<String> {
     let truth = sim.admin(Method::GET, "/_sim/truth", None).await.1;
     let mut out = Vec::new();
-    for object in OBJECTS {
+    for &object in objects {
         let table = rebuild(&root.join(object));
         let by_id: BTreeMap<i64, &BTreeMap<String, Cell>> = table
             .rows
@@ -195,9 +195,9 @@ async fn object_differences(root: &Path, sim: &Sim) -> Vec<String> {
     out
 }
 
-/// Every difference between the rebuilt edges and HubSpot's.
-async fn edge_differences(root: &Path, sim: &Sim) -> Vec<String> {
-    let expected = crate::sync_associations::truth_edges(sim).await;
+/// Every difference between the rebuilt edges and HubSpot's among `objects`.
+async fn edge_differences(root: &Path, sim: &Sim, objects: &[&str]) -> Vec<String> {
+    let expected = crate::sync_associations::truth_edges_in(sim, objects).await;
     let table = rebuild(&root.join("associations"));
     let text = |c: &Cell| match c {
         Cell::Text(s) => Some(s.clone()),
@@ -263,7 +263,7 @@ async fn parquet_backfill_and_cdc_rebuild_to_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
     let runner = parquet_runner(&sim, dir.path()).await;
     crate::sync_engine::scenario(&sim, &runner, hsync::stream::backfill::Fetch::InTurn).await;
-    assert_no_differences(&object_differences(&lake(dir.path()), &sim).await);
+    assert_no_differences(&object_differences(&lake(dir.path()), &sim, &OBJECTS).await);
 }
 
 #[tokio::test]
@@ -281,7 +281,7 @@ async fn parquet_older_versions_never_replace_newer_ones() {
     let dir = tempfile::tempdir().unwrap();
     let runner = parquet_runner(&sim, dir.path()).await;
     crate::sync_engine::older_versions_after_newer_ones(&sim, &runner).await;
-    assert_no_differences(&object_differences(&lake(dir.path()), &sim).await);
+    assert_no_differences(&object_differences(&lake(dir.path()), &sim, &OBJECTS).await);
 }
 
 #[tokio::test]
@@ -299,7 +299,7 @@ async fn parquet_archives_restores_merges_and_deletes_rebuild_to_ground_truth() 
     let dir = tempfile::tempdir().unwrap();
     let runner = parquet_runner(&sim, dir.path()).await;
     crate::sync_deletes::scenario(&sim, &runner).await;
-    assert_no_differences(&object_differences(&lake(dir.path()), &sim).await);
+    assert_no_differences(&object_differences(&lake(dir.path()), &sim, &OBJECTS).await);
 }
 
 #[tokio::test]
@@ -318,6 +318,21 @@ async fn parquet_associations_rebuild_to_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
     let runner = parquet_runner(&sim, dir.path()).await;
     crate::sync_associations::scenario(&sim, &runner).await;
-    assert_no_differences(&edge_differences(&lake(dir.path()), &sim).await);
-    assert_no_differences(&object_differences(&lake(dir.path()), &sim).await);
+    assert_no_differences(&edge_differences(&lake(dir.path()), &sim, &OBJECTS).await);
+    assert_no_differences(&object_differences(&lake(dir.path()), &sim, &OBJECTS).await);
+}
+
+/// The catalogue scenario through the `hsync` binary, then the files rebuilt independently.
+#[tokio::test]
+async fn parquet_engagements_line_items_and_contracts_rebuild_to_ground_truth() {
+    let sim = Sim::start(crate::support::unlimited(crate::sync_catalogue::warehouse_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("parquet://{}", lake(dir.path()).display());
+    let objects = crate::sync_catalogue::WAREHOUSE_OBJECTS;
+    let config =
+        crate::sync_catalogue::write_config(dir.path(), &sim.handle.base_url(), &format!("url = \"{url}\""), &objects);
+    let dest = hsync::destination::parquet::ParquetDestination::connect(&url).expect("parquet destination");
+    crate::sync_catalogue::scenario(&sim, &config, &dest, &objects).await;
+    assert_no_differences(&object_differences(&lake(dir.path()), &sim, &objects).await);
+    assert_no_differences(&edge_differences(&lake(dir.path()), &sim, &objects).await);
 }

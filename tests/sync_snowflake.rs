@@ -1,11 +1,14 @@
 //! The end-to-end sync scenarios of `sync_engine`, `sync_associations` and `sync_deletes`,
 //! run into Snowflake (the fakesnow emulator) with hsync's state in a local SQLite file, and
-//! compared with the simulator's ground truth. Portals are kept small: the emulator runs an
+//! compared with the simulator's ground truth; and the catalogue's engagement, commerce and
+//! list-only types through the `hsync` binary (`sync_catalogue`). Portals are kept small: the emulator runs an
 //! array-bound insert row by row.
 
 use hsync_sim::PortalSpec;
 
-use crate::support::snowflake::{emulator, snowflake_runner};
+use hsync::destination::snowflake::SnowflakeDestination;
+
+use crate::support::snowflake::{emulator, fresh_config, snowflake_runner, PASSWORD};
 use crate::support::Sim;
 
 #[tokio::test]
@@ -63,4 +66,20 @@ async fn archive_restore_merge_and_gdpr_delete_are_reflected_in_snowflake() {
     let dir = tempfile::tempdir().unwrap();
     let runner = snowflake_runner(&sim, &endpoint, dir.path()).await;
     crate::sync_deletes::scenario(&sim, &runner).await;
+}
+
+#[tokio::test]
+async fn engagements_line_items_and_contracts_match_ground_truth_in_snowflake() {
+    let Some(endpoint) = emulator() else { return };
+    let sim = Sim::start(crate::support::unlimited(crate::sync_catalogue::warehouse_portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = fresh_config(&endpoint);
+    let destination = format!(
+        "url = \"snowflake://{}:{PASSWORD}@{}/{}/{}?warehouse=TEST_WH\"\n\n[destination.snowflake]\nendpoint = \"{}\"",
+        client.user, client.account, client.database, client.schema, client.endpoint
+    );
+    let objects = crate::sync_catalogue::WAREHOUSE_OBJECTS;
+    let config = crate::sync_catalogue::write_config(dir.path(), &sim.handle.base_url(), &destination, &objects);
+    let dest = SnowflakeDestination::new(client).expect("destination");
+    crate::sync_catalogue::scenario(&sim, &config, &dest, &objects).await;
 }
