@@ -1,7 +1,7 @@
 //! The admin API under `/_sim`: mutate the portal (records, properties, associations, owners,
 //! pipelines), change faults, limits and behaviour at runtime, set the search index lag or take
-//! a stale search replica that answers the next searches with older versions, move the clock,
-//! read the request log, and dump ground truth for comparisons.
+//! a stale search replica that answers the next searches with older versions, move or
+//! freeze the clock, read the request log, and dump ground truth for comparisons.
 //! It needs no token and counts against no limit.
 
 use std::collections::BTreeMap;
