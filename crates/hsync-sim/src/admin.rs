@@ -1,7 +1,7 @@
 //! The admin API under `/_sim`: mutate the portal (records, properties, associations, owners,
 //! pipelines), change faults, limits and behaviour at runtime, set the search index lag or take
-//! a stale search replica that answers the next searches with older versions, move the clock,
-//! read the request log, and dump ground truth for comparisons.
+//! a stale search replica that answers the next searches with older versions, move or
+//! freeze the clock, read the request log, and dump ground truth for comparisons.
 //! It needs no token and counts against no limit.
 
 use std::collections::BTreeMap;
@@ -20,7 +20,8 @@ use serde_json::{json, Map, Value};
 
 use super::faults::FaultRule;
 use super::limits::LimitSettings;
-use super::portal::{iso_millis, MutationError, Portal, TypeIdx};
+use super::portal::{iso_millis, MutationError, Portal, TypeIdx, WriteSource};
+use super::render::history_json;
 use super::{lock, Answer, Behaviour, SimState, TokenGrant};
 
 type Shared = State<Arc<SimState>>;
@@ -95,19 +96,32 @@ fn props_of(v: &Value) -> BTreeMap<String, Option<String>> {
         .unwrap_or_default()
 }
 
+/// Who an admin write is made by in property history: a user in HubSpot's UI, the body's
+/// `userId` or else the first generated owner's.
+fn ui_writer(portal: &Portal, body: &Value) -> WriteSource {
+    WriteSource::User(body.get("userId").and_then(Value::as_u64).unwrap_or_else(|| portal.default_user()))
+}
+
 fn record_summary(rec: &super::portal::Record) -> Value {
     json!({ "id": rec.id.to_string(), "updatedAt": iso_millis(rec.updated_at), "updatedAtMs": rec.updated_at })
 }
 
 /// Ground truth: every live record with its property values, archived and purged ids, the
 /// merge map, every association edge (one entry per direction), every owner (active and
-/// archived) and every pipeline with its stages by object type, as the API renders them.
+/// archived) and every pipeline with its stages by object type, as the API renders them. With
+/// `history=a,b` (or `*`), live and archived records also carry `history`: the named
+/// properties' versions, newest first, as `propertiesWithHistory` renders them.
 async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
     let params: Vec<(String, String)> =
         raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let wanted: Option<Vec<String>> =
         params.iter().find(|(k, _)| k == "objects").map(|(_, v)| v.split(',').map(str::to_owned).collect());
     let with_values = !params.iter().any(|(k, v)| k == "values" && v == "false");
+    // `history=a,b` (or `*`: every live property) adds each record's property versions.
+    let history: Option<Vec<String>> = params
+        .iter()
+        .find(|(k, _)| k == "history")
+        .map(|(_, v)| v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect());
     let portal = state.portal();
     let now = state.clock.now();
     let mut objects = Map::new();
@@ -116,6 +130,16 @@ async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
             continue;
         }
         let ctx = portal.value_context(ti);
+        let history_names: Option<Vec<&str>> = history.as_ref().map(|names| {
+            if names.iter().any(|n| n == "*") {
+                ctx.properties.defs.iter().filter(|d| d.archived_at.is_none()).map(|d| d.name.as_str()).collect()
+            } else {
+                names.iter().map(String::as_str).collect()
+            }
+        });
+        let history_of = |rec: &super::portal::Record| {
+            history_names.as_ref().map(|names| history_json(&ctx, rec, names.iter().copied()))
+        };
         let live: Vec<Value> = store
             .live
             .values()
@@ -130,13 +154,22 @@ async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
                     }
                     entry["properties"] = Value::Object(props);
                 }
+                if let Some(h) = history_of(rec) {
+                    entry["history"] = h;
+                }
                 entry
             })
             .collect();
         let archived: Vec<Value> = store
             .archived
             .values()
-            .map(|r| json!({ "id": r.id.to_string(), "archivedAt": r.archived_at.map(iso_millis) }))
+            .map(|r| {
+                let mut entry = json!({ "id": r.id.to_string(), "archivedAt": r.archived_at.map(iso_millis) });
+                if let Some(h) = history_of(r) {
+                    entry["history"] = h;
+                }
+                entry
+            })
             .collect();
         let merged: Map<String, Value> =
             store.merged_into.iter().map(|(a, s)| (a.to_string(), Value::String(s.to_string()))).collect();
@@ -193,7 +226,8 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
     let now = state.clock.now();
     let mut portal = state.portal();
     let ti = type_of(&portal, &t)?;
-    let rec = portal.create(ti, now, props_of(&body)).map_err(|e| mutation(&e))?;
+    let writer = ui_writer(&portal, &body);
+    let rec = portal.create(ti, now, writer, props_of(&body)).map_err(|e| mutation(&e))?;
     Ok((StatusCode::CREATED, Json(record_summary(&rec))).into_response())
 }
 
@@ -202,7 +236,8 @@ async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: 
     let now = state.clock.now();
     let mut portal = state.portal();
     let ti = type_of(&portal, &t)?;
-    let rec = portal.update(ti, id, now, props_of(&body)).map_err(|e| mutation(&e))?;
+    let writer = ui_writer(&portal, &body);
+    let rec = portal.update(ti, id, now, writer, props_of(&body)).map_err(|e| mutation(&e))?;
     Ok(Json(record_summary(&rec)).into_response())
 }
 
@@ -238,7 +273,8 @@ async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body:
     let now = state.clock.now();
     let mut portal = state.portal();
     let ti = type_of(&portal, &t)?;
-    let rec = portal.set_raw_json(ti, id, now, raw).map_err(|e| mutation(&e))?;
+    let writer = ui_writer(&portal, &body);
+    let rec = portal.set_raw_json(ti, id, now, writer, raw).map_err(|e| mutation(&e))?;
     Ok(Json(record_summary(&rec)).into_response())
 }
 
@@ -320,11 +356,13 @@ async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answ
     ids.dedup();
     let n = ids.len().max(1) as i64;
     let mut touched = Vec::new();
+    let writer = WriteSource::User(portal.default_user());
     for (i, id) in ids.iter().enumerate() {
         let at = now + body.spread_ms * i as i64 / n;
         let value = format!("touched {seed} {i}");
-        let rec =
-            portal.update(ti, *id, at, BTreeMap::from([(property.clone(), Some(value))])).map_err(|e| mutation(&e))?;
+        let rec = portal
+            .update(ti, *id, at, writer, BTreeMap::from([(property.clone(), Some(value))]))
+            .map_err(|e| mutation(&e))?;
         touched.push(record_summary(&rec));
     }
     Ok(Json(json!({ "property": property, "records": touched })).into_response())
@@ -637,19 +675,29 @@ async fn drop_replica(State(state): Shared) -> Response {
 
 async fn get_clock(State(state): Shared) -> Response {
     let now = state.clock.now();
-    Json(json!({ "now": now, "iso": iso_millis(now) })).into_response()
+    Json(json!({ "now": now, "iso": iso_millis(now), "frozen": state.clock.is_frozen() })).into_response()
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ClockBody {
+    #[serde(default)]
     advance_ms: i64,
+    /// `true` stops the clock (every call sees the same millisecond until it moves or resumes);
+    /// `false` lets it run again.
+    #[serde(default)]
+    frozen: Option<bool>,
 }
 
 async fn advance_clock(State(state): Shared, body: Bytes) -> Answer {
     let body: ClockBody = parse(&body)?;
     if body.advance_ms < 0 {
         return Err(bad_request("the clock only moves forward"));
+    }
+    match body.frozen {
+        Some(true) => state.clock.freeze(),
+        Some(false) => state.clock.resume(),
+        None => {}
     }
     state.clock.advance(body.advance_ms);
     Ok(get_clock(State(state)).await)

@@ -13,10 +13,12 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::portal::{iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext};
+use super::portal::{
+    iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext, WriteSource, API_APP_ID,
+};
 use super::render::{
-    error_response, in_key_order, json_response, object_not_found, property_json, unknown_type, validation_error,
-    RecordStyle, RecordView,
+    error_response, history_json, in_key_order, json_response, object_not_found, property_json, unknown_type,
+    validation_error, RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
 use super::{Answer, OverLimit, SimState};
@@ -28,6 +30,9 @@ const LIST_MAX: usize = 100;
 const LIST_DEFAULT: usize = 10;
 const LIST_MAX_WITH_HISTORY: usize = 50;
 const BATCH_MAX: usize = 100;
+const BATCH_MAX_WITH_HISTORY: usize = 50;
+/// Who the API's writes are made by in property history: the app the token belongs to.
+const API_WRITER: WriteSource = WriteSource::Integration(API_APP_ID);
 const ASSOCIATION_BATCH_MAX: usize = 1_000;
 const ASSOCIATION_CREATE_MAX: usize = 2_000;
 
@@ -185,21 +190,6 @@ fn select(ctx: &ValueContext, names: Option<&[String]>, defaults: &[&str]) -> Ve
     chosen
 }
 
-fn history_json(ctx: &ValueContext, rec: &Record, names: &[String]) -> Value {
-    let mut out = Map::new();
-    for name in names {
-        if let Some(def) = ctx.properties.live(name) {
-            if let Some(v) = ctx.value(rec, def) {
-                out.insert(
-                    name.clone(),
-                    json!([{ "value": v, "timestamp": iso_millis(rec.updated_at), "sourceType": "CRM_UI", "sourceId": "userId:5000001" }]),
-                );
-            }
-        }
-    }
-    Value::Object(out)
-}
-
 /// Renders records to JSON values outside the portal lock.
 struct Rendered {
     ctx: ValueContext,
@@ -320,7 +310,7 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         .zip(assocs)
         .map(|(r, associations)| RecordView {
             associations,
-            history: history.as_ref().map(|h| history_json(&render.ctx, r, h)),
+            history: history.as_ref().map(|h| history_json(&render.ctx, r, h.iter().map(String::as_str))),
             ..render.view(r, &props, false)
         })
         .collect();
@@ -360,7 +350,8 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
     };
     let props = select(&render.ctx, q.list("properties").as_deref(), &defaults);
     let props = in_key_order(&render.ctx.properties.defs, &props);
-    let history = q.list("propertiesWithHistory").map(|h| history_json(&render.ctx, &rec, &h));
+    let history =
+        q.list("propertiesWithHistory").map(|h| history_json(&render.ctx, &rec, h.iter().map(String::as_str)));
     Ok(json_response(StatusCode::OK, &RecordView { associations: assoc, history, ..render.view(&rec, &props, false) }))
 }
 
@@ -385,7 +376,7 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
     let (render, rec) = {
         let mut portal = state.portal();
         let ti = resolve_type(&portal, &t)?;
-        let rec = portal.create(ti, now, properties_of(&body)).map_err(|e| mutation_error(&e))?;
+        let rec = portal.create(ti, now, API_WRITER, properties_of(&body)).map_err(|e| mutation_error(&e))?;
         if let Some(links) = body.get("associations").and_then(Value::as_array) {
             for link in links {
                 associate_from_input(&mut portal, ti, rec.id, link)?;
@@ -431,7 +422,7 @@ async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, Strin
         let Some(id) = parse_id(&raw_id) else {
             return Err(object_not_found(&raw_id));
         };
-        let rec = portal.update(ti, id, now, properties_of(&body)).map_err(|e| mutation_error(&e))?;
+        let rec = portal.update(ti, id, now, API_WRITER, properties_of(&body)).map_err(|e| mutation_error(&e))?;
         (Rendered::of(&portal, ti), rec)
     };
     let props = all_written(&render, &rec);
@@ -606,11 +597,20 @@ fn batch_envelope(now: i64, results: impl serde::Serialize, errors: Vec<Value>) 
 fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Vec<Value>) -> Answer {
     let now = state.clock.now();
     let archived = q.flag("archived") || body.get("archived").and_then(Value::as_bool).unwrap_or(false);
-    let names: Option<Vec<String>> = body
-        .get("properties")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-        .filter(|v: &Vec<String>| !v.is_empty());
+    let string_list = |key: &str| -> Option<Vec<String>> {
+        body.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .filter(|v: &Vec<String>| !v.is_empty())
+    };
+    let names = string_list("properties");
+    let history = string_list("propertiesWithHistory");
+    if history.is_some() && inputs.len() > BATCH_MAX_WITH_HISTORY {
+        // HubSpot's wording (quoted by PipedreamHQ/pipedream PR #8462, activepieces PR #9359).
+        return Err(validation_error(&format!(
+            "The maximum number of inputs supported in a batch request for property histories is {BATCH_MAX_WITH_HISTORY}. Please reduce the number of items and try again"
+        )));
+    }
     let id_property =
         body.get("idProperty").and_then(Value::as_str).filter(|p| *p != "hs_object_id").map(str::to_owned);
     let (render, found, missing, upper, defaults) = {
@@ -644,7 +644,13 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
     };
     let props = select(&render.ctx, names.as_deref(), &defaults);
     let props = in_key_order(&render.ctx.properties.defs, &props);
-    let results: Vec<RecordView<'_>> = found.iter().map(|r| render.view(r, &props, false)).collect();
+    let results: Vec<RecordView<'_>> = found
+        .iter()
+        .map(|r| RecordView {
+            history: history.as_ref().map(|h| history_json(&render.ctx, r, h.iter().map(String::as_str))),
+            ..render.view(r, &props, false)
+        })
+        .collect();
     let errors = if missing.is_empty() {
         Vec::new()
     } else {
@@ -666,7 +672,7 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     for input in &inputs {
         let props = properties_of(input);
         let result = if op == "create" {
-            portal.create(ti, now, props)
+            portal.create(ti, now, API_WRITER, props)
         } else {
             let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) else {
                 return Err(validation_error("each input needs an id"));
@@ -675,7 +681,7 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
             if portal.store(ti).merged_into.contains_key(&id) {
                 return Err(mutation_error(&MutationError::NotFound(id)));
             }
-            portal.update(ti, id, now, props)
+            portal.update(ti, id, now, API_WRITER, props)
         };
         written.push(result.map_err(|e| mutation_error(&e))?);
     }

@@ -2,7 +2,8 @@
 //!
 //! A record stores only its id and timestamps; every generated value is a pure function of
 //! `(seed, object type, id, property name)`, so the same seed always serves the same portal and
-//! a million records cost a few hundred bytes each.
+//! a million records cost a few hundred bytes each. So is the history of versions that led to
+//! each generated value (`seeded_history`), computed only when asked for.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,10 +11,10 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::catalogue::{Links, ObjectKind, ASSOCIATIONS, TYPES};
+use super::catalogue::{Links, ObjectKind, PipelineRow, ASSOCIATIONS, TYPES};
 use super::portal::{
     AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, PipelineStage, Portal, PropSource,
-    PropertyDef, PropertySet, Record, SearchIndex, TypeIdx, ValueContext,
+    PropertyDef, PropertySet, Record, SearchIndex, TypeIdx, ValueContext, Version, WriteSource, API_APP_ID,
 };
 
 /// 2026-01-01T00:00:00Z: generated history ends here, so output never depends on the wall clock.
@@ -256,7 +257,27 @@ fn sentence(rng: &mut ChaCha8Rng, words: usize) -> String {
 
 /// The generated value of `prop` on record `id`, or `None` when the record has no value.
 pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) -> Option<String> {
-    let mut rng = rng_for(ctx.seed, ctx.type_idx, id, name_hash(&prop.name));
+    draw(ctx, kind, id, prop, &mut rng_for(ctx.seed, ctx.type_idx, id, name_hash(&prop.name)))
+}
+
+/// The pipeline of record `id`, with the random stream its stage is drawn from next.
+fn chosen_pipeline(ctx: &ValueContext, id: u64) -> Option<(&'static PipelineRow, ChaCha8Rng)> {
+    // Pipeline and stage come from one draw so they stay consistent. The first pipeline takes
+    // three quarters of the records when there is a second.
+    let mut pipe_rng = rng_for(ctx.seed, ctx.type_idx, id, name_hash("pipeline"));
+    let pipelines = ctx.pipelines;
+    let chosen = match pipelines.len() {
+        0 => return None,
+        1 => &pipelines[0],
+        _ if pipe_rng.random_range(0..4) == 0 => &pipelines[1],
+        _ => &pipelines[0],
+    };
+    Some((chosen, pipe_rng))
+}
+
+/// A value of `prop` drawn from `rng` (the generated value when `rng` is the property's own
+/// stream), or `None` for no value.
+fn draw(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef, rng: &mut ChaCha8Rng) -> Option<String> {
     let custom = !prop.hubspot_defined;
     let absent_permille = if custom { 300 } else { 40 };
     if rng.random_range(0..1000) < absent_permille {
@@ -270,8 +291,8 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
         return Some(String::new());
     }
     Some(match kind {
-        GenKind::FirstName => pick(&mut rng, FIRST_NAMES).to_owned(),
-        GenKind::LastName => pick(&mut rng, LAST_NAMES).to_owned(),
+        GenKind::FirstName => pick(rng, FIRST_NAMES).to_owned(),
+        GenKind::LastName => pick(rng, LAST_NAMES).to_owned(),
         GenKind::Email => {
             if rng.random_range(0..100) < 3 {
                 format!("shared{}@example.com", rng.random_range(0..20))
@@ -286,20 +307,20 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
             rng.random_range(200..999),
             rng.random_range(0..10_000)
         ),
-        GenKind::CompanyName => format!("{} {}", pick(&mut rng, COMPANY_WORDS), rng.random_range(1..5000)),
+        GenKind::CompanyName => format!("{} {}", pick(rng, COMPANY_WORDS), rng.random_range(1..5000)),
         GenKind::Domain => format!("company{id}.example.com"),
-        GenKind::City => pick(&mut rng, CITIES).to_owned(),
-        GenKind::Country => pick(&mut rng, COUNTRIES).to_owned(),
-        GenKind::JobTitle => pick(&mut rng, TITLES).to_owned(),
+        GenKind::City => pick(rng, CITIES).to_owned(),
+        GenKind::Country => pick(rng, COUNTRIES).to_owned(),
+        GenKind::JobTitle => pick(rng, TITLES).to_owned(),
         GenKind::Sentence => {
             let n = rng.random_range(1..8);
-            sentence(&mut rng, n)
+            sentence(rng, n)
         }
         GenKind::LongText => {
             let n = rng.random_range(200..600);
-            sentence(&mut rng, n)
+            sentence(rng, n)
         }
-        GenKind::UnicodeText => format!("{} {} ✓", pick(&mut rng, FIRST_NAMES), pick(&mut rng, WORDS)),
+        GenKind::UnicodeText => format!("{} {} ✓", pick(rng, FIRST_NAMES), pick(rng, WORDS)),
         GenKind::Integer(max) => rng.random_range(0..*max).to_string(),
         GenKind::Money => match rng.random_range(0..10) {
             0 => "0.1".to_owned(),
@@ -344,16 +365,7 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
             ctx.owner_ids[rng.random_range(0..ctx.owner_ids.len())].to_string()
         }
         GenKind::Pipeline | GenKind::Stage => {
-            // Pipeline and stage come from one draw so they stay consistent. The first pipeline
-            // takes three quarters of the records when there is a second.
-            let mut pipe_rng = rng_for(ctx.seed, ctx.type_idx, id, name_hash("pipeline"));
-            let pipelines = ctx.pipelines;
-            let chosen = match pipelines.len() {
-                0 => return None,
-                1 => &pipelines[0],
-                _ if pipe_rng.random_range(0..4) == 0 => &pipelines[1],
-                _ => &pipelines[0],
-            };
+            let (chosen, mut pipe_rng) = chosen_pipeline(ctx, id)?;
             if *kind == GenKind::Pipeline {
                 chosen.id.to_owned()
             } else {
@@ -378,6 +390,121 @@ pub fn value(ctx: &ValueContext, kind: &GenKind, id: u64, prop: &PropertyDef) ->
         }
         GenKind::Vin => format!("1HGCM{id:012}"),
     })
+}
+
+/// Salt of the random streams of seeded property histories, apart from the values' own streams.
+const HISTORY_SALT: u64 = 0x0068_6973_746f_7279;
+const DAY_MS: Millis = 86_400_000;
+/// Apps whose integrations made some of the seeded versions.
+const SEEDED_APP_IDS: [u64; 2] = [API_APP_ID, 2_718_281];
+
+/// The versions `prop` had on seeded record `id`, newest first, ending in its generated value
+/// (empty when it has none): the first at the record's creation `created` and none after its
+/// generated last modification `updated`. A pipeline stage, and a contact's lifecycle stage,
+/// moved forward through earlier open stages over days or weeks; other properties had one to
+/// three values.
+pub fn seeded_history(
+    ctx: &ValueContext,
+    kind: &GenKind,
+    id: u64,
+    created: Millis,
+    updated: Millis,
+    prop: &PropertyDef,
+) -> Vec<Version> {
+    let Some(current) = value(ctx, kind, id, prop) else {
+        return Vec::new();
+    };
+    let salt = name_hash(&prop.name) ^ HISTORY_SALT;
+    let mut rng = rng_for(ctx.seed, ctx.type_idx, id, salt);
+    let (mut values, stepwise) = match kind {
+        GenKind::Stage => (stage_path(ctx, id, &current, &mut rng), true),
+        _ if prop.name == "lifecyclestage" => {
+            let Some(k) = prop.options.iter().position(|(_, v)| *v == current) else {
+                return vec![];
+            };
+            (forward_path(prop.options[..k].iter().map(|(_, v)| v.as_str()).collect(), &mut rng), true)
+        }
+        GenKind::Pipeline => (Vec::new(), false),
+        _ => {
+            let earlier = rng.random_range(0..3u64);
+            let values = (1..=earlier)
+                .filter_map(|k| {
+                    let mut own = rng_for(ctx.seed, ctx.type_idx, id, salt.wrapping_add(k));
+                    draw(ctx, kind, id, prop, &mut own)
+                })
+                .collect();
+            (values, false)
+        }
+    };
+    values.push(current);
+    // A value set again to itself is no new version.
+    values.dedup();
+    let times = version_times(&mut rng, values.len(), created, updated, stepwise);
+    let mut versions: Vec<Version> = values
+        .into_iter()
+        .zip(times)
+        .map(|(value, at)| Version { value, at, source: seeded_source(ctx, &mut rng) })
+        .collect();
+    versions.reverse();
+    versions
+}
+
+/// The open stages a record passed on its way to `current`, oldest first.
+fn stage_path(ctx: &ValueContext, id: u64, current: &str, rng: &mut ChaCha8Rng) -> Vec<String> {
+    let Some((pipeline, _)) = chosen_pipeline(ctx, id) else {
+        return Vec::new();
+    };
+    let Some(k) = pipeline.stages.iter().position(|(stage, _, _)| *stage == current) else {
+        return Vec::new();
+    };
+    let closed = |metadata: &[(&str, &str)]| {
+        metadata.iter().any(|&(key, v)| (key == "isClosed" && v == "true") || (key == "ticketState" && v == "CLOSED"))
+    };
+    let open = pipeline.stages[..k].iter().filter(|(_, _, metadata)| !closed(metadata)).map(|(stage, _, _)| *stage);
+    forward_path(open.collect(), rng)
+}
+
+/// Some of `earlier` stages in order: most records start at the first one, some entered later
+/// (imported mid-funnel), and some stages were skipped.
+fn forward_path(earlier: Vec<&str>, rng: &mut ChaCha8Rng) -> Vec<String> {
+    if earlier.is_empty() {
+        return Vec::new();
+    }
+    let start = if rng.random_bool(0.6) { 0 } else { rng.random_range(0..earlier.len()) };
+    earlier[start..]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || rng.random_bool(0.7))
+        .map(|(_, stage)| (*stage).to_owned())
+        .collect()
+}
+
+/// `n` version times, oldest first: the first at `created`, the rest at most `updated`. Stage
+/// moves are days or weeks apart, squeezed when the record's life is shorter.
+fn version_times(rng: &mut ChaCha8Rng, n: usize, created: Millis, updated: Millis, stepwise: bool) -> Vec<Millis> {
+    let span = (updated - created).max(0);
+    let gaps: Vec<Millis> = (1..n)
+        .map(|_| if stepwise { rng.random_range(DAY_MS..=21 * DAY_MS) } else { rng.random_range(0..=span) })
+        .collect();
+    let total: Millis = gaps.iter().sum();
+    let mut at = created;
+    let mut times = vec![created];
+    for gap in gaps {
+        // Scaling each gap down keeps their sum within the span.
+        let gap = if total > span { (i128::from(gap) * i128::from(span) / i128::from(total)) as Millis } else { gap };
+        at += gap;
+        times.push(at);
+    }
+    times
+}
+
+/// Who made a seeded version: mostly a user, sometimes an integration.
+fn seeded_source(ctx: &ValueContext, rng: &mut ChaCha8Rng) -> WriteSource {
+    if ctx.user_ids.is_empty() || rng.random_range(0..4) == 0 {
+        WriteSource::Integration(SEEDED_APP_IDS[rng.random_range(0..SEEDED_APP_IDS.len())])
+    } else {
+        WriteSource::User(ctx.user_ids[rng.random_range(0..ctx.user_ids.len())])
+    }
 }
 
 /// Names that stress warehouse identifier handling: reserved words and a name longer than
@@ -604,6 +731,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
     let defs = type_defs(spec.portal_id);
     let owners = owners(spec.seed);
     let owner_ids: Vec<u64> = owners.iter().filter(|o| !o.archived).map(|o| o.id).collect();
+    let user_ids: Vec<u64> = owners.iter().filter(|o| !o.archived).map(|o| o.user_id).collect();
     let mut next_id: u64 = 50;
     let mut types = Vec::new();
     let mut ids_by_type: Vec<Vec<u64>> = Vec::new();
@@ -661,6 +789,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
                     written: BTreeMap::new(),
                     merged_ids: Vec::new(),
                     raw_json: BTreeMap::new(),
+                    last_write: None,
                 }),
             );
             ids.push(id);
@@ -696,6 +825,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
         replica_reads: 0,
         association_page_size: spec.association_page_size,
         product_ids: Arc::new(product_ids.unwrap_or_default()),
+        user_ids: Arc::new(user_ids),
     };
     generate_associations(&mut portal, spec.seed, &ids_by_type);
     generate_catalogue_associations(&mut portal, spec.seed, &ids_by_type);
@@ -778,6 +908,94 @@ mod tests {
         let p = build(&PortalSpec { contacts: 2_000, bulk_update_permille: 500, ..PortalSpec::default() });
         let shared = p.types[CONTACTS].live.values().filter(|r| r.updated_at == BULK_UPDATE_MS).count();
         assert!((800..=1200).contains(&shared), "about half share the bulk millisecond, got {shared}");
+    }
+
+    /// Every seeded history of `t`'s property `name` in `portal`, with its record.
+    fn histories<'a>(portal: &'a Portal, t: TypeIdx, name: &str) -> Vec<(&'a Record, Vec<Version>)> {
+        let ctx = portal.value_context(t);
+        let def = ctx.properties.get(name).unwrap().clone();
+        let PropSource::Generated(kind) = &def.source else { panic!("{name} is generated") };
+        portal.types[t]
+            .live
+            .values()
+            .map(|r| (&**r, seeded_history(&ctx, kind, r.id, r.created_at, r.updated_at, &def)))
+            .collect()
+    }
+
+    fn by_id(histories: Vec<(&Record, Vec<Version>)>) -> Vec<(u64, Vec<Version>)> {
+        histories.into_iter().map(|(r, v)| (r.id, v)).collect()
+    }
+
+    #[test]
+    fn seeded_histories_are_deterministic_and_end_in_the_current_value_within_the_records_life() {
+        let spec = PortalSpec { contacts: 200, deals: 200, tickets: 100, ..PortalSpec::default() };
+        let (a, b) = (build(&spec), build(&spec));
+        for (t, name) in [
+            (DEALS, "dealstage"),
+            (DEALS, "amount"),
+            (TICKETS, "hs_pipeline_stage"),
+            (CONTACTS, "lifecyclestage"),
+            (CONTACTS, "email"),
+            (CARS, "vin"),
+        ] {
+            let ctx = a.value_context(t);
+            let def = ctx.properties.get(name).unwrap();
+            assert_eq!(by_id(histories(&a, t, name)), by_id(histories(&b, t, name)), "{name}: same seed, same history");
+            for (rec, versions) in histories(&a, t, name) {
+                let current = ctx.value(rec, def).map(|v| v.into_owned());
+                assert_eq!(
+                    versions.first().map(|v| v.value.clone()),
+                    current,
+                    "{name} of {}: newest is current",
+                    rec.id
+                );
+                assert!(versions.len() <= 7, "{name}: {versions:?}");
+                assert!(versions.windows(2).all(|w| w[0].at >= w[1].at), "{name}: newest first: {versions:?}");
+                if let Some(oldest) = versions.last() {
+                    assert_eq!(oldest.at, rec.created_at, "{name}: the first version is the creation");
+                }
+                assert!(
+                    versions.iter().all(|v| (rec.created_at..=rec.updated_at).contains(&v.at)),
+                    "{name}: {versions:?}"
+                );
+                assert!(versions.iter().all(|v| v.source != WriteSource::Calculated));
+            }
+        }
+        let other = build(&PortalSpec { seed: 7, ..spec });
+        assert_ne!(by_id(histories(&a, DEALS, "dealstage")), by_id(histories(&other, DEALS, "dealstage")));
+    }
+
+    #[test]
+    fn seeded_stages_move_forward_through_earlier_open_stages() {
+        let portal = build(&PortalSpec { deals: 300, contacts: 300, ..PortalSpec::default() });
+        let deals = histories(&portal, DEALS, "dealstage");
+        let moved = deals.iter().filter(|(_, v)| v.len() >= 3).count();
+        assert!(moved > 30, "many deals went through several stages ({moved} of {})", deals.len());
+        for (_, versions) in deals.iter().filter(|(_, v)| !v.is_empty()) {
+            let pipeline = TYPES[DEALS]
+                .pipelines
+                .iter()
+                .find(|p| p.stages.iter().any(|s| s.0 == versions[0].value))
+                .expect("a stage of a generated pipeline");
+            let order = |v: &Version| pipeline.stages.iter().position(|s| s.0 == v.value).expect("same pipeline");
+            let oldest_first: Vec<usize> = versions.iter().rev().map(order).collect();
+            assert!(oldest_first.windows(2).all(|w| w[0] < w[1]), "stages only move forward: {versions:?}");
+            for earlier in &versions[1..] {
+                let meta = pipeline.stages[order(earlier)].2;
+                assert!(!meta.contains(&("isClosed", "true")), "no closed stage before the last: {versions:?}");
+            }
+            for pair in versions.windows(2).filter(|w| w[0].at > w[1].at) {
+                assert!(pair[0].at - pair[1].at <= 21 * DAY_MS, "stage moves are days or weeks apart");
+            }
+        }
+        let contacts = histories(&portal, CONTACTS, "lifecyclestage");
+        let options = &portal.types[CONTACTS].properties.get("lifecyclestage").unwrap().options;
+        for (_, versions) in &contacts {
+            let order = |v: &Version| options.iter().position(|o| o.1 == v.value).unwrap();
+            let oldest_first: Vec<usize> = versions.iter().rev().map(order).collect();
+            assert!(oldest_first.windows(2).all(|w| w[0] < w[1]), "lifecycle stages only move forward: {versions:?}");
+        }
+        assert!(contacts.iter().any(|(_, v)| v.len() >= 3));
     }
 
     #[test]

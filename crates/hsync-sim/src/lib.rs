@@ -114,19 +114,43 @@ impl Default for SimConfig {
     }
 }
 
-/// The simulator's clock: wall time plus an offset the admin API can move forward.
+/// The simulator's clock: wall time plus an offset the admin API can move forward, or a frozen
+/// wall time (so that several writes share one millisecond).
 #[derive(Debug, Default)]
 pub struct SimClock {
     offset_ms: AtomicI64,
+    /// The wall time the clock stopped at; 0 while it runs.
+    frozen_at: AtomicI64,
 }
 
 impl SimClock {
     pub fn now(&self) -> Millis {
-        chrono::Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::Relaxed)
+        let frozen = self.frozen_at.load(Ordering::Relaxed);
+        let wall = if frozen == 0 { chrono::Utc::now().timestamp_millis() } else { frozen };
+        wall + self.offset_ms.load(Ordering::Relaxed)
     }
 
     pub fn advance(&self, ms: Millis) {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Stops the clock at the current wall time (`advance` still moves it).
+    pub fn freeze(&self) {
+        let _ = self.frozen_at.compare_exchange(
+            0,
+            chrono::Utc::now().timestamp_millis(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Lets a frozen clock run again; it jumps forward to the wall time.
+    pub fn resume(&self) {
+        self.frozen_at.store(0, Ordering::Relaxed);
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen_at.load(Ordering::Relaxed) != 0
     }
 }
 

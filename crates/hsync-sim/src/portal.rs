@@ -3,6 +3,11 @@
 //!
 //! Records store only what was written to them; the values of generated properties are derived
 //! on demand from the seed (see `generate`), so a portal of millions of records stays small.
+//!
+//! Property history (`propertiesWithHistory`) follows the same split: a record keeps a linked log
+//! of the writes made after the portal was generated (newest first, shared between the record's
+//! versions, so a write costs one node), and the versions a seeded record had before that are
+//! derived from the seed when asked for (`generate::seeded_history`).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -92,6 +97,70 @@ impl PropertyDef {
     }
 }
 
+/// Who made a write, as a property version names it (`sourceType`, `sourceId`,
+/// `updatedByUserId`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteSource {
+    /// A user in HubSpot's UI (the admin API's writes): `CRM_UI`, `userId:<id>`, the user id.
+    User(u64),
+    /// An app through the public API: `INTEGRATION`, the app id.
+    Integration(u64),
+    /// HubSpot itself (record id, created and last-modified dates, merged ids): `CALCULATED`.
+    Calculated,
+}
+
+/// The app id of the simulator's API writes (the `sourceId` of their `INTEGRATION` versions).
+pub const API_APP_ID: u64 = 3_141_592;
+
+/// One version of a property's value, as `propertiesWithHistory` lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    pub value: String,
+    pub at: Millis,
+    pub source: WriteSource,
+}
+
+/// One write of a record after the portal was generated, linked to the write before it.
+pub struct Write {
+    pub at: Millis,
+    pub source: WriteSource,
+    /// Whether this write created the record: its history has no seeded versions before it.
+    pub creation: bool,
+    /// The record's last-modified time before this write: the oldest write's bounds the
+    /// seeded versions.
+    pub updated_before: Millis,
+    /// The properties written and their new values (`None`: cleared).
+    pub values: Vec<(String, Option<String>)>,
+    pub earlier: Option<Arc<Write>>,
+}
+
+impl std::fmt::Debug for Write {
+    // The chain can be long: show this write only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("at", &self.at)
+            .field("source", &self.source)
+            .field("creation", &self.creation)
+            .field("updated_before", &self.updated_before)
+            .field("values", &self.values)
+            .field("earlier", &self.earlier.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Write {
+    // Unlink iteratively: dropping a long chain recursively would overflow the stack.
+    fn drop(&mut self) {
+        let mut next = self.earlier.take();
+        while let Some(write) = next {
+            next = match Arc::try_unwrap(write) {
+                Ok(mut only) => only.earlier.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
 /// One record version. Versions are immutable; a write makes a new one.
 #[derive(Clone, Debug)]
 pub struct Record {
@@ -106,6 +175,25 @@ pub struct Record {
     /// data: lone surrogate escapes, numbers or objects where HubSpot documents strings). A
     /// later write of the property drops its override.
     pub raw_json: BTreeMap<String, Box<serde_json::value::RawValue>>,
+    /// The newest write made after the portal was generated (`None` for a seeded record never
+    /// written since).
+    pub last_write: Option<Arc<Write>>,
+}
+
+impl Record {
+    /// The writes made after the portal was generated, newest first.
+    pub fn writes(&self) -> impl Iterator<Item = &Write> {
+        std::iter::successors(self.last_write.as_deref(), |w| w.earlier.as_deref())
+    }
+
+    /// Appends a write to the record's log. Call it before moving `updated_at`: every mutation
+    /// that moves it is logged (a write of no property too), so that the seeded versions keep
+    /// the bounds they were generated with.
+    fn log_write(&mut self, at: Millis, source: WriteSource, values: Vec<(String, Option<String>)>, creation: bool) {
+        let earlier = self.last_write.take();
+        let updated_before = self.updated_at;
+        self.last_write = Some(Arc::new(Write { at, source, creation, updated_before, values, earlier }));
+    }
 }
 
 /// The property definitions of one type, with a name index.
@@ -147,6 +235,8 @@ pub struct ValueContext {
     pub pipelines: &'static [PipelineRow],
     /// Ids of the generated products (values of `hs_product_id`).
     pub product_ids: Arc<Vec<u64>>,
+    /// User ids of the generated active owners (who made the seeded versions).
+    pub user_ids: Arc<Vec<u64>>,
 }
 
 impl ValueContext {
@@ -165,6 +255,43 @@ impl ValueContext {
             }),
             PropSource::Generated(kind) => generate::value(self, kind, rec.id, prop).map(Cow::Owned),
             PropSource::Stored => None,
+        }
+    }
+
+    /// The versions of `prop` on `rec`, newest first (among writes in the same millisecond, the
+    /// later first); empty when the property never had a value. The newest version's value is
+    /// the current value; a cleared value is an empty-string version, as HubSpot records it.
+    /// Raw JSON overrides are not versions: their history shows the value the portal holds.
+    pub fn history(&self, rec: &Record, prop: &PropertyDef) -> Vec<Version> {
+        let calculated = |at| {
+            self.value(rec, prop)
+                .map(|v| Version { value: v.into_owned(), at, source: WriteSource::Calculated })
+                .into_iter()
+                .collect()
+        };
+        match &prop.source {
+            PropSource::ObjectId | PropSource::CreatedAt => calculated(rec.created_at),
+            PropSource::UpdatedAt => calculated(rec.updated_at),
+            source => {
+                let mut versions = Vec::new();
+                let mut oldest = None;
+                for write in rec.writes() {
+                    oldest = Some(write);
+                    if let Some((_, v)) = write.values.iter().find(|(name, _)| *name == prop.name) {
+                        let value = v.clone().unwrap_or_default();
+                        versions.push(Version { value, at: write.at, source: write.source });
+                    }
+                }
+                let seeded_until = match oldest {
+                    Some(write) if write.creation => None,
+                    Some(write) => Some(write.updated_before),
+                    None => Some(rec.updated_at),
+                };
+                if let (PropSource::Generated(kind), Some(until)) = (source, seeded_until) {
+                    versions.extend(generate::seeded_history(self, kind, rec.id, rec.created_at, until, prop));
+                }
+                versions
+            }
         }
     }
 }
@@ -398,6 +525,9 @@ pub struct Portal {
     pub association_page_size: usize,
     /// Ids of the generated products, which line items refer to.
     pub product_ids: Arc<Vec<u64>>,
+    /// User ids of the generated active owners: who made the seeded versions, and the default
+    /// user of the admin API's writes.
+    pub user_ids: Arc<Vec<u64>>,
 }
 
 impl Portal {
@@ -424,7 +554,13 @@ impl Portal {
             owner_ids: Arc::clone(&self.owner_ids),
             pipelines: self.types[t].def.kind.pipelines,
             product_ids: Arc::clone(&self.product_ids),
+            user_ids: Arc::clone(&self.user_ids),
         }
+    }
+
+    /// The user the admin API writes as unless told otherwise: the first generated owner's.
+    pub fn default_user(&self) -> u64 {
+        self.user_ids.first().copied().unwrap_or(1)
     }
 
     fn allocate_id(&mut self) -> u64 {
@@ -454,11 +590,13 @@ impl Portal {
         self.types[t].index.enqueue(now, lag, id, None);
     }
 
-    /// Creates a record; empty-string values are stored as empty strings, as HubSpot does.
+    /// Creates a record; empty-string values are stored as empty strings, as HubSpot does. Each
+    /// property given a value gets its first version at `now`, made by `source`.
     pub fn create(
         &mut self,
         t: TypeIdx,
         now: Millis,
+        source: WriteSource,
         props: BTreeMap<String, Option<String>>,
     ) -> Result<Arc<Record>, MutationError> {
         Self::check_writable(&self.types[t], &props)?;
@@ -470,8 +608,10 @@ impl Portal {
                 written.insert(def.name.clone(), None);
             }
         }
+        let versions: Vec<(String, Option<String>)> =
+            props.iter().filter(|(_, v)| v.is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
         written.extend(props);
-        let rec = Arc::new(Record {
+        let mut rec = Record {
             id,
             created_at: now,
             updated_at: now,
@@ -479,17 +619,22 @@ impl Portal {
             written,
             merged_ids: Vec::new(),
             raw_json: BTreeMap::new(),
-        });
+            last_write: None,
+        };
+        rec.log_write(now, source, versions, true);
+        let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
         Ok(rec)
     }
 
-    /// Updates a live record and moves its last-modified time to `now`.
+    /// Updates a live record and moves its last-modified time to `now`; each written property
+    /// gets a version at `now`, made by `source`.
     pub fn update(
         &mut self,
         t: TypeIdx,
         id: u64,
         now: Millis,
+        source: WriteSource,
         props: BTreeMap<String, Option<String>>,
     ) -> Result<Arc<Record>, MutationError> {
         Self::check_writable(&self.types[t], &props)?;
@@ -497,6 +642,7 @@ impl Portal {
         let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(old);
         rec.raw_json.retain(|name, _| !props.contains_key(name));
+        rec.log_write(now, source, props.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), false);
         rec.written.extend(props);
         rec.updated_at = now.max(rec.updated_at);
         let rec = Arc::new(rec);
@@ -512,10 +658,13 @@ impl Portal {
         t: TypeIdx,
         id: u64,
         now: Millis,
+        source: WriteSource,
         raw: BTreeMap<String, (Box<serde_json::value::RawValue>, Option<String>)>,
     ) -> Result<Arc<Record>, MutationError> {
         let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(old);
+        let versions = raw.iter().map(|(name, (_, written))| (name.clone(), written.clone())).collect();
+        rec.log_write(now, source, versions, false);
         for (name, (json, written)) in raw {
             rec.written.insert(name.clone(), written);
             rec.raw_json.insert(name, json);
@@ -541,11 +690,13 @@ impl Portal {
         Ok(())
     }
 
-    /// Brings a record back from the recycle bin; restoring counts as a modification.
+    /// Brings a record back from the recycle bin; restoring counts as a modification (but writes
+    /// no property value, so it adds no version).
     pub fn restore(&mut self, t: TypeIdx, id: u64, now: Millis) -> Result<Arc<Record>, MutationError> {
         let old = self.types[t].archived.remove(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(&old);
         rec.archived_at = None;
+        rec.log_write(now, WriteSource::Calculated, Vec::new(), false);
         rec.updated_at = now.max(rec.updated_at);
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
@@ -567,7 +718,8 @@ impl Portal {
 
     /// Merges `absorbed` into `primary`: the absorbed id disappears (it is neither live nor
     /// archived), its associations move to the survivor, and the survivor lists it in
-    /// `hs_merged_object_ids`.
+    /// `hs_merged_object_ids` (a `CALCULATED` version at `now`). The survivor keeps its own
+    /// property history; the absorbed record's versions are not folded in.
     pub fn merge(
         &mut self,
         t: TypeIdx,
@@ -587,6 +739,11 @@ impl Portal {
         let mut rec = Record::clone(survivor);
         rec.merged_ids.push(absorbed);
         rec.merged_ids.extend(gone.merged_ids.iter().copied());
+        let merged_ids = store.properties.defs.iter().find(|d| d.source == PropSource::MergedIds).map(|def| {
+            let ids: Vec<String> = rec.merged_ids.iter().map(u64::to_string).collect();
+            (def.name.clone(), Some(ids.join(";")))
+        });
+        rec.log_write(now, WriteSource::Calculated, merged_ids.into_iter().collect(), false);
         rec.updated_at = now.max(rec.updated_at);
         let previously_absorbed = gone.merged_ids.clone();
         let rec = Arc::new(rec);
@@ -840,6 +997,53 @@ impl Portal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::{build, PortalSpec, DEALS};
+
+    fn values(versions: &[Version]) -> Vec<(&str, Millis, WriteSource)> {
+        versions.iter().map(|v| (v.value.as_str(), v.at, v.source)).collect()
+    }
+
+    #[test]
+    fn writes_append_versions_newest_first_before_the_seeded_ones() {
+        let mut portal = build(&PortalSpec { deals: 20, ..PortalSpec::default() });
+        let id = *portal.types[DEALS].live.keys().next().unwrap();
+        let ctx = portal.value_context(DEALS);
+        let def = ctx.properties.get("dealname").unwrap().clone();
+        let seeded = ctx.history(&portal.types[DEALS].live[&id], &def);
+        let at = crate::generate::ANCHOR_MS + 5;
+        let (ui, app) = (WriteSource::User(5_000_001), WriteSource::Integration(API_APP_ID));
+        let write = |v: Option<&str>| BTreeMap::from([("dealname".to_owned(), v.map(str::to_owned))]);
+        portal.update(DEALS, id, at, ui, write(Some("first"))).unwrap();
+        portal.update(DEALS, id, at, app, write(Some("second"))).unwrap();
+        let rec = portal.update(DEALS, id, at + 1, app, write(None)).unwrap();
+        let history = ctx.history(&rec, &def);
+        assert_eq!(values(&history[..3]), [("", at + 1, app), ("second", at, app), ("first", at, ui)]);
+        assert_eq!(history[3..], seeded[..], "the seeded versions stay behind the writes");
+        // A created record has only what was written to it, from its creation.
+        let created = portal.create(DEALS, at, ui, write(Some("new"))).unwrap();
+        assert_eq!(values(&ctx.history(&created, &def)), [("new", at, ui)]);
+        let amount = ctx.properties.get("amount").unwrap();
+        assert!(ctx.history(&created, amount).is_empty(), "a property never given a value has no versions");
+    }
+
+    #[test]
+    fn a_long_write_log_drops_without_overflowing_the_stack() {
+        let mut rec = Record {
+            id: 1,
+            created_at: 0,
+            updated_at: 0,
+            archived_at: None,
+            written: BTreeMap::new(),
+            merged_ids: Vec::new(),
+            raw_json: BTreeMap::new(),
+            last_write: None,
+        };
+        for at in 0..300_000 {
+            rec.log_write(at, WriteSource::Calculated, vec![("p".to_owned(), None)], false);
+        }
+        assert_eq!(rec.writes().count(), 300_000);
+        drop(rec);
+    }
 
     #[test]
     fn iso_millis_matches_the_strftime_patterns() {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
-use super::portal::{iso_millis, PropertyDef, Record, ValueContext};
+use super::portal::{iso_millis, PropertyDef, Record, ValueContext, Version, WriteSource};
 
 /// HubSpot's JSON content type.
 pub const JSON_CONTENT_TYPE: &str = "application/json;charset=utf-8";
@@ -95,7 +95,7 @@ pub struct RecordView<'a> {
     pub style: RecordStyle<'a>,
     /// v3 `associations` block for list and GET with `?associations=`.
     pub associations: Option<Value>,
-    /// `propertiesWithHistory` for list with `?propertiesWithHistory=`.
+    /// `propertiesWithHistory` for GET, list and batch read that ask for it.
     pub history: Option<Value>,
 }
 
@@ -149,6 +149,42 @@ impl Serialize for RecordView<'_> {
         )?;
         map.end()
     }
+}
+
+/// A version in HubSpot's `ValueWithTimestamp` shape.
+pub fn version_json(version: &Version) -> Value {
+    let mut v = json!({
+        "value": version.value,
+        "timestamp": iso_millis(version.at),
+    });
+    match version.source {
+        WriteSource::User(user_id) => {
+            v["sourceType"] = json!("CRM_UI");
+            v["sourceId"] = json!(format!("userId:{user_id}"));
+            v["updatedByUserId"] = json!(user_id);
+        }
+        WriteSource::Integration(app_id) => {
+            v["sourceType"] = json!("INTEGRATION");
+            v["sourceId"] = json!(app_id.to_string());
+        }
+        WriteSource::Calculated => v["sourceType"] = json!("CALCULATED"),
+    }
+    v
+}
+
+/// `propertiesWithHistory` of `rec` for the named properties: the versions of each live one,
+/// newest first; names that are no live property, and properties that never had a value, are
+/// left out.
+pub fn history_json<'a>(ctx: &ValueContext, rec: &Record, names: impl IntoIterator<Item = &'a str>) -> Value {
+    let mut out = Map::new();
+    for name in names {
+        let Some(def) = ctx.properties.live(name) else { continue };
+        let versions = ctx.history(rec, def);
+        if !versions.is_empty() {
+            out.insert(name.to_owned(), versions.iter().map(version_json).collect());
+        }
+    }
+    Value::Object(out)
 }
 
 /// A property definition in HubSpot's `Property` shape.
