@@ -346,6 +346,63 @@ pub struct SyncConfig {
     /// Fetch the backfill's next page while the current one is written: wide portals backfill
     /// faster, and a `kill -9` may then cost two pages instead of one.
     pub backfill_fetch_ahead: bool,
+    /// Properties whose every version is kept, per object (a `sync.objects` entry): property
+    /// names, `"default"` for the catalogue's history properties of the type (deal stage,
+    /// amount, close date, owner and pipeline for deals; lifecycle stage, lead status and
+    /// owner for contacts; pipeline and stage for the types with pipelines), or `"*"` alone
+    /// for every property. Objects not named keep no history; `hsync plan` shows the cost.
+    pub history: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The `sync.history` keyword for the catalogue's history properties of a type.
+pub const HISTORY_DEFAULT: &str = "default";
+/// The `sync.history` keyword for every property of an object.
+pub const HISTORY_EVERY: &str = "*";
+
+/// Which properties of one object keep every version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HistorySelection {
+    /// Every property the object has (`"*"`).
+    Every,
+    /// These properties, each once, in the order given (`"default"` expanded in place).
+    Named(Vec<String>),
+}
+
+impl SyncConfig {
+    /// What `sync.history` keeps for a resolved object, whichever way `sync.objects` names it
+    /// (table name, type id, or a custom object's name or id).
+    pub fn history_for(&self, object: &crate::hubspot::ObjectRef) -> Option<HistorySelection> {
+        let facts = object.facts;
+        let key = self.history.keys().find(|k| {
+            **k == object.table
+                || **k == object.api_name
+                || (facts.family != crate::hubspot::Family::Custom && **k == facts.type_id)
+        })?;
+        self.history_of(key, Some(facts))
+    }
+
+    /// What `sync.history` keeps for `object` (a `sync.objects` entry) of catalogue type
+    /// `facts` (`None` for a custom object); `None` when it keeps nothing.
+    pub fn history_of(&self, object: &str, facts: Option<&crate::hubspot::ObjectType>) -> Option<HistorySelection> {
+        let names = self.history.get(object).filter(|names| !names.is_empty())?;
+        if names.iter().any(|n| n == HISTORY_EVERY) {
+            return Some(HistorySelection::Every);
+        }
+        let mut out: Vec<String> = Vec::new();
+        for name in names {
+            let expanded: Vec<&str> = if name == HISTORY_DEFAULT {
+                facts.map_or(&[][..], |f| f.history_properties).to_vec()
+            } else {
+                vec![name.as_str()]
+            };
+            for property in expanded {
+                if !out.iter().any(|p| p == property) {
+                    out.push(property.to_owned());
+                }
+            }
+        }
+        Some(HistorySelection::Named(out))
+    }
 }
 
 impl Default for SyncConfig {
@@ -356,6 +413,7 @@ impl Default for SyncConfig {
             exclude_properties: Vec::new(),
             settle_lag_secs: 300,
             backfill_fetch_ahead: false,
+            history: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -668,6 +726,45 @@ impl Config {
                 both.join(", ")
             ));
         }
+        self.validate_history(problems);
+    }
+
+    /// `sync.history`: synced objects only, `"*"` alone, `"default"` only for types that have
+    /// default history properties, no empty lists or names.
+    fn validate_history(&self, problems: &mut Vec<String>) {
+        for (object, names) in &self.sync.history {
+            let key = format!("sync.history.{object}");
+            if !self.sync.objects.iter().any(|o| o == object) {
+                problems.push(format!(
+                    "{key} names an object that is not in sync.objects; use a name exactly as sync.objects lists it"
+                ));
+            }
+            if names.is_empty() {
+                problems.push(format!(
+                    "{key} is empty: list property names, \"{HISTORY_DEFAULT}\" or \"{HISTORY_EVERY}\", or remove the key"
+                ));
+            }
+            if names.iter().any(|n| n == HISTORY_EVERY) && names.len() > 1 {
+                problems.push(format!(
+                    "{key} lists \"{HISTORY_EVERY}\" (every property) with other names: use \"{HISTORY_EVERY}\" alone"
+                ));
+            }
+            if names.iter().any(|n| n.trim().is_empty()) {
+                problems.push(format!("{key} has an empty property name"));
+            }
+            let has_default = crate::hubspot::catalogue::find(object).is_some_and(|t| !t.history_properties.is_empty());
+            if names.iter().any(|n| n == HISTORY_DEFAULT) && !has_default {
+                let with: Vec<&str> = crate::hubspot::CATALOGUE
+                    .iter()
+                    .filter(|t| !t.history_properties.is_empty())
+                    .map(|t| t.name)
+                    .collect();
+                problems.push(format!(
+                    "{key}: {object} has no default history properties (the types that have them: {}); name its properties instead",
+                    with.join(", ")
+                ));
+            }
+        }
     }
 
     /// The configuration as TOML with secrets redacted.
@@ -922,6 +1019,39 @@ mod tests {
         );
         let err = refused("[sync]\nobjects = [\"calls\"]\n[daemon.association_sweep_interval_by_object]\ncalls = 0\n");
         assert!(err.contains("association_sweep_interval_by_object.calls must be from 1 to 2592000, got 0"), "{err}");
+    }
+
+    #[test]
+    fn history_names_properties_defaults_or_every_property_per_synced_object() {
+        let toml = "[sync]\nobjects = [\"deals\", \"contacts\", \"cars\", \"calls\"]\n[sync.history]\n\
+                    deals = [\"default\", \"hs_forecast_amount\", \"amount\"]\ncontacts = [\"*\"]\ncars = [\"model\"]\n";
+        let config = Config::from_toml(toml).unwrap();
+        let deals = crate::hubspot::catalogue::find("deals");
+        let expected = ["dealstage", "amount", "closedate", "hubspot_owner_id", "pipeline", "hs_forecast_amount"];
+        assert_eq!(
+            config.sync.history_of("deals", deals),
+            Some(HistorySelection::Named(expected.map(str::to_owned).to_vec())),
+            "the defaults expanded in place, each property once"
+        );
+        let contacts = crate::hubspot::catalogue::find("contacts");
+        assert_eq!(config.sync.history_of("contacts", contacts), Some(HistorySelection::Every));
+        assert_eq!(config.sync.history_of("cars", None), Some(HistorySelection::Named(vec!["model".to_owned()])));
+        assert_eq!(config.sync.history_of("calls", crate::hubspot::catalogue::find("calls")), None);
+        assert!(
+            Config::from_toml("[sync]\nobjects = [\"deals\"]\n").unwrap().sync.history.is_empty(),
+            "off by default"
+        );
+
+        for (toml, expected) in [
+            ("[sync]\nobjects = [\"deals\"]\n[sync.history]\ncontacts = [\"default\"]\n", "sync.history.contacts names an object that is not in sync.objects"),
+            ("[sync]\nobjects = [\"deals\"]\n[sync.history]\ndeals = []\n", "sync.history.deals is empty"),
+            ("[sync]\nobjects = [\"deals\"]\n[sync.history]\ndeals = [\"*\", \"amount\"]\n", "use \"*\" alone"),
+            ("[sync]\nobjects = [\"calls\"]\n[sync.history]\ncalls = [\"default\"]\n", "calls has no default history properties (the types that have them: contacts, companies, deals, tickets"),
+            ("[sync]\nobjects = [\"deals\"]\n[sync.history]\ndeals = [\" \"]\n", "sync.history.deals has an empty property name"),
+        ] {
+            let err = refused(toml);
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
     }
 
     #[test]

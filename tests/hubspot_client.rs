@@ -394,6 +394,52 @@ async fn client_batch_read_keeps_found_records_and_reports_missing_ids() {
     assert_eq!(request_count(&sim).await, 2, "chunks of 100");
 }
 
+/// History reads go 50 records a call (HubSpot refuses more with history) and carry every
+/// version the simulator's ground truth holds, in its order, with each version's source.
+#[tokio::test]
+async fn client_history_reads_fifty_records_a_call_and_match_ground_truth() {
+    let sim = Sim::start(crate::support::unlimited(portal(120))).await;
+    let built = client_with(&sim, |_| {});
+    let mut ids = live_ids(&truth(&sim).await, "contacts");
+    ids.truncate(100);
+    let body = json!({"properties": {"lifecyclestage": "customer", "firstname": "Ada"}});
+    sim.admin_ok(Method::PATCH, &format!("/_sim/objects/contacts/{}", ids[0]), Some(&body)).await;
+    let wanted: Vec<String> = ["lifecyclestage", "firstname", "email"].map(str::to_owned).to_vec();
+    let mut asked = ids.clone();
+    asked.push("987654321".into());
+    let read = built.client.batch_read_history("contacts", &asked, &wanted).await.unwrap();
+    assert_eq!(request_count(&sim).await, 3, "101 inputs: chunks of 50");
+    assert_eq!(read.missing, ["987654321"]);
+    assert_eq!(read.found.len(), ids.len());
+
+    let (_, history) =
+        sim.admin(Method::GET, "/_sim/truth?objects=contacts&history=lifecyclestage,firstname,email", None).await;
+    let records = history["objects"]["contacts"]["live"].as_array().unwrap();
+    let mut versions = 0;
+    for rec in &read.found {
+        let truth = records.iter().find(|r| r["id"] == rec.id.as_str()).unwrap();
+        assert!(rec.properties_with_history.skipped.is_empty(), "{:?}", rec.properties_with_history.skipped);
+        for name in &wanted {
+            let expected = truth["history"][name].as_array().cloned().unwrap_or_default();
+            let got = rec.properties_with_history.versions.get(name).cloned().unwrap_or_default();
+            assert_eq!(got.len(), expected.len(), "contact {} {name}", rec.id);
+            for (v, e) in got.iter().zip(&expected) {
+                assert_eq!(v.value.as_deref(), e["value"].as_str(), "contact {} {name}", rec.id);
+                assert_eq!(Some(v.timestamp.as_str()), e["timestamp"].as_str());
+                assert_eq!(v.source_type.as_deref(), e["sourceType"].as_str());
+                assert_eq!(v.source_id.as_deref(), e["sourceId"].as_str());
+                assert_eq!(v.updated_by_user_id, e["updatedByUserId"].as_i64());
+            }
+            versions += got.len();
+        }
+    }
+    assert!(versions > 2 * ids.len(), "records have several versions: {versions}");
+    let first = read.found.iter().find(|r| r.id == ids[0]).unwrap();
+    let stage = &first.properties_with_history.versions["lifecyclestage"][0];
+    assert_eq!(stage.value.as_deref(), Some("customer"), "the newest version comes first");
+    assert_eq!(stage.source_type.as_deref(), Some("CRM_UI"), "an admin write is a user's in HubSpot's UI");
+}
+
 #[tokio::test]
 async fn client_typed_operations_match_ground_truth_on_both_path_families() {
     for family in [ApiFamily::Numbered, ApiFamily::Dated202603] {

@@ -103,6 +103,9 @@ pub struct ObjectType {
     pub key_properties: &'static [&'static str],
     /// Whether `GET /crm/v3/pipelines/{type}` serves pipelines for it.
     pub pipelines: bool,
+    /// The properties whose every version `sync.history = { <type> = ["default"] }` keeps: the
+    /// stages, statuses, owners and amounts analysts trend (empty: no default).
+    pub history_properties: &'static [&'static str],
 }
 
 impl ObjectType {
@@ -143,11 +146,20 @@ const fn object(
         read_scopes,
         key_properties,
         pipelines: false,
+        history_properties: &[],
     }
 }
 
+/// The history every type with pipelines keeps by default, except deals (which name theirs
+/// `pipeline` and `dealstage`).
+const PIPELINE_HISTORY: &[&str] = &["hs_pipeline", "hs_pipeline_stage"];
+
 const fn with_pipelines(t: ObjectType) -> ObjectType {
-    ObjectType { pipelines: true, ..t }
+    ObjectType { pipelines: true, history_properties: PIPELINE_HISTORY, ..t }
+}
+
+const fn with_history(t: ObjectType, history_properties: &'static [&'static str]) -> ObjectType {
+    ObjectType { history_properties, ..t }
 }
 
 const fn with_endpoints(t: ObjectType, endpoints: Endpoints) -> ObjectType {
@@ -158,47 +170,59 @@ const fn with_endpoints(t: ObjectType, endpoints: Endpoints) -> ObjectType {
 pub const CATALOGUE: &[ObjectType] = &[
     ObjectType {
         cursor_property: LMD,
-        ..with_endpoints(
-            object(
-                "contacts",
-                "0-1",
-                Family::Core,
-                &["crm.objects.contacts.read"],
-                &["email", "firstname", "lastname", "lifecyclestage", "hubspot_owner_id"],
+        ..with_history(
+            with_endpoints(
+                object(
+                    "contacts",
+                    "0-1",
+                    Family::Core,
+                    &["crm.objects.contacts.read"],
+                    &["email", "firstname", "lastname", "lifecyclestage", "hubspot_owner_id"],
+                ),
+                MERGEABLE,
             ),
-            MERGEABLE,
+            &["lifecyclestage", "hs_lead_status", "hubspot_owner_id"],
         )
     },
-    with_endpoints(
-        object(
-            "companies",
-            "0-2",
-            Family::Core,
-            &["crm.objects.companies.read"],
-            &["name", "domain", "industry", "hubspot_owner_id"],
+    with_history(
+        with_endpoints(
+            object(
+                "companies",
+                "0-2",
+                Family::Core,
+                &["crm.objects.companies.read"],
+                &["name", "domain", "industry", "hubspot_owner_id"],
+            ),
+            MERGEABLE,
         ),
-        MERGEABLE,
+        &["lifecyclestage", "hubspot_owner_id"],
     ),
-    with_pipelines(with_endpoints(
-        object(
-            "deals",
-            "0-3",
-            Family::Core,
-            &["crm.objects.deals.read"],
-            &["dealname", "amount", "closedate", "pipeline", "dealstage", "hubspot_owner_id"],
-        ),
-        MERGEABLE,
-    )),
-    with_pipelines(with_endpoints(
-        object(
-            "tickets",
-            "0-5",
-            Family::Core,
-            &["tickets"],
-            &["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority"],
-        ),
-        MERGEABLE,
-    )),
+    with_history(
+        with_pipelines(with_endpoints(
+            object(
+                "deals",
+                "0-3",
+                Family::Core,
+                &["crm.objects.deals.read"],
+                &["dealname", "amount", "closedate", "pipeline", "dealstage", "hubspot_owner_id"],
+            ),
+            MERGEABLE,
+        )),
+        &["dealstage", "amount", "closedate", "hubspot_owner_id", "pipeline"],
+    ),
+    with_history(
+        with_pipelines(with_endpoints(
+            object(
+                "tickets",
+                "0-5",
+                Family::Core,
+                &["tickets"],
+                &["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority"],
+            ),
+            MERGEABLE,
+        )),
+        &["hs_pipeline_stage", "hs_pipeline", "hubspot_owner_id"],
+    ),
     object(
         "calls",
         "0-48",
@@ -377,6 +401,7 @@ pub const CUSTOM: ObjectType = ObjectType {
     read_scopes: &["crm.objects.custom.read"],
     key_properties: &[],
     pipelines: true,
+    history_properties: &[],
 };
 
 /// A name people sync from HubSpot that the objects API does not serve, and where HubSpot
@@ -466,6 +491,21 @@ mod tests {
             assert_eq!(cells[6], if t.endpoints.merge { "yes" } else { "no" }, "{row}");
             assert_eq!(cells[7], if t.pipelines { "yes" } else { "no" }, "{row}");
         }
+    }
+
+    #[test]
+    fn default_history_is_among_each_types_properties_and_covers_every_pipeline_stage() {
+        for t in CATALOGUE {
+            if t.pipelines {
+                let stage = if t.name == "deals" { "dealstage" } else { "hs_pipeline_stage" };
+                assert!(t.history_properties.contains(&stage), "{} keeps its stage history", t.name);
+            }
+            let mut seen = t.history_properties.to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), t.history_properties.len(), "{} names a property twice", t.name);
+        }
+        assert!(find("calls").unwrap().history_properties.is_empty(), "engagements keep no history by default");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use catalogue::{Family, ObjectType, ReadPath, CATALOGUE};
 pub use client::{ApiRequest, ClientConfig, HubSpotClient};
 pub use error::Error;
 pub use limits::{Bucket, RateSettings, WindowLimit};
-pub use objects::{ListParams, BATCH_READ_MAX};
+pub use objects::{ListParams, BATCH_READ_MAX, HISTORY_BATCH_MAX};
 pub use retry::RetryPolicy;
 pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
 

@@ -31,10 +31,90 @@ pub struct CrmObject {
     #[serde(default)]
     pub archived: bool,
     pub archived_at: Option<String>,
+    /// `propertiesWithHistory`, when the read asked for it.
+    #[serde(default)]
+    pub properties_with_history: PropertyHistory,
     /// Set when the record could not be read at all (see [`salvage`]): the batch builder rejects
     /// it whole, with this reason and raw text.
     #[serde(skip)]
     pub unreadable: Option<Unreadable>,
+}
+
+/// One version of a property's value (HubSpot's `ValueWithTimestamp`), as HubSpot lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropertyVersion {
+    /// The value the property took; `None` when HubSpot sent `null`.
+    pub value: Option<String>,
+    /// When it took it (ISO 8601, as HubSpot sends it).
+    pub timestamp: String,
+    /// What made the change (`CRM_UI`, `INTEGRATION`, `CALCULATED`, `IMPORT` …).
+    pub source_type: Option<String>,
+    pub source_id: Option<String>,
+    pub source_label: Option<String>,
+    pub updated_by_user_id: Option<i64>,
+}
+
+/// A record's `propertiesWithHistory`: per property, its versions in HubSpot's order, read
+/// leniently. A version that is not the JSON HubSpot documents is left out and listed in
+/// [`PropertyHistory::skipped`], so one bad version costs only itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PropertyHistory {
+    pub versions: BTreeMap<String, Vec<PropertyVersion>>,
+    /// `(property, why)` of each version left out.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl PropertyVersion {
+    /// Reads one version; the error says what is wrong with it.
+    fn from_json(v: &Value) -> Result<PropertyVersion, String> {
+        let Value::Object(map) = v else { return Err("the version is not a JSON object".to_owned()) };
+        let text = |key: &str| match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(other) => Err(format!("{key} is {other} where HubSpot documents a string")),
+        };
+        let timestamp = text("timestamp")?.ok_or("the version has no timestamp")?;
+        let updated_by_user_id = match map.get("updatedByUserId") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_i64().ok_or(format!("updatedByUserId {n} is not an integer"))?),
+            Some(Value::String(s)) => {
+                Some(s.trim().parse().map_err(|_| format!("updatedByUserId {s:?} is not an integer"))?)
+            }
+            Some(other) => return Err(format!("updatedByUserId is {other} where HubSpot documents an integer")),
+        };
+        Ok(PropertyVersion {
+            value: text("value")?,
+            timestamp,
+            source_type: text("sourceType")?,
+            source_id: text("sourceId")?,
+            source_label: text("sourceLabel")?,
+            updated_by_user_id,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PropertyHistory {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Option::<BTreeMap<String, Value>>::deserialize(d)?.unwrap_or_default();
+        let mut out = PropertyHistory::default();
+        for (property, versions) in raw {
+            let Value::Array(versions) = versions else {
+                out.skipped.push((property, "the history is not a JSON array of versions".to_owned()));
+                continue;
+            };
+            let mut kept = Vec::with_capacity(versions.len());
+            for version in &versions {
+                match PropertyVersion::from_json(version) {
+                    Ok(v) => kept.push(v),
+                    Err(why) => out.skipped.push((property.clone(), why)),
+                }
+            }
+            out.versions.insert(property, kept);
+        }
+        Ok(out)
+    }
 }
 
 /// A record hsync could not read, kept so it is recorded as a reject rather than lost.
@@ -515,6 +595,8 @@ struct LooseRecord<'a> {
     archived: Option<&'a RawValue>,
     #[serde(borrow)]
     archived_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    properties_with_history: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -586,7 +668,20 @@ fn salvage_record(raw: &RawValue) -> CrmObject {
         updated_at: text(loose.updated_at),
         archived: loose.archived.is_some_and(|v| v.get() == "true"),
         archived_at: text(loose.archived_at),
+        properties_with_history: loose_history(loose.properties_with_history),
         unreadable: None,
+    }
+}
+
+/// The history of a record read loosely: what parses, or one note that none of it did.
+fn loose_history(raw: Option<&RawValue>) -> PropertyHistory {
+    match raw.map(|r| serde_json::from_str::<PropertyHistory>(r.get())) {
+        None => PropertyHistory::default(),
+        Some(Ok(history)) => history,
+        Some(Err(e)) => PropertyHistory {
+            versions: BTreeMap::new(),
+            skipped: vec![(String::new(), format!("propertiesWithHistory is not the JSON HubSpot documents ({e})"))],
+        },
     }
 }
 
@@ -636,6 +731,7 @@ fn unreadable_record(id: Option<String>, reason: &str, raw: &str) -> CrmObject {
         updated_at: None,
         archived: false,
         archived_at: None,
+        properties_with_history: PropertyHistory::default(),
         unreadable: Some(Unreadable { reason: reason.to_owned(), raw: raw[..cut].to_owned() }),
     }
 }
@@ -714,6 +810,42 @@ mod tests {
         assert_eq!(repair.raw, r"a \ud800 b");
         assert_eq!(rec.properties.repair("lastname").unwrap().raw, r"\udc00");
         assert!(rec.properties.repair("city").is_none());
+    }
+
+    #[test]
+    fn history_versions_are_read_leniently_and_a_bad_version_costs_only_itself() {
+        let rec: CrmObject = serde_json::from_str(
+            r#"{"id":"7","properties":{},"propertiesWithHistory":{
+                "dealstage":[
+                    {"value":"closedwon","timestamp":"2025-03-02T10:00:00.120Z","sourceType":"CRM_UI","sourceId":"userId:5","updatedByUserId":5},
+                    {"value":"closedwon","timestamp":"2025-03-02T10:00:00.120Z","sourceType":"INTEGRATION","sourceId":"3141","sourceLabel":"App"},
+                    {"value":"qualifiedtobuy","sourceType":"CRM_UI"},
+                    {"value":7,"timestamp":"2025-01-01T00:00:00Z","sourceType":"IMPORT","updatedByUserId":"12"},
+                    {"value":null,"timestamp":"2024-12-01T00:00:00Z","sourceType":"CALCULATED"},
+                    "not a version",
+                    {"value":"x","timestamp":"2024-01-01T00:00:00Z","sourceType":"CRM_UI","updatedByUserId":1.5}
+                ],
+                "amount":{"value":"1"}
+            }}"#,
+        )
+        .unwrap();
+        let history = &rec.properties_with_history;
+        let stage = &history.versions["dealstage"];
+        assert_eq!(stage.len(), 4, "versions kept in HubSpot's order: {stage:?}");
+        assert_eq!(stage[0].updated_by_user_id, Some(5));
+        assert_eq!(stage[1].source_label.as_deref(), Some("App"), "same time, another source: kept apart");
+        assert_eq!((stage[2].value.as_deref(), stage[2].updated_by_user_id), (Some("7"), Some(12)));
+        assert_eq!(stage[3].value, None);
+        let why: Vec<&str> =
+            history.skipped.iter().map(|(p, w)| if p == "amount" { "amount" } else { w.as_str() }).collect();
+        assert_eq!(why.len(), 4, "{why:?}");
+        assert!(why.contains(&"the version has no timestamp"));
+        assert!(why.contains(&"the version is not a JSON object"));
+        assert!(why.contains(&"updatedByUserId 1.5 is not an integer"));
+        assert!(why.contains(&"amount"), "a history that is not an array is skipped");
+
+        let without: CrmObject = serde_json::from_str(r#"{"id":"8","properties":{}}"#).unwrap();
+        assert_eq!(without.properties_with_history, PropertyHistory::default());
     }
 
     #[test]
