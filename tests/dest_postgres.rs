@@ -235,7 +235,7 @@ async fn migrations_land_in_the_state_schema_and_run_again_cleanly() {
     let state: Vec<_> = db.texts(&db.url, tables(&db.state)).await.into_iter().flatten().collect();
     assert_eq!(state, ["_sqlx_migrations", "budget", "checkpoints", "column_map", "property_snapshots", "runs"]);
     let data: Vec<_> = db.texts(&db.url, tables(&db.data)).await.into_iter().flatten().collect();
-    assert_eq!(data, ["_hsync_rejects", "associations", "owners", "pipeline_stages", "pipelines"]);
+    assert_eq!(data, ["_hsync_rejects", "associations", "owners", "pipeline_stages", "pipelines", "property_history"]);
 }
 
 #[tokio::test]

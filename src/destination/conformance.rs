@@ -151,6 +151,7 @@ pub async fn run_all<D: Inspect>(dest: &D) {
     live_view_hides_flagged_rows_and_follows_columns(dest).await;
     edges_follow_the_current_list(dest).await;
     dimensions_follow_the_current_list(dest).await;
+    property_history_only_gains_rows(dest).await;
 }
 
 /// Reconciliation flags are set and cleared without the cursor guard and without touching the
@@ -868,4 +869,63 @@ pub async fn dimensions_follow_the_current_list<D: Inspect>(dest: &D) {
     assert!(refused.is_err(), "a repeated key is refused");
     assert_eq!(dest.read_table("owners").await.expect("read"), owners_before);
     assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), held(t1));
+}
+
+/// `property_history` only gains rows: versions are typed and keyed apart (three in one
+/// millisecond are three rows), a later write of other versions leaves the stored ones alone
+/// (no `_hsync_removed_at`), and a replay adds nothing.
+pub async fn property_history_only_gains_rows<D: Inspect>(dest: &D) {
+    use crate::schema::dimension::{build_dimension_batch, PROPERTY_HISTORY};
+    use crate::schema::history::version_rows;
+    let t0 = 1_767_225_600_000;
+    let stream = &StreamId::new(StreamKind::History, "conformance");
+    let commit = |position: i64| Checkpoint { stream: stream.clone(), position, state: json!({ "at": position }) };
+    assert_eq!(dest.read_table("property_history").await.expect("prepare creates the table"), Vec::<Row>::new());
+    let deal = |versions: &str| -> CrmObject {
+        serde_json::from_str(&format!(
+            r#"{{"id":"7","properties":{{}},"propertiesWithHistory":{{"dealstage":[{versions}]}}}}"#
+        ))
+        .expect("invariant: a valid record")
+    };
+    let first = deal(
+        r#"{"value":"won","timestamp":"2026-01-02T03:04:05.678Z","sourceType":"CRM_UI","sourceId":"userId:5","updatedByUserId":5},
+           {"value":"lost","timestamp":"2026-01-02T03:04:05.678Z","sourceType":"CRM_UI","sourceId":"userId:5","updatedByUserId":5},
+           {"value":"won","timestamp":"2026-01-02T03:04:05.678Z","sourceType":"INTEGRATION","sourceId":"3141"},
+           {"value":"Nuñez \"open\"","timestamp":"2025-12-01T00:00:00Z","sourceType":"IMPORT","sourceLabel":"Import ü"}"#,
+    );
+    let write = |record: CrmObject, at: i64| async move {
+        let (rows, rejects) = version_rows("deals", &[record]);
+        assert!(rejects.is_empty(), "{rejects:?}");
+        let (batch, rejects) = build_dimension_batch(&PROPERTY_HISTORY, &rows);
+        assert!(rejects.is_empty(), "{rejects:?}");
+        dest.replace_dimensions(&[batch], at, &[], Some(&commit(at))).await.expect("write versions")
+    };
+    let outcomes = write(first.clone(), t0).await;
+    assert_eq!(outcomes.iter().map(|o| (o.table, o.rows, o.removed)).collect::<Vec<_>>(), [("property_history", 4, 0)]);
+    let rows = dest.read_table("property_history").await.expect("read");
+    assert_eq!(rows.len(), 4, "three versions in one millisecond are three rows");
+    assert!(rows.iter().all(|r| !r.contains_key(crate::schema::dimension::REMOVED_AT)), "no removal flag: {rows:?}");
+    let open = rows.iter().find(|r| r.get("source_type") == Some(&text("IMPORT"))).expect("the import version");
+    assert_eq!(value(open, "record_id"), &Cell::Int(7));
+    assert_eq!(value(open, "value"), &text("Nuñez \"open\""));
+    assert_eq!(value(open, "source_label"), &text("Import ü"));
+    assert_eq!(value(open, "changed_at"), &Cell::TimestampMs(parse_instant_ms("2025-12-01T00:00:00Z").unwrap()));
+    assert_eq!(value(open, "updated_by_user_id"), &Cell::Null);
+    let won =
+        rows.iter().find(|r| r.get("source_id") == Some(&text("userId:5")) && r.get("value") == Some(&text("won")));
+    assert_eq!(won.map(|r| value(r, "updated_by_user_id")), Some(&Cell::Int(5)));
+    let held = |position: i64| dest.holds_state().then(|| commit(position));
+    assert_eq!(dest.checkpoint(stream).await.expect("checkpoint"), held(t0), "committed with the versions");
+
+    // A later read lists only a new version: the stored ones stay as they are.
+    let later = deal(r#"{"value":"closed","timestamp":"2026-02-01T00:00:00Z","sourceType":"CRM_UI"}"#);
+    write(later, t0 + 1_000).await;
+    let after = dest.read_table("property_history").await.expect("read");
+    assert_eq!(after.len(), 5);
+    for row in &rows {
+        assert!(after.contains(row), "a stored version is untouched: {row:?}");
+    }
+    // A replay of the first read adds nothing.
+    write(first, t0 + 2_000).await;
+    assert_eq!(dest.read_table("property_history").await.expect("read").len(), 5, "a replay doubles nothing");
 }

@@ -29,7 +29,9 @@
 //! - `replace_dimensions` makes the owners and pipelines tables (created by `prepare`, layout
 //!   in [`crate::schema::dimension`]) hold complete current lists, in one transaction with the
 //!   rejects and the checkpoint: listed rows upserted, unlisted rows flagged
-//!   `_hsync_removed_at`, never deleted.
+//!   `_hsync_removed_at`, never deleted. For a table that only gains rows (`property_history`,
+//!   see [`crate::schema::dimension::DimensionTable::complete_lists`]) the given rows are
+//!   upserted and nothing else is touched, so replaying a write changes nothing.
 //! - Identifiers are quoted by one function per dialect; values are bound or loaded as data,
 //!   never interpolated into SQL text.
 
@@ -40,6 +42,7 @@ pub mod bigquery;
 pub mod conformance;
 mod error;
 mod flag_sql;
+mod history_sql;
 mod lease;
 #[cfg(feature = "parquet")]
 pub mod parquet;
@@ -85,6 +88,13 @@ pub const ASSOCIATION_COLUMNS: [(&str, ColumnType); 9] = [
 /// association table in every destination with views. Its columns are fixed, so `prepare`
 /// creates it once.
 pub const ASSOCIATIONS_LIVE_VIEW: &str = "associations_live";
+/// The view over `property_history` giving each version's span: when the property took the
+/// value (`entered_at`), when the next version replaced it (`exited_at`, NULL for the current
+/// value), the seconds between, and `is_current`; per record and property, versions in time
+/// order (ties by `version_id`). Deal-stage durations are its rows with `property =
+/// 'dealstage'`; any pipeline-stage property has the same shape. Every destination with views
+/// has it; `prepare` creates it.
+pub const HISTORY_SPANS_VIEW: &str = "property_history_spans";
 /// The association table's key (the first of [`ASSOCIATION_COLUMNS`]).
 pub const EDGE_KEY: [&str; 5] = ["from_type", "from_id", "to_type", "to_id", "type_id"];
 /// The rejects table's columns, in order, with their types.
@@ -366,7 +376,9 @@ pub trait Destination: Send + Sync {
     /// carries, in one transaction with `rejects` and `commit`: every listed row is inserted or
     /// updated (`_hsync_synced_at = synced_at_ms`, `_hsync_removed_at` cleared), and every stored
     /// row the list lacks keeps its values and gets `_hsync_removed_at = synced_at_ms` unless it
-    /// has one already. Rows are never deleted; tables not in `batches` are untouched. Batches
+    /// has one already (only in a table of complete lists: in `property_history` the rows are
+    /// upserted and nothing else changes). Rows are never deleted; tables not in `batches` are
+    /// untouched. Batches
     /// with wrong columns, a missing or repeated key, or a table given twice are refused before
     /// anything is written. Returns one outcome per batch, in order.
     fn replace_dimensions(

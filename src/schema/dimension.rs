@@ -28,6 +28,11 @@ pub struct DimensionTable {
     pub key: &'static [&'static str],
     /// The columns a refresh fills from HubSpot, in table order, the key's first.
     pub columns: &'static [(&'static str, ColumnType)],
+    /// Whether each write is the complete list, so stored rows it lacks get
+    /// `_hsync_removed_at` (owners, pipelines). `false` for tables that only ever gain rows
+    /// (property history): a write upserts its rows and leaves every other row alone, and the
+    /// table has no `_hsync_removed_at`.
+    pub complete_lists: bool,
 }
 
 use ColumnType::{BigInt, Boolean, Decimal, Json, Text, Timestamp};
@@ -49,6 +54,7 @@ pub const OWNERS: DimensionTable = DimensionTable {
         ("created_at", Timestamp),
         ("updated_at", Timestamp),
     ],
+    complete_lists: true,
 };
 
 /// `GET /crm/v3/pipelines/{objectType}` of every type with pipelines; `object_type` is the
@@ -66,6 +72,7 @@ pub const PIPELINES: DimensionTable = DimensionTable {
         ("created_at", Timestamp),
         ("updated_at", Timestamp),
     ],
+    complete_lists: true,
 };
 
 /// The stages of those pipelines. `metadata` is HubSpot's map as JSON; `probability` and
@@ -88,21 +95,51 @@ pub const PIPELINE_STAGES: DimensionTable = DimensionTable {
         ("created_at", Timestamp),
         ("updated_at", Timestamp),
     ],
+    complete_lists: true,
 };
 
-/// Every dimension table.
-pub const DIMENSION_TABLES: [&DimensionTable; 3] = [&OWNERS, &PIPELINES, &PIPELINE_STAGES];
+/// Every version of the properties `sync.history` names, of every object, read with
+/// `propertiesWithHistory` (`stream::history`; layout and keys in [`super::history`]).
+pub const PROPERTY_HISTORY: DimensionTable = DimensionTable {
+    name: "property_history",
+    key: &["object_type", "version_id"],
+    columns: &[
+        ("object_type", Text),
+        ("version_id", Text),
+        ("record_id", BigInt),
+        ("property", Text),
+        ("value", Text),
+        ("changed_at", Timestamp),
+        ("source_type", Text),
+        ("source_id", Text),
+        ("source_label", Text),
+        ("updated_by_user_id", BigInt),
+    ],
+    complete_lists: false,
+};
+
+/// Every dimension table: `prepare` creates them all.
+pub const DIMENSION_TABLES: [&DimensionTable; 4] = [&OWNERS, &PIPELINES, &PIPELINE_STAGES, &PROPERTY_HISTORY];
 
 impl DimensionTable {
-    /// Every column in table order: the refreshed ones, then `_hsync_synced_at` and
-    /// `_hsync_removed_at`.
+    /// Every column in table order: the refreshed ones, then [`Self::hsync_columns`].
     pub fn all_columns(&self) -> Vec<ExistingColumn> {
         self.columns
             .iter()
             .map(|(name, ty)| (*name, *ty))
-            .chain([(hsync_columns::SYNCED_AT, Timestamp), (REMOVED_AT, Timestamp)])
+            .chain(self.hsync_columns().iter().map(|c| (*c, Timestamp)))
             .map(|(name, ty)| ExistingColumn { name: name.to_owned(), ty })
             .collect()
+    }
+
+    /// hsync's columns after the refreshed ones (both timestamps): `_hsync_synced_at`, and
+    /// `_hsync_removed_at` for a table of [`Self::complete_lists`].
+    pub fn hsync_columns(&self) -> &'static [&'static str] {
+        if self.complete_lists {
+            &[hsync_columns::SYNCED_AT, REMOVED_AT]
+        } else {
+            &[hsync_columns::SYNCED_AT]
+        }
     }
 
     /// The names of the refreshed columns, in order.

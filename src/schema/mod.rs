@@ -6,6 +6,7 @@
 mod batch;
 mod diff;
 pub mod dimension;
+pub mod history;
 mod mapping;
 pub mod naming;
 

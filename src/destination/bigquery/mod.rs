@@ -529,16 +529,19 @@ impl BigQueryDestination {
                     vec![int_param("synced_at", synced_at_ms)],
                 )
                 .await?;
-            let removed = self
-                .api
-                .query(
-                    &action,
-                    sql::render_remove_missing_dimension(self.ds(), table, &scratch),
-                    vec![int_param("synced_at", synced_at_ms)],
-                )
-                .await?
-                .affected
-                .unwrap_or(0);
+            let removed = if table.complete_lists {
+                self.api
+                    .query(
+                        &action,
+                        sql::render_remove_missing_dimension(self.ds(), table, &scratch),
+                        vec![int_param("synced_at", synced_at_ms)],
+                    )
+                    .await?
+                    .affected
+                    .unwrap_or(0)
+            } else {
+                0
+            };
             Ok(DimensionOutcome { table: table.name, rows, removed })
         }
         .await;
@@ -647,6 +650,13 @@ impl Destination for BigQueryDestination {
                 .collect();
             self.create_table(table.name, fields, false).await?;
         }
+        self.api
+            .query(
+                &format!("create view {}", crate::destination::HISTORY_SPANS_VIEW),
+                sql::render_replace_history_spans(self.ds()),
+                Vec::new(),
+            )
+            .await?;
         Ok(())
     }
 

@@ -8,7 +8,9 @@
 
 use super::types::sql_type;
 use crate::destination::flag_sql::{unflagged, FlagClauses, INSERTED_COLUMNS};
-use crate::schema::dimension::{DimensionTable, REMOVED_AT};
+use crate::destination::history_sql::spans_select;
+use crate::destination::HISTORY_SPANS_VIEW;
+use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPlan};
 
 pub use crate::destination::flag_sql::FLAG_COLUMNS;
@@ -24,6 +26,17 @@ pub fn render_create_associations_live(ds: Dataset) -> String {
         ds.table(ASSOCIATIONS_LIVE_VIEW),
         ds.table(ASSOCIATIONS_TABLE),
         quote_ident("deleted_at")
+    )
+}
+
+/// (Re)creates [`HISTORY_SPANS_VIEW`]; the seconds are `TIMESTAMP_DIFF` in milliseconds over
+/// 1,000.
+pub fn render_replace_history_spans(ds: Dataset) -> String {
+    let seconds = |later: &str, earlier: &str| format!("TIMESTAMP_DIFF({later}, {earlier}, MILLISECOND) / 1000");
+    format!(
+        "CREATE OR REPLACE VIEW {} AS\n{}",
+        ds.table(HISTORY_SPANS_VIEW),
+        spans_select(quote_ident, &ds.table(PROPERTY_HISTORY.name), seconds)
     )
 }
 
@@ -320,27 +333,28 @@ pub fn render_read_edges(ds: Dataset) -> String {
 }
 
 /// Upserts a dimension list from its scratch table (the refreshed columns, decimals and JSON
-/// as text): a stored row takes every value and loses its `_hsync_removed_at`. Parameter:
+/// as text): a stored row takes every value and (in a table of complete lists) loses its
+/// `_hsync_removed_at`. Parameter:
 /// `@synced_at` (epoch ms).
 pub fn render_upsert_dimension(ds: Dataset, table: &DimensionTable, scratch: &str) -> String {
     let q = quote_ident;
     let names = table.column_names();
     let selected: Vec<String> = table.columns.iter().map(|(c, ty)| from_stage(c, *ty)).collect();
     let on: Vec<String> = table.key.iter().map(|k| format!("t.{q} = s.{q}", q = q(k))).collect();
+    let removed: &[&str] = if table.complete_lists { &[REMOVED_AT] } else { &[] };
     let set: Vec<String> = names
         .iter()
         .filter(|c| !table.key.contains(c))
         .map(|c| format!("{q} = s.{q}", q = q(c)))
-        .chain([
-            format!("{} = TIMESTAMP_MILLIS(@synced_at)", q(hsync_columns::SYNCED_AT)),
-            format!("{} = NULL", q(REMOVED_AT)),
-        ])
+        .chain([format!("{} = TIMESTAMP_MILLIS(@synced_at)", q(hsync_columns::SYNCED_AT))])
+        .chain(removed.iter().map(|c| format!("{} = NULL", q(c))))
         .collect();
-    let all: Vec<&str> = names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]).collect();
+    let all: Vec<&str> = names.iter().copied().chain(table.hsync_columns().iter().copied()).collect();
     let values: Vec<String> = names
         .iter()
         .map(|c| format!("s.{}", q(c)))
-        .chain(["TIMESTAMP_MILLIS(@synced_at)".to_owned(), "NULL".to_owned()])
+        .chain(["TIMESTAMP_MILLIS(@synced_at)".to_owned()])
+        .chain(removed.iter().map(|_| "NULL".to_owned()))
         .collect();
     [
         format!("MERGE {} AS t", ds.table(table.name)),
@@ -490,6 +504,11 @@ mod tests {
             render_remove_missing_dimension(DS, &PIPELINE_STAGES, "_hsync_stage_pipeline_stages_0000abcd"),
         ];
         insta::assert_snapshot!(all.join("\n\n"));
+        let history = [
+            render_upsert_dimension(DS, &PROPERTY_HISTORY, "_hsync_stage_property_history_0000abcd"),
+            render_replace_history_spans(DS),
+        ];
+        insta::assert_snapshot!("property_history", history.join("\n\n"));
     }
 
     #[test]

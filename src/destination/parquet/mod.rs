@@ -849,10 +849,12 @@ impl Destination for ParquetDestination {
                     .collect::<Result<_, _>>()?;
                 let rows = (0..d.batch.num_rows())
                     .map(|i| {
+                        let removed_at = d.table.complete_lists.then_some(Value::Null);
                         columns
                             .iter()
                             .map(|c| c[i].clone())
-                            .chain([Value::Timestamp(synced_at_ms), Value::Null])
+                            .chain([Value::Timestamp(synced_at_ms)])
+                            .chain(removed_at)
                             .collect()
                     })
                     .collect();
@@ -866,12 +868,17 @@ impl Destination for ParquetDestination {
             let inner = format!("write the {} table", table.name);
             let outcome = self
                 .with_log(table.name, inner.clone(), move |log| {
+                    let count = rows.len() as u64;
+                    if !table.complete_lists {
+                        let changes = rows.into_iter().map(|row| Change { op: ops::UPSERT, row }).collect();
+                        log.append(changes).map_err(|e| io_error(&inner, &e))?;
+                        return Ok(DimensionOutcome { table: table.name, rows: count, removed: 0 });
+                    }
                     let schema = log.table().map_err(|e| io_error(&inner, &e))?;
                     let removed_at = schema
                         .column(REMOVED_AT)
                         .ok_or_else(|| statement_error(&inner, format!("the table has no {REMOVED_AT} column")))?;
                     let listed: BTreeSet<Key> = rows.iter().map(|r| log.key_of(r)).collect();
-                    let count = rows.len() as u64;
                     let mut changes: Vec<Change> =
                         rows.into_iter().map(|row| Change { op: ops::UPSERT, row }).collect();
                     for (key, row) in log.rows() {

@@ -466,12 +466,16 @@ impl PostgresDestination {
             .execute(&mut *conn)
             .await
             .map_err(err)?;
-        let removed = statement(sql::render_remove_missing_dimension(&self.data_schema, table))
-            .bind(synced_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?
-            .rows_affected();
+        let removed = if table.complete_lists {
+            statement(sql::render_remove_missing_dimension(&self.data_schema, table))
+                .bind(synced_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?
+                .rows_affected()
+        } else {
+            0
+        };
         Ok(DimensionOutcome { table: table.name, rows, removed })
     }
 }
@@ -493,7 +497,8 @@ impl Destination for PostgresDestination {
         let statements = std::iter::once(sql::render_create_schema(&self.data_schema))
             .chain(sql::render_create_rejects(&self.data_schema))
             .chain(sql::render_create_associations(&self.data_schema))
-            .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.data_schema, t)));
+            .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.data_schema, t)))
+            .chain([sql::render_replace_history_spans(&self.data_schema)]);
         for s in statements {
             statement(s).execute(&mut *tx).await.map_err(|e| Error::from_sqlx(KIND, action, e))?;
         }

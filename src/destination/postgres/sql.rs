@@ -9,7 +9,9 @@
 use super::types::read_as_text;
 use super::types::{pg_type, widen_using};
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
-use crate::schema::dimension::{DimensionTable, REMOVED_AT};
+use crate::destination::history_sql::spans_select;
+use crate::destination::HISTORY_SPANS_VIEW;
+use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema, ViewReason};
 
 use crate::destination::EDGE_KEY;
@@ -177,6 +179,16 @@ pub fn render_create_associations(schema: &str) -> Vec<String> {
     ]
 }
 
+/// (Re)creates [`HISTORY_SPANS_VIEW`]; the seconds are `extract(epoch ...)` of the interval.
+pub fn render_replace_history_spans(schema: &str) -> String {
+    let seconds = |later: &str, earlier: &str| format!("extract(epoch from ({later} - {earlier}))");
+    format!(
+        "create or replace view {} as\n{}",
+        qualified(schema, HISTORY_SPANS_VIEW),
+        spans_select(quote_ident, &qualified(schema, PROPERTY_HISTORY.name), seconds)
+    )
+}
+
 /// Upserts the edges of one object pair. Binds: `$1` from type, `$2` to type, `$3` synced-at
 /// time, and the edges as five parallel arrays: `$4` from ids, `$5` to ids, `$6` type ids,
 /// `$7` categories, `$8` labels. A stored edge is updated only when its category or label
@@ -305,22 +317,24 @@ pub fn render_create_dimension_stage(schema: &str, table: &DimensionTable) -> St
     )
 }
 
-/// Upserts the listed rows from the temporary table: a stored row takes every value and loses
-/// its `_hsync_removed_at`. `$1` the sync time.
+/// Upserts the listed rows from the temporary table: a stored row takes every value and (in a
+/// table of complete lists) loses its `_hsync_removed_at`. `$1` the sync time.
 pub fn render_upsert_dimension(schema: &str, table: &DimensionTable) -> String {
     let names = table.column_names();
-    let all: Vec<&str> = names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]).collect();
+    let removed: &[&str] = if table.complete_lists { &[REMOVED_AT] } else { &[] };
+    let all: Vec<&str> = names.iter().copied().chain(table.hsync_columns().iter().copied()).collect();
     let set: Vec<String> = names
         .iter()
         .copied()
         .filter(|c| !table.key.contains(c))
         .chain([hsync_columns::SYNCED_AT])
         .map(|c| format!("{q} = excluded.{q}", q = quote_ident(c)))
-        .chain([format!("{} = null", quote_ident(REMOVED_AT))])
+        .chain(removed.iter().map(|c| format!("{} = null", quote_ident(c))))
         .collect();
+    let nulls: String = removed.iter().map(|_| ", null::timestamptz").collect();
     [
         format!("insert into {} as t ({})", qualified(schema, table.name), column_list(&all)),
-        format!("select {}, $1::timestamptz, null::timestamptz", column_list(&names)),
+        format!("select {}, $1::timestamptz{nulls}", column_list(&names)),
         format!("from {}", qualified(TEMP_SCHEMA, &dimension_stage_name(table))),
         format!("on conflict ({}) do update", column_list(table.key)),
         format!("set {}", set.join(",\n    ")),
@@ -518,12 +532,10 @@ pub fn render_id_flags(schema: &str, table: &str) -> String {
 #[cfg(feature = "test-support")]
 pub fn render_read_table(schema: &str, table: &str, columns: &[crate::schema::ExistingColumn]) -> String {
     let exprs: Vec<String> = columns.iter().map(|c| read_as_text(&quote_ident(&c.name), c.ty)).collect();
-    format!(
-        "select {}\nfrom {}\norder by {}",
-        exprs.join(", "),
-        qualified(schema, table),
-        quote_ident(hsync_columns::ID)
-    )
+    // Ordered by the id, or the first column of a table without one (property_history).
+    let order = columns.iter().map(|c| c.name.as_str()).find(|c| *c == hsync_columns::ID);
+    let order = order.or(columns.first().map(|c| c.name.as_str())).unwrap_or(hsync_columns::ID);
+    format!("select {}\nfrom {}\norder by {}", exprs.join(", "), qualified(schema, table), quote_ident(order))
 }
 
 #[cfg(test)]
@@ -727,6 +739,8 @@ mod tests {
         let remove: Vec<String> =
             [&OWNERS, &PIPELINES].iter().map(|t| render_remove_missing_dimension("hubspot", t)).collect();
         insta::assert_snapshot!("remove_missing_dimension", remove.join(";\n\n"));
+        let history = [render_upsert_dimension("hubspot", &PROPERTY_HISTORY), render_replace_history_spans("hubspot")];
+        insta::assert_snapshot!("property_history", history.join(";\n\n"));
     }
 
     #[test]

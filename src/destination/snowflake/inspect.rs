@@ -15,7 +15,11 @@ fn table_missing(table: &str) -> Error {
 impl Inspect for SnowflakeDestination {
     async fn read_table(&self, table: &str) -> Result<Vec<Row>, Error> {
         let columns = self.describe(table).await?.ok_or_else(|| table_missing(table))?;
-        let statement = sql::render_read_table(&self.location, table, &columns, &[hsync_columns::ID]);
+        let order: Vec<&str> = match crate::schema::dimension::DIMENSION_TABLES.iter().find(|d| d.name == table) {
+            Some(d) => d.key.to_vec(),
+            None => vec![hsync_columns::ID],
+        };
+        let statement = sql::render_read_table(&self.location, table, &columns, &order);
         let result = self.client.query(&statement, &Bindings::None, &format!("read {table}")).await?;
         result
             .rows

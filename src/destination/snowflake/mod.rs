@@ -436,7 +436,8 @@ impl Destination for SnowflakeDestination {
             sql::render_create_associations_live(&self.location),
         ]
         .into_iter()
-        .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.location, t)));
+        .chain(DIMENSION_TABLES.iter().map(|t| sql::render_create_dimension(&self.location, t)))
+        .chain([sql::render_replace_history_spans(&self.location)]);
         for s in statements {
             session.query(&s, &Bindings::None, action).await?;
         }
@@ -677,10 +678,14 @@ impl Destination for SnowflakeDestination {
                 let table_action = format!("replace the {} table", d.table.name);
                 session.query(&sql::render_update_dimension(&self.location, d.table, name), &at, &table_action).await?;
                 session.query(&sql::render_insert_dimension(&self.location, d.table, name), &at, &table_action).await?;
-                let removed = session
-                    .query(&sql::render_remove_missing_dimension(&self.location, d.table, name), &at, &table_action)
-                    .await?
-                    .count("number of rows updated");
+                let removed = if d.table.complete_lists {
+                    session
+                        .query(&sql::render_remove_missing_dimension(&self.location, d.table, name), &at, &table_action)
+                        .await?
+                        .count("number of rows updated")
+                } else {
+                    0
+                };
                 outcomes.push(DimensionOutcome { table: d.table.name, rows: d.batch.num_rows() as u64, removed });
             }
             self.insert_rejects(&mut session, rejects, "record dimension rejects").await?;

@@ -12,7 +12,9 @@
 
 use super::types::{epoch_ms, sf_type, stage_type};
 use crate::destination::flag_sql::{unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
-use crate::schema::dimension::{DimensionTable, REMOVED_AT};
+use crate::destination::history_sql::spans_select;
+use crate::destination::HISTORY_SPANS_VIEW;
+use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
 
 pub use crate::destination::{ASSOCIATIONS_LIVE_VIEW, ASSOCIATIONS_TABLE, REJECTS_TABLE, STAGE_PREFIX};
@@ -210,6 +212,16 @@ pub fn render_create_associations_live(location: &Location) -> String {
         location.table(ASSOCIATIONS_LIVE_VIEW),
         location.table(ASSOCIATIONS_TABLE),
         quote_ident("deleted_at")
+    )
+}
+
+/// (Re)creates [`HISTORY_SPANS_VIEW`]; the seconds are `DATEDIFF` in milliseconds over 1,000.
+pub fn render_replace_history_spans(location: &Location) -> String {
+    let seconds = |later: &str, earlier: &str| format!("DATEDIFF('millisecond', {earlier}, {later}) / 1000");
+    format!(
+        "CREATE OR REPLACE VIEW {} AS\n{}",
+        location.table(HISTORY_SPANS_VIEW),
+        spans_select(quote_ident, &location.table(PROPERTY_HISTORY.name), seconds)
     )
 }
 
@@ -503,18 +515,17 @@ fn key_match(table: &DimensionTable, left: &str, right: &str) -> String {
     table.key.iter().map(|k| format!("{left}.{q} = {right}.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ")
 }
 
-/// Updates the listed rows that the table holds: every value, the sync time (bound), and the
-/// removal flag cleared.
+/// Updates the listed rows that the table holds: every value, the sync time (bound), and (in a
+/// table of complete lists) the removal flag cleared.
 pub fn render_update_dimension(location: &Location, table: &DimensionTable, scratch: &str) -> String {
+    let removed: &[&str] = if table.complete_lists { &[REMOVED_AT] } else { &[] };
     let set: Vec<String> = table
         .columns
         .iter()
         .filter(|(name, _)| !table.key.contains(name))
         .map(|(name, _)| format!("{q} = s.{q}", q = quote_ident(name)))
-        .chain([
-            format!("{} = {BOUND_INSTANT}", quote_ident(hsync_columns::SYNCED_AT)),
-            format!("{} = NULL", quote_ident(REMOVED_AT)),
-        ])
+        .chain([format!("{} = {BOUND_INSTANT}", quote_ident(hsync_columns::SYNCED_AT))])
+        .chain(removed.iter().map(|c| format!("{} = NULL", quote_ident(c))))
         .collect();
     format!(
         "UPDATE {} AS t\nSET {}\nFROM {} AS s\nWHERE {}",
@@ -528,10 +539,11 @@ pub fn render_update_dimension(location: &Location, table: &DimensionTable, scra
 /// Inserts the listed rows the table lacks, with the sync time (bound).
 pub fn render_insert_dimension(location: &Location, table: &DimensionTable, scratch: &str) -> String {
     let names = table.column_names();
-    let all: Vec<&str> = names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]).collect();
+    let all: Vec<&str> = names.iter().copied().chain(table.hsync_columns().iter().copied()).collect();
     let values: Vec<String> = names.iter().map(|c| format!("s.{}", quote_ident(c))).collect();
+    let nulls = if table.complete_lists { ", NULL" } else { "" };
     format!(
-        "INSERT INTO {target} ({})\nSELECT {}, {BOUND_INSTANT}, NULL\nFROM {} AS s\n\
+        "INSERT INTO {target} ({})\nSELECT {}, {BOUND_INSTANT}{nulls}\nFROM {} AS s\n\
          WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
         column_list(&all),
         values.join(", "),
@@ -725,5 +737,12 @@ mod tests {
             render_remove_missing_dimension(&here(), &PIPELINE_STAGES, &scratch),
         ];
         insta::assert_snapshot!("replace_dimension", statements.join(";\n\n"));
+        let scratch = stage_table_name("property_history", 3);
+        let history = [
+            render_update_dimension(&here(), &PROPERTY_HISTORY, &scratch),
+            render_insert_dimension(&here(), &PROPERTY_HISTORY, &scratch),
+            render_replace_history_spans(&here()),
+        ];
+        insta::assert_snapshot!("property_history", history.join(";\n\n"));
     }
 }

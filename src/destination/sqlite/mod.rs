@@ -52,9 +52,9 @@
 //!
 //! # Dimensions
 //! `replace_dimensions` runs in one write transaction: per table, the listed rows in bound
-//! multi-row upserts ([`sql::render_upsert_dimension`]), then the flagging of the rows the list
-//! lacks ([`sql::render_remove_missing_dimension`], the list's keys bound as one JSON array),
-//! then the rejects and the checkpoint.
+//! multi-row upserts ([`sql::render_upsert_dimension`]), then, for a table of complete lists,
+//! the flagging of the rows the list lacks ([`sql::render_remove_missing_dimension`], the
+//! list's keys bound as one JSON array), then the rejects and the checkpoint.
 //!
 //! # Flags
 //! `flag` writes reconciliation flags in one transaction, in chunks of bound `values` rows:
@@ -413,6 +413,15 @@ impl Destination for SqliteDestination {
                 .await
                 .map_err(self.failed_here(format!("create the {} table", table.name)))?;
         }
+        let view = crate::destination::HISTORY_SPANS_VIEW;
+        let mut tx = self.write_transaction("create the property history view").await?;
+        for statement in sql::render_replace_history_spans() {
+            dynamic(statement, SqliteArguments::default())
+                .execute(&mut *tx)
+                .await
+                .map_err(self.failed_here(format!("create the {view} view")))?;
+        }
+        tx.commit().await.map_err(self.failed_here(format!("create the {view} view")))?;
         Ok(())
     }
 
@@ -673,15 +682,18 @@ impl Destination for SqliteDestination {
                     .await
                     .map_err(self.failed_here(format!("write the {} table", table.name)))?;
             }
-            let mut args = SqliteArguments::default();
-            for value in [Value::Text(synced_at.clone()), Value::Text(keys)] {
-                bind(&mut args, value).map_err(|e| statement_error(action, e))?;
+            let mut removed = 0;
+            if table.complete_lists {
+                let mut args = SqliteArguments::default();
+                for value in [Value::Text(synced_at.clone()), Value::Text(keys)] {
+                    bind(&mut args, value).map_err(|e| statement_error(action, e))?;
+                }
+                removed = dynamic(sql::render_remove_missing_dimension(table), args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.failed_here(format!("flag the rows removed from {}", table.name)))?
+                    .rows_affected();
             }
-            let removed = dynamic(sql::render_remove_missing_dimension(table), args)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.failed_here(format!("flag the rows removed from {}", table.name)))?
-                .rows_affected();
             outcomes.push(DimensionOutcome { table: table.name, rows: rows as u64, removed });
         }
         insert_rejects(&mut tx, rejects)

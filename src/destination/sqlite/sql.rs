@@ -9,8 +9,9 @@
 use std::fmt::Write as _;
 
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
-use crate::destination::EDGE_KEY;
-use crate::schema::dimension::{DimensionTable, REMOVED_AT};
+use crate::destination::history_sql::spans_select;
+use crate::destination::{EDGE_KEY, HISTORY_SPANS_VIEW};
+use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, ColumnType, ExistingColumn};
 
 use super::types::declared_type;
@@ -199,6 +200,23 @@ pub fn render_create_associations_live() -> String {
     )
 }
 
+/// (Re)creates [`HISTORY_SPANS_VIEW`] (SQLite has no `create or replace view`: run both
+/// statements in one transaction). Times are stored as ISO text; the seconds come from
+/// `julianday`, rounded to the millisecond.
+pub fn render_replace_history_spans() -> Vec<String> {
+    let seconds = |later: &str, earlier: &str| {
+        format!("round((julianday({later}) - julianday({earlier})) * 86400000.0) / 1000.0")
+    };
+    vec![
+        format!("drop view if exists {}", quote_ident(HISTORY_SPANS_VIEW)),
+        format!(
+            "create view {} as\n{}",
+            quote_ident(HISTORY_SPANS_VIEW),
+            spans_select(quote_ident, &quote_ident(PROPERTY_HISTORY.name), seconds)
+        ),
+    ]
+}
+
 /// `json_extract("value", '$[i]')`: element `i` of the current element of `json_each`.
 fn element(i: usize) -> String {
     format!("json_extract({}, '$[{i}]')", quote_ident("value"))
@@ -308,19 +326,21 @@ pub fn render_create_dimension(table: &DimensionTable) -> String {
 }
 
 /// Upserts `rows` listed rows of a dimension table: per row one `?` per refreshed column, in
-/// order, then one for `_hsync_synced_at`. A stored row takes every value and loses its
-/// `_hsync_removed_at`.
+/// order, then one for `_hsync_synced_at`. A stored row takes every value and (in a table of
+/// complete lists) loses its `_hsync_removed_at`.
 pub fn render_upsert_dimension(table: &DimensionTable, rows: usize) -> String {
     let names = table.column_names();
-    let columns = quoted_list(names.iter().copied().chain([hsync_columns::SYNCED_AT, REMOVED_AT]));
-    let row = format!("({}, ?, null)", vec!["?"; names.len()].join(", "));
+    let removed: &[&str] = if table.complete_lists { &[REMOVED_AT] } else { &[] };
+    let columns = quoted_list(names.iter().copied().chain(table.hsync_columns().iter().copied()));
+    let nulls: String = removed.iter().map(|_| ", null").collect();
+    let row = format!("({}, ?{nulls})", vec!["?"; names.len()].join(", "));
     let set: Vec<String> = names
         .iter()
         .copied()
         .filter(|c| !table.key.contains(c))
         .chain([hsync_columns::SYNCED_AT])
         .map(|c| format!("{} = excluded.{}", quote_ident(c), quote_ident(c)))
-        .chain([format!("{} = null", quote_ident(REMOVED_AT))])
+        .chain(removed.iter().map(|c| format!("{} = null", quote_ident(c))))
         .collect();
     format!(
         "insert into {} ({columns})\nvalues {}\non conflict ({}) do update\nset {}",
@@ -644,6 +664,14 @@ mod tests {
         let sql = render_upsert_dimension(&OWNERS, 3);
         assert_eq!(sql.matches('?').count(), 3 * (OWNERS.columns.len() + 1));
         assert_eq!(render_remove_missing_dimension(&OWNERS).matches('?').count(), 2);
+        let history = render_upsert_dimension(&PROPERTY_HISTORY, 2);
+        assert_eq!(history.matches('?').count(), 2 * (PROPERTY_HISTORY.columns.len() + 1));
+    }
+
+    #[test]
+    fn property_history_statements() {
+        assert_snapshot!("upsert_property_history", render_upsert_dimension(&PROPERTY_HISTORY, 2));
+        assert_snapshot!("replace_history_spans", render_replace_history_spans().join(";\n\n"));
     }
 
     #[test]
