@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::HistorySelection;
 use crate::destination::{AnyDestination, AnyStateStore, Destination};
 use crate::error::Classify;
 use crate::hubspot::{HubSpotClient, ObjectRef, ReadPath};
@@ -25,7 +26,7 @@ use crate::state::{RunStatus, StateStore, StreamId};
 use crate::stream::backfill::{self, Mode};
 use crate::stream::runner::{PlannedSchema, PreparedTable, PropertyFilter, Runner};
 use crate::stream::state::BackfillState;
-use crate::stream::{associations, cdc, deletes, dimensions, reread, Error};
+use crate::stream::{associations, cdc, deletes, dimensions, history, reread, Error};
 
 /// One unit of sync work.
 #[derive(Clone, Debug)]
@@ -45,6 +46,9 @@ pub enum Job {
     /// Refresh the owners and pipelines tables in full, with the pipelines of the synced
     /// objects' types.
     Dimensions(Vec<ObjectRef>),
+    /// Read the property history of the records changed since the last pass (of every
+    /// record, the first time).
+    History { object: ObjectRef, selection: HistorySelection },
 }
 
 impl Job {
@@ -57,6 +61,7 @@ impl Job {
             Job::Deletes(object) => StreamId::deletes(&object.table),
             Job::Associations { source, .. } => StreamId::associations(&source.from.table),
             Job::Dimensions(_) => StreamId::dimensions(),
+            Job::History { object, .. } => StreamId::history(&object.table),
         }
     }
 
@@ -93,6 +98,7 @@ pub enum Report {
     Deletes(deletes::Report),
     Associations(associations::Report),
     Dimensions(dimensions::Report),
+    History(history::Report),
 }
 
 impl Report {
@@ -105,6 +111,7 @@ impl Report {
             Report::Deletes(r) => r.written,
             Report::Associations(r) => r.pairs.iter().map(|p| p.upserted + p.tombstoned).sum(),
             Report::Dimensions(r) => r.rows(),
+            Report::History(r) => r.versions,
         }
     }
 }
@@ -291,6 +298,10 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             Job::Dimensions(synced) => {
                 Ok(Outcome { report: Report::Dimensions(dimensions::refresh(runner, synced).await?), finished: true })
             }
+            Job::History { object, selection } => {
+                let report = history::pass(runner, object, selection, self.settings.settle_lag, stop).await?;
+                Ok(Outcome { finished: report.finished, report: Report::History(report) })
+            }
         }
     }
 
@@ -407,7 +418,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
 fn job_object(job: &Job) -> Option<&ObjectRef> {
     match job {
         Job::Schema(object) | Job::Backfill { object, .. } | Job::Cdc(object) | Job::Deletes(object) => Some(object),
-        Job::Associations { .. } | Job::Dimensions(_) => None,
+        Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } => None,
     }
 }
 

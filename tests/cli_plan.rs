@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hsync_sim::{LimitSettings, PortalSpec};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::cli::{explain, hsync, stdout, write_config};
 use crate::support::{limited, Sim};
@@ -137,6 +137,7 @@ async fn plan_shows_each_types_read_path_and_the_sweep_cost_per_object() {
     let week = 7 * 86_400;
     let sections = format!(
         "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\", \"calls\", \"contracts\"]\n\n\
+         [sync.history]\ncontacts = [\"default\", \"firstname\"]\n\n\
          [daemon.association_sweep_interval_by_object]\ncontacts = {week}\n",
         dir.path().join("w.db").display()
     );
@@ -164,6 +165,19 @@ async fn plan_shows_each_types_read_path_and_the_sweep_cost_per_object() {
     assert_eq!(contracts["cdc_calls_per_pass"], pages, "each CDC pass lists every contract");
     assert_eq!(contracts["search_calls"], 0);
 
+    // Property history: on for contacts (its first load counted, 50 records a call), and
+    // no default to offer for calls or contracts.
+    let contacts_plan = object(&plan, "contacts");
+    let history = &contacts_plan["history"];
+    assert_eq!(history["on"], true, "{history}");
+    assert_eq!(history["properties"], json!(["lifecyclestage", "hs_lead_status", "hubspot_owner_id", "firstname"]));
+    let live_contacts = sim.truth_ids("contacts").await.len() as u64;
+    assert_eq!(history["first_load_calls"], live_contacts.div_ceil(50));
+    assert_eq!(history["calls_per_1000_changes"], 20);
+    let other = contacts_plan["general_calls"].as_u64().unwrap() - live_contacts.div_ceil(50);
+    assert_eq!(other, 1 + contacts_plan["association_reads"].as_u64().unwrap(), "property read, sweeps, history");
+    assert!(calls["history"].is_null() && contracts["history"].is_null(), "no default history for them");
+
     let pairs = plan["pairs"].as_array().unwrap();
     let from_contacts: Vec<&Value> = pairs.iter().filter(|p| p["from"] == "contacts").collect();
     assert!(from_contacts.iter().any(|p| p["to"] == "calls"), "contacts to calls is swept: {plan}");
@@ -183,4 +197,8 @@ async fn plan_shows_each_types_read_path_and_the_sweep_cost_per_object() {
     assert_eq!(row("contracts").split_whitespace().nth(1), Some("list"), "{text}");
     assert_eq!(row("calls").split_whitespace().nth(1), Some("search"), "{text}");
     assert!(text.contains("contracts: HubSpot serves no search for it"), "{text}");
+    assert!(
+        text.contains("contacts: history (sync.history) lifecyclestage, hs_lead_status, hubspot_owner_id, firstname"),
+        "{text}"
+    );
 }

@@ -33,6 +33,7 @@ mod sync_column_names;
 mod sync_deletes;
 mod sync_dimensions;
 mod sync_engine;
+mod sync_history;
 mod sync_parquet;
 mod sync_scale;
 mod sync_snowflake;

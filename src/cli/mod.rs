@@ -9,6 +9,7 @@ mod config_cmd;
 mod deletes;
 mod demo;
 mod dimensions;
+mod history;
 mod plan;
 mod reset;
 mod run;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Refresh the owners, pipelines and pipeline_stages tables in full (rows HubSpot no longer
     /// lists are kept, flagged with _hsync_removed_at).
     Dimensions(dimensions::DimensionsArgs),
+    /// Read the property history `sync.history` names into property_history: every record's
+    /// the first time, then only the records CDC wrote since the last pass.
+    History(history::HistoryArgs),
     /// Each stream's phase, watermark, lag, rows and last error, and the day's API budget, from
     /// the state store alone (no HubSpot call); `--json` for machines.
     Status(status::StatusArgs),
@@ -136,6 +140,7 @@ impl Command {
             Command::Deletes(_) => "hsync deletes",
             Command::Run(_) => "hsync run",
             Command::Dimensions(_) => "hsync dimensions",
+            Command::History(_) => "hsync history",
             Command::Status(_) => "hsync status",
             Command::Plan(_) => "hsync plan",
             Command::Verify(_) => "hsync verify",
@@ -160,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args, leasing).await,
         Command::Run(args) => run::run(cli.config.as_deref(), args).await,
         Command::Dimensions(args) => dimensions::run(cli.config.as_deref(), args, leasing).await,
+        Command::History(args) => history::run(cli.config.as_deref(), args, leasing).await,
         Command::Status(args) => status::run(cli.config.as_deref(), args).await,
         Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,

@@ -4,7 +4,9 @@
 //! without search), what a CDC pass of a list-path object costs, and what each association
 //! pair's sweep costs a day. It reads each object's record count from one search (`limit 1`,
 //! its `total`; a list-path object has none, so its ids are listed, 100 per call) and which
-//! object pairs have associations from the labels endpoint, and writes nothing. The arithmetic
+//! object pairs have associations from the labels endpoint, and writes nothing. It also shows
+//! what keeping each object's property history costs (`sync.history`), and for an object
+//! without it what turning it on for the type's default properties would cost. The arithmetic
 //! follows the streams' own page sizes; the assumptions are printed with it.
 
 use std::path::Path;
@@ -18,7 +20,8 @@ use indicatif::{HumanCount, HumanDuration};
 use serde::Serialize;
 
 use super::session::Warehouse;
-use crate::hubspot::{Family, ObjectRef, ReadPath, WindowLimit, ASSOCIATION_BATCH_MAX};
+use crate::config::HistorySelection;
+use crate::hubspot::{Family, ObjectRef, ReadPath, WindowLimit, ASSOCIATION_BATCH_MAX, HISTORY_BATCH_MAX};
 use crate::stream::associations::{self, candidate_pairs};
 use crate::stream::backfill::PAGE;
 use crate::stream::listing;
@@ -66,6 +69,51 @@ struct ObjectPlan {
     general_calls: u64,
     calls: u64,
     seconds: f64,
+    /// Property history: what `sync.history` costs, or what the type's default history would
+    /// cost; `None` when it is off and the type has no default.
+    history: Option<HistoryPlan>,
+}
+
+/// What keeping one object's property history costs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct HistoryPlan {
+    /// Whether `sync.history` keeps it: its first load is then counted in the object's calls;
+    /// otherwise the numbers are what `["default"]` would cost.
+    on: bool,
+    /// The properties whose versions are kept (`*`: every property).
+    properties: Vec<String>,
+    /// Batch reads with history for the first load (50 records a call, HubSpot's limit).
+    first_load_calls: u64,
+    /// Batch reads per 1,000 records changed, on each later pass.
+    calls_per_1000_changes: u64,
+}
+
+/// The history plan of an object of `records` records: `selection` is what `sync.history`
+/// keeps, `defaults` the type's default properties.
+fn plan_history(selection: Option<HistorySelection>, defaults: &[&str], records: u64) -> Option<HistoryPlan> {
+    let (on, properties) = match selection {
+        Some(HistorySelection::Every) => (true, vec![crate::config::HISTORY_EVERY.to_owned()]),
+        Some(HistorySelection::Named(names)) => (true, names),
+        None if defaults.is_empty() => return None,
+        None => (false, defaults.iter().map(|p| (*p).to_owned()).collect()),
+    };
+    let per_call = HISTORY_BATCH_MAX as u64;
+    Some(HistoryPlan {
+        on,
+        properties,
+        first_load_calls: records.div_ceil(per_call),
+        calls_per_1000_changes: 1_000u64.div_ceil(per_call),
+    })
+}
+
+/// Adds `history` to `plan`, counting its first load in the object's calls when it is on.
+fn add_history(plan: &mut ObjectPlan, history: Option<HistoryPlan>, spacing: Spacing) {
+    if let Some(h) = history.as_ref().filter(|h| h.on) {
+        plan.general_calls += h.first_load_calls;
+        plan.calls = plan.search_calls + plan.general_calls;
+        plan.seconds = seconds(plan.search_calls, plan.general_calls, spacing);
+    }
+    plan.history = history;
 }
 
 /// Calls made once per run rather than per object.
@@ -180,6 +228,7 @@ fn plan_object(object: &str, reading: Reading, records: u64, pairs_from: u64, sp
         general_calls,
         calls: search_calls + general_calls,
         seconds: seconds(search_calls, general_calls, spacing),
+        history: None,
     }
 }
 
@@ -274,7 +323,10 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
         .zip(records.iter().zip(&readings))
         .map(|(object, (&n, &reading))| {
             let pairs_from = pairs.iter().filter(|p| p.from.table == object.table).count() as u64;
-            plan_object(&object.table, reading, n, pairs_from, spacing)
+            let mut plan = plan_object(&object.table, reading, n, pairs_from, spacing);
+            let history = plan_history(config.sync.history_for(object), object.facts.history_properties, n);
+            add_history(&mut plan, history, spacing);
+            plan
         })
         .collect();
     let names = names_of(&objects, &args, config);
@@ -472,6 +524,22 @@ fn render(plan: &Plan) -> String {
             thousands(p.cdc_calls_per_pass.unwrap_or_default())
         ));
     }
+    for p in &plan.objects {
+        let Some(h) = &p.history else { continue };
+        let what = if h.on {
+            "history (sync.history)".to_owned()
+        } else {
+            format!("history is off; sync.history.{} = [\"default\"] would keep", p.object)
+        };
+        out.push_str(&format!(
+            "{}: {what} {}: {} calls for the first load{}, then {} calls per 1,000 records changed\n",
+            p.object,
+            h.properties.join(", "),
+            thousands(h.first_load_calls),
+            if h.on { " (counted above)" } else { "" },
+            thousands(h.calls_per_1000_changes)
+        ));
+    }
     if plan.pairs.is_empty() {
         out.push_str("associations: HubSpot defines none between the selected objects\n");
     } else {
@@ -529,6 +597,30 @@ mod tests {
         let wide = plan_object("contracts", Reading::List { calls_per_page: 2 }, 1_001, 0, SPACING);
         assert_eq!(wide.backfill_list_calls, 22);
         assert_eq!(plan_object("calls", Reading::Search, 1_000, 0, SPACING).cdc_calls_per_pass, None);
+    }
+
+    #[test]
+    fn history_costs_a_call_per_50_records_and_counts_only_when_on() {
+        let named = Some(HistorySelection::Named(vec!["dealstage".to_owned()]));
+        let on = plan_history(named, &["dealstage", "amount"], 1_001).unwrap();
+        assert_eq!((on.on, on.first_load_calls, on.calls_per_1000_changes), (true, 21, 20));
+        assert_eq!(on.properties, ["dealstage"]);
+        let off = plan_history(None, &["dealstage", "amount"], 1_001).unwrap();
+        assert_eq!((off.on, off.properties.len(), off.first_load_calls), (false, 2, 21));
+        assert_eq!(plan_history(None, &[], 1_001), None, "no default, nothing to show");
+        let every = plan_history(Some(HistorySelection::Every), &[], 0).unwrap();
+        assert_eq!((every.properties, every.first_load_calls), (vec!["*".to_owned()], 0));
+
+        let mut counted = plan_object("deals", Reading::Search, 1_001, 0, SPACING);
+        let before = counted.general_calls;
+        add_history(&mut counted, Some(on), SPACING);
+        assert_eq!(counted.general_calls, before + 21);
+        assert_eq!(counted.calls, counted.search_calls + counted.general_calls);
+        assert!((counted.seconds - seconds(counted.search_calls, counted.general_calls, SPACING)).abs() < 1e-9);
+        let mut shown = plan_object("deals", Reading::Search, 1_001, 0, SPACING);
+        add_history(&mut shown, Some(off), SPACING);
+        assert_eq!(shown.general_calls, before, "a history that is off costs nothing yet");
+        assert!(shown.history.is_some());
     }
 
     #[test]

@@ -56,6 +56,9 @@ fn next_run(stream: &StreamId) -> &'static str {
         StreamKind::Backfill => "the next `hsync backfill` starts from the first id",
         StreamKind::Cdc => "the next pass reads from the backfill's start",
         StreamKind::Associations => "the next poll sweeps every record's associations",
+        StreamKind::History => {
+            "the next pass reads the history of every record again (stored versions are not doubled)"
+        }
         StreamKind::Deletes | StreamKind::Dimensions | StreamKind::Schema | StreamKind::Reread => {
             "the next run starts afresh"
         }

@@ -39,6 +39,8 @@ enum Work {
     AssociationSweep(usize),
     /// The owners and pipelines tables, refreshed in full.
     Dimensions,
+    /// Property history of the records CDC wrote since the last pass, per object with history.
+    History(usize),
 }
 
 impl Work {
@@ -53,6 +55,7 @@ impl Work {
             Work::Associations(_) => 5,
             Work::AssociationSweep(_) => 6,
             Work::Dimensions => 7,
+            Work::History(_) => 8,
         }
     }
 }
@@ -234,6 +237,10 @@ impl<'a> Scheduler<'a> {
             self.add(Work::Associations(i), associations_job_name(&table, false), Self::secs(poll), None);
             let sweep = d.association_sweep_secs(&self.config.sync.objects[i]);
             self.add(Work::AssociationSweep(i), associations_job_name(&table, true), Self::secs(sweep), None);
+            if self.config.sync.history_for(&self.objects[i]).is_some() {
+                // History follows CDC: each pass reads the records CDC wrote since the last one.
+                self.add(Work::History(i), StreamId::history(&table).to_string(), Self::secs(cdc), None);
+            }
         }
         // Owners and pipelines are small complete lists: refresh them at once, backfill or not.
         let dimensions = StreamId::dimensions().to_string();
@@ -260,7 +267,11 @@ impl<'a> Scheduler<'a> {
             // association job and is swept in full once it is ready, so one object's failing
             // backfill never holds back another object's streams.
             let needs: Vec<&str> = match self.jobs[i].work {
-                Work::Cdc(own) | Work::Deletes(own) | Work::Associations(own) | Work::AssociationSweep(own) => {
+                Work::Cdc(own)
+                | Work::Deletes(own)
+                | Work::Associations(own)
+                | Work::AssociationSweep(own)
+                | Work::History(own) => {
                     pending.iter().filter(|(o, _)| *o == own).map(|(_, name)| name.as_str()).collect()
                 }
                 _ => continue,
@@ -301,6 +312,10 @@ impl<'a> Scheduler<'a> {
                 SyncJob::Associations { source, sweep: work == Work::AssociationSweep(o) }
             }
             Work::Dimensions => SyncJob::Dimensions(self.objects.clone()),
+            Work::History(o) => {
+                let Some(selection) = self.config.sync.history_for(&self.objects[o]) else { return Ok(true) };
+                SyncJob::History { object: object(o), selection }
+            }
         };
         // The backfill's progress gauge needs HubSpot's record count.
         let outcome = self.runner.run(&job, stop, &Unwatched { count: true }).await?;

@@ -26,10 +26,12 @@ pub enum StreamKind {
     Schema,
     /// The owners and pipelines tables, refreshed in full.
     Dimensions,
+    /// Versions of the properties `sync.history` names, into `property_history`.
+    History,
 }
 
 impl StreamKind {
-    const ALL: [StreamKind; 7] = [
+    const ALL: [StreamKind; 8] = [
         StreamKind::Backfill,
         StreamKind::Cdc,
         StreamKind::Associations,
@@ -37,6 +39,7 @@ impl StreamKind {
         StreamKind::Reread,
         StreamKind::Schema,
         StreamKind::Dimensions,
+        StreamKind::History,
     ];
 
     /// The kind's name in stream ids and in `hsync status`.
@@ -49,6 +52,7 @@ impl StreamKind {
             StreamKind::Reread => "reread",
             StreamKind::Schema => "schema",
             StreamKind::Dimensions => "dimensions",
+            StreamKind::History => "history",
         }
     }
 }
@@ -97,6 +101,10 @@ impl StreamId {
 
     pub fn schema(table: &str) -> StreamId {
         StreamId::new(StreamKind::Schema, table)
+    }
+
+    pub fn history(table: &str) -> StreamId {
+        StreamId::new(StreamKind::History, table)
     }
 
     /// The owners and pipelines refresh (`dimensions:owners_pipelines`).

@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
-use super::state::{AssociationsState, BackfillState, CdcState};
+use super::state::AssociationsState;
 use super::Error;
 use crate::destination::{Destination, Edge};
 use crate::hubspot::model::AssociationTarget;
@@ -243,26 +243,8 @@ pub async fn sweep<D: Destination, S: StateStore>(
     Ok(report)
 }
 
-/// The instant up to which every record of `table` is in the warehouse: the CDC watermark, or
-/// the backfill's start minus the settle lag when CDC has not run yet.
-async fn settled_through<D: Destination, S: StateStore>(
-    runner: &Runner<D, S>,
-    table: &str,
-    settle_ms: i64,
-) -> Result<i64, Error> {
-    if let Some(cdc) = super::state::load::<CdcState>(&runner.state, &StreamId::cdc(table)).await? {
-        return Ok(cdc.watermark_ms());
-    }
-    match super::state::load::<BackfillState>(&runner.state, &StreamId::backfill(table)).await? {
-        Some(BackfillState::Done { started_at_ms, .. }) => Ok(started_at_ms - settle_ms),
-        _ => Err(Error::Precondition(format!(
-            "{table} has no finished backfill yet, so its associations cannot be read; run `hsync backfill --object {table}` first"
-        ))),
-    }
-}
-
 /// The source restricted to the targets whose records are in the warehouse (their backfill
-/// finished), and the earliest of [`settled_through`] over the source and those targets. A pair
+/// finished), and the earliest of [`super::state::settled_through`] over the source and those targets. A pair
 /// whose target is not backfilled (its backfill failed, say for a scope the token lacks, or has
 /// not run) waits with a warning and the other pairs go on; the checkpoint then does not list
 /// that target, so the pair is swept in full once it is ready.
@@ -271,10 +253,10 @@ async fn ready<D: Destination, S: StateStore>(
     source: &Source,
     settle_ms: i64,
 ) -> Result<(Source, i64), Error> {
-    let mut settled = settled_through(runner, &source.from.table, settle_ms).await?;
+    let mut settled = super::state::settled_through(&runner.state, &source.from.table, settle_ms).await?;
     let mut targets = Vec::new();
     for to in &source.targets {
-        match settled_through(runner, &to.table, settle_ms).await {
+        match super::state::settled_through(&runner.state, &to.table, settle_ms).await {
             Ok(at) => {
                 settled = settled.min(at);
                 targets.push(to.clone());

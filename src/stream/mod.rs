@@ -14,6 +14,7 @@ pub mod cdc;
 pub mod cursor;
 pub mod deletes;
 pub mod dimensions;
+pub mod history;
 pub mod listing;
 pub mod reread;
 pub mod runner;
@@ -92,6 +93,9 @@ fn reset_advice(stream: &crate::state::StreamId) -> String {
         ),
         StreamKind::Associations => format!(
             "`hsync reset {stream}` forgets it and the next poll sweeps every record's associations"
+        ),
+        StreamKind::History => format!(
+            "`hsync reset {stream}` forgets it and the next pass reads every record's history again (stored versions are not doubled)"
         ),
         StreamKind::Deletes | StreamKind::Schema | StreamKind::Dimensions => {
             format!("`hsync reset {stream}` forgets it and the next run starts afresh")

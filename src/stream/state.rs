@@ -197,6 +197,57 @@ impl DimensionsState {
     }
 }
 
+/// The instant up to which every record of `table` is in the warehouse: the CDC watermark, or
+/// the backfill's start minus the settle lag when CDC has not run yet. A table without a
+/// finished backfill is a [`Error::Precondition`] saying to run it.
+pub async fn settled_through(state: &impl StateStore, table: &str, settle_ms: i64) -> Result<i64, Error> {
+    if let Some(cdc) = load::<CdcState>(state, &StreamId::cdc(table)).await? {
+        return Ok(cdc.watermark_ms());
+    }
+    match load::<BackfillState>(state, &StreamId::backfill(table)).await? {
+        Some(BackfillState::Done { started_at_ms, .. }) => Ok(started_at_ms - settle_ms),
+        _ => Err(Error::Precondition(format!(
+            "{table} has no finished backfill yet, so its associations and history cannot be read; run `hsync backfill --object {table}` first"
+        ))),
+    }
+}
+
+/// Property history's progress on one object (`history:<table>`). Every version of the
+/// records modified before `through_ms` is stored once a pass is `Current`; the position is
+/// `through_ms`, which only grows from pass to pass.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum HistoryState {
+    /// A pass reading the history of the records modified at or after `since_ms` (every live
+    /// record on the first load, `since_ms` absent), up to `through_ms`; the records up to id
+    /// `after_id` are done.
+    Reading {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_ms: Option<i64>,
+        through_ms: i64,
+        after_id: i64,
+        started_at_ms: i64,
+        versions: i64,
+    },
+    /// Every version of the records modified before `through_ms` is stored.
+    Current { through_ms: i64, finished_at_ms: i64, versions: i64 },
+}
+
+impl HistoryState {
+    pub fn checkpoint(&self, table: &str) -> Checkpoint {
+        let (HistoryState::Reading { through_ms, .. } | HistoryState::Current { through_ms, .. }) = self;
+        Checkpoint {
+            stream: StreamId::history(table),
+            position: *through_ms,
+            state: serde_json::to_value(self).expect("invariant: stream state serializes"),
+        }
+    }
+
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<HistoryState, Error> {
+        decode(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +319,19 @@ mod tests {
                                "targets": ["companies"]})
         );
         assert_eq!(AssociationsState::from_checkpoint(&checkpoint).ok(), Some(state));
+    }
+
+    #[test]
+    fn history_state_keeps_its_pass_position_and_round_trips() {
+        let first =
+            HistoryState::Reading { since_ms: None, through_ms: 70, after_id: 12, started_at_ms: 80, versions: 9 };
+        let c = first.checkpoint("deals");
+        assert_eq!((c.stream.to_string().as_str(), c.position), ("history:deals", 70));
+        assert!(c.state.get("since_ms").is_none(), "the first load has no lower bound");
+        assert_eq!(HistoryState::from_checkpoint(&c).ok(), Some(first));
+        let done = HistoryState::Current { through_ms: 70, finished_at_ms: 90, versions: 30 };
+        assert_eq!(done.checkpoint("deals").position, 70, "the pass's end keeps its position");
+        assert_eq!(HistoryState::from_checkpoint(&done.checkpoint("deals")).ok(), Some(done));
     }
 
     #[test]
