@@ -1,8 +1,8 @@
 //! `hsync run` as a real subprocess against the simulator: graceful SIGTERM mid-backfill,
 //! Prometheus metrics that move, readiness that follows the destination, a leader/standby pair
 //! with failover, a spent daily budget that pauses and resumes, systemd notifications, the
-//! bearer token on the endpoints, and a token without one type's scope stopping only that
-//! type's jobs.
+//! bearer token on the endpoints, a token without one type's scope stopping only that type's
+//! jobs, and property history kept after the backfill and after CDC.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -792,4 +792,55 @@ async fn a_missing_scope_stops_only_that_objects_jobs() {
         assert_eq!(sqlite_ids(&db, object).await, truth_ids(&sim, object).await, "{object} synced completely");
     }
     assert!(sqlite_edge_count(&db, "contacts", "calls").await > 0, "contacts' calls are stored:\n{}", daemon.log());
+}
+
+async fn sqlite_history_versions(db: &Path, record: i64) -> Vec<String> {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await else {
+        return Vec::new();
+    };
+    let sql = "select value from property_history where object_type = 'deals' and record_id = ?1 \
+               and property = 'dealstage' order by changed_at";
+    sqlx::query_scalar(sql).bind(record).fetch_all(&mut conn).await.unwrap_or_default()
+}
+
+/// With `sync.history`, the daemon loads the deals' history once their backfill is done, then
+/// reads again the deals CDC writes: a stage change shows up as a new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_keeps_property_history_after_cdc() {
+    let portal = PortalSpec { contacts: 30, companies: 5, deals: 40, tickets: 0, cars: 0, ..PortalSpec::default() };
+    let sim = Sim::start(unlimited(portal)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let history = "\n[sync.history]\ndeals = [\"default\"]\n";
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["deals"], "");
+    // The [sync.history] table must follow [sync], before [daemon].
+    let text = std::fs::read_to_string(&config).unwrap().replace("\n[daemon]", &format!("{history}\n[daemon]"));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config, &[]).await;
+    daemon
+        .wait_status("the first history pass", |s| {
+            job(s, "history:deals").is_some_and(|j| j["last_success"].is_string())
+        })
+        .await;
+    let deal = truth_ids(&sim, "deals").await[0];
+    let before = sqlite_history_versions(&db, deal).await;
+    assert!(!before.is_empty(), "the deal's stage history is loaded:\n{}", daemon.log());
+
+    let body = json!({"properties": {"dealstage": "closedlost"}});
+    sim.admin_ok(Method::PATCH, &format!("/_sim/objects/deals/{deal}"), Some(&body)).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let now = sqlite_history_versions(&db, deal).await;
+        if now.len() == before.len() + 1 {
+            assert_eq!(now.last().map(String::as_str), Some("closedlost"), "{now:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change never reached the history ({now:?}):\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

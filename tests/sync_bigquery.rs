@@ -1,7 +1,8 @@
 //! The sync engine end to end into BigQuery (bqemulator): backfill and CDC, associations, and
 //! deletes and merges, each compared with the simulator's ground truth by the same scenarios
 //! the SQLite and Postgres tests run, and the catalogue's engagement, commerce and list-only
-//! types through the `hsync` binary. Portals are small: every statement is a DuckDB job.
+//! types and property history through the `hsync` binary. Portals are small: every statement
+//! is a DuckDB job.
 
 use hsync_sim::PortalSpec;
 
@@ -60,5 +61,16 @@ async fn engagements_line_items_and_contracts_match_ground_truth_in_bigquery() {
     let objects = crate::sync_catalogue::WAREHOUSE_OBJECTS;
     let config = crate::sync_catalogue::write_config(dir.path(), &sim.handle.base_url(), &destination, &objects);
     crate::sync_catalogue::scenario(&sim, &config, &fresh.connect().await, &objects).await;
+    fresh.drop().await;
+}
+
+#[tokio::test]
+async fn property_history_matches_ground_truth_in_bigquery() {
+    let Some(fresh) = FreshDataset::new() else { return };
+    let sim = Sim::start(unlimited(crate::sync_history::portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let destination = format!("url = \"{}\"\n\n[destination.bigquery]\nendpoint = \"{}\"", fresh.url(), fresh.endpoint);
+    let config = crate::sync_history::write_config(dir.path(), &sim, &destination);
+    crate::sync_history::scenario(&sim, &config, &fresh.connect().await).await;
     fresh.drop().await;
 }

@@ -4,7 +4,7 @@
 //! CDC wrote, 50 a call). Every stored version is compared with the simulator's ground truth:
 //! each version exactly once, nothing extra. A `kill -9` during a slowed first load, then a
 //! rerun: the load resumes from its last chunk and the result is again exact, in SQLite and in
-//! Postgres.
+//! Postgres. BigQuery, Snowflake and Parquet run the same scenario from their own test files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,11 +25,11 @@ const HISTORY: [(&str, &[&str]); 2] = [
     ("contacts", &["lifecyclestage", "firstname"]),
 ];
 
-fn portal() -> PortalSpec {
+pub(crate) fn portal() -> PortalSpec {
     PortalSpec { contacts: 450, companies: 10, deals: 120, tickets: 0, cars: 0, ..PortalSpec::default() }
 }
 
-fn write_config(dir: &Path, sim: &Sim, destination: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, sim: &Sim, destination: &str) -> PathBuf {
     let path = dir.join("hsync.toml");
     let text = format!(
         "[hubspot]\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n\n[destination]\n{destination}\n\n\
@@ -147,7 +147,7 @@ async fn history_reads(sim: &Sim, since: u64) -> (usize, usize) {
 }
 
 /// The scenario of the module docs (without the kill) against `dest`.
-async fn scenario<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
+pub(crate) async fn scenario<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
     run_ok(config, &["backfill"]).await;
     let before = next_seq(sim).await;
     let printed = run_ok(config, &["history"]).await;

@@ -336,3 +336,14 @@ async fn parquet_engagements_line_items_and_contracts_rebuild_to_ground_truth() 
     assert_no_differences(&object_differences(&lake(dir.path()), &sim, &objects).await);
     assert_no_differences(&edge_differences(&lake(dir.path()), &sim, &objects).await);
 }
+
+/// Property history through the `hsync` binary into `property_history`'s files.
+#[tokio::test]
+async fn parquet_property_history_matches_ground_truth() {
+    let sim = Sim::start(crate::support::unlimited(crate::sync_history::portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("parquet://{}", lake(dir.path()).display());
+    let config = crate::sync_history::write_config(dir.path(), &sim, &format!("url = \"{url}\""));
+    let dest = hsync::destination::parquet::ParquetDestination::connect(&url).expect("parquet destination");
+    crate::sync_history::scenario(&sim, &config, &dest).await;
+}

@@ -1,7 +1,8 @@
 //! The end-to-end sync scenarios of `sync_engine`, `sync_associations` and `sync_deletes`,
 //! run into Snowflake (the fakesnow emulator) with hsync's state in a local SQLite file, and
 //! compared with the simulator's ground truth; and the catalogue's engagement, commerce and
-//! list-only types through the `hsync` binary (`sync_catalogue`). Portals are kept small: the emulator runs an
+//! list-only types and property history through the `hsync` binary (`sync_catalogue`,
+//! `sync_history`). Portals are kept small: the emulator runs an
 //! array-bound insert row by row.
 
 use hsync_sim::PortalSpec;
@@ -82,4 +83,19 @@ async fn engagements_line_items_and_contracts_match_ground_truth_in_snowflake() 
     let config = crate::sync_catalogue::write_config(dir.path(), &sim.handle.base_url(), &destination, &objects);
     let dest = SnowflakeDestination::new(client).expect("destination");
     crate::sync_catalogue::scenario(&sim, &config, &dest, &objects).await;
+}
+
+#[tokio::test]
+async fn property_history_matches_ground_truth_in_snowflake() {
+    let Some(endpoint) = emulator() else { return };
+    let sim = Sim::start(crate::support::unlimited(crate::sync_history::portal())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = fresh_config(&endpoint);
+    let destination = format!(
+        "url = \"snowflake://{}:{PASSWORD}@{}/{}/{}?warehouse=TEST_WH\"\n\n[destination.snowflake]\nendpoint = \"{}\"",
+        client.user, client.account, client.database, client.schema, client.endpoint
+    );
+    let config = crate::sync_history::write_config(dir.path(), &sim, &destination);
+    let dest = SnowflakeDestination::new(client).expect("destination");
+    crate::sync_history::scenario(&sim, &config, &dest).await;
 }
