@@ -123,7 +123,8 @@ def destination_toml(dest, workdir, schema):
 UNLIMITED = {"searches_per_second": 100_000, "requests_per_10s": 1_000_000}
 
 
-def write_config(workdir, name, base, destination, objects, settle_lag_secs=None, daemon=None, limits=None, sync=None):
+def write_config(workdir, name, base, destination, objects, settle_lag_secs=None, daemon=None, limits=None, sync=None,
+                 history=None):
     lines = [
         "[hubspot]",
         f'base_url = "{base}"',
@@ -138,6 +139,8 @@ def write_config(workdir, name, base, destination, objects, settle_lag_secs=None
     if settle_lag_secs is not None:
         lines.append(f"settle_lag_secs = {settle_lag_secs}")
     lines += [f"{k} = {json.dumps(v)}" for k, v in (sync or {}).items()]
+    if history:
+        lines += ["", "[sync.history]"] + [f"{k} = {json.dumps(v)}" for k, v in history.items()]
     if daemon:
         lines += ["", "[daemon]"] + [f"{k} = {json.dumps(v)}" for k, v in daemon.items()]
     if limits:
