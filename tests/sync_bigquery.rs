@@ -57,7 +57,7 @@ async fn engagements_line_items_and_contracts_match_ground_truth_in_bigquery() {
     let Some(fresh) = FreshDataset::new() else { return };
     let sim = Sim::start(unlimited(crate::sync_catalogue::warehouse_portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let destination = format!("url = \"{}\"\n\n[destination.bigquery]\nendpoint = \"{}\"", fresh.url(), fresh.endpoint);
+    let destination = fresh.destination_keys();
     let objects = crate::sync_catalogue::WAREHOUSE_OBJECTS;
     let config = crate::sync_catalogue::write_config(dir.path(), &sim.handle.base_url(), &destination, &objects);
     crate::sync_catalogue::scenario(&sim, &config, &fresh.connect().await, &objects).await;
@@ -69,7 +69,7 @@ async fn property_history_matches_ground_truth_in_bigquery() {
     let Some(fresh) = FreshDataset::new() else { return };
     let sim = Sim::start(unlimited(crate::sync_history::portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let destination = format!("url = \"{}\"\n\n[destination.bigquery]\nendpoint = \"{}\"", fresh.url(), fresh.endpoint);
+    let destination = fresh.destination_keys();
     let config = crate::sync_history::write_config(dir.path(), &sim, &destination);
     crate::sync_history::scenario(&sim, &config, &fresh.connect().await).await;
     fresh.drop().await;

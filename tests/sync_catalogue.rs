@@ -81,7 +81,7 @@ pub(crate) fn write_config(dir: &Path, base_url: &str, destination: &str, object
     path
 }
 
-async fn run_ok(config: &Path, args: &[&str]) -> String {
+pub(crate) async fn run_ok(config: &Path, args: &[&str]) -> String {
     let out = hsync(config, args).await;
     assert!(out.status.success(), "hsync {args:?}: {}", explain(&out));
     stdout(&out)

@@ -17,7 +17,8 @@ use hsync_sim::PortalSpec;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{explain, hsync, logged_since, next_seq, stdout, FreshPostgres, Sim, TOKEN_VAR};
+use crate::support::{logged_since, next_seq, FreshPostgres, Sim, TOKEN_VAR};
+use crate::sync_catalogue::run_ok;
 
 /// What each object keeps: the deals' defaults and two contact properties.
 const HISTORY: [(&str, &[&str]); 2] = [
@@ -39,12 +40,6 @@ pub(crate) fn write_config(dir: &Path, sim: &Sim, destination: &str) -> PathBuf 
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-async fn run_ok(config: &Path, args: &[&str]) -> String {
-    let out = hsync(config, args).await;
-    assert!(out.status.success(), "hsync {args:?}: {}", explain(&out));
-    stdout(&out)
 }
 
 /// One version as the comparison sees it: object, record, property, time, value, source

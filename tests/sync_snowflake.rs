@@ -69,16 +69,21 @@ async fn archive_restore_merge_and_gdpr_delete_are_reflected_in_snowflake() {
     crate::sync_deletes::scenario(&sim, &runner).await;
 }
 
+/// The `[destination]` keys of a configuration for the `hsync` binary on `client`'s database.
+fn destination_keys(client: &hsync::destination::snowflake::client::ClientConfig) -> String {
+    format!(
+        "url = \"snowflake://{}:{PASSWORD}@{}/{}/{}?warehouse=TEST_WH\"\n\n[destination.snowflake]\nendpoint = \"{}\"",
+        client.user, client.account, client.database, client.schema, client.endpoint
+    )
+}
+
 #[tokio::test]
 async fn engagements_line_items_and_contracts_match_ground_truth_in_snowflake() {
     let Some(endpoint) = emulator() else { return };
     let sim = Sim::start(crate::support::unlimited(crate::sync_catalogue::warehouse_portal())).await;
     let dir = tempfile::tempdir().unwrap();
     let client = fresh_config(&endpoint);
-    let destination = format!(
-        "url = \"snowflake://{}:{PASSWORD}@{}/{}/{}?warehouse=TEST_WH\"\n\n[destination.snowflake]\nendpoint = \"{}\"",
-        client.user, client.account, client.database, client.schema, client.endpoint
-    );
+    let destination = destination_keys(&client);
     let objects = crate::sync_catalogue::WAREHOUSE_OBJECTS;
     let config = crate::sync_catalogue::write_config(dir.path(), &sim.handle.base_url(), &destination, &objects);
     let dest = SnowflakeDestination::new(client).expect("destination");
@@ -91,10 +96,7 @@ async fn property_history_matches_ground_truth_in_snowflake() {
     let sim = Sim::start(crate::support::unlimited(crate::sync_history::portal())).await;
     let dir = tempfile::tempdir().unwrap();
     let client = fresh_config(&endpoint);
-    let destination = format!(
-        "url = \"snowflake://{}:{PASSWORD}@{}/{}/{}?warehouse=TEST_WH\"\n\n[destination.snowflake]\nendpoint = \"{}\"",
-        client.user, client.account, client.database, client.schema, client.endpoint
-    );
+    let destination = destination_keys(&client);
     let config = crate::sync_history::write_config(dir.path(), &sim, &destination);
     let dest = SnowflakeDestination::new(client).expect("destination");
     crate::sync_history::scenario(&sim, &config, &dest).await;

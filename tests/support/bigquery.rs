@@ -31,6 +31,11 @@ impl FreshDataset {
         format!("bigquery://{PROJECT}/{}", self.dataset)
     }
 
+    /// The `[destination]` keys of a configuration for the `hsync` binary on this dataset.
+    pub fn destination_keys(&self) -> String {
+        format!("url = \"{}\"\n\n[destination.bigquery]\nendpoint = \"{}\"", self.url(), self.endpoint)
+    }
+
     pub fn config(&self) -> BigQueryConfig {
         BigQueryConfig { endpoint: Some(self.endpoint.clone()), ..BigQueryConfig::default() }
     }
