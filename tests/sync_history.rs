@@ -255,10 +255,13 @@ async fn killed_load_resumes<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
     let rule = json!({"kind": "slow", "delay_ms": 250, "target": "general"});
     sim.admin_ok(Method::POST, "/_sim/faults", Some(&rule)).await;
     let before = next_seq(sim).await;
-    let mut child =
-        crate::support::cli::command(Some(config), &["history", "--object", "contacts"], Some(hsync_sim::DEFAULT_TOKEN))
-            .spawn()
-            .unwrap();
+    let mut child = crate::support::cli::command(
+        Some(config),
+        &["history", "--object", "contacts"],
+        Some(hsync_sim::DEFAULT_TOKEN),
+    )
+    .spawn()
+    .unwrap();
     // Kill once the load has committed its second chunk of 200 (of five).
     let ids: Vec<u64> = sim.truth_ids("contacts").await.into_iter().collect();
     let second_chunk_done = ids[399] as i64;

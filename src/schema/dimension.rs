@@ -316,8 +316,11 @@ mod tests {
     fn every_table_ends_with_the_hsync_columns_and_keys_come_first() {
         for table in DIMENSION_TABLES {
             let names: Vec<String> = table.all_columns().into_iter().map(|c| c.name).collect();
-            let hsync: &[&str] =
-                if table.complete_lists { &[hsync_columns::SYNCED_AT, REMOVED_AT] } else { &[hsync_columns::SYNCED_AT] };
+            let hsync: &[&str] = if table.complete_lists {
+                &[hsync_columns::SYNCED_AT, REMOVED_AT]
+            } else {
+                &[hsync_columns::SYNCED_AT]
+            };
             assert_eq!(names[names.len() - hsync.len()..], *hsync, "{}", table.name);
             assert_eq!(&table.column_names()[..table.key.len()], table.key, "{}", table.name);
             assert!(table.key.iter().all(|k| table.columns.iter().any(|(n, ty)| n == k && *ty == Text)));
