@@ -641,10 +641,13 @@ impl Portal {
         let id = self.resolve_merged(t, id);
         let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(old);
+        // HubSpot stamps a write with its own clock: a version never predates the record's
+        // last modification (the current value is always the latest version).
+        let at = now.max(rec.updated_at);
         rec.raw_json.retain(|name, _| !props.contains_key(name));
-        rec.log_write(now, source, props.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), false);
+        rec.log_write(at, source, props.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), false);
         rec.written.extend(props);
-        rec.updated_at = now.max(rec.updated_at);
+        rec.updated_at = at;
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
         Ok(rec)
@@ -664,7 +667,8 @@ impl Portal {
         let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(old);
         let versions = raw.iter().map(|(name, (_, written))| (name.clone(), written.clone())).collect();
-        rec.log_write(now, source, versions, false);
+        // As in `update`: a version never predates the record's last modification.
+        rec.log_write(now.max(rec.updated_at), source, versions, false);
         for (name, (json, written)) in raw {
             rec.written.insert(name.clone(), written);
             rec.raw_json.insert(name, json);

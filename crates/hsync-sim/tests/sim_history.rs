@@ -293,3 +293,20 @@ async fn history_in_the_ground_truth_matches_the_api() {
         assert!(first["history"].get(prop).is_some(), "{prop} in {first}");
     }
 }
+
+/// A write stamped ahead of the clock (a touch spread over a second) followed at once by
+/// another: the later write's version is not dated before the earlier one, so the newest
+/// version is still the current value.
+#[tokio::test]
+async fn a_write_never_predates_the_records_last_modification() {
+    let sim = Sim::small().await;
+    let ids: Vec<u64> = sim.truth_ids("contacts").await.into_iter().take(2).collect();
+    let body = json!({ "ids": ids, "property": "firstname", "spreadMs": 1_000 });
+    sim.admin_ok(Method::POST, "/_sim/objects/contacts/touch", Some(&body)).await;
+    let last = ids[1];
+    let patch = json!({ "properties": { "firstname": "written after" } });
+    sim.admin_ok(Method::PATCH, &format!("/_sim/objects/contacts/{last}"), Some(&patch)).await;
+    let got = get_with_history(&sim, "contacts", last, "firstname").await;
+    assert_history_of(&got, "firstname");
+    assert_eq!(versions(&got, "firstname")[0]["value"], "written after");
+}
