@@ -194,6 +194,28 @@ pub(crate) async fn scenario<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
     run_ok(config, &["history", "--object", "deals"]).await;
     assert_eq!(stored_versions(dest).await.values().sum::<usize>(), stored, "a full re-read doubles nothing");
     assert_history_exact("after a re-read", dest, sim).await;
+
+    // `verify` compares the history too: every record with a large sample, 50 by default.
+    let report = verify_json(config, &["--history-sample", "1000"]).await;
+    for (object, records) in [("deals", 120), ("contacts", 450)] {
+        let history = &history_of(&report, object);
+        assert_eq!(history["matches"], true, "{object}: {history:#}");
+        assert_eq!(history["records_sampled"], records, "{object}: {history:#}");
+        assert!(history["pairs_compared"].as_u64() > Some(records), "{object}: {history:#}");
+    }
+    let report = verify_json(config, &[]).await;
+    assert_eq!(history_of(&report, "contacts")["records_sampled"], 50, "one batch read by default");
+}
+
+/// `hsync verify --json` with `extra` arguments; asserts it exits 0 (matches).
+async fn verify_json(config: &Path, extra: &[&str]) -> Value {
+    let args: Vec<&str> = ["verify", "--json"].into_iter().chain(extra.iter().copied()).collect();
+    serde_json::from_str(&run_ok(config, &args).await).unwrap()
+}
+
+fn history_of(report: &Value, object: &str) -> Value {
+    let objects = report["objects"].as_array().unwrap();
+    objects.iter().find(|o| o["object"] == object).unwrap()["history"].clone()
 }
 
 /// What `property_history_spans` should say of the deal stages: one span per stored version,
@@ -225,6 +247,52 @@ async fn history_matches_ground_truth_in_sqlite() {
         sqlx::query_as(SPANS_SQL).fetch_one(&mut conn).await.unwrap();
     let (expected_spans, deals) = expected_stage_spans(&sim).await;
     assert_eq!((spans, current, non_negative, open), (expected_spans, deals, true, 0));
+
+    // Broken behind hsync's back: an old deal-stage version deleted, and a contact's latest
+    // lifecycle stage rewritten. `verify` names both, and exits 5.
+    let (deal, version): (i64, String) = sqlx::query_as(
+        "select record_id, version_id from property_history where object_type = 'deals' \
+         and property = 'dealstage' and changed_at < (select max(changed_at) from property_history p \
+         where p.object_type = 'deals' and p.property = 'dealstage' and p.record_id = property_history.record_id) \
+         order by record_id limit 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("delete from property_history where object_type = 'deals' and version_id = ?1")
+        .bind(&version)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (contact,): (i64,) = sqlx::query_as(
+        "select min(record_id) from property_history where object_type = 'contacts' and property = 'lifecyclestage'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("update property_history set value = 'not-a-stage' where object_type = 'contacts' and record_id = ?1 and property = 'lifecyclestage'")
+        .bind(contact)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let broken = crate::support::hsync(&config, &["verify", "--json", "--history-sample", "1000"]).await;
+    assert_eq!(broken.status.code(), Some(5), "{}", crate::support::explain(&broken));
+    let report: Value = serde_json::from_str(&crate::support::stdout(&broken)).unwrap();
+    let deals = history_of(&report, "deals");
+    assert_eq!(deals["versions_differ"]["examples"], json!([format!("{deal}/dealstage")]), "{deals:#}");
+    assert_eq!((deals["versions_missing"].as_u64(), deals["versions_extra"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(deals["latest_differs"]["count"], 0, "an old version went missing, not the latest: {deals:#}");
+    let contacts = history_of(&report, "contacts");
+    assert_eq!(contacts["latest_differs"]["examples"], json!([format!("{contact}/lifecyclestage")]), "{contacts:#}");
+    assert_eq!(contacts["versions_differ"]["count"], 0, "{contacts:#}");
+    let text = crate::support::stdout(&crate::support::hsync(&config, &["verify", "--history-sample", "1000"]).await);
+    assert!(text.contains("deals: 1 record properties whose stored history differs"), "{text}");
+
+    // A full re-read repairs both.
+    run_ok(&config, &["reset", "history:deals"]).await;
+    run_ok(&config, &["reset", "history:contacts"]).await;
+    run_ok(&config, &["history"]).await;
+    verify_json(&config, &["--history-sample", "1000"]).await;
 }
 
 #[tokio::test]

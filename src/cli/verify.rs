@@ -1,5 +1,6 @@
 //! `hsync verify [--object ...] [--json]`: compares the warehouse with HubSpot (counts, missing
-//! and extra ids, stale rows; see [`crate::stream::verify`]) and prints the report. Exits 0
+//! and extra ids, stale rows, and a sample's property history; see [`crate::stream::verify`])
+//! and prints the report. Exits 0
 //! when everything matches and [`DIFFERS`] when anything differs, so cron or CI can alert.
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::session::Warehouse;
-use crate::stream::verify::{self, Difference, Options, VerifyReport};
+use crate::stream::verify::{self, Difference, ObjectReport, Options, VerifyReport};
 
 /// The exit code when the warehouse and HubSpot differ.
 pub const DIFFERS: u8 = 5;
@@ -29,16 +30,26 @@ pub struct VerifyArgs {
     /// Compare counts only (one search call per object) instead of sweeping every id.
     #[arg(long)]
     pub counts_only: bool,
+    /// Live records whose property history is compared, per object `sync.history` names
+    /// (one call per 50; 0 skips the history).
+    #[arg(long, default_value_t = verify::history::DEFAULT_SAMPLE)]
+    pub history_sample: usize,
 }
 
 /// Verifies each object and prints the report.
 pub async fn run(config_path: Option<&Path>, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let warehouse = Warehouse::open(config_path).await?;
     let client = warehouse.client()?;
-    let options = Options { examples: args.examples, counts_only: args.counts_only };
+    let options = Options {
+        examples: args.examples,
+        counts_only: args.counts_only,
+        history_sample: args.history_sample,
+        sample_seed: warehouse.clock.now().timestamp_millis().unsigned_abs(),
+    };
     let mut objects = Vec::new();
     for object in warehouse.objects(&client, &args.objects).await? {
-        let report = verify::object(&client, &warehouse.dest, &object, &options)
+        let kept = warehouse.config.sync.history_for(&object);
+        let report = verify::object(&client, &warehouse.dest, &object, kept.as_ref(), &options)
             .await
             .with_context(|| format!("verifying {}", object.table))?;
         objects.push(report);
@@ -59,10 +70,38 @@ fn examples(kind: &str, object: &str, d: &Difference) -> Option<String> {
     })
 }
 
+/// The HISTORY cell: `-` without history, else the pairs compared and whether any differs.
+fn history_cell(o: &ObjectReport) -> String {
+    match &o.history {
+        None => "-".to_owned(),
+        Some(h) if h.matches => format!("{} ok", h.pairs_compared),
+        Some(h) => format!("{} differ", h.versions_differ.count.max(h.latest_differs.count)),
+    }
+}
+
+fn history_details(o: &ObjectReport) -> Vec<String> {
+    let Some(h) = &o.history else { return Vec::new() };
+    let versions = format!(
+        "record properties whose stored history differs from HubSpot's ({} versions missing, {} extra)",
+        h.versions_missing, h.versions_extra
+    );
+    [
+        examples(&versions, &o.object, &h.versions_differ),
+        examples(
+            "record properties whose latest stored version is not HubSpot's current value",
+            &o.object,
+            &h.latest_differs,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// The human report: a table of counts per object, then example ids per difference.
 pub fn render_text(report: &VerifyReport) -> String {
     let header: Vec<String> =
-        ["OBJECT", "HUBSPOT", "WAREHOUSE", "MISSING", "EXTRA", "STALE", "RESULT"].map(str::to_owned).into();
+        ["OBJECT", "HUBSPOT", "WAREHOUSE", "MISSING", "EXTRA", "STALE", "HISTORY", "RESULT"].map(str::to_owned).into();
     let unswept = |n: u64, compared: bool| if compared { n.to_string() } else { "-".to_owned() };
     let rows: Vec<Vec<String>> = std::iter::once(header)
         .chain(report.objects.iter().map(|o| {
@@ -73,6 +112,7 @@ pub fn render_text(report: &VerifyReport) -> String {
                 unswept(o.missing.count, o.ids_compared),
                 unswept(o.extra.count, o.ids_compared),
                 unswept(o.stale.count, o.ids_compared),
+                history_cell(o),
                 if o.matches { "ok" } else { "differs" }.to_owned(),
             ]
         }))
@@ -94,8 +134,10 @@ pub fn render_text(report: &VerifyReport) -> String {
                 examples("extra in the warehouse", &o.object, &o.extra),
                 examples("stale in the warehouse", &o.object, &o.stale),
             ]
+            .into_iter()
+            .flatten()
+            .chain(history_details(o))
         })
-        .flatten()
         .collect();
     if !details.is_empty() {
         out.push('\n');
@@ -106,7 +148,7 @@ pub fn render_text(report: &VerifyReport) -> String {
     out.push_str(if report.matches {
         "the warehouse matches HubSpot\n"
     } else {
-        "the warehouse differs from HubSpot (exit 5); a CDC pass fixes changes made since the last one\n"
+        "the warehouse differs from HubSpot (exit 5); a CDC pass (and `hsync history` for history) fixes changes made since the last one\n"
     });
     out
 }
@@ -114,7 +156,7 @@ pub fn render_text(report: &VerifyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::verify::ObjectReport;
+    use crate::stream::verify::HistoryReport;
 
     #[test]
     fn text_report_names_ids_and_aligns_columns() {
@@ -127,6 +169,18 @@ mod tests {
             missing: Difference { count: 3, examples: vec!["7".into(), "9".into()] },
             extra: Difference { count: 1, examples: vec!["999999".into()] },
             stale: Difference::default(),
+            history: Some(HistoryReport {
+                records_sampled: 50,
+                pairs_compared: 100,
+                versions_differ: Difference {
+                    count: 2,
+                    examples: vec!["7/lifecyclestage".into(), "9/lifecyclestage".into()],
+                },
+                versions_missing: 3,
+                versions_extra: 0,
+                latest_differs: Difference { count: 1, examples: vec!["7/lifecyclestage".into()] },
+                matches: false,
+            }),
             matches: false,
         };
         let cars = ObjectReport {
@@ -138,6 +192,7 @@ mod tests {
             missing: Difference::default(),
             extra: Difference::default(),
             stale: Difference::default(),
+            history: Some(HistoryReport { pairs_compared: 60, matches: true, ..HistoryReport::default() }),
             matches: true,
         };
         let text = render_text(&VerifyReport::new(chrono::Utc::now(), vec![contacts, cars]));
@@ -146,6 +201,12 @@ mod tests {
         assert!(lines[2].contains("cars") && lines[2].ends_with("ok"), "{text}");
         assert!(text.contains("contacts: 3 missing from the warehouse (ids 7, 9, ...)"), "{text}");
         assert!(text.contains("contacts: 1 extra in the warehouse (ids 999999)"), "{text}");
+        assert!(lines[1].contains("2 differ") && lines[2].contains("60 ok"), "{text}");
+        assert!(
+            text.contains("contacts: 2 record properties whose stored history differs from HubSpot's (3 versions missing, 0 extra) (ids 7/lifecyclestage, 9/lifecyclestage)"),
+            "{text}"
+        );
+        assert!(text.contains("contacts: 1 record properties whose latest stored version is not HubSpot's current value (ids 7/lifecyclestage)"), "{text}");
         assert!(text.contains("exit 5"), "{text}");
     }
 }

@@ -11,7 +11,9 @@ use super::postgres::{PostgresDestination, PostgresStateStore};
 #[cfg(feature = "snowflake")]
 use super::snowflake::SnowflakeDestination;
 use super::sqlite::{SqliteDestination, SqliteStateStore};
-use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+};
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 use crate::schema::dimension::DimensionBatch;
@@ -291,6 +293,10 @@ impl Destination for AnyDestination {
 
     async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
         dispatch_destination!(self, d => d.edge_sources(from_type, to_type, to_ids).await)
+    }
+
+    async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {
+        dispatch_destination!(self, d => d.history_versions(object_type, record_ids).await)
     }
 }
 

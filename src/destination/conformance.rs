@@ -928,4 +928,20 @@ pub async fn property_history_only_gains_rows<D: Inspect>(dest: &D) {
     // A replay of the first read adds nothing.
     write(first, t0 + 2_000).await;
     assert_eq!(dest.read_table("property_history").await.expect("read").len(), 5, "a replay doubles nothing");
+
+    // `history_versions` reads them back by record, for that object type only.
+    let mut other = deal(r#"{"value":"x","timestamp":"2026-02-01T00:00:00Z","sourceType":"CRM_UI"}"#);
+    other.id = "8".to_owned();
+    write(other, t0 + 3_000).await;
+    let mut stored = dest.history_versions("deals", &[7, 99]).await.expect("read versions");
+    stored.sort_by(|a, b| (a.changed_at_ms, &a.version_id).cmp(&(b.changed_at_ms, &b.version_id)));
+    assert_eq!(stored.len(), 5, "record 7's versions, not record 8's: {stored:?}");
+    assert!(stored.iter().all(|v| v.record_id == 7 && v.property == "dealstage"), "{stored:?}");
+    let oldest = &stored[0];
+    assert_eq!(oldest.value.as_deref(), Some("Nuñez \"open\""));
+    assert_eq!(oldest.changed_at_ms, parse_instant_ms("2025-12-01T00:00:00Z"));
+    assert!(oldest.version_id.starts_with("7/dealstage/"), "{}", oldest.version_id);
+    assert_eq!(stored[4].value.as_deref(), Some("closed"));
+    assert_eq!(dest.history_versions("contacts", &[7]).await.expect("read versions"), []);
+    assert_eq!(dest.history_versions("deals", &[]).await.expect("read versions"), []);
 }

@@ -38,3 +38,26 @@ pub(crate) fn spans_select(
     ]
     .join("\n")
 }
+
+/// The select behind [`super::Destination::history_versions`] over `table` (the qualified
+/// `property_history`): record id, property, version id, value and `changed_at` as
+/// `changed_ms(column)` gives it, of one object type (`object_type`, the dialect's parameter)
+/// and the records `ids_match(column)` admits, in record, property and version order.
+pub(crate) fn versions_select(
+    quote: impl Fn(&str) -> String,
+    table: &str,
+    changed_ms: impl Fn(&str) -> String,
+    object_type: &str,
+    ids_match: impl Fn(&str) -> String,
+) -> String {
+    let q = |name: &str| quote(name);
+    let (record, property, version) = (q("record_id"), q("property"), q("version_id"));
+    [
+        format!("SELECT {record}, {property}, {version}, {}, {}", q("value"), changed_ms(&q("changed_at"))),
+        format!("FROM {table}"),
+        format!("WHERE {} = {object_type}", q("object_type")),
+        format!("  AND {}", ids_match(&record)),
+        format!("ORDER BY {record}, {property}, {version}"),
+    ]
+    .join("\n")
+}

@@ -204,6 +204,18 @@ pub struct MergeOutcome {
     pub skipped: u64,
 }
 
+/// One version stored in `property_history`, as `hsync verify` compares it (see
+/// [`Destination::history_versions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub record_id: i64,
+    pub property: String,
+    pub version_id: String,
+    pub value: Option<String>,
+    /// `changed_at`, in milliseconds since the Unix epoch.
+    pub changed_at_ms: Option<i64>,
+}
+
 /// A change to the reconciliation flags of one row (see [`Destination::flag`]). For each flag,
 /// the outer `None` leaves the column as it is, `Some(None)` clears it and `Some(Some(v))`
 /// sets it. Times are milliseconds since the Unix epoch, UTC.
@@ -405,6 +417,14 @@ pub trait Destination: Send + Sync {
         to_type: &str,
         to_ids: Option<&[i64]>,
     ) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
+
+    /// The versions `property_history` holds for the records `record_ids` of the table
+    /// `object_type`, in no particular order (`prepare` creates the table).
+    fn history_versions(
+        &self,
+        object_type: &str,
+        record_ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<StoredVersion>, Error>> + Send;
 
     /// Applies reconciliation flags (see [`RowFlag`]) in one transaction: existing rows get
     /// the flag columns set or cleared **without** the cursor guard of `merge` and without

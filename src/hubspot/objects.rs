@@ -70,7 +70,8 @@ impl HubSpotClient {
 
     /// Reads the versions of `properties` of live records by id, in batches of
     /// [`HISTORY_BATCH_MAX`], the names in the body (a wide selection never meets `414`); each
-    /// record's versions are in [`CrmObject::properties_with_history`]. Ids HubSpot does not
+    /// record's versions are in [`CrmObject::properties_with_history`], its current values in
+    /// its properties. Ids HubSpot does not
     /// have come back in `missing`.
     pub async fn batch_read_history(
         &self,
@@ -78,7 +79,9 @@ impl HubSpotClient {
         ids: &[String],
         properties: &[String],
     ) -> Result<BatchRead, Error> {
-        let fields = json!({ "properties": ["hs_object_id"], "propertiesWithHistory": properties });
+        // The current values too: `hsync verify` compares them with the latest version.
+        let current: Vec<&str> = std::iter::once("hs_object_id").chain(properties.iter().map(String::as_str)).collect();
+        let fields = json!({ "properties": current, "propertiesWithHistory": properties });
         self.batch_read_in(object, ids, HISTORY_BATCH_MAX, fields, false).await
     }
 

@@ -21,7 +21,7 @@ use super::state::{load, settled_through, HistoryState};
 use super::Error;
 use crate::config::HistorySelection;
 use crate::destination::Destination;
-use crate::hubspot::ObjectRef;
+use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::schema::dimension::{build_dimension_batch, PROPERTY_HISTORY};
 use crate::schema::history::version_rows;
 use crate::state::{StateStore, StreamId};
@@ -42,6 +42,21 @@ pub struct Report {
     pub finished: bool,
 }
 
+/// The names `selection` stands for on `object`: for `"*"`, every property it has now (one
+/// call).
+pub async fn selected_properties(
+    client: &HubSpotClient,
+    object: &ObjectRef,
+    selection: &HistorySelection,
+) -> Result<Vec<String>, Error> {
+    Ok(match selection {
+        HistorySelection::Named(names) => names.clone(),
+        HistorySelection::Every => {
+            client.properties(&object.api_name, false).await?.into_iter().map(|p| p.name).collect()
+        }
+    })
+}
+
 /// Runs (or resumes) one pass over `object`'s history of `selection`; see the module docs.
 pub async fn pass<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
@@ -51,12 +66,7 @@ pub async fn pass<D: Destination, S: StateStore>(
     stop: &CancellationToken,
 ) -> Result<Report, Error> {
     let table = object.table.as_str();
-    let properties = match selection {
-        HistorySelection::Named(names) => names.clone(),
-        HistorySelection::Every => {
-            runner.client.properties(&object.api_name, false).await?.into_iter().map(|p| p.name).collect()
-        }
-    };
+    let properties = selected_properties(&runner.client, object, selection).await?;
     let now_ms = runner.clock.now().timestamp_millis();
     let (since_ms, through_ms, after_id, started_at_ms, mut versions) =
         match load::<HistoryState>(&runner.state, &StreamId::history(table)).await? {

@@ -71,7 +71,9 @@ use gcp_bigquery_client::table::ListOptions;
 
 use self::client::{from_bq, int_array_param, int_param, is_duplicate, is_not_found, string_param, Api, Credentials};
 use self::sql::Dataset;
-use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+};
 use crate::config::BigQueryConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{hsync_columns, Change, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan};
@@ -893,6 +895,30 @@ impl Destination for BigQueryDestination {
             params,
         )
         .await
+    }
+
+    async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {
+        let action = format!("read the stored history of {} {object_type}", record_ids.len());
+        if record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = vec![string_param("object_type", object_type), int_array_param("record_ids", record_ids)];
+        let rows = self.read_rows(&action, sql::render_history_versions(self.ds()), params).await?;
+        let text = |row: &[Option<String>], i: usize| -> Result<Option<String>, Error> {
+            Ok(row.get(i).ok_or_else(|| unreadable(&action, "too few columns"))?.clone())
+        };
+        rows.iter()
+            .map(|r| {
+                let required = |v: Option<String>| v.ok_or_else(|| unreadable(&action, "a NULL key column"));
+                Ok(StoredVersion {
+                    record_id: int_at(&action, r, 0)?.ok_or_else(|| unreadable(&action, "a NULL record id"))?,
+                    property: required(text(r, 1)?)?,
+                    version_id: required(text(r, 2)?)?,
+                    value: text(r, 3)?,
+                    changed_at_ms: int_at(&action, r, 4)?,
+                })
+            })
+            .collect()
     }
 
     async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {

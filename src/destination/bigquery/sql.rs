@@ -8,7 +8,7 @@
 
 use super::types::sql_type;
 use crate::destination::flag_sql::{unflagged, FlagClauses, INSERTED_COLUMNS};
-use crate::destination::history_sql::spans_select;
+use crate::destination::history_sql::{spans_select, versions_select};
 use crate::destination::HISTORY_SPANS_VIEW;
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPlan};
@@ -38,6 +38,14 @@ pub fn render_replace_history_spans(ds: Dataset) -> String {
         ds.table(HISTORY_SPANS_VIEW),
         spans_select(quote_ident, &ds.table(PROPERTY_HISTORY.name), seconds)
     )
+}
+
+/// The stored versions of some records (see `Destination::history_versions`). Parameters
+/// `@object_type` and `@record_ids`; `changed_at` as epoch milliseconds.
+pub fn render_history_versions(ds: Dataset) -> String {
+    let ms = |column: &str| format!("UNIX_MILLIS({column})");
+    let ids = |record: &str| format!("{record} IN UNNEST(@record_ids)");
+    versions_select(quote_ident, &ds.table(PROPERTY_HISTORY.name), ms, "@object_type", ids)
 }
 
 /// Quotes an identifier: wrapped in backticks, with backslashes and backticks escaped.
@@ -507,6 +515,7 @@ mod tests {
         let history = [
             render_upsert_dimension(DS, &PROPERTY_HISTORY, "_hsync_stage_property_history_0000abcd"),
             render_replace_history_spans(DS),
+            render_history_versions(DS),
         ];
         insta::assert_snapshot!("property_history", history.join("\n\n"));
     }

@@ -57,10 +57,10 @@ use self::layout::{Root, TableFile, EDGES_DIR, REJECTS_DIR, STAGING_DIR};
 use self::log::{Change, Key, TableLog, Values};
 use self::types::Value;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
     ASSOCIATION_COLUMNS, EDGE_KEY, REJECT_COLUMNS,
 };
-use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES, REMOVED_AT};
+use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{
     hsync_columns, Change as PlanChange, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan,
 };
@@ -925,6 +925,43 @@ impl Destination for ParquetDestination {
                 }
             }
             Ok(sources.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {
+        let action = format!("read the stored history of {} {object_type}", record_ids.len());
+        if record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (object_type, wanted) = (object_type.to_owned(), record_ids.iter().copied().collect::<BTreeSet<i64>>());
+        let inner = action.clone();
+        self.with_log(PROPERTY_HISTORY.name, action, move |log| {
+            let schema = log.table().map_err(|e| io_error(&inner, &e))?;
+            let index = |name: &str| {
+                schema.column(name).ok_or_else(|| statement_error(&inner, format!("the table has no {name} column")))
+            };
+            let [object, record, property, version, value, changed] =
+                ["object_type", "record_id", "property", "version_id", "value", "changed_at"].map(index);
+            let (object, record, property, version, value, changed) =
+                (object?, record?, property?, version?, value?, changed?);
+            let text = |row: &Values, i: usize| row[i].as_text().map(str::to_owned);
+            let versions: Vec<StoredVersion> = log
+                .rows()
+                .values()
+                .filter(|row| row[object].as_text() == Some(object_type.as_str()))
+                .filter_map(|row| {
+                    let record_id = row[record].as_int().filter(|id| wanted.contains(id))?;
+                    Some(StoredVersion {
+                        record_id,
+                        property: text(row, property)?,
+                        version_id: text(row, version)?,
+                        value: text(row, value),
+                        changed_at_ms: row[changed].as_timestamp(),
+                    })
+                })
+                .collect();
+            Ok(versions)
         })
         .await
     }

@@ -70,7 +70,9 @@ use sqlx::{Postgres, Row as _};
 
 use self::state::commit_checkpoint_on;
 pub use self::state::PostgresStateStore;
-use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+};
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES};
 use crate::schema::{
     hsync_columns, Change, Column, ColumnBudget, ColumnType, ExistingColumn, Reject, SchemaPlan, TableSchema,
@@ -762,6 +764,32 @@ impl Destination for PostgresDestination {
             query = query.bind(ids);
         }
         query.fetch_all(&self.pool).await.map_err(|e| db_error(&action, sql::ASSOCIATIONS_TABLE, e))
+    }
+
+    async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {
+        let table = crate::schema::dimension::PROPERTY_HISTORY.name;
+        let action = format!("read the stored history of {} {object_type}", record_ids.len());
+        if record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql::render_history_versions(&self.data_schema)))
+            .bind(object_type)
+            .bind(record_ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(&action, table, e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredVersion {
+                    record_id: row.try_get(0)?,
+                    property: row.try_get(1)?,
+                    version_id: row.try_get(2)?,
+                    value: row.try_get(3)?,
+                    changed_at_ms: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| db_error(&action, table, e))
     }
 
     async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {

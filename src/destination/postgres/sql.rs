@@ -9,7 +9,7 @@
 use super::types::read_as_text;
 use super::types::{pg_type, widen_using};
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
-use crate::destination::history_sql::spans_select;
+use crate::destination::history_sql::{spans_select, versions_select};
 use crate::destination::HISTORY_SPANS_VIEW;
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema, ViewReason};
@@ -187,6 +187,14 @@ pub fn render_replace_history_spans(schema: &str) -> String {
         qualified(schema, HISTORY_SPANS_VIEW),
         spans_select(quote_ident, &qualified(schema, PROPERTY_HISTORY.name), seconds)
     )
+}
+
+/// The stored versions of some records (see `Destination::history_versions`). Binds `$1` the
+/// object type and `$2` the record ids; `changed_at` as epoch milliseconds.
+pub fn render_history_versions(schema: &str) -> String {
+    let ms = |column: &str| format!("(extract(epoch from {column}) * 1000)::bigint");
+    let ids = |record: &str| format!("{record} = any($2::bigint[])");
+    versions_select(quote_ident, &qualified(schema, PROPERTY_HISTORY.name), ms, "$1", ids)
 }
 
 /// Upserts the edges of one object pair. Binds: `$1` from type, `$2` to type, `$3` synced-at
@@ -739,7 +747,11 @@ mod tests {
         let remove: Vec<String> =
             [&OWNERS, &PIPELINES].iter().map(|t| render_remove_missing_dimension("hubspot", t)).collect();
         insta::assert_snapshot!("remove_missing_dimension", remove.join(";\n\n"));
-        let history = [render_upsert_dimension("hubspot", &PROPERTY_HISTORY), render_replace_history_spans("hubspot")];
+        let history = [
+            render_upsert_dimension("hubspot", &PROPERTY_HISTORY),
+            render_replace_history_spans("hubspot"),
+            render_history_versions("hubspot"),
+        ];
         insta::assert_snapshot!("property_history", history.join(";\n\n"));
     }
 

@@ -44,7 +44,9 @@ use arrow::record_batch::RecordBatch;
 
 use self::client::{Bindings, Client, ClientConfig, Credentials, Session, Value};
 use self::sql::Location;
-use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+};
 use crate::config::DestinationConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{
@@ -740,6 +742,40 @@ impl Destination for SnowflakeDestination {
             found.extend(ids);
         }
         Ok(found.into_iter().collect())
+    }
+
+    async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {
+        let action = format!("read the stored history of {} {object_type}", record_ids.len());
+        let mut versions = Vec::new();
+        // Bound as an IN list, in chunks under Snowflake's expression-list limit.
+        for chunk in record_ids.chunks(1_000) {
+            let mut bindings = vec![Some(object_type.to_owned())];
+            bindings.extend(chunk.iter().map(|id| Some(id.to_string())));
+            let sql = sql::render_history_versions(&self.location, chunk.len());
+            let result = self.client.query(&sql, &Bindings::Positional(bindings), &action).await?;
+            for row in result.rows {
+                let text = |i: usize| row.get(i).cloned().and_then(Value::into_text);
+                let required = |i: usize| {
+                    text(i).ok_or_else(|| Error::Statement {
+                        kind: KIND,
+                        action: action.clone(),
+                        detail: format!("a stored version has no value in column {}", i + 1),
+                    })
+                };
+                versions.push(StoredVersion {
+                    record_id: row.first().and_then(Value::as_i64).ok_or_else(|| Error::Statement {
+                        kind: KIND,
+                        action: action.clone(),
+                        detail: "a stored version has no record id".to_owned(),
+                    })?,
+                    property: required(1)?,
+                    version_id: required(2)?,
+                    value: text(3),
+                    changed_at_ms: row.get(4).and_then(Value::as_i64),
+                });
+            }
+        }
+        Ok(versions)
     }
 
     async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {

@@ -12,7 +12,7 @@
 
 use super::types::{epoch_ms, sf_type, stage_type};
 use crate::destination::flag_sql::{unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
-use crate::destination::history_sql::spans_select;
+use crate::destination::history_sql::{spans_select, versions_select};
 use crate::destination::HISTORY_SPANS_VIEW;
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
@@ -223,6 +223,13 @@ pub fn render_replace_history_spans(location: &Location) -> String {
         location.table(HISTORY_SPANS_VIEW),
         spans_select(quote_ident, &location.table(PROPERTY_HISTORY.name), seconds)
     )
+}
+
+/// The stored versions of `ids` records (see `Destination::history_versions`). Binds the
+/// object type, then each record id; `changed_at` as epoch milliseconds.
+pub fn render_history_versions(location: &Location, ids: usize) -> String {
+    let ids = |record: &str| format!("{record} IN ({})", placeholders(ids));
+    versions_select(quote_ident, &location.table(PROPERTY_HISTORY.name), epoch_ms, "?", ids)
 }
 
 /// `CREATE TRANSIENT TABLE` for a staging or scratch table with the given columns and types
@@ -742,6 +749,7 @@ mod tests {
             render_update_dimension(&here(), &PROPERTY_HISTORY, &scratch),
             render_insert_dimension(&here(), &PROPERTY_HISTORY, &scratch),
             render_replace_history_spans(&here()),
+            render_history_versions(&here(), 3),
         ];
         insta::assert_snapshot!("property_history", history.join(";\n\n"));
     }

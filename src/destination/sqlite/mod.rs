@@ -84,7 +84,9 @@ use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 pub use self::state::SqliteStateStore;
 use self::state::{commit_checkpoint_on, run_migrations};
 use self::types::Value;
-use super::{Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage};
+use super::{
+    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+};
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
 use crate::state::Checkpoint;
@@ -751,6 +753,35 @@ impl Destination for SqliteDestination {
             .await
             .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())
             .map_err(self.failed_here(&action))
+    }
+
+    async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {
+        let action = format!("read the stored history of {} {object_type}", record_ids.len());
+        if record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = SqliteArguments::default();
+        for value in
+            [Value::Text(object_type.to_owned()), Value::Text(serde_json::Value::from(record_ids.to_vec()).to_string())]
+        {
+            bind(&mut args, value).map_err(|e| statement_error(&action, e))?;
+        }
+        let rows = dynamic(sql::render_history_versions(), args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.failed_here(&action))?;
+        rows.iter()
+            .map(|row| {
+                let version = StoredVersion {
+                    record_id: row.try_get(0).map_err(self.failed_here(&action))?,
+                    property: row.try_get(1).map_err(self.failed_here(&action))?,
+                    version_id: row.try_get(2).map_err(self.failed_here(&action))?,
+                    value: row.try_get(3).map_err(self.failed_here(&action))?,
+                    changed_at_ms: stored_ms(row, "changed_at", &action)?,
+                };
+                Ok(version)
+            })
+            .collect()
     }
 
     async fn flag(&self, table: &str, flags: &[RowFlag]) -> Result<u64, Error> {

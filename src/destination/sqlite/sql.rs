@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
-use crate::destination::history_sql::spans_select;
+use crate::destination::history_sql::{spans_select, versions_select};
 use crate::destination::{EDGE_KEY, HISTORY_SPANS_VIEW};
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, ColumnType, ExistingColumn};
@@ -215,6 +215,13 @@ pub fn render_replace_history_spans() -> Vec<String> {
             spans_select(quote_ident, &quote_ident(PROPERTY_HISTORY.name), seconds)
         ),
     ]
+}
+
+/// The stored versions of some records (see `Destination::history_versions`). Binds the
+/// object type, then the record ids as one JSON array; `changed_at` stays stored text.
+pub fn render_history_versions() -> String {
+    let ids = |record: &str| format!("{record} in (select {} from json_each(?))", quote_ident("value"));
+    versions_select(quote_ident, &quote_ident(PROPERTY_HISTORY.name), str::to_owned, "?", ids)
 }
 
 /// `json_extract("value", '$[i]')`: element `i` of the current element of `json_each`.
@@ -672,6 +679,7 @@ mod tests {
     fn property_history_statements() {
         assert_snapshot!("upsert_property_history", render_upsert_dimension(&PROPERTY_HISTORY, 2));
         assert_snapshot!("replace_history_spans", render_replace_history_spans().join(";\n\n"));
+        assert_snapshot!("history_versions", render_history_versions());
     }
 
     #[test]

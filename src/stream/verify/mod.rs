@@ -10,17 +10,26 @@
 //!   ids: ids HubSpot holds that the warehouse lacks are *missing*, live warehouse ids HubSpot
 //!   does not hold are *extra*;
 //! - **staleness**: rows whose stored `_hsync_cursor` is older than HubSpot's last-modified
-//!   time are *stale*.
+//!   time are *stale*;
+//! - **history**, for an object `sync.history` names: a sample of live records' stored
+//!   versions against HubSpot's, and their latest value against HubSpot's current one
+//!   ([`history`]).
 //!
 //! The sweep costs one search call per 200 records (the search bucket's 5 per second bounds
 //! it). A type without search is counted and swept by listing its ids (one call per 100). The comparison is a point in time: a record changed after the last CDC pass shows as
 //! missing or stale until the next pass, which is what an operator checking the warehouse
 //! wants to see. Reports carry ids, never row values.
 
+pub mod history;
+
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use self::history::HistoryReport;
 use super::{record_cursor_ms, Error};
+use crate::config::HistorySelection;
 use crate::destination::Destination;
 use crate::hubspot::{Direction, Filter, FilterGroup, HubSpotClient, ObjectRef, Operator, ReadPath, SearchRequest};
 
@@ -34,13 +43,22 @@ pub const DEFAULT_EXAMPLES: usize = 10;
 pub struct Options {
     /// Example ids kept per category.
     pub examples: usize,
-    /// Compare counts only (one search call per object), skipping the id sweep.
+    /// Compare counts only (one search call per object), skipping the id sweep and history.
     pub counts_only: bool,
+    /// Live records whose history is compared, per object with `sync.history` (0: none).
+    pub history_sample: usize,
+    /// Picks which records the history sample takes (see [`history::sample`]).
+    pub sample_seed: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { examples: DEFAULT_EXAMPLES, counts_only: false }
+        Options {
+            examples: DEFAULT_EXAMPLES,
+            counts_only: false,
+            history_sample: history::DEFAULT_SAMPLE,
+            sample_seed: 0,
+        }
     }
 }
 
@@ -54,9 +72,13 @@ pub struct Difference {
 
 impl Difference {
     fn record(&mut self, id: i64, keep: usize) {
+        self.record_example(id.to_string(), keep);
+    }
+
+    fn record_example(&mut self, example: String, keep: usize) {
         self.count += 1;
         if self.examples.len() < keep {
-            self.examples.push(id.to_string());
+            self.examples.push(example);
         }
     }
 }
@@ -80,7 +102,9 @@ pub struct ObjectReport {
     pub extra: Difference,
     /// In both, the warehouse's version older than HubSpot's.
     pub stale: Difference,
-    /// Counts equal and no id differs.
+    /// The history comparison of a sample, for an object with `sync.history`.
+    pub history: Option<HistoryReport>,
+    /// Counts equal, no id differs, and the sampled history matches.
     pub matches: bool,
 }
 
@@ -167,11 +191,13 @@ impl IdComparison {
     }
 }
 
-/// Verifies one object (see the module docs).
+/// Verifies one object (see the module docs), and its history when `history_kept` names what
+/// `sync.history` keeps of it.
 pub async fn object<D: Destination>(
     client: &HubSpotClient,
     dest: &D,
     object: &ObjectRef,
+    history_kept: Option<&HistorySelection>,
     options: &Options,
 ) -> Result<ObjectReport, Error> {
     let cursor = object.cursor_property;
@@ -204,11 +230,18 @@ pub async fn object<D: Destination>(
         missing: Difference::default(),
         extra: Difference::default(),
         stale: Difference::default(),
+        history: None,
         matches: hubspot_total == warehouse_live,
     };
     if options.counts_only {
         return Ok(report);
     }
+    let live: Vec<i64> = {
+        let mut ids: Vec<i64> = warehouse.iter().map(|k| k.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
     let mut comparison = IdComparison::new(warehouse, options.examples);
     let mut after_id: i64 = 0;
     if let Some(keys) = listed {
@@ -253,6 +286,12 @@ pub async fn object<D: Destination>(
     report.missing = missing;
     report.extra = extra;
     report.stale = stale;
+    if let Some(selection) = history_kept.filter(|_| options.history_sample > 0) {
+        let sampled = history::sample(&live, options.history_sample, options.sample_seed);
+        let compared = compare_history(client, dest, object, selection, &sampled, options.examples).await?;
+        report.matches = report.matches && compared.matches;
+        report.history = Some(compared);
+    }
     tracing::info!(
         table = %object.table,
         hubspot = hubspot_total,
@@ -261,6 +300,42 @@ pub async fn object<D: Destination>(
         extra = report.extra.count,
         stale = report.stale.count,
         "verified"
+    );
+    Ok(report)
+}
+
+/// Reads the history of `sampled` from HubSpot and from the warehouse and compares them (see
+/// [`history`]).
+async fn compare_history<D: Destination>(
+    client: &HubSpotClient,
+    dest: &D,
+    object: &ObjectRef,
+    selection: &HistorySelection,
+    sampled: &[i64],
+    examples: usize,
+) -> Result<HistoryReport, Error> {
+    let properties = super::history::selected_properties(client, object, selection).await?;
+    let asked: Vec<String> = sampled.iter().map(i64::to_string).collect();
+    let read = client.batch_read_history(&object.api_name, &asked, &properties).await?;
+    let records: BTreeSet<i64> = read.found.iter().filter_map(|r| r.id.trim().parse().ok()).collect();
+    let named: BTreeSet<String> = properties.into_iter().collect();
+    let current: BTreeMap<(i64, String), Option<String>> = read
+        .found
+        .iter()
+        .filter_map(|r| Some((r.id.trim().parse::<i64>().ok()?, r)))
+        .flat_map(|(id, r)| named.iter().filter_map(move |p| Some(((id, p.clone()), r.properties.get(p)?.clone()))))
+        .collect();
+    let expected = history::expected_versions(&object.table, &read.found);
+    let ids: Vec<i64> = records.iter().copied().collect();
+    let stored = dest.history_versions(&object.table, &ids).await?;
+    let report = history::compare(&expected, &stored, &current, &records, &named, examples);
+    tracing::info!(
+        table = %object.table,
+        records = report.records_sampled,
+        pairs = report.pairs_compared,
+        differ = report.versions_differ.count,
+        latest_differs = report.latest_differs.count,
+        "history verified"
     );
     Ok(report)
 }
@@ -345,6 +420,7 @@ mod tests {
             missing: Difference::default(),
             extra: Difference::default(),
             stale: Difference::default(),
+            history: None,
             matches,
         };
         let now = Utc::now();
@@ -360,6 +436,7 @@ mod tests {
             "missing",
             "extra",
             "stale",
+            "history",
             "matches",
         ] {
             assert!(json["objects"][0].get(field).is_some(), "objects[].{field}");
