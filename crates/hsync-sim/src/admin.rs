@@ -585,6 +585,7 @@ async fn get_limits(State(state): Shared) -> Response {
     Json(json!({
         "settings": limits.settings,
         "dailyUsed": limits.daily_used,
+        "associationsDailyUsed": limits.associations_daily_used,
         "msUntilReset": limits.ms_until_reset(now),
     }))
     .into_response()

@@ -199,6 +199,8 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
                 bucket = Bucket::Search;
                 targets.push(FaultTarget::Search);
             } else if segs.contains(&"associations") {
+                // A record's associations (`/crm/v4/objects/...`): the spec does not exempt
+                // these from the `ten-secondly` limit, so they stay in the general window.
                 targets.push(FaultTarget::Associations);
             } else if *method == Method::GET {
                 targets.push(FaultTarget::List);
@@ -210,6 +212,9 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
         }
         ["crm", "v3", "schemas", ..] | ["crm-object-schemas", ..] => Some(vec![format!("crm.schemas.custom.{access}")]),
         ["crm", "v4", "associations", from, ..] | ["crm", "associations", _, from, ..] => {
+            // The spec exempts these from the `ten-secondly` limit; the associations guide gives
+            // them limits of their own.
+            bucket = Bucket::Associations;
             targets.push(FaultTarget::Associations);
             object_scope(from)
         }
@@ -219,7 +224,7 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
         }
         _ => None,
     };
-    if bucket == Bucket::General {
+    if bucket != Bucket::Search {
         targets.push(FaultTarget::General);
     }
     RouteClass { bucket, targets, scope }
@@ -273,13 +278,6 @@ pub fn rate_limited(refusal: Refusal, send_retry_after: bool) -> Response {
     resp
 }
 
-fn bucket_name(bucket: Bucket) -> &'static str {
-    match bucket {
-        Bucket::General => "general",
-        Bucket::Search => "search",
-    }
-}
-
 /// The middleware in front of every HubSpot route.
 pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
     let now = state.clock.now();
@@ -308,7 +306,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             path: path.clone(),
             query: query.clone(),
             status: 0,
-            bucket: bucket_name(class.bucket),
+            bucket: class.bucket.name(),
             fault: None,
             body: logged_body.clone(),
         }),
@@ -332,8 +330,11 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             fault_name = Some(super::faults::kind_name(kind));
             match kind {
                 FaultKind::RateLimit => {
-                    let policy =
-                        if class.bucket == Bucket::Search { Policy::Secondly } else { Policy::TenSecondlyRolling };
+                    let policy = match class.bucket {
+                        Bucket::Search => Policy::Secondly,
+                        Bucket::General => Policy::TenSecondlyRolling,
+                        Bucket::Associations => Policy::AssociationsTenSecondlyRolling,
+                    };
                     let send = lock(&state.limits).settings.send_retry_after;
                     break 'respond rate_limited(Refusal { policy, retry_after_ms: 1000 }, send);
                 }
@@ -480,7 +481,7 @@ fn record(
         path: path.to_owned(),
         query,
         status,
-        bucket: bucket_name(bucket),
+        bucket: bucket.name(),
         fault,
         body,
     });
