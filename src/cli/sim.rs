@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use hsync_sim::catalogue::{Count, TYPES};
 use hsync_sim::{
-    Behaviour, FaultRule, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN,
+    Behaviour, FaultRule, LatencySettings, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant,
+    DEFAULT_TOKEN,
 };
 
 /// Options of `hsync sim`.
@@ -73,6 +74,14 @@ pub struct SimArgs {
     /// Leave requested-but-empty properties out of search results instead of sending null.
     #[arg(long)]
     pub search_omit_nulls: bool,
+    /// Hold answers as long as HubSpot takes: a realistic profile whose search median is this
+    /// many milliseconds (list pages 0.8x, batch and association calls 0.7x, other calls 0.5x,
+    /// plus a small cost per record returned). Without it answers are not held.
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<u32>,
+    /// Spread of those delays: sigma of the log-normal factor around each median.
+    #[arg(long, value_name = "SIGMA", default_value_t = 0.3, requires = "latency_ms")]
+    pub latency_jitter: f64,
 }
 
 impl SimArgs {
@@ -88,6 +97,11 @@ impl SimArgs {
         if let Some(daily) = self.daily_limit {
             limits.daily_limit = daily;
         }
+        let latency = match self.latency_ms {
+            Some(ms) => LatencySettings::realistic(f64::from(ms), self.latency_jitter),
+            None => LatencySettings::default(),
+        };
+        latency.validate().map_err(|e| anyhow::anyhow!("--latency-ms/--latency-jitter: {e}"))?;
         let faults = self
             .faults
             .iter()
@@ -131,6 +145,7 @@ impl SimArgs {
                 list_over_limit: self.list_over_limit,
                 ..Behaviour::default()
             },
+            latency,
         })
     }
 }
@@ -214,9 +229,35 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             "try:   curl -s -H 'Authorization: Bearer {DEFAULT_TOKEN}' '{base}/crm/v3/objects/contacts?limit=2&properties=email,firstname'"
         );
     }
-    println!("admin: {base}/_sim/truth, {base}/_sim/requests, {base}/_sim/faults");
+    println!("admin: {base}/_sim/truth, {base}/_sim/requests, {base}/_sim/faults, {base}/_sim/latency");
     super::wait_for_signal().await;
     tracing::info!("simulator stopping");
     tokio::time::timeout(hsync_sim::SHUTDOWN_GRACE, handle.stop()).await.ok();
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<SimConfig, String> {
+        let cli = Cli::try_parse_from(["hsync", "sim"].iter().chain(args)).map_err(|e| e.to_string())?;
+        let Command::Sim(sim) = cli.command else { panic!("parsed as another command") };
+        sim.to_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn latency_flags_set_a_profile_scaled_to_the_search_median() {
+        assert_eq!(config(&[]).unwrap().latency, LatencySettings::default(), "off without --latency-ms");
+        let latency = config(&["--latency-ms", "300"]).unwrap().latency;
+        assert_eq!(latency, LatencySettings::realistic(300.0, 0.3));
+        assert_eq!((latency.search.median_ms, latency.list.median_ms, latency.other.median_ms), (300.0, 240.0, 150.0));
+        let latency = config(&["--latency-ms", "100", "--latency-jitter", "0"]).unwrap().latency;
+        assert_eq!(latency.batch.jitter, 0.0);
+        assert!(config(&["--latency-jitter", "0.5"]).unwrap_err().contains("--latency-ms"), "jitter needs a median");
+        assert!(config(&["--latency-ms", "300", "--latency-jitter", "NaN"]).unwrap_err().contains("jitter"));
+    }
 }

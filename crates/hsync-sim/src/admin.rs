@@ -1,5 +1,5 @@
 //! The admin API under `/_sim`: mutate the portal (records, properties, associations, owners,
-//! pipelines), change faults, limits and behaviour at runtime, set the search index lag or take
+//! pipelines), change faults, limits, latency and behaviour at runtime, set the search index lag or take
 //! a stale search replica that answers the next searches with older versions, move or
 //! freeze the clock, read the request log, and dump ground truth for comparisons.
 //! It needs no token and counts against no limit.
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::faults::FaultRule;
+use super::latency::LatencySettings;
 use super::limits::LimitSettings;
 use super::portal::{iso_millis, MutationError, Portal, TypeIdx, WriteSource};
 use super::render::history_json;
@@ -46,6 +47,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .route("/_sim/limits", get(get_limits).put(put_limits))
         .route("/_sim/limits/exhaust-daily", post(exhaust_daily))
         .route("/_sim/behaviour", get(get_behaviour).put(put_behaviour))
+        .route("/_sim/latency", get(get_latency).put(put_latency))
         .route("/_sim/index", get(get_index).put(put_index))
         .route("/_sim/index/replica", get(get_replica).post(snapshot_replica).put(put_replica).delete(drop_replica))
         .route("/_sim/clock", get(get_clock).post(advance_clock))
@@ -585,6 +587,7 @@ async fn get_limits(State(state): Shared) -> Response {
     Json(json!({
         "settings": limits.settings,
         "dailyUsed": limits.daily_used,
+        "associationsDailyUsed": limits.associations_daily_used,
         "msUntilReset": limits.ms_until_reset(now),
     }))
     .into_response()
@@ -610,6 +613,18 @@ async fn get_behaviour(State(state): Shared) -> Response {
 async fn put_behaviour(State(state): Shared, body: Bytes) -> Answer {
     let behaviour: Behaviour = parse(&body)?;
     *lock(&state.behaviour) = behaviour;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_latency(State(state): Shared) -> Response {
+    Json(lock(&state.latency).settings.clone()).into_response()
+}
+
+/// Replaces the latency settings; families left out are off.
+async fn put_latency(State(state): Shared, body: Bytes) -> Answer {
+    let settings: LatencySettings = parse(&body)?;
+    settings.validate().map_err(|e| bad_request(format!("invalid latency: {e}")))?;
+    lock(&state.latency).settings = settings;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

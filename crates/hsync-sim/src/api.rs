@@ -13,6 +13,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use super::latency::counted;
 use super::portal::{
     iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext, WriteSource, API_APP_ID,
 };
@@ -313,8 +314,9 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
             history: history.as_ref().map(|h| history_json(&render.ctx, r, h.iter().map(String::as_str))),
             ..render.view(r, &props, false)
         })
-        .collect();
-    Ok(json_response(StatusCode::OK, &RecordPage { paging: next_page(next), results, total: None }))
+        .collect::<Vec<_>>();
+    let n = results.len();
+    Ok(counted(json_response(StatusCode::OK, &RecordPage { paging: next_page(next), results, total: None }), n))
 }
 
 async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Answer {
@@ -352,7 +354,8 @@ async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>
     let props = in_key_order(&render.ctx.properties.defs, &props);
     let history =
         q.list("propertiesWithHistory").map(|h| history_json(&render.ctx, &rec, h.iter().map(String::as_str)));
-    Ok(json_response(StatusCode::OK, &RecordView { associations: assoc, history, ..render.view(&rec, &props, false) }))
+    let view = RecordView { associations: assoc, history, ..render.view(&rec, &props, false) };
+    Ok(counted(json_response(StatusCode::OK, &view), 1))
 }
 
 fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
@@ -482,7 +485,7 @@ fn search(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
     let props = in_key_order(&render.ctx.properties.defs, &plan.properties);
     let results = page.records.iter().map(|r| render.view(r, &props, behaviour.search_nulls)).collect();
     let body = RecordPage { paging: next_page(page.next_after), results, total: Some(page.total) };
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(counted(json_response(StatusCode::OK, &body), page.records.len()))
 }
 
 fn merge(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
@@ -661,7 +664,8 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
             "context": { "ids": missing },
         })]
     };
-    Ok(batch_envelope(now, results, errors))
+    let n = results.len();
+    Ok(counted(batch_envelope(now, results, errors), n))
 }
 
 fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) -> Answer {
@@ -688,7 +692,8 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     let render = Rendered::of(&portal, ti);
     drop(portal);
     let results: Vec<Value> = written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
-    let status_ok = batch_envelope(now, results, Vec::new());
+    let n = results.len();
+    let status_ok = counted(batch_envelope(now, results, Vec::new()), n);
     if op == "create" {
         let (mut parts, body) = status_ok.into_parts();
         parts.status = StatusCode::CREATED;
@@ -948,7 +953,8 @@ async fn association_batch(
                 results.push(result);
             }
             drop(portal);
-            Ok(batch_envelope(now, results, errors))
+            let n = results.len();
+            Ok(counted(batch_envelope(now, results, errors), n))
         }
         "create" => {
             if inputs.len() > ASSOCIATION_CREATE_MAX {
@@ -1050,12 +1056,13 @@ async fn object_associations(
         .take(limit)
         .map(|(to_id, types)| json!({ "toObjectId": to_id, "associationTypes": association_types_json(&portal, fi, ti, types) }))
         .collect();
+    let n = results.len();
     let mut body = json!({ "results": results });
     if let Some((next, _)) = targets.get(limit) {
         body["paging"] = json!({ "next": { "after": encode_after(*next), "link": null } });
     }
     drop(portal);
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(counted(json_response(StatusCode::OK, &body), n))
 }
 
 async fn associate_default(

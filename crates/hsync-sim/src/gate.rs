@@ -1,6 +1,7 @@
 //! The gate every HubSpot API request passes, in HubSpot's order: authentication and scopes,
-//! injected faults, rate limits; plus the request log and the accept loop that lets a fault
-//! close a connection without answering.
+//! injected faults, rate limits (counted when the request arrives), then the handler and the
+//! latency model's delay; plus the request log and the accept loop that lets a fault close a
+//! connection without answering.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::faults::{cloudflare_page, FaultKind, FaultTarget};
+use super::latency::{Family, ResultCount, LATENCY_HEADER};
 use super::limits::{Bucket, Policy, Refusal};
 use super::portal::Millis;
 use super::render::{error_response, JSON_CONTENT_TYPE};
@@ -169,6 +171,7 @@ impl TokenTable {
 #[derive(Debug)]
 struct RouteClass {
     bucket: Bucket,
+    family: Family,
     targets: Vec<FaultTarget>,
     /// Scopes of which the token needs any one.
     scope: Option<Vec<String>>,
@@ -193,14 +196,22 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
     let object_scope = |t: &str| kind(t).map(|k| scopes(k.read_scopes, access));
     let mut targets = Vec::new();
     let mut bucket = Bucket::General;
+    let mut family = Family::Other;
     let scope = match segs.as_slice() {
-        ["crm", "v3" | "v4", "objects", t, ..] | ["crm", "objects", _, t, ..] => {
+        ["crm", "v3" | "v4", "objects", t, rest @ ..] | ["crm", "objects", _, t, rest @ ..] => {
             if path.ends_with("/search") {
                 bucket = Bucket::Search;
+                family = Family::Search;
                 targets.push(FaultTarget::Search);
             } else if segs.contains(&"associations") {
+                // A record's associations (`/crm/v4/objects/...`): the spec does not exempt
+                // these from the `ten-secondly` limit, so they stay in the general window.
+                family = Family::Associations;
                 targets.push(FaultTarget::Associations);
+            } else if rest.first() == Some(&"batch") {
+                family = Family::Batch;
             } else if *method == Method::GET {
+                family = Family::List;
                 targets.push(FaultTarget::List);
             }
             object_scope(t)
@@ -210,6 +221,10 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
         }
         ["crm", "v3", "schemas", ..] | ["crm-object-schemas", ..] => Some(vec![format!("crm.schemas.custom.{access}")]),
         ["crm", "v4", "associations", from, ..] | ["crm", "associations", _, from, ..] => {
+            // The spec exempts these from the `ten-secondly` limit; the associations guide gives
+            // them limits of their own.
+            bucket = Bucket::Associations;
+            family = Family::Associations;
             targets.push(FaultTarget::Associations);
             object_scope(from)
         }
@@ -219,10 +234,10 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
         }
         _ => None,
     };
-    if bucket == Bucket::General {
+    if bucket != Bucket::Search {
         targets.push(FaultTarget::General);
     }
-    RouteClass { bucket, targets, scope }
+    RouteClass { bucket, family, targets, scope }
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -273,13 +288,6 @@ pub fn rate_limited(refusal: Refusal, send_retry_after: bool) -> Response {
     resp
 }
 
-fn bucket_name(bucket: Bucket) -> &'static str {
-    match bucket {
-        Bucket::General => "general",
-        Bucket::Search => "search",
-    }
-}
-
 /// The middleware in front of every HubSpot route.
 pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
     let now = state.clock.now();
@@ -308,7 +316,7 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             path: path.clone(),
             query: query.clone(),
             status: 0,
-            bucket: bucket_name(class.bucket),
+            bucket: class.bucket.name(),
             fault: None,
             body: logged_body.clone(),
         }),
@@ -332,8 +340,11 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             fault_name = Some(super::faults::kind_name(kind));
             match kind {
                 FaultKind::RateLimit => {
-                    let policy =
-                        if class.bucket == Bucket::Search { Policy::Secondly } else { Policy::TenSecondlyRolling };
+                    let policy = match class.bucket {
+                        Bucket::Search => Policy::Secondly,
+                        Bucket::General => Policy::TenSecondlyRolling,
+                        Bucket::Associations => Policy::AssociationsTenSecondlyRolling,
+                    };
                     let send = lock(&state.limits).settings.send_retry_after;
                     break 'respond rate_limited(Refusal { policy, retry_after_ms: 1000 }, send);
                 }
@@ -420,6 +431,14 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
             }
         };
         let mut resp = next.run(req).await;
+        // The latency model holds the answer after the handler has made it (its size sets the
+        // per-result cost), without blocking other requests; a `slow` fault's delay came first.
+        let results = resp.extensions().get::<ResultCount>().map_or(0, |c| c.0);
+        let delay_ms = lock(&state.latency).draw(class.family, results);
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            resp.headers_mut().insert(LATENCY_HEADER, HeaderValue::from(delay_ms));
+        }
         for (name, value) in headers.pairs {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(name, v);
@@ -480,7 +499,7 @@ fn record(
         path: path.to_owned(),
         query,
         status,
-        bucket: bucket_name(bucket),
+        bucket: bucket.name(),
         fault,
         body,
     });

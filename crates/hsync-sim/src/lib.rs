@@ -1,12 +1,13 @@
 //! A faithful HubSpot CRM API simulator served over real HTTP: what `hsync sim` and `hsync demo`
 //! serve and what hsync's tests and benchmarks run against.
 //!
-//! It owns the catalogue of object types it serves (`catalogue`), the simulated portal (`portal`), the seeded generator (`generate`), search semantics
-//! (`search`), rate limits (`limits`), injected faults (`faults`), the gate every API request
-//! passes (`gate`: auth, faults, limits, request log), the HubSpot routes (`api`) and the admin
-//! API under `/_sim` (`admin`). It builds its JSON itself and shares no types with hsync's HubSpot
-//! client: it is its own crate and does not depend on `hsync`, so a client bug cannot be mirrored
-//! here.
+//! It owns the catalogue of object types it serves (`catalogue`), the simulated portal
+//! (`portal`), the seeded generator (`generate`), search semantics (`search`), rate limits
+//! (`limits`), injected faults (`faults`), response latency (`latency`), the gate every API
+//! request passes (`gate`: auth, faults, limits, latency, request log), the HubSpot routes
+//! (`api`) and the admin API under `/_sim` (`admin`). It builds its JSON itself and shares no
+//! types with hsync's HubSpot client: it is its own crate and does not depend on `hsync`, so a
+//! client bug cannot be mirrored here.
 
 // Handlers answer with a ready `Response` on their error paths; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -17,6 +18,7 @@ pub mod catalogue;
 mod faults;
 mod gate;
 pub mod generate;
+mod latency;
 mod limits;
 mod oauth;
 mod portal;
@@ -35,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultKind, FaultRule, FaultTarget};
 pub use generate::PortalSpec;
+pub use latency::{FamilyLatency, LatencySettings};
 pub use limits::{LimitSettings, Tier};
 pub use oauth::OAuthClient;
 
@@ -99,6 +102,8 @@ pub struct SimConfig {
     /// OAuth apps whose refresh tokens `POST /oauth/v1/token` accepts.
     pub oauth_clients: Vec<OAuthClient>,
     pub behaviour: Behaviour,
+    /// How long answers are held before they are sent; zero (off) by default.
+    pub latency: LatencySettings,
 }
 
 impl Default for SimConfig {
@@ -110,6 +115,7 @@ impl Default for SimConfig {
             tokens: vec![TokenGrant { token: DEFAULT_TOKEN.to_owned(), scopes: None }],
             oauth_clients: Vec::new(),
             behaviour: Behaviour::default(),
+            latency: LatencySettings::default(),
         }
     }
 }
@@ -163,6 +169,7 @@ pub struct SimState {
     log: Mutex<RequestLog>,
     tokens: Mutex<TokenTable>,
     behaviour: Mutex<Behaviour>,
+    latency: Mutex<latency::LatencyModel>,
     oauth_clients: Vec<OAuthClient>,
     clock: SimClock,
 }
@@ -187,6 +194,7 @@ impl SimState {
             log: Mutex::new(RequestLog::default()),
             tokens: Mutex::new(TokenTable::new(config.tokens)),
             behaviour: Mutex::new(config.behaviour),
+            latency: Mutex::new(latency::LatencyModel::new(config.portal.seed, config.latency)),
             oauth_clients: config.oauth_clients,
             clock,
         }

@@ -1,6 +1,7 @@
 //! HubSpot's rate limits as the simulator enforces them: a rolling ten-second window per tier,
-//! a daily limit that resets at the portal's midnight, and the search API's own per-second limit
-//! (whose responses carry no rate-limit headers).
+//! a daily limit that resets at the portal's midnight, the search API's own per-second limit
+//! (whose responses carry no rate-limit headers), and the associations v4 API's own rolling
+//! window and daily limit.
 
 use std::collections::VecDeque;
 
@@ -14,11 +15,11 @@ use super::portal::Millis;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
-    /// Free and Starter: 100 per 10 s, 250,000 a day.
+    /// Free and Starter: 100 per 10 s, 250,000 a day; associations 100 per 10 s.
     Starter,
-    /// Professional: 190 per 10 s, 625,000 a day.
+    /// Professional: 190 per 10 s, 625,000 a day; associations 150 per 10 s, 500,000 a day.
     Professional,
-    /// Enterprise: 190 per 10 s, 1,000,000 a day.
+    /// Enterprise: 190 per 10 s, 1,000,000 a day; associations 150 per 10 s, 500,000 a day.
     Enterprise,
 }
 
@@ -41,6 +42,13 @@ pub struct LimitSettings {
     pub send_retry_after: bool,
     /// The portal's time zone, which decides when the daily limit resets.
     pub timezone: String,
+    /// Associations v4 requests (`/crm/v4/associations/...`) per rolling window of their own;
+    /// they do not use the general window.
+    pub associations_window_max: u32,
+    pub associations_window_ms: u32,
+    /// The associations v4 API's own daily limit (HubSpot documents one for Professional and
+    /// Enterprise only); association calls also count against `daily_limit`.
+    pub associations_daily_limit: Option<u64>,
 }
 
 impl LimitSettings {
@@ -50,6 +58,11 @@ impl LimitSettings {
             Tier::Starter => (100, 250_000),
             Tier::Professional => (190, 625_000),
             Tier::Enterprise => (190, 1_000_000),
+        };
+        // The associations v4 guide's "Limits" section.
+        let (associations_window_max, associations_daily_limit) = match tier {
+            Tier::Starter => (100, None),
+            Tier::Professional | Tier::Enterprise => (150, Some(500_000)),
         };
         LimitSettings {
             enabled: true,
@@ -61,6 +74,9 @@ impl LimitSettings {
             search_counts_daily: true,
             send_retry_after: false,
             timezone: "UTC".to_owned(),
+            associations_window_max,
+            associations_window_ms: 10_000,
+            associations_daily_limit,
         }
     }
 
@@ -80,6 +96,19 @@ impl Default for LimitSettings {
 pub enum Bucket {
     General,
     Search,
+    /// The associations v4 API (`/crm/v4/associations/...` and its dated alias).
+    Associations,
+}
+
+impl Bucket {
+    /// The name in the request log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::General => "general",
+            Bucket::Search => "search",
+            Bucket::Associations => "associations",
+        }
+    }
 }
 
 /// Which limit refused a request; decides the 429 body.
@@ -91,6 +120,12 @@ pub enum Policy {
     TenSecondlyRolling,
     #[serde(rename = "SECONDLY")]
     Secondly,
+    /// The associations v4 window; HubSpot's name for it is not documented.
+    #[serde(rename = "ASSOCIATIONS_TEN_SECONDLY_ROLLING")]
+    AssociationsTenSecondlyRolling,
+    /// The associations v4 daily limit; HubSpot's name for it is not documented.
+    #[serde(rename = "ASSOCIATIONS_DAILY")]
+    AssociationsDaily,
 }
 
 impl Policy {
@@ -99,6 +134,8 @@ impl Policy {
             Policy::Daily => "DAILY",
             Policy::TenSecondlyRolling => "TEN_SECONDLY_ROLLING",
             Policy::Secondly => "SECONDLY",
+            Policy::AssociationsTenSecondlyRolling => "ASSOCIATIONS_TEN_SECONDLY_ROLLING",
+            Policy::AssociationsDaily => "ASSOCIATIONS_DAILY",
         }
     }
 
@@ -108,6 +145,8 @@ impl Policy {
             Policy::Daily => "You have reached your daily limit.",
             Policy::TenSecondlyRolling => "You have reached your ten_secondly_rolling limit.",
             Policy::Secondly => "You have reached your secondly limit.",
+            Policy::AssociationsTenSecondlyRolling => "You have reached your associations ten_secondly_rolling limit.",
+            Policy::AssociationsDaily => "You have reached your associations daily limit.",
         }
     }
 }
@@ -131,14 +170,24 @@ pub struct LimitState {
     pub settings: LimitSettings,
     window: VecDeque<Millis>,
     search_window: VecDeque<Millis>,
+    associations_window: VecDeque<Millis>,
     day: NaiveDate,
     pub daily_used: u64,
+    pub associations_daily_used: u64,
 }
 
 impl LimitState {
     pub fn new(settings: LimitSettings, now: Millis) -> LimitState {
         let day = local_day(&settings, now);
-        LimitState { settings, window: VecDeque::new(), search_window: VecDeque::new(), day, daily_used: 0 }
+        LimitState {
+            settings,
+            window: VecDeque::new(),
+            search_window: VecDeque::new(),
+            associations_window: VecDeque::new(),
+            day,
+            daily_used: 0,
+            associations_daily_used: 0,
+        }
     }
 
     /// Milliseconds until the next local midnight of the portal.
@@ -157,6 +206,7 @@ impl LimitState {
         if today != self.day {
             self.day = today;
             self.daily_used = 0;
+            self.associations_daily_used = 0;
         }
     }
 
@@ -166,42 +216,45 @@ impl LimitState {
         if !self.settings.enabled {
             return Ok(LimitHeaders::default());
         }
-        let counts_daily = bucket == Bucket::General || self.settings.search_counts_daily;
+        let counts_daily = bucket != Bucket::Search || self.settings.search_counts_daily;
         if counts_daily && self.daily_used >= self.settings.daily_limit {
             return Err(Refusal { policy: Policy::Daily, retry_after_ms: self.ms_until_reset(now) });
         }
         match bucket {
             Bucket::Search => {
-                let per_second = self.settings.search_per_second as usize;
-                prune(&mut self.search_window, now - 1000);
-                if self.search_window.len() >= per_second {
-                    let oldest = self.search_window.front().copied().unwrap_or(now);
-                    return Err(Refusal { policy: Policy::Secondly, retry_after_ms: oldest + 1000 - now });
-                }
-                self.search_window.push_back(now);
+                let per_second = self.settings.search_per_second;
+                take_slot(&mut self.search_window, per_second, 1000, now, Policy::Secondly)?;
             }
             Bucket::General => {
-                let window_ms = Millis::from(self.settings.window_ms);
-                prune(&mut self.window, now - window_ms);
-                if self.window.len() >= self.settings.window_max as usize {
-                    let oldest = self.window.front().copied().unwrap_or(now);
+                let (max, ms) = (self.settings.window_max, self.settings.window_ms);
+                take_slot(&mut self.window, max, ms, now, Policy::TenSecondlyRolling)?;
+            }
+            Bucket::Associations => {
+                if self.settings.associations_daily_limit.is_some_and(|limit| self.associations_daily_used >= limit) {
                     return Err(Refusal {
-                        policy: Policy::TenSecondlyRolling,
-                        retry_after_ms: oldest + window_ms - now,
+                        policy: Policy::AssociationsDaily,
+                        retry_after_ms: self.ms_until_reset(now),
                     });
                 }
-                self.window.push_back(now);
+                let (max, ms) = (self.settings.associations_window_max, self.settings.associations_window_ms);
+                take_slot(&mut self.associations_window, max, ms, now, Policy::AssociationsTenSecondlyRolling)?;
+                self.associations_daily_used += 1;
             }
         }
         if counts_daily {
             self.daily_used += 1;
         }
-        if bucket == Bucket::Search {
+        let (window, max, window_ms) = match bucket {
             // "Responses from the search API endpoints will not include any of the rate limit headers."
-            return Ok(LimitHeaders::default());
-        }
-        let max = self.settings.window_max;
-        let remaining = max.saturating_sub(self.window.len() as u32);
+            Bucket::Search => return Ok(LimitHeaders::default()),
+            Bucket::General => (&self.window, self.settings.window_max, self.settings.window_ms),
+            // Association answers report their own window (an assumption: HubSpot does not say).
+            Bucket::Associations => {
+                (&self.associations_window, self.settings.associations_window_max, self.settings.associations_window_ms)
+            }
+        };
+        let remaining = max.saturating_sub(window.len() as u32);
+        let recent = window.iter().rev().take_while(|&&t| t > now - 1000).count() as u32;
         Ok(LimitHeaders {
             pairs: vec![
                 ("X-HubSpot-RateLimit-Daily", self.settings.daily_limit.to_string()),
@@ -209,17 +262,13 @@ impl LimitState {
                     "X-HubSpot-RateLimit-Daily-Remaining",
                     self.settings.daily_limit.saturating_sub(self.daily_used).to_string(),
                 ),
-                ("X-HubSpot-RateLimit-Interval-Milliseconds", self.settings.window_ms.to_string()),
+                ("X-HubSpot-RateLimit-Interval-Milliseconds", window_ms.to_string()),
                 ("X-HubSpot-RateLimit-Max", max.to_string()),
                 ("X-HubSpot-RateLimit-Remaining", remaining.to_string()),
                 ("X-HubSpot-RateLimit-Secondly", (max / 10).to_string()),
-                ("X-HubSpot-RateLimit-Secondly-Remaining", (max / 10).saturating_sub(self.recent(now)).to_string()),
+                ("X-HubSpot-RateLimit-Secondly-Remaining", (max / 10).saturating_sub(recent).to_string()),
             ],
         })
-    }
-
-    fn recent(&self, now: Millis) -> u32 {
-        self.window.iter().rev().take_while(|&&t| t > now - 1000).count() as u32
     }
 
     /// Marks the day's allowance as spent (the admin API's "daily limit exhaustion" fault).
@@ -233,6 +282,25 @@ impl LimitState {
         self.settings = settings;
         self.day = local_day(&self.settings, now);
     }
+}
+
+/// Takes a slot in a rolling window of `max` requests per `window_ms`, or refuses with `policy`
+/// and the time until the oldest request in it leaves.
+fn take_slot(
+    window: &mut VecDeque<Millis>,
+    max: u32,
+    window_ms: u32,
+    now: Millis,
+    policy: Policy,
+) -> Result<(), Refusal> {
+    let window_ms = Millis::from(window_ms);
+    prune(window, now - window_ms);
+    if window.len() >= max as usize {
+        let oldest = window.front().copied().unwrap_or(now);
+        return Err(Refusal { policy, retry_after_ms: oldest + window_ms - now });
+    }
+    window.push_back(now);
+    Ok(())
 }
 
 fn prune(window: &mut VecDeque<Millis>, older_than: Millis) {
@@ -273,6 +341,40 @@ mod tests {
         assert_eq!(s.admit(Bucket::Search, T0 + 999).unwrap_err().policy, Policy::Secondly);
         assert!(s.admit(Bucket::General, T0 + 999).is_ok(), "search does not use the general window");
         assert!(s.admit(Bucket::Search, T0 + 1000).is_ok());
+    }
+
+    #[test]
+    fn associations_have_their_own_window_and_daily_limit_and_count_in_the_daily_total() {
+        let settings = LimitSettings {
+            associations_window_max: 3,
+            associations_daily_limit: Some(4),
+            ..LimitSettings::for_tier(Tier::Professional)
+        };
+        let mut s = LimitState::new(settings, T0);
+        for i in 0..3 {
+            let headers = s.admit(Bucket::Associations, T0 + i).unwrap();
+            let max = headers.pairs.iter().find(|(n, _)| *n == "X-HubSpot-RateLimit-Max").unwrap();
+            assert_eq!(max.1, "3", "association answers report their own window");
+        }
+        let refusal = s.admit(Bucket::Associations, T0 + 10).unwrap_err();
+        assert_eq!(refusal.policy, Policy::AssociationsTenSecondlyRolling);
+        assert_eq!(refusal.retry_after_ms, 9_990);
+        assert!(s.admit(Bucket::General, T0 + 10).is_ok(), "the general window is untouched");
+        assert_eq!(s.daily_used, 4, "association calls count in the daily total");
+        assert!(s.admit(Bucket::Associations, T0 + 10_001).is_ok());
+        let refusal = s.admit(Bucket::Associations, T0 + 20_002).unwrap_err();
+        assert_eq!(refusal.policy, Policy::AssociationsDaily);
+        assert!(s.admit(Bucket::General, T0 + 20_002).is_ok());
+    }
+
+    #[test]
+    fn tiers_set_the_documented_association_limits() {
+        let starter = LimitSettings::for_tier(Tier::Starter);
+        assert_eq!((starter.associations_window_max, starter.associations_daily_limit), (100, None));
+        for tier in [Tier::Professional, Tier::Enterprise] {
+            let s = LimitSettings::for_tier(tier);
+            assert_eq!((s.associations_window_max, s.associations_daily_limit), (150, Some(500_000)));
+        }
     }
 
     #[test]

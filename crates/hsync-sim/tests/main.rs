@@ -8,5 +8,6 @@ mod sim_auth_limits;
 mod sim_catalogue;
 mod sim_faults;
 mod sim_history;
+mod sim_latency;
 mod sim_objects;
 mod sim_search;

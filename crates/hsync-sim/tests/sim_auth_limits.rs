@@ -1,6 +1,7 @@
 //! Authentication, scopes and rate limits as the simulator enforces them: HubSpot's 401 and 403
 //! bodies, the rate-limit headers, the rolling window, the search per-second limit, the daily
-//! limit with its time-zone reset, the no-limits mode and the optional Retry-After.
+//! limit with its time-zone reset, the associations v4 API's own window and daily limit, the
+//! no-limits mode and the optional Retry-After.
 
 use chrono::TimeZone;
 use hsync_sim::{LimitSettings, SimConfig, Tier, TokenGrant, DEFAULT_TOKEN};
@@ -280,4 +281,123 @@ async fn limits_disabled_serves_many_calls_without_429() {
     let log = sim.admin_ok(Method::GET, "/_sim/requests", None).await;
     assert_eq!(log["byStatus"]["200"], 80);
     assert!(log["byStatus"].get("429").is_none());
+}
+
+/// An association batch read of one contact (200, or 207 when it has no companies).
+async fn association_read(sim: &Sim, path: &str) -> (StatusCode, HeaderMap, Value) {
+    let (status, headers, body) = sim.post(path, &json!({ "inputs": [{ "id": "1" }] })).await;
+    assert!(
+        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::OK || status == StatusCode::MULTI_STATUS,
+        "{path}: {status} {body}"
+    );
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn limits_association_calls_beyond_their_own_window_are_429_while_general_calls_succeed() {
+    let limits = LimitSettings { associations_window_max: 5, associations_window_ms: 60_000, ..small_window(50) };
+    let sim = Sim::start(limited(small_portal(), limits)).await;
+    // The v4 batch read, its dated alias and the labels endpoint all draw from one window.
+    let paths = [
+        "/crm/v4/associations/contacts/companies/batch/read",
+        "/crm/associations/2026-03/contacts/companies/batch/read",
+    ];
+    for i in 1..=5u64 {
+        let headers = if i == 3 {
+            let (status, headers, _) = sim.get("/crm/v4/associations/contacts/companies/labels").await;
+            assert_eq!(status, StatusCode::OK);
+            headers
+        } else {
+            let (status, headers, _) = association_read(&sim, paths[i as usize % 2]).await;
+            assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "association call {i}");
+            headers
+        };
+        assert_eq!(header_num(&headers, "x-hubspot-ratelimit-max"), 5, "association answers report their window");
+        assert_eq!(header_num(&headers, "x-hubspot-ratelimit-remaining"), 5 - i);
+        assert_eq!(header_num(&headers, "x-hubspot-ratelimit-interval-milliseconds"), 60_000);
+        assert_eq!(
+            header_num(&headers, "x-hubspot-ratelimit-daily-remaining"),
+            625_000 - i,
+            "counted in the daily total"
+        );
+    }
+    let (status, _, body) = association_read(&sim, paths[0]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_rate_limited(
+        &body,
+        "ASSOCIATIONS_TEN_SECONDLY_ROLLING",
+        "You have reached your associations ten_secondly_rolling limit.",
+    );
+    let (status, _, _) = sim.get("/crm/v4/associations/contacts/companies/labels").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "labels share the association window");
+
+    // The general window was not touched by the association calls.
+    let (status, headers, _) = sim.get("/crm/v3/objects/contacts?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-max"), 50);
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-remaining"), 49);
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-daily-remaining"), 625_000 - 6, "refusals are not counted");
+    // A record's associations (`/crm/v4/objects/...`) are not exempt from the general window.
+    let (status, headers, _) = sim.get("/crm/v4/objects/contacts/1/associations/companies").await;
+    assert_ne!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-max"), 50);
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-remaining"), 48);
+
+    let log = sim.admin_ok(Method::GET, "/_sim/requests", None).await;
+    assert_eq!(log["byPolicy"]["ASSOCIATIONS_TEN_SECONDLY_ROLLING"], 2, "{log}");
+    assert!(log["byPolicy"].get("TEN_SECONDLY_ROLLING").is_none(), "{log}");
+    assert_eq!(log["byBucket"]["associations"], 7, "{log}");
+    let limits = sim.admin_ok(Method::GET, "/_sim/limits", None).await;
+    assert_eq!(limits["dailyUsed"], 7);
+    assert_eq!(limits["associationsDailyUsed"], 5);
+
+    sim.admin_ok(Method::POST, "/_sim/clock", Some(&json!({ "advanceMs": 60_001 }))).await;
+    let (status, _, _) = association_read(&sim, paths[0]).await;
+    assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "the association window rolls over");
+}
+
+#[tokio::test]
+async fn limits_general_calls_beyond_their_window_are_429_while_association_calls_succeed() {
+    let sim = Sim::start(limited(small_portal(), small_window(3))).await;
+    for i in 1..=3 {
+        assert_eq!(sim.get("/crm/v3/owners").await.0, StatusCode::OK, "general call {i}");
+    }
+    let (status, _, body) = sim.get("/crm/v3/objects/contacts?limit=1").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_rate_limited(&body, "TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.");
+    let (status, _, _) = sim.get("/crm/v4/objects/contacts/1/associations/companies").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "a record's associations use the general window");
+
+    let (status, headers, _) = association_read(&sim, "/crm/v4/associations/contacts/companies/batch/read").await;
+    assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "association batch reads have their own window");
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-max"), 150, "Professional's association burst");
+    assert_eq!(header_num(&headers, "x-hubspot-ratelimit-remaining"), 149);
+    let (status, _, _) = sim.get("/crm/v4/associations/contacts/companies/labels").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A rate_limit fault on an association call names the association window.
+    let fault = json!({ "kind": "rate_limit", "target": "associations", "remaining": 1 });
+    sim.admin_ok(Method::POST, "/_sim/faults", Some(&fault)).await;
+    let (status, _, body) = association_read(&sim, "/crm/v4/associations/contacts/companies/batch/read").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["policyName"], "ASSOCIATIONS_TEN_SECONDLY_ROLLING");
+}
+
+#[tokio::test]
+async fn limits_association_daily_limit_refuses_only_association_calls() {
+    let limits = LimitSettings { associations_daily_limit: Some(2), ..LimitSettings::default() };
+    let sim = Sim::start(limited(small_portal(), limits)).await;
+    for _ in 0..2 {
+        let (status, _, _) = association_read(&sim, "/crm/v4/associations/contacts/companies/batch/read").await;
+        assert_ne!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let (status, _, body) = association_read(&sim, "/crm/v4/associations/contacts/companies/batch/read").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_rate_limited(&body, "ASSOCIATIONS_DAILY", "You have reached your associations daily limit.");
+    assert_eq!(sim.get("/crm/v3/owners").await.0, StatusCode::OK, "general calls go on");
+
+    let until = sim.admin_ok(Method::GET, "/_sim/limits", None).await["msUntilReset"].as_i64().unwrap();
+    sim.admin_ok(Method::POST, "/_sim/clock", Some(&json!({ "advanceMs": until + 1_000 }))).await;
+    let (status, _, _) = association_read(&sim, "/crm/v4/associations/contacts/companies/batch/read").await;
+    assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "a new day");
 }
