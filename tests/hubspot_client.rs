@@ -142,15 +142,34 @@ async fn client_concurrent_tasks_under_professional_limits_see_zero_429s() {
             (task + 10, calls)
         }));
     }
+    // Association reads draw from their own window (150 per 10 s on Professional) beside both.
+    let ids: Vec<String> = live_ids(&truth(&sim).await, "contacts").into_iter().take(100).collect();
+    for task in 0..2u64 {
+        let (client, ids) = (client.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut calls = 0u64;
+            while Instant::now() < deadline {
+                client.associations("contacts", "companies", &ids).await.unwrap();
+                calls += 1;
+            }
+            (task + 20, calls)
+        }));
+    }
     let mut total = 0;
+    let mut association_calls = 0;
     for t in tasks {
-        total += t.await.unwrap().1;
+        let (task, calls) = t.await.unwrap();
+        total += calls;
+        if task >= 20 {
+            association_calls += calls;
+        }
     }
     let log = requests(&sim).await;
-    assert_eq!(log["byStatus"].get("429"), None, "no 429 from either bucket: {}", log["byPolicy"]);
+    assert_eq!(log["byStatus"].get("429"), None, "no 429 from any bucket: {}", log["byPolicy"]);
     assert_eq!(log["byPolicy"], json!({}));
-    assert!(total > 0);
+    assert!(total > 0 && association_calls > 0);
     assert_eq!(client.general_limit().max, 190, "the tier was learned from the headers");
+    assert_eq!(client.association_limit().max, 150, "the association window from their own headers");
 }
 
 #[tokio::test]

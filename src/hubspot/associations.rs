@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::client::{ApiRequest, HubSpotClient};
 use super::error::Error;
+use super::limits::Bucket;
 use super::model::{AssociationResult, AssociationTarget, AssociationType, BatchEnvelope};
 
 /// HubSpot's association batch read limit.
@@ -25,7 +26,7 @@ impl HubSpotClient {
     /// portal defines no association between the two types.
     pub async fn association_types(&self, from: &str, to: &str) -> Result<Vec<AssociationType>, Error> {
         let path = format!("{}/labels", self.paths().associations(from, to));
-        match self.send::<Labels>(&ApiRequest::get("associations", path)).await {
+        match self.send::<Labels>(&ApiRequest::get("associations", path).bucket(Bucket::Associations)).await {
             Ok(labels) => Ok(labels.results),
             Err(Error::NotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -54,8 +55,12 @@ impl HubSpotClient {
                     None => json!({ "id": id }),
                 })
                 .collect();
-            let envelope: BatchEnvelope<AssociationResult> =
-                self.send(&ApiRequest::post("associations", path.clone(), json!({ "inputs": inputs }))).await?;
+            let envelope: BatchEnvelope<AssociationResult> = self
+                .send(
+                    &ApiRequest::post("associations", path.clone(), json!({ "inputs": inputs }))
+                        .bucket(Bucket::Associations),
+                )
+                .await?;
             for (id, _) in &batch {
                 pending.remove(id);
             }

@@ -209,6 +209,11 @@ impl HubSpotClient {
         self.inner.limits.general_limit()
     }
 
+    /// The association bucket's limit in force (learned, or the Starter tier's).
+    pub fn association_limit(&self) -> super::limits::WindowLimit {
+        self.inner.limits.association_limit()
+    }
+
     fn decide<F>(&self, f: F) -> Decision
     where
         F: FnOnce(&RetryPolicy, &mut rand_chacha::ChaCha8Rng) -> Decision,
@@ -405,14 +410,15 @@ impl HubSpotClient {
     }
 
     async fn learn(&self, headers: &HeaderMap, bucket: Bucket) {
-        if bucket != Bucket::General {
+        if bucket == Bucket::Search {
             return;
         }
         if let (Some(max), Some(interval)) = (
             header_u64(headers, "x-hubspot-ratelimit-max"),
             header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds"),
         ) {
-            self.inner.limits.learn(max as u32, Duration::from_millis(interval));
+            let max = u32::try_from(max).unwrap_or(u32::MAX);
+            self.inner.limits.learn(bucket, max, Duration::from_millis(interval));
         }
         let daily = header_u64(headers, "x-hubspot-ratelimit-daily");
         let remaining = header_u64(headers, "x-hubspot-ratelimit-daily-remaining");

@@ -1,5 +1,7 @@
-//! The two request-rate buckets every task shares: **search** (HubSpot's per-second search
-//! limit) and **general** (the tier's rolling ten-second window), as governor GCRA limiters.
+//! The request-rate buckets every task shares: **search** (HubSpot's per-second search limit),
+//! **general** (the tier's rolling ten-second window) and **associations** (the associations
+//! v4 batch and label endpoints' own ten-second window), as governor GCRA limiters. The two
+//! windows are learned from the `X-HubSpot-RateLimit-*` headers of their own responses.
 //!
 //! HubSpot counts a rolling window at its own clock, so the limiters space requests evenly with a
 //! margin for network jitter instead of allowing bursts: with spacing `(window + margin) / max`,
@@ -16,6 +18,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 pub enum Bucket {
     /// `POST .../search`.
     Search,
+    /// The associations v4 batch reads and labels (`/crm/v4/associations/...`), which HubSpot
+    /// limits apart from the general window.
+    Associations,
     /// Everything else.
     General,
 }
@@ -25,6 +30,7 @@ impl Bucket {
     pub fn label(self) -> &'static str {
         match self {
             Bucket::Search => "search",
+            Bucket::Associations => "associations",
             Bucket::General => "general",
         }
     }
@@ -42,6 +48,9 @@ impl WindowLimit {
     pub const SEARCH: WindowLimit = WindowLimit { max: 5, window: Duration::from_secs(1) };
     /// The Free/Starter tier's ten-second limit, assumed until the tier is configured or learned.
     pub const STARTER: WindowLimit = WindowLimit { max: 100, window: Duration::from_secs(10) };
+    /// The Free/Starter tier's association limit (100 per 10 s; 150 on Professional and
+    /// Enterprise), assumed until learned from an association response.
+    pub const ASSOCIATIONS_STARTER: WindowLimit = WindowLimit { max: 100, window: Duration::from_secs(10) };
 
     /// The time between two requests of this bucket, given `margin` of timing jitter:
     /// `(window + margin) / max`, rounded up (rounding down would let one extra request into a
@@ -81,21 +90,61 @@ impl Default for RateSettings {
     }
 }
 
+/// A rolling-window bucket whose limit is configured or learned from HubSpot's headers.
+#[derive(Debug)]
+struct WindowBucket {
+    configured: bool,
+    margin: Duration,
+    current: RwLock<(WindowLimit, Arc<DefaultDirectRateLimiter>)>,
+}
+
+impl WindowBucket {
+    fn new(configured: Option<WindowLimit>, assumed: WindowLimit, margin: Duration) -> WindowBucket {
+        let limit = configured.unwrap_or(assumed);
+        WindowBucket {
+            configured: configured.is_some(),
+            margin,
+            current: RwLock::new((limit, Arc::new(RateLimiter::direct(limit.quota(margin))))),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (WindowLimit, Arc<DefaultDirectRateLimiter>)> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn acquire(&self) {
+        let limiter = Arc::clone(&self.read().1);
+        limiter.until_ready().await;
+    }
+
+    /// Adopts `limit` unless one was configured; returns whether it changed.
+    fn learn(&self, limit: WindowLimit) -> bool {
+        if self.configured || limit.max == 0 || limit.window.is_zero() || self.read().0 == limit {
+            return false;
+        }
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0 == limit {
+            return false;
+        }
+        *current = (limit, Arc::new(RateLimiter::direct(limit.quota(self.margin))));
+        true
+    }
+}
+
 /// The shared buckets.
 #[derive(Debug)]
 pub struct RateLimits {
-    settings: RateSettings,
     search: DefaultDirectRateLimiter,
-    general: RwLock<(WindowLimit, Arc<DefaultDirectRateLimiter>)>,
+    general: WindowBucket,
+    associations: WindowBucket,
 }
 
 impl RateLimits {
     pub fn new(settings: RateSettings) -> RateLimits {
-        let general = settings.general.unwrap_or(WindowLimit::STARTER);
         RateLimits {
             search: RateLimiter::direct(settings.search.quota(settings.search_margin)),
-            general: RwLock::new((general, Arc::new(RateLimiter::direct(general.quota(settings.general_margin))))),
-            settings,
+            general: WindowBucket::new(settings.general, WindowLimit::STARTER, settings.general_margin),
+            associations: WindowBucket::new(None, WindowLimit::ASSOCIATIONS_STARTER, settings.general_margin),
         }
     }
 
@@ -103,35 +152,33 @@ impl RateLimits {
     pub async fn acquire(&self, bucket: Bucket) {
         match bucket {
             Bucket::Search => self.search.until_ready().await,
-            Bucket::General => {
-                let limiter = Arc::clone(&self.read().1);
-                limiter.until_ready().await;
-            }
+            Bucket::Associations => self.associations.acquire().await,
+            Bucket::General => self.general.acquire().await,
         }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, (WindowLimit, Arc<DefaultDirectRateLimiter>)> {
-        self.general.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The general limit in force.
     pub fn general_limit(&self) -> WindowLimit {
-        self.read().0
+        self.general.read().0
     }
 
-    /// Adopts the tier HubSpot reports, unless the operator configured one.
-    pub fn learn(&self, max: u32, interval: Duration) {
-        if self.settings.general.is_some() || max == 0 || interval.is_zero() {
-            return;
-        }
+    /// The association limit in force.
+    pub fn association_limit(&self) -> WindowLimit {
+        self.associations.read().0
+    }
+
+    /// Adopts the window HubSpot reports on a response of `bucket`, unless the operator
+    /// configured the general one. Search responses carry no such headers.
+    pub fn learn(&self, bucket: Bucket, max: u32, interval: Duration) {
         let limit = WindowLimit { max, window: interval };
-        if self.read().0 == limit {
-            return;
-        }
-        let mut general = self.general.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if general.0 != limit {
-            tracing::info!(max, interval_ms = interval.as_millis() as u64, "learned the portal's rate limit");
-            *general = (limit, Arc::new(RateLimiter::direct(limit.quota(self.settings.general_margin))));
+        let learned = match bucket {
+            Bucket::Search => false,
+            Bucket::Associations => self.associations.learn(limit),
+            Bucket::General => self.general.learn(limit),
+        };
+        if learned {
+            let bucket = bucket.label();
+            tracing::info!(bucket, max, interval_ms = interval.as_millis() as u64, "learned the portal's rate limit");
         }
     }
 }
@@ -156,11 +203,24 @@ mod tests {
     fn learning_replaces_the_assumed_tier_but_not_a_configured_one() {
         let learned = RateLimits::new(RateSettings::default());
         assert_eq!(learned.general_limit(), WindowLimit::STARTER);
-        learned.learn(190, Duration::from_secs(10));
+        learned.learn(Bucket::General, 190, Duration::from_secs(10));
         assert_eq!(learned.general_limit().max, 190);
         let fixed = WindowLimit { max: 50, window: Duration::from_secs(10) };
         let configured = RateLimits::new(RateSettings { general: Some(fixed), ..RateSettings::default() });
-        configured.learn(190, Duration::from_secs(10));
+        configured.learn(Bucket::General, 190, Duration::from_secs(10));
         assert_eq!(configured.general_limit(), fixed);
+    }
+
+    #[test]
+    fn each_window_learns_from_its_own_responses_only() {
+        let limits = RateLimits::new(RateSettings::default());
+        assert_eq!(limits.association_limit(), WindowLimit::ASSOCIATIONS_STARTER);
+        limits.learn(Bucket::Associations, 150, Duration::from_secs(10));
+        assert_eq!((limits.association_limit().max, limits.general_limit()), (150, WindowLimit::STARTER));
+        limits.learn(Bucket::General, 190, Duration::from_secs(10));
+        assert_eq!((limits.association_limit().max, limits.general_limit().max), (150, 190));
+        limits.learn(Bucket::Search, 7, Duration::from_secs(1));
+        limits.learn(Bucket::Associations, 0, Duration::from_secs(10));
+        assert_eq!((limits.association_limit().max, limits.general_limit().max), (150, 190), "nothing else moves");
     }
 }
