@@ -346,6 +346,10 @@ pub struct SyncConfig {
     /// Fetch the backfill's next page while the current one is written: wide portals backfill
     /// faster, and a `kill -9` may then cost two pages instead of one.
     pub backfill_fetch_ahead: bool,
+    /// Id ranges a large backfill walks at once, so requests in flight hide HubSpot's latency
+    /// and fill the search bucket; a `kill -9` costs at most one page per range. `1` walks in
+    /// turn. Tables with fewer than ten pages per range left walk in turn anyway.
+    pub backfill_concurrency: u64,
     /// Properties whose every version is kept, per object (a `sync.objects` entry): property
     /// names, `"default"` for the catalogue's history properties of the type (deal stage,
     /// amount, close date, owner and pipeline for deals; lifecycle stage, lead status and
@@ -413,6 +417,7 @@ impl Default for SyncConfig {
             exclude_properties: Vec::new(),
             settle_lag_secs: 300,
             backfill_fetch_ahead: false,
+            backfill_concurrency: crate::stream::backfill::DEFAULT_CONCURRENCY as u64,
             history: std::collections::BTreeMap::new(),
         }
     }
@@ -646,6 +651,7 @@ impl Config {
             ("hubspot.request_timeout_secs", h.request_timeout_secs, 1, HOUR),
             // The CDC watermark is now minus this: a week keeps it far from wrapping.
             ("sync.settle_lag_secs", self.sync.settle_lag_secs, 0, 7 * DAY),
+            ("sync.backfill_concurrency", self.sync.backfill_concurrency, 1, 64),
             ("daemon.cdc_interval_secs", d.cdc_interval_secs, 1, DAY),
             ("daemon.list_cdc_interval_secs", d.list_cdc_interval_secs, 1, DAY),
             ("daemon.associations_interval_secs", d.associations_interval_secs, 1, 7 * DAY),

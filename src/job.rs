@@ -172,6 +172,8 @@ impl Progress for Unwatched {
 struct Settings {
     settle_lag: Duration,
     fetch: backfill::Fetch,
+    /// Ranges a large backfill walks at once (`sync.backfill_concurrency`).
+    concurrency: usize,
     /// How long a prepared table is used before its properties are read again.
     schema_max_age: Duration,
 }
@@ -215,6 +217,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             settings: Settings {
                 settle_lag: Duration::from_secs(config.sync.settle_lag_secs),
                 fetch: backfill::Fetch::ahead_if(config.sync.backfill_fetch_ahead),
+                concurrency: usize::try_from(config.sync.backfill_concurrency).unwrap_or(1),
                 schema_max_age: Duration::from_secs(config.daemon.schema_interval_secs),
             },
             tables: Mutex::new(HashMap::new()),
@@ -347,7 +350,8 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             progress.start(name, counted, done);
             total = Some(counted);
         }
-        let report = backfill::run(runner, &table, mode, self.settings.fetch, stop, |rows| {
+        let settings = &self.settings;
+        let report = backfill::run(runner, &table, mode, settings.fetch, settings.concurrency, stop, |rows| {
             copied += rows;
             if let Some(total) = total {
                 gauge.set(share(copied, total));

@@ -35,5 +35,6 @@ mod sync_dimensions;
 mod sync_engine;
 mod sync_history;
 mod sync_parquet;
+mod sync_ranges;
 mod sync_scale;
 mod sync_snowflake;

@@ -44,13 +44,11 @@ fn portal() -> PortalSpec {
 
 async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) {
     let names: Vec<String> = OBJECTS.iter().map(|s| (*s).to_owned()).collect();
-    let never = CancellationToken::new();
     for object in resolve_objects(&runner.client, &names).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
         assert!(
-            backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
+            crate::support::backfill_with(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn)
                 .await
-                .unwrap()
                 .finished
         );
     }

@@ -65,8 +65,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     let never = CancellationToken::new();
     let object_ref = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
     let table = runner.prepare(&object_ref).await.unwrap();
-    let report =
-        backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {}).await.unwrap();
+    let report = crate::support::backfill_with(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn).await;
     assert!(report.finished, "the backfill went past every bad value");
 
     let rows = runner.dest.read_table("contacts").await.unwrap();

@@ -12,7 +12,6 @@ use hsync::stream::backfill;
 use hsync::stream::runner::Runner;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::Sim;
 
@@ -43,11 +42,9 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
         names.iter().enumerate().map(|(i, n)| (n.clone(), json!(format!("value {i}")))).collect();
     sim.admin_ok(Method::PATCH, &format!("/_sim/objects/contacts/{id}"), Some(&json!({ "properties": values }))).await;
 
-    let never = CancellationToken::new();
     let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
     let table = runner.prepare(&object).await.unwrap();
-    let report =
-        backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {}).await.unwrap();
+    let report = crate::support::backfill_with(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn).await;
     assert!(report.finished);
 
     // Every mappable property has a column of its own, holding its own value.

@@ -45,13 +45,11 @@ fn names() -> Vec<String> {
 }
 
 async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) {
-    let never = CancellationToken::new();
     for object in resolve_objects(&runner.client, &names()).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
         assert!(
-            backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
+            crate::support::backfill_with(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn)
                 .await
-                .unwrap()
                 .finished
         );
     }

@@ -23,10 +23,9 @@ const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "tickets", "cars"]
 /// Backfills every object, fetching pages as `fetch` says.
 async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, fetch: backfill::Fetch) {
     let names: Vec<String> = OBJECTS.iter().map(|s| (*s).to_owned()).collect();
-    let never = CancellationToken::new();
     for object in resolve_objects(&runner.client, &names).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
-        let report = backfill::run(runner, &table, backfill::Mode::Fresh, fetch, &never, |_| {}).await.unwrap();
+        let report = crate::support::backfill_with(runner, &table, backfill::Mode::Fresh, fetch).await;
         assert!(report.finished);
     }
 }
@@ -462,8 +461,7 @@ async fn backfill_pays_one_search_per_page_and_none_to_confirm_the_end() {
             let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
             let table = runner.prepare(&object).await.unwrap();
             let since = crate::support::next_seq(&sim).await;
-            let never = CancellationToken::new();
-            let report = backfill::run(&runner, &table, backfill::Mode::Fresh, fetch, &never, |_| {}).await.unwrap();
+            let report = crate::support::backfill_with(&runner, &table, backfill::Mode::Fresh, fetch).await;
             let searches = crate::support::logged_since(&sim, since)
                 .await
                 .iter()
@@ -474,7 +472,7 @@ async fn backfill_pays_one_search_per_page_and_none_to_confirm_the_end() {
             assert_eq!(report.rows, contacts, "{fetch:?}, {contacts}: every contact written");
             assert_eq!(runner.dest.live_ids("contacts").await.unwrap().len() as u64, contacts);
             // A resumed backfill that finished on its last page does nothing more.
-            let again = backfill::run(&runner, &table, backfill::Mode::Resume, fetch, &never, |_| {}).await.unwrap();
+            let again = crate::support::backfill_with(&runner, &table, backfill::Mode::Resume, fetch).await;
             assert!(again.finished && again.rows == 0, "{fetch:?}: {again:?}");
         }
     }
@@ -494,10 +492,7 @@ async fn cdc_pays_one_search_per_page_when_pages_end_inside_busy_milliseconds() 
     let table = runner.prepare(&object).await.unwrap();
     let never = CancellationToken::new();
     assert!(
-        backfill::run(&runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
-            .await
-            .unwrap()
-            .finished
+        crate::support::backfill_with(&runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn).await.finished
     );
     let touched = touch(&sim, "contacts", json!({"count": 1_000, "spreadMs": 100})).await;
     let stamps: BTreeSet<i64> =

@@ -78,9 +78,8 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     for object in &objects {
         let table = runner.prepare(object).await.unwrap();
         assert!(
-            backfill::run(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn, &never, |_| {})
+            crate::support::backfill_with(runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn)
                 .await
-                .unwrap()
                 .finished
         );
     }

@@ -13,17 +13,26 @@
 use tokio_util::sync::CancellationToken;
 
 use super::listing;
+use super::ranges::{self, IdRange};
 use super::runner::{PreparedTable, Runner};
-use super::state::BackfillState;
+use super::state::{BackfillState, RangedWalk};
 use super::Error;
 use crate::destination::Destination;
-use crate::hubspot::model::SearchPage;
+use crate::hubspot::model::{CrmObject, SearchPage};
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, ReadPath, SearchRequest};
 use crate::state::StateStore;
 use crate::state::StreamId;
 
 /// Search page size: HubSpot's maximum.
 pub const PAGE: u32 = 200;
+/// Records left after the first page per range walked concurrently: ten pages a range, so a
+/// small table costs no planning call and walks in turn.
+pub const RECORDS_PER_RANGE: u64 = 10 * PAGE as u64;
+/// Ranges walked at once unless `sync.backfill_concurrency` says otherwise: enough requests in
+/// flight to fill the search bucket (5 a second) at up to about a second of latency a page.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Ids a range must have left to be split for an idle walker.
+const MIN_SPLIT_SPAN: i64 = 2 * PAGE as i64;
 
 /// How to treat an existing checkpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,19 +76,22 @@ pub struct Report {
 
 /// Runs (or resumes) the backfill of one object until done or `shutdown` fires; every page is
 /// committed with its data, so a stop at any instant costs at most the page in flight (and, with
-/// [`Fetch::Ahead`], the page fetched ahead of it).
+/// [`Fetch::Ahead`], the page fetched ahead of it). When more than [`RECORDS_PER_RANGE`] records
+/// are left after the first page, up to `concurrency` ranges are walked at once (see
+/// [`ranges`]), and a stop costs at most the page in flight of each.
 pub async fn run<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
     mode: Mode,
     fetch: Fetch,
+    concurrency: usize,
     shutdown: &CancellationToken,
-    mut on_page: impl FnMut(u64),
+    mut on_page: impl FnMut(u64) + Send,
 ) -> Result<Report, Error> {
     let name = &table.object.table;
     let stream = StreamId::backfill(name);
     let previous = super::state::load::<BackfillState>(&runner.state, &stream).await?;
-    let (mut after_id, list_after, started_at_ms, mut rows) = match (previous, mode) {
+    let (mut after_id, list_after, started_at_ms, mut rows, ranged) = match (previous, mode) {
         (Some(BackfillState::Done { .. }), Mode::Resume) => {
             tracing::info!(table = %name, "backfill already finished");
             return Ok(Report { finished: true, ..Report::default() });
@@ -90,21 +102,28 @@ pub async fn run<D: Destination, S: StateStore>(
                 chrono::DateTime::from_timestamp_millis(finished_at_ms).unwrap_or_default()
             )))
         }
-        (Some(BackfillState::Running { after_id, started_at_ms, rows, list_after }), Mode::Resume) => {
-            (after_id, list_after, started_at_ms, rows)
+        (Some(BackfillState::Running { after_id, started_at_ms, rows, list_after, ranged }), Mode::Resume) => {
+            (after_id, list_after, started_at_ms, rows, ranged)
         }
         (Some(BackfillState::Running { after_id, .. }), Mode::Fresh) => {
             return Err(Error::Precondition(format!(
                 "a backfill of {name} was interrupted after id {after_id}; continue it with `hsync backfill --resume`"
             )))
         }
-        (None, _) => (0, None, runner.clock.now().timestamp_millis(), 0),
+        (None, _) => (0, None, runner.clock.now().timestamp_millis(), 0, None),
     };
     if table.object.read_path() == ReadPath::List {
         let start = Listed { after_id, list_after, started_at_ms, rows };
         return run_listed(runner, table, start, shutdown, on_page).await;
     }
     let mut report = Report::default();
+    if let Some(walk) = ranged {
+        tracing::info!(table = %name, ranges = walk.ranges.len(), "backfill resumed over ranges");
+        // Walkers beyond the ranges left take halves of the largest ones.
+        let walk = Walk::new(walk, started_at_ms, rows, report, on_page);
+        return run_ranged(runner, table, walk, concurrency, shutdown).await;
+    }
+    let mut may_plan = concurrency > 1;
     tracing::info!(table = %name, after_id, "backfill started");
     if shutdown.is_cancelled() {
         return Ok(stopped(name, after_id, report));
@@ -141,7 +160,7 @@ pub async fn run<D: Destination, S: StateStore>(
         let state = if last_page {
             BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows }
         } else {
-            BackfillState::Running { after_id: last, started_at_ms, rows, list_after: None }
+            BackfillState::Running { after_id: last, started_at_ms, rows, list_after: None, ranged: None }
         };
         let checkpoint = state.checkpoint(name);
         let written = page.results.len() as u64;
@@ -152,6 +171,25 @@ pub async fn run<D: Destination, S: StateStore>(
             tracing::info!(table = %name, rows, "backfill finished");
             report.finished = true;
             return Ok(report);
+        }
+        if std::mem::take(&mut may_plan) {
+            let left = page.total.saturating_sub(written);
+            if let Some(walk) = plan_walk(runner, table, last, left, concurrency).await? {
+                let state = BackfillState::Running {
+                    after_id: last,
+                    started_at_ms,
+                    rows,
+                    list_after: None,
+                    ranged: Some(walk.clone()),
+                };
+                runner.write_owned(table, page.results, Some(&state.checkpoint(name))).await?;
+                count_page(&mut report, name, written);
+                on_page(written);
+                let walkers = walk.ranges.len();
+                tracing::info!(table = %name, ranges = walkers, left, "backfill walks ranges concurrently");
+                let walk = Walk::new(walk, started_at_ms, rows, report, on_page);
+                return run_ranged(runner, table, walk, walkers, shutdown).await;
+            }
         }
         let next = match fetch {
             Fetch::InTurn => {
@@ -230,6 +268,241 @@ async fn search_after<D: Destination, S: StateStore>(
     })
 }
 
+/// The ranges to walk the `left` records above `after_id` in, or `None` when they are too few
+/// for two (one search for the highest id, sorted descending, one record).
+async fn plan_walk<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    after_id: i64,
+    left: u64,
+    concurrency: usize,
+) -> Result<Option<RangedWalk>, Error> {
+    let n = usize::try_from(left / RECORDS_PER_RANGE).unwrap_or(usize::MAX).min(concurrency);
+    if n < 2 {
+        return Ok(None);
+    }
+    let request = SearchRequest::new(
+        vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
+        Some(("hs_object_id".to_owned(), Direction::Descending)),
+        vec!["hs_object_id".to_owned()],
+        1,
+        0,
+    )?;
+    let stream = StreamId::backfill(&table.object.table);
+    let page = runner
+        .client
+        .search(&table.object.api_name, &request)
+        .await
+        .map_err(|e| Error::from(e).at_range(&stream, || format!("the highest id above {after_id}")))?;
+    let known_max = page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).max().unwrap_or(after_id);
+    let ranges = ranges::plan(after_id, known_max, n);
+    Ok((ranges.len() > 1).then_some(RangedWalk { ranges, known_max }))
+}
+
+/// One range a walker holds: its key, where it started (for its density) and the records read.
+#[derive(Debug)]
+struct Slot {
+    key: u64,
+    range: IdRange,
+    origin: i64,
+    read: u64,
+    taken: bool,
+}
+
+/// The shared progress of a concurrent walk. Walkers change it, and write their pages, only
+/// while holding its lock, so each checkpoint lists exactly the ranges left after every
+/// committed page (the invariant in [`ranges`]).
+struct Walk<F> {
+    slots: Vec<Slot>,
+    next_key: u64,
+    known_max: i64,
+    started_at_ms: i64,
+    rows: i64,
+    report: Report,
+    on_page: F,
+}
+
+impl<F: FnMut(u64)> Walk<F> {
+    fn new(walk: RangedWalk, started_at_ms: i64, rows: i64, report: Report, on_page: F) -> Walk<F> {
+        let slots: Vec<Slot> = walk
+            .ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| Slot { key: i as u64, range, origin: range.after_id, read: 0, taken: false })
+            .collect();
+        Walk { next_key: slots.len() as u64, slots, known_max: walk.known_max, started_at_ms, rows, report, on_page }
+    }
+
+    /// A range for an idle walker: the lowest one nobody walks, else half of the range with
+    /// the most records left (see [`ranges::split_point`]).
+    fn take(&mut self) -> Option<(u64, IdRange)> {
+        if let Some(slot) = self.slots.iter_mut().filter(|s| !s.taken).min_by_key(|s| s.range.after_id) {
+            slot.taken = true;
+            return Some((slot.key, slot.range));
+        }
+        let mut ranges: Vec<IdRange> = self.slots.iter().map(|s| s.range).collect();
+        let density: Vec<f64> = self
+            .slots
+            .iter()
+            .map(|s| match s.range.after_id - s.origin {
+                covered if covered > 0 => s.read as f64 / covered as f64,
+                _ => 1.0,
+            })
+            .collect();
+        let (index, at) = ranges::split_point(&ranges, &density, self.known_max, MIN_SPLIT_SPAN)?;
+        let rest = ranges::split(&mut ranges, index, at);
+        self.slots[index].range = ranges[index];
+        let key = self.next_key;
+        self.next_key += 1;
+        self.slots.push(Slot { key, range: rest, origin: rest.after_id, read: 0, taken: true });
+        Some((key, rest))
+    }
+
+    fn range(&self, key: u64) -> Option<IdRange> {
+        self.slots.iter().find(|s| s.key == key).map(|s| s.range)
+    }
+
+    /// Records a page of `records` read for range `key`: the range moves on or leaves.
+    fn advance(&mut self, key: u64, next: Option<IdRange>, records: usize) {
+        self.rows += records as i64;
+        match next {
+            Some(range) => {
+                if let Some(slot) = self.slots.iter_mut().find(|s| s.key == key) {
+                    slot.range = range;
+                    slot.read += records as u64;
+                }
+            }
+            None => self.slots.retain(|s| s.key != key),
+        }
+    }
+
+    /// The state to commit: the ranges left, or done.
+    fn state(&self, now_ms: i64) -> BackfillState {
+        let mut ranges: Vec<IdRange> = self.slots.iter().map(|s| s.range).collect();
+        ranges.sort_by_key(|r| r.after_id);
+        match ranges::prefix(&ranges) {
+            None => BackfillState::Done { started_at_ms: self.started_at_ms, finished_at_ms: now_ms, rows: self.rows },
+            Some(after_id) => BackfillState::Running {
+                after_id,
+                started_at_ms: self.started_at_ms,
+                rows: self.rows,
+                list_after: None,
+                ranged: Some(RangedWalk { ranges, known_max: self.known_max }),
+            },
+        }
+    }
+}
+
+/// Walks the ranges of `walk` with `walkers` walkers at once, until every range is read or
+/// `shutdown` fires.
+async fn run_ranged<D: Destination, S: StateStore, F: FnMut(u64) + Send>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    walk: Walk<F>,
+    walkers: usize,
+    shutdown: &CancellationToken,
+) -> Result<Report, Error> {
+    let walkers = walkers.max(1);
+    let walk = tokio::sync::Mutex::new(walk);
+    futures_util::future::try_join_all((0..walkers).map(|_| walk_ranges(runner, table, &walk, shutdown))).await?;
+    let walk = walk.into_inner();
+    let name = &table.object.table;
+    let mut report = walk.report;
+    if walk.slots.is_empty() {
+        tracing::info!(table = %name, rows = walk.rows, "backfill finished");
+        report.finished = true;
+    } else {
+        let after_id = walk.slots.iter().map(|s| s.range.after_id).min().unwrap_or_default();
+        report = stopped(name, after_id, report);
+    }
+    Ok(report)
+}
+
+/// One walker: takes a range, reads it page by page (each committed with the walk's state
+/// under its lock), then takes another, until none is left or `shutdown` fires.
+async fn walk_ranges<D: Destination, S: StateStore, F: FnMut(u64) + Send>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    walk: &tokio::sync::Mutex<Walk<F>>,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let name = &table.object.table;
+    loop {
+        let Some((key, mut range)) = walk.lock().await.take() else { return Ok(()) };
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let page = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                page = search_range(runner, table, range) => page?,
+            };
+            let ids: Vec<i64> = page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).collect();
+            if ids.is_empty() && !page.results.is_empty() {
+                return Err(Error::Unreadable {
+                    stream: StreamId::backfill(name),
+                    range: describe(range),
+                    detail: format!("none of the {} records of the page has a readable id", page.results.len()),
+                });
+            }
+            let more = page.paging.is_some() || page.total > page.results.len() as u64;
+            let mut held = walk.lock().await;
+            // A split may have lowered the bound since the page was fetched.
+            let Some(now) = held.range(key) else {
+                return Err(Error::Bug(format!("a walker of {name} lost its range")));
+            };
+            let step = ranges::advance(now, &ids, more);
+            // Records without a readable id go on to the batch builder, which rejects them.
+            let records: Vec<CrmObject> =
+                page.results.into_iter().filter(|r| r.id.parse::<i64>().map_or(true, |id| now.holds(id))).collect();
+            let written = records.len() as u64;
+            held.advance(key, step.next, records.len());
+            let checkpoint = held.state(runner.clock.now().timestamp_millis()).checkpoint(name);
+            if records.is_empty() {
+                runner.commit(&checkpoint).await?;
+            } else {
+                runner.write_owned(table, records, Some(&checkpoint)).await?;
+            }
+            count_page(&mut held.report, name, written);
+            (held.on_page)(written);
+            drop(held);
+            match step.next {
+                Some(next) => range = next,
+                None => break,
+            }
+        }
+    }
+}
+
+fn describe(range: IdRange) -> String {
+    match range.through_id {
+        Some(through) => format!("ids above {} through {through}", range.after_id),
+        None => format!("ids above {}", range.after_id),
+    }
+}
+
+/// One search page of `range`'s records, ascending by id.
+async fn search_range<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    range: IdRange,
+) -> Result<SearchPage, Error> {
+    let mut filters = vec![Filter::compare("hs_object_id", Operator::Gt, range.after_id)];
+    filters.extend(range.through_id.map(|through| Filter::compare("hs_object_id", Operator::Lte, through)));
+    let request = SearchRequest::new(
+        vec![FilterGroup(filters)],
+        Some(("hs_object_id".to_owned(), Direction::Ascending)),
+        table.properties.clone(),
+        PAGE,
+        0,
+    )?;
+    runner
+        .client
+        .search(&table.object.api_name, &request)
+        .await
+        .map_err(|e| Error::from(e).at_range(&StreamId::backfill(&table.object.table), || describe(range)))
+}
+
 /// Where a list-path backfill starts (see [`run_listed`]).
 struct Listed {
     after_id: i64,
@@ -267,7 +540,9 @@ async fn run_listed<D: Destination, S: StateStore>(
         rows += page.records.len() as i64;
         after_id = page.records.iter().filter_map(|r| r.id.parse::<i64>().ok()).fold(after_id, i64::max);
         let state = match &page.next {
-            Some(next) => BackfillState::Running { after_id, started_at_ms, rows, list_after: Some(next.clone()) },
+            Some(next) => {
+                BackfillState::Running { after_id, started_at_ms, rows, list_after: Some(next.clone()), ranged: None }
+            }
             None => BackfillState::Done { started_at_ms, finished_at_ms: runner.clock.now().timestamp_millis(), rows },
         };
         let written = page.records.len() as u64;

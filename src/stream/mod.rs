@@ -16,6 +16,7 @@ pub mod deletes;
 pub mod dimensions;
 pub mod history;
 pub mod listing;
+pub mod ranges;
 pub mod reread;
 pub mod runner;
 pub mod state;

@@ -34,16 +34,28 @@ pub async fn load<T: serde::de::DeserializeOwned>(
 pub enum BackfillState {
     /// Every record with an id up to `after_id` is in the warehouse; over the list path
     /// (`list_after` set), every record listed before that cursor is, and `after_id` is the
-    /// highest id written.
+    /// highest id written. A backfill walking ranges concurrently (`ranged` set) has every
+    /// record outside its unfinished ranges, and `after_id` is the lowest of their starts.
     Running {
         after_id: i64,
         started_at_ms: i64,
         rows: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         list_after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ranged: Option<RangedWalk>,
     },
     /// Finished; CDC takes over from `started_at_ms` minus the settle lag.
     Done { started_at_ms: i64, finished_at_ms: i64, rows: i64 },
+}
+
+/// The unfinished ranges of a backfill walking ranges concurrently (see
+/// [`super::ranges`]), and the highest id known when they were planned (the open range's
+/// end, for splitting).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangedWalk {
+    pub ranges: Vec<super::ranges::IdRange>,
+    pub known_max: i64,
 }
 
 impl BackfillState {
@@ -261,7 +273,7 @@ mod tests {
         };
         assert_eq!(
             BackfillState::from_checkpoint(&running).ok(),
-            Some(BackfillState::Running { after_id: 41, started_at_ms: 5, rows: 12, list_after: None })
+            Some(BackfillState::Running { after_id: 41, started_at_ms: 5, rows: 12, list_after: None, ranged: None })
         );
         let cdc = Checkpoint {
             stream: StreamId::cdc("contacts"),
@@ -369,8 +381,9 @@ mod tests {
 
     #[test]
     fn positions_only_grow_through_a_backfill() {
-        let running = BackfillState::Running { after_id: 100, started_at_ms: 1, rows: 1, list_after: None }
-            .checkpoint("contacts");
+        let running =
+            BackfillState::Running { after_id: 100, started_at_ms: 1, rows: 1, list_after: None, ranged: None }
+                .checkpoint("contacts");
         let done = BackfillState::Done { started_at_ms: 1, finished_at_ms: 2, rows: 1 }.checkpoint("contacts");
         assert!(done.position > running.position);
     }

@@ -286,8 +286,9 @@ mod tests {
     #[test]
     fn backfill_phases_and_unknown_streams() {
         let now = at("2026-01-01T12:00:00Z");
-        let running = BackfillState::Running { after_id: 900, started_at_ms: 1_000, rows: 200, list_after: None }
-            .checkpoint("deals");
+        let running =
+            BackfillState::Running { after_id: 900, started_at_ms: 1_000, rows: 200, list_after: None, ranged: None }
+                .checkpoint("deals");
         let status = stream_status(&running, &[], now);
         assert_eq!((status.phase.as_str(), status.after_id, status.rows), ("running", Some(900), Some(200)));
         assert_eq!(status.watermark, None);

@@ -224,3 +224,16 @@ pub async fn next_seq(sim: &Sim) -> u64 {
         .as_u64()
         .expect("nextSeq")
 }
+
+/// Runs a backfill of `table` to its end, never stopped, fetching as `fetch` says and with the
+/// default concurrency.
+pub async fn backfill_with<D: hsync::destination::Destination, S: hsync::state::StateStore>(
+    runner: &hsync::stream::runner::Runner<D, S>,
+    table: &hsync::stream::runner::PreparedTable,
+    mode: hsync::stream::backfill::Mode,
+    fetch: hsync::stream::backfill::Fetch,
+) -> hsync::stream::backfill::Report {
+    use hsync::stream::backfill;
+    let never = tokio_util::sync::CancellationToken::new();
+    backfill::run(runner, table, mode, fetch, backfill::DEFAULT_CONCURRENCY, &never, |_| {}).await.expect("backfill")
+}

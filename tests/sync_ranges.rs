@@ -1,0 +1,166 @@
+//! The concurrent backfill over id ranges: planned from the data, the ranges cover every id
+//! exactly once around an empty range and a sparse one, while archived records come back inside
+//! a range and new ones arrive above every id; a walker whose range ends early takes half of a
+//! dense one; and a stopped walk resumes with at most one page per range read twice. The `kill
+//! -9` bound is held by `chaos_kill` and the SIGTERM one by `daemon`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hsync::destination::Destination;
+use hsync::hubspot::resolve_objects;
+use hsync::state::{StateStore, StreamId};
+use hsync::stream::backfill;
+use hsync::stream::cdc;
+use hsync::stream::state::BackfillState;
+use hsync_sim::PortalSpec;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{logged_since, next_seq, search_page_key, Sim};
+use crate::sync_engine::differences_in;
+
+/// 12,000 contacts, then the second quarter of ids archived (an empty stretch) and nine in ten
+/// of the third (a sparse one): 6,300 live contacts in two dense stretches. Returns the
+/// simulator and the archived ids of the empty stretch.
+async fn uneven_portal() -> (Sim, Vec<u64>) {
+    let spec = PortalSpec { contacts: 12_000, companies: 0, deals: 0, tickets: 0, cars: 0, ..PortalSpec::default() };
+    let sim = Sim::start(crate::support::unlimited(spec)).await;
+    let ids: Vec<u64> = sim.truth_ids("contacts").await.into_iter().collect();
+    let empty = ids[3_000..6_000].to_vec();
+    let sparse: Vec<u64> =
+        ids[6_000..9_000].iter().enumerate().filter(|(i, _)| i % 10 != 0).map(|(_, id)| *id).collect();
+    for chunk in empty.iter().chain(&sparse).collect::<Vec<_>>().chunks(100) {
+        let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id.to_string() })).collect();
+        let (status, _, body) = sim.post("/crm/v3/objects/contacts/batch/archive", &json!({ "inputs": inputs })).await;
+        assert!(status.is_success(), "{body}");
+    }
+    (sim, empty)
+}
+
+/// The `hs_object_id` bounds (`LTE` values) of the backfill's searches since `since`.
+async fn range_bounds(sim: &Sim, since: u64) -> BTreeSet<String> {
+    let mut bounds = BTreeSet::new();
+    for entry in logged_since(sim, since).await {
+        let Some(body) = entry["body"].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok()) else { continue };
+        for group in body["filterGroups"].as_array().into_iter().flatten() {
+            for filter in group["filters"].as_array().into_iter().flatten() {
+                if filter["operator"] == "LTE" && filter["propertyName"] == "hs_object_id" {
+                    bounds.insert(filter["value"].to_string());
+                }
+            }
+        }
+    }
+    bounds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ranges_cover_every_id_exactly_once_around_empty_and_dense_ranges() {
+    let (sim, empty) = uneven_portal().await;
+    // Searches a little slow, so the walk overlaps with the portal's changes below.
+    sim.admin_ok(Method::POST, "/_sim/faults", Some(&json!({"kind": "slow", "delay_ms": 40, "target": "search"})))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&object).await.unwrap();
+    let since = next_seq(&sim).await;
+    let never = CancellationToken::new();
+    let walk = backfill::run(
+        &runner,
+        &table,
+        backfill::Mode::Fresh,
+        backfill::Fetch::InTurn,
+        backfill::DEFAULT_CONCURRENCY,
+        &never,
+        |_| {},
+    );
+    let changes = async {
+        // Archived records come back inside the empty stretch; new ones arrive above every id.
+        for id in empty.iter().step_by(100) {
+            sim.admin_ok(Method::POST, &format!("/_sim/objects/contacts/{id}/restore"), None).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for i in 0..20 {
+            sim.admin_create("contacts", json!({ "email": format!("arrived{i}@example.com") })).await;
+        }
+    };
+    let (report, ()) = tokio::join!(walk, changes);
+    let report = report.unwrap();
+    assert!(report.finished, "{report:?}");
+    let stored = runner.dest.live_ids("contacts").await.unwrap();
+    assert_eq!(report.rows, stored.len() as u64, "no record was written twice: {report:?}");
+    // 6,100 records after the first page make three planned ranges (two bounds); a walker
+    // whose range ran out split a dense one, which adds a bound.
+    let bounds = range_bounds(&sim, since).await;
+    assert!(bounds.len() >= 3, "planned ranges and at least one split: {bounds:?}");
+    let saved = runner.state.load_checkpoint(&StreamId::backfill("contacts")).await.unwrap().unwrap();
+    assert!(matches!(BackfillState::from_checkpoint(&saved), Ok(BackfillState::Done { .. })), "{:?}", saved.state);
+
+    // CDC from the backfill's start picks up whatever the walk passed before it changed.
+    sim.admin_ok(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cdc::pass(&runner, &table, Duration::from_secs(1), &never).await.unwrap();
+    let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
+    assert!(
+        differences.is_empty(),
+        "{} differences: {:?}",
+        differences.len(),
+        &differences[..differences.len().min(10)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_ranged_backfill_resumes_reading_at_most_one_page_per_range_again() {
+    let (sim, _) = uneven_portal().await;
+    sim.admin_ok(Method::POST, "/_sim/faults", Some(&json!({"kind": "slow", "delay_ms": 30, "target": "search"})))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&object).await.unwrap();
+    let since = next_seq(&sim).await;
+    let stop = CancellationToken::new();
+    let mut written = 0;
+    let first = backfill::run(
+        &runner,
+        &table,
+        backfill::Mode::Fresh,
+        backfill::Fetch::InTurn,
+        backfill::DEFAULT_CONCURRENCY,
+        &stop,
+        |rows| {
+            written += rows;
+            if written >= 2_000 {
+                stop.cancel();
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!first.finished, "stopped part-way: {first:?}");
+    let saved = runner.state.load_checkpoint(&StreamId::backfill("contacts")).await.unwrap().unwrap();
+    let Ok(BackfillState::Running { rows, ranged: Some(walk), .. }) = BackfillState::from_checkpoint(&saved) else {
+        panic!("a walk over ranges was interrupted: {:?}", saved.state);
+    };
+    let stored = runner.dest.live_ids("contacts").await.unwrap();
+    assert_eq!(rows, stored.len() as i64, "the checkpoint counts what the table holds");
+    assert!(stored.iter().all(|id| !walk.ranges.iter().any(|r| r.holds(*id))), "nothing stored inside a range left");
+
+    let resumed = crate::support::backfill_with(&runner, &table, backfill::Mode::Resume, backfill::Fetch::InTurn).await;
+    assert!(resumed.finished);
+    let mut pages: BTreeMap<String, usize> = BTreeMap::new();
+    for key in logged_since(&sim, since).await.iter().filter_map(search_page_key) {
+        *pages.entry(key).or_default() += 1;
+    }
+    let repeated: usize = pages.values().map(|n| n - 1).sum();
+    assert!(
+        repeated <= backfill::DEFAULT_CONCURRENCY,
+        "{repeated} pages read again: at most the page in flight of each range"
+    );
+    assert_eq!(first.rows + resumed.rows, runner.dest.live_ids("contacts").await.unwrap().len() as u64);
+    sim.admin_ok(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
+    let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
+    assert!(differences.is_empty(), "{:?}", &differences[..differences.len().min(10)]);
+}
