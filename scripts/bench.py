@@ -311,8 +311,10 @@ def latency(opts, hsync, build, workdir):
             f"{100 * r['search'] / search_allowed:.0f}% | {100 * r['general'] / general_allowed:.1f}% | "
             f"**{r['throttled']}** | {r['cpu']:.1f} | {r['rss'] / 1024:.0f} |"
         )
+    throttled = [f"{r['properties']} properties, {r['label']}: {r['policies']}" for r in rows if r["throttled"]]
     lines += [
         "",
+        *([f"- 429s by policy: {'; '.join(throttled)}."] if throttled else []),
         f"- The search bucket alone allows {SEARCH_CEILING:,} records/s for one object ({SEARCHES_PER_S} pages of {SEARCH_PAGE});",
         "  walked in turn, a backfill waits for each answer before asking for the next page, so latency, not",
         "  the bucket, sets its pace. Concurrent ranges keep several pages in flight (one per range, up to",
