@@ -132,6 +132,9 @@ def truth_edges(sim):
     out = {}
     for e in truth["associations"]:
         f, t = e["fromType"], e["toType"]
+        # The simulator's portal also relates types the chaos run does not sync (notes ...).
+        if f not in OBJECTS or t not in OBJECTS:
+            continue
         if OBJECTS.index(f) > OBJECTS.index(t) or (f, e["fromId"]) not in live:
             continue
         for ty in e["types"]:
