@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(draws, (0..2_000).map(|_| b.draw(Family::Search, 200)).collect::<Vec<_>>());
         let (lo, hi) = (300.0 * (-1.2f64).exp() + 120.0, 300.0 * 1.2f64.exp() + 120.0);
         assert!(draws.iter().all(|&d| (lo.floor() as u64..=hi.ceil() as u64).contains(&d)), "{lo}..{hi}");
-        let mut sorted = draws.clone();
+        let mut sorted = draws;
         sorted.sort_unstable();
         let median = sorted[sorted.len() / 2];
         assert!((400..=440).contains(&median), "median {median} is near 300 + 120 for 200 records");
