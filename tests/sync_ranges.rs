@@ -7,11 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use hsync::destination::sqlite::{SqliteDestination, SqliteStateStore};
 use hsync::destination::Destination;
 use hsync::hubspot::resolve_objects;
 use hsync::state::{StateStore, StreamId};
 use hsync::stream::backfill;
 use hsync::stream::cdc;
+use hsync::stream::runner::{PreparedTable, Runner};
 use hsync::stream::state::BackfillState;
 use hsync_sim::PortalSpec;
 use reqwest::Method;
@@ -39,6 +41,27 @@ async fn uneven_portal() -> (Sim, Vec<u64>) {
     (sim, empty)
 }
 
+/// An [`uneven_portal`] whose searches each take `delay_ms` longer, and a SQLite runner with
+/// the contacts table prepared.
+struct Walking {
+    sim: Sim,
+    empty: Vec<u64>,
+    dir: tempfile::TempDir,
+    runner: Runner<SqliteDestination, SqliteStateStore>,
+    table: PreparedTable,
+}
+
+async fn walking(delay_ms: u64) -> Walking {
+    let (sim, empty) = uneven_portal().await;
+    let slow = json!({"kind": "slow", "delay_ms": delay_ms, "target": "search"});
+    sim.admin_ok(Method::POST, "/_sim/faults", Some(&slow)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&object).await.unwrap();
+    Walking { sim, empty, dir, runner, table }
+}
+
 /// The `hs_object_id` bounds (`LTE` values) of the backfill's searches since `since`.
 async fn range_bounds(sim: &Sim, since: u64) -> BTreeSet<String> {
     let mut bounds = BTreeSet::new();
@@ -57,14 +80,8 @@ async fn range_bounds(sim: &Sim, since: u64) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ranges_cover_every_id_exactly_once_around_empty_and_dense_ranges() {
-    let (sim, empty) = uneven_portal().await;
     // Searches a little slow, so the walk overlaps with the portal's changes below.
-    sim.admin_ok(Method::POST, "/_sim/faults", Some(&json!({"kind": "slow", "delay_ms": 40, "target": "search"})))
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
-    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
-    let table = runner.prepare(&object).await.unwrap();
+    let Walking { sim, empty, dir: _dir, runner, table } = walking(40).await;
     let since = next_seq(&sim).await;
     let never = CancellationToken::new();
     let walk = backfill::run(
@@ -113,13 +130,7 @@ async fn concurrent_ranges_cover_every_id_exactly_once_around_empty_and_dense_ra
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_ranged_backfill_resumes_reading_at_most_one_page_per_range_again() {
-    let (sim, _) = uneven_portal().await;
-    sim.admin_ok(Method::POST, "/_sim/faults", Some(&json!({"kind": "slow", "delay_ms": 30, "target": "search"})))
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
-    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
-    let table = runner.prepare(&object).await.unwrap();
+    let Walking { sim, dir: _dir, runner, table, .. } = walking(30).await;
     let since = next_seq(&sim).await;
     let stop = CancellationToken::new();
     let mut written = 0;
