@@ -241,7 +241,6 @@ impl HubSpotClient {
         loop {
             attempt += 1;
             inner.budget.acquire().await?;
-            inner.limits.acquire(req.bucket).await;
             let token = inner.auth.bearer().await?;
             let mut builder = inner.http.request(req.method.clone(), &url).bearer_auth(token.expose());
             if !req.query.is_empty() {
@@ -250,6 +249,9 @@ impl HubSpotClient {
             if let Some(body) = &req.body {
                 builder = builder.json(body);
             }
+            // The slot is taken last, after the token and the body: the less work between it
+            // and the send, the less concurrent requests can bunch up in HubSpot's window.
+            inner.limits.acquire(req.bucket).await;
             let decision = match builder.send().await {
                 Err(e) => {
                     metrics::counter!("hsync_hubspot_requests_total", "endpoint" => req.endpoint, "status_class" => "transport")
