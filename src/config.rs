@@ -350,6 +350,11 @@ pub struct SyncConfig {
     /// and fill the search bucket; a `kill -9` costs at most one page per range. `1` walks in
     /// turn. Tables with fewer than ten pages per range left walk in turn anyway.
     pub backfill_concurrency: u64,
+    /// Let a large backfill read list pages in HubSpot's general bucket beside its searches
+    /// (about three times as fast on Professional, for more calls per record). Off keeps the
+    /// general bucket for other integrations on the portal; a tight daily budget turns it off
+    /// for the day on its own.
+    pub backfill_list: bool,
     /// Properties whose every version is kept, per object (a `sync.objects` entry): property
     /// names, `"default"` for the catalogue's history properties of the type (deal stage,
     /// amount, close date, owner and pipeline for deals; lifecycle stage, lead status and
@@ -418,6 +423,7 @@ impl Default for SyncConfig {
             settle_lag_secs: 300,
             backfill_fetch_ahead: false,
             backfill_concurrency: crate::stream::backfill::DEFAULT_CONCURRENCY as u64,
+            backfill_list: true,
             history: std::collections::BTreeMap::new(),
         }
     }

@@ -172,8 +172,8 @@ impl Progress for Unwatched {
 struct Settings {
     settle_lag: Duration,
     fetch: backfill::Fetch,
-    /// Ranges a large backfill walks at once (`sync.backfill_concurrency`).
-    concurrency: usize,
+    /// How a large backfill reads at once (`sync.backfill_concurrency`, `sync.backfill_list`).
+    concurrency: backfill::Concurrency,
     /// How long a prepared table is used before its properties are read again.
     schema_max_age: Duration,
 }
@@ -217,7 +217,10 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             settings: Settings {
                 settle_lag: Duration::from_secs(config.sync.settle_lag_secs),
                 fetch: backfill::Fetch::ahead_if(config.sync.backfill_fetch_ahead),
-                concurrency: usize::try_from(config.sync.backfill_concurrency).unwrap_or(1),
+                concurrency: backfill::Concurrency {
+                    walkers: usize::try_from(config.sync.backfill_concurrency).unwrap_or(1),
+                    list: config.sync.backfill_list,
+                },
                 schema_max_age: Duration::from_secs(config.daemon.schema_interval_secs),
             },
             tables: Mutex::new(HashMap::new()),

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{logged_since, next_seq, search_page_key, FreshPostgres, Sim, TOKEN_VAR};
+use crate::support::{data_page_key, logged_since, next_seq, FreshPostgres, Sim, TOKEN_VAR};
 
 /// The warehouse a chaos run writes to.
 enum Warehouse {
@@ -133,7 +133,7 @@ async fn run_with_kills(
 /// Search pages requested more than once since `since` (a page is its path and filters).
 async fn repeated_pages(sim: &Sim, since: u64) -> u32 {
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-    for key in logged_since(sim, since).await.iter().filter_map(search_page_key) {
+    for key in logged_since(sim, since).await.iter().filter_map(data_page_key) {
         *seen.entry(key).or_default() += 1;
     }
     seen.values().map(|n| n - 1).sum()
@@ -165,8 +165,10 @@ async fn kills_during_backfill_and_cdc(warehouse: &Warehouse, seed: u64) {
     let since = next_seq(&sim).await;
     let backfill = run_with_kills(&config, warehouse, &["backfill", "--resume"], &mut 7, &mut rng).await;
     let repeats = repeated_pages(&sim, since).await;
-    // The backfill walks ranges concurrently: a kill costs at most the page in flight of each.
-    let bound = backfill.kills * hsync::stream::backfill::DEFAULT_CONCURRENCY as u32;
+    // The backfill walks ranges concurrently, by search and by list pages: a kill costs at most
+    // the page in flight of each range.
+    let walkers = hsync::stream::backfill::DEFAULT_CONCURRENCY;
+    let bound = backfill.kills * (walkers + hsync::stream::readers::list_walkers(walkers, 1)) as u32;
     assert!(repeats <= bound, "backfill: {repeats} pages repeated for {} kills", backfill.kills);
 
     // CDC rounds: changes (a bulk millisecond in the first round, spread updates after), then

@@ -104,8 +104,9 @@ async fn plan_numbers_follow_from_the_portal_size() {
     assert_eq!(plan["limits"]["general_source"], "learned");
     assert_eq!(plan["limits"]["searches_per_second"], 5);
 
-    // The plan's own calls: the custom object schemas, one count per object, the labels.
-    let made = 1 + OBJECTS.len() as u64 + candidates;
+    // The plan's own calls: the custom object schemas, one property read (for whether the
+    // names fit a list URL) and one count per object, the labels.
+    let made = 1 + 2 * OBJECTS.len() as u64 + candidates;
     assert_eq!(plan["calls_made"], made);
     let budget = &plan["budget"];
     assert_eq!(budget["allowed_per_day"], DAILY_BUDGET);

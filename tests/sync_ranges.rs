@@ -2,7 +2,8 @@
 //! exactly once around an empty range and a sparse one, while archived records come back inside
 //! a range and new ones arrive above every id; a walker whose range ends early takes half of a
 //! dense one; and a stopped walk resumes with at most one page per range read twice. The `kill
-//! -9` bound is held by `chaos_kill` and the SIGTERM one by `daemon`.
+//! -9` bound is held by `chaos_kill` and the SIGTERM one by `daemon`. List walkers read ranges
+//! beside the searches, and give them to search when the list cursor is no record id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use hsync::hubspot::resolve_objects;
 use hsync::state::{StateStore, StreamId};
 use hsync::stream::backfill;
 use hsync::stream::cdc;
+use hsync::stream::readers;
 use hsync::stream::runner::{PreparedTable, Runner};
 use hsync::stream::state::BackfillState;
 use hsync_sim::PortalSpec;
@@ -20,7 +22,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{logged_since, next_seq, search_page_key, Sim};
+use crate::support::{data_page_key, logged_since, next_seq, Sim};
 use crate::sync_engine::differences_in;
 
 /// 12,000 contacts, then the second quarter of ids archived (an empty stretch) and nine in ten
@@ -62,6 +64,13 @@ async fn walking(delay_ms: u64) -> Walking {
     Walking { sim, empty, dir, runner, table }
 }
 
+/// The search pages and list pages of records read since `since`.
+async fn readers_used(sim: &Sim, since: u64) -> (usize, usize) {
+    let keys: Vec<String> = logged_since(sim, since).await.iter().filter_map(data_page_key).collect();
+    let lists = keys.iter().filter(|k| k.contains(" after=")).count();
+    (keys.len() - lists, lists)
+}
+
 /// The `hs_object_id` bounds (`LTE` values) of the backfill's searches since `since`.
 async fn range_bounds(sim: &Sim, since: u64) -> BTreeSet<String> {
     let mut bounds = BTreeSet::new();
@@ -89,7 +98,7 @@ async fn concurrent_ranges_cover_every_id_exactly_once_around_empty_and_dense_ra
         &table,
         backfill::Mode::Fresh,
         backfill::Fetch::InTurn,
-        backfill::DEFAULT_CONCURRENCY,
+        backfill::Concurrency::default(),
         &never,
         |_| {},
     );
@@ -112,6 +121,9 @@ async fn concurrent_ranges_cover_every_id_exactly_once_around_empty_and_dense_ra
     // whose range ran out split a dense one, which adds a bound.
     let bounds = range_bounds(&sim, since).await;
     assert!(bounds.len() >= 3, "planned ranges and at least one split: {bounds:?}");
+    // Both buckets read: list pages beside the searches.
+    let (searches, lists) = readers_used(&sim, since).await;
+    assert!(searches > 3 && lists > 3, "{searches} search pages and {lists} list pages");
     let saved = runner.state.load_checkpoint(&StreamId::backfill("contacts")).await.unwrap().unwrap();
     assert!(matches!(BackfillState::from_checkpoint(&saved), Ok(BackfillState::Done { .. })), "{:?}", saved.state);
 
@@ -139,7 +151,7 @@ async fn a_stopped_ranged_backfill_resumes_reading_at_most_one_page_per_range_ag
         &table,
         backfill::Mode::Fresh,
         backfill::Fetch::InTurn,
-        backfill::DEFAULT_CONCURRENCY,
+        backfill::Concurrency::default(),
         &stop,
         |rows| {
             written += rows;
@@ -162,16 +174,39 @@ async fn a_stopped_ranged_backfill_resumes_reading_at_most_one_page_per_range_ag
     let resumed = crate::support::backfill_with(&runner, &table, backfill::Mode::Resume, backfill::Fetch::InTurn).await;
     assert!(resumed.finished);
     let mut pages: BTreeMap<String, usize> = BTreeMap::new();
-    for key in logged_since(&sim, since).await.iter().filter_map(search_page_key) {
+    for key in logged_since(&sim, since).await.iter().filter_map(data_page_key) {
         *pages.entry(key).or_default() += 1;
     }
     let repeated: usize = pages.values().map(|n| n - 1).sum();
-    assert!(
-        repeated <= backfill::DEFAULT_CONCURRENCY,
-        "{repeated} pages read again: at most the page in flight of each range"
-    );
+    let walkers = backfill::DEFAULT_CONCURRENCY + readers::list_walkers(backfill::DEFAULT_CONCURRENCY, 1);
+    assert!(repeated <= walkers, "{repeated} pages read again: at most the page in flight of each range");
     assert_eq!(first.rows + resumed.rows, runner.dest.live_ids("contacts").await.unwrap().len() as u64);
     sim.admin_ok(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
     let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
     assert!(differences.is_empty(), "{:?}", &differences[..differences.len().min(10)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_walkers_give_their_ranges_to_search_when_the_list_cursor_is_not_a_record_id() {
+    // An offset cursor lags the ids where records below were archived (the uneven portal has
+    // 5,700 of them); an opaque one refuses an id. Either way search reads every range.
+    for cursor in ["offset", "opaque"] {
+        let Walking { sim, dir: _dir, runner, table, .. } = walking(5).await;
+        let mut behaviour = sim.admin_ok(Method::GET, "/_sim/behaviour", None).await;
+        behaviour["list_cursor"] = json!(cursor);
+        sim.admin_ok(Method::PUT, "/_sim/behaviour", Some(&behaviour)).await;
+        let since = next_seq(&sim).await;
+        let report =
+            crate::support::backfill_with(&runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn).await;
+        assert!(report.finished, "{cursor}: {report:?}");
+        let stored = runner.dest.live_ids("contacts").await.unwrap();
+        assert_eq!(report.rows, stored.len() as u64, "{cursor}: no record written twice");
+        let (searches, _) = readers_used(&sim, since).await;
+        assert!(searches > 3, "{cursor}: search read the ranges");
+        let saved = runner.state.load_checkpoint(&StreamId::backfill("contacts")).await.unwrap().unwrap();
+        assert!(matches!(BackfillState::from_checkpoint(&saved), Ok(BackfillState::Done { .. })), "{cursor}");
+        sim.admin_ok(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
+        let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
+        assert!(differences.is_empty(), "{cursor}: {:?}", &differences[..differences.len().min(10)]);
+    }
 }

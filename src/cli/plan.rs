@@ -23,8 +23,9 @@ use super::session::Warehouse;
 use crate::config::HistorySelection;
 use crate::hubspot::{Family, ObjectRef, ReadPath, WindowLimit, ASSOCIATION_BATCH_MAX, HISTORY_BATCH_MAX};
 use crate::stream::associations::{self, candidate_pairs};
-use crate::stream::backfill::PAGE;
+use crate::stream::backfill::{self, PAGE};
 use crate::stream::listing;
+use crate::stream::readers;
 
 /// Options of `hsync plan`.
 #[derive(Debug, Args)]
@@ -45,18 +46,36 @@ struct Spacing {
     general: Duration,
 }
 
+/// What the backfill's choice of readers depends on besides the object (see
+/// [`readers::choose`]).
+#[derive(Clone, Copy, Debug)]
+struct ReaderSettings {
+    /// `sync.backfill_concurrency`.
+    walkers: usize,
+    /// `sync.backfill_list`.
+    list_allowed: bool,
+    /// The daily budget's calls left today; `None` when unlimited.
+    budget_left: Option<u64>,
+}
+
 /// The estimate for one object's backfill and first association sweep.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 struct ObjectPlan {
     object: String,
     /// `search`, or `list` for a type HubSpot serves no search for.
     path: &'static str,
+    /// What the backfill reads with: `search`, `search+list` (both buckets at once, for a
+    /// search-path object large enough to walk in ranges) or `list`.
+    readers: &'static str,
+    /// Why a large search-path object reads with search alone.
+    readers_reason: Option<String>,
     /// HubSpot's search `total`, or the ids listed.
     records: u64,
     /// One search per page of 200 (the last page says it is the last; an empty object costs one).
     backfill_searches: u64,
-    /// List-path backfill: a list call per 100 records, and a batch read per 100 when the
-    /// property names do not fit in the list URL.
+    /// List calls of the backfill (a list-path object's, or a search-path object's list
+    /// walkers'): one per 100 records, and a batch read per 100 more when the property names do
+    /// not fit in the list URL.
     backfill_list_calls: u64,
     /// List-path CDC: each pass lists every id and cursor (a call per 100 records) besides
     /// reading the changed records back; `None` for search, whose passes read only changes.
@@ -111,7 +130,7 @@ fn add_history(plan: &mut ObjectPlan, history: Option<HistoryPlan>, spacing: Spa
     if let Some(h) = history.as_ref().filter(|h| h.on) {
         plan.general_calls += h.first_load_calls;
         plan.calls = plan.search_calls + plan.general_calls;
-        plan.seconds = seconds(plan.search_calls, plan.general_calls, spacing);
+        plan.seconds = object_seconds(plan, spacing);
     }
     plan.history = history;
 }
@@ -192,32 +211,88 @@ fn seconds(search_calls: u64, general_calls: u64, spacing: Spacing) -> f64 {
     search_calls as f64 * spacing.search.as_secs_f64() + general_calls as f64 * spacing.general.as_secs_f64()
 }
 
-/// How an object is read: its path and, for the list path, list calls per 100 records.
+/// An object's time: its backfill's searches and list calls go on at once, each bucket at its
+/// pace; its other calls (property and association reads, history) follow in the general one.
+fn object_seconds(plan: &ObjectPlan, spacing: Spacing) -> f64 {
+    let backfill = (plan.search_calls as f64 * spacing.search.as_secs_f64())
+        .max(plan.backfill_list_calls as f64 * spacing.general.as_secs_f64());
+    backfill + plan.general_calls.saturating_sub(plan.backfill_list_calls) as f64 * spacing.general.as_secs_f64()
+}
+
+/// How an object is read: its path, and list calls per 100 records (1, or 2 when its property
+/// names do not fit in a list URL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reading {
-    Search,
+    Search { calls_per_page: u64 },
     List { calls_per_page: u64 },
+}
+
+/// The backfill's choice of readers for a search-path object of `records` records, `None`
+/// when it is too small to walk in ranges (or `sync.backfill_concurrency` is 1): search alone,
+/// in turn.
+fn choose_readers(
+    records: u64,
+    calls_per_page: u64,
+    spacing: Spacing,
+    settings: ReaderSettings,
+) -> Option<readers::Choice> {
+    let walkers = settings.walkers + readers::list_walkers(settings.walkers, calls_per_page);
+    let left = records.saturating_sub(u64::from(PAGE));
+    if settings.walkers < 2 || backfill::ranges_for(left, walkers) < 2 {
+        return None;
+    }
+    Some(readers::choose(readers::Inputs {
+        records: left,
+        list_calls_per_page: calls_per_page,
+        search_spacing: spacing.search,
+        general_spacing: spacing.general,
+        budget_left: settings.budget_left,
+        walkers: settings.walkers,
+        list_allowed: settings.list_allowed,
+    }))
 }
 
 /// The estimate for an object of `records` records with `pairs_from` association pairs
 /// stored from its side.
-fn plan_object(object: &str, reading: Reading, records: u64, pairs_from: u64, spacing: Spacing) -> ObjectPlan {
+fn plan_object(
+    object: &str,
+    reading: Reading,
+    records: u64,
+    pairs_from: u64,
+    spacing: Spacing,
+    settings: ReaderSettings,
+) -> ObjectPlan {
     let list_pages = records.div_ceil(u64::from(listing::PAGE)).max(1);
+    let mut readers = match reading {
+        Reading::Search { .. } => "search",
+        Reading::List { .. } => "list",
+    };
+    let mut readers_reason = None;
     // The last page says it is the last (or an empty object answers one empty search).
     let (backfill_searches, backfill_list_calls, cdc_calls_per_pass) = match reading {
-        Reading::Search => (records.div_ceil(u64::from(PAGE)).max(1), 0, None),
+        Reading::Search { calls_per_page } => match choose_readers(records, calls_per_page, spacing, settings) {
+            // The first page is read before the walk is planned.
+            Some(choice) => {
+                readers = choice.label();
+                readers_reason = choice.reason();
+                (1 + choice.search_calls, choice.list_calls, None)
+            }
+            None => (records.div_ceil(u64::from(PAGE)).max(1), 0, None),
+        },
         Reading::List { calls_per_page } => (0, list_pages * calls_per_page, Some(list_pages)),
     };
     let property_reads = 1;
     let association_reads = pairs_from * records.div_ceil(ASSOCIATION_BATCH_MAX as u64);
     let search_calls = backfill_searches;
     let general_calls = property_reads + association_reads + backfill_list_calls;
-    ObjectPlan {
+    let mut plan = ObjectPlan {
         object: object.to_owned(),
         path: match reading {
-            Reading::Search => ReadPath::Search.as_str(),
+            Reading::Search { .. } => ReadPath::Search.as_str(),
             Reading::List { .. } => ReadPath::List.as_str(),
         },
+        readers,
+        readers_reason,
         records,
         backfill_searches,
         backfill_list_calls,
@@ -227,9 +302,11 @@ fn plan_object(object: &str, reading: Reading, records: u64, pairs_from: u64, sp
         search_calls,
         general_calls,
         calls: search_calls + general_calls,
-        seconds: seconds(search_calls, general_calls, spacing),
+        seconds: 0.0,
         history: None,
-    }
+    };
+    plan.seconds = object_seconds(&plan, spacing);
+    plan
 }
 
 /// The cost of sweeping one pair, once and per day at `interval_secs`.
@@ -253,13 +330,24 @@ fn names_of(objects: &[ObjectRef], args: &PlanArgs, config: &crate::config::Conf
 }
 
 /// An object's record count and how it is read: search's `total`, or for a type without
-/// search the ids listed (100 per call) and whether its property names fit in a list URL.
-async fn count(client: &crate::hubspot::HubSpotClient, object: &ObjectRef) -> anyhow::Result<(u64, Reading)> {
+/// search the ids listed (100 per call), and whether the property names `filter` keeps fit in
+/// a list URL.
+async fn count(
+    client: &crate::hubspot::HubSpotClient,
+    object: &ObjectRef,
+    filter: &crate::stream::runner::PropertyFilter,
+) -> anyhow::Result<(u64, Reading)> {
+    let properties: Vec<String> = client
+        .properties(&object.api_name, false)
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|name| filter.keeps(name, object.cursor_property))
+        .collect();
+    let calls_per_page = listing::calls_per_page(&properties);
     if object.read_path() == ReadPath::Search {
-        return Ok((client.count(&object.api_name).await?, Reading::Search));
+        return Ok((client.count(&object.api_name).await?, Reading::Search { calls_per_page }));
     }
-    let properties: Vec<String> =
-        client.properties(&object.api_name, false).await?.into_iter().map(|p| p.name).collect();
     let ids = vec!["hs_object_id".to_owned()];
     let (mut total, mut after) = (0u64, None::<String>);
     loop {
@@ -270,7 +358,7 @@ async fn count(client: &crate::hubspot::HubSpotClient, object: &ObjectRef) -> an
             None => break,
         }
     }
-    Ok((total, Reading::List { calls_per_page: listing::calls_per_page(&properties) }))
+    Ok((total, Reading::List { calls_per_page }))
 }
 
 fn plan_setup(custom_objects: bool, candidate_pairs: u64, spacing: Spacing) -> SetupPlan {
@@ -298,9 +386,14 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     let objects = warehouse.objects(&client, &args.objects).await?;
     let mut records = Vec::new();
     let mut readings = Vec::new();
+    let filter = crate::stream::runner::PropertyFilter {
+        include: config.sync.include_properties.clone(),
+        exclude: config.sync.exclude_properties.clone(),
+    };
     for object in &objects {
-        let (total, reading) =
-            count(&client, object).await.with_context(|| format!("counting the records of {}", object.table))?;
+        let (total, reading) = count(&client, object, &filter)
+            .await
+            .with_context(|| format!("counting the records of {}", object.table))?;
         records.push(total);
         readings.push(reading);
     }
@@ -318,12 +411,18 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     };
     let spacing =
         Spacing { search: rates.search.spacing(rates.search_margin), general: general.spacing(rates.general_margin) };
+    let budget_now = client.budget_status().await;
+    let settings = ReaderSettings {
+        walkers: usize::try_from(config.sync.backfill_concurrency).unwrap_or(1),
+        list_allowed: config.sync.backfill_list,
+        budget_left: budget_now.allowed.map(|a| a.saturating_sub(budget_now.used)),
+    };
     let plans: Vec<ObjectPlan> = objects
         .iter()
         .zip(records.iter().zip(&readings))
         .map(|(object, (&n, &reading))| {
             let pairs_from = pairs.iter().filter(|p| p.from.table == object.table).count() as u64;
-            let mut plan = plan_object(&object.table, reading, n, pairs_from, spacing);
+            let mut plan = plan_object(&object.table, reading, n, pairs_from, spacing, settings);
             let history = plan_history(config.sync.history_for(object), object.facts.history_properties, n);
             add_history(&mut plan, history, spacing);
             plan
@@ -347,7 +446,7 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
         search_calls,
         general_calls,
         calls: search_calls + general_calls,
-        seconds: seconds(search_calls, general_calls, spacing),
+        seconds: plans.iter().map(|p| p.seconds).sum::<f64>() + setup.seconds,
     };
 
     let status = client.budget_status().await;
@@ -406,7 +505,12 @@ fn assumptions(limits: &LimitsPlan) -> Vec<String> {
             HumanCount(ASSOCIATION_BATCH_MAX as u64)
         ),
         format!(
-            "time: requests spaced as hsync spaces them (a search every {:.0} ms, another call every {:.0} ms), HubSpot answering at once, nothing else using the portal's limits, and no time for writing to the destination",
+            "readers: an object with more than {} records left after its first page walks id ranges at once, by search and (reads by search+list) by list pages of {} in the general bucket, each bucket's share of the records what it reads in the time; search alone when sync.backfill_list is off or today's budget cannot take both",
+            thousands(2 * backfill::RECORDS_PER_RANGE),
+            listing::PAGE
+        ),
+        format!(
+            "time: requests spaced as hsync spaces them (a search every {:.0} ms, another call every {:.0} ms), an object's searches and list pages at once and its other calls after, objects one after another, HubSpot answering at once, nothing else using the portal's limits, and no time for writing to the destination",
             limits.search_spacing_ms, limits.general_spacing_ms
         ),
         "not counted: CDC passes (a search per 200 changed records per pass; a list-path object lists every record each pass, shown above), deletes reconciles (about one search per 200 records each, on their own schedule), later association polls, and retries".to_owned(),
@@ -441,17 +545,17 @@ fn render(plan: &Plan) -> String {
     let mut out = String::new();
     let row = |out: &mut String, cells: [&str; 7]| {
         out.push_str(&format!(
-            "{:<22} {:<6} {:>10} {:>9} {:>9} {:>9} {:>10}\n",
+            "{:<22} {:<11} {:>10} {:>9} {:>9} {:>9} {:>10}\n",
             cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
         ));
     };
-    row(&mut out, ["object", "path", "records", "searches", "other", "calls", "time"]);
+    row(&mut out, ["object", "reads by", "records", "searches", "other", "calls", "time"]);
     for p in &plan.objects {
         row(
             &mut out,
             [
                 &p.object,
-                p.path,
+                p.readers,
                 &thousands(p.records),
                 &thousands(p.search_calls),
                 &thousands(p.general_calls),
@@ -525,6 +629,11 @@ fn render(plan: &Plan) -> String {
         ));
     }
     for p in &plan.objects {
+        if let Some(reason) = &p.readers_reason {
+            out.push_str(&format!("{}: reads by search alone: {reason}\n", p.object));
+        }
+    }
+    for p in &plan.objects {
         let Some(h) = &p.history else { continue };
         let what = if h.on {
             "history (sync.history)".to_owned()
@@ -569,22 +678,51 @@ mod tests {
     use super::*;
 
     const SPACING: Spacing = Spacing { search: Duration::from_millis(200), general: Duration::from_millis(50) };
+    const SETTINGS: ReaderSettings = ReaderSettings { walkers: 8, list_allowed: true, budget_left: None };
+    const SEARCH: Reading = Reading::Search { calls_per_page: 1 };
+
+    fn plan_object(object: &str, reading: Reading, records: u64, pairs_from: u64, spacing: Spacing) -> ObjectPlan {
+        super::plan_object(object, reading, records, pairs_from, spacing, SETTINGS)
+    }
 
     #[test]
     fn a_backfill_pages_by_200_and_ends_on_its_last_page() {
-        assert_eq!(plan_object("t", Reading::Search, 0, 0, SPACING).backfill_searches, 1, "one empty search");
-        assert_eq!(plan_object("t", Reading::Search, 400, 0, SPACING).backfill_searches, 2);
-        assert_eq!(plan_object("t", Reading::Search, 401, 0, SPACING).backfill_searches, 3);
+        assert_eq!(plan_object("t", SEARCH, 0, 0, SPACING).backfill_searches, 1, "one empty search");
+        assert_eq!(plan_object("t", SEARCH, 400, 0, SPACING).backfill_searches, 2);
+        assert_eq!(plan_object("t", SEARCH, 401, 0, SPACING).backfill_searches, 3);
+    }
+
+    #[test]
+    fn a_large_object_reads_by_both_buckets_unless_the_budget_or_the_configuration_says_no() {
+        let both = plan_object("contacts", SEARCH, 100_000, 0, SPACING);
+        assert_eq!((both.readers, both.readers_reason.as_deref()), ("search+list", None));
+        // 1,000 records a second by search and 2,000 by list: a third and two thirds.
+        assert_eq!((both.backfill_searches, both.backfill_list_calls), (1 + 167, 666));
+        assert_eq!(both.general_calls, 666 + 1);
+        // The two buckets at once, then the property read.
+        assert!((both.seconds - (168.0 * 0.2 + 0.05)).abs() < 1e-9, "{}", both.seconds);
+        let tight = ReaderSettings { budget_left: Some(600), ..SETTINGS };
+        let alone = super::plan_object("contacts", SEARCH, 100_000, 0, SPACING, tight);
+        assert_eq!((alone.readers, alone.backfill_searches, alone.backfill_list_calls), ("search", 500, 0));
+        assert!(alone.readers_reason.unwrap().contains("600 left today"));
+        let off = ReaderSettings { list_allowed: false, ..SETTINGS };
+        let off = super::plan_object("contacts", SEARCH, 100_000, 0, SPACING, off);
+        assert_eq!(off.readers_reason.as_deref(), Some("sync.backfill_list is off"));
+        let in_turn = ReaderSettings { walkers: 1, ..SETTINGS };
+        let in_turn = super::plan_object("contacts", SEARCH, 100_000, 0, SPACING, in_turn);
+        assert_eq!((in_turn.readers, in_turn.readers_reason), ("search", None));
+        // Too small for ranges: search in turn.
+        assert_eq!(plan_object("contacts", SEARCH, 4_000, 0, SPACING).readers, "search");
     }
 
     #[test]
     fn association_reads_take_1000_records_per_pair() {
-        let p = plan_object("contacts", Reading::Search, 2_500, 2, SPACING);
+        let p = plan_object("contacts", SEARCH, 2_500, 2, SPACING);
         assert_eq!(p.association_reads, 6);
         assert_eq!(p.general_calls, 7, "six association reads and one property read");
         assert_eq!(p.calls, p.search_calls + p.general_calls);
         assert!((p.seconds - (13.0 * 0.2 + 7.0 * 0.05)).abs() < 1e-9, "{}", p.seconds);
-        assert_eq!(plan_object("cars", Reading::Search, 0, 3, SPACING).association_reads, 0);
+        assert_eq!(plan_object("cars", SEARCH, 0, 3, SPACING).association_reads, 0);
     }
 
     #[test]
@@ -596,7 +734,7 @@ mod tests {
         assert_eq!(narrow.cdc_calls_per_pass, Some(10));
         let wide = plan_object("contracts", Reading::List { calls_per_page: 2 }, 1_001, 0, SPACING);
         assert_eq!(wide.backfill_list_calls, 22);
-        assert_eq!(plan_object("calls", Reading::Search, 1_000, 0, SPACING).cdc_calls_per_pass, None);
+        assert_eq!(plan_object("calls", SEARCH, 1_000, 0, SPACING).cdc_calls_per_pass, None);
     }
 
     #[test]
@@ -611,13 +749,16 @@ mod tests {
         let every = plan_history(Some(HistorySelection::Every), &[], 0).unwrap();
         assert_eq!((every.properties, every.first_load_calls), (vec!["*".to_owned()], 0));
 
-        let mut counted = plan_object("deals", Reading::Search, 1_001, 0, SPACING);
+        let mut counted = plan_object("deals", SEARCH, 1_001, 0, SPACING);
         let before = counted.general_calls;
         add_history(&mut counted, Some(on), SPACING);
         assert_eq!(counted.general_calls, before + 21);
         assert_eq!(counted.calls, counted.search_calls + counted.general_calls);
-        assert!((counted.seconds - seconds(counted.search_calls, counted.general_calls, SPACING)).abs() < 1e-9);
-        let mut shown = plan_object("deals", Reading::Search, 1_001, 0, SPACING);
+        assert!(
+            (counted.seconds - seconds(counted.search_calls, counted.general_calls, SPACING)).abs() < 1e-9,
+            "in turn"
+        );
+        let mut shown = plan_object("deals", SEARCH, 1_001, 0, SPACING);
         add_history(&mut shown, Some(off), SPACING);
         assert_eq!(shown.general_calls, before, "a history that is off costs nothing yet");
         assert!(shown.history.is_some());

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use hsync_sim::catalogue::{Count, TYPES};
 use hsync_sim::{
-    Behaviour, FaultRule, LatencySettings, LimitSettings, OverLimit, PortalSpec, SimConfig, Tier, TokenGrant,
-    DEFAULT_TOKEN,
+    Behaviour, FaultRule, LatencySettings, LimitSettings, ListCursor, OverLimit, PortalSpec, SimConfig, Tier,
+    TokenGrant, DEFAULT_TOKEN,
 };
 
 /// Options of `hsync sim`.
@@ -71,6 +71,10 @@ pub struct SimArgs {
     /// What list does with limit above 100.
     #[arg(long, value_enum, default_value_t = OverLimit::Clamp)]
     pub list_over_limit: OverLimit,
+    /// What a list page's `paging.next.after` is: the next record's id (HubSpot's documented
+    /// cursor), or an opaque token or an offset, to try clients against servers that differ.
+    #[arg(long, value_enum, default_value_t = ListCursor::Id)]
+    pub list_cursor: ListCursor,
     /// Leave requested-but-empty properties out of search results instead of sending null.
     #[arg(long)]
     pub search_omit_nulls: bool,
@@ -143,6 +147,7 @@ impl SimArgs {
             behaviour: Behaviour {
                 search_nulls: !self.search_omit_nulls,
                 list_over_limit: self.list_over_limit,
+                list_cursor: self.list_cursor,
                 ..Behaviour::default()
             },
             latency,

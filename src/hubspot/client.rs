@@ -209,6 +209,11 @@ impl HubSpotClient {
         self.inner.limits.general_limit()
     }
 
+    /// The time between two requests of `bucket` as the client spaces them now.
+    pub fn spacing(&self, bucket: super::limits::Bucket) -> std::time::Duration {
+        self.inner.limits.spacing(bucket)
+    }
+
     /// The association bucket's limit in force (learned, or the Starter tier's).
     pub fn association_limit(&self) -> super::limits::WindowLimit {
         self.inner.limits.association_limit()

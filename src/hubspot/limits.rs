@@ -135,6 +135,7 @@ impl WindowBucket {
 #[derive(Debug)]
 pub struct RateLimits {
     search: DefaultDirectRateLimiter,
+    search_spacing: Duration,
     general: WindowBucket,
     associations: WindowBucket,
 }
@@ -143,6 +144,7 @@ impl RateLimits {
     pub fn new(settings: RateSettings) -> RateLimits {
         RateLimits {
             search: RateLimiter::direct(settings.search.quota(settings.search_margin)),
+            search_spacing: settings.search.spacing(settings.search_margin),
             general: WindowBucket::new(settings.general, WindowLimit::STARTER, settings.general_margin),
             associations: WindowBucket::new(None, WindowLimit::ASSOCIATIONS_STARTER, settings.general_margin),
         }
@@ -160,6 +162,15 @@ impl RateLimits {
     /// The general limit in force.
     pub fn general_limit(&self) -> WindowLimit {
         self.general.read().0
+    }
+
+    /// The time between two requests `bucket` admits, with the limit in force.
+    pub fn spacing(&self, bucket: Bucket) -> Duration {
+        match bucket {
+            Bucket::Search => self.search_spacing,
+            Bucket::Associations => self.associations.read().0.spacing(self.associations.margin),
+            Bucket::General => self.general.read().0.spacing(self.general.margin),
+        }
     }
 
     /// The association limit in force.

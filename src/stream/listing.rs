@@ -27,6 +27,9 @@ pub struct Page {
     pub records: Vec<CrmObject>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
+    /// The ids HubSpot listed, in its order (a record gone before its batch read is listed
+    /// but not in `records`).
+    pub listed: Vec<String>,
     /// HubSpot calls the page took.
     pub calls: u64,
 }
@@ -57,18 +60,19 @@ pub async fn page(
     if fits_in_url(properties) {
         let listed = client.list(&object.api_name, &params(after, properties.to_vec())).await?;
         let next = listed.next_after().map(str::to_owned);
-        return Ok(Page { records: listed.results, next, calls: 1 });
+        let ids = listed.results.iter().map(|r| r.id.clone()).collect();
+        return Ok(Page { records: listed.results, next, listed: ids, calls: 1 });
     }
     let ids = client.list(&object.api_name, &params(after, vec![ID_PROPERTY.to_owned()])).await?;
     let next = ids.next_after().map(str::to_owned);
     if ids.results.is_empty() {
-        return Ok(Page { records: Vec::new(), next, calls: 1 });
+        return Ok(Page { records: Vec::new(), next, listed: Vec::new(), calls: 1 });
     }
     let wanted: Vec<String> = ids.results.into_iter().map(|r| r.id).collect();
     // An id listed and gone before the read was archived or deleted meanwhile: the deletes
     // reconcile finds it, and a page never waits for it.
     let read = client.batch_read(&object.api_name, &wanted, properties, false).await?;
-    Ok(Page { records: read.found, next, calls: 2 })
+    Ok(Page { records: read.found, next, listed: wanted, calls: 2 })
 }
 
 fn params(after: Option<&str>, properties: Vec<String>) -> ListParams {

@@ -17,6 +17,7 @@ pub mod dimensions;
 pub mod history;
 pub mod listing;
 pub mod ranges;
+pub mod readers;
 pub mod reread;
 pub mod runner;
 pub mod state;

@@ -14,6 +14,12 @@
 //! records left (estimated from the density read so far), so one dense range does not leave the
 //! other walkers idle. The split lowers the owner's `through_id`; a page the owner fetched
 //! before the split is cut at the new bound when it is committed ([`advance`]).
+//!
+//! A range can also be walked by list pages (the general bucket, beside search's): HubSpot
+//! documents the list cursor as "the Record ID of the next record", so a list walk can start at
+//! any id. hsync relies on that only while each page proves it ([`list_page_keyed`]): a server
+//! whose cursor is opaque or an offset is caught on its first page, before anything of it is
+//! written, and the range goes back to search.
 
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +106,53 @@ pub fn split(ranges: &mut [IdRange], index: usize, at: i64) -> IdRange {
     rest
 }
 
+/// What a list page's `paging.next.after` names, learned from a page that proved it keyed by
+/// id: the next record's id (HubSpot's documented cursor) or the page's last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListAfter {
+    NextId,
+    LastId,
+}
+
+/// What `next` names after a page whose last id is `last`; `None` when a page cannot tell
+/// (the last page, an empty one, a cursor that is no id at or above the last).
+pub fn list_after_meaning(last: Option<i64>, next: Option<&str>) -> Option<ListAfter> {
+    let (last, next) = (last?, next?.parse::<i64>().ok()?);
+    match next.cmp(&last) {
+        std::cmp::Ordering::Greater => Some(ListAfter::NextId),
+        std::cmp::Ordering::Equal => Some(ListAfter::LastId),
+        std::cmp::Ordering::Less => None,
+    }
+}
+
+/// The `after` that starts a list page of `range`: its first possible id when the cursor is
+/// known to name the next record, else its start (whose record, already read, comes back and
+/// is left out), so the page read again after a stop asks for the same cursor.
+pub fn list_start(range: IdRange, known: Option<ListAfter>) -> i64 {
+    match known {
+        Some(ListAfter::NextId) => range.after_id.saturating_add(1),
+        Some(ListAfter::LastId) | None => range.after_id,
+    }
+}
+
+/// Whether a list page asked for at `from` (a record id, or `None` for the start) reads as
+/// keyed by record id: `ids` (as listed) strictly ascending, none below `from`, and `next`
+/// (the cursor HubSpot gave for the page after) an id at or above the last one: the next
+/// record's id, as documented, or the last one's. Anything else (an opaque token, an offset
+/// that lags the ids, an unreadable id) means the server does not walk by id, and starting a
+/// range at an id could skip records.
+pub fn list_page_keyed(from: Option<i64>, ids: &[Option<i64>], next: Option<&str>) -> bool {
+    let Some(ids) = ids.iter().copied().collect::<Option<Vec<i64>>>() else { return false };
+    let ascending = ids.windows(2).all(|w| w[0] < w[1]);
+    let above_start = from.is_none_or(|from| ids.first().is_none_or(|first| *first >= from));
+    let next_keyed = match (next, ids.last()) {
+        (None, _) => true,
+        (Some(next), last) => next.parse::<i64>().is_ok_and(|n| last.is_none_or(|last| n >= *last)),
+    };
+    ascending && above_start && next_keyed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +218,35 @@ mod tests {
         assert_eq!(split_point(&[r(0, Some(5))], &[1.0], 100, 10), None);
         assert_eq!(split_point(&[r(200, None)], &[1.0], 100, 10), None, "past the known maximum");
         assert_eq!(split_point(&[], &[], 100, 10), None);
+    }
+
+    #[test]
+    fn a_list_page_is_keyed_by_id_only_when_it_proves_it() {
+        let ids = |v: &[i64]| v.iter().map(|i| Some(*i)).collect::<Vec<_>>();
+        // HubSpot's documented cursor: the next record's id; also the last one's.
+        assert!(list_page_keyed(Some(100), &ids(&[100, 103, 150]), Some("151")));
+        assert!(list_page_keyed(Some(100), &ids(&[101, 103, 150]), Some("150")));
+        assert!(list_page_keyed(None, &ids(&[1, 2]), None), "the last page");
+        assert!(list_page_keyed(Some(7), &[], None), "nothing at or above the start");
+        // An opaque token, an offset behind the ids (deleted records below), a page out of
+        // order or below its start, an id that does not read.
+        assert!(!list_page_keyed(None, &ids(&[1, 2]), Some("NTI1Cg%3D%3D")));
+        assert!(!list_page_keyed(Some(100), &ids(&[120, 180, 240]), Some("200")));
+        assert!(!list_page_keyed(None, &ids(&[5, 3]), Some("9")));
+        assert!(!list_page_keyed(Some(100), &ids(&[40, 120]), Some("121")));
+        assert!(!list_page_keyed(None, &[Some(1), None], Some("9")));
+    }
+
+    #[test]
+    fn a_list_page_tells_what_its_cursor_names_and_where_a_range_starts() {
+        assert_eq!(list_after_meaning(Some(150), Some("151")), Some(ListAfter::NextId));
+        assert_eq!(list_after_meaning(Some(150), Some("150")), Some(ListAfter::LastId));
+        assert_eq!(list_after_meaning(Some(150), Some("90")), None);
+        assert_eq!(list_after_meaning(Some(150), None), None, "the last page");
+        assert_eq!(list_after_meaning(None, Some("3")), None);
+        assert_eq!(list_start(r(40, Some(90)), Some(ListAfter::NextId)), 41);
+        assert_eq!(list_start(r(40, Some(90)), Some(ListAfter::LastId)), 40);
+        assert_eq!(list_start(r(40, None), None), 40);
     }
 
     #[test]

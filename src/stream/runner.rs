@@ -27,7 +27,8 @@ pub struct PropertyFilter {
 }
 
 impl PropertyFilter {
-    fn keeps(&self, name: &str, cursor: &str) -> bool {
+    /// Whether property `name` is synced for a type whose cursor property is `cursor`.
+    pub fn keeps(&self, name: &str, cursor: &str) -> bool {
         if name == "hs_object_id" || name == cursor {
             return true;
         }

@@ -56,6 +56,9 @@ pub enum BackfillState {
 pub struct RangedWalk {
     pub ranges: Vec<super::ranges::IdRange>,
     pub known_max: i64,
+    /// What the server's list cursor names, once a list page showed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_after: Option<super::ranges::ListAfter>,
 }
 
 impl BackfillState {

@@ -212,6 +212,25 @@ pub fn search_page_key(entry: &Value) -> Option<String> {
     None
 }
 
+/// What page of records a logged request asked for: a search page ([`search_page_key`]) or a
+/// list page of an object type (its path and `after` cursor, which a backfill's list walker
+/// derives from the range's committed position, so a page read again after a stop has the same
+/// key). `None` for other requests.
+pub fn data_page_key(entry: &Value) -> Option<String> {
+    if let Some(key) = search_page_key(entry) {
+        return Some(key);
+    }
+    let path = entry["path"].as_str()?;
+    let listing = entry["method"] == "GET"
+        && (entry["status"] == 200 || entry["status"] == 0)
+        && path.strip_prefix("/crm/v3/objects/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+    if !listing {
+        return None;
+    }
+    let after = entry["query"].as_str()?.split('&').find_map(|pair| pair.strip_prefix("after="))?;
+    Some(format!("{path} after={after}"))
+}
+
 /// The simulator's request log entries from `since` on (a `nextSeq` read earlier).
 pub async fn logged_since(sim: &Sim, since: u64) -> Vec<Value> {
     let log = sim.admin_ok(Method::GET, &format!("/_sim/requests?since={since}"), None).await;
@@ -235,5 +254,5 @@ pub async fn backfill_with<D: hsync::destination::Destination, S: hsync::state::
 ) -> hsync::stream::backfill::Report {
     use hsync::stream::backfill;
     let never = tokio_util::sync::CancellationToken::new();
-    backfill::run(runner, table, mode, fetch, backfill::DEFAULT_CONCURRENCY, &never, |_| {}).await.expect("backfill")
+    backfill::run(runner, table, mode, fetch, backfill::Concurrency::default(), &never, |_| {}).await.expect("backfill")
 }

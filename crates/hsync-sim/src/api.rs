@@ -22,7 +22,7 @@ use super::render::{
     validation_error, RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
-use super::{Answer, OverLimit, SimState};
+use super::{Answer, ListCursor, OverLimit, SimState};
 
 type Shared = State<Arc<SimState>>;
 
@@ -279,10 +279,14 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         Some(Ok(n)) if n > max && behaviour.list_over_limit == OverLimit::Clamp => max,
         Some(_) => return Err(validation_error(&format!("limit must be between 1 and {max}"))),
     };
-    let after = match q.one("after").filter(|a| !a.is_empty()).map(parse_id) {
+    let cursor = behaviour.list_cursor;
+    let after = match q.one("after").filter(|a| !a.is_empty()).map(|a| match cursor {
+        ListCursor::Opaque => decode_after(a),
+        ListCursor::Id | ListCursor::Offset => parse_id(a),
+    }) {
         None => 0,
         Some(Some(a)) => a,
-        Some(None) => return Err(validation_error("after must be a record id")),
+        Some(None) => return Err(validation_error("after must be a paging cursor this endpoint gave")),
     };
     let archived = q.flag("archived");
     let assoc_types = q.list("associations").unwrap_or_default();
@@ -291,9 +295,17 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         let ti = resolve_type(&portal, &t)?;
         let store = portal.store(ti);
         let source = if archived { &store.archived } else { &store.live };
-        let mut iter = source.range(after..);
-        let page: Vec<Arc<Record>> = iter.by_ref().take(limit).map(|(_, r)| Arc::clone(r)).collect();
-        let next = iter.next().map(|(id, _)| *id);
+        let (page, next) = if cursor == ListCursor::Offset {
+            let offset = usize::try_from(after).unwrap_or(usize::MAX);
+            let mut iter = source.values().skip(offset);
+            let page: Vec<Arc<Record>> = iter.by_ref().take(limit).map(Arc::clone).collect();
+            (page, iter.next().map(|_| (offset + limit).to_string()))
+        } else {
+            let mut iter = source.range(after..);
+            let page: Vec<Arc<Record>> = iter.by_ref().take(limit).map(|(_, r)| Arc::clone(r)).collect();
+            let next = iter.next().map(|(id, _)| *id);
+            (page, next.map(|id| if cursor == ListCursor::Opaque { encode_after(id) } else { id.to_string() }))
+        };
         let assocs: Vec<Option<Value>> = page
             .iter()
             .map(|r| if assoc_types.is_empty() { None } else { v3_associations(&portal, ti, r.id, &assoc_types) })

@@ -58,6 +58,21 @@ pub enum OverLimit {
     Reject,
 }
 
+/// What `paging.next.after` of a list page is. HubSpot documents "the Record ID of the next
+/// record"; the other two stand for servers that do otherwise, so clients that start a list
+/// walk at an id can be tested against them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ListCursor {
+    /// The next record's id, as HubSpot documents.
+    #[default]
+    Id,
+    /// An opaque token; a plain id as `after` answers 400.
+    Opaque,
+    /// The number of records before the next page (an offset, not an id).
+    Offset,
+}
+
 /// Behaviour switches that can change at runtime.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,6 +80,7 @@ pub struct Behaviour {
     /// Search sends requested properties without a value as `null`.
     pub search_nulls: bool,
     pub list_over_limit: OverLimit,
+    pub list_cursor: ListCursor,
     /// How long a `hang` fault holds a request before giving up with a 504.
     pub hang_ms: u64,
     /// Search accepts pages larger than 200 (benchmarks only; HubSpot never does).
@@ -78,6 +94,7 @@ impl Default for Behaviour {
         Behaviour {
             search_nulls: true,
             list_over_limit: OverLimit::Clamp,
+            list_cursor: ListCursor::Id,
             hang_ms: 120_000,
             unlimited_search_page: false,
             oauth_token_lifetime_secs: 1800,
