@@ -36,6 +36,11 @@ pub const RECORDS_PER_RANGE: u64 = 10 * PAGE as u64;
 /// Ranges walked at once unless `sync.backfill_concurrency` says otherwise: enough requests in
 /// flight to fill the search bucket (5 a second) at up to about a second of latency a page.
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Property values walkers may hold fetched and not yet written, together: a wide table's
+/// pages are large and its writes slow, so fewer of its pages wait in memory (300 properties:
+/// about six search pages), while a narrow one keeps every walker's page in flight.
+const VALUES_IN_FLIGHT: usize = 400_000;
+
 /// How a large backfill may read at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Concurrency {
@@ -507,11 +512,12 @@ async fn run_ranged<D: Destination, S: StateStore, F: FnMut(u64) + Send>(
     shutdown: &CancellationToken,
 ) -> Result<Report, Error> {
     let walk = tokio::sync::Mutex::new(walk);
+    let values = tokio::sync::Semaphore::new(VALUES_IN_FLIGHT);
     let mut list_walkers = choice.list_walkers;
     loop {
-        let searchers =
-            (0..choice.search_walkers.max(1)).map(|_| walk_ranges(runner, table, &walk, Reader::Search, shutdown));
-        let listers = (0..list_walkers).map(|_| walk_ranges(runner, table, &walk, Reader::List, shutdown));
+        let searchers = (0..choice.search_walkers.max(1))
+            .map(|_| walk_ranges(runner, table, &walk, &values, Reader::Search, shutdown));
+        let listers = (0..list_walkers).map(|_| walk_ranges(runner, table, &walk, &values, Reader::List, shutdown));
         futures_util::future::try_join_all(searchers.chain(listers)).await?;
         list_walkers = 0;
         // Ranges list walkers gave back after the search walkers ran out are read now.
@@ -564,15 +570,24 @@ struct RangePage {
 
 /// One walker: takes a range, reads it page by page (each committed with the walk's state
 /// under its lock), then takes another, until none is left or `shutdown` fires. A list walker
-/// whose page does not prove the server walks by id gives its range back and stops.
+/// whose page does not prove the server walks by id gives its range back and stops. A page's
+/// property values are taken from `values` before it is fetched and given back once it is
+/// written (see [`VALUES_IN_FLIGHT`]).
 async fn walk_ranges<D: Destination, S: StateStore, F: FnMut(u64) + Send>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
     walk: &tokio::sync::Mutex<Walk<F>>,
+    values: &tokio::sync::Semaphore,
     reader: Reader,
     shutdown: &CancellationToken,
 ) -> Result<(), Error> {
     let name = &table.object.table;
+    let page_records = match reader {
+        Reader::Search => PAGE as usize,
+        Reader::List => listing::PAGE as usize,
+    };
+    let page_values = u32::try_from((page_records * table.properties.len().max(1)).min(VALUES_IN_FLIGHT))
+        .expect("invariant: VALUES_IN_FLIGHT fits in u32");
     loop {
         let Some((key, mut range)) = ({
             let mut held = walk.lock().await;
@@ -588,6 +603,12 @@ async fn walk_ranges<D: Destination, S: StateStore, F: FnMut(u64) + Send>(
             if shutdown.is_cancelled() {
                 return Ok(());
             }
+            let _held_values = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                permit = values.acquire_many(page_values) => {
+                    permit.map_err(|_| Error::Bug("the walk's value budget closed".to_owned()))?
+                }
+            };
             let fetched = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 page = fetch_range(runner, table, range, reader, list_after) => page?,
