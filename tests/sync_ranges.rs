@@ -3,7 +3,8 @@
 //! a range and new ones arrive above every id; a walker whose range ends early takes half of a
 //! dense one; and a stopped walk resumes with at most one page per range read twice. The `kill
 //! -9` bound is held by `chaos_kill` and the SIGTERM one by `daemon`. List walkers read ranges
-//! beside the searches, and give them to search when the list cursor is no record id.
+//! beside the searches, and give them to search when the list cursor is no record id; a daily
+//! budget too tight for both buckets reads by search alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -209,4 +210,28 @@ async fn list_walkers_give_their_ranges_to_search_when_the_list_cursor_is_not_a_
         let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
         assert!(differences.is_empty(), "{cursor}: {:?}", &differences[..differences.len().min(10)]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_budget_too_tight_for_both_buckets_reads_by_search_alone() {
+    // 20,000 contacts: search alone takes about 100 searches and a few range ends; both buckets
+    // would take half again as many calls (list pages hold 100). 140 calls a day fit the first
+    // and not the second.
+    let spec = PortalSpec { contacts: 20_000, companies: 0, deals: 0, tickets: 0, cars: 0, ..PortalSpec::default() };
+    let sim = Sim::start(crate::support::unlimited(spec)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    let store = std::sync::Arc::new(runner.state.clone());
+    let budget = hsync::hubspot::BudgetSetting::Calls(140);
+    runner.client = crate::support::sim_client_with(&sim, store, hsync::hubspot::RetryPolicy::default(), budget);
+    let object = resolve_objects(&runner.client, &["contacts".to_owned()]).await.unwrap().remove(0);
+    let table = runner.prepare(&object).await.unwrap();
+    let since = next_seq(&sim).await;
+    let report = crate::support::backfill_with(&runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn).await;
+    assert!(report.finished, "{report:?}");
+    assert_eq!(runner.dest.live_ids("contacts").await.unwrap().len(), 20_000);
+    let (searches, lists) = readers_used(&sim, since).await;
+    assert!(searches >= 100 && lists == 0, "{searches} search pages and {lists} list pages");
+    let used = runner.client.budget_status().await.used;
+    assert!(used <= 140, "{used} calls");
 }

@@ -95,11 +95,21 @@ pub fn sim_client_with_retry(
     store: std::sync::Arc<dyn hsync::hubspot::BudgetStore>,
     retry: hsync::hubspot::RetryPolicy,
 ) -> hsync::hubspot::HubSpotClient {
-    use hsync::hubspot::{BudgetConfig, BudgetSetting, ClientConfig, HubSpotClient, Secret, TokenSource};
+    sim_client_with(sim, store, retry, hsync::hubspot::BudgetSetting::Unlimited)
+}
+
+/// [`sim_client`] with its own retry policy and daily budget.
+pub fn sim_client_with(
+    sim: &Sim,
+    store: std::sync::Arc<dyn hsync::hubspot::BudgetStore>,
+    retry: hsync::hubspot::RetryPolicy,
+    budget: hsync::hubspot::BudgetSetting,
+) -> hsync::hubspot::HubSpotClient {
+    use hsync::hubspot::{BudgetConfig, ClientConfig, HubSpotClient, Secret, TokenSource};
     HubSpotClient::new(
         ClientConfig {
             base_url: sim.handle.base_url(),
-            budget: BudgetConfig { setting: BudgetSetting::Unlimited, ..BudgetConfig::default() },
+            budget: BudgetConfig { setting: budget, ..BudgetConfig::default() },
             retry,
             ..ClientConfig::default()
         },
