@@ -701,8 +701,11 @@ async fn fetch_range<D: Destination, S: StateStore>(
     let name = &table.object.table;
     let page = match listing::page(&runner.client, &table.object, Some(&from.to_string()), &table.properties).await {
         Ok(page) => page,
-        Err(crate::hubspot::Error::Rejected { status: 400, .. }) => {
-            tracing::warn!(table = %name, "HubSpot refused a record id as the list cursor; search reads the rest of the backfill");
+        // The list walkers only add to search: a list request refused for good (a record id
+        // as the cursor, or anything else a server will not list this way) leaves the ranges
+        // to search instead of stopping the backfill.
+        Err(crate::hubspot::Error::Rejected { status, .. }) => {
+            tracing::warn!(table = %name, status, "HubSpot refused a list page; search reads the rest of the backfill");
             return Ok(Fetched::Refused);
         }
         Err(e) => return Err(Error::from(e).at_range(&StreamId::backfill(name), || describe(range))),
@@ -710,8 +713,8 @@ async fn fetch_range<D: Destination, S: StateStore>(
     let ids: Vec<Option<i64>> = page.listed.iter().map(|i| i.parse::<i64>().ok()).collect();
     let next = page.next.as_deref();
     // A page of ids at or below the range's start only, with more to come, would not move it.
-    let keyed = ranges::list_page_keyed(Some(from), &ids, next)
-        && (next.is_none() || ids.iter().flatten().any(|i| *i > range.after_id));
+    let moves = next.is_none() || ids.iter().flatten().any(|i| *i > range.after_id);
+    let keyed = ranges::list_page_keyed(Some(from), &ids, next) && moves;
     if !keyed {
         tracing::warn!(table = %name, "the list endpoint does not page by record id as HubSpot documents; search reads the rest of the backfill");
         return Ok(Fetched::Refused);
