@@ -284,7 +284,9 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             Job::Cdc(object) => {
                 let table = self.table(object).await?;
                 reread::run(runner, &table, stop).await?;
-                let report = cdc::pass(runner, &table, self.settings.settle_lag, stop).await?;
+                let report =
+                    cdc::pass(runner, &table, self.settings.settle_lag, self.settings.concurrency.walkers, stop)
+                        .await?;
                 Ok(until_stopped(Report::Cdc(report)))
             }
             Job::Deletes(object) => {

@@ -60,7 +60,7 @@ async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) -> Vec<St
     let mut changed = Vec::new();
     for object in resolve_objects(&runner.client, &names).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
-        let report = cdc::pass(runner, &table, SETTLE, &never).await.unwrap();
+        let report = cdc::pass(runner, &table, SETTLE, backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
         changed.extend(report.changed_ids.into_iter().map(|id| format!("{} {id}", object.table)));
     }
     changed

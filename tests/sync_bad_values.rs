@@ -97,7 +97,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     update(sim, neighbour, json!({"jobtitle": "Chief Survivor"})).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let table = runner.prepare(&object_ref).await.unwrap();
-    let pass = cdc::pass(runner, &table, Duration::from_secs(1), &never).await.unwrap();
+    let pass = cdc::pass(runner, &table, Duration::from_secs(1), backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
     assert!(pass.rows >= 2, "cdc wrote both changed contacts: {}", pass.rows);
     let rows = runner.dest.read_table("contacts").await.unwrap();
     assert_eq!(cell(&rows, later, "jobtitle"), &Cell::Text("x \u{FFFD}".into()));

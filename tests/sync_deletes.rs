@@ -61,7 +61,7 @@ async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>) {
     let never = CancellationToken::new();
     for object in resolve_objects(&runner.client, &names()).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
-        cdc::pass(runner, &table, Duration::from_secs(1), &never).await.unwrap();
+        cdc::pass(runner, &table, Duration::from_secs(1), backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
     }
 }
 

@@ -30,13 +30,14 @@ async fn backfill_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, fetc
     }
 }
 
-async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, settle: Duration) -> u64 {
+/// One CDC pass per object, `walkers` ranges at most (1 keeps the pass in cursor order).
+async fn cdc_all<D: Destination, S: StateStore>(runner: &Runner<D, S>, settle: Duration, walkers: usize) -> u64 {
     let names: Vec<String> = OBJECTS.iter().map(|s| (*s).to_owned()).collect();
     let never = CancellationToken::new();
     let mut rows = 0;
     for object in resolve_objects(&runner.client, &names).await.unwrap() {
         let table = runner.prepare(&object).await.unwrap();
-        rows += cdc::pass(runner, &table, settle, &never).await.unwrap().rows;
+        rows += cdc::pass(runner, &table, settle, walkers, &never).await.unwrap().rows;
     }
     rows
 }
@@ -152,12 +153,12 @@ pub(crate) async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runn
         .await;
     assert!(status.is_success());
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let read = cdc_all(runner, Duration::from_secs(1)).await;
+    let read = cdc_all(runner, Duration::from_secs(1), backfill::DEFAULT_CONCURRENCY).await;
     assert!(read >= 491, "cdc read the changes: {read}");
     assert_no_differences(&differences(&runner.dest, sim).await);
 
     // A pass with nothing new reads only what the settle lag keeps open, and changes nothing.
-    cdc_all(runner, Duration::from_secs(1)).await;
+    cdc_all(runner, Duration::from_secs(1), backfill::DEFAULT_CONCURRENCY).await;
     assert_no_differences(&differences(&runner.dest, sim).await);
 }
 
@@ -212,18 +213,20 @@ async fn cdc_walks_15000_updates_in_one_millisecond_and_survives_index_lag() {
         touched["records"].as_array().unwrap().iter().map(|r| r["updatedAt"].as_str().unwrap()).collect();
     assert_eq!(stamps.len(), 1, "one shared millisecond");
     tokio::time::sleep(Duration::from_millis(20)).await;
-    cdc_all(&runner, Duration::from_secs(1)).await;
+    // In cursor order (one walker), so the millisecond is walked by id; a pass this large
+    // would otherwise walk id ranges.
+    cdc_all(&runner, Duration::from_secs(1), 1).await;
     assert_no_differences(&differences(&runner.dest, &sim).await);
 
     // A 30-second search index lag: changes are invisible to search at first; the settle lag
     // keeps the watermark behind, so the next pass after the index catches up reads them.
     sim.admin(Method::PUT, "/_sim/index", Some(&json!({"lagMs": 30_000}))).await;
     touch(&sim, "contacts", json!({"count": 120, "spreadMs": 200})).await;
-    cdc_all(&runner, Duration::from_secs(60)).await;
+    cdc_all(&runner, Duration::from_secs(60), backfill::DEFAULT_CONCURRENCY).await;
     let stale = differences(&runner.dest, &sim).await;
     assert!(!stale.is_empty(), "the index lag hid the changes from the first pass");
     sim.admin(Method::POST, "/_sim/clock", Some(&json!({"advanceMs": 31_000}))).await;
-    cdc_all(&runner, Duration::from_secs(60)).await;
+    cdc_all(&runner, Duration::from_secs(60), backfill::DEFAULT_CONCURRENCY).await;
     assert_no_differences(&differences(&runner.dest, &sim).await);
 }
 
@@ -305,7 +308,9 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
     let since = next_seq(&sim).await;
     let never = CancellationToken::new();
     let settle = Duration::from_secs(1);
-    cdc::pass(&runner, &table, settle, &never).await.expect_err("the fault ends the pass");
+    cdc::pass(&runner, &table, settle, backfill::DEFAULT_CONCURRENCY, &never)
+        .await
+        .expect_err("the fault ends the pass");
     let stopped = runner.state.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap().unwrap();
     assert!(matches!(CdcState::from_checkpoint(&stopped), Ok(CdcState::Paging { .. })), "{stopped:?}");
     let first_run = logged_since(&sim, since).await;
@@ -316,7 +321,7 @@ async fn an_interrupted_cdc_pass_continues_at_its_last_page_instead_of_starting_
 
     // The next pass continues at the failed page: no committed page is read again.
     let since = next_seq(&sim).await;
-    let report = cdc::pass(&runner, &table, settle, &never).await.unwrap();
+    let report = cdc::pass(&runner, &table, settle, backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
     let second_run: Vec<String> = logged_since(&sim, since).await.iter().filter_map(search_page_key).collect();
     let failed_page = search_page_key(&json!({"path": failed[0]["path"], "status": 200, "body": failed[0]["body"]}));
     assert_eq!(second_run.first(), failed_page.as_ref(), "it starts with the page that failed");
@@ -347,7 +352,8 @@ async fn twelve_thousand_updates_in_one_window<D: Inspect, S: StateStore>(sim: &
     assert!(total > 10_000, "the window is over the cap: {total}");
 
     let since = next_seq(sim).await;
-    let read = cdc_all(runner, Duration::from_secs(1)).await;
+    // In cursor order (one walker): a pass this large would otherwise walk id ranges.
+    let read = cdc_all(runner, Duration::from_secs(1), 1).await;
     assert!(read >= 12_000, "cdc read every update: {read}");
     let log = logged_since(sim, since).await;
     let searches: Vec<&str> = log
@@ -402,12 +408,12 @@ pub(crate) async fn older_versions_after_newer_ones<D: Inspect, S: StateStore>(s
     touch(sim, "contacts", json!({"ids": ids, "spreadMs": 300})).await;
     // A settle lag wider than both updates: every later pass reads them again.
     let settle = Duration::from_secs(60);
-    assert!(cdc_all(runner, settle).await >= 300);
+    assert!(cdc_all(runner, settle, backfill::DEFAULT_CONCURRENCY).await >= 300);
     assert_no_differences(&differences(&runner.dest, sim).await);
 
     // Now every search is answered by the replica: the pass reads version 1 of the 300.
     sim.admin_ok(Method::PUT, "/_sim/index/replica", Some(&json!({"reads": 1_000}))).await;
-    let stale_rows = cdc_all(runner, settle).await;
+    let stale_rows = cdc_all(runner, settle, backfill::DEFAULT_CONCURRENCY).await;
     assert!(stale_rows >= 300, "the older versions were read: {stale_rows}");
     let left = sim.admin_ok(Method::GET, "/_sim/index/replica", None).await["readsLeft"].as_u64().unwrap();
     assert!(left < 1_000, "the replica answered");
@@ -415,7 +421,7 @@ pub(crate) async fn older_versions_after_newer_ones<D: Inspect, S: StateStore>(s
 
     // Back to the index: still nothing to change.
     sim.admin_ok(Method::DELETE, "/_sim/index/replica", None).await;
-    cdc_all(runner, settle).await;
+    cdc_all(runner, settle, backfill::DEFAULT_CONCURRENCY).await;
     assert_no_differences(&differences(&runner.dest, sim).await);
 }
 
@@ -500,7 +506,8 @@ async fn cdc_pays_one_search_per_page_when_pages_end_inside_busy_milliseconds() 
     assert!(stamps.len() <= 101, "about ten changes per millisecond: {} instants", stamps.len());
 
     let since = crate::support::next_seq(&sim).await;
-    let report = cdc::pass(&runner, &table, Duration::from_secs(1), &never).await.unwrap();
+    let report =
+        cdc::pass(&runner, &table, Duration::from_secs(1), backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
     let log = crate::support::logged_since(&sim, since).await;
     let searches: Vec<&str> = log
         .iter()

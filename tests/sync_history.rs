@@ -13,6 +13,7 @@ use std::time::Duration;
 use hsync::destination::conformance::{Cell, Inspect};
 use hsync::schema::parse_instant_ms;
 use hsync::state::StreamId;
+use hsync::stream::history;
 use hsync_sim::PortalSpec;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -316,8 +317,8 @@ async fn history_matches_ground_truth_in_postgres() {
     pg.drop_schemas().await;
 }
 
-/// `kill -9` in the middle of a slowed first load, then a rerun: at most the chunk in flight is
-/// read again, and the history is exact.
+/// `kill -9` in the middle of a slowed first load, then a rerun: at most the chunks in flight
+/// are read again, and the history is exact.
 async fn killed_load_resumes<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
     run_ok(config, &["backfill"]).await;
     let rule = json!({"kind": "slow", "delay_ms": 250, "target": "general"});
@@ -351,8 +352,8 @@ async fn killed_load_resumes<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
     assert!(out.contains("contacts: history of"), "{out}");
     let (_, records) = history_reads(sim, before).await;
     assert!(
-        records <= 1_000 + 200,
-        "the rerun resumed: {records} records read in all, at most the chunk in flight twice"
+        records <= 1_000 + history::CHUNK * history::CHUNKS_IN_FLIGHT,
+        "the rerun resumed: {records} records read in all, at most the chunks in flight twice"
     );
     let (expected, stored) = (truth_versions(sim).await, stored_versions(dest).await);
     let contacts = |m: &BTreeMap<Version, usize>| -> BTreeMap<Version, usize> {

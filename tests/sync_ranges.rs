@@ -4,7 +4,8 @@
 //! dense one; and a stopped walk resumes with at most one page per range read twice. The `kill
 //! -9` bound is held by `chaos_kill` and the SIGTERM one by `daemon`. List walkers read ranges
 //! beside the searches, and give them to search when the list cursor is no record id; a daily
-//! budget too tight for both buckets reads by search alone.
+//! budget too tight for both buckets reads by search alone. A CDC pass over a month-end update
+//! walks ranges too, and a stopped one continues its walk.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use hsync::stream::backfill;
 use hsync::stream::cdc;
 use hsync::stream::readers;
 use hsync::stream::runner::{PreparedTable, Runner};
-use hsync::stream::state::BackfillState;
+use hsync::stream::state::{BackfillState, CdcState};
 use hsync_sim::PortalSpec;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -131,7 +132,7 @@ async fn concurrent_ranges_cover_every_id_exactly_once_around_empty_and_dense_ra
     // CDC from the backfill's start picks up whatever the walk passed before it changed.
     sim.admin_ok(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    cdc::pass(&runner, &table, Duration::from_secs(1), &never).await.unwrap();
+    cdc::pass(&runner, &table, Duration::from_secs(1), backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
     let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
     assert!(
         differences.is_empty(),
@@ -234,4 +235,76 @@ async fn a_daily_budget_too_tight_for_both_buckets_reads_by_search_alone() {
     assert!(searches >= 100 && lists == 0, "{searches} search pages and {lists} list pages");
     let used = runner.client.budget_status().await.used;
     assert!(used <= 140, "{used} calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_cdc_pass_walks_ranges_concurrently_and_a_stopped_one_continues_within_the_bound() {
+    // A month-end update of 5,000 of the 6,300 live contacts, spread over a second: more than
+    // two ranges' worth of changes, so the pass walks ranges by search.
+    let Walking { sim, dir: _dir, runner, table, .. } = walking(60).await;
+    let done = crate::support::backfill_with(&runner, &table, backfill::Mode::Fresh, backfill::Fetch::InTurn).await;
+    assert!(done.finished);
+    sim.admin_ok(Method::POST, "/_sim/objects/contacts/touch", Some(&json!({"count": 5_000, "spreadMs": 1_000}))).await;
+    // The spread and the settle lag (1 s) have passed.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let settle = Duration::from_secs(1);
+    let since = next_seq(&sim).await;
+
+    // Stopped once a third of the changes are written, with updates arriving meanwhile.
+    let stop = CancellationToken::new();
+    let watch = async {
+        loop {
+            let saved = runner.state.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap();
+            let phase = saved.as_ref().map(|c| (c.state["phase"].clone(), c.state["rows"].as_i64()));
+            match phase {
+                Some((phase, rows)) if phase == "ranged" && rows >= Some(1_700) => return stop.cancel(),
+                // The pass ended first; the assertions below say so.
+                Some((phase, _)) if phase == "polling" => return,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    };
+    let changes = async {
+        for _ in 0..5 {
+            sim.admin_ok(Method::POST, "/_sim/objects/contacts/touch", Some(&json!({"count": 20}))).await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    };
+    let (first, (), ()) =
+        tokio::join!(cdc::pass(&runner, &table, settle, backfill::DEFAULT_CONCURRENCY, &stop), watch, changes);
+    let first = first.unwrap();
+    let saved = runner.state.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap().unwrap();
+    let Ok(CdcState::Ranged { watermark_ms, walk, .. }) = CdcState::from_checkpoint(&saved) else {
+        panic!("a pass over ranges was stopped part-way: {:?}", saved.state);
+    };
+    assert!(walk.ranges.len() >= 2 && first.rows >= 1_700, "{first:?} left {:?}", walk.ranges);
+    assert_eq!(first.watermark_ms, watermark_ms, "the watermark waits for the whole walk");
+
+    // The next pass continues the walk, then moves the watermark.
+    let never = CancellationToken::new();
+    let second = cdc::pass(&runner, &table, settle, backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
+    assert!(second.watermark_ms > watermark_ms, "{second:?}");
+    let saved = runner.state.load_checkpoint(&StreamId::cdc("contacts")).await.unwrap().unwrap();
+    assert!(matches!(CdcState::from_checkpoint(&saved), Ok(CdcState::Polling { .. })), "{:?}", saved.state);
+
+    // Searches with id bounds and the watermark read the changes; a stop cost at most the page
+    // in flight of each walker.
+    let bounds = range_bounds(&sim, since).await;
+    assert!(bounds.len() >= 2, "planned ranges: {bounds:?}");
+    let mut pages: BTreeMap<String, usize> = BTreeMap::new();
+    for key in logged_since(&sim, since).await.iter().filter_map(data_page_key) {
+        *pages.entry(key).or_default() += 1;
+    }
+    let repeated: usize = pages.values().map(|n| n - 1).sum();
+    assert!(repeated <= backfill::DEFAULT_CONCURRENCY, "{repeated} pages read again");
+    // 5,100 changes in pages of 200, with the planned first page and range ends: far fewer
+    // than a page per record, and no change read by more than one range.
+    let searched = pages.len();
+    assert!((26..=60).contains(&searched), "{searched} search pages for 5,100 changes");
+
+    // Whatever changed after a range passed it is read by the pass after the settle lag.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    cdc::pass(&runner, &table, settle, backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
+    let differences = differences_in(&runner.dest, &sim, &["contacts"]).await;
+    assert!(differences.is_empty(), "{:?}", &differences[..differences.len().min(10)]);
 }

@@ -87,7 +87,7 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     for object in &objects {
         let table = runner.prepare(object).await.unwrap();
-        cdc::pass(runner, &table, settle, &never).await.unwrap();
+        cdc::pass(runner, &table, settle, backfill::DEFAULT_CONCURRENCY, &never).await.unwrap();
         deletes::reconcile(runner, &table, &never).await.unwrap();
     }
     let pairs = associations::defined_pairs(&runner.client, &objects).await.unwrap();

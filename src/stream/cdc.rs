@@ -5,6 +5,14 @@
 //! HubSpot's search index had not caught up with is read again next time; the guarded merge
 //! makes the re-read harmless.
 //!
+//! A large pass (more than two ranges' worth of changes, see [`walk::ranges_for`], found from
+//! its first page's `total`) is walked like a large backfill instead: id ranges at once, each
+//! by search for the records modified since the watermark ([`walk::Scope::Changes`]), so a
+//! month-end update of every record fills the search bucket whatever HubSpot's latency. Its
+//! first page is written with the planned ranges (which read those records again), and the
+//! watermark moves once every range is read; a stop costs at most the page in flight of each
+//! range.
+//!
 //! A type without search ([`ReadPath::List`]) cannot ask for changed records: its pass lists
 //! every record's id and cursor and batch-reads the ones at or after the watermark
 //! ([`pass_listed`]). Such a pass commits only at its end; a stop costs the listing so far.
@@ -16,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use super::cursor::{durable_watermark, next_position, CdcPosition, PageSummary};
 use super::listing;
 use super::runner::{PreparedTable, Runner};
-use super::state::{BackfillState, CdcState};
+use super::state::{BackfillState, CdcState, RangedWalk};
+use super::walk::{self, ChangesPass, Scope};
 use super::{record_cursor_ms, Error};
 use crate::destination::Destination;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, ReadPath, SearchRequest};
@@ -69,11 +78,12 @@ fn request(table: &PreparedTable, position: &CdcPosition) -> Result<SearchReques
 
 /// Runs one CDC pass for one object, or continues the pass a stop or crash interrupted: each
 /// page is committed with the position after it, so an interruption costs at most the page in
-/// flight.
+/// flight (of each of up to `walkers` ranges, when the pass is large enough to walk ranges).
 pub async fn pass<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
     settle_lag: Duration,
+    walkers: usize,
     shutdown: &CancellationToken,
 ) -> Result<Report, Error> {
     let name = &table.object.table;
@@ -88,6 +98,11 @@ pub async fn pass<D: Destination, S: StateStore>(
         Some(CdcState::Paging { watermark_ms, position, pass_started_ms, last_pass_ms, rows }) => {
             tracing::info!(table = %name, "continuing an interrupted cdc pass");
             (watermark_ms, position, pass_started_ms, last_pass_ms, rows)
+        }
+        Some(CdcState::Ranged { watermark_ms, pass_started_ms, last_pass_ms, rows, walk }) => {
+            tracing::info!(table = %name, ranges = walk.ranges.len(), "continuing an interrupted cdc pass over ranges");
+            let pass = ChangesPass { watermark_ms, pass_started_ms, last_pass_ms, settle_ms };
+            return walk_ranges(runner, table, pass, walk, rows, walkers, shutdown).await;
         }
         None => {
             let backfill = super::state::load::<BackfillState>(&runner.state, &StreamId::backfill(name)).await?;
@@ -105,11 +120,14 @@ pub async fn pass<D: Destination, S: StateStore>(
         }
     };
     if table.object.read_path() == ReadPath::List {
-        let start = ListedPass { watermark_ms: start_ms, pass_started_ms, rows: rows_total, settle_ms };
+        let pass = ChangesPass { watermark_ms: start_ms, pass_started_ms, last_pass_ms, settle_ms };
+        let start = ListedPass { pass, rows: rows_total };
         return pass_listed(runner, table, start, shutdown).await;
     }
     let mut report = Report { watermark_ms: start_ms, ..Report::default() };
     let mut watermark = start_ms;
+    // Only a pass that starts afresh may turn into a walk over ranges.
+    let mut may_walk = walkers > 1 && matches!(first, CdcPosition::From { .. });
     let mut position = Some(first);
     while let Some(current) = position {
         if shutdown.is_cancelled() {
@@ -121,6 +139,27 @@ pub async fn pass<D: Destination, S: StateStore>(
             .search(&table.object.api_name, &request(table, &current)?)
             .await
             .map_err(|e| Error::from(e).at_range(&StreamId::cdc(name), range))?;
+        if std::mem::take(&mut may_walk) && walk::ranges_for(page.total, walkers) >= 2 {
+            let pass = ChangesPass { watermark_ms: start_ms, pass_started_ms, last_pass_ms, settle_ms };
+            if let Some(walk) = walk::plan(runner, table, Scope::Changes(pass), 0, page.total, walkers).await? {
+                // The page is written with the walk's start; the ranges read its records again.
+                let written = page.results.len();
+                rows_total += written as i64;
+                let state = CdcState::Ranged {
+                    watermark_ms: start_ms,
+                    pass_started_ms,
+                    last_pass_ms,
+                    rows: rows_total,
+                    walk: walk.clone(),
+                };
+                runner.write_owned(table, page.results, Some(&state.checkpoint(name))).await?;
+                tracing::info!(table = %name, changes = page.total, ranges = walk.ranges.len(), "cdc pass walks ranges concurrently");
+                let mut walked = walk_ranges(runner, table, pass, walk, rows_total, walkers, shutdown).await?;
+                walked.pages += 1;
+                walked.rows += written as u64;
+                return Ok(walked);
+            }
+        }
         let keys: Vec<(i64, i64)> = page
             .results
             .iter()
@@ -171,12 +210,37 @@ pub async fn pass<D: Destination, S: StateStore>(
     Ok(report)
 }
 
+/// Walks the ranges of a large pass (see the module docs) with `walkers` search walkers.
+async fn walk_ranges<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    pass: ChangesPass,
+    ranges: RangedWalk,
+    rows: i64,
+    walkers: usize,
+    shutdown: &CancellationToken,
+) -> Result<Report, Error> {
+    let name = &table.object.table;
+    let walkers = walk::Walkers { search: walkers, list: 0 };
+    let start = walk::Start { scope: Scope::Changes(pass), walk: ranges, rows, walkers };
+    let walked = walk::run(runner, table, start, shutdown, |_| {}).await?;
+    let mut report =
+        Report { pages: walked.pages, rows: walked.rows, watermark_ms: pass.watermark_ms, changed_ids: walked.ids };
+    if !walked.finished {
+        tracing::info!(table = %name, rows = report.rows, "cdc pass over ranges stopped; the next pass continues it");
+        return Ok(report);
+    }
+    report.watermark_ms = pass.watermark_when_done();
+    let lag_s = (runner.clock.now().timestamp_millis() - report.watermark_ms) as f64 / 1000.0;
+    metrics::gauge!("hsync_stream_lag_seconds", "object" => name.clone()).set(lag_s);
+    tracing::info!(table = %name, rows = report.rows, pages = report.pages, watermark_ms = report.watermark_ms, "cdc pass finished");
+    Ok(report)
+}
+
 /// Where a list-path pass starts (see [`pass_listed`]).
 struct ListedPass {
-    watermark_ms: i64,
-    pass_started_ms: i64,
+    pass: ChangesPass,
     rows: i64,
-    settle_ms: i64,
 }
 
 /// A pass over a type without search: lists every live record's id and cursor, reads back
@@ -192,7 +256,7 @@ async fn pass_listed<D: Destination, S: StateStore>(
     let stream = StreamId::cdc(name);
     let cursor = table.object.cursor_property;
     let probe = vec!["hs_object_id".to_owned(), cursor.to_owned()];
-    let mut report = Report { watermark_ms: start.watermark_ms, ..Report::default() };
+    let mut report = Report { watermark_ms: start.pass.watermark_ms, ..Report::default() };
     let mut rows = start.rows;
     let mut after: Option<String> = None;
     loop {
@@ -206,7 +270,7 @@ async fn pass_listed<D: Destination, S: StateStore>(
         let changed: Vec<String> = page
             .records
             .iter()
-            .filter(|r| record_cursor_ms(r, cursor).is_none_or(|ms| ms >= start.watermark_ms))
+            .filter(|r| record_cursor_ms(r, cursor).is_none_or(|ms| ms >= start.pass.watermark_ms))
             .map(|r| r.id.clone())
             .collect();
         let records = listing::read(&runner.client, &table.object, &changed, &table.properties)
@@ -225,7 +289,7 @@ async fn pass_listed<D: Destination, S: StateStore>(
         }
     }
     let now = runner.clock.now().timestamp_millis();
-    let watermark = start.watermark_ms.max(start.pass_started_ms - start.settle_ms);
+    let watermark = start.pass.watermark_when_done();
     runner.commit(&CdcState::Polling { watermark_ms: watermark, last_pass_ms: now, rows }.checkpoint(name)).await?;
     report.watermark_ms = watermark;
     let lag_s = (now - watermark) as f64 / 1000.0;

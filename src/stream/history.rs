@@ -9,11 +9,13 @@
 //! history of every live record on the first load, and afterwards of the records whose stored
 //! version was modified at or after the previous pass's `through_ms`: exactly what CDC wrote
 //! since, so the cost follows the changes, not the table. Records go in ascending id, [`CHUNK`]
-//! ids a commit: the versions and the checkpoint (the last id done) are written together, so a
-//! stop or a `kill -9` costs at most the chunk in flight. A record read twice (resumed chunk,
+//! ids a commit: the versions and the checkpoint (the last id done) are written together, and
+//! [`CHUNKS_IN_FLIGHT`] chunks are read at once (committed in order), so a stop or a `kill -9`
+//! costs at most the chunks in flight (800 records, 16 calls). A record read twice (resumed chunk,
 //! or modified after `through_ms` and read again by the next pass) writes the same version
 //! keys, so nothing doubles.
 
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Runner;
@@ -28,6 +30,10 @@ use crate::state::{StateStore, StreamId};
 
 /// Records per commit: four history batch reads.
 pub const CHUNK: usize = 200;
+/// Chunks read at once: sixteen batch reads in flight keep the general bucket (19 calls a
+/// second on Professional) full at up to about 800 ms of HubSpot latency, while commits go in
+/// id order.
+pub const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// What a pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,12 +94,25 @@ pub async fn pass<D: Destination, S: StateStore>(
     };
     let ids: Vec<i64> = ids.into_iter().filter(|id| *id > after_id).collect();
     let mut report = Report::default();
-    for chunk in ids.chunks(CHUNK) {
+    // Chunks are read ahead, [`CHUNKS_IN_FLIGHT`] at once, and committed in id order.
+    let client = &runner.client;
+    let properties = &properties;
+    let mut reads = futures_util::stream::iter(ids.chunks(CHUNK))
+        .map(|chunk| async move {
+            let asked: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            client.batch_read_history(&object.api_name, &asked, properties).await.map(|read| (chunk, read))
+        })
+        .buffered(CHUNKS_IN_FLIGHT);
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return Ok(report),
+            next = reads.next() => next,
+        };
+        let Some(read) = next else { break };
+        let (chunk, read) = read?;
         if stop.is_cancelled() {
             return Ok(report);
         }
-        let asked: Vec<String> = chunk.iter().map(i64::to_string).collect();
-        let read = runner.client.batch_read_history(&object.api_name, &asked, &properties).await?;
         let (rows, mut rejects) = version_rows(table, &read.found);
         let (batch, more) = build_dimension_batch(&PROPERTY_HISTORY, &rows);
         rejects.extend(more);

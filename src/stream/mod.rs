@@ -1,7 +1,8 @@
 //! Streams turn HubSpot pages into batches and say which state each batch advances to; the
 //! [`runner`] writes them. Backfill (`backfill`) walks `hs_object_id` with keyset pagination;
 //! CDC (`cdc`) follows the last-modified cursor with a settle lag (`cursor` holds the pure
-//! arithmetic); `deletes` reconciles archived, merged and hard-deleted records into flags;
+//! arithmetic); a large backfill or CDC pass walks id ranges at once (`walk`, with the pure
+//! range logic in `ranges` and the choice of buckets in `readers`); `deletes` reconciles archived, merged and hard-deleted records into flags;
 //! `associations` polls association edges (changed records, and a slower full sweep);
 //! `dimensions` refreshes the owners and pipelines tables in full; `listing` is the read path
 //! of types without search; `state` holds the versioned
@@ -23,6 +24,7 @@ pub mod runner;
 pub mod state;
 pub mod status;
 pub mod verify;
+pub mod walk;
 
 use crate::error::{Classify, ErrorClass};
 

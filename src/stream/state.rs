@@ -99,6 +99,11 @@ pub enum CdcState {
     /// watermark the continued pass may reach (see `cursor::durable_watermark`);
     /// `last_pass_ms` is when the last complete pass finished (0 when none has).
     Paging { watermark_ms: i64, position: CdcPosition, pass_started_ms: i64, last_pass_ms: i64, rows: i64 },
+    /// A large pass walking id ranges at once (see `stream::walk`): every record modified at
+    /// or after `watermark_ms` (and before `pass_started_ms` less the settle lag) whose id lies
+    /// outside the unfinished ranges of `walk` is in the warehouse. The next run continues the
+    /// walk; when it ends the watermark moves to `pass_started_ms` less the settle lag.
+    Ranged { watermark_ms: i64, pass_started_ms: i64, last_pass_ms: i64, rows: i64, walk: RangedWalk },
 }
 
 impl CdcState {
@@ -117,7 +122,9 @@ impl CdcState {
 
     pub fn watermark_ms(&self) -> i64 {
         match self {
-            CdcState::Polling { watermark_ms, .. } | CdcState::Paging { watermark_ms, .. } => *watermark_ms,
+            CdcState::Polling { watermark_ms, .. }
+            | CdcState::Paging { watermark_ms, .. }
+            | CdcState::Ranged { watermark_ms, .. } => *watermark_ms,
         }
     }
 }
@@ -284,6 +291,21 @@ mod tests {
             state: serde_json::json!({"phase": "polling", "watermark_ms": 9, "last_pass_ms": 10, "rows": 0}),
         };
         assert_eq!(CdcState::from_checkpoint(&cdc).ok().map(|s| s.watermark_ms()), Some(9));
+    }
+
+    #[test]
+    fn a_pass_over_ranges_keeps_its_ranges_and_its_watermark_until_it_ends() {
+        let walk = RangedWalk {
+            ranges: vec![super::super::ranges::IdRange { after_id: 400, through_id: Some(900) }],
+            known_max: 1_200,
+            list_after: None,
+        };
+        let state = CdcState::Ranged { watermark_ms: 9, pass_started_ms: 70, last_pass_ms: 5, rows: 3, walk };
+        let c = state.checkpoint("contacts");
+        assert_eq!((c.stream.to_string().as_str(), c.position), ("cdc:contacts", 9));
+        assert_eq!(c.state["phase"], "ranged");
+        assert_eq!(c.state["walk"]["ranges"], serde_json::json!([{"after_id": 400, "through_id": 900}]));
+        assert_eq!(CdcState::from_checkpoint(&c).ok(), Some(state));
     }
 
     #[test]

@@ -180,7 +180,10 @@ pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<
                 status.rows = Some(rows);
             }
             // A pass stopped part-way; the next run continues it.
-            Ok(CdcState::Paging { watermark_ms, pass_started_ms, last_pass_ms, rows, .. }) => {
+            Ok(
+                CdcState::Paging { watermark_ms, pass_started_ms, last_pass_ms, rows, .. }
+                | CdcState::Ranged { watermark_ms, pass_started_ms, last_pass_ms, rows, .. },
+            ) => {
                 status.phase = "paging".to_owned();
                 status.watermark = instant(watermark_ms);
                 status.started_at = instant(pass_started_ms);
