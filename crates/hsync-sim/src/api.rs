@@ -6,20 +6,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use super::input::{checked, unreadable_json, Shape};
 use super::latency::counted;
 use super::portal::{
     iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext, WriteSource, API_APP_ID,
 };
 use super::render::{
-    error_response, history_json, in_key_order, json_response, object_not_found, property_json, unknown_type,
-    validation_error, RecordStyle, RecordView,
+    error_response, history_json, in_key_order, json_response, no_route, object_not_found, property_json, unknown_type,
+    unparsable_parameter, validation_error, RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
 use super::{Answer, ListCursor, OverLimit, SimState};
@@ -36,6 +37,9 @@ const BATCH_MAX_WITH_HISTORY: usize = 50;
 const API_WRITER: WriteSource = WriteSource::Integration(API_APP_ID);
 const ASSOCIATION_BATCH_MAX: usize = 1_000;
 const ASSOCIATION_CREATE_MAX: usize = 2_000;
+/// The owners list's default and largest page.
+const OWNERS_DEFAULT: usize = 100;
+const OWNERS_MAX: usize = 500;
 
 /// The HubSpot API router, before the gate is layered on.
 pub fn routes(state: Arc<SimState>) -> Router {
@@ -50,13 +54,23 @@ pub fn routes(state: Arc<SimState>) -> Router {
     let properties = || {
         Router::new()
             .route("/{t}", get(list_properties).post(create_property))
+            .route("/{t}/groups", get(property_groups))
+            .route("/{t}/groups/{group}", get(property_group))
+            .route("/{t}/batch/read", post(batch_read_properties))
             .route("/{t}/{name}", get(get_property).delete(archive_property))
     };
-    let schemas = || Router::new().route("/", get(list_schemas)).route("/{t}", get(get_schema));
+    let schemas = || {
+        Router::new()
+            .route("/", get(list_schemas))
+            .route("/batch/read", post(batch_read_schemas))
+            .route("/{t}", get(get_schema))
+    };
     let associations = || {
         Router::new()
             .route("/{from}/{to}/batch/{op}", post(association_batch))
             .route("/{from}/{to}/labels", get(association_labels))
+            .route("/definitions/configurations/all", get(association_configurations_all))
+            .route("/definitions/configurations/{from}/{to}", get(association_configurations))
     };
     let owners = || Router::new().route("/", get(list_owners)).route("/{id}", get(get_owner));
     Router::new()
@@ -69,21 +83,25 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .nest("/crm-object-schemas/v3/schemas", schemas())
         .nest("/crm-object-schemas/2026-03/schemas", schemas())
         .nest("/crm/v4/associations", associations())
+        .nest("/crm/associations/v4", associations())
         .nest("/crm/associations/2026-03", associations())
         .nest("/crm/v3/owners", owners())
         .nest("/crm/owners/2026-03", owners())
         .route("/crm/v3/owners/", get(list_owners)) // HubSpot's official SDKs list owners with the trailing slash
         .nest("/crm/v3/pipelines", pipeline_routes())
         .nest("/crm/pipelines/2026-03", pipeline_routes())
+        .fallback(unknown_route)
         .with_state(state)
 }
 
 fn pipeline_routes() -> Router<Arc<SimState>> {
-    // `stages` is a literal segment; capturing it keeps one handler for the three shapes.
     Router::new()
-        .route("/{t}", get(pipelines))
-        .route("/{t}/{pipeline}", get(pipelines))
-        .route("/{t}/{pipeline}/{stages}", get(pipelines))
+        .route("/{t}", get(list_pipelines))
+        .route("/{t}/{pipeline}", get(get_pipeline))
+        .route("/{t}/{pipeline}/audit", get(pipeline_audit))
+        .route("/{t}/{pipeline}/stages", get(list_stages))
+        .route("/{t}/{pipeline}/stages/{stage}", get(get_stage))
+        .route("/{t}/{pipeline}/stages/{stage}/audit", get(stage_audit))
 }
 
 /// Query parameters, accepting both `a=1,2` and repeated `a=1&a=2`.
@@ -115,9 +133,7 @@ impl Query {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        validation_error(&format!("Invalid input JSON on line {}, column {}: {}", e.line(), e.column(), e))
-    })
+    serde_json::from_slice(bytes).map_err(|e| unreadable_json(&e))
 }
 
 fn resolve_type(portal: &Portal, name: &str) -> Result<TypeIdx, Response> {
@@ -231,9 +247,38 @@ struct RecordPage<'a> {
     total: Option<usize>,
 }
 
-/// `paging.next` pointing at `after`.
-fn next_page(after: Option<impl std::fmt::Display>) -> Option<Value> {
-    after.map(|next| json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } }))
+/// Where a request was sent, for the absolute `paging.next.link` HubSpot answers with: the
+/// same address and query, `after` replaced (amp-labs/connectors records
+/// `https://api.hubapi.com/crm/v3/objects/contacts?limit=100&properties=listId%2Cname&after=394`).
+struct Origin {
+    address: String,
+    /// The request's query pairs other than `after`, as sent.
+    query: Vec<String>,
+}
+
+impl Origin {
+    fn of(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Origin {
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        // The query as sent (HubSpot echoes it, encoding and all), less its `after`.
+        let query = uri
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|pair| !pair.is_empty() && !pair.starts_with("after="))
+            .map(str::to_owned)
+            .collect();
+        Origin { address: format!("http://{host}{}", uri.path()), query }
+    }
+
+    /// `paging.next` pointing at `after`.
+    fn next_page(&self, after: Option<impl std::fmt::Display>) -> Option<Value> {
+        after.map(|next| {
+            let next = next.to_string();
+            let after: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            let query: Vec<String> = self.query.iter().cloned().chain([format!("after={after}")]).collect();
+            json!({ "next": { "after": next, "link": format!("{}?{}", self.address, query.join("&")) } })
+        })
+    }
 }
 
 fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) -> Option<Value> {
@@ -268,7 +313,14 @@ fn v3_associations(portal: &Portal, t: TypeIdx, id: u64, to_types: &[String]) ->
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
-async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Answer {
+async fn list(
+    State(state): Shared,
+    Path(t): Path<String>,
+    RawQuery(raw): RawQuery,
+    OriginalUri(uri): OriginalUri,
+    headers: axum::http::HeaderMap,
+) -> Answer {
+    let origin = Origin::of(&uri, &headers);
     let q = Query::parse(raw);
     let behaviour = state.behaviour();
     let history = q.list("propertiesWithHistory");
@@ -277,7 +329,8 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         None => LIST_DEFAULT,
         Some(Ok(n)) if n >= 1 && n <= max => n,
         Some(Ok(n)) if n > max && behaviour.list_over_limit == OverLimit::Clamp => max,
-        Some(_) => return Err(validation_error(&format!("limit must be between 1 and {max}"))),
+        Some(Ok(_)) => return Err(validation_error(&format!("limit must be between 1 and {max}"))),
+        Some(Err(_)) => return Err(unparsable_parameter("limit")),
     };
     let cursor = behaviour.list_cursor;
     let after = match q.one("after").filter(|a| !a.is_empty()).map(|a| match cursor {
@@ -328,7 +381,7 @@ async fn list(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQue
         })
         .collect::<Vec<_>>();
     let n = results.len();
-    Ok(counted(json_response(StatusCode::OK, &RecordPage { paging: next_page(next), results, total: None }), n))
+    Ok(counted(json_response(StatusCode::OK, &RecordPage { paging: origin.next_page(next), results, total: None }), n))
 }
 
 async fn get_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Answer {
@@ -386,7 +439,7 @@ fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
 }
 
 async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
-    let body: Value = parse_json(&body)?;
+    let body = checked(&body, Shape::Record)?;
     let now = state.clock.now();
     let (render, rec) = {
         let mut portal = state.portal();
@@ -429,7 +482,7 @@ fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: 
 }
 
 async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Answer {
-    let body: Value = parse_json(&body)?;
+    let body = checked(&body, Shape::Record)?;
     let now = state.clock.now();
     let (render, rec) = {
         let mut portal = state.portal();
@@ -474,8 +527,7 @@ async fn object_action(State(state): Shared, Path((t, action)): Path<(String, St
 }
 
 fn search(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
-    let body: SearchBody =
-        if body.iter().all(u8::is_ascii_whitespace) { SearchBody::default() } else { parse_json(&body)? };
+    let body: SearchBody = parse_json(&body)?;
     let behaviour = state.behaviour();
     let now = state.clock.now();
     let (render, plan, page) = {
@@ -496,7 +548,9 @@ fn search(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
     };
     let props = in_key_order(&render.ctx.properties.defs, &plan.properties);
     let results = page.records.iter().map(|r| render.view(r, &props, behaviour.search_nulls)).collect();
-    let body = RecordPage { paging: next_page(page.next_after), results, total: Some(page.total) };
+    // A search pages by the `after` of its body: there is no address to link to.
+    let paging = page.next_after.map(|next| json!({ "next": { "after": next.to_string() } }));
+    let body = RecordPage { paging, results, total: Some(page.total) };
     Ok(counted(json_response(StatusCode::OK, &body), page.records.len()))
 }
 
@@ -556,7 +610,13 @@ async fn batch(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Answer {
-    let body: Value = parse_json(&body)?;
+    let shape = match op.as_str() {
+        "read" | "archive" => Shape::BatchIds,
+        "create" => Shape::BatchCreate,
+        "update" | "upsert" => Shape::BatchUpdate,
+        _ => return Err(error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown batch operation", None)),
+    };
+    let body = checked(&body, shape)?;
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     if inputs.len() > BATCH_MAX {
         return Err(validation_error(&format!(
@@ -564,10 +624,9 @@ async fn batch(
             inputs.len()
         )));
     }
-    match op.as_str() {
-        "read" => batch_read(state, t, Query::parse(raw), body, inputs),
-        "create" | "update" | "upsert" => batch_write(state, t, &op, inputs),
-        "archive" => {
+    match shape {
+        Shape::BatchIds if op == "read" => batch_read(state, t, Query::parse(raw), body, inputs),
+        Shape::BatchIds => {
             let now = state.clock.now();
             let mut portal = state.portal();
             let ti = resolve_type(&portal, &t)?;
@@ -578,7 +637,7 @@ async fn batch(
             }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => Err(error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown batch operation", None)),
+        _ => batch_write(state, t, &op, inputs),
     }
 }
 
@@ -735,9 +794,6 @@ async fn get_property(
     let archived = Query::parse(raw).flag("archived");
     let portal = state.portal();
     let ti = resolve_type(&portal, &t)?;
-    if name == "groups" {
-        return Ok(property_groups(&portal, ti));
-    }
     match portal.store(ti).properties.get(&name).filter(|d| d.archived_at.is_some() == archived) {
         Some(def) => Ok(json_response(StatusCode::OK, &property_json(def))),
         None => Err(error_response(
@@ -749,17 +805,59 @@ async fn get_property(
     }
 }
 
-/// `GET /properties/{type}/groups`: the groups the type's properties belong to.
-fn property_groups(portal: &Portal, ti: TypeIdx) -> Response {
+/// The groups the type's properties belong to, as `PropertyGroup`s.
+fn groups_json(portal: &Portal, ti: TypeIdx) -> Vec<Value> {
     let mut names: Vec<&str> = portal.store(ti).properties.defs.iter().map(|d| d.group.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let results: Vec<Value> = names
+    names
         .iter()
         .enumerate()
         .map(|(i, n)| json!({ "name": n, "label": n.replace('_', " "), "displayOrder": i, "archived": false }))
+        .collect()
+}
+
+/// `GET /properties/{type}/groups`.
+async fn property_groups(State(state): Shared, Path(t): Path<String>) -> Answer {
+    let portal = state.portal();
+    let results = groups_json(&portal, resolve_type(&portal, &t)?);
+    drop(portal);
+    Ok(json_response(StatusCode::OK, &json!({ "results": results })))
+}
+
+/// `GET /properties/{type}/groups/{groupName}`.
+async fn property_group(State(state): Shared, Path((t, group)): Path<(String, String)>) -> Answer {
+    let portal = state.portal();
+    let groups = groups_json(&portal, resolve_type(&portal, &t)?);
+    drop(portal);
+    match groups.into_iter().find(|g| g["name"] == group.as_str()) {
+        Some(g) => Ok(json_response(StatusCode::OK, &g)),
+        None => Err(error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find property group {group} for object type {t}"),
+            None,
+        )),
+    }
+}
+
+/// `POST /properties/{type}/batch/read`: `{inputs: [{name}], archived}`; names it does not
+/// have are left out, as HubSpot does.
+async fn batch_read_properties(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
+    let body = checked(&body, Shape::PropertyNames)?;
+    let archived = body.get("archived").and_then(Value::as_bool).unwrap_or(false);
+    let names: Vec<&str> = body["inputs"].as_array().into_iter().flatten().filter_map(|i| i["name"].as_str()).collect();
+    let now = state.clock.now();
+    let portal = state.portal();
+    let ti = resolve_type(&portal, &t)?;
+    let results: Vec<Value> = names
+        .iter()
+        .filter_map(|n| portal.store(ti).properties.get(n))
+        .filter(|d| d.archived_at.is_some() == archived)
+        .map(property_json)
         .collect();
-    json_response(StatusCode::OK, &json!({ "results": results }))
+    drop(portal);
+    Ok(batch_envelope(now, results, Vec::new()))
 }
 
 /// Builds a property definition from HubSpot's `PropertyCreate` body.
@@ -896,6 +994,56 @@ async fn get_schema(State(state): Shared, Path(t): Path<String>) -> Response {
     }
 }
 
+/// `POST /crm-object-schemas/v3/schemas/batch/read`: `{inputs: [objectType]}`, the custom
+/// types among them.
+async fn batch_read_schemas(State(state): Shared, body: Bytes) -> Answer {
+    let body = checked(&body, Shape::SchemaNames)?;
+    let portal = state.portal();
+    let results: Vec<Value> = body["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|t| portal.type_idx(t).filter(|&i| portal.store(i).def.custom))
+        .map(|ti| schema_json(&portal, ti))
+        .collect();
+    drop(portal);
+    Ok(json_response(StatusCode::OK, &json!({ "results": results })))
+}
+
+/// `PublicAssociationDefinitionUserConfiguration`s of the types from `from` to `to`.
+fn configurations_json(portal: &Portal, from: TypeIdx, to: TypeIdx) -> Vec<Value> {
+    portal
+        .association_types_between(from, to)
+        .map(|a| json!({ "category": a.category, "typeId": a.type_id, "label": a.label }))
+        .collect()
+}
+
+/// `GET /crm/associations/v4/definitions/configurations/all`.
+async fn association_configurations_all(State(state): Shared) -> Response {
+    let portal = state.portal();
+    let n = portal.types.len();
+    let results: Vec<Value> = (0..n)
+        .flat_map(|from| (0..n).map(move |to| (from, to)))
+        .flat_map(|(f, t)| configurations_json(&portal, f, t))
+        .collect();
+    drop(portal);
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
+/// `GET /crm/associations/v4/definitions/configurations/{from}/{to}`.
+async fn association_configurations(State(state): Shared, Path((from, to)): Path<(String, String)>) -> Answer {
+    let portal = state.portal();
+    let results = configurations_json(&portal, resolve_type(&portal, &from)?, resolve_type(&portal, &to)?);
+    drop(portal);
+    Ok(json_response(StatusCode::OK, &json!({ "results": results })))
+}
+
+/// Any path HubSpot does not serve: the HTML 404 its web server answers with.
+async fn unknown_route() -> Response {
+    no_route()
+}
+
 fn association_types_json(portal: &Portal, from: TypeIdx, to: TypeIdx, type_ids: &[u32]) -> Vec<Value> {
     type_ids
         .iter()
@@ -919,7 +1067,7 @@ async fn association_batch(
     Path((from, to, op)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Answer {
-    let body: Value = parse_json(&body)?;
+    let body = checked(&body, Shape::AssociationInputs)?;
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     let now = state.clock.now();
     let mut portal = state.portal();
@@ -1127,10 +1275,23 @@ pub(super) fn owner_json(o: &super::portal::Owner) -> Value {
     })
 }
 
-async fn list_owners(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
+async fn list_owners(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+    OriginalUri(uri): OriginalUri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let q = Query::parse(raw);
-    let limit = q.one("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 500);
-    let after = q.one("after").and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let limit = match q.one("limit").map(str::parse::<usize>) {
+        None => OWNERS_DEFAULT,
+        Some(Ok(n)) => n.clamp(1, OWNERS_MAX),
+        Some(Err(_)) => return unparsable_parameter("limit"),
+    };
+    let after = match q.one("after").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return unparsable_parameter("after"),
+    };
     let archived = q.flag("archived");
     let email = q.one("email").map(str::to_lowercase);
     let owners = Arc::clone(&state.portal().owners);
@@ -1138,9 +1299,10 @@ async fn list_owners(State(state): Shared, RawQuery(raw): RawQuery) -> Response 
         owners.iter().filter(|o| o.archived == archived && email.as_ref().is_none_or(|e| &o.email == e)).collect();
     let page: Vec<Value> = matching.iter().skip(after).take(limit).map(|o| owner_json(o)).collect();
     let mut body = json!({ "results": page });
-    if after + limit < matching.len() {
-        let next = after + limit;
-        body["paging"] = json!({ "next": { "after": next.to_string(), "link": format!("?after={next}") } });
+    if let Some(paging) =
+        Origin::of(&uri, &headers).next_page((after + limit < matching.len()).then_some(after + limit))
+    {
+        body["paging"] = paging;
     }
     json_response(StatusCode::OK, &body)
 }
@@ -1156,16 +1318,15 @@ async fn get_owner(State(state): Shared, Path(raw_id): Path<String>, RawQuery(ra
 }
 
 fn stages_json(p: &super::portal::Pipeline) -> Vec<Value> {
-    p.stages
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id, "label": s.label, "displayOrder": s.display_order, "metadata": s.metadata,
-                "archived": s.archived, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
-                "createdAt": iso_millis(s.created_at), "updatedAt": iso_millis(s.updated_at),
-            })
-        })
-        .collect()
+    p.stages.iter().map(stage_json).collect()
+}
+
+fn stage_json(s: &super::portal::PipelineStage) -> Value {
+    json!({
+        "id": s.id, "label": s.label, "displayOrder": s.display_order, "metadata": s.metadata,
+        "archived": s.archived, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+        "createdAt": iso_millis(s.created_at), "updatedAt": iso_millis(s.updated_at),
+    })
 }
 
 /// A pipeline with its stages as `/crm/v3/pipelines/{type}` shows it (also used by the
@@ -1177,33 +1338,100 @@ pub(super) fn pipeline_json(p: &super::portal::Pipeline) -> Value {
     })
 }
 
-/// `GET /pipelines/{type}[/{pipelineId}[/stages]]`.
-async fn pipelines(State(state): Shared, Path(segments): Path<Vec<(String, String)>>) -> Answer {
-    let param = |k: &str| segments.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
-    let t = param("t").unwrap_or_default();
+/// Runs `f` on the pipelines of type `t`, or answers HubSpot's error for a type without them.
+fn with_pipelines<T>(
+    state: &SimState,
+    t: &str,
+    f: impl FnOnce(u64, &[super::portal::Pipeline]) -> Result<T, Response>,
+) -> Result<T, Response> {
     let portal = state.portal();
-    let ti = resolve_type(&portal, &t)?;
+    let ti = resolve_type(&portal, t)?;
     let Some(pipelines) = portal.pipelines.get(&ti) else {
         return Err(validation_error(&format!("Pipelines are not supported for object type {t}")));
     };
-    let body = match param("pipeline") {
-        None => json!({ "results": pipelines.iter().map(pipeline_json).collect::<Vec<_>>() }),
-        Some(id) => {
-            let Some(p) = pipelines.iter().find(|p| p.id == id) else {
-                return Err(error_response(
-                    StatusCode::NOT_FOUND,
-                    "OBJECT_NOT_FOUND",
-                    &format!("Unable to find pipeline {id} for object type {t}"),
-                    None,
-                ));
-            };
-            if param("stages").is_some() {
-                json!({ "results": stages_json(p) })
-            } else {
-                pipeline_json(p)
-            }
-        }
-    };
-    drop(portal);
+    f(portal.portal_id, pipelines)
+}
+
+fn pipeline_of<'a>(
+    pipelines: &'a [super::portal::Pipeline],
+    t: &str,
+    id: &str,
+) -> Result<&'a super::portal::Pipeline, Response> {
+    pipelines.iter().find(|p| p.id == id).ok_or_else(|| {
+        error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find pipeline {id} for object type {t}"),
+            None,
+        )
+    })
+}
+
+fn stage_of<'a>(p: &'a super::portal::Pipeline, id: &str) -> Result<&'a super::portal::PipelineStage, Response> {
+    p.stages.iter().find(|s| s.id == id).ok_or_else(|| {
+        error_response(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find stage {id} in pipeline {}", p.id),
+            None,
+        )
+    })
+}
+
+/// `PublicAuditInfo` entries for something created at `created_at` and last changed at
+/// `updated_at`, newest first, as HubSpot lists them.
+fn audit_json(portal_id: u64, identifier: &str, created_at: i64, updated_at: i64) -> Value {
+    let entry = |action: &str, at: i64| json!({ "identifier": identifier, "action": action, "portalId": portal_id, "timestamp": iso_millis(at) });
+    let mut results = vec![entry("CREATE", created_at)];
+    if updated_at > created_at {
+        results.insert(0, entry("UPDATE", updated_at));
+    }
+    json!({ "results": results })
+}
+
+/// `GET /pipelines/{type}`.
+async fn list_pipelines(State(state): Shared, Path(t): Path<String>) -> Answer {
+    let body = with_pipelines(&state, &t, |_, pipelines| {
+        Ok(json!({ "results": pipelines.iter().map(pipeline_json).collect::<Vec<_>>() }))
+    })?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /pipelines/{type}/{pipelineId}`.
+async fn get_pipeline(State(state): Shared, Path((t, id)): Path<(String, String)>) -> Answer {
+    let body = with_pipelines(&state, &t, |_, pipelines| Ok(pipeline_json(pipeline_of(pipelines, &t, &id)?)))?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /pipelines/{type}/{pipelineId}/audit`.
+async fn pipeline_audit(State(state): Shared, Path((t, id)): Path<(String, String)>) -> Answer {
+    let body = with_pipelines(&state, &t, |portal_id, pipelines| {
+        let p = pipeline_of(pipelines, &t, &id)?;
+        Ok(audit_json(portal_id, &p.id, p.created_at, p.updated_at))
+    })?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /pipelines/{type}/{pipelineId}/stages`.
+async fn list_stages(State(state): Shared, Path((t, id)): Path<(String, String)>) -> Answer {
+    let body = with_pipelines(&state, &t, |_, pipelines| {
+        Ok(json!({ "results": stages_json(pipeline_of(pipelines, &t, &id)?) }))
+    })?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /pipelines/{type}/{pipelineId}/stages/{stageId}`.
+async fn get_stage(State(state): Shared, Path((t, id, stage)): Path<(String, String, String)>) -> Answer {
+    let body =
+        with_pipelines(&state, &t, |_, pipelines| Ok(stage_json(stage_of(pipeline_of(pipelines, &t, &id)?, &stage)?)))?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /pipelines/{type}/{pipelineId}/stages/{stageId}/audit`.
+async fn stage_audit(State(state): Shared, Path((t, id, stage)): Path<(String, String, String)>) -> Answer {
+    let body = with_pipelines(&state, &t, |portal_id, pipelines| {
+        let s = stage_of(pipeline_of(pipelines, &t, &id)?, &stage)?;
+        Ok(audit_json(portal_id, &s.id, s.created_at, s.updated_at))
+    })?;
     Ok(json_response(StatusCode::OK, &body))
 }

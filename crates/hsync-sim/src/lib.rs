@@ -18,6 +18,7 @@ pub mod catalogue;
 mod faults;
 mod gate;
 pub mod generate;
+mod input;
 mod latency;
 mod limits;
 mod oauth;
@@ -226,9 +227,13 @@ impl SimState {
     }
 }
 
-/// The simulator's HTTP application: HubSpot's routes plus the admin API.
+/// The simulator's HTTP application: HubSpot's routes plus the admin API. HubSpot's answers
+/// are gzipped when the request accepts it, as HubSpot's are, inside the gate, so a
+/// `truncated_json` fault cuts the compressed body.
 pub fn router(state: Arc<SimState>) -> Router {
+    let gzip = tower_http::compression::CompressionLayer::new().quality(tower_http::CompressionLevel::Fastest);
     api::routes(Arc::clone(&state))
+        .layer(gzip)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), gate::gate))
         .merge(admin::routes(Arc::clone(&state)))
         .merge(oauth::routes(Arc::clone(&state)))

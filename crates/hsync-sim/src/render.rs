@@ -41,6 +41,31 @@ pub fn error_response(
     json_response(status, &Value::Object(body))
 }
 
+/// 400 for a body or parameter HubSpot could not read into its input type: the three keys
+/// HubSpot's CRM answers with there, no `category` (recorded in rudderlabs/rudder-transformer's
+/// HubSpot fixtures: `{"status":"error","message":"Invalid input JSON on line 3, column 9:
+/// Cannot deserialize value of type ...","correlationId":"..."}`).
+pub fn unreadable_input(message: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({ "status": "error", "message": message, "correlationId": uuid::Uuid::new_v4().to_string() }),
+    )
+}
+
+/// 400 for a query parameter that does not parse, in HubSpot's words.
+pub fn unparsable_parameter(name: &str) -> Response {
+    unreadable_input(&format!("Unable to parse value for query parameter: {name}"))
+}
+
+/// 404 for a path HubSpot serves nothing at: the HTML page its web server answers with
+/// (captured from real portals: hubcli's EU1 probe of 2026-04; hubspot-api-nodejs #240).
+pub fn no_route() -> Response {
+    const PAGE: &str = "<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html;charset=utf-8\"/>\n<title>Error 404 Not Found</title>\n</head>\n<body><h2>HTTP ERROR 404</h2>\n<p>Resource not found</p>\n</body>\n</html>\n";
+    let mut resp = (StatusCode::NOT_FOUND, PAGE).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html;charset=utf-8"));
+    resp
+}
+
 /// 400 `VALIDATION_ERROR`.
 pub fn validation_error(message: &str) -> Response {
     error_response(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message, None)

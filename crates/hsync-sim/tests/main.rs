@@ -11,3 +11,4 @@ mod sim_history;
 mod sim_latency;
 mod sim_objects;
 mod sim_search;
+mod sim_strict;

@@ -115,7 +115,9 @@ async fn faults_drop_connection_is_a_transport_error_not_a_status() {
 async fn faults_truncated_json_is_200_with_a_body_that_fails_to_parse() {
     let sim = Sim::small().await;
     inject(&sim, json!({ "kind": "truncated_json", "target": "list", "remaining": 1 })).await;
-    let resp = raw_get(&sim, &sim.http, "/crm/v3/objects/contacts?limit=20").await.unwrap();
+    // A client that does not ask for gzip gets the plain body cut (`sim_strict` cuts a gzipped one).
+    let plain = reqwest::Client::builder().no_gzip().build().unwrap();
+    let resp = raw_get(&sim, &plain, "/crm/v3/objects/contacts?limit=20").await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(content_type(&resp).starts_with("application/json"));
     let text = resp.text().await.unwrap();

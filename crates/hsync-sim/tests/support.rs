@@ -231,12 +231,14 @@ pub fn unique_ids(records: &[Value]) -> BTreeSet<u64> {
 }
 
 /// `body` without the fields that differ between two otherwise identical calls: correlation
-/// and request ids and the batch timestamps.
+/// and request ids, the batch timestamps and paging links (which repeat the address asked).
 pub fn stable(body: &Value) -> Value {
     match body {
         Value::Object(map) => Value::Object(
             map.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "correlationId" | "requestId" | "startedAt" | "completedAt"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "correlationId" | "requestId" | "startedAt" | "completedAt" | "link")
+                })
                 .map(|(k, v)| (k.clone(), stable(v)))
                 .collect(),
         ),
