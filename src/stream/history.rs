@@ -17,7 +17,6 @@
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 
 use super::runner::Runner;
 use super::state::{load, settled_through, HistoryState};
@@ -95,21 +94,15 @@ pub async fn pass<D: Destination, S: StateStore>(
     };
     let ids: Vec<i64> = ids.into_iter().filter(|id| *id > after_id).collect();
     let mut report = Report::default();
-    // Chunks are read ahead, [`CHUNKS_IN_FLIGHT`] at once, and committed in id order. Each
-    // read runs as its own task, so it goes on while a chunk is written; the tasks left are
-    // aborted when the pass returns.
-    let properties = std::sync::Arc::new(properties);
+    // Chunks are read ahead, [`CHUNKS_IN_FLIGHT`] at once, and committed in id order. The reads
+    // in flight are driven while this loop waits for the next one, not while it writes (a
+    // spawned read would be, but the client's batch futures cannot be spawned).
+    let client = &runner.client;
+    let properties = &properties;
     let mut reads = futures_util::stream::iter(ids.chunks(CHUNK))
-        .map(|chunk| {
-            let (client, properties) = (runner.client.clone(), std::sync::Arc::clone(&properties));
-            let (api_name, asked) = (object.api_name.clone(), chunk.iter().map(i64::to_string).collect::<Vec<_>>());
-            let read = AbortOnDropHandle::new(tokio::spawn(async move {
-                client.batch_read_history(&api_name, &asked, &properties).await
-            }));
-            async move {
-                let read = read.await.map_err(|e| Error::Bug(format!("a history read task failed: {e}")))?;
-                Ok::<_, Error>((chunk, read?))
-            }
+        .map(|chunk| async move {
+            let asked: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            client.batch_read_history(&object.api_name, &asked, properties).await.map(|read| (chunk, read))
         })
         .buffered(CHUNKS_IN_FLIGHT);
     loop {
