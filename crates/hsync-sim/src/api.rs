@@ -19,8 +19,8 @@ use super::portal::{
     iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext, WriteSource, API_APP_ID,
 };
 use super::render::{
-    error_response, history_json, in_key_order, json_response, no_route, object_not_found, property_json, unknown_type,
-    unparsable_parameter, validation_error, RecordStyle, RecordView,
+    error_response, history_json, in_key_order, json_response, method_not_allowed, no_route, object_not_found,
+    property_json, unknown_type, unparsable_parameter, validation_error, RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
 use super::{Answer, ListCursor, OverLimit, SimState};
@@ -91,6 +91,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .nest("/crm/v3/pipelines", pipeline_routes())
         .nest("/crm/pipelines/2026-03", pipeline_routes())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
 }
 
@@ -1042,6 +1043,11 @@ async fn association_configurations(State(state): Shared, Path((from, to)): Path
 /// Any path HubSpot does not serve: the HTML 404 its web server answers with.
 async fn unknown_route() -> Response {
     no_route()
+}
+
+/// A method a route does not take: the HTML 405 of the same web server.
+async fn wrong_method() -> Response {
+    method_not_allowed()
 }
 
 fn association_types_json(portal: &Portal, from: TypeIdx, to: TypeIdx, type_ids: &[u32]) -> Vec<Value> {

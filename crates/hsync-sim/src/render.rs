@@ -60,8 +60,20 @@ pub fn unparsable_parameter(name: &str) -> Response {
 /// 404 for a path HubSpot serves nothing at: the HTML page its web server answers with
 /// (captured from real portals: hubcli's EU1 probe of 2026-04; hubspot-api-nodejs #240).
 pub fn no_route() -> Response {
-    const PAGE: &str = "<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html;charset=utf-8\"/>\n<title>Error 404 Not Found</title>\n</head>\n<body><h2>HTTP ERROR 404</h2>\n<p>Resource not found</p>\n</body>\n</html>\n";
-    let mut resp = (StatusCode::NOT_FOUND, PAGE).into_response();
+    web_server_page(StatusCode::NOT_FOUND, "Not Found", "Resource not found")
+}
+
+/// 405 for a method a route does not take: the same web server's HTML page (hubcli's probe).
+pub fn method_not_allowed() -> Response {
+    web_server_page(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "Method not allowed")
+}
+
+fn web_server_page(status: StatusCode, title: &str, detail: &str) -> Response {
+    let code = status.as_u16();
+    let page = format!(
+        "<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html;charset=utf-8\"/>\n<title>Error {code} {title}</title>\n</head>\n<body><h2>HTTP ERROR {code}</h2>\n<p>{detail}</p>\n</body>\n</html>\n"
+    );
+    let mut resp = (status, page).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html;charset=utf-8"));
     resp
 }

@@ -184,8 +184,12 @@ async fn the_read_routes_hubspot_documents_exist_and_unknown_routes_get_its_html
         assert!(first["typeId"].is_number() && first["category"].is_string(), "{path}: {body}");
     }
 
-    // Anything else: HubSpot's HTML 404.
+    // Anything else: HubSpot's HTML 404, and its HTML 405 for a method a route does not take.
     for path in ["/crm/v3/nonsense", "/crm/v3/objects/contacts/1/2/3/4", "/nothing/here"] {
         assert_no_route(&sim, path).await;
     }
+    let resp = sim.http.delete(sim.url("/crm/v3/owners")).bearer_auth(&sim.token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["content-type"], "text/html;charset=utf-8");
+    assert!(resp.text().await.unwrap().contains("<title>Error 405 Method Not Allowed</title>"));
 }
