@@ -67,8 +67,9 @@ async fn plan_numbers_follow_from_the_portal_size() {
     assert_eq!(shown, expected_pairs);
     assert!(!pairs.is_empty(), "the portal has associations between these objects");
 
-    let search = spacing(5, Duration::from_secs(1), Duration::from_millis(50));
-    let general = spacing(190, Duration::from_secs(10), Duration::from_millis(200));
+    let margins = hsync::hubspot::RateSettings::default();
+    let search = spacing(5, Duration::from_secs(1), margins.search_margin);
+    let general = spacing(190, Duration::from_secs(10), margins.general_margin);
     let (mut searches, mut others) = (0, 0);
     for (name, size) in [("contacts", portal.contacts), ("companies", portal.companies), ("cars", portal.cars)] {
         let live = sim.truth_ids(name).await.len() as u64;
