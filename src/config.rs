@@ -493,6 +493,13 @@ pub struct DaemonConfig {
     pub schema_interval_secs: u64,
     /// Seconds between full refreshes of owners and pipelines.
     pub dimensions_interval_secs: u64,
+    /// Seconds between sweeps that re-read every record's calculated properties (rollups,
+    /// formulas, scores), which change without moving last-modified; records around changed
+    /// associations are re-read at once by the association poll.
+    pub calculated_interval_secs: u64,
+    /// A calculated-property sweep pauses while less than this share of the day's call budget
+    /// is left, keeping it for CDC and the other streams; it continues the next day.
+    pub calculated_budget_reserve_percent: u8,
     /// Each interval is stretched or shrunk at random by up to this share, so streams and
     /// daemons do not fire in lockstep.
     pub jitter_percent: u8,
@@ -524,6 +531,8 @@ impl Default for DaemonConfig {
             deletes_interval_secs: 3_600,
             schema_interval_secs: 900,
             dimensions_interval_secs: 3_600,
+            calculated_interval_secs: 86_400,
+            calculated_budget_reserve_percent: 30,
             jitter_percent: 10,
             shutdown_grace_secs: 30,
             lease_retry_secs: 5,
@@ -665,6 +674,7 @@ impl Config {
             ("daemon.deletes_interval_secs", d.deletes_interval_secs, 1, 7 * DAY),
             ("daemon.schema_interval_secs", d.schema_interval_secs, 1, 7 * DAY),
             ("daemon.dimensions_interval_secs", d.dimensions_interval_secs, 1, 7 * DAY),
+            ("daemon.calculated_interval_secs", d.calculated_interval_secs, 1, 30 * DAY),
             ("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 1, HOUR),
             ("daemon.lease_retry_secs", d.lease_retry_secs, 1, HOUR),
             ("limits.searches_per_second", u64::from(l.searches_per_second), 1, 1_000),
@@ -692,9 +702,11 @@ impl Config {
                 ));
             }
         }
-        for (key, percent) in
-            [("limits.reserve_percent", l.reserve_percent), ("daemon.jitter_percent", d.jitter_percent)]
-        {
+        for (key, percent) in [
+            ("limits.reserve_percent", l.reserve_percent),
+            ("daemon.jitter_percent", d.jitter_percent),
+            ("daemon.calculated_budget_reserve_percent", d.calculated_budget_reserve_percent),
+        ] {
             if percent >= 100 {
                 problems.push(format!("{key} must be from 0 to 99, got {percent}"));
             }

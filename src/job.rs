@@ -1,6 +1,7 @@
 //! Jobs: the units of sync work and the one sequence that runs each, for the command line and
 //! the daemon alike. A [`Job`] says what to do (a backfill, a CDC pass, an association poll or
-//! sweep, a deletes reconcile, the dimensions refresh, a schema check); [`Jobs::run`] does it,
+//! sweep, a deletes reconcile, the dimensions refresh, a schema check, a calculated-property
+//! sweep); [`Jobs::run`] does it,
 //! always in this order:
 //!
 //! record the run's start ─► prepare the table (diff the properties, alter, schedule a re-read
@@ -26,7 +27,7 @@ use crate::state::{RunStatus, StateStore, StreamId};
 use crate::stream::backfill::{self, Mode};
 use crate::stream::runner::{PlannedSchema, PreparedTable, PropertyFilter, Runner};
 use crate::stream::state::BackfillState;
-use crate::stream::{associations, cdc, deletes, dimensions, history, reread, Error};
+use crate::stream::{associations, calculated, cdc, deletes, dimensions, history, reread, Error};
 
 /// One unit of sync work.
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ pub enum Job {
     /// Read the property history of the records changed since the last pass (of every
     /// record, the first time).
     History { object: ObjectRef, selection: HistorySelection },
+    /// Re-read every record's calculated properties (or continue the sweep in progress);
+    /// with `min_age`, not when the last sweep ended less than that long ago.
+    Calculated { object: ObjectRef, min_age: Option<Duration> },
 }
 
 impl Job {
@@ -62,6 +66,7 @@ impl Job {
             Job::Associations { source, .. } => StreamId::associations(&source.from.table),
             Job::Dimensions(_) => StreamId::dimensions(),
             Job::History { object, .. } => StreamId::history(&object.table),
+            Job::Calculated { object, .. } => StreamId::calculated(&object.table),
         }
     }
 
@@ -99,6 +104,7 @@ pub enum Report {
     Associations(associations::Report),
     Dimensions(dimensions::Report),
     History(history::Report),
+    Calculated(calculated::Report),
 }
 
 impl Report {
@@ -112,6 +118,7 @@ impl Report {
             Report::Associations(r) => r.pairs.iter().map(|p| p.upserted + p.tombstoned).sum(),
             Report::Dimensions(r) => r.rows(),
             Report::History(r) => r.versions,
+            Report::Calculated(r) => r.rows,
         }
     }
 }
@@ -176,6 +183,8 @@ struct Settings {
     concurrency: backfill::Concurrency,
     /// How long a prepared table is used before its properties are read again.
     schema_max_age: Duration,
+    /// The share of the day's budget a calculated-property sweep leaves to the other streams.
+    calculated_reserve_percent: u8,
 }
 
 /// Runs jobs: the runner with what jobs keep between runs (each object's prepared table and
@@ -222,6 +231,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                     list: config.sync.backfill_list,
                 },
                 schema_max_age: Duration::from_secs(config.daemon.schema_interval_secs),
+                calculated_reserve_percent: config.daemon.calculated_budget_reserve_percent,
             },
             tables: Mutex::new(HashMap::new()),
             sources: Mutex::new(None),
@@ -296,10 +306,12 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             }
             Job::Associations { source, sweep } => {
                 let settle = self.settings.settle_lag;
+                let tables = self.calculated_tables(source).await;
+                let around = associations::Around { tables: &tables, every_batch: false };
                 let report = if *sweep {
-                    associations::sweep_all(runner, source, settle, stop).await?
+                    associations::sweep_all(runner, source, settle, around, stop).await?
                 } else {
-                    associations::poll_changes(runner, source, settle, stop).await?
+                    associations::poll_changes(runner, source, settle, around, stop).await?
                 };
                 Ok(Outcome { finished: report.finished, report: Report::Associations(report) })
             }
@@ -310,7 +322,34 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                 let report = history::pass(runner, object, selection, self.settings.settle_lag, stop).await?;
                 Ok(Outcome { finished: report.finished, report: Report::History(report) })
             }
+            Job::Calculated { object, min_age } => {
+                let table = self.table(object).await?;
+                reread::run(runner, &table, stop).await?;
+                let min_age_ms = min_age.map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+                let reserve = self.settings.calculated_reserve_percent;
+                let report = calculated::sweep(runner, &table, min_age_ms, reserve, stop).await?;
+                // A sweep held for the budget is not cut short: its next run continues it.
+                Ok(until_stopped(Report::Calculated(report)))
+            }
         }
+    }
+
+    /// The prepared tables of `source`'s objects that have calculated properties, for the
+    /// re-read around the edges an association pass reads. A table that cannot be prepared now
+    /// (a scope its properties need, say) is left out with a warning: its own streams report
+    /// the failure, and its calculated properties wait for their sweep.
+    async fn calculated_tables(&self, source: &associations::Source) -> Vec<PreparedTable> {
+        let mut tables = Vec::new();
+        for object in std::iter::once(&source.from).chain(&source.targets) {
+            match self.table(object).await {
+                Ok(table) if !table.calculated.is_empty() => tables.push(table),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(table = %object.table, error = %e, "calculated properties around association changes wait for their sweep");
+                }
+            }
+        }
+        tables
     }
 
     /// Runs (or resumes) a backfill, then the re-read of columns added meanwhile; keeps
@@ -426,7 +465,11 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
 /// The object a job prepares a table for.
 fn job_object(job: &Job) -> Option<&ObjectRef> {
     match job {
-        Job::Schema(object) | Job::Backfill { object, .. } | Job::Cdc(object) | Job::Deletes(object) => Some(object),
+        Job::Schema(object)
+        | Job::Backfill { object, .. }
+        | Job::Cdc(object)
+        | Job::Deletes(object)
+        | Job::Calculated { object, .. } => Some(object),
         Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } => None,
     }
 }

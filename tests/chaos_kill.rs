@@ -157,6 +157,8 @@ async fn kills_during_backfill_and_cdc(warehouse: &Warehouse, seed: u64) {
         tickets: 1_000,
         cars: 100,
         custom_properties: 30,
+        // About kills and record counts; the width of a real catalogue is covered elsewhere.
+        hubspot_catalogue: false,
         ..PortalSpec::default()
     }))
     .await;

@@ -28,6 +28,7 @@ mod chaos_kill;
 mod sync_associations;
 mod sync_bad_values;
 mod sync_bigquery;
+mod sync_calculated;
 mod sync_catalogue;
 mod sync_column_names;
 mod sync_deletes;

@@ -201,6 +201,8 @@ async fn cdc_walks_15000_updates_in_one_millisecond_and_survives_index_lag() {
         tickets: 20,
         cars: 5,
         custom_properties: 2,
+        // About one millisecond's worth of records, not width.
+        hubspot_catalogue: false,
         ..PortalSpec::default()
     }))
     .await;
@@ -374,6 +376,8 @@ fn twelve_thousand_portal() -> PortalSpec {
         tickets: 10,
         cars: 5,
         custom_properties: 2,
+        // About a window's worth of records, not width.
+        hubspot_catalogue: false,
         ..PortalSpec::default()
     }
 }

@@ -3,6 +3,7 @@
 
 mod associations;
 mod backfill;
+mod calculated;
 mod cdc;
 mod check;
 mod config_cmd;
@@ -74,6 +75,10 @@ pub enum Command {
     /// Flag archived, merged-away and permanently deleted records, and un-flag restored ones
     /// (one reconcile per object: the recycle bin, survivors' merged ids and an id sweep).
     Deletes(deletes::DeletesArgs),
+    /// Re-read the calculated properties (rollups such as num_associated_deals, formulas,
+    /// scores) of every record: HubSpot changes them without moving last-modified, so CDC
+    /// cannot see them. The daemon sweeps daily; `--object` narrows it.
+    RefreshCalculated(calculated::RefreshCalculatedArgs),
     /// The daemon: backfill until done, then CDC, associations, deletes and schema checks on
     /// their intervals; serves /healthz, /readyz, /metrics and /status; one leader per
     /// destination (a second instance stands by).
@@ -138,6 +143,7 @@ impl Command {
             Command::Cdc(_) => "hsync cdc",
             Command::Associations(_) => "hsync associations",
             Command::Deletes(_) => "hsync deletes",
+            Command::RefreshCalculated(_) => "hsync refresh-calculated",
             Command::Run(_) => "hsync run",
             Command::Dimensions(_) => "hsync dimensions",
             Command::History(_) => "hsync history",
@@ -163,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cdc(args) => cdc::run(cli.config.as_deref(), args, leasing).await,
         Command::Associations(args) => associations::run(cli.config.as_deref(), args, leasing).await,
         Command::Deletes(args) => deletes::run(cli.config.as_deref(), args, leasing).await,
+        Command::RefreshCalculated(args) => calculated::run(cli.config.as_deref(), args, leasing).await,
         Command::Run(args) => run::run(cli.config.as_deref(), args).await,
         Command::Dimensions(args) => dimensions::run(cli.config.as_deref(), args, leasing).await,
         Command::History(args) => history::run(cli.config.as_deref(), args, leasing).await,

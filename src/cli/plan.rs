@@ -21,7 +21,9 @@ use serde::Serialize;
 
 use super::session::Warehouse;
 use crate::config::HistorySelection;
-use crate::hubspot::{Family, ObjectRef, ReadPath, WindowLimit, ASSOCIATION_BATCH_MAX, HISTORY_BATCH_MAX};
+use crate::hubspot::{
+    Family, ObjectRef, ReadPath, WindowLimit, ASSOCIATION_BATCH_MAX, BATCH_READ_MAX, HISTORY_BATCH_MAX,
+};
 use crate::stream::associations::{self, candidate_pairs};
 use crate::stream::backfill::{self, PAGE};
 use crate::stream::listing;
@@ -91,6 +93,44 @@ struct ObjectPlan {
     /// Property history: what `sync.history` costs, or what the type's default history would
     /// cost; `None` when it is off and the type has no default.
     history: Option<HistoryPlan>,
+    /// What keeping its calculated properties fresh costs; `None` when it has none.
+    calculated: Option<CalculatedPlan>,
+}
+
+/// What re-reading one object's calculated properties costs (see `stream::calculated`): a
+/// sweep of every record on `daemon.calculated_interval_secs`, and batch reads of the records
+/// around association changes. Neither is part of the backfill's calls.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct CalculatedPlan {
+    /// The calculated properties synced (rollups, formulas, scores).
+    properties: u64,
+    /// Calls of one sweep: a search per 200 records, or a list call per 100 for a type
+    /// without search.
+    sweep_calls: u64,
+    sweep_interval_secs: u64,
+    /// Sweep calls a day at that interval.
+    sweep_calls_per_day: u64,
+    /// Batch reads (100 records a call) per 1,000 records around association changes.
+    calls_per_1000_around_changes: u64,
+}
+
+fn plan_calculated(properties: u64, records: u64, path: ReadPath, interval_secs: u64) -> Option<CalculatedPlan> {
+    if properties == 0 {
+        return None;
+    }
+    let per_call = match path {
+        ReadPath::Search => u64::from(PAGE),
+        ReadPath::List => u64::from(listing::PAGE),
+    };
+    let sweep_calls = records.div_ceil(per_call).max(1);
+    let sweeps_per_day = 86_400f64 / interval_secs.max(1) as f64;
+    Some(CalculatedPlan {
+        properties,
+        sweep_calls,
+        sweep_interval_secs: interval_secs,
+        sweep_calls_per_day: (sweep_calls as f64 * sweeps_per_day).ceil() as u64,
+        calls_per_1000_around_changes: 1_000u64.div_ceil(BATCH_READ_MAX as u64),
+    })
 }
 
 /// What keeping one object's property history costs.
@@ -304,6 +344,7 @@ fn plan_object(
         calls: search_calls + general_calls,
         seconds: 0.0,
         history: None,
+        calculated: None,
     };
     plan.seconds = object_seconds(&plan, spacing);
     plan
@@ -336,17 +377,18 @@ async fn count(
     client: &crate::hubspot::HubSpotClient,
     object: &ObjectRef,
     filter: &crate::stream::runner::PropertyFilter,
-) -> anyhow::Result<(u64, Reading)> {
-    let properties: Vec<String> = client
+) -> anyhow::Result<(u64, Reading, u64)> {
+    let definitions: Vec<_> = client
         .properties(&object.api_name, false)
         .await?
         .into_iter()
-        .map(|p| p.name)
-        .filter(|name| filter.keeps(name, object.cursor_property))
+        .filter(|p| filter.keeps(&p.name, object.cursor_property))
         .collect();
+    let calculated = crate::stream::calculated::refreshed_properties(object, &definitions).len() as u64;
+    let properties: Vec<String> = definitions.into_iter().map(|p| p.name).collect();
     let calls_per_page = listing::calls_per_page(&properties);
     if object.read_path() == ReadPath::Search {
-        return Ok((client.count(&object.api_name).await?, Reading::Search { calls_per_page }));
+        return Ok((client.count(&object.api_name).await?, Reading::Search { calls_per_page }, calculated));
     }
     let ids = vec!["hs_object_id".to_owned()];
     let (mut total, mut after) = (0u64, None::<String>);
@@ -358,7 +400,7 @@ async fn count(
             None => break,
         }
     }
-    Ok((total, Reading::List { calls_per_page }))
+    Ok((total, Reading::List { calls_per_page }, calculated))
 }
 
 fn plan_setup(custom_objects: bool, candidate_pairs: u64, spacing: Spacing) -> SetupPlan {
@@ -386,16 +428,18 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     let objects = warehouse.objects(&client, &args.objects).await?;
     let mut records = Vec::new();
     let mut readings = Vec::new();
+    let mut calculated_counts = Vec::new();
     let filter = crate::stream::runner::PropertyFilter {
         include: config.sync.include_properties.clone(),
         exclude: config.sync.exclude_properties.clone(),
     };
     for object in &objects {
-        let (total, reading) = count(&client, object, &filter)
+        let (total, reading, calculated) = count(&client, object, &filter)
             .await
             .with_context(|| format!("counting the records of {}", object.table))?;
         records.push(total);
         readings.push(reading);
+        calculated_counts.push(calculated);
     }
     let pairs = associations::defined_pairs(&client, &objects).await.context("reading the association types")?;
     let candidates = candidate_pairs(&objects).len() as u64;
@@ -419,12 +463,14 @@ pub async fn run(config_path: Option<&Path>, args: PlanArgs) -> anyhow::Result<E
     };
     let plans: Vec<ObjectPlan> = objects
         .iter()
-        .zip(records.iter().zip(&readings))
-        .map(|(object, (&n, &reading))| {
+        .zip(records.iter().zip(readings.iter().zip(&calculated_counts)))
+        .map(|(object, (&n, (&reading, &calculated)))| {
             let pairs_from = pairs.iter().filter(|p| p.from.table == object.table).count() as u64;
             let mut plan = plan_object(&object.table, reading, n, pairs_from, spacing, settings);
             let history = plan_history(config.sync.history_for(object), object.facts.history_properties, n);
             add_history(&mut plan, history, spacing);
+            let interval = config.daemon.calculated_interval_secs;
+            plan.calculated = plan_calculated(calculated, n, object.read_path(), interval);
             plan
         })
         .collect();
@@ -649,6 +695,18 @@ fn render(plan: &Plan) -> String {
             thousands(h.calls_per_1000_changes)
         ));
     }
+    for p in &plan.objects {
+        let Some(c) = &p.calculated else { continue };
+        out.push_str(&format!(
+            "{}: {} calculated properties (rollups, formulas) change without moving last-modified: a sweep every {} re-reads them ({} calls, {} a day), and {} calls per 1,000 records around association changes\n",
+            p.object,
+            c.properties,
+            HumanDuration(Duration::from_secs(c.sweep_interval_secs)),
+            thousands(c.sweep_calls),
+            thousands(c.sweep_calls_per_day),
+            thousands(c.calls_per_1000_around_changes)
+        ));
+    }
     if plan.pairs.is_empty() {
         out.push_str("associations: HubSpot defines none between the selected objects\n");
     } else {
@@ -770,6 +828,16 @@ mod tests {
         assert_eq!((daily.sweep_reads, daily.sweep_reads_per_day), (100, 100));
         let weekly = plan_pair("calls", "contacts", 100_000, 7 * 86_400);
         assert_eq!(weekly.sweep_reads_per_day, 15, "100 calls a week, rounded up to whole calls a day");
+    }
+
+    #[test]
+    fn calculated_properties_cost_a_sweep_at_their_interval_and_reads_around_changes() {
+        assert_eq!(plan_calculated(0, 10_000, ReadPath::Search, 86_400), None, "nothing to refresh");
+        let daily = plan_calculated(12, 10_000, ReadPath::Search, 86_400).unwrap();
+        assert_eq!((daily.sweep_calls, daily.sweep_calls_per_day), (50, 50));
+        assert_eq!(daily.calls_per_1000_around_changes, 10);
+        let hourly = plan_calculated(3, 1, ReadPath::List, 3_600).unwrap();
+        assert_eq!((hourly.sweep_calls, hourly.sweep_calls_per_day), (1, 24));
     }
 
     #[test]

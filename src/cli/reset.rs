@@ -59,6 +59,7 @@ fn next_run(stream: &StreamId) -> &'static str {
         StreamKind::History => {
             "the next pass reads the history of every record again (stored versions are not doubled)"
         }
+        StreamKind::Calculated => "the next sweep reads every record's calculated properties from the first id",
         StreamKind::Deletes | StreamKind::Dimensions | StreamKind::Schema | StreamKind::Reread => {
             "the next run starts afresh"
         }

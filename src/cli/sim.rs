@@ -37,6 +37,10 @@ pub struct SimArgs {
     /// Custom properties added to every object type, cycling through every property type.
     #[arg(long, default_value_t = 20)]
     pub custom_properties: usize,
+    /// List only the generated properties, the rollups and the sensitive one, not the hundreds
+    /// of HubSpot's own (mostly empty) properties a real portal lists.
+    #[arg(long)]
+    pub narrow_catalogue: bool,
     /// Thousandths of records whose last-modified time is one shared millisecond (a bulk update).
     #[arg(long, default_value_t = 150)]
     pub bulk_update_permille: u64,
@@ -135,6 +139,7 @@ impl SimArgs {
                 cars: self.cars,
                 objects: self.objects.counts(self.contacts),
                 custom_properties: self.custom_properties,
+                hubspot_catalogue: !self.narrow_catalogue,
                 bulk_update_permille: self.bulk_update_permille,
                 index_lag_ms: self.index_lag_ms,
                 association_page_size: self.association_page_size,

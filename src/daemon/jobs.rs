@@ -3,9 +3,9 @@
 //! not CPU, bound the work), so two runs of one stream never overlap.
 //!
 //! Order: resolve the objects, then per object its schema check and backfill; once an object's
-//! backfill is done its CDC and delete reconciles follow on their intervals, and once every
-//! backfill is done the association polls and sweeps do too. The owners and pipelines refresh
-//! runs right after setup and then on its own interval.
+//! backfill is done its CDC and delete reconciles, association polls and sweeps and its
+//! calculated-property sweep follow on their intervals. The owners and pipelines refresh runs
+//! right after setup and then on its own interval.
 
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ enum Work {
     Dimensions,
     /// Property history of the records CDC wrote since the last pass, per object with history.
     History(usize),
+    /// Continue or start the sweep of an object's calculated properties.
+    Calculated(usize),
 }
 
 impl Work {
@@ -56,6 +58,7 @@ impl Work {
             Work::AssociationSweep(_) => 6,
             Work::Dimensions => 7,
             Work::History(_) => 8,
+            Work::Calculated(_) => 9,
         }
     }
 }
@@ -241,6 +244,10 @@ impl<'a> Scheduler<'a> {
                 // History follows CDC: each pass reads the records CDC wrote since the last one.
                 self.add(Work::History(i), StreamId::history(&table).to_string(), Self::secs(cdc), None);
             }
+            // Hourly at most, so a sweep paused for the budget continues soon after the reset;
+            // each run starts a new sweep only when the last one ended an interval ago.
+            let calculated = Self::secs(d.calculated_interval_secs.min(3_600));
+            self.add(Work::Calculated(i), StreamId::calculated(&table).to_string(), calculated, None);
         }
         // Owners and pipelines are small complete lists: refresh them at once, backfill or not.
         let dimensions = StreamId::dimensions().to_string();
@@ -271,7 +278,8 @@ impl<'a> Scheduler<'a> {
                 | Work::Deletes(own)
                 | Work::Associations(own)
                 | Work::AssociationSweep(own)
-                | Work::History(own) => {
+                | Work::History(own)
+                | Work::Calculated(own) => {
                     pending.iter().filter(|(o, _)| *o == own).map(|(_, name)| name.as_str()).collect()
                 }
                 _ => continue,
@@ -315,6 +323,10 @@ impl<'a> Scheduler<'a> {
             Work::History(o) => {
                 let Some(selection) = self.config.sync.history_for(&self.objects[o]) else { return Ok(true) };
                 SyncJob::History { object: object(o), selection }
+            }
+            Work::Calculated(o) => {
+                let min_age = Some(Self::secs(self.config.daemon.calculated_interval_secs));
+                SyncJob::Calculated { object: object(o), min_age }
             }
         };
         // The backfill's progress gauge needs HubSpot's record count.

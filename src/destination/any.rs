@@ -12,7 +12,8 @@ use super::postgres::{PostgresDestination, PostgresStateStore};
 use super::snowflake::SnowflakeDestination;
 use super::sqlite::{SqliteDestination, SqliteStateStore};
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    StoredVersion,
 };
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
@@ -291,8 +292,14 @@ impl Destination for AnyDestination {
         dispatch_destination!(self, d => d.ids_modified_since(table, since_ms).await)
     }
 
-    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
-        dispatch_destination!(self, d => d.edge_sources(from_type, to_type, to_ids).await)
+    async fn edge_ends(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, Error> {
+        dispatch_destination!(self, d => d.edge_ends(from_type, to_type, end, ids).await)
     }
 
     async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {

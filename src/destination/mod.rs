@@ -320,6 +320,35 @@ pub(crate) fn edges_by_key<'a>(
     Ok(by_key.into_values().collect())
 }
 
+/// Which end of stored association edges a lookup returns ([`Destination::edge_ends`]); the ids
+/// it is given, if any, name the other end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeEnd {
+    /// The records the edges start at (`from_id`).
+    From,
+    /// The records the edges point at (`to_id`).
+    To,
+}
+
+impl EdgeEnd {
+    /// What a lookup does, for its error messages.
+    pub(crate) fn action(self, from_type: &str, to_type: &str) -> String {
+        let end = match self {
+            EdgeEnd::From => "sources",
+            EdgeEnd::To => "targets",
+        };
+        format!("read the {end} of the stored edges from {from_type} to {to_type}")
+    }
+
+    /// The column returned and the column the given ids filter.
+    pub(crate) fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            EdgeEnd::From => ("from_id", "to_id"),
+            EdgeEnd::To => ("to_id", "from_id"),
+        }
+    }
+}
+
 /// A warehouse hsync writes to.
 pub trait Destination: Send + Sync {
     /// `sqlite`, `postgres`, ...
@@ -409,13 +438,15 @@ pub trait Destination: Send + Sync {
     /// flagged or not, ascending. Empty when the table does not exist.
     fn ids_modified_since(&self, table: &str, since_ms: i64) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
 
-    /// The distinct `from_id`s with at least one live (not tombstoned) edge from `from_type`
-    /// to `to_type`, ascending; with `to_ids`, only edges pointing at one of them.
-    fn edge_sources(
+    /// The distinct ids at `end` of the live (not tombstoned) edges from `from_type` to
+    /// `to_type`, ascending; with `ids`, only edges whose other end is one of them
+    /// ([`EdgeEnd::From`] with target ids: the records pointing at them).
+    fn edge_ends(
         &self,
         from_type: &str,
         to_type: &str,
-        to_ids: Option<&[i64]>,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
     ) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
 
     /// The versions `property_history` holds for the records `record_ids` of the table

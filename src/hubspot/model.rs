@@ -406,6 +406,28 @@ pub struct PropertyDefinition {
     pub hubspot_defined: bool,
     #[serde(default)]
     pub options: Vec<PropertyOption>,
+    #[serde(default)]
+    pub modification_metadata: ModificationMetadata,
+}
+
+/// What may change a property (`modificationMetadata`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModificationMetadata {
+    /// HubSpot sets the value itself; no client can write it.
+    #[serde(default)]
+    pub read_only_value: bool,
+}
+
+impl PropertyDefinition {
+    /// Whether HubSpot computes the value itself (rollups such as `num_associated_deals`,
+    /// formulas, scores, `hs_time_in_*`), so that it can change without the record's
+    /// last-modified time moving and only a re-read finds it. `calculated` alone cannot be
+    /// trusted: captured rollup definitions say `false`; `readOnlyValue` and a `calculation_*`
+    /// field type are the reliable marks (docs/hubspot-properties.md).
+    pub fn is_calculated(&self) -> bool {
+        self.calculated || self.modification_metadata.read_only_value || self.field_type.starts_with("calculation_")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -28,10 +28,13 @@ pub enum StreamKind {
     Dimensions,
     /// Versions of the properties `sync.history` names, into `property_history`.
     History,
+    /// Calculated properties (rollups, formulas) re-read, as they change without moving
+    /// last-modified.
+    Calculated,
 }
 
 impl StreamKind {
-    const ALL: [StreamKind; 8] = [
+    const ALL: [StreamKind; 9] = [
         StreamKind::Backfill,
         StreamKind::Cdc,
         StreamKind::Associations,
@@ -40,6 +43,7 @@ impl StreamKind {
         StreamKind::Schema,
         StreamKind::Dimensions,
         StreamKind::History,
+        StreamKind::Calculated,
     ];
 
     /// The kind's name in stream ids and in `hsync status`.
@@ -53,6 +57,7 @@ impl StreamKind {
             StreamKind::Schema => "schema",
             StreamKind::Dimensions => "dimensions",
             StreamKind::History => "history",
+            StreamKind::Calculated => "calculated",
         }
     }
 }
@@ -107,6 +112,10 @@ impl StreamId {
         StreamId::new(StreamKind::History, table)
     }
 
+    pub fn calculated(table: &str) -> StreamId {
+        StreamId::new(StreamKind::Calculated, table)
+    }
+
     /// The owners and pipelines refresh (`dimensions:owners_pipelines`).
     pub fn dimensions() -> StreamId {
         StreamId::new(StreamKind::Dimensions, DIMENSIONS_SUBJECT)
@@ -130,7 +139,7 @@ impl fmt::Display for StreamId {
 
 /// A stream id's text that is not `<kind>:<table>` with a known kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not a stream id (expected <kind>:<table> with kind one of backfill, cdc, associations, deletes, reread, schema, dimensions)")]
+#[error("{text:?} is not a stream id (expected <kind>:<table> with kind one of backfill, cdc, associations, deletes, reread, schema, dimensions, history, calculated)")]
 pub struct UnknownStream {
     pub text: String,
 }

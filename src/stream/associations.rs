@@ -37,16 +37,24 @@
 //! labels and categories updated, vanished edges tombstoned (never deleted), tombstoned edges
 //! that reappear revived. Replaying a pass changes nothing, so a crash costs at most a re-read;
 //! the watermark is committed only after every pair of the object was read.
+//!
+//! Around the edges it reads, a pass re-reads the calculated properties of the records at both
+//! ends ([`Around`], [`super::calculated`]): after every batch of an incremental poll, and
+//! after the batches of a sweep whose stored edges changed. A sweep interrupted between a
+//! batch's merge and that re-read finds the edges unchanged when it runs again, so those
+//! records wait for the next calculated-property sweep. The targets re-read include those of
+//! the edges stored before the batch (read from the warehouse first): an association that
+//! disappeared, or a record archived, merged or deleted, changes the rollups at its far end.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::runner::Runner;
+use super::runner::{PreparedTable, Runner};
 use super::state::AssociationsState;
 use super::Error;
-use crate::destination::{Destination, Edge};
+use crate::destination::{Destination, Edge, EdgeEnd};
 use crate::hubspot::model::AssociationTarget;
 use crate::hubspot::{HubSpotClient, ObjectRef, ASSOCIATION_BATCH_MAX};
 use crate::state::StateStore;
@@ -79,6 +87,9 @@ pub struct PairReport {
     pub upserted: u64,
     /// Edges found gone and tombstoned.
     pub tombstoned: u64,
+    /// Rows whose calculated properties were re-read around the edges (see
+    /// [`super::calculated`]).
+    pub refreshed: u64,
     /// Whether every record of `from` was read (a sweep), not only changed ones.
     pub swept: bool,
     /// False when a shutdown stopped the read before the end.
@@ -174,13 +185,64 @@ pub fn edges_of(from_ids: &[i64], read: HashMap<String, Vec<AssociationTarget>>)
     (edges, skipped)
 }
 
+/// The prepared tables of a source's objects, whose calculated properties (rollups such as
+/// `num_associated_deals`) the pass re-reads around the edges it reads: for every batch of an
+/// incremental poll (its records changed), and for the batches of a sweep whose stored edges
+/// changed. Empty: no re-read.
+#[derive(Clone, Copy, Debug)]
+pub struct Around<'a> {
+    pub tables: &'a [PreparedTable],
+    /// Re-read around every batch, not only those whose edges changed.
+    pub every_batch: bool,
+}
+
+impl Around<'_> {
+    /// No re-read around the edges.
+    pub const NONE: Around<'static> = Around { tables: &[], every_batch: false };
+
+    fn table(&self, name: &str) -> Option<&PreparedTable> {
+        self.tables.iter().find(|t| t.object.table == name)
+    }
+}
+
+/// Re-reads the calculated properties of both ends of one batch's edges (see [`Around`]): the
+/// edges HubSpot lists now and those stored before the batch was written (an edge that
+/// disappeared changed its target's rollups too).
+async fn refresh_around<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    around: Around<'_>,
+    from: &ObjectRef,
+    to: &ObjectRef,
+    from_ids: &[i64],
+    edges: &[Edge],
+    stored_targets: Vec<i64>,
+) -> Result<u64, Error> {
+    let mut ends: Vec<(&str, BTreeSet<i64>)> = vec![(&from.table, from_ids.iter().copied().collect())];
+    let mut targets: BTreeSet<i64> = edges.iter().map(|e| e.to_id).collect();
+    targets.extend(stored_targets);
+    if to.table == from.table {
+        ends[0].1.extend(targets);
+    } else {
+        ends.push((&to.table, targets));
+    }
+    let mut rows = 0;
+    for (name, ids) in ends {
+        if let Some(table) = around.table(name) {
+            rows += super::calculated::refresh_records(runner, table, &ids).await?;
+        }
+    }
+    Ok(rows)
+}
+
 /// Reads the associations of `ids` (records of `from`) to `to`, 1,000 ids per call, and writes
-/// them: the stored edges of those records become exactly what HubSpot lists.
+/// them: the stored edges of those records become exactly what HubSpot lists. The calculated
+/// properties around them are re-read as `around` says.
 pub async fn poll<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     from: &ObjectRef,
     to: &ObjectRef,
     ids: &[String],
+    around: Around<'_>,
 ) -> Result<PairReport, Error> {
     let mut report =
         PairReport { from: from.table.clone(), to: to.table.clone(), finished: true, ..PairReport::default() };
@@ -194,7 +256,16 @@ pub async fn poll<D: Destination, S: StateStore>(
         if skipped > 0 {
             tracing::warn!(from = %from.table, to = %to.table, skipped, "association entries HubSpot sent in an unexpected form were not stored");
         }
+        // The targets stored before the write: those of edges about to be tombstoned are
+        // listed nowhere else.
+        let stored_targets = match around.table(&to.table) {
+            Some(_) => runner.dest.edge_ends(&from.table, &to.table, EdgeEnd::To, Some(&from_ids)).await?,
+            None => Vec::new(),
+        };
         let outcome = runner.write_edges(from, to, &from_ids, &edges).await?;
+        if around.every_batch || outcome.upserted + outcome.tombstoned > 0 {
+            report.refreshed += refresh_around(runner, around, from, to, &from_ids, &edges, stored_targets).await?;
+        }
         report.records += from_ids.len() as u64;
         report.edges += edges.len() as u64;
         report.upserted += outcome.upserted;
@@ -218,10 +289,11 @@ pub async fn sweep<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     from: &ObjectRef,
     to: &ObjectRef,
+    around: Around<'_>,
     shutdown: &CancellationToken,
 ) -> Result<PairReport, Error> {
     let mut ids: BTreeSet<i64> = runner.dest.live_ids(&from.table).await?.into_iter().collect();
-    ids.extend(runner.dest.edge_sources(&from.table, &to.table, None).await?);
+    ids.extend(runner.dest.edge_ends(&from.table, &to.table, EdgeEnd::From, None).await?);
     let ids = as_strings(ids);
     let mut report =
         PairReport { from: from.table.clone(), to: to.table.clone(), swept: true, ..PairReport::default() };
@@ -229,11 +301,12 @@ pub async fn sweep<D: Destination, S: StateStore>(
         if shutdown.is_cancelled() {
             return Ok(report);
         }
-        let part = poll(runner, from, to, chunk).await?;
+        let part = poll(runner, from, to, chunk, Around { every_batch: false, ..around }).await?;
         report.records += part.records;
         report.edges += part.edges;
         report.upserted += part.upserted;
         report.tombstoned += part.tombstoned;
+        report.refreshed += part.refreshed;
     }
     report.finished = true;
     tracing::info!(
@@ -283,6 +356,7 @@ pub async fn sweep_all<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     source: &Source,
     settle_lag: Duration,
+    around: Around<'_>,
     shutdown: &CancellationToken,
 ) -> Result<Report, Error> {
     let settle_ms = settle_lag.as_millis() as i64;
@@ -294,7 +368,7 @@ pub async fn sweep_all<D: Destination, S: StateStore>(
     let mut report =
         Report { swept: true, watermark_ms: previous.as_ref().map_or(0, |p| p.watermark_ms()), ..Report::default() };
     for to in &source.targets {
-        let pair = sweep(runner, &source.from, to, shutdown).await?;
+        let pair = sweep(runner, &source.from, to, around, shutdown).await?;
         let finished = pair.finished;
         report.pairs.push(pair);
         if !finished {
@@ -326,13 +400,14 @@ pub async fn poll_changes<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     source: &Source,
     settle_lag: Duration,
+    around: Around<'_>,
     shutdown: &CancellationToken,
 ) -> Result<Report, Error> {
     let Some(AssociationsState::Polling { watermark_ms, last_sweep_ms, targets: covered, .. }) =
         load_state(runner, &source.from.table).await?
     else {
         tracing::info!(from = %source.from.table, "associations never read: sweeping every record first");
-        return sweep_all(runner, source, settle_lag, shutdown).await;
+        return sweep_all(runner, source, settle_lag, around, shutdown).await;
     };
     let settle_ms = settle_lag.as_millis() as i64;
     // Read before any id: every record modified before it is in the warehouse now.
@@ -349,7 +424,7 @@ pub async fn poll_changes<D: Destination, S: StateStore>(
         if !covered.contains(&to.table) {
             // A pair the watermark does not cover yet (its target was added to sync.objects).
             tracing::info!(from = %from.table, to = %to.table, "new association pair: sweeping every record first");
-            let pair = sweep(runner, from, to, shutdown).await?;
+            let pair = sweep(runner, from, to, around, shutdown).await?;
             let finished = pair.finished;
             report.pairs.push(pair);
             if !finished {
@@ -370,9 +445,9 @@ pub async fn poll_changes<D: Destination, S: StateStore>(
                 let back = runner.client.associations(&to.api_name, &from.api_name, chunk).await?;
                 ids.extend(back.values().flatten().filter_map(|t| t.to_object_id.parse::<i64>().ok()));
             }
-            ids.extend(runner.dest.edge_sources(&from.table, &to.table, Some(&changed_to)).await?);
+            ids.extend(runner.dest.edge_ends(&from.table, &to.table, EdgeEnd::From, Some(&changed_to)).await?);
         }
-        report.pairs.push(poll(runner, from, to, &as_strings(ids)).await?);
+        report.pairs.push(poll(runner, from, to, &as_strings(ids), Around { every_batch: true, ..around }).await?);
     }
     let now = runner.clock.now().timestamp_millis();
     let watermark_ms = watermark_ms.max(settled);

@@ -4,13 +4,15 @@
 //! arithmetic); a large backfill or CDC pass walks id ranges at once (`walk`, with the pure
 //! range logic in `ranges` and the choice of buckets in `readers`); `deletes` reconciles archived, merged and hard-deleted records into flags;
 //! `associations` polls association edges (changed records, and a slower full sweep);
-//! `dimensions` refreshes the owners and pipelines tables in full; `listing` is the read path
+//! `dimensions` refreshes the owners and pipelines tables in full; `calculated` re-reads the
+//! properties HubSpot calculates (they change without moving last-modified); `listing` is the read path
 //! of types without search; `state` holds the versioned
 //! checkpoints. `status` reads those checkpoints back
 //! for `hsync status`; `verify` compares the warehouse with HubSpot for `hsync verify`.
 
 pub mod associations;
 pub mod backfill;
+pub mod calculated;
 pub mod cdc;
 pub mod cursor;
 pub mod deletes;
@@ -100,6 +102,9 @@ fn reset_advice(stream: &crate::state::StreamId) -> String {
         ),
         StreamKind::History => format!(
             "`hsync reset {stream}` forgets it and the next pass reads every record's history again (stored versions are not doubled)"
+        ),
+        StreamKind::Calculated => format!(
+            "`hsync reset {stream}` forgets it and the next sweep reads every record's calculated properties again"
         ),
         StreamKind::Deletes | StreamKind::Schema | StreamKind::Dimensions => {
             format!("`hsync reset {stream}` forgets it and the next run starts afresh")

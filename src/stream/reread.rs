@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::runner::{PreparedTable, Runner};
 use super::Error;
 use crate::destination::Destination;
+use crate::hubspot::model::CrmObject;
 use crate::hubspot::{Direction, Filter, FilterGroup, Operator, ReadPath, SearchRequest};
 use crate::schema::hsync_columns;
 use crate::state::{Checkpoint, StateStore, StreamId};
@@ -65,24 +66,11 @@ pub async fn run<D: Destination, S: StateStore>(
     else {
         return Ok(0);
     };
-    let cursor = table.object.cursor_property;
-    let property_columns: Vec<(String, String)> = properties
-        .iter()
-        .filter_map(|p| {
-            let column = table.schema.columns.iter().find(|c| c.property.as_deref() == Some(p.as_str()))?;
-            Some((p.clone(), column.name.clone()))
-        })
-        .collect();
-    let wanted: Vec<String> = property_columns.iter().map(|(p, _)| p.clone()).collect();
-    let mut columns: Vec<String> =
-        vec![hsync_columns::ID.into(), hsync_columns::CURSOR.into(), hsync_columns::SYNCED_AT.into()];
-    columns.extend(property_columns.into_iter().map(|(_, c)| c));
+    let (wanted, columns) = property_columns(table, &properties);
     let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let mut request_properties = wanted.clone();
-    request_properties.push(cursor.to_owned());
     let mut rows = 0u64;
     if table.object.read_path() == ReadPath::List && !wanted.is_empty() {
-        rows = reread_listed(runner, table, &request_properties, &column_refs, shutdown).await?;
+        rows = reread_listed(runner, table, &with_cursor(table, &wanted), &column_refs, shutdown).await?;
         if shutdown.is_cancelled() {
             return Ok(rows);
         }
@@ -91,28 +79,62 @@ pub async fn run<D: Destination, S: StateStore>(
         if shutdown.is_cancelled() {
             return Ok(rows);
         }
-        let request = SearchRequest::new(
-            vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
-            Some(("hs_object_id".to_owned(), Direction::Ascending)),
-            request_properties.clone(),
-            super::backfill::PAGE,
-            0,
-        )?;
-        let page = runner.client.search(&table.object.api_name, &request).await?;
-        let Some(last) = page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).max() else { break };
+        let Some((records, last)) = column_page(runner, table, &wanted, after_id).await? else { break };
         let state = RereadState::Running { properties: properties.clone(), after_id: last };
-        runner.write_columns(table, &page.results, &column_refs, Some(&checkpoint(name, &state))).await?;
+        runner.write_columns(table, &records, &column_refs, Some(&checkpoint(name, &state))).await?;
         after_id = last;
-        rows += page.results.len() as u64;
+        rows += records.len() as u64;
     }
     runner.state.reset_checkpoint(&stream).await?;
     tracing::info!(table = %name, rows, "re-read of new columns finished");
     Ok(rows)
 }
 
+/// Of `properties`, those with a column in `table`, and the columns a write of only them
+/// carries: the id, cursor and sync time, then each property's column.
+pub(super) fn property_columns(table: &PreparedTable, properties: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut wanted = Vec::new();
+    let mut columns: Vec<String> =
+        vec![hsync_columns::ID.into(), hsync_columns::CURSOR.into(), hsync_columns::SYNCED_AT.into()];
+    for p in properties {
+        if let Some(column) = table.schema.columns.iter().find(|c| c.property.as_deref() == Some(p.as_str())) {
+            wanted.push(p.clone());
+            columns.push(column.name.clone());
+        }
+    }
+    (wanted, columns)
+}
+
+/// `properties` and the table's cursor property: what a partial read requests, so the
+/// write's cursor guard holds.
+pub(super) fn with_cursor(table: &PreparedTable, properties: &[String]) -> Vec<String> {
+    let mut request = properties.to_vec();
+    request.push(table.object.cursor_property.to_owned());
+    request
+}
+
+/// One page of an id keyset sweep over search that reads only `properties` (and the cursor):
+/// the records above `after_id` and the highest id among them, or `None` past the last record.
+pub(super) async fn column_page<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    properties: &[String],
+    after_id: i64,
+) -> Result<Option<(Vec<CrmObject>, i64)>, Error> {
+    let request = SearchRequest::new(
+        vec![FilterGroup(vec![Filter::compare("hs_object_id", Operator::Gt, after_id)])],
+        Some(("hs_object_id".to_owned(), Direction::Ascending)),
+        with_cursor(table, properties),
+        super::backfill::PAGE,
+        0,
+    )?;
+    let page = runner.client.search(&table.object.api_name, &request).await?;
+    Ok(page.results.iter().filter_map(|r| r.id.parse::<i64>().ok()).max().map(|last| (page.results, last)))
+}
+
 /// The re-read of a type without search: lists its records with `properties` and writes those
 /// columns, committing nothing until it ends (the caller then drops the re-read).
-async fn reread_listed<D: Destination, S: StateStore>(
+pub(super) async fn reread_listed<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
     properties: &[String],

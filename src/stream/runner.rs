@@ -45,6 +45,9 @@ pub struct PreparedTable {
     pub properties: Vec<String>,
     /// Properties that became columns in this preparation (existing rows need their values).
     pub added: Vec<String>,
+    /// The properties HubSpot calculates, which can change without moving the record's
+    /// last-modified time (see [`super::calculated`]).
+    pub calculated: Vec<String>,
 }
 
 /// A schema plan with what applying it needs (see [`Runner::plan_schema`]).
@@ -101,8 +104,9 @@ impl<D: Destination, S: StateStore> Runner<D, S> {
             Vec::new()
         };
         let names = planned.properties.iter().map(|p| p.name.clone()).collect();
+        let calculated = super::calculated::refreshed_properties(object, &planned.properties);
         let schema = self.apply_schema(planned).await?;
-        Ok(PreparedTable { object: object.clone(), schema, properties: names, added })
+        Ok(PreparedTable { object: object.clone(), schema, properties: names, added, calculated })
     }
 
     /// Reads the object's property definitions (as the property filter keeps them) and plans

@@ -419,6 +419,7 @@ impl EdgesBody {
 
 async fn add_associations(State(state): Shared, body: Bytes) -> Answer {
     let edges: EdgesBody = parse(&body)?;
+    let now = state.clock.now();
     let mut portal = state.portal();
     let mut count = 0;
     for e in edges.into_vec() {
@@ -426,7 +427,7 @@ async fn add_associations(State(state): Shared, body: Bytes) -> Answer {
         if !portal.is_live(f, e.from_id) || !portal.is_live(t, e.to_id) {
             return Err(not_found(format!("{} {} or {} {} is not a live record", e.from, e.from_id, e.to, e.to_id)));
         }
-        portal.associate(f, e.from_id, t, e.to_id, &e.type_ids).map_err(|err| mutation(&err))?;
+        portal.associate_at(f, e.from_id, t, e.to_id, &e.type_ids, now).map_err(|err| mutation(&err))?;
         count += 1;
     }
     Ok(Json(json!({ "added": count })).into_response())
@@ -434,11 +435,12 @@ async fn add_associations(State(state): Shared, body: Bytes) -> Answer {
 
 async fn remove_associations(State(state): Shared, body: Bytes) -> Answer {
     let edges: EdgesBody = parse(&body)?;
+    let now = state.clock.now();
     let mut portal = state.portal();
     let mut count = 0;
     for e in edges.into_vec() {
         let (f, t) = (type_of(&portal, &e.from)?, type_of(&portal, &e.to)?);
-        portal.dissociate(f, e.from_id, t, e.to_id, &e.type_ids);
+        portal.dissociate_at(f, e.from_id, t, e.to_id, &e.type_ids, now);
         count += 1;
     }
     Ok(Json(json!({ "removed": count })).into_response())

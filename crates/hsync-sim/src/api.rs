@@ -16,7 +16,8 @@ use serde_json::{json, Map, Value};
 use super::input::{checked, unreadable_json, Shape};
 use super::latency::counted;
 use super::portal::{
-    iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, TypeIdx, ValueContext, WriteSource, API_APP_ID,
+    iso_millis, Millis, MutationError, Portal, PropSource, PropertyDef, Record, Sensitivity, TypeIdx, ValueContext,
+    WriteSource, API_APP_ID,
 };
 use super::render::{
     error_response, history_json, in_key_order, json_response, method_not_allowed, no_route, object_not_found,
@@ -190,7 +191,8 @@ fn parse_id(raw: &str) -> Option<u64> {
 /// adds the id, created and last-modified properties.
 fn select(ctx: &ValueContext, names: Option<&[String]>, defaults: &[&str]) -> Vec<usize> {
     let defs = &ctx.properties.defs;
-    let pick = |n: &str| defs.iter().position(|d| d.name == n && d.archived_at.is_none());
+    // By name through the index: a wide request names hundreds of properties.
+    let pick = |n: &str| ctx.properties.position(n).filter(|&i| defs[i].archived_at.is_none());
     let always = defs
         .iter()
         .enumerate()
@@ -433,7 +435,8 @@ fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
         .enumerate()
         .filter(|(_, d)| d.archived_at.is_none())
         .filter(|(_, d)| {
-            rec.written.contains_key(&d.name) || !matches!(d.source, PropSource::Generated(_) | PropSource::Stored)
+            rec.written.contains_key(&d.name)
+                || !matches!(d.source, PropSource::Generated(_) | PropSource::Stored | PropSource::AssociationCount(_))
         })
         .map(|(i, _)| i)
         .collect()
@@ -448,7 +451,7 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
         let rec = portal.create(ti, now, API_WRITER, properties_of(&body)).map_err(|e| mutation_error(&e))?;
         if let Some(links) = body.get("associations").and_then(Value::as_array) {
             for link in links {
-                associate_from_input(&mut portal, ti, rec.id, link)?;
+                associate_from_input(&mut portal, ti, rec.id, link, now)?;
             }
         }
         (Rendered::of(&portal, ti), rec)
@@ -457,7 +460,13 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
     Ok(json_response(StatusCode::CREATED, &render.record(&rec, &props, false, None)))
 }
 
-fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: &Value) -> Result<(), Response> {
+fn associate_from_input(
+    portal: &mut Portal,
+    from: TypeIdx,
+    from_id: u64,
+    link: &Value,
+    now: Millis,
+) -> Result<(), Response> {
     let to_id = link.pointer("/to/id").and_then(value_string).and_then(|s| parse_id(&s));
     let type_ids: Vec<u32> = link
         .get("types")
@@ -479,7 +488,7 @@ fn associate_from_input(portal: &mut Portal, from: TypeIdx, from_id: u64, link: 
     if !portal.is_live(to, to_id) {
         return Err(object_not_found(&to_id.to_string()));
     }
-    portal.associate(from, from_id, to, to_id, &type_ids).map_err(|e| mutation_error(&e))
+    portal.associate_at(from, from_id, to, to_id, &type_ids, now).map_err(|e| mutation_error(&e))
 }
 
 async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Answer {
@@ -763,7 +772,12 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     }
     let render = Rendered::of(&portal, ti);
     drop(portal);
-    let results: Vec<Value> = written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
+    let mut results: Vec<Value> =
+        written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
+    if op == "upsert" {
+        // `SimplePublicUpsertObject` requires `new`: an upsert here only updates existing records.
+        results.iter_mut().for_each(|r| r["new"] = json!(false));
+    }
     let n = results.len();
     let status_ok = counted(batch_envelope(now, results, Vec::new()), n);
     if op == "create" {
@@ -774,15 +788,31 @@ fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) ->
     Ok(status_ok)
 }
 
-fn list_properties_json(portal: &Portal, ti: TypeIdx, archived: bool) -> Vec<Value> {
-    portal.store(ti).properties.defs.iter().filter(|d| d.archived_at.is_some() == archived).map(property_json).collect()
+fn list_properties_json(portal: &Portal, ti: TypeIdx, archived: bool, sensitivity: Sensitivity) -> Vec<Value> {
+    portal
+        .store(ti)
+        .properties
+        .defs
+        .iter()
+        .filter(|d| d.archived_at.is_some() == archived && d.sensitivity == sensitivity)
+        .map(property_json)
+        .collect()
+}
+
+/// The `dataSensitivity` a properties call asks for (`non_sensitive` when it does not).
+fn asked_sensitivity(text: Option<&str>) -> Result<Sensitivity, Response> {
+    match text {
+        None => Ok(Sensitivity::NonSensitive),
+        Some(t) => Sensitivity::parse(t).ok_or_else(|| unparsable_parameter("dataSensitivity")),
+    }
 }
 
 async fn list_properties(State(state): Shared, Path(t): Path<String>, RawQuery(raw): RawQuery) -> Answer {
     let q = Query::parse(raw);
+    let sensitivity = asked_sensitivity(q.one("dataSensitivity"))?;
     let portal = state.portal();
     let ti = resolve_type(&portal, &t)?;
-    let results = list_properties_json(&portal, ti, q.flag("archived"));
+    let results = list_properties_json(&portal, ti, q.flag("archived"), sensitivity);
     drop(portal);
     Ok(json_response(StatusCode::OK, &json!({ "results": results })))
 }
@@ -847,6 +877,8 @@ async fn property_group(State(state): Shared, Path((t, group)): Path<(String, St
 async fn batch_read_properties(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
     let body = checked(&body, Shape::PropertyNames)?;
     let archived = body.get("archived").and_then(Value::as_bool).unwrap_or(false);
+    let sensitivity = asked_sensitivity(body.get("dataSensitivity").and_then(Value::as_str))
+        .map_err(|_| validation_error("dataSensitivity must be non_sensitive, sensitive or highly_sensitive"))?;
     let names: Vec<&str> = body["inputs"].as_array().into_iter().flatten().filter_map(|i| i["name"].as_str()).collect();
     let now = state.clock.now();
     let portal = state.portal();
@@ -854,7 +886,7 @@ async fn batch_read_properties(State(state): Shared, Path(t): Path<String>, body
     let results: Vec<Value> = names
         .iter()
         .filter_map(|n| portal.store(ti).properties.get(n))
-        .filter(|d| d.archived_at.is_some() == archived)
+        .filter(|d| d.archived_at.is_some() == archived && d.sensitivity == sensitivity)
         .map(property_json)
         .collect();
     drop(portal);
@@ -904,6 +936,11 @@ pub fn property_from_body(body: &Value, check_name: bool) -> Result<PropertyDef,
         updated_at: 0,
         display_order: 0,
         source: PropSource::Stored,
+        sensitivity: match body.get("dataSensitivity").and_then(Value::as_str) {
+            None => Sensitivity::NonSensitive,
+            Some(text) => Sensitivity::parse(text)
+                .ok_or("dataSensitivity must be non_sensitive, sensitive or highly_sensitive")?,
+        },
     })
 }
 
@@ -963,7 +1000,7 @@ fn schema_json(portal: &Portal, ti: TypeIdx) -> Value {
         "secondaryDisplayProperties": ["model"],
         "requiredProperties": ["make"],
         "searchableProperties": ["make", "model", "vin"],
-        "properties": list_properties_json(portal, ti, false),
+        "properties": list_properties_json(portal, ti, false, Sensitivity::NonSensitive),
         "associations": associations,
         "archived": false,
         "allowsSensitiveProperties": false,
@@ -1070,6 +1107,7 @@ fn decode_after(token: &str) -> Option<u64> {
 
 async fn association_batch(
     State(state): Shared,
+    OriginalUri(uri): OriginalUri,
     Path((from, to, op)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Answer {
@@ -1153,7 +1191,7 @@ async fn association_batch(
                     .copied()
                     .filter(|id| !portal.association_types_between(fi, ti).any(|a| a.type_id == *id && a.unlabeled))
                     .collect();
-                portal.associate(fi, from_id, ti, to_id, &labeled).map_err(|e| mutation_error(&e))?;
+                portal.associate_at(fi, from_id, ti, to_id, &labeled, now).map_err(|e| mutation_error(&e))?;
                 let all: Vec<u32> = portal
                     .targets(fi, from_id, ti)
                     .into_iter()
@@ -1180,9 +1218,13 @@ async fn association_batch(
                 };
                 for target in input.get("to").and_then(Value::as_array).cloned().unwrap_or_default() {
                     if let Some(to_id) = target.get("id").and_then(value_string).and_then(|s| parse_id(&s)) {
-                        portal.dissociate(fi, from_id, ti, to_id, &[]);
+                        portal.dissociate_at(fi, from_id, ti, to_id, &[], now);
                     }
                 }
+            }
+            // HubSpot's 2026-03 document answers with 200 and a `BatchResponse`, v4's with 204.
+            if uri.path().contains("/2026-03/") {
+                return Ok(batch_envelope(now, Vec::<Value>::new(), Vec::new()));
             }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -1244,7 +1286,7 @@ async fn associate_default(
     if !portal.is_live(fi, from_id) || !portal.is_live(ti, to_id) {
         return Err(object_not_found(&format!("{from_id} or {to_id}")));
     }
-    portal.associate(fi, from_id, ti, to_id, &[]).map_err(|e| mutation_error(&e))?;
+    portal.associate_at(fi, from_id, ti, to_id, &[], now).map_err(|e| mutation_error(&e))?;
     let body = json!({
         "status": "COMPLETE",
         "results": [{

@@ -1102,6 +1102,52 @@ pub static ASSOCIATIONS: &[AssociationRow] = &[
     ("feedback_submissions", "tickets", 100, 99, &[], Links::Percent(30)),
 ];
 
+/// HubSpot's association-count rollups: `(object, property, label, counted type)`. The portal
+/// keeps each equal to the number of live records of the counted type the record is associated
+/// with, without moving its last-modified time. Names and labels: docs/hubspot-properties.md.
+pub static ROLLUPS: &[(&str, &str, &str, &str)] = &[
+    ("contacts", "num_associated_deals", "Number of Associated Deals", "deals"),
+    ("companies", "num_associated_contacts", "Number of Associated Contacts", "contacts"),
+    ("companies", "num_associated_deals", "Number of Associated Deals", "deals"),
+    ("deals", "num_associated_contacts", "Number of Contacts", "contacts"),
+    ("deals", "hs_num_of_associated_line_items", "Number of Line Items", "line_items"),
+];
+
+/// One of HubSpot's own property definitions from `data/hubspot-properties.tsv`: the names,
+/// types and flags a real portal lists beyond what the simulator generates values for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedProperty {
+    pub object: &'static str,
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub field: &'static str,
+    pub group: &'static str,
+    /// `r` readOnlyValue, `c` calculated, `u` hasUniqueValue, `h` hidden, `x` externalOptions,
+    /// `s` sensitive, `S` highly sensitive.
+    pub flags: &'static str,
+}
+
+const LISTED: &str = include_str!("../data/hubspot-properties.tsv");
+
+/// HubSpot's own property definitions listed for `object` (a header line, then one row per
+/// property; the file's last column names where each row was seen).
+pub fn listed_properties(object: &str) -> impl Iterator<Item = ListedProperty> + '_ {
+    LISTED.lines().skip(1).filter(|l| !l.trim().is_empty()).filter_map(move |line| {
+        let mut cols = line.split('\t');
+        let row = ListedProperty {
+            object: cols.next()?,
+            name: cols.next()?,
+            label: cols.next()?,
+            kind: cols.next()?,
+            field: cols.next()?,
+            group: cols.next()?,
+            flags: cols.next().unwrap_or(""),
+        };
+        (row.object == object).then_some(row)
+    })
+}
+
 /// The catalogue row of a type by path name.
 pub fn kind(name: &str) -> Option<&'static ObjectKind> {
     TYPES.iter().find(|k| k.name == name)

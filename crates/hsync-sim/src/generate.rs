@@ -5,16 +5,19 @@
 //! a million records cost a few hundred bytes each. So is the history of versions that led to
 //! each generated value (`seeded_history`), computed only when asked for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::catalogue::{Links, ObjectKind, PipelineRow, ASSOCIATIONS, TYPES};
+use super::catalogue::{
+    listed_properties, Links, ListedProperty, ObjectKind, PipelineRow, ASSOCIATIONS, ROLLUPS, TYPES,
+};
 use super::portal::{
     AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, PipelineStage, Portal, PropSource,
-    PropertyDef, PropertySet, Record, SearchIndex, TypeIdx, ValueContext, Version, WriteSource, API_APP_ID,
+    PropertyDef, PropertySet, Record, SearchIndex, Sensitivity, TypeIdx, ValueContext, Version, WriteSource,
+    API_APP_ID,
 };
 
 /// 2026-01-01T00:00:00Z: generated history ends here, so output never depends on the wall clock.
@@ -81,6 +84,11 @@ pub struct PortalSpec {
     /// type left out has none; [`PortalSpec::catalogue_counts`] gives the defaults.
     pub objects: BTreeMap<String, u64>,
     pub custom_properties: usize,
+    /// Whether the standard objects list HubSpot's own properties as a real portal does
+    /// (hundreds, most without a value; `data/hubspot-properties.tsv`). On by default; off
+    /// leaves the generated ones, the rollups and the sensitive property, for scenarios about
+    /// record counts rather than width (a warehouse emulator slows with every column).
+    pub hubspot_catalogue: bool,
     /// Share of records, in thousandths, whose last-modified time is the bulk-update millisecond.
     pub bulk_update_permille: u64,
     pub index_lag_ms: Millis,
@@ -99,6 +107,7 @@ impl Default for PortalSpec {
             cars: 50,
             objects: PortalSpec::catalogue_counts(1_000),
             custom_properties: 20,
+            hubspot_catalogue: true,
             bulk_update_permille: 150,
             index_lag_ms: 0,
             association_page_size: 100,
@@ -553,6 +562,7 @@ fn custom_properties(count: usize) -> Vec<PropertyDef> {
                 updated_at: ANCHOR_MS - YEAR_MS,
                 display_order: 0,
                 source: PropSource::Generated(gen_kind.clone()),
+                sensitivity: Sensitivity::NonSensitive,
             }
         })
         .collect()
@@ -574,6 +584,94 @@ fn type_defs(portal_id: u64) -> Vec<ObjectTypeDef> {
             kind,
         })
         .collect()
+}
+
+/// HubSpot's own properties beyond the generated ones, after `first` others: the association
+/// rollups (values kept by the portal), the definitions a real portal lists (`catalogue::
+/// listed_properties`, no values: most of HubSpot's own properties are empty on most records),
+/// and on contacts one sensitive property (sensitive data is a setting of custom properties),
+/// whose generated values are served only to a client that lists sensitive properties and asks
+/// for it by name.
+fn hubspot_listed_properties(def: &ObjectTypeDef, first: usize, listed: bool) -> Vec<PropertyDef> {
+    let hubspot = |name: &str, label: &str, kind: &str, field: &str, group: &str, source: PropSource| PropertyDef {
+        name: name.to_owned(),
+        label: label.to_owned(),
+        kind: kind.to_owned(),
+        field_type: field.to_owned(),
+        group: group.to_owned(),
+        options: Vec::new(),
+        calculated: false,
+        unique: false,
+        hidden: false,
+        hubspot_defined: true,
+        read_only: false,
+        archived_at: None,
+        created_at: ANCHOR_MS - 3 * YEAR_MS,
+        updated_at: ANCHOR_MS - 3 * YEAR_MS,
+        display_order: 0,
+        source,
+        sensitivity: Sensitivity::NonSensitive,
+    };
+    let generated: BTreeSet<&str> = standard_properties(def.kind).iter().map(|p| p.0).collect();
+    let mut out: Vec<PropertyDef> = Vec::new();
+    let taken = |name: &str, out: &[PropertyDef]| generated.contains(name) || out.iter().any(|p| p.name == name);
+    let whole_catalogue = listed;
+    let listed: Vec<ListedProperty> = listed_properties(&def.name).collect();
+    let flagged = |row: &ListedProperty, source: PropSource| {
+        let flag = |c: char| row.flags.contains(c);
+        PropertyDef {
+            calculated: flag('c'),
+            unique: flag('u'),
+            hidden: flag('h'),
+            read_only: flag('r'),
+            sensitivity: if flag('S') {
+                Sensitivity::HighlySensitive
+            } else if flag('s') {
+                Sensitivity::Sensitive
+            } else {
+                Sensitivity::NonSensitive
+            },
+            ..hubspot(row.name, row.label, row.kind, row.field, row.group, source)
+        }
+    };
+    for &(object, name, label, counted) in ROLLUPS {
+        if object != def.name || !TYPES.iter().any(|k| k.name == counted) {
+            continue;
+        }
+        let source = PropSource::AssociationCount(counted);
+        // As a real portal lists it when the catalogue has it (captured rollups say
+        // `calculated: false` or true, `readOnlyValue` always).
+        let rollup = match listed.iter().find(|row| row.name == name) {
+            Some(row) => flagged(row, source),
+            None => {
+                hubspot(name, label, "number", "calculation_rollup", &format!("{}information", def.singular), source)
+            }
+        };
+        out.push(PropertyDef { read_only: true, ..rollup });
+    }
+    for row in listed.iter().filter(|_| whole_catalogue) {
+        if !taken(row.name, &out) {
+            out.push(flagged(row, PropSource::Stored));
+        }
+    }
+    if def.name == "contacts" && !taken("health_notes", &out) {
+        out.push(PropertyDef {
+            hubspot_defined: false,
+            sensitivity: Sensitivity::Sensitive,
+            ..hubspot(
+                "health_notes",
+                "Health notes",
+                "string",
+                "textarea",
+                "contactinformation",
+                PropSource::Generated(GenKind::LongText),
+            )
+        });
+    }
+    for (i, p) in out.iter_mut().enumerate() {
+        p.display_order = (first + i) as i64;
+    }
+    out
 }
 
 /// A property definition's name, label, type, field type, source and options.
@@ -756,8 +854,10 @@ pub fn build(spec: &PortalSpec) -> Portal {
                 updated_at: ANCHOR_MS - 3 * YEAR_MS,
                 display_order: i as i64,
                 source,
+                sensitivity: Sensitivity::NonSensitive,
             })
             .collect();
+        props.extend(hubspot_listed_properties(&def, props.len(), spec.hubspot_catalogue));
         let base = props.len() as i64;
         props.extend(custom_properties(spec.custom_properties).into_iter().enumerate().map(|(i, mut p)| {
             p.display_order = base + i as i64;
@@ -829,6 +929,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
     };
     generate_associations(&mut portal, spec.seed, &ids_by_type);
     generate_catalogue_associations(&mut portal, spec.seed, &ids_by_type);
+    portal.seed_rollups();
     portal
 }
 

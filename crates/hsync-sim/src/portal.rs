@@ -62,6 +62,38 @@ pub enum PropSource {
     Generated(GenKind),
     /// Only what was written.
     Stored,
+    /// HubSpot's association-count rollup (`num_associated_deals`): how many live records of the
+    /// named type the record is associated with. The portal keeps it up to date as
+    /// associations change ([`Portal::recount`]), as a calculated version that does not move
+    /// the record's last-modified time.
+    AssociationCount(&'static str),
+}
+
+/// How sensitive a property's values are (HubSpot's `dataSensitivity`). The definitions list
+/// shows one level per call (`?dataSensitivity=`, `non_sensitive` by default), so a client that
+/// never asks does not see sensitive properties at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sensitivity {
+    #[default]
+    NonSensitive,
+    Sensitive,
+    HighlySensitive,
+}
+
+impl Sensitivity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sensitivity::NonSensitive => "non_sensitive",
+            Sensitivity::Sensitive => "sensitive",
+            Sensitivity::HighlySensitive => "highly_sensitive",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Sensitivity> {
+        [Sensitivity::NonSensitive, Sensitivity::Sensitive, Sensitivity::HighlySensitive]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }
 
 /// A property definition, in the simulator's own terms.
@@ -83,6 +115,7 @@ pub struct PropertyDef {
     pub updated_at: Millis,
     pub display_order: i64,
     pub source: PropSource,
+    pub sensitivity: Sensitivity,
 }
 
 impl PropertyDef {
@@ -213,6 +246,11 @@ impl PropertySet {
         self.by_name.get(name).map(|&i| &self.defs[i])
     }
 
+    /// The position of a property in `defs`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
     /// A live (not archived) property by name.
     pub fn live(&self, name: &str) -> Option<&PropertyDef> {
         self.get(name).filter(|d| d.archived_at.is_none())
@@ -254,7 +292,7 @@ impl ValueContext {
                 Cow::Owned(ids.join(";"))
             }),
             PropSource::Generated(kind) => generate::value(self, kind, rec.id, prop).map(Cow::Owned),
-            PropSource::Stored => None,
+            PropSource::Stored | PropSource::AssociationCount(_) => None,
         }
     }
 
@@ -691,6 +729,7 @@ impl Portal {
         rec.archived_at = Some(now);
         self.types[t].archived.insert(id, Arc::new(rec));
         self.unpublish(t, now, id);
+        self.recount_around(t, id, now);
         Ok(())
     }
 
@@ -704,7 +743,8 @@ impl Portal {
         rec.updated_at = now.max(rec.updated_at);
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
-        Ok(rec)
+        self.recount_around(t, id, now);
+        Ok(self.types[t].live.get(&id).cloned().unwrap_or(rec))
     }
 
     /// Deletes a record for good, with its associations (GDPR delete).
@@ -716,7 +756,12 @@ impl Portal {
         }
         store.gdpr_deleted.insert(id);
         self.unpublish(t, now, id);
+        let neighbours: Vec<(TypeIdx, u64)> =
+            self.edges.get(&(t, id)).map(|targets| targets.keys().copied().collect()).unwrap_or_default();
         self.remove_all_edges(t, id);
+        for (other, other_id) in neighbours {
+            self.recount(other, other_id, now);
+        }
         Ok(())
     }
 
@@ -760,7 +805,8 @@ impl Portal {
         self.unpublish(t, now, absorbed);
         self.publish(t, now, Arc::clone(&rec));
         self.move_edges(t, absorbed, primary);
-        Ok(rec)
+        self.recount_around(t, primary, now);
+        Ok(self.types[t].live.get(&primary).cloned().unwrap_or(rec))
     }
 
     /// The association types defined from `from` to `to`.
@@ -889,6 +935,108 @@ impl Portal {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// [`Portal::associate`] made by a client at `now`: the association-count rollups of both
+    /// records follow.
+    pub fn associate_at(
+        &mut self,
+        from: TypeIdx,
+        from_id: u64,
+        to: TypeIdx,
+        to_id: u64,
+        type_ids: &[u32],
+        now: Millis,
+    ) -> Result<(), MutationError> {
+        self.associate(from, from_id, to, to_id, type_ids)?;
+        self.recount(from, from_id, now);
+        self.recount(to, to_id, now);
+        Ok(())
+    }
+
+    /// [`Portal::dissociate`] made by a client at `now`: the association-count rollups of both
+    /// records follow.
+    pub fn dissociate_at(
+        &mut self,
+        from: TypeIdx,
+        from_id: u64,
+        to: TypeIdx,
+        to_id: u64,
+        type_ids: &[u32],
+        now: Millis,
+    ) {
+        self.dissociate(from, from_id, to, to_id, type_ids);
+        self.recount(from, from_id, now);
+        self.recount(to, to_id, now);
+    }
+
+    /// Recounts the rollups of a record and of every record associated with it (its own
+    /// liveness changed: archived, restored, merged, purged).
+    fn recount_around(&mut self, t: TypeIdx, id: u64, now: Millis) {
+        let neighbours: Vec<(TypeIdx, u64)> =
+            self.edges.get(&(t, id)).map(|targets| targets.keys().copied().collect()).unwrap_or_default();
+        for (other, other_id) in neighbours {
+            self.recount(other, other_id, now);
+        }
+        self.recount(t, id, now);
+    }
+
+    /// Brings a live record's association-count rollups up to date. A changed count is a
+    /// `CALCULATED` version at `now` (never before the record's last modification) and does
+    /// **not** move the record's last-modified time: HubSpot's rollups change without it, which
+    /// is why a client following the last-modified cursor alone goes stale
+    /// (estuary/connectors #3515). A count that never had a value stays empty at zero.
+    pub fn recount(&mut self, t: TypeIdx, id: u64, now: Millis) {
+        let counted: Vec<(String, TypeIdx)> = self.types[t]
+            .properties
+            .defs
+            .iter()
+            .filter(|d| d.archived_at.is_none())
+            .filter_map(|d| match d.source {
+                PropSource::AssociationCount(to) => self.type_idx(to).map(|to| (d.name.clone(), to)),
+                _ => None,
+            })
+            .collect();
+        if counted.is_empty() {
+            return;
+        }
+        let Some(old) = self.types[t].live.get(&id) else { return };
+        let changes: Vec<(String, Option<String>)> = counted
+            .into_iter()
+            .filter_map(|(name, to)| {
+                let count = self.targets(t, id, to).iter().filter(|(other, _)| self.is_live(to, *other)).count();
+                let current = old.written.get(&name).cloned().flatten();
+                let value = (count > 0 || current.is_some()).then(|| count.to_string());
+                (value != current).then_some((name, value))
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        let mut rec = Record::clone(old);
+        rec.log_write(now.max(rec.updated_at), WriteSource::Calculated, changes.clone(), false);
+        rec.written.extend(changes);
+        let rec = Arc::new(rec);
+        self.publish(t, now, rec);
+    }
+
+    /// Gives the generated records their association-count rollups, as calculated versions at
+    /// their last modification.
+    pub(crate) fn seed_rollups(&mut self) {
+        let mut keys: Vec<(TypeIdx, u64)> = self
+            .edges
+            .keys()
+            .copied()
+            .filter(|(t, _)| {
+                self.types[*t].properties.defs.iter().any(|d| matches!(d.source, PropSource::AssociationCount(_)))
+            })
+            .collect();
+        keys.sort_unstable();
+        for (t, id) in keys {
+            if let Some(at) = self.types[t].live.get(&id).map(|r| r.updated_at) {
+                self.recount(t, id, at);
+            }
+        }
     }
 
     /// Adds a property definition (the admin API and `POST /crm/v3/properties`).

@@ -247,7 +247,7 @@ pub fn property_json(def: &PropertyDef) -> Value {
         "hidden": def.hidden,
         "hubspotDefined": def.hubspot_defined,
         "formField": !def.read_only,
-        "dataSensitivity": "non_sensitive",
+        "dataSensitivity": def.sensitivity.as_str(),
         "modificationMetadata": {
             "archivable": !def.hubspot_defined,
             "readOnlyDefinition": def.hubspot_defined,

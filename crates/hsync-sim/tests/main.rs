@@ -5,6 +5,7 @@ mod support;
 
 mod sim_admin;
 mod sim_auth_limits;
+mod sim_calculated;
 mod sim_catalogue;
 mod sim_faults;
 mod sim_history;

@@ -31,10 +31,18 @@ async fn original_digest(sim: &Sim) -> (u64, usize, usize) {
     let mut text = String::new();
     let mut records = 0;
     for t in ORIGINAL_TYPES {
-        let live = truth["objects"][t]["live"].as_array().expect("live records");
+        let mut live = truth["objects"][t]["live"].as_array().expect("live records").clone();
+        // Values that came later, with the realistic catalogue: the rollups and the sensitive
+        // property. The values generated before stay exactly as they were.
+        for rec in &mut live {
+            let props = rec["properties"].as_object_mut().expect("properties");
+            props.retain(|name, _| {
+                name != "health_notes" && !hsync_sim::catalogue::ROLLUPS.iter().any(|r| r.0 == t && r.1 == name)
+            });
+        }
         records += live.len();
         text.push_str(t);
-        text.push_str(&serde_json::to_string(live).expect("json"));
+        text.push_str(&serde_json::to_string(&live).expect("json"));
     }
     let mut edges: Vec<String> = truth["associations"]
         .as_array()

@@ -72,7 +72,8 @@ use gcp_bigquery_client::table::ListOptions;
 use self::client::{from_bq, int_array_param, int_param, is_duplicate, is_not_found, string_param, Api, Credentials};
 use self::sql::Dataset;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    StoredVersion,
 };
 use crate::config::BigQueryConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
@@ -884,17 +885,19 @@ impl Destination for BigQueryDestination {
         .await
     }
 
-    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
+    async fn edge_ends(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, Error> {
         let mut params = vec![string_param("from_type", from_type), string_param("to_type", to_type)];
-        if let Some(ids) = to_ids {
-            params.push(int_array_param("to_ids", ids));
+        if let Some(ids) = ids {
+            params.push(int_array_param("ids", ids));
         }
-        self.read_ids(
-            &format!("read the records with edges from {from_type} to {to_type}"),
-            sql::render_edge_sources(self.ds(), to_ids.is_some()),
-            params,
-        )
-        .await
+        self.read_ids(&end.action(from_type, to_type), sql::render_edge_ends(self.ds(), end, ids.is_some()), params)
+            .await
     }
 
     async fn history_versions(&self, object_type: &str, record_ids: &[i64]) -> Result<Vec<StoredVersion>, Error> {

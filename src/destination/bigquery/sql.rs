@@ -9,7 +9,7 @@
 use super::types::sql_type;
 use crate::destination::flag_sql::{unflagged, FlagClauses, INSERTED_COLUMNS};
 use crate::destination::history_sql::{spans_select, versions_select};
-use crate::destination::HISTORY_SPANS_VIEW;
+use crate::destination::{EdgeEnd, HISTORY_SPANS_VIEW};
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, ColumnType, ExistingColumn, SchemaPlan};
 
@@ -317,19 +317,20 @@ pub fn render_tombstone_edges(ds: Dataset, edges: &str) -> String {
 
 /// The distinct from ids with a live edge of one object pair. Parameters: `@from_type`,
 /// `@to_type` and, when `to_ids` is true, `@to_ids`.
-pub fn render_edge_sources(ds: Dataset, to_ids: bool) -> String {
+pub fn render_edge_ends(ds: Dataset, end: EdgeEnd, ids: bool) -> String {
     let q = quote_ident;
+    let (wanted, other) = end.columns();
     let mut lines = vec![
-        format!("SELECT DISTINCT {}", q("from_id")),
+        format!("SELECT DISTINCT {}", q(wanted)),
         format!("FROM {}", ds.table(ASSOCIATIONS_TABLE)),
         format!("WHERE {} = @from_type", q("from_type")),
         format!("  AND {} = @to_type", q("to_type")),
         format!("  AND {} IS NULL", q("deleted_at")),
     ];
-    if to_ids {
-        lines.push(format!("  AND {} IN UNNEST(@to_ids)", q("to_id")));
+    if ids {
+        lines.push(format!("  AND {} IN UNNEST(@ids)", q(other)));
     }
-    lines.push(format!("ORDER BY {}", q("from_id")));
+    lines.push(format!("ORDER BY {}", q(wanted)));
     lines.join("\n")
 }
 
@@ -497,8 +498,9 @@ mod tests {
         let all = [
             render_upsert_edges(DS, "_hsync_stage_edges_0000abcd"),
             render_tombstone_edges(DS, "_hsync_stage_edges_0000abcd"),
-            render_edge_sources(DS, false),
-            render_edge_sources(DS, true),
+            render_edge_ends(DS, EdgeEnd::From, false),
+            render_edge_ends(DS, EdgeEnd::From, true),
+            render_edge_ends(DS, EdgeEnd::To, true),
             render_read_edges(DS),
         ];
         insta::assert_snapshot!(all.join("\n\n"));

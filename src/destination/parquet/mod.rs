@@ -57,8 +57,8 @@ use self::layout::{Root, TableFile, EDGES_DIR, REJECTS_DIR, STAGING_DIR};
 use self::log::{Change, Key, TableLog, Values};
 use self::types::Value;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
-    ASSOCIATION_COLUMNS, EDGE_KEY, REJECT_COLUMNS,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    StoredVersion, ASSOCIATION_COLUMNS, EDGE_KEY, REJECT_COLUMNS,
 };
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{
@@ -912,19 +912,30 @@ impl Destination for ParquetDestination {
         .await
     }
 
-    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
-        let action = format!("read the records with edges from {from_type} to {to_type}");
+    async fn edge_ends(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, Error> {
+        let action = end.action(from_type, to_type);
         let (from_type, to_type) = (Value::Text(from_type.to_owned()), Value::Text(to_type.to_owned()));
-        let to_ids: Option<BTreeSet<i64>> = to_ids.map(|ids| ids.iter().copied().collect());
+        let ids: Option<BTreeSet<i64>> = ids.map(|ids| ids.iter().copied().collect());
+        // Key columns: from_type, from_id, to_type, to_id, type_id.
+        let (wanted, other) = match end {
+            EdgeEnd::From => (1, 3),
+            EdgeEnd::To => (3, 1),
+        };
         self.with_log(EDGES_DIR, action, move |log| {
-            let mut sources = BTreeSet::new();
+            let mut found = BTreeSet::new();
             for (key, row) in log.rows() {
-                let pointed = to_ids.as_ref().is_none_or(|ids| key[3].as_int().is_some_and(|id| ids.contains(&id)));
-                if key[0] == from_type && key[2] == to_type && row[8].is_null() && pointed {
-                    sources.extend(key[1].as_int());
+                let named = ids.as_ref().is_none_or(|ids| key[other].as_int().is_some_and(|id| ids.contains(&id)));
+                if key[0] == from_type && key[2] == to_type && row[8].is_null() && named {
+                    found.extend(key[wanted].as_int());
                 }
             }
-            Ok(sources.into_iter().collect())
+            Ok(found.into_iter().collect())
         })
         .await
     }

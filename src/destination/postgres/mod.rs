@@ -71,7 +71,8 @@ use sqlx::{Postgres, Row as _};
 use self::state::commit_checkpoint_on;
 pub use self::state::PostgresStateStore;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    StoredVersion,
 };
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES};
 use crate::schema::{
@@ -754,13 +755,19 @@ impl Destination for PostgresDestination {
             .map_err(|e| db_error(&action, table, e))
     }
 
-    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
-        let action = format!("read the records with edges from {from_type} to {to_type}");
+    async fn edge_ends(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, Error> {
+        let action = end.action(from_type, to_type);
         let mut query =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql::render_edge_sources(&self.data_schema, to_ids.is_some())))
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql::render_edge_ends(&self.data_schema, end, ids.is_some())))
                 .bind(from_type)
                 .bind(to_type);
-        if let Some(ids) = to_ids {
+        if let Some(ids) = ids {
             query = query.bind(ids);
         }
         query.fetch_all(&self.pool).await.map_err(|e| db_error(&action, sql::ASSOCIATIONS_TABLE, e))

@@ -14,7 +14,7 @@ use crate::destination::HISTORY_SPANS_VIEW;
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema, ViewReason};
 
-use crate::destination::EDGE_KEY;
+use crate::destination::{EdgeEnd, EDGE_KEY};
 pub use crate::destination::{ASSOCIATIONS_LIVE_VIEW, ASSOCIATIONS_TABLE, REJECTS_TABLE};
 /// Every staging table's name starts with this (see [`stage_table_name`]).
 pub const STAGE_PREFIX: &str = "stage_";
@@ -260,19 +260,20 @@ pub fn render_tombstone_edges(schema: &str) -> String {
 
 /// The distinct from ids with a live edge of one object pair. Binds: `$1` from type, `$2` to
 /// type and, when `to_ids` is true, `$3` the target ids.
-pub fn render_edge_sources(schema: &str, to_ids: bool) -> String {
+pub fn render_edge_ends(schema: &str, end: EdgeEnd, ids: bool) -> String {
     let q = quote_ident;
+    let (wanted, other) = end.columns();
     let mut lines = vec![
-        format!("select distinct {}", q("from_id")),
+        format!("select distinct {}", q(wanted)),
         format!("from {}", qualified(schema, ASSOCIATIONS_TABLE)),
         format!("where {} = $1", q("from_type")),
         format!("  and {} = $2", q("to_type")),
         format!("  and {} is null", q("deleted_at")),
     ];
-    if to_ids {
-        lines.push(format!("  and {} = any($3::bigint[])", q("to_id")));
+    if ids {
+        lines.push(format!("  and {} = any($3::bigint[])", q(other)));
     }
-    lines.push(format!("order by {}", q("from_id")));
+    lines.push(format!("order by {}", q(wanted)));
     lines.join("\n")
 }
 
@@ -693,10 +694,10 @@ mod tests {
     fn edge_statements() {
         insta::assert_snapshot!("upsert_edges", render_upsert_edges("My \"Data\""));
         insta::assert_snapshot!("tombstone_edges", render_tombstone_edges("hubspot"));
-        insta::assert_snapshot!(
-            "edge_sources",
-            [render_edge_sources("hubspot", false), render_edge_sources("hubspot", true)].join(";\n\n")
-        );
+        let ends =
+            |end| [render_edge_ends("hubspot", end, false), render_edge_ends("hubspot", end, true)].join(";\n\n");
+        insta::assert_snapshot!("edge_sources", ends(EdgeEnd::From));
+        insta::assert_snapshot!("edge_targets", ends(EdgeEnd::To));
         #[cfg(feature = "test-support")]
         insta::assert_snapshot!("read_edges", render_read_edges("hubspot"));
         insta::assert_snapshot!(

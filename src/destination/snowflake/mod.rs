@@ -45,7 +45,8 @@ use arrow::record_batch::RecordBatch;
 use self::client::{Bindings, Client, ClientConfig, Credentials, Session, Value};
 use self::sql::Location;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    StoredVersion,
 };
 use crate::config::DestinationConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
@@ -725,11 +726,19 @@ impl Destination for SnowflakeDestination {
         .await
     }
 
-    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
-        let action = format!("read the records with edges from {from_type} to {to_type}");
+    async fn edge_ends(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, Error> {
+        let action = end.action(from_type, to_type);
         let types = vec![Some(from_type.to_owned()), Some(to_type.to_owned())];
-        let Some(to_ids) = to_ids else {
-            return self.ids(&sql::render_edge_sources(&self.location, 0), Bindings::Positional(types), &action).await;
+        let Some(to_ids) = ids else {
+            return self
+                .ids(&sql::render_edge_ends(&self.location, end, 0), Bindings::Positional(types), &action)
+                .await;
         };
         // Bound as an IN list, in chunks under Snowflake's expression-list limit.
         let mut found = std::collections::BTreeSet::new();
@@ -737,7 +746,7 @@ impl Destination for SnowflakeDestination {
             let mut bindings = types.clone();
             bindings.extend(chunk.iter().map(|id| Some(id.to_string())));
             let ids = self
-                .ids(&sql::render_edge_sources(&self.location, chunk.len()), Bindings::Positional(bindings), &action)
+                .ids(&sql::render_edge_ends(&self.location, end, chunk.len()), Bindings::Positional(bindings), &action)
                 .await?;
             found.extend(ids);
         }

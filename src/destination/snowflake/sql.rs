@@ -13,7 +13,7 @@
 use super::types::{epoch_ms, sf_type, stage_type};
 use crate::destination::flag_sql::{unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
 use crate::destination::history_sql::{spans_select, versions_select};
-use crate::destination::HISTORY_SPANS_VIEW;
+use crate::destination::{EdgeEnd, HISTORY_SPANS_VIEW};
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, Change, Column, ColumnType, SchemaPlan, TableSchema};
 
@@ -465,18 +465,19 @@ pub fn render_tombstone_edges(location: &Location, edges: &str, ids: &str) -> St
 
 /// The distinct from ids with a live edge of one pair. Binds: from type, to type, then with
 /// `to_ids` that many target ids.
-pub fn render_edge_sources(location: &Location, to_ids: usize) -> String {
+pub fn render_edge_ends(location: &Location, end: EdgeEnd, ids: usize) -> String {
+    let (wanted, other) = end.columns();
     let mut lines = vec![
-        "SELECT DISTINCT \"from_id\"".to_owned(),
+        format!("SELECT DISTINCT \"{wanted}\""),
         format!("FROM {}", location.table(ASSOCIATIONS_TABLE)),
         "WHERE \"from_type\" = ?".to_owned(),
         "  AND \"to_type\" = ?".to_owned(),
         "  AND \"deleted_at\" IS NULL".to_owned(),
     ];
-    if to_ids > 0 {
-        lines.push(format!("  AND \"to_id\" IN ({})", placeholders(to_ids)));
+    if ids > 0 {
+        lines.push(format!("  AND \"{other}\" IN ({})", placeholders(ids)));
     }
-    lines.push("ORDER BY \"from_id\"".to_owned());
+    lines.push(format!("ORDER BY \"{wanted}\""));
     lines.join("\n")
 }
 
@@ -724,8 +725,9 @@ mod tests {
             render_update_edges(&here(), &edges),
             render_insert_edges(&here(), &edges),
             render_tombstone_edges(&here(), &edges, &ids),
-            render_edge_sources(&here(), 0),
-            render_edge_sources(&here(), 3),
+            render_edge_ends(&here(), EdgeEnd::From, 0),
+            render_edge_ends(&here(), EdgeEnd::From, 3),
+            render_edge_ends(&here(), EdgeEnd::To, 2),
             render_read_edges(&here()),
         ];
         insta::assert_snapshot!("edges", statements.join(";\n\n"));

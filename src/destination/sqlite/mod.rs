@@ -85,7 +85,8 @@ pub use self::state::SqliteStateStore;
 use self::state::{commit_checkpoint_on, run_migrations};
 use self::types::Value;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage, StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    StoredVersion,
 };
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
@@ -738,17 +739,23 @@ impl Destination for SqliteDestination {
             .map_err(self.failed_here(&action))
     }
 
-    async fn edge_sources(&self, from_type: &str, to_type: &str, to_ids: Option<&[i64]>) -> Result<Vec<i64>, Error> {
-        let action = format!("read the records with edges from {from_type} to {to_type}");
+    async fn edge_ends(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        end: EdgeEnd,
+        ids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, Error> {
+        let action = end.action(from_type, to_type);
         let mut args = SqliteArguments::default();
         let mut values = vec![Value::Text(from_type.to_owned()), Value::Text(to_type.to_owned())];
-        if let Some(ids) = to_ids {
+        if let Some(ids) = ids {
             values.push(Value::Text(serde_json::Value::from(ids.to_vec()).to_string()));
         }
         for value in values {
             bind(&mut args, value).map_err(|e| statement_error(&action, e))?;
         }
-        dynamic(sql::render_edge_sources(to_ids.is_some()), args)
+        dynamic(sql::render_edge_ends(end, ids.is_some()), args)
             .fetch_all(&self.pool)
             .await
             .and_then(|rows| rows.iter().map(|r| r.try_get::<i64, _>(0)).collect())

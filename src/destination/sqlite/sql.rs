@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
 use crate::destination::history_sql::{spans_select, versions_select};
-use crate::destination::{EDGE_KEY, HISTORY_SPANS_VIEW};
+use crate::destination::{EdgeEnd, EDGE_KEY, HISTORY_SPANS_VIEW};
 use crate::schema::dimension::{DimensionTable, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{hsync_columns, ColumnType, ExistingColumn};
 
@@ -293,20 +293,21 @@ pub fn render_tombstone_edges() -> String {
 
 /// The distinct from ids with a live edge of one object pair. Binds: the from type, the to
 /// type and, when `to_ids` is true, the target ids as a JSON array.
-pub fn render_edge_sources(to_ids: bool) -> String {
+pub fn render_edge_ends(end: EdgeEnd, ids: bool) -> String {
     let q = quote_ident;
+    let (wanted, other) = end.columns();
     let mut sql = format!(
-        "select distinct {from_id}\nfrom {t}\nwhere {from_type} = ?\n  and {to_type} = ?\n  and {deleted} is null",
+        "select distinct {wanted}\nfrom {t}\nwhere {from_type} = ?\n  and {to_type} = ?\n  and {deleted} is null",
         t = q(ASSOCIATIONS_TABLE),
-        from_id = q("from_id"),
+        wanted = q(wanted),
         from_type = q("from_type"),
         to_type = q("to_type"),
         deleted = q("deleted_at"),
     );
-    if to_ids {
-        let _ = write!(sql, "\n  and {} in (select {} from json_each(?))", q("to_id"), q("value"));
+    if ids {
+        let _ = write!(sql, "\n  and {} in (select {} from json_each(?))", q(other), q("value"));
     }
-    let _ = write!(sql, "\norder by {}", q("from_id"));
+    let _ = write!(sql, "\norder by {}", q(wanted));
     sql
 }
 
@@ -553,7 +554,9 @@ mod tests {
     fn edges() {
         assert_snapshot!("upsert_edges", render_upsert_edges());
         assert_snapshot!("tombstone_edges", render_tombstone_edges());
-        assert_snapshot!("edge_sources", [render_edge_sources(false), render_edge_sources(true)].join(";\n\n"));
+        let ends = |end| [render_edge_ends(end, false), render_edge_ends(end, true)].join(";\n\n");
+        assert_snapshot!("edge_sources", ends(EdgeEnd::From));
+        assert_snapshot!("edge_targets", ends(EdgeEnd::To));
         #[cfg(feature = "test-support")]
         assert_snapshot!("read_edges", render_read_edges());
     }
@@ -562,7 +565,7 @@ mod tests {
     fn edge_statements_bind_every_value() {
         assert_eq!(render_upsert_edges().matches('?').count(), 4);
         assert_eq!(render_tombstone_edges().matches('?').count(), 6);
-        assert_eq!(render_edge_sources(true).matches('?').count(), 3);
+        assert_eq!(render_edge_ends(EdgeEnd::To, true).matches('?').count(), 3);
     }
 
     #[test]
