@@ -3,8 +3,9 @@
 //! watermark and rows and the budget used (without a single HubSpot call, and without a token);
 //! `verify` matches; then the warehouse is broken behind hsync's back (a row deleted, a fake row
 //! inserted, a cursor set far in the past) and HubSpot changes without a CDC pass, and `verify`
-//! exits 5 naming the missing, extra and stale ids. A failing run shows up as the stream's last
-//! error.
+//! exits 5 naming the missing, extra and stale ids. A rollup HubSpot changes without moving
+//! last-modified is a stale calculated value to `verify` until `hsync refresh-calculated` runs.
+//! A failing run shows up as the stream's last error.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -173,6 +174,34 @@ async fn scenario(destination: &str, warehouse: Warehouse) {
     assert_eq!(object(&clean, "contacts")["hubspot_total"], json!(contacts.len()));
     assert_eq!(object(&clean, "contacts")["warehouse_live"], json!(contacts.len()));
     assert_eq!(object(&clean, "contacts")["hubspot_swept"], json!(contacts.len()));
+
+    let calculated = &object(&clean, "contacts")["calculated"];
+    assert!(calculated["values_compared"].as_u64().is_some_and(|n| n > 0), "{clean}");
+    assert!(calculated["properties"].as_array().unwrap().contains(&json!("num_associated_deals")), "{clean}");
+
+    // A rollup moves without last-modified (a deal linked to a contact): CDC cannot see it, the
+    // calculated sample of verify can, and `hsync refresh-calculated` brings it back.
+    let contact = contacts.iter().nth(5).copied().unwrap();
+    let deal = sim.truth_ids("deals").await.into_iter().next().unwrap();
+    let link = json!({"from": "deals", "fromId": deal, "to": "contacts", "toId": contact});
+    let (status, body) = sim.admin(Method::POST, "/_sim/associations", Some(&link)).await;
+    assert!(status.is_success(), "{body}");
+    let every = ["verify", "--json", "--object", "contacts", "--calculated-sample", "1000"];
+    let moved = hsync(&config, &every).await;
+    assert_eq!(moved.status.code(), Some(5), "a stale rollup differs: {}", explain(&moved));
+    let report = json_of(&moved);
+    let contacts_report = object(&report, "contacts");
+    assert_eq!(contacts_report["calculated"]["stale"]["examples"], json!([format!("{contact}/num_associated_deals")]));
+    assert_eq!(contacts_report["calculated"]["records_sampled"], json!(contacts.len()), "{report}");
+    for kind in ["missing", "extra", "stale"] {
+        assert_eq!(contacts_report[kind]["count"], 0, "the row's last-modified did not move: {report}");
+    }
+    let text = stdout(&hsync(&config, &["verify", "--object", "contacts", "--calculated-sample", "1000"]).await);
+    assert!(text.contains(&format!("(ids {contact}/num_associated_deals)")), "{text}");
+    let refresh = hsync(&config, &["refresh-calculated", "--object", "contacts"]).await;
+    assert_eq!(refresh.status.code(), Some(0), "{}", explain(&refresh));
+    let fresh = json_of(&hsync(&config, &every).await);
+    assert_eq!(fresh["matches"], true, "{fresh}");
 
     // Break the warehouse behind hsync's back.
     let mut ids = contacts.iter().map(|id| i64::try_from(*id).unwrap());

@@ -855,3 +855,47 @@ async fn the_daemon_keeps_property_history_after_cdc() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// The stored `num_associated_deals` of company `id`, as text (NULL as `None`).
+async fn sqlite_company_deals(db: &Path, id: i64) -> Option<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.ok()?;
+    let sql = "select num_associated_deals from companies where id = ?1";
+    sqlx::query_scalar::<_, Option<String>>(sql).bind(id).fetch_optional(&mut conn).await.ok().flatten().flatten()
+}
+
+/// A rollup HubSpot changes without moving last-modified (a deal linked to a company, deals not
+/// synced, so no association pass re-reads around it) reaches the warehouse through the
+/// daemon's calculated-property sweep, which runs on its own interval as `calculated:companies`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_sweeps_calculated_properties_on_their_interval() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let extra = "calculated_interval_secs = 2\ncalculated_budget_reserve_percent = 0\n";
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["companies"], extra);
+    let daemon = Daemon::start(&config, &[]).await;
+    let status = daemon
+        .wait_status("the first calculated sweep", |s| {
+            backfill_done(s, &["companies"])
+                && stream(s, "calculated:companies").is_some_and(|c| c["last_run"]["status"] == "ok")
+        })
+        .await;
+    assert!(job(&status, "calculated:companies").is_some(), "the sweep is a daemon job: {status}");
+
+    let company = truth_ids(&sim, "companies").await[0];
+    let before = sqlite_company_deals(&db, company).await;
+    for deal in truth_ids(&sim, "deals").await.into_iter().rev().take(2) {
+        let link = json!({"from": "deals", "fromId": deal, "to": "companies", "toId": company});
+        sim.admin_ok(Method::POST, "/_sim/associations", Some(&link)).await;
+    }
+    let path = format!("/crm/v3/objects/companies/{company}?properties=num_associated_deals");
+    let (_, _, record) = sim.call(Method::GET, &path, None).await;
+    let truth = record["properties"]["num_associated_deals"].as_str().map(str::to_owned);
+    assert_ne!(truth, before, "the links moved the rollup");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while sqlite_company_deals(&db, company).await != truth {
+        assert!(tokio::time::Instant::now() < deadline, "the rollup never refreshed:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

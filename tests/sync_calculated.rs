@@ -1,13 +1,14 @@
 //! Calculated properties kept fresh: a rollup (`num_associated_deals`) that HubSpot changes
 //! without moving the record's last-modified time is missed by CDC, and brought back to ground
 //! truth by the re-read around association changes and by the calculated-property sweep, in
-//! real SQLite and real Postgres.
+//! real SQLite and real Postgres. A re-read HubSpot cannot answer never holds the edges back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hsync::destination::conformance::{Cell, Inspect};
-use hsync::destination::Destination;
-use hsync::hubspot::resolve_objects;
+use hsync::destination::{Destination, EdgeEnd};
+use hsync::hubspot::{resolve_objects, BudgetStore, RetryPolicy};
 use hsync::state::StateStore;
 use hsync::stream::runner::{PreparedTable, Runner};
 use hsync::stream::{associations, backfill, calculated, cdc};
@@ -122,13 +123,44 @@ async fn scenario<D: Inspect, S: StateStore>(sim: &Sim, runner: &Runner<D, S>) {
     let report = associations::poll_changes(runner, &source, settle, around, &never).await.unwrap();
     assert!(report.finished && !report.swept, "{report:?}");
     assert_eq!(differences_in(&runner.dest, sim, &OBJECTS).await, Vec::<String>::new());
+
+    // A re-read HubSpot cannot answer (every batch read a 200 with an HTML page, a data-class
+    // error) does not hold the edges back: the pass writes them and finishes, the rollup waits
+    // for the calculated sweep.
+    let third = sim.truth_ids("companies").await.into_iter().nth(2).unwrap();
+    let third_before = stored_deals(&runner.dest, third).await;
+    link(sim, linked[1], third).await;
+    let cut = json!([{"kind": "server_error", "status": 200, "html": true, "target": "batch_read"}]);
+    let (status, body) = sim.admin(Method::PUT, "/_sim/faults", Some(&cut)).await;
+    assert!(status.is_success(), "{body}");
+    let report = associations::sweep_all(runner, &source, settle, around, &never).await.unwrap();
+    assert!(report.finished, "{report:?}");
+    assert_eq!(report.pairs.iter().map(|p| p.refreshed).sum::<u64>(), 0, "{report:?}");
+    let edges = runner.dest.edge_ends("deals", "companies", EdgeEnd::From, Some(&[third as i64])).await.unwrap();
+    assert!(edges.contains(&(linked[1] as i64)), "the edge is stored: {edges:?}");
+    assert_eq!(stored_deals(&runner.dest, third).await, third_before);
+    let (status, body) = sim.admin(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
+    assert!(status.is_success(), "{body}");
+    assert!(calculated::sweep(runner, companies, None, 0, &never).await.unwrap().finished);
+    assert_eq!(differences_in(&runner.dest, sim, &OBJECTS).await, Vec::<String>::new());
+}
+
+/// `runner` with a client that retries quickly: an injected fault is final within a second.
+fn quick_retries<D, S: StateStore + BudgetStore + Clone + 'static>(sim: &Sim, runner: Runner<D, S>) -> Runner<D, S> {
+    let retry = RetryPolicy {
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
+    let client = crate::support::sim_client_with_retry(sim, Arc::new(runner.state.clone()), retry);
+    Runner { client, ..runner }
 }
 
 #[tokio::test]
 async fn rollups_changed_without_last_modified_are_refreshed_in_sqlite() {
     let sim = Sim::start(crate::support::unlimited(portal())).await;
     let dir = tempfile::tempdir().unwrap();
-    let runner = crate::support::sqlite_runner(&sim, dir.path()).await;
+    let runner = quick_retries(&sim, crate::support::sqlite_runner(&sim, dir.path()).await);
     scenario(&sim, &runner).await;
 }
 
@@ -136,7 +168,7 @@ async fn rollups_changed_without_last_modified_are_refreshed_in_sqlite() {
 async fn rollups_changed_without_last_modified_are_refreshed_in_postgres() {
     let Some(pg) = crate::support::FreshPostgres::create().await else { return };
     let sim = Sim::start(crate::support::unlimited(portal())).await;
-    let runner = crate::support::postgres_runner(&sim, &pg).await;
+    let runner = quick_retries(&sim, crate::support::postgres_runner(&sim, &pg).await);
     scenario(&sim, &runner).await;
     pg.drop_schemas().await;
 }

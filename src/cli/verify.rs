@@ -1,5 +1,6 @@
 //! `hsync verify [--object ...] [--json]`: compares the warehouse with HubSpot (counts, missing
-//! and extra ids, stale rows, and a sample's property history; see [`crate::stream::verify`])
+//! and extra ids, stale rows, a sample's property history and calculated values; see
+//! [`crate::stream::verify`])
 //! and prints the report. Exits 0
 //! when everything matches and [`DIFFERS`] when anything differs, so cron or CI can alert.
 
@@ -10,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::session::Warehouse;
+use crate::state::StateStore;
 use crate::stream::verify::{self, Difference, ObjectReport, Options, VerifyReport};
 
 /// The exit code when the warehouse and HubSpot differ.
@@ -34,6 +36,10 @@ pub struct VerifyArgs {
     /// (one call per 50; 0 skips the history).
     #[arg(long, default_value_t = verify::history::DEFAULT_SAMPLE)]
     pub history_sample: usize,
+    /// Live records whose calculated properties (rollups, formulas, scores) are compared with
+    /// HubSpot's current values, per object (one call per 100; 0 skips the check).
+    #[arg(long, default_value_t = verify::calculated::DEFAULT_SAMPLE)]
+    pub calculated_sample: usize,
 }
 
 /// Verifies each object and prints the report.
@@ -44,12 +50,18 @@ pub async fn run(config_path: Option<&Path>, args: VerifyArgs) -> anyhow::Result
         examples: args.examples,
         counts_only: args.counts_only,
         history_sample: args.history_sample,
+        calculated_sample: args.calculated_sample,
         sample_seed: warehouse.clock.now().timestamp_millis().unsigned_abs(),
     };
     let mut objects = Vec::new();
     for object in warehouse.objects(&client, &args.objects).await? {
         let kept = warehouse.config.sync.history_for(&object);
-        let report = verify::object(&client, &warehouse.dest, &object, kept.as_ref(), &options)
+        let column_map = warehouse
+            .state
+            .load_column_map(&object.table)
+            .await
+            .with_context(|| format!("reading the column map of {}", object.table))?;
+        let report = verify::object(&client, &warehouse.dest, &object, kept.as_ref(), &column_map, &options)
             .await
             .with_context(|| format!("verifying {}", object.table))?;
         objects.push(report);
@@ -98,10 +110,21 @@ fn history_details(o: &ObjectReport) -> Vec<String> {
     .collect()
 }
 
+/// The CALCULATED cell: `-` without the check, else the values compared and how many are stale.
+fn calculated_cell(o: &ObjectReport) -> String {
+    match &o.calculated {
+        None => "-".to_owned(),
+        Some(c) if c.matches => format!("{} ok", c.values_compared),
+        Some(c) => format!("{} stale", c.stale.count),
+    }
+}
+
 /// The human report: a table of counts per object, then example ids per difference.
 pub fn render_text(report: &VerifyReport) -> String {
     let header: Vec<String> =
-        ["OBJECT", "HUBSPOT", "WAREHOUSE", "MISSING", "EXTRA", "STALE", "HISTORY", "RESULT"].map(str::to_owned).into();
+        ["OBJECT", "HUBSPOT", "WAREHOUSE", "MISSING", "EXTRA", "STALE", "HISTORY", "CALCULATED", "RESULT"]
+            .map(str::to_owned)
+            .into();
     let unswept = |n: u64, compared: bool| if compared { n.to_string() } else { "-".to_owned() };
     let rows: Vec<Vec<String>> = std::iter::once(header)
         .chain(report.objects.iter().map(|o| {
@@ -113,6 +136,7 @@ pub fn render_text(report: &VerifyReport) -> String {
                 unswept(o.extra.count, o.ids_compared),
                 unswept(o.stale.count, o.ids_compared),
                 history_cell(o),
+                calculated_cell(o),
                 if o.matches { "ok" } else { "differs" }.to_owned(),
             ]
         }))
@@ -137,6 +161,13 @@ pub fn render_text(report: &VerifyReport) -> String {
             .into_iter()
             .flatten()
             .chain(history_details(o))
+            .chain(o.calculated.as_ref().and_then(|c| {
+                examples(
+                    "calculated values that are not HubSpot's current ones (`hsync refresh-calculated` re-reads them)",
+                    &o.object,
+                    &c.stale,
+                )
+            }))
         })
         .collect();
     if !details.is_empty() {
@@ -148,7 +179,7 @@ pub fn render_text(report: &VerifyReport) -> String {
     out.push_str(if report.matches {
         "the warehouse matches HubSpot\n"
     } else {
-        "the warehouse differs from HubSpot (exit 5); a CDC pass (and `hsync history` for history) fixes changes made since the last one\n"
+        "the warehouse differs from HubSpot (exit 5); a CDC pass (and `hsync history` for history, `hsync refresh-calculated` for calculated values) fixes changes made since the last one\n"
     });
     out
 }
@@ -156,7 +187,7 @@ pub fn render_text(report: &VerifyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::verify::HistoryReport;
+    use crate::stream::verify::{CalculatedReport, HistoryReport};
 
     #[test]
     fn text_report_names_ids_and_aligns_columns() {
@@ -181,6 +212,14 @@ mod tests {
                 latest_differs: Difference { count: 1, examples: vec!["7/lifecyclestage".into()] },
                 matches: false,
             }),
+            calculated: Some(CalculatedReport {
+                properties: vec!["num_associated_deals".into()],
+                records_sampled: 100,
+                records_behind: 0,
+                values_compared: 100,
+                stale: Difference { count: 1, examples: vec!["7/num_associated_deals".into()] },
+                matches: false,
+            }),
             matches: false,
         };
         let cars = ObjectReport {
@@ -193,6 +232,7 @@ mod tests {
             extra: Difference::default(),
             stale: Difference::default(),
             history: Some(HistoryReport { pairs_compared: 60, matches: true, ..HistoryReport::default() }),
+            calculated: None,
             matches: true,
         };
         let text = render_text(&VerifyReport::new(chrono::Utc::now(), vec![contacts, cars]));
@@ -207,6 +247,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("contacts: 1 record properties whose latest stored version is not HubSpot's current value (ids 7/lifecyclestage)"), "{text}");
+        assert_eq!(lines[0].find("CALCULATED"), lines[1].find("1 stale"), "{text}");
+        assert!(text.contains("contacts: 1 calculated values that are not HubSpot's current ones (`hsync refresh-calculated` re-reads them) (ids 7/num_associated_deals)"), "{text}");
         assert!(text.contains("exit 5"), "{text}");
     }
 }

@@ -12,7 +12,7 @@ use super::postgres::{PostgresDestination, PostgresStateStore};
 use super::snowflake::SnowflakeDestination;
 use super::sqlite::{SqliteDestination, SqliteStateStore};
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, Row, RowFlag, Stage,
     StoredVersion,
 };
 use crate::config::{DestinationConfig, DestinationKind};
@@ -261,6 +261,10 @@ impl Destination for AnyDestination {
 
     async fn id_flags(&self, table: &str) -> Result<Vec<IdFlags>, Error> {
         dispatch_destination!(self, d => d.id_flags(table).await)
+    }
+
+    async fn read_cells(&self, table: &str, columns: &[String], ids: &[i64]) -> Result<Vec<Row>, Error> {
+        dispatch_destination!(self, d => d.read_cells(table, columns, ids).await)
     }
 
     async fn merge_edges(

@@ -5,37 +5,19 @@
 //! panic with a message on the first violation, as tests do. Built only with the `test-support`
 //! feature, which the integration tests require: the hsync binary carries none of it.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
 use arrow::record_batch::RecordBatch;
 use serde_json::json;
 
+pub use super::cell::{Cell, Row};
 use super::{Destination, Edge, EdgeOutcome, Error, MergeOutcome};
 use crate::hubspot::model::{CrmObject, PropertyDefinition};
 use crate::schema::{
-    build_batch, diff, hsync_columns, live_view_name, parse_instant_ms, plan_live_view, Reject, TableSchema,
+    build_batch, diff, hsync_columns, live_view_name, parse_instant_ms, parse_value, plan_live_view, Reject,
+    TableSchema,
 };
 use crate::state::{Checkpoint, StreamId, StreamKind};
-
-/// A value read back from a destination, normalised across dialects.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
-    Null,
-    Text(String),
-    /// Exact decimal text without trailing fractional zeros (`0.1`, `42`).
-    Decimal(String),
-    Bool(bool),
-    /// `YYYY-MM-DD`.
-    Date(String),
-    /// Milliseconds since the Unix epoch, UTC.
-    TimestampMs(i64),
-    Int(i64),
-    Json(serde_json::Value),
-}
-
-/// A row: column name to value.
-pub type Row = BTreeMap<String, Cell>;
 
 /// One stored association edge, as read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +128,7 @@ pub async fn run_all<D: Inspect>(dest: &D) {
     rejects_are_recorded_with_raw_value_and_reason(dest).await;
     checkpoint_commits_with_the_merge_and_never_moves_back(dest).await;
     partial_batch_touches_only_its_columns(dest).await;
+    read_cells_reads_the_chosen_columns_of_the_chosen_rows(dest).await;
     archived_property_keeps_its_values(dest).await;
     flags_bypass_the_guard_and_keep_the_cursor(dest).await;
     live_view_hides_flagged_rows_and_follows_columns(dest).await;
@@ -566,6 +549,59 @@ pub async fn partial_batch_touches_only_its_columns<D: Inspect>(dest: &D) {
     let rows = dest.read_table("conf_partial").await.expect("read");
     assert_eq!(value(by_id(&rows, 1), "city"), &text("Zürich"));
     assert_eq!(value(by_id(&rows, 1), "email"), &text("a@example.com"), "columns outside the batch are untouched");
+}
+
+/// `read_cells` returns the chosen columns of the stored rows among the ids asked for, by id,
+/// and each value is what HubSpot's raw value parses to for its column (what `hsync verify`
+/// compares calculated values with); a missing table reads as empty, a missing column fails.
+pub async fn read_cells_reads_the_chosen_columns_of_the_chosen_rows<D: Inspect>(dest: &D) {
+    let table = "conf_cells";
+    let kinds = [("amount", "number"), ("seen", "datetime"), ("day", "date"), ("ok", "bool"), ("name", "string")];
+    let definitions: Vec<PropertyDefinition> = kinds.iter().map(|(n, k)| property(n, k)).collect();
+    let schema = ensure_table(dest, table, &definitions).await;
+    let raw = |i: u64| -> [(&str, Option<String>); 5] {
+        [
+            ("amount", Some(format!("{i}.50"))),
+            ("seen", Some(format!("2026-03-0{i}T01:30:00.123Z"))),
+            ("day", (i != 2).then(|| format!("2026-03-0{i}"))),
+            ("ok", Some(i.is_multiple_of(2).to_string())),
+            ("name", Some(if i == 4 { String::new() } else { format!("Name {i}") })),
+        ]
+    };
+    let records: Vec<_> = (1..=4)
+        .map(|i| {
+            let values = raw(i);
+            let values: Vec<(&str, Option<&str>)> = values.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+            record(i, "2026-01-01T00:00:00.000Z", &values)
+        })
+        .collect();
+    let (b, r) = batch_of(&schema, &records);
+    load(dest, table, &b, &r).await;
+    let mut columns = vec![hsync_columns::ID.to_owned(), hsync_columns::CURSOR.to_owned()];
+    columns.extend(kinds.iter().map(|(n, _)| (*n).to_owned()));
+    let rows = dest.read_cells(table, &columns, &[4, 99, 2]).await.expect("read cells");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let whole = dest.read_table(table).await.expect("read");
+    for (row, id) in rows.iter().zip([2_i64, 4]) {
+        assert_eq!(row.keys().collect::<Vec<_>>().len(), columns.len(), "only the chosen columns: {row:?}");
+        assert_eq!(value(row, hsync_columns::ID), &Cell::Int(id), "ascending ids");
+        for c in &columns {
+            assert_eq!(value(row, c), value(by_id(&whole, id), c), "{c} of {id}");
+        }
+        for (name, raw) in raw(id as u64) {
+            let column = schema.columns.iter().find(|c| c.name == name).expect("the property's column");
+            let expected = match raw {
+                Some(raw) => Cell::from_parsed(&parse_value(column.ty, &raw).expect("parses").value).expect("a cell"),
+                None => Cell::Null,
+            };
+            assert_eq!(value(row, name), &expected, "{name} of {id}");
+        }
+    }
+    assert!(dest.read_cells(table, &columns, &[]).await.expect("no ids").is_empty());
+    assert!(dest.read_cells("conf_cells_absent", &columns, &[1]).await.expect("no table").is_empty());
+    let unknown = [hsync_columns::ID.to_owned(), "no_such_column".to_owned()];
+    let err = dest.read_cells(table, &unknown, &[1]).await.expect_err("an unknown column fails");
+    assert!(err.to_string().contains("no_such_column"), "{err}");
 }
 
 /// An association edge for the edge scenario.

@@ -38,6 +38,7 @@
 mod any;
 #[cfg(feature = "bigquery")]
 pub mod bigquery;
+mod cell;
 #[cfg(feature = "test-support")]
 pub mod conformance;
 mod error;
@@ -58,6 +59,7 @@ use arrow::record_batch::RecordBatch;
 #[cfg(any(feature = "parquet", feature = "snowflake", feature = "bigquery"))]
 pub use any::LocalState;
 pub use any::{AnyDestination, AnyStateStore};
+pub use cell::{Cell, Row};
 pub use error::Error;
 pub use lease::{Holder, Lease};
 
@@ -468,4 +470,39 @@ pub trait Destination: Send + Sync {
     /// Every id of an object table with its cursor and flags, by id; empty when the table does
     /// not exist.
     fn id_flags(&self, table: &str) -> impl Future<Output = Result<Vec<IdFlags>, Error>> + Send;
+
+    /// The stored values of `columns` in the rows of an object table whose id is one of `ids`,
+    /// one [`Row`] per stored id, ascending; ids the table lacks are left out. Reads only those
+    /// columns (BigQuery bills by the columns a query reads). Empty when the table does not
+    /// exist; a column it lacks is an error.
+    fn read_cells(
+        &self,
+        table: &str,
+        columns: &[String],
+        ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send;
+}
+
+/// Of a table's described columns (`None`: no table), those `wanted` names, in that order:
+/// what [`Destination::read_cells`] reads for `ids`. `None` when there is nothing to read (no
+/// table, no ids, no columns); a name the table lacks is an error naming it.
+fn wanted_columns(
+    kind: crate::config::DestinationKind,
+    table: &str,
+    described: Option<&[ExistingColumn]>,
+    wanted: &[String],
+    ids: &[i64],
+) -> Result<Option<Vec<ExistingColumn>>, Error> {
+    let Some(described) = described else { return Ok(None) };
+    let columns = wanted
+        .iter()
+        .map(|name| {
+            described.iter().find(|c| &c.name == name).cloned().ok_or_else(|| Error::Statement {
+                kind,
+                action: format!("read {name} of {table}"),
+                detail: format!("{table} has no column {name}"),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok((!ids.is_empty() && !columns.is_empty()).then_some(columns))
 }

@@ -45,6 +45,8 @@
 //! records wait for the next calculated-property sweep. The targets re-read include those of
 //! the edges stored before the batch (read from the warehouse first): an association that
 //! disappeared, or a record archived, merged or deleted, changes the rollups at its far end.
+//! A re-read that fails for a reason retrying cannot fix (a data-class error) is logged and
+//! left to that sweep; the edges are written and the pass goes on.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -55,6 +57,7 @@ use super::runner::{PreparedTable, Runner};
 use super::state::AssociationsState;
 use super::Error;
 use crate::destination::{Destination, Edge, EdgeEnd};
+use crate::error::{Classify, ErrorClass};
 use crate::hubspot::model::AssociationTarget;
 use crate::hubspot::{HubSpotClient, ObjectRef, ASSOCIATION_BATCH_MAX};
 use crate::state::StateStore;
@@ -227,8 +230,17 @@ async fn refresh_around<D: Destination, S: StateStore>(
     }
     let mut rows = 0;
     for (name, ids) in ends {
-        if let Some(table) = around.table(name) {
-            rows += super::calculated::refresh_records(runner, table, &ids).await?;
+        let Some(table) = around.table(name) else { continue };
+        match super::calculated::refresh_records(runner, table, &ids).await {
+            Ok(written) => rows += written,
+            // The edges are this pass's data: a re-read HubSpot's answer cannot serve (an
+            // unreadable body, a value the table cannot take) is left to the calculated sweep,
+            // which reports it as its own stream's error, instead of holding every edge back.
+            // Anything retrying may fix (limits, outages) fails the pass, which repeats.
+            Err(e) if e.class() == ErrorClass::Data => {
+                tracing::warn!(table = %name, records = ids.len(), error = %e, "calculated properties around changed edges could not be re-read; the calculated sweep will");
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(rows)

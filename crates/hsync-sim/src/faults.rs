@@ -46,6 +46,8 @@ pub enum FaultTarget {
     Associations,
     /// Only list and get requests of objects.
     List,
+    /// Only batch reads of objects (`POST /crm/v3/objects/{type}/batch/read`).
+    BatchRead,
 }
 
 /// One fault rule.

@@ -211,6 +211,9 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
                 targets.push(FaultTarget::Associations);
             } else if rest.first() == Some(&"batch") {
                 family = Family::Batch;
+                if rest.get(1) == Some(&"read") {
+                    targets.push(FaultTarget::BatchRead);
+                }
             } else if *method == Method::GET {
                 family = Family::List;
                 targets.push(FaultTarget::List);

@@ -72,8 +72,8 @@ use gcp_bigquery_client::table::ListOptions;
 use self::client::{from_bq, int_array_param, int_param, is_duplicate, is_not_found, string_param, Api, Credentials};
 use self::sql::Dataset;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
-    StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, Row as Cells, RowFlag,
+    Stage, StoredVersion,
 };
 use crate::config::BigQueryConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
@@ -580,6 +580,27 @@ fn int_at(action: &str, row: &[Option<String>], i: usize) -> Result<Option<i64>,
         .transpose()
 }
 
+fn text_at(action: &str, row: &[Option<String>], i: usize) -> Result<Option<String>, Error> {
+    Ok(row.get(i).ok_or_else(|| unreadable(action, "too few columns"))?.clone())
+}
+
+/// Rows the query API returned for `columns` (in that order), as [`Cells`].
+fn cells_of(action: &str, columns: &[ExistingColumn], rows: &[Vec<Option<String>>]) -> Result<Vec<Cells>, Error> {
+    rows.iter()
+        .map(|r| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let cell = types::cell_of(c.ty, text_at(action, r, i)?.as_deref())
+                        .ok_or_else(|| unreadable(action, &format!("a {:?} value that does not parse", c.ty)))?;
+                    Ok((c.name.clone(), cell))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn ms_at(action: &str, row: &[Option<String>], i: usize) -> Result<Option<i64>, Error> {
     row.get(i)
         .ok_or_else(|| unreadable(action, "too few columns"))?
@@ -984,6 +1005,18 @@ impl Destination for BigQueryDestination {
                 })
             })
             .collect()
+    }
+
+    async fn read_cells(&self, table: &str, columns: &[String], ids: &[i64]) -> Result<Vec<Cells>, Error> {
+        let described = self.describe(table).await?;
+        let Some(columns) = super::wanted_columns(KIND, table, described.as_deref(), columns, ids)? else {
+            return Ok(Vec::new());
+        };
+        let action = format!("read {} columns of {} rows of {table}", columns.len(), ids.len());
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let statement = sql::render_read_cells(self.ds(), table, &names);
+        let rows = self.read_rows(&action, statement, vec![int_array_param("ids", ids)]).await?;
+        cells_of(&action, &columns, &rows)
     }
 }
 

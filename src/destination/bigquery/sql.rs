@@ -427,6 +427,17 @@ pub fn render_id_flags(ds: Dataset, table: &str) -> String {
     )
 }
 
+/// `columns` of the rows whose id is in `@ids` (an INT64 array), by id (see
+/// `Destination::read_cells`).
+pub fn render_read_cells<S: AsRef<str>>(ds: Dataset, table: &str, columns: &[S]) -> String {
+    format!(
+        "SELECT {}\nFROM {}\nWHERE {id} IN UNNEST(@ids)\nORDER BY {id}",
+        column_list(columns),
+        ds.table(table),
+        id = quote_ident(hsync_columns::ID)
+    )
+}
+
 /// Every row of a table, every column, ordered by `order` (the id, or a dimension's key).
 #[cfg(feature = "test-support")]
 pub fn render_read_table<S: AsRef<str>>(ds: Dataset, table: &str, columns: &[S], order: &[&str]) -> String {
@@ -534,6 +545,11 @@ mod tests {
             render_insert_id(DS, "_hsync_check_0000abcd"),
         ];
         insta::assert_snapshot!(all.join("\n\n"));
+    }
+
+    #[test]
+    fn read_cells() {
+        insta::assert_snapshot!(render_read_cells(DS, "companies", &["id", "_hsync_cursor", "num_associated_deals"]));
     }
 
     #[test]

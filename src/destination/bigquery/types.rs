@@ -23,6 +23,7 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
+use crate::destination::Cell;
 use crate::schema::{format_decimal, ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE};
 
 /// The description that marks a `STRING` column as an exact decimal (a HubSpot `number`; see
@@ -185,6 +186,52 @@ pub fn timestamp_ms(value: &str) -> Option<i64> {
     value.parse::<i64>().ok().map(|micros| micros.div_euclid(1_000))
 }
 
+/// A decimal in plain notation: bqemulator answers small `NUMERIC` values in scientific
+/// notation (`-1E-9`), BigQuery never does. `None` for text that is not a decimal.
+fn plain_decimal(value: &str) -> Option<String> {
+    let (sign, unsigned) = match value.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", value.strip_prefix('+').unwrap_or(value)),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let point = i64::try_from(int.len()).ok()? + exponent;
+    let len = i64::try_from(digits.len()).ok()?;
+    let (int, frac) = if point <= 0 {
+        ("0".to_owned(), format!("{}{digits}", "0".repeat(usize::try_from(-point).ok()?)))
+    } else if point >= len {
+        (format!("{digits}{}", "0".repeat(usize::try_from(point - len).ok()?)), String::new())
+    } else {
+        let at = usize::try_from(point).ok()?;
+        (digits[..at].to_owned(), digits[at..].to_owned())
+    };
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    Some(if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
+}
+
+/// A value the query API returned (text), normalised as a [`Cell`]; `None` when it does not
+/// parse as its column type.
+pub(super) fn cell_of(ty: ColumnType, value: Option<&str>) -> Option<Cell> {
+    let Some(v) = value else { return Some(Cell::Null) };
+    Some(match ty {
+        ColumnType::Text => Cell::Text(v.to_owned()),
+        ColumnType::Decimal => Cell::Decimal(trim_fraction(plain_decimal(v)?)),
+        ColumnType::Boolean => Cell::Bool(v.parse().ok()?),
+        ColumnType::Date => Cell::Date(v.to_owned()),
+        ColumnType::Timestamp => Cell::TimestampMs(timestamp_ms(v)?),
+        ColumnType::Json => Cell::Json(serde_json::from_str(v).ok()?),
+        ColumnType::BigInt => Cell::Int(v.parse().ok()?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +294,28 @@ mod tests {
         assert!(seen.is_null(1));
         assert_eq!(seen.value(2), -1_000);
         assert!(!parquet_file(&staged).expect("parquet").is_empty());
+    }
+
+    #[test]
+    fn values_read_back_are_normalised() {
+        assert_eq!(
+            cell_of(ColumnType::Decimal, Some("12345678901234.560000000")),
+            Some(Cell::Decimal("12345678901234.56".into()))
+        );
+        assert_eq!(cell_of(ColumnType::Decimal, Some("100.000000000")), Some(Cell::Decimal("100".into())));
+        assert_eq!(cell_of(ColumnType::Decimal, Some("100")), Some(Cell::Decimal("100".into())));
+        assert_eq!(cell_of(ColumnType::Decimal, Some("-1E-9")), Some(Cell::Decimal("-0.000000001".into())));
+        assert_eq!(cell_of(ColumnType::Decimal, Some("1.5e3")), Some(Cell::Decimal("1500".into())));
+        assert_eq!(cell_of(ColumnType::Decimal, Some("12.5E-1")), Some(Cell::Decimal("1.25".into())));
+        assert_eq!(cell_of(ColumnType::Decimal, Some("twelve")), None);
+        assert_eq!(
+            cell_of(ColumnType::Timestamp, Some("1767225600123000")),
+            Some(Cell::TimestampMs(1_767_225_600_123))
+        );
+        assert_eq!(cell_of(ColumnType::Timestamp, Some("-1")), Some(Cell::TimestampMs(-1)));
+        assert_eq!(cell_of(ColumnType::Timestamp, Some("1.7040672E9")), None, "float seconds are refused");
+        assert_eq!(cell_of(ColumnType::Boolean, Some("true")), Some(Cell::Bool(true)));
+        assert_eq!(cell_of(ColumnType::Json, Some(r#"{"a":[1]}"#)), Some(Cell::Json(serde_json::json!({"a": [1]}))));
+        assert_eq!(cell_of(ColumnType::Text, None), Some(Cell::Null));
     }
 }

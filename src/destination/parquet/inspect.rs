@@ -6,9 +6,9 @@ use super::layout::{self, EDGES_DIR, REJECTS_DIR};
 use super::log::TableLog;
 use super::types::{self, Value};
 use super::{io_error, statement_error, ParquetDestination};
-use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
+use crate::destination::conformance::{EdgeRow, Inspect, Row};
 use crate::destination::Error;
-use crate::schema::{ColumnType, Reject};
+use crate::schema::Reject;
 use crate::state::Checkpoint;
 
 impl Inspect for ParquetDestination {
@@ -26,7 +26,7 @@ impl Inspect for ParquetDestination {
                         .iter()
                         .zip(row)
                         .map(|(c, v)| {
-                            Ok((c.name.clone(), cell(v, c.ty, &c.name).map_err(|e| statement_error(&inner, e))?))
+                            Ok((c.name.clone(), types::cell(v, c.ty, &c.name).map_err(|e| statement_error(&inner, e))?))
                         })
                         .collect()
                 })
@@ -105,23 +105,4 @@ impl Inspect for ParquetDestination {
 
 fn schema_name(log: &TableLog) -> String {
     log.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// A stored value as the conformance suite's [`Cell`]; the error names the column, never the
-/// value.
-fn cell(value: &Value, ty: ColumnType, column: &str) -> Result<Cell, String> {
-    Ok(match value {
-        Value::Null => Cell::Null,
-        Value::Int(v) => Cell::Int(*v),
-        Value::Bool(v) => Cell::Bool(*v),
-        Value::Date(days) => Cell::Date(types::date_text(*days)),
-        Value::Timestamp(ms) => Cell::TimestampMs(*ms),
-        Value::Text(text) => match ty {
-            ColumnType::Decimal => Cell::Decimal(text.clone()),
-            ColumnType::Json => Cell::Json(
-                serde_json::from_str(text).map_err(|_| format!("column {column} holds a value that is not JSON"))?,
-            ),
-            _ => Cell::Text(text.clone()),
-        },
-    })
 }

@@ -57,8 +57,8 @@ use self::layout::{Root, TableFile, EDGES_DIR, REJECTS_DIR, STAGING_DIR};
 use self::log::{Change, Key, TableLog, Values};
 use self::types::Value;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
-    StoredVersion, ASSOCIATION_COLUMNS, EDGE_KEY, REJECT_COLUMNS,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, Row as Cells, RowFlag,
+    Stage, StoredVersion, ASSOCIATION_COLUMNS, EDGE_KEY, REJECT_COLUMNS,
 };
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES, PROPERTY_HISTORY, REMOVED_AT};
 use crate::schema::{
@@ -1004,6 +1004,48 @@ impl Destination for ParquetDestination {
                 merged_into: row[merged].as_int(),
                 deleted_at: row[deleted].as_timestamp(),
             })
+        })
+        .await
+    }
+
+    async fn read_cells(&self, table: &str, columns: &[String], ids: &[i64]) -> Result<Vec<Cells>, Error> {
+        let action = format!("read {} columns of {} rows of {table}", columns.len(), ids.len());
+        let (name, wanted, ids) = (table.to_owned(), columns.to_vec(), ids.to_vec());
+        let inner = action.clone();
+        self.with_log(table, action, move |log| {
+            let described = log.schema.as_ref().map(|s| s.columns.as_slice());
+            let Some(chosen) = super::wanted_columns(KIND, &name, described, &wanted, &ids)? else {
+                return Ok(Vec::new());
+            };
+            let schema = log.table().map_err(|e| io_error(&inner, &e))?;
+            let at: Vec<usize> = chosen
+                .iter()
+                .map(|c| {
+                    schema
+                        .columns
+                        .iter()
+                        .position(|d| d.name == c.name)
+                        .expect("invariant: a chosen column is described")
+                })
+                .collect();
+            let id = Self::object_columns(log, &inner)?.id;
+            let asked: BTreeSet<i64> = ids.iter().copied().collect();
+            log.rows()
+                .values()
+                .filter(|row| row[id].as_int().is_some_and(|v| asked.contains(&v)))
+                .map(|row| {
+                    chosen
+                        .iter()
+                        .zip(&at)
+                        .map(|(c, &i)| {
+                            Ok((
+                                c.name.clone(),
+                                types::cell(&row[i], c.ty, &c.name).map_err(|e| statement_error(&inner, e))?,
+                            ))
+                        })
+                        .collect()
+                })
+                .collect()
         })
         .await
     }

@@ -19,6 +19,7 @@ use arrow::datatypes::{
     TimestampMillisecondType,
 };
 
+use crate::destination::Cell;
 use crate::schema::ColumnType;
 
 /// The field metadata key naming a column's hsync type (`text`, `decimal`, `json`, ...).
@@ -265,6 +266,24 @@ pub fn array_of<'a>(ty: ColumnType, values: impl Iterator<Item = &'a Value>) -> 
             Arc::new(b.finish())
         }
     }
+}
+
+/// A stored value as a [`Cell`]; the error names the column, never the value.
+pub(super) fn cell(value: &Value, ty: ColumnType, column: &str) -> Result<Cell, String> {
+    Ok(match value {
+        Value::Null => Cell::Null,
+        Value::Int(v) => Cell::Int(*v),
+        Value::Bool(v) => Cell::Bool(*v),
+        Value::Date(days) => Cell::Date(date_text(*days)),
+        Value::Timestamp(ms) => Cell::TimestampMs(*ms),
+        Value::Text(text) => match ty {
+            ColumnType::Decimal => Cell::Decimal(text.clone()),
+            ColumnType::Json => Cell::Json(
+                serde_json::from_str(text).map_err(|_| format!("column {column} holds a value that is not JSON"))?,
+            ),
+            _ => Cell::Text(text.clone()),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! Read-back for the conformance suite (built with the `test-support` feature): rows, stages,
 //! rejects, checkpoints and edges as stored.
 
-use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
-use super::{db_error, sql, statement, types, PostgresDestination, KIND};
-use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
+use super::{db_error, sql, statement, PostgresDestination, KIND};
+use crate::destination::conformance::{EdgeRow, Inspect, Row};
 use crate::destination::{Destination, Error};
-use crate::schema::{ColumnType, ExistingColumn, Reject};
+use crate::schema::Reject;
 use crate::state::Checkpoint;
 
 impl Inspect for PostgresDestination {
@@ -23,15 +22,7 @@ impl Inspect for PostgresDestination {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error(&format!("read {table}"), table, e))?;
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Ok((c.name.clone(), column_of(row, i, c, table)?)))
-                    .collect::<Result<Row, Error>>()
-            })
-            .collect()
+        super::cells_of(table, &columns, &rows)
     }
 
     async fn stage_tables(&self) -> Result<Vec<String>, Error> {
@@ -87,23 +78,4 @@ impl Inspect for PostgresDestination {
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| Error::from_sqlx(KIND, action, e))
     }
-}
-
-/// One value of a row [`sql::render_read_table`] read, as text, as the suite compares it.
-fn column_of(row: &PgRow, index: usize, column: &ExistingColumn, table: &str) -> Result<Cell, Error> {
-    let corrupt =
-        |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{}", column.name), detail };
-    let text: Option<String> = row.try_get(index).map_err(|e| Error::from_sqlx(KIND, format!("read {table}"), e))?;
-    let Some(text) = text else { return Ok(Cell::Null) };
-    Ok(match column.ty {
-        ColumnType::Text => Cell::Text(text),
-        ColumnType::Decimal => Cell::Decimal(types::normalise_decimal(&text)),
-        ColumnType::Boolean => Cell::Bool(text == "true"),
-        ColumnType::Date => Cell::Date(text),
-        ColumnType::Timestamp => {
-            Cell::TimestampMs(text.parse().map_err(|_| corrupt("not epoch milliseconds".to_owned()))?)
-        }
-        ColumnType::Json => Cell::Json(serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?),
-        ColumnType::BigInt => Cell::Int(text.parse().map_err(|_| corrupt("not an integer".to_owned()))?),
-    })
 }

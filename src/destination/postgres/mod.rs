@@ -71,8 +71,8 @@ use sqlx::{Postgres, Row as _};
 use self::state::commit_checkpoint_on;
 pub use self::state::PostgresStateStore;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
-    StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, Row as Cells, RowFlag,
+    Stage, StoredVersion,
 };
 use crate::schema::dimension::{DimensionBatch, DimensionTable, DIMENSION_TABLES};
 use crate::schema::{
@@ -874,4 +874,27 @@ impl Destination for PostgresDestination {
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| db_error(&action, table, e))
     }
+
+    async fn read_cells(&self, table: &str, columns: &[String], ids: &[i64]) -> Result<Vec<Cells>, Error> {
+        let described = self.describe(table).await?;
+        let Some(columns) = super::wanted_columns(KIND, table, described.as_deref(), columns, ids)? else {
+            return Ok(Vec::new());
+        };
+        let action = format!("read {} columns of {} rows of {table}", columns.len(), ids.len());
+        let rows = statement(sql::render_read_cells(&self.data_schema, table, &columns))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(&action, table, e))?;
+        cells_of(table, &columns, &rows)
+    }
+}
+
+/// Rows read for `columns` of `table` (in that order), as [`Cells`].
+fn cells_of(table: &str, columns: &[ExistingColumn], rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Cells>, Error> {
+    rows.iter()
+        .map(|row| {
+            columns.iter().enumerate().map(|(i, c)| Ok((c.name.clone(), types::cell_of(row, i, c, table)?))).collect()
+        })
+        .collect()
 }

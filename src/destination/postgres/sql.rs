@@ -5,9 +5,7 @@
 //!
 //! Static statements that need no identifier live in `sql/postgres/` instead.
 
-#[cfg(feature = "test-support")]
-use super::types::read_as_text;
-use super::types::{pg_type, widen_using};
+use super::types::{pg_type, read_as_text, widen_using};
 use crate::destination::flag_sql::{flag_column_names, unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
 use crate::destination::history_sql::{spans_select, versions_select};
 use crate::destination::HISTORY_SPANS_VIEW;
@@ -536,6 +534,18 @@ pub fn render_id_flags(schema: &str, table: &str) -> String {
     )
 }
 
+/// `columns` of the rows whose id is in the bound array `$1`, each as session-independent
+/// text (see `types::read_as_text`), by id (see `Destination::read_cells`).
+pub fn render_read_cells(schema: &str, table: &str, columns: &[crate::schema::ExistingColumn]) -> String {
+    let exprs: Vec<String> = columns.iter().map(|c| read_as_text(&quote_ident(&c.name), c.ty)).collect();
+    format!(
+        "select {}\nfrom {}\nwhere {id} = any($1)\norder by {id}",
+        exprs.join(", "),
+        qualified(schema, table),
+        id = quote_ident(hsync_columns::ID)
+    )
+}
+
 /// Every row of a table, each column as session-independent text (see
 /// `types::read_as_text`), ordered by id.
 #[cfg(feature = "test-support")]
@@ -754,6 +764,12 @@ mod tests {
             render_history_versions("hubspot"),
         ];
         insta::assert_snapshot!("property_history", history.join(";\n\n"));
+        let columns = [
+            ExistingColumn { name: hsync_columns::ID.into(), ty: ColumnType::BigInt },
+            ExistingColumn { name: "num_associated_deals".into(), ty: ColumnType::Decimal },
+            ExistingColumn { name: "has\"quote".into(), ty: ColumnType::Timestamp },
+        ];
+        insta::assert_snapshot!("read_cells", render_read_cells("hubspot", "companies", &columns));
     }
 
     #[test]

@@ -18,7 +18,12 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 
-use crate::schema::{format_decimal, ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE};
+use sqlx::postgres::PgRow;
+use sqlx::Row as _;
+
+use super::KIND;
+use crate::destination::{Cell, Error};
+use crate::schema::{format_decimal, ColumnType, ExistingColumn, DECIMAL_PRECISION, DECIMAL_SCALE};
 
 /// The Postgres type of a column type. Decimals are unconstrained `numeric`: exact, any scale.
 pub fn pg_type(ty: ColumnType) -> &'static str {
@@ -64,7 +69,6 @@ pub fn widen_using(column: &str, from: ColumnType, to: ColumnType) -> String {
 /// An expression reading the (quoted) column as text that does not depend on session
 /// settings: timestamps as epoch milliseconds, dates as `YYYY-MM-DD`, booleans as
 /// `true`/`false`, decimals exactly.
-#[cfg(feature = "test-support")]
 pub fn read_as_text(column: &str, ty: ColumnType) -> String {
     match ty {
         ColumnType::Text => column.to_owned(),
@@ -277,9 +281,28 @@ pub fn encode_copy_text(batch: &RecordBatch) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// A decimal as Postgres prints it (`12.50`), without trailing fractional zeros (`12.5`).
-#[cfg(feature = "test-support")]
 pub fn normalise_decimal(text: &str) -> String {
     trim_fraction(text.to_owned())
+}
+
+/// One value of a row [`super::sql::render_read_cells`] (or the whole-table read-back) read,
+/// as text from [`read_as_text`], normalised as a [`Cell`].
+pub(super) fn cell_of(row: &PgRow, index: usize, column: &ExistingColumn, table: &str) -> Result<Cell, Error> {
+    let corrupt =
+        |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{}", column.name), detail };
+    let text: Option<String> = row.try_get(index).map_err(|e| Error::from_sqlx(KIND, format!("read {table}"), e))?;
+    let Some(text) = text else { return Ok(Cell::Null) };
+    Ok(match column.ty {
+        ColumnType::Text => Cell::Text(text),
+        ColumnType::Decimal => Cell::Decimal(normalise_decimal(&text)),
+        ColumnType::Boolean => Cell::Bool(text == "true"),
+        ColumnType::Date => Cell::Date(text),
+        ColumnType::Timestamp => {
+            Cell::TimestampMs(text.parse().map_err(|_| corrupt("not epoch milliseconds".to_owned()))?)
+        }
+        ColumnType::Json => Cell::Json(serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?),
+        ColumnType::BigInt => Cell::Int(text.parse().map_err(|_| corrupt("not an integer".to_owned()))?),
+    })
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! rejects and edges as stored (Snowflake holds no checkpoints).
 
 use super::client::{Bindings, Value};
-use super::{hsync_columns, sql, types, value_text, SnowflakeDestination, KIND};
-use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
+use super::{hsync_columns, sql, value_text, SnowflakeDestination, KIND};
+use crate::destination::conformance::{EdgeRow, Inspect, Row};
 use crate::destination::{Destination, Error};
-use crate::schema::{ColumnType, Reject};
+use crate::schema::Reject;
 use crate::state::Checkpoint;
 
 fn table_missing(table: &str) -> Error {
@@ -21,17 +21,7 @@ impl Inspect for SnowflakeDestination {
         };
         let statement = sql::render_read_table(&self.location, table, &columns, &order);
         let result = self.client.query(&statement, &Bindings::None, &format!("read {table}")).await?;
-        result
-            .rows
-            .into_iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| Ok((c.name.clone(), cell_of(v, c.ty, table, &c.name)?)))
-                    .collect::<Result<Row, Error>>()
-            })
-            .collect()
+        super::cells_of(table, &columns, result.rows)
     }
 
     async fn stage_tables(&self) -> Result<Vec<String>, Error> {
@@ -88,30 +78,4 @@ impl Inspect for SnowflakeDestination {
             })
             .collect()
     }
-}
-
-/// A stored value as the conformance suite compares it.
-fn cell_of(value: Value, ty: ColumnType, table: &str, column: &str) -> Result<Cell, Error> {
-    let corrupt = |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{column}"), detail };
-    if value == Value::Null {
-        return Ok(Cell::Null);
-    }
-    Ok(match (ty, value) {
-        (ColumnType::Boolean, Value::Bool(b)) => Cell::Bool(b),
-        (ColumnType::Date, Value::Date(days)) => Cell::Date(
-            chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .ok_or_else(|| corrupt("a date out of range".to_owned()))?,
-        ),
-        (ColumnType::Timestamp, v) => {
-            Cell::TimestampMs(v.as_i64().ok_or_else(|| corrupt("not epoch milliseconds".into()))?)
-        }
-        (ColumnType::BigInt, v) => Cell::Int(v.as_i64().ok_or_else(|| corrupt("not an integer".into()))?),
-        (ColumnType::Decimal, v) => Cell::Decimal(types::normalise_decimal(&v.into_text().unwrap_or_default())),
-        (ColumnType::Json, v) => {
-            Cell::Json(serde_json::from_str(&v.into_text().unwrap_or_default()).map_err(|e| corrupt(e.to_string()))?)
-        }
-        (ColumnType::Text, v) => Cell::Text(v.into_text().unwrap_or_default()),
-        (ty, v) => return Err(corrupt(format!("a {ty:?} column held {v:?}"))),
-    })
 }

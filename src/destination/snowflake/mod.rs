@@ -45,8 +45,8 @@ use arrow::record_batch::RecordBatch;
 use self::client::{Bindings, Client, ClientConfig, Credentials, Session, Value};
 use self::sql::Location;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
-    StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, Row as Cells, RowFlag,
+    Stage, StoredVersion,
 };
 use crate::config::DestinationConfig;
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
@@ -858,6 +858,36 @@ impl Destination for SnowflakeDestination {
             })
             .collect()
     }
+
+    async fn read_cells(&self, table: &str, columns: &[String], ids: &[i64]) -> Result<Vec<Cells>, Error> {
+        let described = self.describe(table).await?;
+        let Some(columns) = super::wanted_columns(KIND, table, described.as_deref(), columns, ids)? else {
+            return Ok(Vec::new());
+        };
+        let action = format!("read {} columns of {} rows of {table}", columns.len(), ids.len());
+        let mut rows = Vec::new();
+        // Bound as an IN list, in chunks under Snowflake's expression-list limit.
+        for chunk in ids.chunks(1_000) {
+            let statement = sql::render_read_cells(&self.location, table, &columns, chunk.len());
+            let bindings = Bindings::Positional(chunk.iter().map(|id| Some(id.to_string())).collect());
+            let result = self.client.query(&statement, &bindings, &action).await?;
+            rows.extend(cells_of(table, &columns, result.rows)?);
+        }
+        Ok(rows)
+    }
+}
+
+/// Rows read for `columns` of `table` (in that order, by [`types::read_expr`]), as [`Cells`].
+fn cells_of(table: &str, columns: &[ExistingColumn], rows: Vec<Vec<Value>>) -> Result<Vec<Cells>, Error> {
+    rows.into_iter()
+        .map(|row| {
+            columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| Ok((c.name.clone(), types::cell_of(v, c.ty, table, &c.name)?)))
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

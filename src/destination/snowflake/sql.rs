@@ -574,6 +574,24 @@ pub fn render_remove_missing_dimension(location: &Location, table: &DimensionTab
 }
 
 /// Every row of a table (instants as epoch milliseconds), ordered by its key columns.
+/// `columns` of the rows whose id is one of `ids` bound values, by id (see
+/// `Destination::read_cells`), read as [`super::types::read_expr`] reads them.
+pub fn render_read_cells(
+    location: &Location,
+    table: &str,
+    columns: &[crate::schema::ExistingColumn],
+    ids: usize,
+) -> String {
+    let exprs: Vec<String> = columns.iter().map(|c| super::types::read_expr(&quote_ident(&c.name), c.ty)).collect();
+    format!(
+        "SELECT {}\nFROM {}\nWHERE {id} IN ({})\nORDER BY {id}",
+        exprs.join(", "),
+        location.table(table),
+        placeholders(ids),
+        id = quote_ident(hsync_columns::ID)
+    )
+}
+
 #[cfg(feature = "test-support")]
 pub fn render_read_table<S: AsRef<str>>(
     location: &Location,
@@ -754,5 +772,15 @@ mod tests {
             render_history_versions(&here(), 3),
         ];
         insta::assert_snapshot!("property_history", history.join(";\n\n"));
+    }
+
+    #[test]
+    fn read_cells() {
+        let columns = [
+            ExistingColumn { name: hsync_columns::ID.into(), ty: ColumnType::BigInt },
+            ExistingColumn { name: "num_associated_deals".into(), ty: ColumnType::Decimal },
+            ExistingColumn { name: "has\"quote".into(), ty: ColumnType::Timestamp },
+        ];
+        insta::assert_snapshot!(render_read_cells(&here(), "companies", &columns, 3));
     }
 }

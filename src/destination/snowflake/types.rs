@@ -23,6 +23,9 @@ use arrow::datatypes::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 
+use super::client::Value;
+use super::KIND;
+use crate::destination::{Cell, Error};
 use crate::schema::{format_decimal, ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE};
 
 /// The length of the `VARCHAR` decimal columns (see the module docs): room for 76 digits, a
@@ -70,7 +73,6 @@ pub fn column_type_of_sf(data_type: &str, length: Option<i64>, scale: Option<i64
 /// An expression reading the (quoted) column so that strict Arrow decoding always works and
 /// nothing depends on the session: instants as epoch milliseconds (a NULL `TIMESTAMP_TZ`
 /// struct from the emulator would fail to decode), everything else as stored.
-#[cfg(feature = "test-support")]
 pub fn read_expr(column: &str, ty: ColumnType) -> String {
     match ty {
         ColumnType::Timestamp => epoch_ms(column),
@@ -180,6 +182,32 @@ pub fn iso_instant(nanos: i128) -> Option<String> {
 /// Milliseconds since the epoch as ISO 8601 UTC (for bound times).
 pub fn iso_ms(ms: i64) -> Option<String> {
     iso_instant(i128::from(ms) * 1_000_000)
+}
+
+/// A value read by [`read_expr`], normalised as a [`Cell`].
+pub(super) fn cell_of(value: Value, ty: ColumnType, table: &str, column: &str) -> Result<Cell, Error> {
+    let corrupt = |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{column}"), detail };
+    if value == Value::Null {
+        return Ok(Cell::Null);
+    }
+    Ok(match (ty, value) {
+        (ColumnType::Boolean, Value::Bool(b)) => Cell::Bool(b),
+        (ColumnType::Date, Value::Date(days)) => Cell::Date(
+            chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .ok_or_else(|| corrupt("a date out of range".to_owned()))?,
+        ),
+        (ColumnType::Timestamp, v) => {
+            Cell::TimestampMs(v.as_i64().ok_or_else(|| corrupt("not epoch milliseconds".into()))?)
+        }
+        (ColumnType::BigInt, v) => Cell::Int(v.as_i64().ok_or_else(|| corrupt("not an integer".into()))?),
+        (ColumnType::Decimal, v) => Cell::Decimal(normalise_decimal(&v.into_text().unwrap_or_default())),
+        (ColumnType::Json, v) => {
+            Cell::Json(serde_json::from_str(&v.into_text().unwrap_or_default()).map_err(|e| corrupt(e.to_string()))?)
+        }
+        (ColumnType::Text, v) => Cell::Text(v.into_text().unwrap_or_default()),
+        (ty, v) => return Err(corrupt(format!("a {ty:?} column held {v:?}"))),
+    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use sqlx::Row as _;
 
 use super::state::load_checkpoint_on;
 use super::{dynamic, failed, sql, statement_error, types, SqliteDestination};
-use crate::destination::conformance::{Cell, EdgeRow, Inspect, Row};
+use crate::destination::conformance::{EdgeRow, Inspect, Row};
 use crate::destination::{Destination, Error};
-use crate::schema::{ColumnType, ExistingColumn, Reject};
+use crate::schema::Reject;
 use crate::state::Checkpoint;
 
 impl Inspect for SqliteDestination {
@@ -22,15 +22,7 @@ impl Inspect for SqliteDestination {
             .fetch_all(&self.pool)
             .await
             .map_err(failed(&action))?;
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Ok((c.name.clone(), cell(row, i, c).map_err(|e| statement_error(&action, e))?)))
-                    .collect()
-            })
-            .collect()
+        super::cells_of(&action, &columns, &rows)
     }
 
     async fn stage_tables(&self) -> Result<Vec<String>, Error> {
@@ -90,38 +82,5 @@ impl Inspect for SqliteDestination {
                 })
             })
             .collect()
-    }
-}
-
-/// Reads one stored value back as a [`Cell`]; the error names what was wrong, never the value.
-fn cell(row: &SqliteRow, index: usize, column: &ExistingColumn) -> Result<Cell, String> {
-    let unreadable = |e: sqlx::Error| format!("column {} cannot be read: {e}", column.name);
-    match column.ty {
-        ColumnType::BigInt | ColumnType::Boolean => {
-            let value: Option<i64> = row.try_get_unchecked(index).map_err(unreadable)?;
-            Ok(match (value, column.ty) {
-                (None, _) => Cell::Null,
-                (Some(v), ColumnType::Boolean) => Cell::Bool(v != 0),
-                (Some(v), _) => Cell::Int(v),
-            })
-        }
-        ty => {
-            let Some(text) = row.try_get_unchecked::<Option<String>, _>(index).map_err(unreadable)? else {
-                return Ok(Cell::Null);
-            };
-            Ok(match ty {
-                ColumnType::Decimal => Cell::Decimal(text),
-                ColumnType::Date => Cell::Date(text),
-                ColumnType::Timestamp => Cell::TimestampMs(
-                    types::parse_timestamp_ms(&text)
-                        .ok_or_else(|| format!("column {} holds a value that is not a timestamp", column.name))?,
-                ),
-                ColumnType::Json => Cell::Json(
-                    serde_json::from_str(&text)
-                        .map_err(|_| format!("column {} holds a value that is not JSON", column.name))?,
-                ),
-                _ => Cell::Text(text),
-            })
-        }
     }
 }

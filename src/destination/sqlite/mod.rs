@@ -85,8 +85,8 @@ pub use self::state::SqliteStateStore;
 use self::state::{commit_checkpoint_on, run_migrations};
 use self::types::Value;
 use super::{
-    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, RowFlag, Stage,
-    StoredVersion,
+    Destination, DimensionOutcome, Edge, EdgeEnd, EdgeOutcome, Error, IdFlags, MergeOutcome, Row as Cells, RowFlag,
+    Stage, StoredVersion,
 };
 use crate::schema::dimension::{DimensionBatch, DIMENSION_TABLES};
 use crate::schema::{column_type_of, hsync_columns, Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
@@ -841,4 +841,34 @@ impl Destination for SqliteDestination {
             })
             .collect()
     }
+
+    async fn read_cells(&self, table: &str, columns: &[String], ids: &[i64]) -> Result<Vec<Cells>, Error> {
+        let action = format!("read {} columns of {} rows of {table}", columns.len(), ids.len());
+        let described = self.describe(table).await?;
+        let Some(columns) = super::wanted_columns(KIND, table, described.as_deref(), columns, ids)? else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let mut args = SqliteArguments::default();
+        bind(&mut args, Value::Text(serde_json::Value::from(ids.to_vec()).to_string()))
+            .map_err(|e| statement_error(&action, e))?;
+        let rows = dynamic(sql::render_read_cells(table, &names), args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.failed_here(&action))?;
+        cells_of(&action, &columns, &rows)
+    }
+}
+
+/// Rows read for `columns` (in that order), as [`Cells`].
+fn cells_of(action: &str, columns: &[ExistingColumn], rows: &[SqliteRow]) -> Result<Vec<Cells>, Error> {
+    rows.iter()
+        .map(|row| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Ok((c.name.clone(), types::cell(row, i, c).map_err(|e| statement_error(action, e))?)))
+                .collect()
+        })
+        .collect()
 }

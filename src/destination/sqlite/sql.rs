@@ -418,6 +418,19 @@ pub fn render_drop(table: &str) -> String {
     format!("drop table if exists {}", quote_ident(table))
 }
 
+/// `columns` of the rows whose id is in a bound JSON array of ids, by id (see
+/// `Destination::read_cells`).
+pub fn render_read_cells<S: AsRef<str>>(table: &str, columns: &[S]) -> String {
+    let list: Vec<String> = columns.iter().map(|c| quote_ident(c.as_ref())).collect();
+    format!(
+        "select {}\nfrom {}\nwhere {id} in (select {} from json_each(?))\norder by {id}",
+        list.join(", "),
+        quote_ident(table),
+        quote_ident("value"),
+        id = quote_ident(hsync_columns::ID),
+    )
+}
+
 /// Every row of a table, by id (for read-back).
 #[cfg(feature = "test-support")]
 pub fn render_select_all(table: &str) -> String {
@@ -683,6 +696,7 @@ mod tests {
         assert_snapshot!("upsert_property_history", render_upsert_dimension(&PROPERTY_HISTORY, 2));
         assert_snapshot!("replace_history_spans", render_replace_history_spans().join(";\n\n"));
         assert_snapshot!("history_versions", render_history_versions());
+        assert_snapshot!("read_cells", render_read_cells("select", &["id", "_hsync_cursor", "has\"quote"]));
     }
 
     #[test]

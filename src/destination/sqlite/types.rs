@@ -25,7 +25,11 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Decimal256Type, Int64Type, TimeUnit, TimestampMillisecondType};
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 
-use crate::schema::{format_decimal, ColumnType, DECIMAL_SCALE};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row as _;
+
+use crate::destination::Cell;
+use crate::schema::{format_decimal, ColumnType, ExistingColumn, DECIMAL_SCALE};
 
 /// The declared type of a column of type `ty`.
 pub fn declared_type(ty: ColumnType) -> &'static str {
@@ -132,6 +136,39 @@ pub fn column_values(array: &dyn Array) -> Result<Vec<Value>, ValueError> {
             each(array, |i| format_timestamp_ms(a.value(i)).map(Value::Text).ok_or(ValueError::OutOfRange))
         }
         other => Err(ValueError::UnsupportedType(other.clone())),
+    }
+}
+
+/// Reads one stored value back as a [`Cell`]; the error names what was wrong, never the value.
+pub(super) fn cell(row: &SqliteRow, index: usize, column: &ExistingColumn) -> Result<Cell, String> {
+    let unreadable = |e: sqlx::Error| format!("column {} cannot be read: {e}", column.name);
+    match column.ty {
+        ColumnType::BigInt | ColumnType::Boolean => {
+            let value: Option<i64> = row.try_get_unchecked(index).map_err(unreadable)?;
+            Ok(match (value, column.ty) {
+                (None, _) => Cell::Null,
+                (Some(v), ColumnType::Boolean) => Cell::Bool(v != 0),
+                (Some(v), _) => Cell::Int(v),
+            })
+        }
+        ty => {
+            let Some(text) = row.try_get_unchecked::<Option<String>, _>(index).map_err(unreadable)? else {
+                return Ok(Cell::Null);
+            };
+            Ok(match ty {
+                ColumnType::Decimal => Cell::Decimal(text),
+                ColumnType::Date => Cell::Date(text),
+                ColumnType::Timestamp => Cell::TimestampMs(
+                    parse_timestamp_ms(&text)
+                        .ok_or_else(|| format!("column {} holds a value that is not a timestamp", column.name))?,
+                ),
+                ColumnType::Json => Cell::Json(
+                    serde_json::from_str(&text)
+                        .map_err(|_| format!("column {} holds a value that is not JSON", column.name))?,
+                ),
+                _ => Cell::Text(text),
+            })
+        }
     }
 }
 

@@ -13,13 +13,17 @@
 //!   time are *stale*;
 //! - **history**, for an object `sync.history` names: a sample of live records' stored
 //!   versions against HubSpot's, and their latest value against HubSpot's current one
-//!   ([`history`]).
+//!   ([`history`]);
+//! - **calculated values**: a sample of live records' stored calculated properties (rollups,
+//!   formulas, scores) against HubSpot's current values, which can change without moving
+//!   last-modified and so escape the staleness check ([`calculated`]).
 //!
 //! The sweep costs one search call per 200 records (the search bucket's 5 per second bounds
 //! it). A type without search is counted and swept by listing its ids (one call per 100). The comparison is a point in time: a record changed after the last CDC pass shows as
 //! missing or stale until the next pass, which is what an operator checking the warehouse
 //! wants to see. Reports carry ids, never row values.
 
+pub mod calculated;
 pub mod history;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,11 +31,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use self::calculated::CalculatedColumn;
+pub use self::calculated::CalculatedReport;
 pub use self::history::HistoryReport;
 use super::{record_cursor_ms, Error};
 use crate::config::HistorySelection;
 use crate::destination::Destination;
 use crate::hubspot::{Direction, Filter, FilterGroup, HubSpotClient, ObjectRef, Operator, ReadPath, SearchRequest};
+use crate::schema::hsync_columns;
+use crate::state::ColumnMap;
 
 /// Search page size of the id sweep: HubSpot's maximum.
 pub const PAGE: u32 = 200;
@@ -47,7 +55,9 @@ pub struct Options {
     pub counts_only: bool,
     /// Live records whose history is compared, per object with `sync.history` (0: none).
     pub history_sample: usize,
-    /// Picks which records the history sample takes (see [`history::sample`]).
+    /// Live records whose calculated properties are compared, per object (0: none).
+    pub calculated_sample: usize,
+    /// Picks which records the history and calculated samples take (see [`history::sample`]).
     pub sample_seed: u64,
 }
 
@@ -57,6 +67,7 @@ impl Default for Options {
             examples: DEFAULT_EXAMPLES,
             counts_only: false,
             history_sample: history::DEFAULT_SAMPLE,
+            calculated_sample: calculated::DEFAULT_SAMPLE,
             sample_seed: 0,
         }
     }
@@ -104,7 +115,10 @@ pub struct ObjectReport {
     pub stale: Difference,
     /// The history comparison of a sample, for an object with `sync.history`.
     pub history: Option<HistoryReport>,
-    /// Counts equal, no id differs, and the sampled history matches.
+    /// The calculated-value comparison of a sample, when ids were compared and the object has
+    /// calculated properties with columns.
+    pub calculated: Option<CalculatedReport>,
+    /// Counts equal, no id differs, and the sampled history and calculated values match.
     pub matches: bool,
 }
 
@@ -191,13 +205,15 @@ impl IdComparison {
     }
 }
 
-/// Verifies one object (see the module docs), and its history when `history_kept` names what
-/// `sync.history` keeps of it.
+/// Verifies one object (see the module docs), its history when `history_kept` names what
+/// `sync.history` keeps of it, and its calculated values in the columns `column_map` gives
+/// properties.
 pub async fn object<D: Destination>(
     client: &HubSpotClient,
     dest: &D,
     object: &ObjectRef,
     history_kept: Option<&HistorySelection>,
+    column_map: &ColumnMap,
     options: &Options,
 ) -> Result<ObjectReport, Error> {
     let cursor = object.cursor_property;
@@ -231,6 +247,7 @@ pub async fn object<D: Destination>(
         extra: Difference::default(),
         stale: Difference::default(),
         history: None,
+        calculated: None,
         matches: hubspot_total == warehouse_live,
     };
     if options.counts_only {
@@ -292,6 +309,14 @@ pub async fn object<D: Destination>(
         report.matches = report.matches && compared.matches;
         report.history = Some(compared);
     }
+    if options.calculated_sample > 0 {
+        let sampled = history::sample(&live, options.calculated_sample, options.sample_seed);
+        let compared = compare_calculated(client, dest, object, column_map, &sampled, options.examples).await?;
+        if let Some(compared) = compared {
+            report.matches = report.matches && compared.matches;
+            report.calculated = Some(compared);
+        }
+    }
     tracing::info!(
         table = %object.table,
         hubspot = hubspot_total,
@@ -338,6 +363,48 @@ async fn compare_history<D: Destination>(
         "history verified"
     );
     Ok(report)
+}
+
+/// Reads the calculated properties of `sampled` from HubSpot and from the warehouse and
+/// compares them (see [`calculated`]); `None` when the object has no calculated property with a
+/// column.
+async fn compare_calculated<D: Destination>(
+    client: &HubSpotClient,
+    dest: &D,
+    object: &ObjectRef,
+    column_map: &ColumnMap,
+    sampled: &[i64],
+    examples: usize,
+) -> Result<Option<CalculatedReport>, Error> {
+    let Some(described) = dest.describe(&object.table).await? else { return Ok(None) };
+    let definitions = client.properties(&object.api_name, false).await?;
+    let columns: Vec<CalculatedColumn> = super::calculated::refreshed_properties(object, &definitions)
+        .into_iter()
+        .filter_map(|property| {
+            let name = column_map.columns.get(&property)?;
+            let column = described.iter().find(|c| &c.name == name)?.clone();
+            Some(CalculatedColumn { property, column })
+        })
+        .collect();
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let mut wanted: Vec<String> = columns.iter().map(|c| c.property.clone()).collect();
+    wanted.push(object.cursor_property.to_owned());
+    let asked: Vec<String> = sampled.iter().map(i64::to_string).collect();
+    let read = client.batch_read(&object.api_name, &asked, &wanted, false).await?;
+    let mut stored_columns = vec![hsync_columns::ID.to_owned(), hsync_columns::CURSOR.to_owned()];
+    stored_columns.extend(columns.iter().map(|c| c.column.name.clone()));
+    let stored = dest.read_cells(&object.table, &stored_columns, sampled).await?;
+    let report = calculated::compare(&columns, object.cursor_property, &read.found, &stored, examples);
+    tracing::info!(
+        table = %object.table,
+        records = report.records_sampled,
+        values = report.values_compared,
+        stale = report.stale.count,
+        "calculated values verified"
+    );
+    Ok(Some(report))
 }
 
 /// Every live record's id and cursor of a type without search, by listing it, in id order
@@ -421,6 +488,7 @@ mod tests {
             extra: Difference::default(),
             stale: Difference::default(),
             history: None,
+            calculated: None,
             matches,
         };
         let now = Utc::now();
@@ -437,6 +505,7 @@ mod tests {
             "extra",
             "stale",
             "history",
+            "calculated",
             "matches",
         ] {
             assert!(json["objects"][0].get(field).is_some(), "objects[].{field}");
