@@ -1,8 +1,9 @@
 //! The admin API under `/_sim`: mutate the portal (records, properties, associations, owners,
 //! pipelines), change faults, limits, latency and behaviour at runtime, set the search index lag or take
 //! a stale search replica that answers the next searches with older versions, move or
-//! freeze the clock, read the request log, and dump ground truth for comparisons.
-//! It needs no token and counts against no limit.
+//! freeze the clock, read the request log, set up webhooks, and dump ground truth for
+//! comparisons. It needs no token and counts against no limit. Its record changes are a user's
+//! in HubSpot's UI: webhooks report them with `changeSource` `CRM_UI`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use super::latency::LatencySettings;
 use super::limits::LimitSettings;
 use super::portal::{iso_millis, MutationError, Portal, TypeIdx, WriteSource};
 use super::render::history_json;
+use super::webhooks::{ChangeSource, WebhookSettings};
 use super::{lock, Answer, Behaviour, SimState, TokenGrant};
 
 type Shared = State<Arc<SimState>>;
@@ -54,6 +56,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
         .route("/_sim/requests", get(requests).delete(clear_requests))
         .route("/_sim/tokens", axum::routing::put(put_token))
         .route("/_sim/oauth/revoke", post(revoke_oauth))
+        .route("/_sim/webhooks", get(get_webhooks).put(put_webhooks).delete(delete_webhooks))
         .with_state(state)
 }
 
@@ -226,7 +229,7 @@ async fn truth(State(state): Shared, RawQuery(raw): RawQuery) -> Response {
 async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
     let body: Value = parse(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let ti = type_of(&portal, &t)?;
     let writer = ui_writer(&portal, &body);
     let rec = portal.create(ti, now, writer, props_of(&body)).map_err(|e| mutation(&e))?;
@@ -236,7 +239,7 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
 async fn update(State(state): Shared, Path((t, id)): Path<(String, u64)>, body: Bytes) -> Answer {
     let body: Value = parse(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let ti = type_of(&portal, &t)?;
     let writer = ui_writer(&portal, &body);
     let rec = portal.update(ti, id, now, writer, props_of(&body)).map_err(|e| mutation(&e))?;
@@ -273,7 +276,7 @@ async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body:
         raw.insert(name.clone(), (parsed, value));
     }
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let ti = type_of(&portal, &t)?;
     let writer = ui_writer(&portal, &body);
     let rec = portal.set_raw_json(ti, id, now, writer, raw).map_err(|e| mutation(&e))?;
@@ -282,7 +285,7 @@ async fn put_raw(State(state): Shared, Path((t, id)): Path<(String, u64)>, body:
 
 async fn record_action(State(state): Shared, Path((t, id, action)): Path<(String, u64, String)>) -> Answer {
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let ti = type_of(&portal, &t)?;
     let result = match action.as_str() {
         "archive" => portal.archive(ti, id, now).map(|()| json!({ "id": id.to_string(), "archived": true })),
@@ -304,7 +307,7 @@ struct MergeBody {
 async fn merge(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
     let body: MergeBody = parse(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let ti = type_of(&portal, &t)?;
     let rec = portal.merge(ti, body.primary, body.absorbed, now).map_err(|e| mutation(&e))?;
     Ok(Json(record_summary(&rec)).into_response())
@@ -335,7 +338,7 @@ struct TouchBody {
 async fn touch(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Answer {
     let body: TouchBody = parse(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let ti = type_of(&portal, &t)?;
     let property = match body.property {
         Some(p) => p,
@@ -420,7 +423,7 @@ impl EdgesBody {
 async fn add_associations(State(state): Shared, body: Bytes) -> Answer {
     let edges: EdgesBody = parse(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let mut count = 0;
     for e in edges.into_vec() {
         let (f, t) = (type_of(&portal, &e.from)?, type_of(&portal, &e.to)?);
@@ -436,7 +439,7 @@ async fn add_associations(State(state): Shared, body: Bytes) -> Answer {
 async fn remove_associations(State(state): Shared, body: Bytes) -> Answer {
     let edges: EdgesBody = parse(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::CrmUi);
     let mut count = 0;
     for e in edges.into_vec() {
         let (f, t) = (type_of(&portal, &e.from)?, type_of(&portal, &e.to)?);
@@ -754,4 +757,30 @@ async fn put_token(State(state): Shared, body: Bytes) -> Answer {
 async fn revoke_oauth(State(state): Shared) -> Response {
     let revoked = lock(&state.tokens).revoke_oauth();
     Json(json!({ "revoked": revoked })).into_response()
+}
+
+/// The webhook settings (without the client secret), `enabled`, and the delivery counters.
+async fn get_webhooks(State(state): Shared) -> Response {
+    Json(state.webhooks.status()).into_response()
+}
+
+/// Replaces the webhook settings and turns webhooks on; events not yet delivered are discarded.
+async fn put_webhooks(State(state): Shared, body: Bytes) -> Answer {
+    let settings = WebhookSettings::parse(&body).map_err(bad_request)?;
+    // With the portal locked, no change falls between the portal noting changes and the new
+    // settings.
+    let mut portal = state.portal();
+    portal.changes.get_or_insert_with(Vec::new);
+    state.webhooks.configure(Some(settings));
+    drop(portal);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Turns webhooks off; events not yet delivered are discarded. The counters stay.
+async fn delete_webhooks(State(state): Shared) -> Response {
+    let mut portal = state.portal();
+    portal.changes = None;
+    state.webhooks.configure(None);
+    drop(portal);
+    StatusCode::NO_CONTENT.into_response()
 }

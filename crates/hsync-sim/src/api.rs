@@ -24,6 +24,7 @@ use super::render::{
     property_json, unknown_type, unparsable_parameter, validation_error, RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
+use super::webhooks::ChangeSource;
 use super::{Answer, ListCursor, OverLimit, SimState};
 
 type Shared = State<Arc<SimState>>;
@@ -446,7 +447,7 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
     let body = checked(&body, Shape::Record)?;
     let now = state.clock.now();
     let (render, rec) = {
-        let mut portal = state.portal();
+        let mut portal = state.portal_write(ChangeSource::Api);
         let ti = resolve_type(&portal, &t)?;
         let rec = portal.create(ti, now, API_WRITER, properties_of(&body)).map_err(|e| mutation_error(&e))?;
         if let Some(links) = body.get("associations").and_then(Value::as_array) {
@@ -495,7 +496,7 @@ async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, Strin
     let body = checked(&body, Shape::Record)?;
     let now = state.clock.now();
     let (render, rec) = {
-        let mut portal = state.portal();
+        let mut portal = state.portal_write(ChangeSource::Api);
         let ti = resolve_type(&portal, &t)?;
         let Some(id) = parse_id(&raw_id) else {
             return Err(object_not_found(&raw_id));
@@ -509,7 +510,7 @@ async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, Strin
 
 async fn archive_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>) -> Answer {
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::Api);
     let ti = resolve_type(&portal, &t)?;
     // Archiving an unknown or already archived id succeeds silently, as HubSpot does.
     if let Some(id) = parse_id(&raw_id) {
@@ -572,7 +573,7 @@ fn merge(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
     };
     let now = state.clock.now();
     let (render, rec) = {
-        let mut portal = state.portal();
+        let mut portal = state.portal_write(ChangeSource::Api);
         let ti = resolve_type(&portal, &t)?;
         let rec = portal.merge(ti, primary, absorbed, now).map_err(|e| mutation_error(&e))?;
         (Rendered::of(&portal, ti), rec)
@@ -584,7 +585,7 @@ fn merge(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
 fn gdpr_delete(state: Arc<SimState>, t: String, body: Bytes) -> Answer {
     let body: Value = parse_json(&body)?;
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::Api);
     let ti = resolve_type(&portal, &t)?;
     if portal.store(ti).def.name != "contacts" {
         return Err(error_response(
@@ -638,7 +639,7 @@ async fn batch(
         Shape::BatchIds if op == "read" => batch_read(state, t, Query::parse(raw), body, inputs),
         Shape::BatchIds => {
             let now = state.clock.now();
-            let mut portal = state.portal();
+            let mut portal = state.portal_write(ChangeSource::Api);
             let ti = resolve_type(&portal, &t)?;
             for input in inputs {
                 if let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) {
@@ -751,7 +752,7 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
 
 fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) -> Answer {
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::Api);
     let ti = resolve_type(&portal, &t)?;
     let mut written = Vec::new();
     for input in &inputs {
@@ -1114,7 +1115,7 @@ async fn association_batch(
     let body = checked(&body, Shape::AssociationInputs)?;
     let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::Api);
     let (fi, ti) = (resolve_type(&portal, &from)?, resolve_type(&portal, &to)?);
     match op.as_str() {
         "read" => {
@@ -1278,7 +1279,7 @@ async fn associate_default(
     Path((t, raw_id, to, raw_to)): Path<(String, String, String, String)>,
 ) -> Answer {
     let now = state.clock.now();
-    let mut portal = state.portal();
+    let mut portal = state.portal_write(ChangeSource::Api);
     let (fi, ti) = (resolve_type(&portal, &t)?, resolve_type(&portal, &to)?);
     let (Some(from_id), Some(to_id)) = (parse_id(&raw_id), parse_id(&raw_to)) else {
         return Err(object_not_found(&raw_id));

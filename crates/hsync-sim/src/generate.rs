@@ -926,6 +926,7 @@ pub fn build(spec: &PortalSpec) -> Portal {
         association_page_size: spec.association_page_size,
         product_ids: Arc::new(product_ids.unwrap_or_default()),
         user_ids: Arc::new(user_ids),
+        changes: None,
     };
     generate_associations(&mut portal, spec.seed, &ids_by_type);
     generate_catalogue_associations(&mut portal, spec.seed, &ids_by_type);

@@ -5,7 +5,8 @@
 //! (`portal`), the seeded generator (`generate`), search semantics (`search`), rate limits
 //! (`limits`), injected faults (`faults`), response latency (`latency`), the gate every API
 //! request passes (`gate`: auth, faults, limits, latency, request log), the HubSpot routes
-//! (`api`) and the admin API under `/_sim` (`admin`). It builds its JSON itself and shares no
+//! (`api`), the admin API under `/_sim` (`admin`) and the webhooks it sends on every change
+//! (`webhooks`). It builds its JSON itself and shares no
 //! types with hsync's HubSpot client: it is its own crate and does not depend on `hsync`, so a
 //! client bug cannot be mirrored here.
 
@@ -25,6 +26,7 @@ mod oauth;
 mod portal;
 mod render;
 mod search;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -44,6 +46,7 @@ pub use oauth::OAuthClient;
 
 use gate::{RequestLog, TokenTable};
 use portal::{Millis, Portal};
+use webhooks::{ChangeSource, PortalWrite, Webhooks};
 
 /// The default bearer token the simulator accepts, with every scope.
 pub const DEFAULT_TOKEN: &str = "pat-sim-00000000-0000-0000-0000-000000000000";
@@ -190,6 +193,7 @@ pub struct SimState {
     latency: Mutex<latency::LatencyModel>,
     oauth_clients: Vec<OAuthClient>,
     clock: SimClock,
+    webhooks: Webhooks,
 }
 
 /// What a handler answers: its response, or the error response it stopped at, so that early
@@ -215,11 +219,26 @@ impl SimState {
             latency: Mutex::new(latency::LatencyModel::new(config.portal.seed, config.latency)),
             oauth_clients: config.oauth_clients,
             clock,
+            webhooks: Webhooks::new(config.portal.seed),
         }
     }
 
+    /// The portal, to read it or to change what webhooks do not report (properties, owners,
+    /// pipelines, the index); record changes go through [`SimState::portal_write`].
     fn portal(&self) -> MutexGuard<'_, Portal> {
-        lock(&self.portal)
+        let portal = lock(&self.portal);
+        // Changes left behind mean a handler changed records through this lock: their events
+        // would go out late, under the next writer's change source.
+        debug_assert!(
+            portal.changes.as_ref().is_none_or(Vec::is_empty),
+            "record changes made without SimState::portal_write"
+        );
+        portal
+    }
+
+    /// The portal, to change records for `source`: the changes become webhook events.
+    fn portal_write(&self, source: ChangeSource) -> PortalWrite<'_> {
+        PortalWrite::new(self.portal(), &self.webhooks, source)
     }
 
     fn behaviour(&self) -> Behaviour {
@@ -246,6 +265,7 @@ pub struct SimHandle {
     pub state: Arc<SimState>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 impl SimHandle {
@@ -254,21 +274,25 @@ impl SimHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections and sending webhooks, and waits for both to end.
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.task.await;
+        let _ = self.webhooks.await;
     }
 }
 
-/// Builds the portal and serves it on `listener` until `shutdown` fires.
+/// Builds the portal and serves it on `listener`, and sends its webhooks once the admin API
+/// turns them on, until [`SimHandle::stop`].
 pub async fn start(config: SimConfig, listener: TcpListener) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
+    let client = webhooks::client().map_err(std::io::Error::other)?;
     let state = Arc::new(SimState::new(config));
     let shutdown = CancellationToken::new();
     let app = router(Arc::clone(&state));
     let task = tokio::spawn(gate::serve(listener, app, shutdown.clone()));
-    Ok(SimHandle { addr, state, shutdown, task })
+    let webhooks = tokio::spawn(webhooks::run(Arc::clone(&state), client, shutdown.clone()));
+    Ok(SimHandle { addr, state, shutdown, task, webhooks })
 }
 
 /// Builds the portal and serves it on an ephemeral port of 127.0.0.1, for tests and tools that

@@ -543,6 +543,42 @@ impl std::fmt::Display for MutationError {
     }
 }
 
+/// A change of a record, as webhooks report it (`webhooks` turns these into events). The portal
+/// notes the facts of each mutation while [`Portal::changes`] is on; rollup recounts are not
+/// noted, as HubSpot's calculated properties change without a webhook.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub t: TypeIdx,
+    pub id: u64,
+    /// When it happened: the mutation's `now`, or the record's new last-modified time where the
+    /// mutation moved it (a write is never dated before the record's last modification).
+    pub at: Millis,
+    /// Who wrote the properties, for creates and updates.
+    pub writer: Option<WriteSource>,
+    pub kind: ChangeKind,
+}
+
+/// What a [`Change`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChangeKind {
+    /// Created with these property values (only the properties given a value).
+    Created(Vec<(String, String)>),
+    /// These properties now hold these values (`None`: cleared); properties written with the
+    /// value they already held are left out.
+    Properties(Vec<(String, Option<String>)>),
+    /// Moved to the recycle bin.
+    Archived,
+    /// Brought back from the recycle bin.
+    Restored,
+    /// Deleted for good (GDPR delete).
+    Purged,
+    /// `absorbed` was merged into this record, the survivor.
+    Merged { absorbed: u64 },
+    /// An association with `(to, to_id)` was added or removed (`removed`); `primary` when a
+    /// type labeled `Primary` was among the types added or removed.
+    Association { to: TypeIdx, to_id: u64, removed: bool, primary: bool },
+}
+
 /// The whole simulated portal.
 #[derive(Debug)]
 pub struct Portal {
@@ -566,6 +602,9 @@ pub struct Portal {
     /// User ids of the generated active owners: who made the seeded versions, and the default
     /// user of the admin API's writes.
     pub user_ids: Arc<Vec<u64>>,
+    /// Changes made since the webhooks last took them; `None` while webhooks are off, so a
+    /// portal nobody listens to notes nothing.
+    pub changes: Option<Vec<Change>>,
 }
 
 impl Portal {
@@ -604,6 +643,68 @@ impl Portal {
     fn allocate_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Notes a change for the webhooks, if they listen.
+    fn note(&mut self, t: TypeIdx, id: u64, at: Millis, writer: Option<WriteSource>, kind: ChangeKind) {
+        if let Some(changes) = self.changes.as_mut() {
+            changes.push(Change { t, id, at, writer, kind });
+        }
+    }
+
+    /// Of `props` about to be written to `rec`, those whose value differs from what `rec` holds
+    /// (an empty string counts as no value); empty while webhooks are off, to spare the values'
+    /// derivation.
+    fn changed_values(
+        &self,
+        t: TypeIdx,
+        rec: &Record,
+        props: &BTreeMap<String, Option<String>>,
+    ) -> Vec<(String, Option<String>)> {
+        if self.changes.is_none() {
+            return Vec::new();
+        }
+        let ctx = self.value_context(t);
+        let nonempty = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_owned);
+        props
+            .iter()
+            .filter(|(name, new)| {
+                let old = ctx.properties.get(name).and_then(|def| ctx.value(rec, def));
+                nonempty(old.as_deref()) != nonempty(new.as_deref())
+            })
+            .map(|(name, new)| (name.clone(), new.clone()))
+            .collect()
+    }
+
+    /// The association types between two records, from `from`'s side.
+    fn edge_types(&self, from: TypeIdx, from_id: u64, to: TypeIdx, to_id: u64) -> BTreeSet<u32> {
+        self.edges.get(&(from, from_id)).and_then(|targets| targets.get(&(to, to_id))).cloned().unwrap_or_default()
+    }
+
+    /// Notes an association change between two records when their types went from `before` to
+    /// `after`: added types when the set grew, removed ones when it shrank.
+    fn note_association(
+        &mut self,
+        (from, from_id): (TypeIdx, u64),
+        (to, to_id): (TypeIdx, u64),
+        before: &BTreeSet<u32>,
+        now: Millis,
+    ) {
+        if self.changes.is_none() {
+            return;
+        }
+        let after = self.edge_types(from, from_id, to, to_id);
+        let (removed, moved): (bool, Vec<u32>) = if after.len() > before.len() {
+            (false, after.difference(before).copied().collect())
+        } else if after.len() < before.len() {
+            (true, before.difference(&after).copied().collect())
+        } else {
+            return;
+        };
+        let primary = self
+            .association_types_between(from, to)
+            .any(|a| moved.contains(&a.type_id) && a.label.as_deref() == Some("Primary"));
+        self.note(from, from_id, now, None, ChangeKind::Association { to, to_id, removed, primary });
     }
 
     fn check_writable(store: &ObjectStore, props: &BTreeMap<String, Option<String>>) -> Result<(), MutationError> {
@@ -659,9 +760,12 @@ impl Portal {
             raw_json: BTreeMap::new(),
             last_write: None,
         };
+        let set: Vec<(String, String)> =
+            versions.iter().filter_map(|(name, v)| v.as_ref().map(|v| (name.clone(), v.clone()))).collect();
         rec.log_write(now, source, versions, true);
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
+        self.note(t, id, now, Some(source), ChangeKind::Created(set));
         Ok(rec)
     }
 
@@ -682,12 +786,16 @@ impl Portal {
         // HubSpot stamps a write with its own clock: a version never predates the record's
         // last modification (the current value is always the latest version).
         let at = now.max(rec.updated_at);
+        let changed = self.changed_values(t, old, &props);
         rec.raw_json.retain(|name, _| !props.contains_key(name));
         rec.log_write(at, source, props.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), false);
         rec.written.extend(props);
         rec.updated_at = at;
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
+        if !changed.is_empty() {
+            self.note(t, id, at, Some(source), ChangeKind::Properties(changed));
+        }
         Ok(rec)
     }
 
@@ -704,16 +812,22 @@ impl Portal {
     ) -> Result<Arc<Record>, MutationError> {
         let old = self.types[t].live.get(&id).ok_or(MutationError::NotFound(id))?;
         let mut rec = Record::clone(old);
-        let versions = raw.iter().map(|(name, (_, written))| (name.clone(), written.clone())).collect();
+        let versions: BTreeMap<String, Option<String>> =
+            raw.iter().map(|(name, (_, written))| (name.clone(), written.clone())).collect();
+        let changed = self.changed_values(t, old, &versions);
         // As in `update`: a version never predates the record's last modification.
-        rec.log_write(now.max(rec.updated_at), source, versions, false);
+        let at = now.max(rec.updated_at);
+        rec.log_write(at, source, versions.into_iter().collect(), false);
         for (name, (json, written)) in raw {
             rec.written.insert(name.clone(), written);
             rec.raw_json.insert(name, json);
         }
-        rec.updated_at = now.max(rec.updated_at);
+        rec.updated_at = at;
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
+        if !changed.is_empty() {
+            self.note(t, id, at, Some(source), ChangeKind::Properties(changed));
+        }
         Ok(rec)
     }
 
@@ -730,6 +844,7 @@ impl Portal {
         self.types[t].archived.insert(id, Arc::new(rec));
         self.unpublish(t, now, id);
         self.recount_around(t, id, now);
+        self.note(t, id, now, None, ChangeKind::Archived);
         Ok(())
     }
 
@@ -741,9 +856,11 @@ impl Portal {
         rec.archived_at = None;
         rec.log_write(now, WriteSource::Calculated, Vec::new(), false);
         rec.updated_at = now.max(rec.updated_at);
+        let at = rec.updated_at;
         let rec = Arc::new(rec);
         self.publish(t, now, Arc::clone(&rec));
         self.recount_around(t, id, now);
+        self.note(t, id, at, None, ChangeKind::Restored);
         Ok(self.types[t].live.get(&id).cloned().unwrap_or(rec))
     }
 
@@ -762,6 +879,7 @@ impl Portal {
         for (other, other_id) in neighbours {
             self.recount(other, other_id, now);
         }
+        self.note(t, id, now, None, ChangeKind::Purged);
         Ok(())
     }
 
@@ -792,8 +910,10 @@ impl Portal {
             let ids: Vec<String> = rec.merged_ids.iter().map(u64::to_string).collect();
             (def.name.clone(), Some(ids.join(";")))
         });
-        rec.log_write(now, WriteSource::Calculated, merged_ids.into_iter().collect(), false);
+        let merged_ids: Vec<(String, Option<String>)> = merged_ids.into_iter().collect();
+        rec.log_write(now, WriteSource::Calculated, merged_ids.clone(), false);
         rec.updated_at = now.max(rec.updated_at);
+        let at = rec.updated_at;
         let previously_absorbed = gone.merged_ids.clone();
         let rec = Arc::new(rec);
         let store = &mut self.types[t];
@@ -806,6 +926,10 @@ impl Portal {
         self.publish(t, now, Arc::clone(&rec));
         self.move_edges(t, absorbed, primary);
         self.recount_around(t, primary, now);
+        self.note(t, primary, at, None, ChangeKind::Merged { absorbed });
+        if !merged_ids.is_empty() {
+            self.note(t, primary, at, None, ChangeKind::Properties(merged_ids));
+        }
         Ok(self.types[t].live.get(&primary).cloned().unwrap_or(rec))
     }
 
@@ -948,9 +1072,11 @@ impl Portal {
         type_ids: &[u32],
         now: Millis,
     ) -> Result<(), MutationError> {
+        let before = self.edge_types(from, from_id, to, to_id);
         self.associate(from, from_id, to, to_id, type_ids)?;
         self.recount(from, from_id, now);
         self.recount(to, to_id, now);
+        self.note_association((from, from_id), (to, to_id), &before, now);
         Ok(())
     }
 
@@ -965,9 +1091,11 @@ impl Portal {
         type_ids: &[u32],
         now: Millis,
     ) {
+        let before = self.edge_types(from, from_id, to, to_id);
         self.dissociate(from, from_id, to, to_id, type_ids);
         self.recount(from, from_id, now);
         self.recount(to, to_id, now);
+        self.note_association((from, from_id), (to, to_id), &before, now);
     }
 
     /// Recounts the rollups of a record and of every record associated with it (its own
@@ -1149,7 +1277,7 @@ impl Portal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{build, PortalSpec, DEALS};
+    use crate::generate::{build, PortalSpec, CONTACTS, DEALS};
 
     fn values(versions: &[Version]) -> Vec<(&str, Millis, WriteSource)> {
         versions.iter().map(|v| (v.value.as_str(), v.at, v.source)).collect()
@@ -1176,6 +1304,37 @@ mod tests {
         assert_eq!(values(&ctx.history(&created, &def)), [("new", at, ui)]);
         let amount = ctx.properties.get("amount").unwrap();
         assert!(ctx.history(&created, amount).is_empty(), "a property never given a value has no versions");
+    }
+
+    #[test]
+    fn webhook_changes_are_noted_while_listening_and_rollups_are_not_changes() {
+        let spec = PortalSpec {
+            contacts: 5,
+            deals: 5,
+            objects: BTreeMap::new(),
+            hubspot_catalogue: false,
+            ..PortalSpec::default()
+        };
+        let mut portal = build(&spec);
+        let contact = *portal.types[CONTACTS].live.keys().next().unwrap();
+        let deal = *portal.types[DEALS].live.keys().next().unwrap();
+        let at = crate::generate::ANCHOR_MS + 5;
+        let ui = WriteSource::User(5_000_001);
+        let write = |v: &str| BTreeMap::from([("firstname".to_owned(), Some(v.to_owned()))]);
+        portal.update(CONTACTS, contact, at, ui, write("Ann")).unwrap();
+        portal.dissociate_at(CONTACTS, contact, DEALS, deal, &[], at);
+        assert!(portal.changes.is_none(), "nothing is noted while webhooks are off");
+
+        portal.changes = Some(Vec::new());
+        portal.update(CONTACTS, contact, at + 1, ui, write("Ann")).unwrap();
+        assert_eq!(portal.changes.as_deref(), Some(&[][..]), "writing the value it holds is no change");
+        let count = |p: &Portal| p.types[CONTACTS].live[&contact].written.get("num_associated_deals").cloned();
+        let before = count(&portal);
+        portal.associate_at(CONTACTS, contact, DEALS, deal, &[], at + 2).unwrap();
+        assert_ne!(count(&portal), before, "the rollup was recounted");
+        let association = ChangeKind::Association { to: DEALS, to_id: deal, removed: false, primary: false };
+        let expected = Change { t: CONTACTS, id: contact, at: at + 2, writer: None, kind: association };
+        assert_eq!(portal.changes.as_deref(), Some(&[expected][..]), "a recount is not a change");
     }
 
     #[test]

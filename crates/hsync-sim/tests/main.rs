@@ -13,3 +13,4 @@ mod sim_latency;
 mod sim_objects;
 mod sim_search;
 mod sim_strict;
+mod sim_webhooks;
