@@ -540,6 +540,60 @@ impl Default for DaemonConfig {
     }
 }
 
+/// HubSpot webhooks into `hsync run` (docs/webhooks.md): a receiver on its own listener whose
+/// events are read back by id within seconds; CDC keeps running as the safety net.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Receive HubSpot's webhooks (off by default).
+    pub enabled: bool,
+    /// Where the receiver listens: its own listener, serving only the target URL's path, so
+    /// it can be exposed (behind TLS) without exposing `/metrics` and `/status`.
+    pub listen: String,
+    /// The target URL exactly as set in the HubSpot app (`https://hsync.example.com/hubspot/webhooks`):
+    /// HubSpot signs it, and its path is the one the receiver serves.
+    pub target_url: Option<String>,
+    /// The environment variable holding the HubSpot app's client secret...
+    pub client_secret_env: String,
+    /// ...or a file holding it (takes precedence when set), e.g. a mounted Kubernetes secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// Larger bodies are refused with 413 (HubSpot sends batches of events, about 100 at most).
+    pub max_body_bytes: u64,
+    /// Events that arrive within this many milliseconds are applied together, one read per
+    /// record.
+    pub coalesce_ms: u64,
+    /// Seconds between CDC passes while webhooks are healthy (a delivery accepted within
+    /// `healthy_within_secs` and the last application succeeded); otherwise CDC runs every
+    /// `daemon.cdc_interval_secs`.
+    pub cdc_interval_secs: u64,
+    /// How recent the last accepted delivery must be for webhooks to count as healthy.
+    pub healthy_within_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            enabled: false,
+            listen: "127.0.0.1:9465".to_owned(),
+            target_url: None,
+            client_secret_env: "HSYNC_WEBHOOK_SECRET".to_owned(),
+            client_secret_file: None,
+            max_body_bytes: 1_048_576,
+            coalesce_ms: 250,
+            cdc_interval_secs: 900,
+            healthy_within_secs: 3_600,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The path the receiver serves: the target URL's.
+    pub fn path(&self) -> Option<String> {
+        let url = reqwest::Url::parse(self.target_url.as_deref()?).ok()?;
+        Some(url.path().to_owned())
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -549,6 +603,7 @@ pub struct Config {
     pub destination: DestinationConfig,
     pub sync: SyncConfig,
     pub daemon: DaemonConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Config {
@@ -626,10 +681,36 @@ impl Config {
                 self.daemon.listen
             ));
         }
+        self.validate_webhooks(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Error::Inconsistent(problems.join("; ")))
+        }
+    }
+
+    /// Webhooks need where to listen and the target URL HubSpot calls (and signs).
+    fn validate_webhooks(&self, problems: &mut Vec<String>) {
+        let w = &self.webhooks;
+        if w.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "webhooks.listen must be an address with a port such as 0.0.0.0:9465, got {:?}",
+                w.listen
+            ));
+        }
+        if w.enabled && w.listen == self.daemon.listen {
+            problems
+                .push("webhooks.listen must differ from daemon.listen: the receiver has its own listener".to_owned());
+        }
+        match &w.target_url {
+            None if w.enabled => problems.push(
+                "webhooks.enabled needs webhooks.target_url: the URL exactly as set in the HubSpot app \
+                 (https://hsync.example.com/hubspot/webhooks), which HubSpot signs"
+                    .to_owned(),
+            ),
+            Some(url) if reqwest::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) => problems
+                .push(format!("webhooks.target_url must be an http:// or https:// URL, got {:?}", redact_url(url))),
+            _ => {}
         }
     }
 
@@ -639,6 +720,7 @@ impl Config {
         let names = [
             ("hubspot.token_env", Some(&self.hubspot.token_env), "HUBSPOT_TOKEN"),
             ("daemon.bearer_token_env", self.daemon.bearer_token_env.as_ref(), "HSYNC_BEARER_TOKEN"),
+            ("webhooks.client_secret_env", Some(&self.webhooks.client_secret_env), "HSYNC_WEBHOOK_SECRET"),
             (
                 "destination.snowflake.password_env",
                 Some(&self.destination.snowflake.password_env),
@@ -677,6 +759,10 @@ impl Config {
             ("daemon.calculated_interval_secs", d.calculated_interval_secs, 1, 30 * DAY),
             ("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 1, HOUR),
             ("daemon.lease_retry_secs", d.lease_retry_secs, 1, HOUR),
+            ("webhooks.max_body_bytes", self.webhooks.max_body_bytes, 1_024, 64 * 1_048_576),
+            ("webhooks.coalesce_ms", self.webhooks.coalesce_ms, 0, 60_000),
+            ("webhooks.cdc_interval_secs", self.webhooks.cdc_interval_secs, 1, DAY),
+            ("webhooks.healthy_within_secs", self.webhooks.healthy_within_secs, 1, 7 * DAY),
             ("limits.searches_per_second", u64::from(l.searches_per_second), 1, 1_000),
         ];
         let optional = [

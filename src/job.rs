@@ -1,8 +1,7 @@
 //! Jobs: the units of sync work and the one sequence that runs each, for the command line and
 //! the daemon alike. A [`Job`] says what to do (a backfill, a CDC pass, an association poll or
 //! sweep, a deletes reconcile, the dimensions refresh, a schema check, a calculated-property
-//! sweep); [`Jobs::run`] does it,
-//! always in this order:
+//! sweep, the application of webhook events); [`Jobs::run`] does it, always in this order:
 //!
 //! record the run's start ─► prepare the table (diff the properties, alter, schedule a re-read
 //! of new columns) ─► finish a pending re-read ─► the stream's pass (each batch staged, merged
@@ -27,7 +26,7 @@ use crate::state::{RunStatus, StateStore, StreamId};
 use crate::stream::backfill::{self, Mode};
 use crate::stream::runner::{PlannedSchema, PreparedTable, PropertyFilter, Runner};
 use crate::stream::state::BackfillState;
-use crate::stream::{associations, calculated, cdc, deletes, dimensions, history, reread, Error};
+use crate::stream::{associations, calculated, cdc, deletes, dimensions, history, reread, webhooks, Error};
 
 /// One unit of sync work.
 #[derive(Clone, Debug)]
@@ -53,6 +52,8 @@ pub enum Job {
     /// Re-read every record's calculated properties (or continue the sweep in progress);
     /// with `min_age`, not when the last sweep ended less than that long ago.
     Calculated { object: ObjectRef, min_age: Option<Duration> },
+    /// Apply the webhook events the receiver stored, for the synced objects.
+    Webhooks(Vec<ObjectRef>),
 }
 
 impl Job {
@@ -67,6 +68,7 @@ impl Job {
             Job::Dimensions(_) => StreamId::dimensions(),
             Job::History { object, .. } => StreamId::history(&object.table),
             Job::Calculated { object, .. } => StreamId::calculated(&object.table),
+            Job::Webhooks(_) => StreamId::webhooks(),
         }
     }
 
@@ -105,6 +107,7 @@ pub enum Report {
     Dimensions(dimensions::Report),
     History(history::Report),
     Calculated(calculated::Report),
+    Webhooks(webhooks::Report),
 }
 
 impl Report {
@@ -119,6 +122,7 @@ impl Report {
             Report::Dimensions(r) => r.rows(),
             Report::History(r) => r.versions,
             Report::Calculated(r) => r.rows,
+            Report::Webhooks(r) => r.events,
         }
     }
 }
@@ -331,6 +335,21 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                 // A sweep held for the budget is not cut short: its next run continues it.
                 Ok(until_stopped(Report::Calculated(report)))
             }
+            Job::Webhooks(objects) => {
+                let mut tables = Vec::new();
+                for object in objects {
+                    match self.table(object).await {
+                        Ok(table) => tables.push(table),
+                        // Its events are dropped; CDC catches its changes once it prepares.
+                        Err(e) => {
+                            tracing::warn!(table = %object.table, error = %e, "webhook events of this object wait for CDC")
+                        }
+                    }
+                }
+                let sources = self.association_sources(objects).await?;
+                let report = webhooks::apply(runner, &tables, &sources, stop).await?;
+                Ok(until_stopped(Report::Webhooks(report)))
+            }
         }
     }
 
@@ -470,7 +489,7 @@ fn job_object(job: &Job) -> Option<&ObjectRef> {
         | Job::Cdc(object)
         | Job::Deletes(object)
         | Job::Calculated { object, .. } => Some(object),
-        Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } => None,
+        Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } | Job::Webhooks(_) => None,
     }
 }
 

@@ -15,6 +15,8 @@
 //! - [`stream`]: backfill and CDC streams and the runner that writes them; the status model
 //!   and the warehouse-against-HubSpot verification.
 //! - [`telemetry`]: logging set-up.
+//! - [`webhooks`]: HubSpot's webhook events: signature checks, the events' shape and the reads
+//!   they ask for.
 //!
 //! The HubSpot simulator that `hsync sim` and `hsync demo` serve is its own crate, [`hsync_sim`]
 //! (`crates/hsync-sim`), which does not depend on hsync, so it cannot share the client's types.
@@ -31,3 +33,4 @@ pub mod schema;
 pub mod state;
 pub mod stream;
 pub mod telemetry;
+pub mod webhooks;

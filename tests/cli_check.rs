@@ -4,6 +4,7 @@
 //! fix, and set the exit code by class. `hsync config` and `hsync check` never print a
 //! destination password or a token, refuse absurd settings (78) saying what is allowed, and
 //! tell a token with a line break inside (77) from one with a line break around it (trimmed).
+//! With webhooks on, check fails (78) until the app's client secret is readable.
 
 use std::path::Path;
 
@@ -345,4 +346,36 @@ async fn a_custom_object_named_twice_is_refused_once_resolved() {
     let out = hsync(&config, &["cdc", "--once"]).await;
     assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
     assert!(explain(&out).contains("list each object type once"), "{}", explain(&out));
+}
+
+/// With webhooks on, a missing client secret fails its own line with the config class, naming
+/// the variable to set; once set, the line passes and never shows the secret.
+#[tokio::test]
+async fn check_needs_the_webhook_secret_when_webhooks_are_on() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sections = format!(
+        "{}\n[webhooks]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntarget_url = \"https://hsync.example.com/hubspot/webhooks\"\n\
+         client_secret_env = \"HSYNC_TEST_CHECK_WEBHOOK_SECRET\"\n",
+        sqlite_sections(dir.path())
+    );
+    let config = write_config(dir.path(), &sim.handle.base_url(), &sections);
+    let missing = command(Some(&config), &["check"], Some(DEFAULT_TOKEN))
+        .env_remove("HSYNC_TEST_CHECK_WEBHOOK_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(78), "{}", explain(&missing));
+    let text = stdout(&missing);
+    let failed = line(&text, "FAILED", "webhooks").unwrap_or_else(|| panic!("{}", explain(&missing)));
+    assert!(failed.contains("HSYNC_TEST_CHECK_WEBHOOK_SECRET"), "{failed}");
+    let secret = "app-secret-never-printed";
+    let set = command(Some(&config), &["check"], Some(DEFAULT_TOKEN))
+        .env("HSYNC_TEST_CHECK_WEBHOOK_SECRET", secret)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(set.status.code(), Some(0), "{}", explain(&set));
+    assert!(line(&stdout(&set), "ok", "webhooks").is_some(), "{}", explain(&set));
+    assert!(!stdout(&set).contains(secret) && !String::from_utf8_lossy(&set.stderr).contains(secret));
 }

@@ -899,3 +899,279 @@ async fn the_daemon_sweeps_calculated_properties_on_their_interval() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+const WEBHOOK_SECRET: &str = "test-app-client-secret-0001";
+const WEBHOOK_SECRET_VAR: &str = "HSYNC_TEST_WEBHOOK_SECRET";
+
+/// A configuration with webhooks on: the receiver on a free loopback port, CDC every
+/// `cdc_secs` (and `webhook_cdc_secs` while webhooks are healthy), other streams rarely.
+fn webhook_config(
+    dir: &Path,
+    sim: &Sim,
+    db: &Path,
+    coalesce_ms: u64,
+    cdc_secs: u64,
+    webhook_cdc_secs: u64,
+) -> (PathBuf, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = format!("http://127.0.0.1:{port}/hubspot/webhooks");
+    let text = format!(
+        "[hubspot]\nbase_url = \"{base}\"\ntoken_env = \"{TOKEN_VAR}\"\n\n[destination]\nurl = \"sqlite://{db}\"\n\n\
+         [sync]\nobjects = [\"contacts\"]\nsettle_lag_secs = 1\n\n\
+         [daemon]\ncdc_interval_secs = {cdc_secs}\nassociations_interval_secs = 3600\ndeletes_interval_secs = 3600\n\
+         dimensions_interval_secs = 3600\nlease_retry_secs = 1\nshutdown_grace_secs = 60\njitter_percent = 0\n\n\
+         [webhooks]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\ntarget_url = \"{target}\"\n\
+         client_secret_env = \"{WEBHOOK_SECRET_VAR}\"\ncoalesce_ms = {coalesce_ms}\ncdc_interval_secs = {webhook_cdc_secs}\n",
+        base = sim.handle.base_url(),
+        db = db.display(),
+    );
+    let path = dir.join(format!("hsync-{:08x}.toml", rand::random::<u32>()));
+    std::fs::write(&path, text).unwrap();
+    (path, target)
+}
+
+async fn start_with_webhooks(config: &Path) -> Daemon {
+    Daemon::start(config, &[(WEBHOOK_SECRET_VAR, WEBHOOK_SECRET)]).await
+}
+
+/// Tells the simulator to send every event to `target`, signed with the test secret.
+async fn subscribe(sim: &Sim, target: &str, extra: Value) {
+    let mut settings =
+        json!({"target_url": target, "client_secret": WEBHOOK_SECRET, "delay_ms": 50, "delay_jitter_ms": 20});
+    settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    sim.admin_ok(Method::PUT, "/_sim/webhooks", Some(&settings)).await;
+}
+
+/// One text column of a contact as stored, or `None` (no row, or NULL).
+async fn sqlite_text(db: &Path, table: &str, column: &str, id: i64) -> Option<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.ok()?;
+    let sql = format!("select \"{column}\" from \"{table}\" where id = ?1");
+    sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut conn)
+        .await
+        .ok()
+        .flatten()
+        .flatten()
+}
+
+async fn wait_for(daemon: &Daemon, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; daemon log:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A signed delivery of `body` to `target`, as HubSpot sends one (timestamp `at_ms`).
+async fn deliver(target: &str, body: &[u8], at_ms: i64, secret: &str) -> StatusCode {
+    use base64::Engine;
+    use hmac::Mac;
+    let ts = at_ms.to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(b"POST");
+    mac.update(target.as_bytes());
+    mac.update(body);
+    mac.update(ts.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    send(target, body.to_vec(), Some(&ts), Some(&signature)).await
+}
+
+async fn send(target: &str, body: Vec<u8>, ts: Option<&str>, signature: Option<&str>) -> StatusCode {
+    let mut request = reqwest::Client::new().post(target).header("content-type", "application/json").body(body);
+    if let Some(ts) = ts {
+        request = request.header("X-HubSpot-Request-Timestamp", ts);
+    }
+    if let Some(signature) = signature {
+        request = request.header("X-HubSpot-Signature-v3", signature);
+    }
+    request.send().await.expect("the receiver answers").status()
+}
+
+fn property_change(id: i64, at_ms: i64, property: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!([{"eventId": 1, "subscriptionId": 7, "portalId": 1, "occurredAt": at_ms,
+        "subscriptionType": "contact.propertyChange", "attemptNumber": 0, "objectId": id,
+        "propertyName": property, "propertyValue": "x", "changeSource": "CRM"}]))
+    .unwrap()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Changes reach the warehouse through webhooks while CDC waits an hour: a property change, a
+/// creation and an archive, each merged or flagged within seconds. Deliveries with a bad
+/// signature, a stale timestamp, a body cut short, a body over the limit, or a replay of an
+/// accepted request are refused with their status and counted, and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_bring_changes_in_seconds_and_bad_deliveries_change_nothing() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let (config, target) = webhook_config(dir.path(), &sim, &db, 100, 3_600, 3_600);
+    let daemon = start_with_webhooks(&config).await;
+    daemon
+        .wait_status("the backfill and the first CDC pass", |s| {
+            backfill_done(s, &["contacts"])
+                && stream(s, "cdc:contacts").is_some_and(|c| c["last_run"]["status"] == "ok")
+        })
+        .await;
+    subscribe(&sim, &target, json!({})).await;
+
+    let ids = truth_ids(&sim, "contacts").await;
+    let (changed, archived) = (ids[3], ids[4]);
+    sim.admin_ok(
+        Method::PATCH,
+        &format!("/_sim/objects/contacts/{changed}"),
+        Some(&json!({"properties": {"firstname": "Webhooked"}})),
+    )
+    .await;
+    let created = sim.admin_create("contacts", json!({"email": "hook@example.com", "firstname": "New"})).await as i64;
+    sim.admin_ok(Method::POST, &format!("/_sim/objects/contacts/{archived}/archive"), None).await;
+    wait_for(&daemon, "the webhook changes in the warehouse", async || {
+        sqlite_text(&db, "contacts", "firstname", changed).await.as_deref() == Some("Webhooked")
+            && sqlite_text(&db, "contacts", "firstname", created).await.as_deref() == Some("New")
+            && sqlite_text(&db, "contacts", "_hsync_archived_at", archived).await.is_some()
+    })
+    .await;
+    let status = daemon.wait_status("the webhook stream", |s| stream(s, "webhooks:events").is_some()).await;
+    let applied = &status["daemon"]["webhooks"];
+    assert!(applied["events_accepted"].as_u64().unwrap() >= 3, "{status:#}");
+    assert!(applied["events_applied"].as_u64().unwrap() >= 3, "{status:#}");
+    let events = stream(&status, "webhooks:events").unwrap();
+    assert!(events["rows"].as_i64().unwrap() >= 3, "{status:#}");
+    assert!(events["lag_seconds"].as_i64().is_some_and(|lag| (0..60).contains(&lag)), "{status:#}");
+
+    // Refused deliveries: each status, a count per reason, nothing stored.
+    let accepted_before = daemon.status().await["daemon"]["webhooks"]["events_accepted"].as_u64().unwrap();
+    let body = property_change(ids[5], now_ms(), "firstname");
+    assert_eq!(deliver(&target, &body, now_ms(), "wrong secret").await, StatusCode::UNAUTHORIZED);
+    let stale = now_ms() - 6 * 60 * 1_000;
+    assert_eq!(deliver(&target, &body, stale, WEBHOOK_SECRET).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&target, body.clone(), None, None).await, StatusCode::UNAUTHORIZED);
+    let cut = &body[..body.len() / 2];
+    assert_eq!(deliver(&target, cut, now_ms(), WEBHOOK_SECRET).await, StatusCode::BAD_REQUEST);
+    let huge = vec![b' '; 10 * 1_048_576];
+    assert_eq!(deliver(&target, &huge, now_ms(), WEBHOOK_SECRET).await, StatusCode::PAYLOAD_TOO_LARGE);
+    let at = now_ms();
+    let once = property_change(ids[6], at, "lastname");
+    assert_eq!(deliver(&target, &once, at, WEBHOOK_SECRET).await, StatusCode::OK);
+    assert_eq!(deliver(&target, &once, at, WEBHOOK_SECRET).await, StatusCode::CONFLICT, "the same signed request");
+    let status = daemon.status().await;
+    let hooks = &status["daemon"]["webhooks"];
+    assert_eq!(
+        hooks["events_accepted"].as_u64().unwrap(),
+        accepted_before + 1,
+        "only the valid delivery stored: {status:#}"
+    );
+    let rejected = &hooks["deliveries_rejected"];
+    for (reason, count) in
+        [("bad_signature", 1), ("stale", 1), ("unsigned", 1), ("malformed", 1), ("too_large", 1), ("replay", 1)]
+    {
+        assert_eq!(rejected[reason], count, "{reason}: {status:#}");
+    }
+    let scrape = daemon.metrics().await;
+    let rejected_total: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hsync_webhook_deliveries_rejected_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(rejected_total, 6.0);
+    assert!(!daemon.log().contains(WEBHOOK_SECRET), "the secret never shows");
+}
+
+/// An event accepted (answered 200) and then the daemon killed before applying it: the event
+/// waits in the state store, and the next start applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_event_survives_a_kill_before_it_is_applied() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    // A minute's coalescing window: nothing is applied before the kill.
+    let (config, target) = webhook_config(dir.path(), &sim, &db, 60_000, 3_600, 3_600);
+    let mut daemon = start_with_webhooks(&config).await;
+    daemon.wait_status("the backfill", |s| backfill_done(s, &["contacts"])).await;
+    let id = truth_ids(&sim, "contacts").await[7];
+    sim.admin_ok(
+        Method::PATCH,
+        &format!("/_sim/objects/contacts/{id}"),
+        Some(&json!({"properties": {"lastname": "Survivor"}})),
+    )
+    .await;
+    let at = now_ms();
+    assert_eq!(deliver(&target, &property_change(id, at, "lastname"), at, WEBHOOK_SECRET).await, StatusCode::OK);
+    daemon.signal("-KILL");
+    daemon.wait_exit().await;
+    let queued = {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        sqlx::query_scalar::<_, i64>("select count(*) from _hsync_webhook_events").fetch_one(&mut conn).await.unwrap()
+    };
+    assert_eq!(queued, 1, "the accepted event is durable");
+
+    let (restart, _) = webhook_config(dir.path(), &sim, &db, 100, 3_600, 3_600);
+    // The same listen address is not needed: the queue is in the state store.
+    let daemon = start_with_webhooks(&restart).await;
+    let status = daemon
+        .wait_status("the queued event applied", |s| {
+            stream(s, "webhooks:events").is_some_and(|w| w["rows"].as_i64().unwrap_or(0) >= 1)
+        })
+        .await;
+    assert!(stream(&status, "webhooks:events").is_some(), "{status:#}");
+    assert_eq!(sqlite_text(&db, "contacts", "lastname", id).await.as_deref(), Some("Survivor"));
+}
+
+/// HubSpot drops one delivery in ten, sends a third of them twice and out of order: no row ever
+/// goes back to an older version, and after the next CDC pass the warehouse equals HubSpot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_duplicated_and_reordered_webhooks_never_regress_and_cdc_catches_up() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let (config, target) = webhook_config(dir.path(), &sim, &db, 100, 2, 4);
+    let daemon = start_with_webhooks(&config).await;
+    daemon.wait_status("the backfill", |s| backfill_done(s, &["contacts"])).await;
+    let faults = json!({"max_batch": 1, "drop_probability": 0.1, "duplicate_probability": 0.3, "reorder": true});
+    subscribe(&sim, &target, faults).await;
+    let ids = truth_ids(&sim, "contacts").await;
+    let watched = ids[2];
+    let cursor_of = |db: PathBuf| async move { sqlite_text(&db, "contacts", "_hsync_cursor", watched).await };
+    let mut seen: Vec<String> = Vec::new();
+    for round in 0..6 {
+        for &id in &ids[..10] {
+            let body =
+                json!({"properties": {"firstname": format!("Round {round}"), "lastname": format!("{id}-{round}")}});
+            sim.admin_ok(Method::PATCH, &format!("/_sim/objects/contacts/{id}"), Some(&body)).await;
+        }
+        for _ in 0..5 {
+            if let Some(c) = cursor_of(db.clone()).await {
+                seen.push(c);
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    }
+    let dest = SqliteDestination::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(c) = cursor_of(db.clone()).await {
+            seen.push(c);
+        }
+        let differences = crate::sync_engine::differences_in(&dest, &sim, &["contacts"]).await;
+        if differences.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{differences:?}\ndaemon log:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Fixed-width ISO text: ordered as instants.
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "a stored version went back: {seen:?}");
+    let counters = sim.admin_ok(Method::GET, "/_sim/webhooks", None).await["counters"].clone();
+    assert!(counters["dropped_deliveries"].as_u64().unwrap() > 0, "some deliveries were dropped: {counters}");
+    assert!(counters["duplicated_deliveries"].as_u64().unwrap() > 0, "some were sent twice: {counters}");
+    dest.close().await;
+}

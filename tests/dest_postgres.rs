@@ -233,7 +233,19 @@ async fn migrations_land_in_the_state_schema_and_run_again_cleanly() {
         )
     };
     let state: Vec<_> = db.texts(&db.url, tables(&db.state)).await.into_iter().flatten().collect();
-    assert_eq!(state, ["_sqlx_migrations", "budget", "checkpoints", "column_map", "property_snapshots", "runs"]);
+    assert_eq!(
+        state,
+        [
+            "_sqlx_migrations",
+            "budget",
+            "checkpoints",
+            "column_map",
+            "property_snapshots",
+            "runs",
+            "webhook_deliveries",
+            "webhook_events"
+        ]
+    );
     let data: Vec<_> = db.texts(&db.url, tables(&db.data)).await.into_iter().flatten().collect();
     assert_eq!(data, ["_hsync_rejects", "associations", "owners", "pipeline_stages", "pipelines", "property_history"]);
 }
@@ -731,4 +743,10 @@ async fn live_view_counts_live_rows_through_widen_and_drift() {
     db.dest.merge_edges("contacts", "companies", &[1], &[edge(10), edge(11)], 1).await.expect("edges");
     db.dest.merge_edges("contacts", "companies", &[1], &[edge(10)], 2).await.expect("edges");
     assert_eq!((count("associations_live").await, count("associations").await), ("1".to_owned(), "2".to_owned()));
+}
+
+#[tokio::test]
+async fn the_webhook_queue_stores_each_delivery_and_event_once() {
+    let Some(db) = Db::new().await else { return };
+    crate::support::webhook_queue_round_trip(&db.store()).await;
 }

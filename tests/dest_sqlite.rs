@@ -73,7 +73,7 @@ async fn prepare_is_idempotent_and_creates_the_bookkeeping_tables() {
         .expect("tables");
     let expected =
         ["_hsync_budget", "_hsync_checkpoints", "_hsync_column_map", "_hsync_property_snapshots", "_hsync_rejects"];
-    for t in expected.into_iter().chain(["_hsync_runs"]) {
+    for t in expected.into_iter().chain(["_hsync_runs", "_hsync_webhook_events", "_hsync_webhook_deliveries"]) {
         assert!(tables.iter().any(|n| n == t), "{t} missing from {tables:?}");
     }
     let association_columns: Vec<String> =
@@ -538,4 +538,10 @@ async fn live_view_counts_live_rows_through_widen_and_drift() {
     assert_eq!(count("select count(*) from associations").await, 2);
     db.dest.prepare().await.expect("prepare again keeps the view");
     assert_eq!(count("select count(*) from associations_live").await, 1);
+}
+
+#[tokio::test]
+async fn the_webhook_queue_stores_each_delivery_and_event_once() {
+    let db = fresh().await;
+    crate::support::webhook_queue_round_trip(&db.dest.state_store()).await;
 }

@@ -60,6 +60,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             lines.push(Line::ok("config", describe_config(config_path, &config)));
             let state = check_destination(&config, &mut lines).await;
             check_hubspot(&config, state, &mut lines).await;
+            check_webhooks(&config, &mut lines);
         }
     }
     for line in &lines {
@@ -87,6 +88,26 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(first.exit_code()))
         }
+    }
+}
+
+/// With webhooks on, the app's client secret must be readable (the receiver checks every
+/// delivery's signature with it); the line names where it came from, never the secret.
+fn check_webhooks(config: &Config, lines: &mut Vec<Line>) {
+    let w = &config.webhooks;
+    if !w.enabled {
+        return;
+    }
+    match crate::webhooks::client_secret(w) {
+        Ok(_) => {
+            let origin = w.client_secret_file.as_ref().map_or_else(
+                || format!("environment variable {}", w.client_secret_env),
+                |path| format!("file {}", path.display()),
+            );
+            let target = w.target_url.as_deref().unwrap_or_default();
+            lines.push(Line::ok("webhooks", format!("client secret from {origin}; HubSpot's target URL {target}")));
+        }
+        Err(e) => lines.push(Line::from_error("webhooks", "reading the client secret", &e)),
     }
 }
 

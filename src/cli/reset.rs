@@ -60,6 +60,7 @@ fn next_run(stream: &StreamId) -> &'static str {
             "the next pass reads the history of every record again (stored versions are not doubled)"
         }
         StreamKind::Calculated => "the next sweep reads every record's calculated properties from the first id",
+        StreamKind::Webhooks => "the counts start again from zero; pending events stay queued",
         StreamKind::Deletes | StreamKind::Dimensions | StreamKind::Schema | StreamKind::Reread => {
             "the next run starts afresh"
         }

@@ -5,8 +5,11 @@
 //! Order: resolve the objects, then per object its schema check and backfill; once an object's
 //! backfill is done its CDC and delete reconciles, association polls and sweeps and its
 //! calculated-property sweep follow on their intervals. The owners and pipelines refresh runs
-//! right after setup and then on its own interval.
+//! right after setup and then on its own interval. With webhooks on, CDC polls on
+//! `webhooks.cdc_interval_secs` while webhooks are healthy, and [`apply_webhooks`] applies
+//! stored events beside the scheduler, so they never wait behind a long job.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,6 +25,10 @@ use crate::job::{associations_job_name, Job as SyncJob, Jobs, Unwatched};
 use crate::state::StreamId;
 use crate::stream::backfill::Mode;
 use crate::stream::Error;
+
+/// How often (at least; the coalescing window when longer) the webhook applier looks for stored
+/// events no arrival announced (stored while another instance led, or before a restart).
+const WEBHOOK_SWEEP: Duration = Duration::from_secs(5);
 
 /// What a job does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +87,7 @@ struct Job {
 /// The leader's scheduler.
 pub(super) struct Scheduler<'a> {
     config: &'a Config,
-    runner: Jobs,
+    runner: Arc<Jobs>,
     live: &'a Live,
     objects: Vec<ObjectRef>,
     jobs: Vec<Job>,
@@ -88,7 +95,7 @@ pub(super) struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    pub(super) fn new(config: &'a Config, runner: Jobs, live: &'a Live) -> Self {
+    pub(super) fn new(config: &'a Config, runner: Arc<Jobs>, live: &'a Live) -> Self {
         let mut scheduler = Scheduler { config, runner, live, objects: Vec::new(), jobs: Vec::new(), rng: rand::rng() };
         scheduler.add(Work::Setup, "setup".to_owned(), Duration::ZERO, Some(Instant::now()));
         scheduler
@@ -159,6 +166,22 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// The time to the job's next run after a success: CDC polls less often while webhooks
+    /// carry the changes (it stays the safety net for events HubSpot never delivered).
+    fn next_interval(&self, work: Work, interval: Duration) -> Duration {
+        let w = &self.config.webhooks;
+        let healthy = w.enabled
+            && self
+                .live
+                .webhooks_healthy(chrono::Duration::seconds(i64::try_from(w.healthy_within_secs).unwrap_or(i64::MAX)));
+        match work {
+            Work::Cdc(o) if healthy && self.objects[o].read_path() == ReadPath::Search => {
+                interval.max(Self::secs(w.cdc_interval_secs))
+            }
+            _ => interval,
+        }
+    }
+
     fn next_job(&self) -> Option<usize> {
         (0..self.jobs.len())
             .filter(|&i| self.jobs[i].due.is_some())
@@ -179,7 +202,8 @@ impl<'a> Scheduler<'a> {
                 job.failures = 0;
                 job.last_success = Some(self.runner.runner.clock.now());
                 let interval = job.interval;
-                let next = jittered(interval, self.config.daemon.jitter_percent, &mut self.rng);
+                let next =
+                    jittered(self.next_interval(work, interval), self.config.daemon.jitter_percent, &mut self.rng);
                 self.jobs[i].due = if interval.is_zero() { None } else { Some(now + next) };
                 self.after_success(work);
             }
@@ -332,5 +356,69 @@ impl<'a> Scheduler<'a> {
         // The backfill's progress gauge needs HubSpot's record count.
         let outcome = self.runner.run(&job, stop, &Unwatched { count: true }).await?;
         Ok(outcome.finished)
+    }
+}
+
+/// Applies the webhook events the receiver stores, for as long as this instance leads
+/// (`leading`): `webhooks.coalesce_ms` after an arrival wakes it, and every [`WEBHOOK_SWEEP`]
+/// regardless. It runs beside the scheduler, not in its queue, so events never wait behind a
+/// long backfill or sweep; the writes are the same guarded merges and flags, which tolerate
+/// another stream writing the same rows. A failure is shown in `/status` (CDC then polls at
+/// its usual interval) and retried with the class's backoff.
+pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live, leading: &CancellationToken) {
+    let window = Duration::from_millis(config.webhooks.coalesce_ms);
+    let sweep = WEBHOOK_SWEEP.max(window);
+    let mut objects: Option<Vec<ObjectRef>> = None;
+    let mut failures = 0;
+    loop {
+        // The generator is not `Send`: made and dropped before the await.
+        let wait = if failures == 0 {
+            sweep
+        } else {
+            jittered(backoff(ErrorClass::Transient, failures), 10, &mut rand::rng())
+        };
+        tokio::select! {
+            () = leading.cancelled() => return,
+            () = live.webhook_arrivals.notified() => {
+                tokio::select! {
+                    () = leading.cancelled() => return,
+                    () = tokio::time::sleep(window) => {}
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+        let resolved = match &objects {
+            Some(resolved) => resolved.clone(),
+            None => match hubspot::resolve_objects(&jobs.runner.client, &config.sync.objects).await {
+                Ok(resolved) => {
+                    objects = Some(resolved.clone());
+                    resolved
+                }
+                Err(e) => {
+                    failures += 1;
+                    live.update_webhooks(|w| w.failing = true);
+                    tracing::warn!(error = %e, "webhook events wait: the objects cannot be resolved");
+                    continue;
+                }
+            },
+        };
+        match jobs.run(&SyncJob::Webhooks(resolved), leading, &Unwatched::default()).await {
+            Ok(outcome) => {
+                failures = 0;
+                if let crate::job::Report::Webhooks(r) = &outcome.report {
+                    live.update_webhooks(|w| {
+                        w.failing = false;
+                        w.events_applied += r.events;
+                        w.events_coalesced += r.coalesced;
+                        w.lag_ms = r.lag_ms.or(w.lag_ms);
+                    });
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                live.update_webhooks(|w| w.failing = true);
+                tracing::warn!(class = %e.class(), failures, error = %e, "applying webhook events failed; retrying (CDC keeps polling)");
+            }
+        }
     }
 }

@@ -65,6 +65,30 @@ pub struct LiveView {
     /// Why the last attempt to connect to the destination failed, until one succeeds.
     pub connect_error: Option<JobFailure>,
     pub jobs: Vec<JobView>,
+    /// The webhook receiver and the application of its events, when webhooks are on.
+    pub webhooks: Option<WebhookView>,
+}
+
+/// What the webhook receiver took in and what was applied, since the daemon started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WebhookView {
+    /// Deliveries stored and answered 2xx.
+    pub deliveries_accepted: u64,
+    /// Events stored (new ones; duplicates of stored events are not).
+    pub events_accepted: u64,
+    /// Events HubSpot sent again (a retry or a duplicate), stored once.
+    pub events_duplicate: u64,
+    /// Refused deliveries by reason (`bad_signature`, `stale`, `replay`, `too_large`, ...).
+    pub deliveries_rejected: BTreeMap<String, u64>,
+    pub last_accepted_at: Option<DateTime<Utc>>,
+    /// Events applied (records read back and merged).
+    pub events_applied: u64,
+    /// Applied events that needed no read of their own (another event named the same record).
+    pub events_coalesced: u64,
+    /// From the latest applied event's `occurredAt` to its merge, in milliseconds.
+    pub lag_ms: Option<i64>,
+    /// Whether the last application of events failed (CDC then runs at its usual interval).
+    pub failing: bool,
 }
 
 /// The shared state.
@@ -76,6 +100,8 @@ pub struct Live {
     warehouse: OnceLock<(AnyDestination, AnyStateStore)>,
     pub budget: BudgetConfig,
     pub clock: Arc<dyn Clock>,
+    /// Wakes the leader's scheduler when webhook events were stored.
+    pub webhook_arrivals: tokio::sync::Notify,
 }
 
 impl Live {
@@ -88,8 +114,16 @@ impl Live {
             auth_error: None,
             connect_error: None,
             jobs: Vec::new(),
+            webhooks: None,
         };
-        Live { view: Mutex::new(view), jobs: Mutex::new(BTreeMap::new()), warehouse: OnceLock::new(), budget, clock }
+        Live {
+            view: Mutex::new(view),
+            jobs: Mutex::new(BTreeMap::new()),
+            warehouse: OnceLock::new(),
+            budget,
+            clock,
+            webhook_arrivals: tokio::sync::Notify::new(),
+        }
     }
 
     fn lock_view(&self) -> MutexGuard<'_, LiveView> {
@@ -157,6 +191,21 @@ impl Live {
     /// Records the connected destination (first call wins).
     pub fn set_warehouse(&self, dest: AnyDestination, state: AnyStateStore) {
         let _ = self.warehouse.set((dest, state));
+    }
+
+    /// Changes the webhook view (turning it on the first time).
+    pub fn update_webhooks(&self, change: impl FnOnce(&mut WebhookView)) {
+        change(self.lock_view().webhooks.get_or_insert_with(WebhookView::default));
+    }
+
+    /// Whether webhooks carry changes now: a delivery accepted within `within` and the last
+    /// application succeeded. While they do, CDC runs on the longer webhook interval.
+    pub fn webhooks_healthy(&self, within: chrono::Duration) -> bool {
+        let now = self.clock.now();
+        self.lock_view()
+            .webhooks
+            .as_ref()
+            .is_some_and(|w| !w.failing && w.last_accepted_at.is_some_and(|at| now - at <= within))
     }
 
     pub fn warehouse(&self) -> Option<&(AnyDestination, AnyStateStore)> {

@@ -8,6 +8,7 @@ mod jobs;
 pub mod http;
 pub mod live;
 pub mod schedule;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,8 @@ pub enum Error {
     ShutdownTimeout(u64),
     #[error(transparent)]
     HubSpot(#[from] hubspot::Error),
+    #[error(transparent)]
+    WebhookSecret(#[from] crate::webhooks::SecretError),
 }
 
 impl Classify for Error {
@@ -48,6 +51,7 @@ impl Classify for Error {
             Error::Metrics(_) => ErrorClass::Bug,
             Error::ShutdownTimeout(_) => ErrorClass::Transient,
             Error::HubSpot(e) => e.class(),
+            Error::WebhookSecret(e) => e.class(),
         }
     }
 }
@@ -81,6 +85,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let server = tokio::spawn(http::serve(listener, app, http_stop.clone()));
     tracing::info!(address = %bound, "daemon endpoints listening (/healthz /readyz /metrics /status)");
     println!("hsync run: endpoints on http://{bound}");
+    let receiver = match webhook_receiver(&config, &live, &http_stop).await {
+        Ok(receiver) => receiver,
+        Err(e) => {
+            http_stop.cancel();
+            return Err(e);
+        }
+    };
     systemd_notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("starting")]);
     let watchdog = spawn_watchdog();
 
@@ -98,7 +109,43 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     }
     http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    if let Some(receiver) = receiver {
+        let _ = tokio::time::timeout(Duration::from_secs(2), receiver).await;
+    }
     outcome
+}
+
+/// Starts the webhook receiver on its own listener when `webhooks.enabled` (see
+/// [`webhooks`]); it runs until `stop`.
+async fn webhook_receiver(
+    config: &Config,
+    live: &Arc<Live>,
+    stop: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
+    let w = &config.webhooks;
+    if !w.enabled {
+        return Ok(None);
+    }
+    let secret = Arc::new(crate::webhooks::client_secret(w)?);
+    // Both validated when the configuration was loaded.
+    let listen_error = |detail: String| Error::Listen { addr: w.listen.clone(), detail };
+    let addr: SocketAddr = w.listen.parse().map_err(|e| listen_error(format!("{e}")))?;
+    let (Some(target_url), Some(path)) = (w.target_url.clone(), w.path()) else {
+        return Err(listen_error("webhooks.target_url is not set".to_owned()));
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| listen_error(e.to_string()))?;
+    let bound = listener.local_addr().map_err(|e| listen_error(e.to_string()))?;
+    live.update_webhooks(|_| {});
+    let receiver = webhooks::Receiver {
+        live: Arc::clone(live),
+        secret,
+        target_url,
+        max_body_bytes: usize::try_from(w.max_body_bytes).unwrap_or(usize::MAX),
+    };
+    let app = webhooks::router(receiver, &path);
+    tracing::info!(address = %bound, path = %path, "webhook receiver listening");
+    println!("hsync run: webhooks on http://{bound}{path}");
+    Ok(Some(tokio::spawn(http::serve(listener, app, stop.clone()))))
 }
 
 /// Connects, then alternates between standby and leader until the stop signal.
@@ -188,7 +235,16 @@ async fn lead(
         Duration::from_secs(config.daemon.lease_retry_secs),
     ));
     if let Some(jobs) = prepare(config, dest, &leading).await {
-        jobs::Scheduler::new(config, jobs, live).run(&leading).await;
+        let jobs = Arc::new(jobs);
+        // Both in this task, polled together: each waits on I/O while the other runs, and both
+        // end when `leading` is cancelled.
+        let applier = async {
+            if config.webhooks.enabled {
+                jobs::apply_webhooks(config, Arc::clone(&jobs), live, &leading).await;
+            }
+        };
+        let mut scheduler = jobs::Scheduler::new(config, Arc::clone(&jobs), live);
+        tokio::join!(scheduler.run(&leading), applier);
     }
     leading.cancel();
     let _ = watcher.await;

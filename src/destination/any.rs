@@ -19,7 +19,10 @@ use crate::config::{DestinationConfig, DestinationKind};
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
 use crate::schema::dimension::DimensionBatch;
 use crate::schema::{Change, ColumnBudget, ExistingColumn, Reject, SchemaPlan};
-use crate::state::{Checkpoint, ColumnMap, Error as StateError, PropertySnapshot, RunRecord, StateStore};
+use crate::state::{
+    Checkpoint, ColumnMap, Enqueued, Error as StateError, EventBacklog, PendingEvent, PropertySnapshot, QueuedEvent,
+    RunRecord, StateStore,
+};
 
 /// The configured destination (cloning shares its connection pool).
 #[derive(Clone, Debug)]
@@ -404,6 +407,28 @@ impl StateStore for AnyStateStore {
 
     async fn record_column_map(&self, object: &str, map: &ColumnMap) -> Result<(), StateError> {
         dispatch!(self, s => s.record_column_map(object, map).await)
+    }
+
+    async fn enqueue_events(
+        &self,
+        signature: &str,
+        received_at_ms: i64,
+        forget_before_ms: i64,
+        events: &[QueuedEvent],
+    ) -> Result<Enqueued, StateError> {
+        dispatch!(self, s => s.enqueue_events(signature, received_at_ms, forget_before_ms, events).await)
+    }
+
+    async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StateError> {
+        dispatch!(self, s => s.pending_events(limit).await)
+    }
+
+    async fn remove_events(&self, seqs: &[i64]) -> Result<(), StateError> {
+        dispatch!(self, s => s.remove_events(seqs).await)
+    }
+
+    async fn event_backlog(&self) -> Result<EventBacklog, StateError> {
+        dispatch!(self, s => s.event_backlog().await)
     }
 }
 

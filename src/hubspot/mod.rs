@@ -55,6 +55,15 @@ impl ObjectRef {
         }
     }
 
+    /// HubSpot's type id (`0-1`; a custom object's own `2-…`), as webhook events name types.
+    pub fn type_id(&self) -> &str {
+        if self.facts.family == catalogue::Family::Custom {
+            &self.api_name
+        } else {
+            self.facts.type_id
+        }
+    }
+
     /// How the backfill and CDC read this type.
     pub fn read_path(&self) -> ReadPath {
         self.facts.read_path()

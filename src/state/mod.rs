@@ -98,6 +98,44 @@ pub fn stored_property_name(property: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A webhook event to keep until it is applied (see `crate::webhooks`): what the state store
+/// needs of it, with the event itself as JSON text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedEvent {
+    /// Equal for the same event sent again (a retry, a duplicate): stored once.
+    pub dedupe_key: String,
+    pub object_id: i64,
+    pub occurred_at_ms: i64,
+    pub event: String,
+}
+
+/// A queued event as stored: its place in the queue and when it was received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub seq: i64,
+    pub received_at_ms: i64,
+    pub event: String,
+}
+
+/// What storing one webhook delivery did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Events stored now.
+    pub stored: u64,
+    /// Events stored already (sent before): left as they were.
+    pub duplicates: u64,
+    /// The delivery's signature was accepted before: nothing was stored.
+    pub replayed: bool,
+}
+
+/// The queue of webhook events, for status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventBacklog {
+    pub pending: u64,
+    /// When the oldest pending event was received (epoch ms).
+    pub oldest_received_at_ms: Option<i64>,
+}
+
 /// A state store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -174,4 +212,25 @@ pub trait StateStore: Send + Sync {
 
     /// Records new entries of `object`'s column map; an entry already recorded is kept as it is.
     fn record_column_map(&self, object: &str, map: &ColumnMap) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores one accepted webhook delivery in one transaction: its `signature` (a signature
+    /// seen before makes it a replay, and nothing is stored) and each event not stored before
+    /// (by [`QueuedEvent::dedupe_key`]). Signatures received before `forget_before_ms` are
+    /// pruned. Returns once it is durable.
+    fn enqueue_events(
+        &self,
+        signature: &str,
+        received_at_ms: i64,
+        forget_before_ms: i64,
+        events: &[QueuedEvent],
+    ) -> impl Future<Output = Result<Enqueued, Error>> + Send;
+
+    /// Up to `limit` pending events, oldest first.
+    fn pending_events(&self, limit: i64) -> impl Future<Output = Result<Vec<PendingEvent>, Error>> + Send;
+
+    /// Removes applied events by [`PendingEvent::seq`].
+    fn remove_events(&self, seqs: &[i64]) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// How many events are pending, and the oldest one's arrival.
+    fn event_backlog(&self) -> impl Future<Output = Result<EventBacklog, Error>> + Send;
 }

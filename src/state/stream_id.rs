@@ -31,10 +31,12 @@ pub enum StreamKind {
     /// Calculated properties (rollups, formulas) re-read, as they change without moving
     /// last-modified.
     Calculated,
+    /// HubSpot's webhook events applied (records read back by id).
+    Webhooks,
 }
 
 impl StreamKind {
-    const ALL: [StreamKind; 9] = [
+    const ALL: [StreamKind; 10] = [
         StreamKind::Backfill,
         StreamKind::Cdc,
         StreamKind::Associations,
@@ -44,6 +46,7 @@ impl StreamKind {
         StreamKind::Dimensions,
         StreamKind::History,
         StreamKind::Calculated,
+        StreamKind::Webhooks,
     ];
 
     /// The kind's name in stream ids and in `hsync status`.
@@ -58,6 +61,7 @@ impl StreamKind {
             StreamKind::Dimensions => "dimensions",
             StreamKind::History => "history",
             StreamKind::Calculated => "calculated",
+            StreamKind::Webhooks => "webhooks",
         }
     }
 }
@@ -70,6 +74,8 @@ impl fmt::Display for StreamKind {
 
 /// The subject of the owners and pipelines refresh, which feeds several tables.
 const DIMENSIONS_SUBJECT: &str = "owners_pipelines";
+/// The subject of the webhook stream, which feeds every table.
+const WEBHOOKS_SUBJECT: &str = "events";
 
 /// One stream: its kind and the table it feeds.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,6 +123,10 @@ impl StreamId {
     }
 
     /// The owners and pipelines refresh (`dimensions:owners_pipelines`).
+    pub fn webhooks() -> StreamId {
+        StreamId::new(StreamKind::Webhooks, WEBHOOKS_SUBJECT)
+    }
+
     pub fn dimensions() -> StreamId {
         StreamId::new(StreamKind::Dimensions, DIMENSIONS_SUBJECT)
     }

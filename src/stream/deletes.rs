@@ -80,7 +80,7 @@ pub struct Observed {
 
 impl Observed {
     /// Records a survivor's absorbed ids.
-    fn add_merges(&mut self, survivor: i64, rec: &CrmObject) {
+    pub(crate) fn add_merges(&mut self, survivor: i64, rec: &CrmObject) {
         let Some(Some(list)) = rec.properties.get(MERGED_IDS) else { return };
         for absorbed in list.split(';').filter_map(|s| s.trim().parse::<i64>().ok()) {
             if absorbed != survivor {

@@ -27,6 +27,7 @@ pub mod state;
 pub mod status;
 pub mod verify;
 pub mod walk;
+pub mod webhooks;
 
 use crate::error::{Classify, ErrorClass};
 
@@ -106,7 +107,7 @@ fn reset_advice(stream: &crate::state::StreamId) -> String {
         StreamKind::Calculated => format!(
             "`hsync reset {stream}` forgets it and the next sweep reads every record's calculated properties again"
         ),
-        StreamKind::Deletes | StreamKind::Schema | StreamKind::Dimensions => {
+        StreamKind::Deletes | StreamKind::Schema | StreamKind::Dimensions | StreamKind::Webhooks => {
             format!("`hsync reset {stream}` forgets it and the next run starts afresh")
         }
     }

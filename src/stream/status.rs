@@ -44,7 +44,8 @@ pub struct StreamStatus {
     pub phase: String,
     /// Every change before this instant is in the warehouse (CDC and streams with a watermark).
     pub watermark: Option<DateTime<Utc>>,
-    /// Seconds from the watermark to `generated_at`.
+    /// Seconds from the watermark to `generated_at`; for `webhooks:events`, from the latest
+    /// applied event's `occurredAt` to its merge.
     pub lag_seconds: Option<i64>,
     /// Rows the stream has read so far, as its state counts them.
     pub rows: Option<i64>,
@@ -206,7 +207,11 @@ pub fn stream_status(checkpoint: &Checkpoint, runs: &[RunRecord], now: DateTime<
             status.finished_at = state.get("finished_at_ms").and_then(serde_json::Value::as_i64).and_then(instant);
         }
     }
-    status.lag_seconds = lag_seconds(status.watermark, now);
+    status.lag_seconds = match kind {
+        // Events come when records change: the time since the last one is not lag.
+        StreamKind::Webhooks => checkpoint.state.get("lag_ms").and_then(serde_json::Value::as_i64).map(|ms| ms / 1_000),
+        _ => lag_seconds(status.watermark, now),
+    };
     status.last_run = runs.iter().find(|r| r.stream == checkpoint.stream).map(|r| LastRun {
         started_at: r.started_at,
         finished_at: r.finished_at,
@@ -358,5 +363,19 @@ mod tests {
         assert_eq!(value["budget"]["day"], "2026-01-01");
         assert_eq!(value["budget"]["left"], 90);
         assert_eq!(value["generated_at"], "2026-01-01T12:00:00Z");
+    }
+
+    #[test]
+    fn the_webhook_stream_reports_the_lag_of_its_last_events_not_the_time_since() {
+        let now = at("2026-01-01T12:00:00Z");
+        let checkpoint = Checkpoint {
+            stream: StreamId::webhooks(),
+            position: 40,
+            state: json!({"phase": "applying", "latest_event_ms": at("2026-01-01T09:00:00Z").timestamp_millis(),
+                "lag_ms": 1_500, "rows": 40, "coalesced": 12, "finished_at_ms": at("2026-01-01T09:00:01Z").timestamp_millis()}),
+        };
+        let status = stream_status(&checkpoint, &[], now);
+        assert_eq!((status.phase.as_str(), status.rows, status.lag_seconds), ("applying", Some(40), Some(1)));
+        assert_eq!(status.stream.to_string(), "webhooks:events");
     }
 }

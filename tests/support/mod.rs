@@ -266,3 +266,41 @@ pub async fn backfill_with<D: hsync::destination::Destination, S: hsync::state::
     let never = tokio_util::sync::CancellationToken::new();
     backfill::run(runner, table, mode, fetch, backfill::Concurrency::default(), &never, |_| {}).await.expect("backfill")
 }
+
+/// The webhook event queue of a state store: a delivery is stored once per signature (a replay
+/// stores nothing), each event once per duplicate key, pending events come back oldest first,
+/// removed ones are gone, old signatures are forgotten.
+pub async fn webhook_queue_round_trip<S: hsync::state::StateStore>(store: &S) {
+    use hsync::state::{Enqueued, QueuedEvent};
+    let event = |key: &str, id: i64| QueuedEvent {
+        dedupe_key: key.to_owned(),
+        object_id: id,
+        occurred_at_ms: 1_000 + id,
+        event: format!("{{\"object_id\":{id}}}"),
+    };
+    assert_eq!(store.event_backlog().await.unwrap().pending, 0);
+    let first = store.enqueue_events("sig-1", 10_000, 0, &[event("a", 1), event("b", 2)]).await.unwrap();
+    assert_eq!(first, Enqueued { stored: 2, duplicates: 0, replayed: false });
+    let replay = store.enqueue_events("sig-1", 10_500, 0, &[event("c", 3)]).await.unwrap();
+    assert!(replay.replayed && replay.stored == 0, "{replay:?}");
+    let retry = store.enqueue_events("sig-2", 11_000, 0, &[event("b", 2), event("c", 3)]).await.unwrap();
+    assert_eq!(retry, Enqueued { stored: 1, duplicates: 1, replayed: false });
+    let pending = store.pending_events(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.event.as_str()).collect::<Vec<_>>(),
+        [r#"{"object_id":1}"#, r#"{"object_id":2}"#, r#"{"object_id":3}"#]
+    );
+    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(pending[0].received_at_ms, 10_000);
+    let backlog = store.event_backlog().await.unwrap();
+    assert_eq!((backlog.pending, backlog.oldest_received_at_ms), (3, Some(10_000)));
+    assert_eq!(store.pending_events(2).await.unwrap().len(), 2);
+    store.remove_events(&[pending[0].seq, pending[2].seq]).await.unwrap();
+    let left = store.pending_events(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, pending[1].seq);
+    store.remove_events(&[]).await.unwrap();
+    // A signature older than the window is forgotten: the same one is a new delivery then.
+    let later = store.enqueue_events("sig-1", 20_000, 15_000, &[event("d", 4)]).await.unwrap();
+    assert_eq!(later, Enqueued { stored: 1, duplicates: 0, replayed: false });
+}

@@ -18,7 +18,10 @@ use super::{connect_pool, lock_prepare, sql, statement, KIND};
 use crate::destination::Error as DestinationError;
 use crate::hubspot::model::PropertyDefinition;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
-use crate::state::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId};
+use crate::state::{
+    Checkpoint, ColumnMap, Enqueued, Error, EventBacklog, PendingEvent, PropertySnapshot, QueuedEvent, RunRecord,
+    RunStatus, StateStore, StreamId,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -295,6 +298,90 @@ impl StateStore for PostgresStateStore {
             .map_err(|e| state_error(action, e))?;
         }
         tx.commit().await.map_err(|e| state_error(action, e))
+    }
+
+    async fn enqueue_events(
+        &self,
+        signature: &str,
+        received_at_ms: i64,
+        forget_before_ms: i64,
+        events: &[QueuedEvent],
+    ) -> Result<Enqueued, Error> {
+        let action = "store webhook events";
+        let fail = |e| state_error(action, e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query("delete from webhook_deliveries where received_at < $1")
+            .bind(forget_before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let recorded = sqlx::query(
+            "insert into webhook_deliveries (signature, received_at)\n\
+             values ($1, $2)\n\
+             on conflict (signature) do nothing",
+        )
+        .bind(signature)
+        .bind(received_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if recorded.rows_affected() == 0 {
+            return Ok(Enqueued { replayed: true, ..Enqueued::default() });
+        }
+        let mut done = Enqueued::default();
+        for e in events {
+            let stored = sqlx::query(
+                "insert into webhook_events (dedupe_key, object_id, occurred_at, received_at, event)\n\
+                 values ($1, $2, $3, $4, $5)\n\
+                 on conflict (dedupe_key) do nothing",
+            )
+            .bind(&e.dedupe_key)
+            .bind(e.object_id)
+            .bind(e.occurred_at_ms)
+            .bind(received_at_ms)
+            .bind(&e.event)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            if stored.rows_affected() > 0 {
+                done.stored += 1;
+            } else {
+                done.duplicates += 1;
+            }
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(done)
+    }
+
+    async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, Error> {
+        let rows: Vec<(i64, i64, String)> =
+            sqlx::query_as("select seq, received_at, event from webhook_events order by seq limit $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| state_error("read pending webhook events", e))?;
+        Ok(rows.into_iter().map(|(seq, received_at_ms, event)| PendingEvent { seq, received_at_ms, event }).collect())
+    }
+
+    async fn remove_events(&self, seqs: &[i64]) -> Result<(), Error> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("delete from webhook_events where seq = any($1)")
+            .bind(seqs)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| state_error("remove applied webhook events", e))?;
+        Ok(())
+    }
+
+    async fn event_backlog(&self) -> Result<EventBacklog, Error> {
+        let (pending, oldest): (i64, Option<i64>) =
+            sqlx::query_as("select count(*), min(received_at) from webhook_events")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| state_error("count pending webhook events", e))?;
+        Ok(EventBacklog { pending: pending.max(0) as u64, oldest_received_at_ms: oldest })
     }
 }
 

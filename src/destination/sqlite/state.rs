@@ -18,7 +18,10 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use super::{open_pool, BEGIN_WRITE};
 use crate::destination::Error as DestinationError;
 use crate::hubspot::{BoxFuture, BudgetRecord, BudgetStore, StoreError};
-use crate::state::{Checkpoint, ColumnMap, Error, PropertySnapshot, RunRecord, RunStatus, StateStore, StreamId};
+use crate::state::{
+    Checkpoint, ColumnMap, Enqueued, Error, EventBacklog, PendingEvent, PropertySnapshot, QueuedEvent, RunRecord,
+    RunStatus, StateStore, StreamId,
+};
 
 /// The bookkeeping migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -36,6 +39,12 @@ const LOAD_SNAPSHOT: &str =
 const SAVE_SNAPSHOT: &str = "insert into _hsync_property_snapshots (object, properties, acknowledged_removed, updated_at)\nvalues (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\non conflict (object) do update\nset properties = excluded.properties,\n    acknowledged_removed = excluded.acknowledged_removed,\n    updated_at = excluded.updated_at";
 const LOAD_COLUMN_MAP: &str = "select property, column_name, reason\nfrom _hsync_column_map\nwhere object = ?1";
 const RECORD_COLUMN: &str = "insert into _hsync_column_map (object, property, column_name, reason, recorded_at)\nvalues (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\non conflict (object, property) do nothing";
+const FORGET_DELIVERIES: &str = "delete from _hsync_webhook_deliveries\nwhere received_at < ?1";
+const RECORD_DELIVERY: &str = "insert into _hsync_webhook_deliveries (signature, received_at)\nvalues (?1, ?2)\non conflict (signature) do nothing";
+const ENQUEUE_EVENT: &str = "insert into _hsync_webhook_events (dedupe_key, object_id, occurred_at, received_at, event)\nvalues (?1, ?2, ?3, ?4, ?5)\non conflict (dedupe_key) do nothing";
+const PENDING_EVENTS: &str = "select seq, received_at, event\nfrom _hsync_webhook_events\norder by seq\nlimit ?1";
+const REMOVE_EVENTS: &str = "delete from _hsync_webhook_events\nwhere seq in (select value from json_each(?1))";
+const EVENT_BACKLOG: &str = "select count(*), min(received_at)\nfrom _hsync_webhook_events";
 /// The budget ledger has one row, keyed by this name.
 const BUDGET_LEDGER: &str = "daily";
 const LOAD_BUDGET: &str = "select day, reserved\nfrom _hsync_budget\nwhere ledger = ?1";
@@ -334,6 +343,86 @@ impl StateStore for SqliteStateStore {
                 .map_err(|e| error(action, e))?;
         }
         tx.commit().await.map_err(|e| error(action, e))
+    }
+
+    async fn enqueue_events(
+        &self,
+        signature: &str,
+        received_at_ms: i64,
+        forget_before_ms: i64,
+        events: &[QueuedEvent],
+    ) -> Result<Enqueued, Error> {
+        use sqlx::Connection;
+        let action = "store webhook events";
+        let mut conn = self.pool.acquire().await.map_err(|e| error(action, e))?;
+        let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(|e| error(action, e))?;
+        let done = Self::enqueue_on(&mut tx, signature, received_at_ms, forget_before_ms, events)
+            .await
+            .map_err(|e| error(action, e))?;
+        tx.commit().await.map_err(|e| error(action, e))?;
+        Ok(done)
+    }
+
+    async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, Error> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(PENDING_EVENTS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| error("read pending webhook events", e))?;
+        Ok(rows.into_iter().map(|(seq, received_at_ms, event)| PendingEvent { seq, received_at_ms, event }).collect())
+    }
+
+    async fn remove_events(&self, seqs: &[i64]) -> Result<(), Error> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(REMOVE_EVENTS)
+            .bind(serde_json::Value::from(seqs.to_vec()).to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| error("remove applied webhook events", e))?;
+        Ok(())
+    }
+
+    async fn event_backlog(&self) -> Result<EventBacklog, Error> {
+        let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(EVENT_BACKLOG)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| error("count pending webhook events", e))?;
+        Ok(EventBacklog { pending: pending.max(0) as u64, oldest_received_at_ms: oldest })
+    }
+}
+
+impl SqliteStateStore {
+    async fn enqueue_on(
+        conn: &mut SqliteConnection,
+        signature: &str,
+        received_at_ms: i64,
+        forget_before_ms: i64,
+        events: &[QueuedEvent],
+    ) -> Result<Enqueued, sqlx::Error> {
+        sqlx::query(FORGET_DELIVERIES).bind(forget_before_ms).execute(&mut *conn).await?;
+        let recorded = sqlx::query(RECORD_DELIVERY).bind(signature).bind(received_at_ms).execute(&mut *conn).await?;
+        if recorded.rows_affected() == 0 {
+            return Ok(Enqueued { replayed: true, ..Enqueued::default() });
+        }
+        let mut done = Enqueued::default();
+        for e in events {
+            let stored = sqlx::query(ENQUEUE_EVENT)
+                .bind(&e.dedupe_key)
+                .bind(e.object_id)
+                .bind(e.occurred_at_ms)
+                .bind(received_at_ms)
+                .bind(&e.event)
+                .execute(&mut *conn)
+                .await?;
+            if stored.rows_affected() > 0 {
+                done.stored += 1;
+            } else {
+                done.duplicates += 1;
+            }
+        }
+        Ok(done)
     }
 }
 
