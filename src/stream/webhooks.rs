@@ -18,8 +18,9 @@
 //!
 //! Events leave the queue only after everything they asked for is written, so a crash applies
 //! them again (harmlessly). An event for a type hsync does not sync, or that cannot be read
-//! back from the queue, is dropped with a count. CDC keeps running as the safety net for
-//! events HubSpot never delivered.
+//! back from the queue, is dropped with a count; a type whose reads fail for a reason retrying
+//! cannot fix is logged and left to CDC, without holding back other types' events. CDC keeps
+//! running as the safety net for events HubSpot never delivered.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +32,7 @@ use super::deletes::{self, Archived, Observed, MERGED_IDS};
 use super::runner::{PreparedTable, Runner};
 use super::{record_cursor_ms, Error};
 use crate::destination::{Cell, Destination, IdFlags};
+use crate::error::Classify;
 use crate::hubspot::BATCH_READ_MAX;
 use crate::schema::{hsync_columns, parse_instant_ms};
 use crate::state::{Checkpoint, StateStore, StreamId};
@@ -100,16 +102,18 @@ pub async fn apply<D: Destination, S: StateStore>(
         let planned = plan(&events);
         for (type_id, ids) in &planned.lookups {
             let Some(table) = tables.iter().find(|t| t.object.type_id() == type_id) else { continue };
-            let (merged, flagged) = look_up(runner, table, ids).await?;
-            report.merged += merged;
-            report.flagged += flagged;
+            if let Some((merged, flagged)) = only_this_type(&table.object.table, look_up(runner, table, ids).await)? {
+                report.merged += merged;
+                report.flagged += flagged;
+            }
         }
         for source in sources {
             let Some(ids) = planned.associations.get(source.from.type_id()) else { continue };
             let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
             let around = Around { tables, every_batch: true };
             for to in &source.targets {
-                report.edges += associations::poll(runner, &source.from, to, &ids, around).await?.edges;
+                let read = associations::poll(runner, &source.from, to, &ids, around).await;
+                report.edges += only_this_type(&source.from.table, read)?.map_or(0, |pair| pair.edges);
             }
         }
         let seqs: Vec<i64> = pending.iter().map(|p| p.seq).collect();
@@ -148,6 +152,23 @@ pub async fn apply<D: Destination, S: StateStore>(
         );
     }
     Ok(report)
+}
+
+/// The outcome of one type's part of a batch. A failure retrying may fix (limits, outages)
+/// fails the run, which applies the same events again; one it cannot (an answer hsync cannot
+/// read, a value the table refuses, a scope the token lacks) concerns only this type: it is
+/// logged and its events are left to CDC and the reconciles, so it never holds back the
+/// events of other types.
+fn only_this_type<T>(table: &str, outcome: Result<T, Error>) -> Result<Option<T>, Error> {
+    match outcome {
+        Ok(done) => Ok(Some(done)),
+        Err(e) if e.class().is_retryable() => Err(e),
+        Err(e) => {
+            tracing::warn!(table, class = %e.class(), error = %e, "webhook events of this object could not be applied; CDC and the reconciles cover them");
+            metrics::counter!("hsync_webhook_events_failed_total", "object" => table.to_owned()).increment(1);
+            Ok(None)
+        }
+    }
 }
 
 fn checkpoint(stream: &StreamId, state: &WebhooksState) -> Checkpoint {
