@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Classify, ErrorClass};
 use crate::hubspot::{self, ObjectRef, ReadPath};
 use crate::job::{associations_job_name, Job as SyncJob, Jobs, Unwatched};
-use crate::state::StreamId;
+use crate::state::{StateStore, StreamId};
 use crate::stream::backfill::Mode;
 use crate::stream::Error;
 
@@ -386,6 +386,22 @@ pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live
                 }
             }
             () = tokio::time::sleep(wait) => {}
+        }
+        // A run only when events wait: the run history records each one.
+        match jobs.runner.state.event_backlog().await {
+            Ok(backlog) if backlog.pending == 0 && failures == 0 => continue,
+            Ok(backlog) => {
+                let oldest = backlog.oldest_received_at_ms.unwrap_or_default();
+                let age = (live.clock.now().timestamp_millis() - oldest).max(0);
+                metrics::gauge!("hsync_webhook_backlog_events").set(backlog.pending as f64);
+                metrics::gauge!("hsync_webhook_backlog_age_seconds").set(age as f64 / 1_000.0);
+            }
+            Err(e) => {
+                failures += 1;
+                live.update_webhooks(|w| w.failing = true);
+                tracing::warn!(error = %e, "webhook events wait: the state store does not answer");
+                continue;
+            }
         }
         let resolved = match &objects {
             Some(resolved) => resolved.clone(),
