@@ -321,7 +321,9 @@ async fn history_matches_ground_truth_in_postgres() {
 /// are read again, and the history is exact.
 async fn killed_load_resumes<D: Inspect>(sim: &Sim, config: &Path, dest: &D) {
     run_ok(config, &["backfill"]).await;
-    let rule = json!({"kind": "slow", "delay_ms": 250, "target": "general"});
+    // Slow enough that the last chunk takes a second: the poll below must see the load between
+    // its second chunk and its end.
+    let rule = json!({"kind": "slow", "delay_ms": 1000, "target": "general"});
     sim.admin_ok(Method::POST, "/_sim/faults", Some(&rule)).await;
     let before = next_seq(sim).await;
     let mut child = crate::support::cli::command(
