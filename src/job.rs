@@ -10,7 +10,7 @@
 //! The CLI commands build jobs and print their reports; the daemon only schedules them. Both
 //! build [`Jobs`] from the configuration with [`Jobs::from_config`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -52,8 +52,9 @@ pub enum Job {
     /// Re-read every record's calculated properties (or continue the sweep in progress);
     /// with `min_age`, not when the last sweep ended less than that long ago.
     Calculated { object: ObjectRef, min_age: Option<Duration> },
-    /// Apply the webhook events the receiver stored, for the synced objects.
-    Webhooks(Vec<ObjectRef>),
+    /// Apply the webhook events the receiver stored, for the synced objects; `history` holds,
+    /// by table, the properties whose history is kept.
+    Webhooks { objects: Vec<ObjectRef>, history: BTreeMap<String, HistorySelection> },
 }
 
 impl Job {
@@ -68,7 +69,7 @@ impl Job {
             Job::Dimensions(_) => StreamId::dimensions(),
             Job::History { object, .. } => StreamId::history(&object.table),
             Job::Calculated { object, .. } => StreamId::calculated(&object.table),
-            Job::Webhooks(_) => StreamId::webhooks(),
+            Job::Webhooks { .. } => StreamId::webhooks(),
         }
     }
 
@@ -335,7 +336,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                 // A sweep held for the budget is not cut short: its next run continues it.
                 Ok(until_stopped(Report::Calculated(report)))
             }
-            Job::Webhooks(objects) => {
+            Job::Webhooks { objects, history } => {
                 let mut tables = Vec::new();
                 for object in objects {
                     match self.table(object).await {
@@ -347,7 +348,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                     }
                 }
                 let sources = self.association_sources(objects).await?;
-                let report = webhooks::apply(runner, &tables, &sources, stop).await?;
+                let report = webhooks::apply(runner, &tables, &sources, history, stop).await?;
                 Ok(until_stopped(Report::Webhooks(report)))
             }
         }
@@ -489,7 +490,7 @@ fn job_object(job: &Job) -> Option<&ObjectRef> {
         | Job::Cdc(object)
         | Job::Deletes(object)
         | Job::Calculated { object, .. } => Some(object),
-        Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } | Job::Webhooks(_) => None,
+        Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } | Job::Webhooks { .. } => None,
     }
 }
 

@@ -913,11 +913,24 @@ fn webhook_config(
     cdc_secs: u64,
     webhook_cdc_secs: u64,
 ) -> (PathBuf, String) {
+    webhook_config_syncing(dir, sim, db, "objects = [\"contacts\"]\n", coalesce_ms, cdc_secs, webhook_cdc_secs)
+}
+
+/// [`webhook_config`] with `sync` as the `[sync]` table's keys (and any tables after it).
+fn webhook_config_syncing(
+    dir: &Path,
+    sim: &Sim,
+    db: &Path,
+    sync: &str,
+    coalesce_ms: u64,
+    cdc_secs: u64,
+    webhook_cdc_secs: u64,
+) -> (PathBuf, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let target = format!("http://127.0.0.1:{port}/hubspot/webhooks");
     let text = format!(
         "[hubspot]\nbase_url = \"{base}\"\ntoken_env = \"{TOKEN_VAR}\"\n\n[destination]\nurl = \"sqlite://{db}\"\n\n\
-         [sync]\nobjects = [\"contacts\"]\nsettle_lag_secs = 1\n\n\
+         [sync]\nsettle_lag_secs = 1\n{sync}\n\
          [daemon]\ncdc_interval_secs = {cdc_secs}\nassociations_interval_secs = 3600\ndeletes_interval_secs = 3600\n\
          dimensions_interval_secs = 3600\nlease_retry_secs = 1\nshutdown_grace_secs = 60\njitter_percent = 0\n\n\
          [webhooks]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\ntarget_url = \"{target}\"\n\
@@ -989,21 +1002,27 @@ async fn send(target: &str, body: Vec<u8>, ts: Option<&str>, signature: Option<&
     request.send().await.expect("the receiver answers").status()
 }
 
+/// Connects to the receiver and sends the headers of a delivery announcing `length` bytes.
+async fn open_delivery(target: &str, length: usize) -> TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let url = reqwest::Url::parse(target).unwrap();
+    let mut stream = TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\
+         X-HubSpot-Request-Timestamp: {}\r\nX-HubSpot-Signature-v3: AAAA\r\n\r\n",
+        url.path(),
+        url.authority(),
+        now_ms()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
 /// Starts a 10 MB delivery (headers and the first 64 KiB) and reads the status line the
 /// receiver answers with before the rest would have been sent.
 async fn announce_ten_megabytes(target: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let url = reqwest::Url::parse(target).unwrap();
-    let mut stream = TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         X-HubSpot-Request-Timestamp: {}\r\nX-HubSpot-Signature-v3: AAAA\r\n\r\n",
-        url.path(),
-        url.authority(),
-        10 * 1_048_576,
-        now_ms()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = open_delivery(target, 10 * 1_048_576).await;
     // The receiver may answer and close at once: a write after that is allowed to fail.
     let _ = stream.write_all(&[b' '; 65_536]).await;
     let mut reply = vec![0_u8; 512];
@@ -1013,6 +1032,31 @@ async fn announce_ten_megabytes(target: &str) -> u16 {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status line: {line:?}"))
+}
+
+/// Sends a signed delivery's headers announcing `body` in full, then half of it, and closes the
+/// connection's sending side: a delivery cut off in transit. Returns the status the receiver
+/// answered with, if it answered before closing.
+async fn cut_in_transit(target: &str, body: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = open_delivery(target, body.len()).await;
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut reply)).await.unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    text.lines().next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Recorded runs of `stream` in the SQLite state store.
+async fn sqlite_runs(db: &Path, stream: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query_scalar("select count(*) from _hsync_runs where stream = ?1")
+        .bind(stream)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
 }
 
 fn property_change(id: i64, at_ms: i64, property: &str) -> Vec<u8> {
@@ -1079,6 +1123,8 @@ async fn webhooks_bring_changes_in_seconds_and_bad_deliveries_change_nothing() {
     let cut = &body[..body.len() / 2];
     assert_eq!(deliver(&target, cut, now_ms(), WEBHOOK_SECRET).await, StatusCode::BAD_REQUEST);
     assert_eq!(announce_ten_megabytes(&target).await, 413, "refused on its Content-Length, before the body");
+    let in_transit = cut_in_transit(&target, &body).await;
+    assert!(matches!(in_transit, None | Some(400)), "a body cut off in transit: {in_transit:?}");
     let at = now_ms();
     let once = property_change(ids[6], at, "lastname");
     assert_eq!(deliver(&target, &once, at, WEBHOOK_SECRET).await, StatusCode::OK);
@@ -1091,10 +1137,10 @@ async fn webhooks_bring_changes_in_seconds_and_bad_deliveries_change_nothing() {
         "only the valid delivery stored: {status:#}"
     );
     let rejected = &hooks["deliveries_rejected"];
-    for (reason, count) in
-        [("bad_signature", 1), ("stale", 1), ("unsigned", 1), ("malformed", 1), ("too_large", 1), ("replay", 1)]
-    {
-        assert_eq!(rejected[reason], count, "{reason}: {status:#}");
+    let reasons =
+        [("bad_signature", 1), ("stale", 1), ("unsigned", 1), ("malformed", 1), ("too_large", 1), ("replay", 1)];
+    for (reason, count) in reasons.iter().chain(&[("truncated", 1)]) {
+        assert_eq!(rejected[reason], *count, "{reason}: {status:#}");
     }
     let scrape = daemon.metrics().await;
     let rejected_total: f64 = scrape
@@ -1106,8 +1152,107 @@ async fn webhooks_bring_changes_in_seconds_and_bad_deliveries_change_nothing() {
             _ => 0.0,
         })
         .sum();
-    assert_eq!(rejected_total, 6.0);
+    assert_eq!(rejected_total, 7.0);
     assert!(!daemon.log().contains(WEBHOOK_SECRET), "the secret never shows");
+
+    // `hsync status`, another process, shows the receiver's counts (folded into the state store
+    // within seconds) and that nothing waits.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let shown = loop {
+        let out = crate::support::hsync(&config, &["status", "--json"]).await;
+        assert!(out.status.success(), "{}", crate::support::explain(&out));
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let hooks = &shown["webhooks"];
+        if hooks["deliveries_rejected"]["truncated"] == 1 && hooks["events_waiting"] == 0 {
+            break shown;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "hsync status never showed the counts: {shown:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let hooks = &shown["webhooks"];
+    for (reason, count) in reasons {
+        assert_eq!(hooks["deliveries_rejected"][reason], count, "{reason}: {shown:#}");
+    }
+    assert_eq!(hooks["events_accepted"].as_u64().unwrap(), accepted_before + 1, "{shown:#}");
+    assert!(hooks["events_applied"].as_i64().unwrap() >= 4, "{shown:#}");
+    assert!(hooks["events_coalesced"].is_i64() && hooks["lag_seconds"].is_i64(), "{shown:#}");
+    let table = crate::support::stdout(&crate::support::hsync(&config, &["status"]).await);
+    assert!(table.contains("7 deliveries refused") && table.contains("0 waiting"), "{table}");
+
+    // With nothing waiting the applier looks every five seconds and records no run.
+    let runs = sqlite_runs(&db, "webhooks:events").await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(sqlite_runs(&db, "webhooks:events").await, runs, "an idle applier records no run");
+}
+
+/// Webhook events for two objects, while HubSpot answers one object's batch reads with a page
+/// hsync cannot read (a data error, which retrying cannot fix): the other object's changes are
+/// merged within seconds, with the property history of the records read back, and the failing
+/// object's events are counted and left to CDC rather than holding the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_objects_unreadable_reads_leave_the_others_applied_with_their_history() {
+    let portal = PortalSpec { contacts: 20, companies: 5, deals: 30, tickets: 20, cars: 0, ..PortalSpec::default() };
+    let sim = Sim::start(unlimited(portal)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let sync = "objects = [\"deals\", \"tickets\"]\n\n[sync.history]\ndeals = [\"default\"]\n";
+    let (config, target) = webhook_config_syncing(dir.path(), &sim, &db, sync, 100, 3_600, 3_600);
+    let daemon = start_with_webhooks(&config).await;
+    daemon
+        .wait_status("the backfills, the first CDC passes and the first history pass", |s| {
+            let polled = |name| stream(s, name).is_some_and(|c| c["last_run"]["status"] == "ok");
+            backfill_done(s, &["deals", "tickets"])
+                && polled("cdc:deals")
+                && polled("cdc:tickets")
+                && job(s, "history:deals").is_some_and(|j| j["last_success"].is_string())
+        })
+        .await;
+    let deal = truth_ids(&sim, "deals").await[0];
+    let ticket = truth_ids(&sim, "tickets").await[0];
+    let versions_before = sqlite_history_versions(&db, deal).await;
+    subscribe(&sim, &target, json!({})).await;
+    let unreadable =
+        json!([{"kind": "server_error", "status": 200, "html": true, "target": "batch_read", "object": "tickets"}]);
+    sim.admin_ok(Method::PUT, "/_sim/faults", Some(&unreadable)).await;
+
+    let closed = json!({"properties": {"dealstage": "closedlost"}});
+    sim.admin_ok(
+        Method::PATCH,
+        &format!("/_sim/objects/tickets/{ticket}"),
+        Some(&json!({"properties": {"subject": "Hooked"}})),
+    )
+    .await;
+    sim.admin_ok(Method::PATCH, &format!("/_sim/objects/deals/{deal}"), Some(&closed)).await;
+    wait_for(&daemon, "the deal's change and its history", async || {
+        sqlite_text(&db, "deals", "dealstage", deal).await.as_deref() == Some("closedlost")
+            && sqlite_history_versions(&db, deal).await.len() == versions_before.len() + 1
+    })
+    .await;
+    assert_eq!(sqlite_history_versions(&db, deal).await.last().map(String::as_str), Some("closedlost"));
+    let status = daemon
+        .wait_status("the queue emptied", |s| s["daemon"]["webhooks"]["events_applied"].as_u64() >= Some(2))
+        .await;
+    assert_eq!(status["daemon"]["webhooks"]["failing"], false, "{status:#}");
+    assert_ne!(
+        sqlite_text(&db, "tickets", "subject", ticket).await.as_deref(),
+        Some("Hooked"),
+        "left to CDC:\n{}",
+        daemon.log()
+    );
+    let failed: f64 = daemon
+        .metrics()
+        .await
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hsync_webhook_events_failed_total" && s.labels.get("object") == Some("tickets"))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert!(failed >= 1.0, "the tickets' failure is counted:\n{}", daemon.log());
+    let events = stream(&status, "webhooks:events").expect("the webhook stream");
+    assert_eq!(events["last_run"]["status"], "ok", "the run succeeded for the deals: {status:#}");
 }
 
 /// An event accepted (answered 200) and then the daemon killed before applying it: the event

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 
 use super::session::Warehouse;
-use crate::stream::status::{self, StatusReport, StreamStatus};
+use crate::stream::status::{self, StatusReport, StreamStatus, WebhooksStatus};
 
 /// Options of `hsync status`.
 #[derive(Debug, Args)]
@@ -96,6 +96,11 @@ pub fn render_table(report: &StatusReport) -> String {
             out.push('\n');
         }
     }
+    if let Some(w) = &report.webhooks {
+        out.push('\n');
+        out.push_str(&webhooks_line(w));
+        out.push('\n');
+    }
     let b = &report.budget;
     let budget = match (b.allowed, b.left) {
         (Some(allowed), Some(left)) => format!(
@@ -111,6 +116,31 @@ pub fn render_table(report: &StatusReport) -> String {
     out.push_str(&budget);
     out.push('\n');
     out
+}
+
+/// One line on webhooks: received, refused, applied, waiting.
+fn webhooks_line(w: &WebhooksStatus) -> String {
+    let r = &w.received;
+    let mut line = format!(
+        "webhooks: {} events accepted in {} deliveries ({} duplicates)",
+        r.events_accepted, r.deliveries_accepted, r.events_duplicate
+    );
+    let refused = r.deliveries_rejected_total();
+    if refused > 0 {
+        let reasons: Vec<String> = r.deliveries_rejected.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+        line.push_str(&format!(", {refused} deliveries refused ({})", reasons.join(", ")));
+    } else {
+        line.push_str(", none refused");
+    }
+    line.push_str(&format!("; {} applied ({} coalesced)", w.events_applied, w.events_coalesced));
+    if let Some(lag) = w.lag_seconds {
+        line.push_str(&format!(", lag {lag}s"));
+    }
+    line.push_str(&format!("; {} waiting", w.events_waiting));
+    if let Some(age) = w.oldest_waiting_seconds {
+        line.push_str(&format!(" (oldest {age}s)"));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -155,6 +185,7 @@ mod tests {
                 exhausted: false,
                 resets_at: now,
             },
+            webhooks: None,
         };
         let table = render_table(&report);
         let lines: Vec<&str> = table.lines().collect();
@@ -164,6 +195,29 @@ mod tests {
         assert_eq!(column(lines[0], "PHASE"), column(lines[2], "cdc polling"), "{table}");
         assert!(lines[2].contains("90s") && lines[2].contains("last status 502"), "{table}");
         assert!(table.contains("120 of 1000 calls used, 880 left"), "{table}");
+    }
+
+    #[test]
+    fn the_webhooks_line_says_what_was_received_refused_applied_and_waits() {
+        let received = crate::webhooks::Receipts {
+            deliveries_accepted: 3,
+            events_accepted: 41,
+            events_duplicate: 2,
+            deliveries_rejected: [("bad_signature".to_owned(), 2), ("stale".to_owned(), 1)].into(),
+        };
+        let w = WebhooksStatus {
+            received,
+            events_applied: 40,
+            events_coalesced: 12,
+            lag_seconds: Some(1),
+            events_waiting: 1,
+            oldest_waiting_seconds: Some(4),
+        };
+        assert_eq!(
+            webhooks_line(&w),
+            "webhooks: 41 events accepted in 3 deliveries (2 duplicates), 3 deliveries refused \
+             (bad_signature 2, stale 1); 40 applied (12 coalesced), lag 1s; 1 waiting (oldest 4s)"
+        );
     }
 
     #[test]

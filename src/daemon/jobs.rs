@@ -370,6 +370,8 @@ pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live
     let sweep = WEBHOOK_SWEEP.max(window);
     let mut objects: Option<Vec<ObjectRef>> = None;
     let mut failures = 0;
+    // The receiver's counts as last folded into the checkpoint.
+    let mut folded = crate::webhooks::Receipts::default();
     loop {
         // The generator is not `Send`: made and dropped before the await.
         let wait = if failures == 0 {
@@ -378,15 +380,16 @@ pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live
             jittered(backoff(ErrorClass::Transient, failures), 10, &mut rand::rng())
         };
         tokio::select! {
-            () = leading.cancelled() => return,
+            () = leading.cancelled() => return fold_receipts(&jobs, live, &mut folded).await,
             () = live.webhook_arrivals.notified() => {
                 tokio::select! {
-                    () = leading.cancelled() => return,
+                    () = leading.cancelled() => return fold_receipts(&jobs, live, &mut folded).await,
                     () = tokio::time::sleep(window) => {}
                 }
             }
             () = tokio::time::sleep(wait) => {}
         }
+        fold_receipts(&jobs, live, &mut folded).await;
         // A run only when events wait: the run history records each one.
         match jobs.runner.state.event_backlog().await {
             Ok(backlog) if backlog.pending == 0 && failures == 0 => continue,
@@ -418,7 +421,12 @@ pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live
                 }
             },
         };
-        match jobs.run(&SyncJob::Webhooks(resolved), leading, &Unwatched::default()).await {
+        let history = resolved
+            .iter()
+            .filter_map(|object| Some((object.table.clone(), config.sync.history_for(object)?)))
+            .collect();
+        let job = SyncJob::Webhooks { objects: resolved, history };
+        match jobs.run(&job, leading, &Unwatched::default()).await {
             Ok(outcome) => {
                 failures = 0;
                 if let crate::job::Report::Webhooks(r) = &outcome.report {
@@ -436,5 +444,19 @@ pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live
                 tracing::warn!(class = %e.class(), failures, error = %e, "applying webhook events failed; retrying (CDC keeps polling)");
             }
         }
+    }
+}
+
+/// Adds what the receiver counted since `folded` to the `webhooks:events` checkpoint, so
+/// `hsync status` shows it; on failure the counts wait for the next fold.
+async fn fold_receipts(jobs: &Jobs, live: &Live, folded: &mut crate::webhooks::Receipts) {
+    let received = live.webhook_receipts();
+    let arrived = received.since(folded);
+    if arrived.is_empty() {
+        return;
+    }
+    match crate::stream::webhooks::record_receipts(&jobs.runner.state, &arrived).await {
+        Ok(()) => *folded = received,
+        Err(e) => tracing::warn!(error = %e, "the webhook receiver's counts wait: the state store does not answer"),
     }
 }

@@ -72,14 +72,9 @@ pub struct LiveView {
 /// What the webhook receiver took in and what was applied, since the daemon started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct WebhookView {
-    /// Deliveries stored and answered 2xx.
-    pub deliveries_accepted: u64,
-    /// Events stored (new ones; duplicates of stored events are not).
-    pub events_accepted: u64,
-    /// Events HubSpot sent again (a retry or a duplicate), stored once.
-    pub events_duplicate: u64,
-    /// Refused deliveries by reason (`bad_signature`, `stale`, `replay`, `too_large`, ...).
-    pub deliveries_rejected: BTreeMap<String, u64>,
+    /// Deliveries and events accepted and refused.
+    #[serde(flatten)]
+    pub received: crate::webhooks::Receipts,
     pub last_accepted_at: Option<DateTime<Utc>>,
     /// Events applied (records read back and merged).
     pub events_applied: u64,
@@ -196,6 +191,11 @@ impl Live {
     /// Changes the webhook view (turning it on the first time).
     pub fn update_webhooks(&self, change: impl FnOnce(&mut WebhookView)) {
         change(self.lock_view().webhooks.get_or_insert_with(WebhookView::default));
+    }
+
+    /// What the webhook receiver counted since the daemon started.
+    pub fn webhook_receipts(&self) -> crate::webhooks::Receipts {
+        self.lock_view().webhooks.as_ref().map(|w| w.received.clone()).unwrap_or_default()
     }
 
     /// Whether webhooks carry changes now: a delivery accepted within `within` and the last

@@ -45,7 +45,7 @@ pub fn router(receiver: Receiver, path: &str) -> Router {
 
 fn refuse(status: StatusCode, reason: &'static str, message: String, live: &Live) -> Response {
     metrics::counter!("hsync_webhook_deliveries_rejected_total", "reason" => reason).increment(1);
-    live.update_webhooks(|w| *w.deliveries_rejected.entry(reason.to_owned()).or_default() += 1);
+    live.update_webhooks(|w| *w.received.deliveries_rejected.entry(reason.to_owned()).or_default() += 1);
     tracing::warn!(reason, status = status.as_u16(), detail = %message, "webhook delivery refused");
     (status, Json(json!({ "status": "error", "reason": reason, "message": message }))).into_response()
 }
@@ -128,9 +128,9 @@ async fn receive(State(r): State<Receiver>, request: Request) -> Response {
     metrics::counter!("hsync_webhook_events_duplicate_total").increment(stored.duplicates);
     metrics::counter!("hsync_webhook_events_ignored_total").increment(delivery.ignored);
     live.update_webhooks(|w| {
-        w.deliveries_accepted += 1;
-        w.events_accepted += stored.stored;
-        w.events_duplicate += stored.duplicates;
+        w.received.deliveries_accepted += 1;
+        w.received.events_accepted += stored.stored;
+        w.received.events_duplicate += stored.duplicates;
         w.last_accepted_at = Some(live.clock.now());
     });
     if stored.stored > 0 {

@@ -23,10 +23,11 @@ use super::state::{load, settled_through, HistoryState};
 use super::Error;
 use crate::config::HistorySelection;
 use crate::destination::Destination;
+use crate::hubspot::model::BatchRead;
 use crate::hubspot::{HubSpotClient, ObjectRef};
 use crate::schema::dimension::{build_dimension_batch, PROPERTY_HISTORY};
 use crate::schema::history::version_rows;
-use crate::state::{StateStore, StreamId};
+use crate::state::{Checkpoint, StateStore, StreamId};
 
 /// Records per commit: four history batch reads.
 pub const CHUNK: usize = 200;
@@ -115,21 +116,15 @@ pub async fn pass<D: Destination, S: StateStore>(
         if stop.is_cancelled() {
             return Ok(report);
         }
-        let (rows, mut rejects) = version_rows(table, &read.found);
-        let (batch, more) = build_dimension_batch(&PROPERTY_HISTORY, &rows);
-        rejects.extend(more);
-        versions += rows.len() as i64;
         let last = *chunk.last().expect("invariant: chunks are never empty");
-        let state = HistoryState::Reading { since_ms, through_ms, after_id: last, started_at_ms, versions };
-        if rows.is_empty() && rejects.is_empty() {
-            runner.commit(&state.checkpoint(table)).await?;
-        } else {
-            runner.write_dimensions(&[batch], &rejects, &state.checkpoint(table)).await?;
-        }
-        metrics::counter!("hsync_history_versions_total", "object" => table.to_owned()).increment(rows.len() as u64);
+        let (written, rejects) = write_read(runner, table, &read, |written| {
+            versions += written as i64;
+            HistoryState::Reading { since_ms, through_ms, after_id: last, started_at_ms, versions }.checkpoint(table)
+        })
+        .await?;
         report.records += chunk.len() as u64;
-        report.versions += rows.len() as u64;
-        report.rejects += rejects.len() as u64;
+        report.versions += written;
+        report.rejects += rejects;
     }
     let finished_at_ms = runner.clock.now().timestamp_millis();
     runner.commit(&HistoryState::Current { through_ms, finished_at_ms, versions }.checkpoint(table)).await?;
@@ -142,4 +137,41 @@ pub async fn pass<D: Destination, S: StateStore>(
         "property history pass finished"
     );
     Ok(report)
+}
+
+/// Reads the history of `ids` of `object` (at most [`CHUNK`]) for `properties` and writes it
+/// with `checkpoint`, outside any pass: for records the caller just merged, so their versions
+/// arrive with them. Returns the versions written.
+pub async fn write_versions<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    object: &ObjectRef,
+    properties: &[String],
+    ids: &[i64],
+    checkpoint: &Checkpoint,
+) -> Result<u64, Error> {
+    let asked: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let read = runner.client.batch_read_history(&object.api_name, &asked, properties).await?;
+    Ok(write_read(runner, &object.table, &read, |_| checkpoint.clone()).await?.0)
+}
+
+/// Writes the versions a history read found, and the values left out to `_hsync_rejects`, in
+/// one transaction with the checkpoint `checkpoint` makes from the count of versions (alone
+/// when there is nothing to write). Returns (versions, rejects).
+async fn write_read<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &str,
+    read: &BatchRead,
+    checkpoint: impl FnOnce(u64) -> Checkpoint,
+) -> Result<(u64, u64), Error> {
+    let (rows, mut rejects) = version_rows(table, &read.found);
+    let checkpoint = &checkpoint(rows.len() as u64);
+    let (batch, more) = build_dimension_batch(&PROPERTY_HISTORY, &rows);
+    rejects.extend(more);
+    if rows.is_empty() && rejects.is_empty() {
+        runner.commit(checkpoint).await?;
+    } else {
+        runner.write_dimensions(&[batch], &rejects, checkpoint).await?;
+    }
+    metrics::counter!("hsync_history_versions_total", "object" => table.to_owned()).increment(rows.len() as u64);
+    Ok((rows.len() as u64, rejects.len() as u64))
 }

@@ -12,10 +12,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::state::{BackfillState, CdcState};
+use super::webhooks::WebhooksState;
 use super::Error;
 use crate::clock::Clock;
 use crate::hubspot::{BudgetConfig, BudgetStore, DailyBudget};
-use crate::state::{Checkpoint, RunRecord, RunStatus, StateStore, StreamId, StreamKind};
+use crate::state::{Checkpoint, EventBacklog, RunRecord, RunStatus, StateStore, StreamId, StreamKind};
+use crate::webhooks::Receipts;
 
 /// How many recent runs are read to find each stream's latest run and latest failure.
 pub const RUN_WINDOW: i64 = 1_000;
@@ -28,6 +30,27 @@ pub struct StatusReport {
     /// One entry per checkpointed stream, by object, backfill before CDC.
     pub streams: Vec<StreamStatus>,
     pub budget: BudgetReport,
+    /// Webhooks, once the receiver counted or stored anything.
+    pub webhooks: Option<WebhooksStatus>,
+}
+
+/// What the webhook receiver took in and what became of it, from the `webhooks:events`
+/// checkpoint (counts folded in by the daemon every few seconds) and the event queue.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WebhooksStatus {
+    /// Deliveries and events accepted, and deliveries refused by reason.
+    #[serde(flatten)]
+    pub received: Receipts,
+    /// Events applied (records read back and merged).
+    pub events_applied: i64,
+    /// Applied events that needed no read of their own.
+    pub events_coalesced: i64,
+    /// From the latest applied event's `occurredAt` to its merge.
+    pub lag_seconds: Option<i64>,
+    /// Events stored and not applied yet.
+    pub events_waiting: u64,
+    /// Since the oldest waiting event arrived.
+    pub oldest_waiting_seconds: Option<i64>,
 }
 
 /// One stream's progress and health.
@@ -115,6 +138,8 @@ pub async fn collect<S: StateStore>(
     let ledger = DailyBudget::new(budget, clock, budget_store);
     let budget = ledger.ledger_status().await?;
     let mut streams: Vec<StreamStatus> = checkpoints.iter().map(|c| stream_status(c, &runs, now)).collect();
+    let applied = checkpoints.iter().find(|c| c.stream.kind() == StreamKind::Webhooks);
+    let webhooks = webhooks_status(applied, state.event_backlog().await?, now);
     // By object, then backfill, CDC and the others (the kinds' order).
     streams.sort_by(|a, b| (&a.object, a.kind).cmp(&(&b.object, b.kind)));
     Ok(StatusReport {
@@ -128,6 +153,28 @@ pub async fn collect<S: StateStore>(
             exhausted: budget.allowed.is_some_and(|a| budget.used >= a),
             resets_at: budget.resets_at,
         },
+        webhooks,
+    })
+}
+
+/// The webhooks' part of the report, when there is anything to say (an unreadable checkpoint
+/// reads as nothing applied; its stream shows as `unreadable`).
+pub fn webhooks_status(
+    applied: Option<&Checkpoint>,
+    backlog: EventBacklog,
+    now: DateTime<Utc>,
+) -> Option<WebhooksStatus> {
+    if applied.is_none() && backlog.pending == 0 {
+        return None;
+    }
+    let state: WebhooksState = applied.and_then(|c| serde_json::from_value(c.state.clone()).ok()).unwrap_or_default();
+    Some(WebhooksStatus {
+        received: state.received,
+        events_applied: state.rows,
+        events_coalesced: state.coalesced,
+        lag_seconds: (state.latest_event_ms > 0).then_some(state.lag_ms / 1_000),
+        events_waiting: backlog.pending,
+        oldest_waiting_seconds: backlog.oldest_received_at_ms.map(|ms| (now.timestamp_millis() - ms).max(0) / 1_000),
     })
 }
 
@@ -339,6 +386,7 @@ mod tests {
                 exhausted: false,
                 resets_at: now,
             },
+            webhooks: None,
         };
         let value = serde_json::to_value(&report).unwrap();
         let stream = &value["streams"][0];
@@ -377,5 +425,40 @@ mod tests {
         let status = stream_status(&checkpoint, &[], now);
         assert_eq!((status.phase.as_str(), status.rows, status.lag_seconds), ("applying", Some(40), Some(1)));
         assert_eq!(status.stream.to_string(), "webhooks:events");
+    }
+
+    #[test]
+    fn webhooks_show_what_was_received_applied_and_waits() {
+        let now = at("2026-01-01T12:00:00Z");
+        let none = EventBacklog { pending: 0, oldest_received_at_ms: None };
+        assert_eq!(webhooks_status(None, none, now), None, "no webhooks: no section");
+        let checkpoint = Checkpoint {
+            stream: StreamId::webhooks(),
+            position: 40,
+            state: json!({"phase": "applying", "latest_event_ms": 5, "lag_ms": 2_500, "rows": 40, "coalesced": 12,
+                "finished_at_ms": 6, "received": {"deliveries_accepted": 3, "events_accepted": 41,
+                "events_duplicate": 2, "deliveries_rejected": {"stale": 1}}}),
+        };
+        let waiting = EventBacklog { pending: 1, oldest_received_at_ms: Some(now.timestamp_millis() - 4_000) };
+        let status = webhooks_status(Some(&checkpoint), waiting, now).unwrap();
+        assert_eq!((status.events_applied, status.events_coalesced, status.lag_seconds), (40, 12, Some(2)));
+        assert_eq!((status.events_waiting, status.oldest_waiting_seconds), (1, Some(4)));
+        assert_eq!((status.received.events_accepted, status.received.deliveries_rejected_total()), (41, 1));
+        let value = serde_json::to_value(&status).unwrap();
+        for field in [
+            "deliveries_accepted",
+            "events_accepted",
+            "events_duplicate",
+            "deliveries_rejected",
+            "events_applied",
+            "events_coalesced",
+            "lag_seconds",
+            "events_waiting",
+            "oldest_waiting_seconds",
+        ] {
+            assert!(value.get(field).is_some(), "webhooks.{field}");
+        }
+        let queued_only = webhooks_status(None, waiting, now).unwrap();
+        assert_eq!((queued_only.events_applied, queued_only.lag_seconds, queued_only.events_waiting), (0, None, 1));
     }
 }

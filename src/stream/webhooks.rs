@@ -2,7 +2,8 @@
 //! first, [`BATCH`] at a time, folded into one plan ([`crate::webhooks::plan`]) so each record
 //! is read once however many events name it. This module owns that pass and the
 //! `webhooks:events` checkpoint (events applied, the latest `occurredAt` applied and how far
-//! behind it was merged, which `hsync status` shows as the stream's lag).
+//! behind it was merged, which `hsync status` shows as the stream's lag, and the receiver's
+//! counts, which the daemon folds in with [`record_receipts`]).
 //!
 //! - **Records named** (creation, property change, deletion, restore, merge, privacy deletion)
 //!   are read back by id (batch read, 100 a call, every synced property) and merged through
@@ -13,8 +14,9 @@
 //!   deletes reconcile's own decisions ([`super::deletes::plan`]).
 //! - **Association changes** read the edges of the records named, for the pairs stored from
 //!   their side, with the calculated properties around them ([`super::associations::poll`]).
-//! - Property history follows: its pass reads the records whose stored cursor moved, which
-//!   includes those written here.
+//! - **Property history** (for objects `sync.history` names) is read for the live records read
+//!   back, right after their merge, so their versions arrive with them; the history pass reads
+//!   them again later (their cursor moved), which writes the same version keys.
 //!
 //! Events leave the queue only after everything they asked for is written, so a crash applies
 //! them again (harmlessly). An event for a type hsync does not sync, or that cannot be read
@@ -22,29 +24,34 @@
 //! cannot fix is logged and left to CDC, without holding back other types' events. CDC keeps
 //! running as the safety net for events HubSpot never delivered.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::associations::{self, Around, Source};
 use super::deletes::{self, Archived, Observed, MERGED_IDS};
+use super::history;
 use super::runner::{PreparedTable, Runner};
 use super::{record_cursor_ms, Error};
+use crate::config::HistorySelection;
 use crate::destination::{Cell, Destination, IdFlags};
 use crate::error::Classify;
 use crate::hubspot::BATCH_READ_MAX;
 use crate::schema::{hsync_columns, parse_instant_ms};
 use crate::state::{Checkpoint, StateStore, StreamId};
-use crate::webhooks::{plan, Event};
+use crate::webhooks::{plan, Event, Receipts};
 
 /// Pending events applied together at most.
 pub const BATCH: i64 = 1_000;
 
+/// The stream's only phase: events are applied as they come.
+const APPLYING: &str = "applying";
+
 /// Where the application of events stands (the `webhooks:events` checkpoint).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhooksState {
-    /// Always `applying`: events are applied as they come.
+    /// Always [`APPLYING`].
     pub phase: String,
     /// The latest `occurredAt` among the events applied (epoch ms).
     pub latest_event_ms: i64,
@@ -55,6 +62,9 @@ pub struct WebhooksState {
     /// Of those, events another event in the same batch had covered already.
     pub coalesced: i64,
     pub finished_at_ms: i64,
+    /// What the receiver accepted and refused, as folded in so far.
+    #[serde(default)]
+    pub received: Receipts,
 }
 
 /// What one run did.
@@ -69,15 +79,19 @@ pub struct Report {
     /// Rows whose flags changed.
     pub flagged: u64,
     pub edges: u64,
+    /// Property-history versions written for the records read back.
+    pub versions: u64,
     /// From the latest applied event's `occurredAt` to its merge (ms).
     pub lag_ms: Option<i64>,
 }
 
 /// Applies every pending event (see the module docs) until the queue is empty or `shutdown`.
+/// `history` holds, by table, the properties whose history is kept.
 pub async fn apply<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     tables: &[PreparedTable],
     sources: &[Source],
+    history: &BTreeMap<String, HistorySelection>,
     shutdown: &CancellationToken,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
@@ -102,10 +116,15 @@ pub async fn apply<D: Destination, S: StateStore>(
         let planned = plan(&events);
         for (type_id, ids) in &planned.lookups {
             let Some(table) = tables.iter().find(|t| t.object.type_id() == type_id) else { continue };
-            if let Some((merged, flagged)) = only_this_type(&table.object.table, look_up(runner, table, ids).await)? {
-                report.merged += merged;
-                report.flagged += flagged;
+            let Some(found) = only_this_type(&table.object.table, look_up(runner, table, ids).await)? else { continue };
+            report.merged += found.merged;
+            report.flagged += found.flagged;
+            let Some(selection) = history.get(&table.object.table) else { continue };
+            if found.live.is_empty() {
+                continue;
             }
+            let read = follow_history(runner, table, selection, &found.live, &checkpoint(&stream, &state)).await;
+            report.versions += only_this_type(&table.object.table, read)?.unwrap_or(0);
         }
         for source in sources {
             let Some(ids) = planned.associations.get(source.from.type_id()) else { continue };
@@ -126,7 +145,7 @@ pub async fn apply<D: Destination, S: StateStore>(
             state.latest_event_ms = state.latest_event_ms.max(latest);
             state.lag_ms = now - latest;
         }
-        state.phase = "applying".to_owned();
+        state.phase = APPLYING.to_owned();
         state.rows += planned.events as i64;
         state.coalesced += planned.coalesced as i64;
         state.finished_at_ms = now;
@@ -147,6 +166,7 @@ pub async fn apply<D: Destination, S: StateStore>(
             merged = report.merged,
             flagged = report.flagged,
             edges = report.edges,
+            versions = report.versions,
             lag_ms = report.lag_ms,
             "webhook events applied"
         );
@@ -171,6 +191,34 @@ fn only_this_type<T>(table: &str, outcome: Result<T, Error>) -> Result<Option<T>
     }
 }
 
+/// Adds `arrived`, what the receiver counted since the last fold, to the checkpoint.
+pub async fn record_receipts<S: StateStore>(state: &S, arrived: &Receipts) -> Result<(), Error> {
+    let stream = StreamId::webhooks();
+    let mut current = super::state::load::<WebhooksState>(state, &stream).await?.unwrap_or_default();
+    current.received.add(arrived);
+    current.phase = APPLYING.to_owned();
+    state.commit_checkpoint(&checkpoint(&stream, &current)).await?;
+    Ok(())
+}
+
+/// Reads and writes the history of `ids` (records just merged) for the properties `selection`
+/// names, with `checkpoint` (the stream's, unchanged) as the write requires one. Returns the
+/// versions written.
+async fn follow_history<D: Destination, S: StateStore>(
+    runner: &Runner<D, S>,
+    table: &PreparedTable,
+    selection: &HistorySelection,
+    ids: &[i64],
+    checkpoint: &Checkpoint,
+) -> Result<u64, Error> {
+    let properties = history::selected_properties(&runner.client, &table.object, selection).await?;
+    let mut versions = 0;
+    for chunk in ids.chunks(history::CHUNK) {
+        versions += history::write_versions(runner, &table.object, &properties, chunk, checkpoint).await?;
+    }
+    Ok(versions)
+}
+
 fn checkpoint(stream: &StreamId, state: &WebhooksState) -> Checkpoint {
     Checkpoint {
         stream: stream.clone(),
@@ -179,13 +227,21 @@ fn checkpoint(stream: &StreamId, state: &WebhooksState) -> Checkpoint {
     }
 }
 
+/// What reading a type's records back did.
+struct Found {
+    merged: u64,
+    flagged: u64,
+    /// The ids HubSpot serves live, ascending.
+    live: Vec<i64>,
+}
+
 /// Reads `ids` of `table` back by id and writes what HubSpot holds: live records merged,
-/// archived, merged-away and vanished ones flagged. Returns (rows merged, rows flagged).
+/// archived, merged-away and vanished ones flagged.
 async fn look_up<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     table: &PreparedTable,
     ids: &BTreeSet<i64>,
-) -> Result<(u64, u64), Error> {
+) -> Result<Found, Error> {
     let api = &table.object.api_name;
     let cursor = table.object.cursor_property;
     let asked: Vec<String> = ids.iter().map(i64::to_string).collect();
@@ -230,7 +286,7 @@ async fn look_up<D: Destination, S: StateStore>(
     let flagged =
         if decided.flags.is_empty() { 0 } else { runner.dest.flag(&table.object.table, &decided.flags).await? };
     metrics::counter!("hsync_rows_flagged_total", "object" => table.object.table.clone()).increment(flagged);
-    Ok((merged, flagged))
+    Ok(Found { merged, flagged, live: observed.live.into_iter().collect() })
 }
 
 /// The stored cursor and flags of the rows `ids` of `table` (those it holds).

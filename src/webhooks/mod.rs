@@ -6,11 +6,13 @@
 //! the safety net for any event HubSpot never delivered.
 
 pub mod event;
+mod receipts;
 pub mod signature;
 
 use std::path::Path;
 
 pub use event::{parse_delivery, plan, Action, BodyError, Delivery, Event, Plan};
+pub use receipts::Receipts;
 pub use signature::{check, Rejection, Signed, MAX_AGE_MS};
 
 use crate::config::WebhooksConfig;

@@ -66,6 +66,10 @@ pub struct FaultRule {
     /// Skip this many matching requests before the rule starts hitting.
     #[serde(default)]
     pub skip: u64,
+    /// Only requests about this object type (its name, `deals`, or type id, `0-3`): the object
+    /// routes and the v4 associations of records of that type. Any type when absent.
+    #[serde(default)]
+    pub object: Option<String>,
 }
 
 /// The fault rules in force, in order; the first rule that fires wins.
@@ -82,11 +86,15 @@ impl FaultPlan {
         FaultPlan { rules, rng: ChaCha8Rng::seed_from_u64(seed ^ 0xFA17), injected: Default::default() }
     }
 
-    /// The fault to inject for a request of `target` class, if any rule fires.
-    pub fn draw(&mut self, is: impl Fn(FaultTarget) -> bool) -> Option<FaultKind> {
+    /// The fault to inject for a request of `target` class about the object type `object`
+    /// names (its name and type id), if any rule fires.
+    pub fn draw(&mut self, is: impl Fn(FaultTarget) -> bool, object: &[&str]) -> Option<FaultKind> {
         let mut fired = None;
         for rule in &mut self.rules {
             if !(rule.target == FaultTarget::Any || is(rule.target)) || rule.remaining == Some(0) {
+                continue;
+            }
+            if rule.object.as_deref().is_some_and(|o| !object.iter().any(|n| n.eq_ignore_ascii_case(o))) {
                 continue;
             }
             if rule.skip > 0 {
@@ -155,17 +163,30 @@ mod tests {
             remaining: Some(2),
             probability: None,
             skip: 1,
+            object: None,
         };
         let mut plan = FaultPlan::new(1, vec![rule]);
         let search = |t| t == FaultTarget::Search;
         let general = |t| t == FaultTarget::General;
-        assert_eq!(plan.draw(general), None, "other targets are not hit");
-        assert_eq!(plan.draw(search), None, "the first match is skipped");
-        assert_eq!(plan.draw(search), Some(FaultKind::RateLimit));
-        assert_eq!(plan.draw(search), Some(FaultKind::RateLimit));
-        assert_eq!(plan.draw(search), None);
+        assert_eq!(plan.draw(general, &[]), None, "other targets are not hit");
+        assert_eq!(plan.draw(search, &[]), None, "the first match is skipped");
+        assert_eq!(plan.draw(search, &[]), Some(FaultKind::RateLimit));
+        assert_eq!(plan.draw(search, &[]), Some(FaultKind::RateLimit));
+        assert_eq!(plan.draw(search, &[]), None);
         assert!(plan.rules.is_empty());
         assert_eq!(plan.injected["rate_limit"], 2);
+    }
+
+    #[test]
+    fn a_rule_for_one_object_type_spares_the_others() {
+        let rules: Vec<FaultRule> =
+            serde_json::from_str(r#"[{"kind":"truncated_json","target":"batch_read","object":"deals"}]"#).unwrap();
+        let mut plan = FaultPlan::new(1, rules);
+        let batch_read = |t| t == FaultTarget::BatchRead;
+        assert_eq!(plan.draw(batch_read, &["contacts", "0-1"]), None);
+        assert_eq!(plan.draw(batch_read, &[]), None, "a request about no object type is spared");
+        assert_eq!(plan.draw(batch_read, &["deals", "0-3"]), Some(FaultKind::TruncatedJson));
+        assert_eq!(plan.draw(batch_read, &["DEALS", "0-3"]), Some(FaultKind::TruncatedJson));
     }
 
     #[test]

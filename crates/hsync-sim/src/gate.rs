@@ -176,6 +176,8 @@ struct RouteClass {
     targets: Vec<FaultTarget>,
     /// Scopes of which the token needs any one.
     scope: Option<Vec<String>>,
+    /// The object type the request is about (its name and type id), for faults of one type.
+    object: Vec<String>,
 }
 
 /// The write scope matching a read scope: `crm.objects.deals.read` becomes
@@ -198,6 +200,9 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
     let mut targets = Vec::new();
     let mut bucket = Bucket::General;
     let mut family = Family::Other;
+    let named =
+        |t: &str| portal.type_idx(t).map(|i| &portal.store(i).def).map(|d| vec![d.name.clone(), d.type_id.clone()]);
+    let mut object = Vec::new();
     let scope = match segs.as_slice() {
         ["crm", "v3" | "v4", "objects", t, rest @ ..] | ["crm", "objects", _, t, rest @ ..] => {
             if path.ends_with("/search") {
@@ -218,6 +223,7 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
                 family = Family::List;
                 targets.push(FaultTarget::List);
             }
+            object = named(t).unwrap_or_default();
             object_scope(t)
         }
         ["crm", "v3", "properties", t, ..] | ["crm", "properties", _, t, ..] => {
@@ -230,6 +236,7 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
             bucket = Bucket::Associations;
             family = Family::Associations;
             targets.push(FaultTarget::Associations);
+            object = named(from).unwrap_or_default();
             object_scope(from)
         }
         ["crm", "v3", "owners", ..] | ["crm", "owners", ..] => Some(vec!["crm.objects.owners.read".to_owned()]),
@@ -241,7 +248,7 @@ fn classify(state: &SimState, method: &Method, path: &str) -> RouteClass {
     if bucket != Bucket::Search {
         targets.push(FaultTarget::General);
     }
-    RouteClass { bucket, family, targets, scope }
+    RouteClass { bucket, family, targets, scope, object }
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -338,7 +345,8 @@ pub async fn gate(State(state): State<Arc<SimState>>, req: Request, next: Next) 
                 break 'respond missing_scope(need);
             }
         }
-        let fault = lock(&state.faults).draw(|t| class.targets.contains(&t));
+        let object: Vec<&str> = class.object.iter().map(String::as_str).collect();
+        let fault = lock(&state.faults).draw(|t| class.targets.contains(&t), &object);
         let mut truncate = false;
         if let Some(kind) = &fault {
             fault_name = Some(super::faults::kind_name(kind));
