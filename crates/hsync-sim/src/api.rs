@@ -16,15 +16,17 @@ use serde_json::{json, Map, Value};
 use super::input::{checked, unreadable_json, Shape};
 use super::latency::counted;
 use super::portal::{
-    iso_millis, Millis, MutationError, Portal, PropSource, PropertyDef, Record, Sensitivity, TypeIdx, ValueContext,
+    iso_millis, MutationError, Portal, PropSource, PropertyDef, Record, Sensitivity, TypeIdx, ValueContext,
     WriteSource, API_APP_ID,
 };
 use super::render::{
-    error_response, history_json, in_key_order, json_response, method_not_allowed, no_route, object_not_found,
-    property_json, unknown_type, unparsable_parameter, validation_error, RecordStyle, RecordView,
+    error_response, history_json, in_key_order, invalid_properties, json_response, method_not_allowed, no_route,
+    object_not_found, property_json, unknown_type, unparsable_parameter, validation_error, RecordStyle, RecordView,
 };
 use super::search::{SearchBody, SearchPlan};
+use super::validate::PropertyProblem;
 use super::webhooks::ChangeSource;
+use super::writes::{self, BatchOp, Written};
 use super::{Answer, ListCursor, OverLimit, SimState};
 
 type Shared = State<Arc<SimState>>;
@@ -70,6 +72,7 @@ pub fn routes(state: Arc<SimState>) -> Router {
     let associations = || {
         Router::new()
             .route("/{from}/{to}/batch/{op}", post(association_batch))
+            .route("/{from}/{to}/batch/associate/default", post(association_default_batch))
             .route("/{from}/{to}/labels", get(association_labels))
             .route("/definitions/configurations/all", get(association_configurations_all))
             .route("/definitions/configurations/{from}/{to}", get(association_configurations))
@@ -143,22 +146,10 @@ fn resolve_type(portal: &Portal, name: &str) -> Result<TypeIdx, Response> {
     portal.type_idx(name).ok_or_else(|| unknown_type(name))
 }
 
-fn mutation_error(e: &MutationError) -> Response {
+pub(super) fn mutation_error(e: &MutationError) -> Response {
     match e {
         MutationError::NotFound(id) => object_not_found(&id.to_string()),
-        MutationError::UnknownProperty(name) => {
-            let mut extra = Map::new();
-            extra.insert(
-                "errors".into(),
-                json!([{ "message": format!("Property \"{name}\" does not exist"), "code": "PROPERTY_DOESNT_EXIST", "context": { "propertyName": [name] } }]),
-            );
-            error_response(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                &format!("Property values were not valid: [{{\"isValid\":false,\"message\":\"Property \\\"{name}\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"{name}\"}}]"),
-                Some(extra),
-            )
-        }
+        MutationError::UnknownProperty(name) => invalid_properties(&[PropertyProblem::unknown(name)], None),
         MutationError::PropertyExists(_) => {
             error_response(StatusCode::CONFLICT, "OBJECT_ALREADY_EXISTS", &e.to_string(), None)
         }
@@ -169,7 +160,7 @@ fn mutation_error(e: &MutationError) -> Response {
     }
 }
 
-fn value_string(v: &Value) -> Option<String> {
+pub(super) fn value_string(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -177,14 +168,14 @@ fn value_string(v: &Value) -> Option<String> {
     }
 }
 
-fn properties_of(body: &Value) -> BTreeMap<String, Option<String>> {
+pub(super) fn properties_of(body: &Value) -> BTreeMap<String, Option<String>> {
     body.get("properties")
         .and_then(Value::as_object)
         .map(|m| m.iter().map(|(k, v)| (k.clone(), value_string(v))).collect())
         .unwrap_or_default()
 }
 
-fn parse_id(raw: &str) -> Option<u64> {
+pub(super) fn parse_id(raw: &str) -> Option<u64> {
     raw.trim().parse().ok()
 }
 
@@ -449,59 +440,28 @@ async fn create(State(state): Shared, Path(t): Path<String>, body: Bytes) -> Ans
     let (render, rec) = {
         let mut portal = state.portal_write(ChangeSource::Api);
         let ti = resolve_type(&portal, &t)?;
-        let rec = portal.create(ti, now, API_WRITER, properties_of(&body)).map_err(|e| mutation_error(&e))?;
-        if let Some(links) = body.get("associations").and_then(Value::as_array) {
-            for link in links {
-                associate_from_input(&mut portal, ti, rec.id, link, now)?;
-            }
-        }
+        let rec = writes::create_one(&mut portal, ti, &body, now, API_WRITER)?;
         (Rendered::of(&portal, ti), rec)
     };
     let props = all_written(&render, &rec);
     Ok(json_response(StatusCode::CREATED, &render.record(&rec, &props, false, None)))
 }
 
-fn associate_from_input(
-    portal: &mut Portal,
-    from: TypeIdx,
-    from_id: u64,
-    link: &Value,
-    now: Millis,
-) -> Result<(), Response> {
-    let to_id = link.pointer("/to/id").and_then(value_string).and_then(|s| parse_id(&s));
-    let type_ids: Vec<u32> = link
-        .get("types")
-        .and_then(Value::as_array)
-        .map(|ts| {
-            ts.iter().filter_map(|t| t.get("associationTypeId").and_then(Value::as_u64)).map(|n| n as u32).collect()
-        })
-        .unwrap_or_default();
-    let Some(to_id) = to_id else {
-        return Err(validation_error("association input needs to.id"));
-    };
-    // The target type comes from the type id: find a type pair that defines it.
-    let to = portal
-        .association_types
-        .iter()
-        .find(|a| a.from == from && type_ids.contains(&a.type_id))
-        .map(|a| a.to)
-        .ok_or_else(|| validation_error("association types must name a valid associationTypeId"))?;
-    if !portal.is_live(to, to_id) {
-        return Err(object_not_found(&to_id.to_string()));
-    }
-    portal.associate_at(from, from_id, to, to_id, &type_ids, now).map_err(|e| mutation_error(&e))
-}
-
-async fn update_one(State(state): Shared, Path((t, raw_id)): Path<(String, String)>, body: Bytes) -> Answer {
+async fn update_one(
+    State(state): Shared,
+    Path((t, raw_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Answer {
     let body = checked(&body, Shape::Record)?;
+    // As for GET, `hs_object_id` names the record id.
+    let q = Query::parse(raw);
+    let id_property = q.one("idProperty").filter(|p| *p != "hs_object_id");
     let now = state.clock.now();
     let (render, rec) = {
         let mut portal = state.portal_write(ChangeSource::Api);
         let ti = resolve_type(&portal, &t)?;
-        let Some(id) = parse_id(&raw_id) else {
-            return Err(object_not_found(&raw_id));
-        };
-        let rec = portal.update(ti, id, now, API_WRITER, properties_of(&body)).map_err(|e| mutation_error(&e))?;
+        let rec = writes::update_one(&mut portal, ti, &raw_id, id_property, &body, now, API_WRITER)?;
         (Rendered::of(&portal, ti), rec)
     };
     let props = all_written(&render, &rec);
@@ -750,43 +710,43 @@ fn batch_read(state: Arc<SimState>, t: String, q: Query, body: Value, inputs: Ve
     Ok(counted(batch_envelope(now, results, errors), n))
 }
 
+/// Batch create, update and upsert ([`writes::batch`]): 201 (create) or 200 when every input
+/// was written, 207 when `errors` is not empty. Results are not in input order (HubSpot does
+/// not promise it; callers match them by id or key); upsert results carry `new`.
 fn batch_write(state: Arc<SimState>, t: String, op: &str, inputs: Vec<Value>) -> Answer {
+    let op = match op {
+        "create" => BatchOp::Create,
+        "update" => BatchOp::Update,
+        _ => BatchOp::Upsert,
+    };
     let now = state.clock.now();
     let mut portal = state.portal_write(ChangeSource::Api);
     let ti = resolve_type(&portal, &t)?;
-    let mut written = Vec::new();
-    for input in &inputs {
-        let props = properties_of(input);
-        let result = if op == "create" {
-            portal.create(ti, now, API_WRITER, props)
-        } else {
-            let Some(id) = input.get("id").and_then(value_string).and_then(|s| parse_id(&s)) else {
-                return Err(validation_error("each input needs an id"));
-            };
-            // Batch update does not accept ids absorbed by a merge.
-            if portal.store(ti).merged_into.contains_key(&id) {
-                return Err(mutation_error(&MutationError::NotFound(id)));
-            }
-            portal.update(ti, id, now, API_WRITER, props)
-        };
-        written.push(result.map_err(|e| mutation_error(&e))?);
-    }
+    let mut outcome = writes::batch(&mut portal, ti, op, &inputs, now, API_WRITER)?;
     let render = Rendered::of(&portal, ti);
     drop(portal);
-    let mut results: Vec<Value> =
-        written.iter().map(|r| render.record(r, &all_written(&render, r), false, None)).collect();
-    if op == "upsert" {
-        // `SimplePublicUpsertObject` requires `new`: an upsert here only updates existing records.
-        results.iter_mut().for_each(|r| r["new"] = json!(false));
-    }
+    outcome.written.sort_by_key(|w| super::portal::tie_key(w.record.id));
+    let results: Vec<Value> = outcome
+        .written
+        .iter()
+        .map(|Written { record, created }| {
+            let mut result = render.record(record, &all_written(&render, record), false, None);
+            if op == BatchOp::Upsert {
+                // `SimplePublicUpsertObject` requires `new`: whether the upsert created the record.
+                result["new"] = json!(created);
+            }
+            result
+        })
+        .collect();
     let n = results.len();
-    let status_ok = counted(batch_envelope(now, results, Vec::new()), n);
-    if op == "create" {
-        let (mut parts, body) = status_ok.into_parts();
+    let failed = !outcome.errors.is_empty();
+    let answer = counted(batch_envelope(now, results, outcome.errors), n);
+    if op == BatchOp::Create && !failed {
+        let (mut parts, body) = answer.into_parts();
         parts.status = StatusCode::CREATED;
         return Ok(Response::from_parts(parts, body));
     }
-    Ok(status_ok)
+    Ok(answer)
 }
 
 fn list_properties_json(portal: &Portal, ti: TypeIdx, archived: bool, sensitivity: Sensitivity) -> Vec<Value> {
@@ -1233,6 +1193,57 @@ async fn association_batch(
             Err(error_response(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Unknown association batch operation", None))
         }
     }
+}
+
+/// `POST /crm/v4/associations/{from}/{to}/batch/associate/default`: `{inputs: [{from: {id},
+/// to: {id}}]}`. Each pair gets the pair's unlabeled (default) association type, in both
+/// directions; 200 with `{from: {id}, to: {id}, associationSpec: {associationCategory,
+/// associationTypeId}}` per input (HubSpot's spec). Every input is checked before any is
+/// written; the input limit is the labelled create's 2,000 (HubSpot documents none).
+async fn association_default_batch(
+    State(state): Shared,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let body = checked(&body, Shape::AssociationInputs)?;
+    let inputs = body.get("inputs").and_then(Value::as_array).cloned().unwrap_or_default();
+    if inputs.len() > ASSOCIATION_CREATE_MAX {
+        return Err(validation_error(&format!(
+            "Association batch create is limited to {ASSOCIATION_CREATE_MAX} inputs"
+        )));
+    }
+    let now = state.clock.now();
+    let mut portal = state.portal_write(ChangeSource::Api);
+    let (fi, ti) = (resolve_type(&portal, &from)?, resolve_type(&portal, &to)?);
+    let Some(spec) = portal
+        .association_types_between(fi, ti)
+        .find(|a| a.unlabeled)
+        .map(|a| json!({ "associationCategory": a.category, "associationTypeId": a.type_id }))
+    else {
+        return Err(validation_error(&format!("There is no default association type from {from} to {to}")));
+    };
+    let mut pairs = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let id = |side: &str| input.pointer(&format!("/{side}/id")).and_then(value_string).and_then(|s| parse_id(&s));
+        let (Some(from_id), Some(to_id)) = (id("from"), id("to")) else {
+            return Err(validation_error("each input needs from.id and to.id"));
+        };
+        if !portal.is_live(fi, from_id) || !portal.is_live(ti, to_id) {
+            return Err(object_not_found(&format!("{from_id} or {to_id}")));
+        }
+        pairs.push((from_id, to_id));
+    }
+    let mut results = Vec::with_capacity(pairs.len());
+    for (from_id, to_id) in pairs {
+        portal.associate_at(fi, from_id, ti, to_id, &[], now).map_err(|e| mutation_error(&e))?;
+        results.push(json!({
+            "from": { "id": from_id.to_string() },
+            "to": { "id": to_id.to_string() },
+            "associationSpec": spec,
+        }));
+    }
+    drop(portal);
+    Ok(batch_envelope(now, results, Vec::new()))
 }
 
 async fn association_labels(State(state): Shared, Path((from, to)): Path<(String, String)>) -> Answer {

@@ -1102,6 +1102,12 @@ pub static ASSOCIATIONS: &[AssociationRow] = &[
     ("feedback_submissions", "tickets", 100, 99, &[], Links::Percent(30)),
 ];
 
+/// Properties a create must set, by type: HubSpot refuses a task or a note without
+/// `hs_timestamp` (its objects guide's required-properties table, the tasks and notes guides;
+/// the answer is captured in PipedreamHQ/pipedream #12366: "Error creating TASK. Some required
+/// properties were not set."). Other types' required properties are not modelled.
+pub static REQUIRED_ON_CREATE: &[(&str, &[&str])] = &[("tasks", &["hs_timestamp"]), ("notes", &["hs_timestamp"])];
+
 /// HubSpot's association-count rollups: `(object, property, label, counted type)`. The portal
 /// keeps each equal to the number of live records of the counted type the record is associated
 /// with, without moving its last-modified time. Names and labels: docs/hubspot-properties.md.

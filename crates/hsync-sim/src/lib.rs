@@ -26,7 +26,9 @@ mod oauth;
 mod portal;
 mod render;
 mod search;
+mod validate;
 mod webhooks;
+mod writes;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -8,6 +8,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::portal::{iso_millis, PropertyDef, Record, ValueContext, Version, WriteSource};
+use super::validate::PropertyProblem;
 
 /// HubSpot's JSON content type.
 pub const JSON_CONTENT_TYPE: &str = "application/json;charset=utf-8";
@@ -81,6 +82,56 @@ fn web_server_page(status: StatusCode, title: &str, detail: &str) -> Response {
 /// 400 `VALIDATION_ERROR`.
 pub fn validation_error(message: &str) -> Response {
     error_response(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message, None)
+}
+
+/// HubSpot's message for refused property values: `Property values were not valid: ` and a
+/// JSON array with one validation result per problem (the shape of the error-handling guide's
+/// example and of real answers: `isValid`, `message`, `error`, `name`, `localizedErrorMessage`,
+/// `propertyValue` where there was one, `portalId`).
+pub fn problems_message(problems: &[PropertyProblem], portal_id: Option<u64>) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ValidationResult<'a> {
+        is_valid: bool,
+        message: &'a str,
+        error: &'a str,
+        name: &'a str,
+        localized_error_message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        property_value: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        portal_id: Option<u64>,
+    }
+    let results: Vec<ValidationResult<'_>> = problems
+        .iter()
+        .map(|p| ValidationResult {
+            is_valid: false,
+            message: &p.message,
+            error: p.code,
+            name: &p.name,
+            localized_error_message: &p.message,
+            property_value: p.value.as_deref(),
+            portal_id,
+        })
+        .collect();
+    let array = serde_json::to_string(&results).expect("invariant: validation results always serialize");
+    format!("Property values were not valid: {array}")
+}
+
+/// The `errors` HubSpot lists beside [`problems_message`]: `{message, code, context:
+/// {propertyName: [name]}}` per problem.
+pub fn problems_errors(problems: &[PropertyProblem]) -> Value {
+    problems
+        .iter()
+        .map(|p| json!({ "message": p.message, "code": p.code, "context": { "propertyName": [p.name] } }))
+        .collect()
+}
+
+/// 400 `VALIDATION_ERROR` for refused property values, listing every problem.
+pub fn invalid_properties(problems: &[PropertyProblem], portal_id: Option<u64>) -> Response {
+    let mut extra = Map::new();
+    extra.insert("errors".into(), problems_errors(problems));
+    error_response(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &problems_message(problems, portal_id), Some(extra))
 }
 
 /// 400 for a path naming an object type the portal does not have.

@@ -14,3 +14,4 @@ mod sim_objects;
 mod sim_search;
 mod sim_strict;
 mod sim_webhooks;
+mod sim_writes;
