@@ -594,6 +594,31 @@ impl WebhooksConfig {
     }
 }
 
+/// One `hsync push` job (docs/push.md): rows from a query on the destination or a CSV file,
+/// upserted into one HubSpot object type by an id property.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The object type written (`contacts`, `companies`, a custom object's name).
+    pub object: String,
+    /// The property rows are matched on: `hs_object_id` (update only), `email` on contacts, or a
+    /// property with unique values (created when no record has the value).
+    pub id_property: String,
+    /// A SQL query on the destination; its columns are the rows' values.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A CSV file with a header row, instead of `query`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Column to property; a column not named here goes to the property of its own name.
+    #[serde(default)]
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// The region (ISO 3166, `US`) phone numbers without a country code are read in; without
+    /// it such numbers are rejected.
+    #[serde(default)]
+    pub default_region: Option<String>,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -604,6 +629,8 @@ pub struct Config {
     pub sync: SyncConfig,
     pub daemon: DaemonConfig,
     pub webhooks: WebhooksConfig,
+    /// `hsync push` jobs by name (docs/push.md).
+    pub push: std::collections::BTreeMap<String, PushConfig>,
 }
 
 impl Config {
@@ -682,10 +709,36 @@ impl Config {
             ));
         }
         self.validate_webhooks(&mut problems);
+        self.validate_push(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Error::Inconsistent(problems.join("; ")))
+        }
+    }
+
+    /// Each push job reads one source and names its object and id property.
+    fn validate_push(&self, problems: &mut Vec<String>) {
+        for (name, push) in &self.push {
+            let key = format!("push.{name}");
+            match (&push.query, &push.file) {
+                (None, None) => problems
+                    .push(format!("{key} needs a source: set query (SQL on the destination) or file (a CSV file)")),
+                (Some(_), Some(_)) => problems.push(format!("{key} sets both query and file: keep one source")),
+                (Some(q), None) if q.trim().is_empty() => problems.push(format!("{key}.query is empty")),
+                _ => {}
+            }
+            for (field, value) in [("object", &push.object), ("id_property", &push.id_property)] {
+                if value.trim().is_empty() {
+                    problems.push(format!("{key}.{field} is empty"));
+                }
+            }
+            if let Some(region) = &push.default_region {
+                if region.parse::<phonenumber::country::Id>().is_err() {
+                    problems
+                        .push(format!("{key}.default_region {region:?} is not an ISO 3166 region such as US or DE"));
+                }
+            }
         }
     }
 

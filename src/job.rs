@@ -55,6 +55,8 @@ pub enum Job {
     /// Apply the webhook events the receiver stored, for the synced objects; `history` holds,
     /// by table, the properties whose history is kept.
     Webhooks { objects: Vec<ObjectRef>, history: BTreeMap<String, HistorySelection> },
+    /// Write the rows of the push job `name` to HubSpot (or resume its unfinished run).
+    Push { name: String, push: crate::config::PushConfig, options: crate::push::Options },
 }
 
 impl Job {
@@ -70,6 +72,7 @@ impl Job {
             Job::History { object, .. } => StreamId::history(&object.table),
             Job::Calculated { object, .. } => StreamId::calculated(&object.table),
             Job::Webhooks { .. } => StreamId::webhooks(),
+            Job::Push { name, .. } => StreamId::push(name),
         }
     }
 
@@ -109,6 +112,7 @@ pub enum Report {
     History(history::Report),
     Calculated(calculated::Report),
     Webhooks(webhooks::Report),
+    Push(crate::push::Summary),
 }
 
 impl Report {
@@ -124,6 +128,7 @@ impl Report {
             Report::History(r) => r.versions,
             Report::Calculated(r) => r.rows,
             Report::Webhooks(r) => r.events,
+            Report::Push(s) => s.outcomes.values().sum::<i64>().try_into().unwrap_or(0),
         }
     }
 }
@@ -351,6 +356,10 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                 let report = webhooks::apply(runner, &tables, &sources, history, stop).await?;
                 Ok(until_stopped(Report::Webhooks(report)))
             }
+            Job::Push { name, push, options } => {
+                let summary = crate::push::run(runner, name, push, *options, progress, stop).await?;
+                Ok(Outcome { finished: !summary.stopped, report: Report::Push(summary) })
+            }
         }
     }
 
@@ -490,7 +499,11 @@ fn job_object(job: &Job) -> Option<&ObjectRef> {
         | Job::Cdc(object)
         | Job::Deletes(object)
         | Job::Calculated { object, .. } => Some(object),
-        Job::Associations { .. } | Job::Dimensions(_) | Job::History { .. } | Job::Webhooks { .. } => None,
+        Job::Associations { .. }
+        | Job::Dimensions(_)
+        | Job::History { .. }
+        | Job::Webhooks { .. }
+        | Job::Push { .. } => None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`destination`]: the warehouses hsync writes to (SQLite, Postgres) and their shared contract.
 //! - [`error`]: error classes that decide retry, wait or stop.
 //! - [`hubspot`]: the HubSpot API client with rate buckets, daily budget and retries.
+//! - [`push`]: `hsync push`: rows from the warehouse or a file, checked and written to HubSpot.
 //! - [`job`]: the units of sync work and the one sequence that runs each, for the CLI and the
 //!   daemon.
 //! - [`schema`]: dialect-neutral tables, HubSpot-to-column mapping, drift plans and Arrow batches.
@@ -29,6 +30,7 @@ pub mod destination;
 pub mod error;
 pub mod hubspot;
 pub mod job;
+pub mod push;
 pub mod schema;
 pub mod state;
 pub mod stream;

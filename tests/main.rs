@@ -25,6 +25,7 @@ mod dest_sqlite;
 mod hubspot_client;
 
 mod chaos_kill;
+mod push;
 mod sync_associations;
 mod sync_bad_values;
 mod sync_bigquery;

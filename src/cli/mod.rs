@@ -12,6 +12,7 @@ mod demo;
 mod dimensions;
 mod history;
 mod plan;
+mod push;
 mod reset;
 mod run;
 mod schema_diff;
@@ -98,6 +99,11 @@ pub enum Command {
     /// Compare the warehouse with HubSpot: counts, missing and extra ids, stale rows; exit 5
     /// when they differ.
     Verify(verify::VerifyArgs),
+    /// Write rows from a query on the destination or a CSV file into HubSpot (`[push.<name>]`):
+    /// checked against HubSpot's property definitions first, upserted 100 a call within the
+    /// sync's rate limits and daily budget, each row's outcome in push_results; exit 5 when
+    /// rows were rejected or failed. `--dry-run` checks without writing.
+    Push(push::PushArgs),
     /// Forget streams' checkpoints (`cdc:contacts` ...) so they start over: the way out of a
     /// checkpoint hsync cannot read. Rows are updated in place; nothing is lost.
     Reset(reset::ResetArgs),
@@ -151,6 +157,7 @@ impl Command {
             Command::Plan(_) => "hsync plan",
             Command::Verify(_) => "hsync verify",
             Command::Reset(_) => "hsync reset",
+            Command::Push(_) => "hsync push",
         }
     }
 }
@@ -177,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(cli.config.as_deref(), args).await,
         Command::Verify(args) => verify::run(cli.config.as_deref(), args).await,
         Command::Reset(args) => reset::run(cli.config.as_deref(), args, leasing).await,
+        Command::Push(args) => push::run(cli.config.as_deref(), args).await,
     }
 }
 

@@ -61,6 +61,9 @@ fn next_run(stream: &StreamId) -> &'static str {
         }
         StreamKind::Calculated => "the next sweep reads every record's calculated properties from the first id",
         StreamKind::Webhooks => "the counts start again from zero; pending events stay queued",
+        StreamKind::Push => {
+            "the next `hsync push` starts a new run from the first row (upserts write the same records)"
+        }
         StreamKind::Deletes | StreamKind::Dimensions | StreamKind::Schema | StreamKind::Reread => {
             "the next run starts afresh"
         }

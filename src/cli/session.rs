@@ -70,6 +70,19 @@ impl Session {
         Ok(Session { jobs, config, _lease: Some(lease) })
     }
 
+    /// A session for `hsync push`, which writes HubSpot and only its own results table and
+    /// checkpoint in the destination, so it runs beside a syncing daemon: no lease and no
+    /// stage sweep; the destination is prepared (idempotent) so the results table exists.
+    pub async fn open_beside_sync(config_path: Option<&Path>) -> anyhow::Result<Session> {
+        let Warehouse { config, dest, .. } = Warehouse::open(config_path).await?;
+        let never = CancellationToken::new();
+        ride_out("preparing the destination", &never, |_| async { Ok(dest.prepare().await?) })
+            .await
+            .context("preparing the destination")?;
+        let jobs = Jobs::from_config(&config, &dest)?;
+        Ok(Session { jobs, config, _lease: None })
+    }
+
     /// A session that only reads (`schema-diff` without `--apply`): no lease and no stage
     /// sweep, so it is safe beside a running sync.
     pub async fn open_read_only(config_path: Option<&Path>) -> anyhow::Result<Session> {

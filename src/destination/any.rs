@@ -270,6 +270,10 @@ impl Destination for AnyDestination {
         dispatch_destination!(self, d => d.read_cells(table, columns, ids).await)
     }
 
+    async fn query_text(&self, query: &str) -> Result<super::TextRows, Error> {
+        dispatch_destination!(self, d => d.query_text(query).await)
+    }
+
     async fn merge_edges(
         &self,
         from_type: &str,

@@ -26,6 +26,14 @@ pub enum Cell {
 /// A row: column name to value.
 pub type Row = BTreeMap<String, Cell>;
 
+/// What a query the operator wrote returned ([`super::Destination::query_text`]): its column
+/// names and each row's values as text (NULL as `None`), in the query's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextRows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
 impl Cell {
     /// The cell a destination holds after storing `value`; `None` for JSON that does not parse
     /// (the parser has checked it, so never for a parsed value).

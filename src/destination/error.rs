@@ -37,6 +37,9 @@ pub enum Error {
     /// what to fix.
     #[error("cannot {action}: the {kind} database file{} {detail}", shown_path(.path.as_deref()))]
     File { kind: DestinationKind, action: String, path: Option<PathBuf>, detail: String },
+    /// A query the operator wrote (`push.<name>.query`) failed or cannot run here.
+    #[error("the {kind} destination could not run the push query: {detail}; fix the query (push.<name>.query) or push from a CSV file (push.<name>.file)")]
+    Query { kind: DestinationKind, detail: String },
     /// Another process holds the destination's lease (`lease` says where it lives).
     #[error(
         "{lease} is held by {holder}; wait for it to finish, or stop it (a daemon holds it for as long as it runs)"
@@ -52,7 +55,9 @@ impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::Unavailable { .. } | Error::Leased { .. } => ErrorClass::Transient,
-            Error::Permission { .. } | Error::Config(_) | Error::File { .. } => ErrorClass::Config,
+            Error::Permission { .. } | Error::Config(_) | Error::File { .. } | Error::Query { .. } => {
+                ErrorClass::Config
+            }
             Error::Schema { .. } => ErrorClass::Data,
             Error::Statement { .. } => ErrorClass::Bug,
             Error::Auth { .. } => ErrorClass::Auth,

@@ -59,7 +59,7 @@ use arrow::record_batch::RecordBatch;
 #[cfg(any(feature = "parquet", feature = "snowflake", feature = "bigquery"))]
 pub use any::LocalState;
 pub use any::{AnyDestination, AnyStateStore};
-pub use cell::{Cell, Row};
+pub use cell::{Cell, Row, TextRows};
 pub use error::Error;
 pub use lease::{Holder, Lease};
 
@@ -481,6 +481,11 @@ pub trait Destination: Send + Sync {
         columns: &[String],
         ids: &[i64],
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send;
+
+    /// Runs `query`, a read-only SQL query the operator wrote (`hsync push`), with hsync's data
+    /// tables reachable unqualified, and returns its rows as text. A query that fails, or a
+    /// destination that cannot run one, is [`Error::Query`] (a configuration problem).
+    fn query_text(&self, query: &str) -> impl Future<Output = Result<TextRows, Error>> + Send;
 }
 
 /// Of a table's described columns (`None`: no table), those `wanted` names, in that order:

@@ -15,6 +15,7 @@ mod objects;
 mod properties;
 mod retry;
 mod search;
+mod writes;
 
 pub use associations::ASSOCIATION_BATCH_MAX;
 pub use auth::{is_env_var_name, Secret, TokenSource};
@@ -29,6 +30,7 @@ pub use limits::{Bucket, RateSettings, WindowLimit};
 pub use objects::{ListParams, BATCH_READ_MAX, HISTORY_BATCH_MAX};
 pub use retry::RetryPolicy;
 pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
+pub use writes::{WriteInput, WriteResult, WRITE_BATCH_MAX};
 
 use serde::{Deserialize, Serialize};
 

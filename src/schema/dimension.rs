@@ -118,8 +118,29 @@ pub const PROPERTY_HISTORY: DimensionTable = DimensionTable {
     complete_lists: false,
 };
 
+/// What `hsync push` did with each row of each run (`push::report`): one row per source row,
+/// keyed by the push job's name, the run and the row's position in its source.
+pub const PUSH_RESULTS: DimensionTable = DimensionTable {
+    name: "push_results",
+    key: &["push", "run_id", "row_number"],
+    columns: &[
+        ("push", Text),
+        ("run_id", Text),
+        ("row_number", BigInt),
+        ("object_type", Text),
+        ("id_value", Text),
+        ("outcome", Text),
+        ("reason", Text),
+        ("record_id", BigInt),
+        ("correlation_id", Text),
+        ("pushed_at", Timestamp),
+    ],
+    complete_lists: false,
+};
+
 /// Every dimension table: `prepare` creates them all.
-pub const DIMENSION_TABLES: [&DimensionTable; 4] = [&OWNERS, &PIPELINES, &PIPELINE_STAGES, &PROPERTY_HISTORY];
+pub const DIMENSION_TABLES: [&DimensionTable; 5] =
+    [&OWNERS, &PIPELINES, &PIPELINE_STAGES, &PROPERTY_HISTORY, &PUSH_RESULTS];
 
 impl DimensionTable {
     /// Every column in table order: the refreshed ones, then [`Self::hsync_columns`].
@@ -159,18 +180,25 @@ impl DimensionTable {
         if batch.schema().fields() != self.arrow_schema().fields() {
             return Err(format!("the batch does not have the columns of {}", self.name));
         }
-        let keys: Vec<_> = self
+        // Key columns are text or integers (the schema check above fixed their types).
+        let keys: Vec<&dyn Array> = self
             .key
             .iter()
-            .map(|k| batch.column_by_name(k).map(|c| c.as_string::<i32>()))
+            .map(|k| batch.column_by_name(k).map(|c| c.as_ref()))
             .collect::<Option<_>>()
             .ok_or_else(|| format!("the batch has no key columns of {}", self.name))?;
+        let text = |column: &dyn Array, row: usize| -> String {
+            match column.as_string_opt::<i32>() {
+                Some(strings) => strings.value(row).to_owned(),
+                None => column.as_primitive::<arrow::datatypes::Int64Type>().value(row).to_string(),
+            }
+        };
         let mut seen = std::collections::HashSet::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             if keys.iter().any(|k| k.is_null(row)) {
                 return Err(format!("a row of {} has no key", self.name));
             }
-            let key: Vec<&str> = keys.iter().map(|k| k.value(row)).collect();
+            let key: Vec<String> = keys.iter().map(|k| text(*k, row)).collect();
             if !seen.insert(key.clone()) {
                 return Err(format!("{} holds the key {} twice", self.name, key.join("/")));
             }

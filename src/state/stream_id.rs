@@ -33,10 +33,12 @@ pub enum StreamKind {
     Calculated,
     /// HubSpot's webhook events applied (records read back by id).
     Webhooks,
+    /// Rows of an `hsync push` job written to HubSpot (`push:<name>`).
+    Push,
 }
 
 impl StreamKind {
-    const ALL: [StreamKind; 10] = [
+    const ALL: [StreamKind; 11] = [
         StreamKind::Backfill,
         StreamKind::Cdc,
         StreamKind::Associations,
@@ -47,6 +49,7 @@ impl StreamKind {
         StreamKind::History,
         StreamKind::Calculated,
         StreamKind::Webhooks,
+        StreamKind::Push,
     ];
 
     /// The kind's name in stream ids and in `hsync status`.
@@ -62,6 +65,7 @@ impl StreamKind {
             StreamKind::History => "history",
             StreamKind::Calculated => "calculated",
             StreamKind::Webhooks => "webhooks",
+            StreamKind::Push => "push",
         }
     }
 }
@@ -125,6 +129,11 @@ impl StreamId {
     /// The owners and pipelines refresh (`dimensions:owners_pipelines`).
     pub fn webhooks() -> StreamId {
         StreamId::new(StreamKind::Webhooks, WEBHOOKS_SUBJECT)
+    }
+
+    /// The push job `name` (`push:<name>`).
+    pub fn push(name: &str) -> StreamId {
+        StreamId::new(StreamKind::Push, name)
     }
 
     pub fn dimensions() -> StreamId {

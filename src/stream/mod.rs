@@ -59,6 +59,9 @@ pub enum Error {
     Precondition(String),
     #[error("internal error: {0}")]
     Bug(String),
+    /// An `hsync push` that cannot run as configured (its source, its columns).
+    #[error("{0}")]
+    PushConfig(String),
 }
 
 impl Classify for Error {
@@ -68,7 +71,7 @@ impl Classify for Error {
             Error::Destination(e) => e.class(),
             Error::State(e) => e.class(),
             Error::Incompatible { .. } | Error::Unreadable { .. } | Error::CorruptCheckpoint { .. } => ErrorClass::Data,
-            Error::Precondition(_) => ErrorClass::Config,
+            Error::Precondition(_) | Error::PushConfig(_) => ErrorClass::Config,
             Error::Bug(_) => ErrorClass::Bug,
         }
     }
@@ -107,7 +110,11 @@ fn reset_advice(stream: &crate::state::StreamId) -> String {
         StreamKind::Calculated => format!(
             "`hsync reset {stream}` forgets it and the next sweep reads every record's calculated properties again"
         ),
-        StreamKind::Deletes | StreamKind::Schema | StreamKind::Dimensions | StreamKind::Webhooks => {
+        StreamKind::Deletes
+        | StreamKind::Schema
+        | StreamKind::Dimensions
+        | StreamKind::Webhooks
+        | StreamKind::Push => {
             format!("`hsync reset {stream}` forgets it and the next run starts afresh")
         }
     }
@@ -120,4 +127,13 @@ pub fn record_cursor_ms(rec: &crate::hubspot::model::CrmObject, cursor_property:
         .and_then(|v| v.as_deref())
         .or(rec.updated_at.as_deref())
         .and_then(crate::schema::parse_instant_ms)
+}
+
+impl From<crate::push::Error> for Error {
+    fn from(e: crate::push::Error) -> Error {
+        match e {
+            crate::push::Error::Stream(e) => e,
+            other => Error::PushConfig(other.to_string()),
+        }
+    }
 }

@@ -1049,4 +1049,9 @@ impl Destination for ParquetDestination {
         })
         .await
     }
+
+    async fn query_text(&self, _query: &str) -> Result<super::TextRows, Error> {
+        // Not yet: the query would need a job of its own and its rows paged back.
+        Err(Error::Query { kind: KIND, detail: "pushing from a query runs on SQLite and Postgres for now".to_owned() })
+    }
 }

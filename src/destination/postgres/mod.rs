@@ -888,6 +888,71 @@ impl Destination for PostgresDestination {
             .map_err(|e| db_error(&action, table, e))?;
         cells_of(table, &columns, &rows)
     }
+
+    async fn query_text(&self, query: &str) -> Result<super::TextRows, Error> {
+        let failed = |e: sqlx::Error| Error::Query { kind: KIND, detail: e.to_string() };
+        // Each row as one JSON object (`to_json` keeps the columns' order), read in a read-only
+        // transaction with the data schema first on the search path.
+        let wrapped = format!("select to_json(q)::text from ({}) as q", query.trim().trim_end_matches(';'));
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        sqlx::query("set transaction read only").execute(&mut *tx).await.map_err(failed)?;
+        let path = format!("set local search_path to {}, public", sql::quote_ident(&self.data_schema));
+        sqlx::query(sqlx::AssertSqlSafe(path)).execute(&mut *tx).await.map_err(failed)?;
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(wrapped))
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.rollback().await.map_err(failed)?;
+        text_rows(&rows).map_err(|detail| Error::Query { kind: KIND, detail })
+    }
+}
+
+/// Rows that came back as JSON objects, as text: strings as they are, numbers and booleans as
+/// JSON writes them, nested values as JSON. Columns are the first row's keys, in order.
+fn text_rows(rows: &[String]) -> Result<super::TextRows, String> {
+    use serde_json::Value;
+    let mut columns: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for text in rows {
+        let pairs: Vec<(String, Value)> = serde_json::from_str::<PreservedObject>(text).map_err(|e| e.to_string())?.0;
+        if columns.is_empty() {
+            columns = pairs.iter().map(|(k, _)| k.clone()).collect();
+        }
+        let values = pairs
+            .into_iter()
+            .map(|(_, v)| match v {
+                Value::Null => None,
+                Value::String(s) => Some(s),
+                other => Some(other.to_string()),
+            })
+            .collect();
+        out.push(values);
+    }
+    Ok(super::TextRows { columns, rows: out })
+}
+
+/// A JSON object's members in their order (serde_json's map sorts them).
+struct PreservedObject(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for PreservedObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = PreservedObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PreservedObject, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(PreservedObject(pairs))
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// Rows read for `columns` of `table` (in that order), as [`Cells`].

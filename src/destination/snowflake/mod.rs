@@ -875,6 +875,11 @@ impl Destination for SnowflakeDestination {
         }
         Ok(rows)
     }
+
+    async fn query_text(&self, _query: &str) -> Result<super::TextRows, Error> {
+        // Not yet: the query would need a job of its own and its rows paged back.
+        Err(Error::Query { kind: KIND, detail: "pushing from a query runs on SQLite and Postgres for now".to_owned() })
+    }
 }
 
 /// Rows read for `columns` of `table` (in that order, by [`types::read_expr`]), as [`Cells`].

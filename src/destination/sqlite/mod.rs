@@ -196,6 +196,7 @@ fn dimension_values(dimension: &DimensionBatch, action: &str) -> Result<(Vec<Vec
                 .iter()
                 .map(|column| match &column[row] {
                     Value::Text(key) => serde_json::Value::String(key.clone()),
+                    Value::Integer(key) => serde_json::Value::from(*key),
                     // `check_dimensions` refused batches with a missing key.
                     _ => serde_json::Value::Null,
                 })
@@ -858,6 +859,17 @@ impl Destination for SqliteDestination {
             .map_err(self.failed_here(&action))?;
         cells_of(&action, &columns, &rows)
     }
+
+    async fn query_text(&self, query: &str) -> Result<super::TextRows, Error> {
+        let failed = |e: sqlx::Error| Error::Query { kind: KIND, detail: e.to_string() };
+        let mut conn = self.pool.acquire().await.map_err(|e| statement_error("run the push query", e.to_string()))?;
+        // Read-only for the query alone: the connection goes back to the pool writable.
+        sqlx::query("pragma query_only = on").execute(&mut *conn).await.map_err(failed)?;
+        let rows = sqlx::query(AssertSqlSafe(query.to_owned())).persistent(false).fetch_all(&mut *conn).await;
+        sqlx::query("pragma query_only = off").execute(&mut *conn).await.map_err(failed)?;
+        let rows = rows.map_err(failed)?;
+        text_rows(&rows).map_err(|detail| Error::Query { kind: KIND, detail })
+    }
 }
 
 /// Rows read for `columns` (in that order), as [`Cells`].
@@ -871,4 +883,32 @@ fn cells_of(action: &str, columns: &[ExistingColumn], rows: &[SqliteRow]) -> Res
                 .collect()
         })
         .collect()
+}
+
+/// A query's rows as text: integers and reals as written, text as is; a BLOB is refused.
+fn text_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Result<super::TextRows, String> {
+    use sqlx::{Column, TypeInfo, ValueRef};
+    let columns: Vec<String> =
+        rows.first().map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect()).unwrap_or_default();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values = Vec::with_capacity(columns.len());
+        for (i, name) in columns.iter().enumerate() {
+            let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+            if raw.is_null() {
+                values.push(None);
+                continue;
+            }
+            let kind = raw.type_info().name().to_owned();
+            let text = match kind.as_str() {
+                "INTEGER" | "BOOLEAN" | "INT8" => row.try_get_unchecked::<i64, _>(i).map(|v| v.to_string()),
+                "REAL" => row.try_get_unchecked::<f64, _>(i).map(|v| v.to_string()),
+                "BLOB" => return Err(format!("column {name} holds a BLOB; cast it to text in the query")),
+                _ => row.try_get_unchecked::<String, _>(i),
+            };
+            values.push(Some(text.map_err(|e| format!("column {name}: {e}"))?));
+        }
+        out.push(values);
+    }
+    Ok(super::TextRows { columns, rows: out })
 }

@@ -1,0 +1,284 @@
+//! `hsync push` against the simulator: rows from a query on a real SQLite file or from a CSV
+//! file, checked before the API, written once, each row's outcome in `push_results`, and a
+//! killed push resumed without writing any record twice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::cli::{command, explain, hsync, stdout, write_config};
+use crate::support::{logged_since, next_seq, unlimited, Sim};
+
+/// A contacts property the tests push numbers into.
+async fn add_lead_score(sim: &Sim) {
+    let property = json!({"name": "lead_score", "label": "Lead score", "type": "number", "fieldType": "number"});
+    sim.admin_ok(Method::POST, "/_sim/properties/contacts", Some(&property)).await;
+}
+
+/// The simulator's live contacts with `email` (any case), from ground truth.
+async fn contacts_with_email(sim: &Sim, email: &str) -> Vec<Value> {
+    let truth = sim.truth("contacts").await;
+    truth["objects"]["contacts"]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["properties"]["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        .cloned()
+        .collect()
+}
+
+async fn sqlite(db: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.unwrap()
+}
+
+/// `(row_number, outcome, reason)` of every recorded row of the push's latest run.
+async fn results(db: &Path, run_id: &str) -> Vec<(i64, String, Option<String>)> {
+    sqlx::query_as("select row_number, outcome, reason from push_results where run_id = ?1 order by row_number")
+        .bind(run_id)
+        .fetch_all(&mut sqlite(db).await)
+        .await
+        .unwrap()
+}
+
+fn run_id(out: &str) -> String {
+    let start = out.find("(run ").expect("the summary names the run") + 5;
+    out[start..].split(')').next().unwrap().to_owned()
+}
+
+/// The batch writes the simulator answered since `since`: (status, body).
+async fn writes_since(sim: &Sim, since: u64) -> Vec<(u64, String)> {
+    logged_since(sim, since)
+        .await
+        .into_iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.contains("/batch/upsert") || p.contains("/batch/update")))
+        .map(|e| (e["status"].as_u64().unwrap(), e["body"].as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// A table of valid rows, bad emails, a bad phone, an unknown option, a bad number and a
+/// duplicate: valid rows land once (one update, two creations), every other row is reported
+/// with its reason and was never sent, and HubSpot answered no write with an error. Running it
+/// again writes the same three records and creates none; `--dry-run` writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_from_a_query_writes_valid_rows_once_and_reports_every_other_row() {
+    let sim = Sim::start(unlimited(hsync_sim::PortalSpec { contacts: 20, ..Default::default() })).await;
+    add_lead_score(&sim).await;
+    let existing = sim.truth("contacts").await["objects"]["contacts"]["live"][0]["properties"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("warehouse.db");
+    {
+        let mut conn = sqlite(&db).await;
+        sqlx::query("create table scores (email text, firstname text, phone text, stage text, lead_score text)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let rows = [
+            (existing.as_str(), "Updated", "+1 415 555 2671", "customer", "10"),
+            ("new.one@example.com", "Created", "(415) 555-2672", "lead", "20.5"),
+            ("not-an-email", "Bad", "", "lead", "1"),
+            ("bad.phone@example.com", "Bad", "12", "lead", "1"),
+            ("bad.stage@example.com", "Bad", "", "platinum", "1"),
+            ("NEW.ONE@example.com", "Duplicate", "", "lead", "1"),
+            ("bad.number@example.com", "Bad", "", "lead", "1e5"),
+            ("new.two@example.com", "Created", "+44 20 7946 0958", "", ""),
+        ];
+        for (email, first, phone, stage, score) in rows {
+            sqlx::query("insert into scores values (?1, ?2, nullif(?3, ''), nullif(?4, ''), nullif(?5, ''))")
+                .bind(email)
+                .bind(first)
+                .bind(phone)
+                .bind(stage)
+                .bind(score)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let config = write_config(
+        dir.path(),
+        &sim.handle.base_url(),
+        &format!(
+            "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\"]\n\n\
+             [push.scores]\nobject = \"contacts\"\nid_property = \"email\"\ndefault_region = \"US\"\n\
+             query = \"select email, firstname, phone, stage, lead_score from scores order by rowid\"\n\
+             [push.scores.columns]\nstage = \"lifecyclestage\"\n",
+            db.display()
+        ),
+    );
+
+    let before = next_seq(&sim).await;
+    let dry = hsync(&config, &["push", "scores", "--dry-run"]).await;
+    assert_eq!(dry.status.code(), Some(5), "{}", explain(&dry));
+    assert!(stdout(&dry).contains("3 would be sent, 5 rejected"), "{}", explain(&dry));
+    assert!(writes_since(&sim, before).await.is_empty(), "a dry run writes nothing to HubSpot");
+
+    let first = hsync(&config, &["push", "scores"]).await;
+    assert_eq!(first.status.code(), Some(5), "rows were rejected: {}", explain(&first));
+    let out = stdout(&first);
+    assert!(out.contains("8 rows: 2 created, 1 updated, 5 rejected, 0 failed; 1 calls"), "{}", explain(&first));
+    assert!(!out.contains("platinum") && !out.contains("1e5"), "reasons never carry values: {out}");
+    let writes = writes_since(&sim, before).await;
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].0, 200, "no write was refused for its data: {writes:?}");
+    for never_sent in ["not-an-email", "bad.phone@", "bad.stage@", "bad.number@", "NEW.ONE@"] {
+        assert!(!writes[0].1.contains(never_sent), "{never_sent} was sent: {}", writes[0].1);
+    }
+
+    let updated = contacts_with_email(&sim, &existing).await;
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0]["properties"]["firstname"], "Updated");
+    assert_eq!(updated[0]["properties"]["phone"], "+14155552671");
+    assert_eq!(updated[0]["properties"]["lifecyclestage"], "customer");
+    assert_eq!(updated[0]["properties"]["lead_score"], "10");
+    let created = contacts_with_email(&sim, "new.one@example.com").await;
+    assert_eq!(created.len(), 1, "created once; the duplicate row was not sent");
+    assert_eq!(created[0]["properties"]["firstname"], "Created");
+    assert_eq!(contacts_with_email(&sim, "new.two@example.com").await[0]["properties"]["phone"], "+442079460958");
+    for refused in ["bad.phone@example.com", "bad.stage@example.com", "bad.number@example.com"] {
+        assert!(contacts_with_email(&sim, refused).await.is_empty(), "{refused} never reached HubSpot");
+    }
+
+    let recorded = results(&db, &run_id(&out)).await;
+    let outcomes: Vec<&str> = recorded.iter().map(|(_, o, _)| o.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["updated", "created", "rejected", "rejected", "rejected", "rejected", "rejected", "created"],
+        "{recorded:?}"
+    );
+    let reason = |row: usize| recorded[row].2.clone().unwrap_or_default();
+    assert!(reason(2).starts_with("email: not an email address"), "{recorded:?}");
+    assert!(reason(3).starts_with("phone: "), "{recorded:?}");
+    assert!(reason(4).starts_with("lifecyclestage: not one of"), "{recorded:?}");
+    assert!(reason(5).contains("as row 2"), "{recorded:?}");
+    assert!(reason(6).starts_with("lead_score: not a number"), "{recorded:?}");
+
+    let again = hsync(&config, &["push", "scores"]).await;
+    let out = stdout(&again);
+    assert!(out.contains("0 created, 3 updated, 5 rejected"), "{}", explain(&again));
+    assert_eq!(contacts_with_email(&sim, "new.one@example.com").await.len(), 1, "no duplicate on a rerun");
+    let status = hsync(&config, &["status", "--json"]).await;
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let push = status["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "push:scores").cloned();
+    assert_eq!(push.as_ref().map(|p| p["phase"].clone()), Some(json!("done")), "{status:#}");
+}
+
+/// A push of 1,000 rows from a CSV file killed mid-way: the rerun resumes after the last
+/// recorded batch, every row ends with one outcome, and every email is one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_push_resumes_after_its_last_recorded_batch_and_writes_each_record_once() {
+    let sim = Sim::start(unlimited(hsync_sim::PortalSpec { contacts: 5, ..Default::default() })).await;
+    add_lead_score(&sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("warehouse.db");
+    let csv = dir.path().join("scores.csv");
+    let mut text = "email,lead_score\n".to_owned();
+    for i in 0..1_000 {
+        text.push_str(&format!("user{i:04}@example.com,{i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim.handle.base_url(),
+        &format!(
+            "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\"]\n\n\
+             [push.bulk]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"{}\"\n",
+            db.display(),
+            csv.display()
+        ),
+    );
+    // Each write takes 400 ms: the kill lands between batches or inside one.
+    let slow = json!([{"kind": "slow", "delay_ms": 400, "target": "general"}]);
+    sim.admin_ok(Method::PUT, "/_sim/faults", Some(&slow)).await;
+    let mut child = command(Some(&config), &["push", "bulk"], Some(hsync_sim::DEFAULT_TOKEN)).spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let done: Option<i64> = sqlx::query_scalar(
+            "select cast(json_extract(state, '$.rows') as integer) from _hsync_checkpoints where stream = 'push:bulk'",
+        )
+        .fetch_optional(&mut sqlite(&db).await)
+        .await
+        .ok()
+        .flatten();
+        if done.is_some_and(|d| d >= 300) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the push never recorded three batches");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    sim.admin_ok(Method::PUT, "/_sim/faults", Some(&json!([]))).await;
+
+    let rerun = hsync(&config, &["push", "bulk"]).await;
+    assert_eq!(rerun.status.code(), Some(0), "{}", explain(&rerun));
+    let out = stdout(&rerun);
+    assert!(out.contains("resumed after row "), "{out}");
+    let run = run_id(&out);
+    let recorded = results(&db, &run).await;
+    assert_eq!(recorded.len(), 1_000, "every row has one outcome");
+    assert!(recorded.iter().all(|(_, o, _)| o == "created" || o == "updated"), "{recorded:?}");
+    let truth = sim.truth("contacts").await;
+    let emails: Vec<String> = truth["objects"]["contacts"]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["properties"]["email"].as_str())
+        .filter(|e| e.starts_with("user"))
+        .map(str::to_owned)
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = emails.iter().collect();
+    assert_eq!((emails.len(), unique.len()), (1_000, 1_000), "each email is one record");
+}
+
+/// A push while the daemon syncs the same Postgres warehouse, under a daily budget of 25
+/// calls: they share the persisted ledger, so HubSpot sees at most 25 calls however the two
+/// interleave, and the push stops with the budget spent (exit 75) rather than going over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_beside_a_running_daemon_stays_within_the_shared_daily_budget() {
+    let Some(pg) = crate::support::FreshPostgres::create().await else { return };
+    let sim = Sim::start(unlimited(hsync_sim::PortalSpec { contacts: 6_000, ..Default::default() })).await;
+    add_lead_score(&sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("scores.csv");
+    let mut text = "email,lead_score\n".to_owned();
+    for i in 0..3_000 {
+        text.push_str(&format!("budget{i:04}@example.com,{i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim.handle.base_url(),
+        &format!(
+            "[destination]\n{}\n\n[limits]\ndaily_budget = 25\n\n[sync]\nobjects = [\"contacts\"]\n\n\
+             [daemon]\nlisten = \"127.0.0.1:0\"\n\n\
+             [push.bulk]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"{}\"\n",
+            pg.destination_keys(),
+            csv.display()
+        ),
+    );
+    let before = next_seq(&sim).await;
+    let mut daemon = command(Some(&config), &["run"], Some(hsync_sim::DEFAULT_TOKEN)).spawn().unwrap();
+    // The daemon's backfill is under way before the push starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !logged_since(&sim, before).await.iter().any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/search"))) {
+        assert!(tokio::time::Instant::now() < deadline, "the daemon never searched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let push = hsync(&config, &["push", "bulk"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    let logged = logged_since(&sim, before).await;
+    let writes = logged.iter().filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/batch/upsert"))).count();
+    assert!(logged.len() <= 25, "{} calls for a budget of 25: {}", logged.len(), explain(&push));
+    assert!(writes > 0 && writes < logged.len(), "both spent the budget: {writes} writes of {} calls", logged.len());
+    assert_eq!(push.status.code(), Some(75), "the push stops with the budget spent: {}", explain(&push));
+    assert!(String::from_utf8_lossy(&push.stderr).contains("budget spent"), "{}", explain(&push));
+    pg.drop_schemas().await;
+}
