@@ -1185,6 +1185,29 @@ mod tests {
     }
 
     #[test]
+    fn push_jobs_need_one_source_an_object_an_id_property_and_a_real_region() {
+        let ok = "[push.scores]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"s.csv\"\ndefault_region = \"DE\"\n";
+        let config = Config::from_toml(ok).unwrap();
+        assert_eq!(config.push["scores"].file.as_deref(), Some(Path::new("s.csv")));
+        for (toml, says) in [
+            ("[push.a]\nobject = \"contacts\"\nid_property = \"email\"\n", "push.a needs a source"),
+            (
+                "[push.a]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"x\"\nquery = \"select 1\"\n",
+                "keep one source",
+            ),
+            ("[push.a]\nobject = \" \"\nid_property = \"email\"\nfile = \"x\"\n", "push.a.object is empty"),
+            (
+                "[push.a]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"x\"\ndefault_region = \"Mars\"\n",
+                "is not an ISO 3166 region",
+            ),
+            ("[push.a]\nobject = \"contacts\"\nfile = \"x\"\n", "id_property"),
+        ] {
+            let err = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+    }
+
+    #[test]
     fn history_names_properties_defaults_or_every_property_per_synced_object() {
         let toml = "[sync]\nobjects = [\"deals\", \"contacts\", \"cars\", \"calls\"]\n[sync.history]\n\
                     deals = [\"default\", \"hs_forecast_amount\", \"amount\"]\ncontacts = [\"*\"]\ncars = [\"model\"]\n";
