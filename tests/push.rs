@@ -282,3 +282,77 @@ async fn a_push_beside_a_running_daemon_stays_within_the_shared_daily_budget() {
     assert!(String::from_utf8_lossy(&push.stderr).contains("budget spent"), "{}", explain(&push));
     pg.drop_schemas().await;
 }
+
+/// The push query runs on Postgres with hsync's data schema first on the search path (tables
+/// unqualified) in a read-only transaction, and on SQLite with writes refused: a query that
+/// would change the warehouse fails as a configuration problem (exit 78) and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_query_reads_unqualified_tables_and_can_never_write() {
+    let Some(pg) = crate::support::FreshPostgres::create().await else { return };
+    let sim = Sim::start(unlimited(hsync_sim::PortalSpec { contacts: 3, ..Default::default() })).await;
+    add_lead_score(&sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("warehouse.db");
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+        for sql in [
+            format!("create schema \"{}\"", pg.data_schema),
+            format!("create table \"{}\".scores (email text, score numeric, seen timestamptz)", pg.data_schema),
+            format!(
+                "insert into \"{}\".scores values ('pg.one@example.com', 12.5, '2026-03-01 10:00:00+00')",
+                pg.data_schema
+            ),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+        }
+        let mut lite = sqlite(&db).await;
+        sqlx::query("create table scores (email text, lead_score real)").execute(&mut lite).await.unwrap();
+        sqlx::query("insert into scores values ('lite.one@example.com', 7)").execute(&mut lite).await.unwrap();
+    }
+    let push = |destination: String, query: &str| {
+        format!(
+            "[destination]\n{destination}\n\n[sync]\nobjects = [\"contacts\"]\n\n\
+             [push.p]\nobject = \"contacts\"\nid_property = \"email\"\nquery = \"{query}\"\n"
+        )
+    };
+    let pg_dir = tempfile::tempdir().unwrap();
+    let pg_config = write_config(
+        pg_dir.path(),
+        &sim.handle.base_url(),
+        &push(pg.destination_keys(), "select email, score as lead_score from scores;"),
+    );
+    let out = hsync(&pg_config, &["push", "p"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert_eq!(contacts_with_email(&sim, "pg.one@example.com").await[0]["properties"]["lead_score"], "12.5");
+    let lite_config = write_config(
+        dir.path(),
+        &sim.handle.base_url(),
+        &push(format!("url = \"sqlite://{}\"", db.display()), "select email, lead_score from scores"),
+    );
+    let out = hsync(&lite_config, &["push", "p"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert_eq!(contacts_with_email(&sim, "lite.one@example.com").await[0]["properties"]["lead_score"], "7");
+
+    for (config, query) in
+        [(&pg_config, "delete from scores returning email"), (&lite_config, "delete from scores returning email")]
+    {
+        let text = std::fs::read_to_string(config).unwrap();
+        let text =
+            text.replace(text.lines().find(|l| l.starts_with("query = ")).unwrap(), &format!("query = \"{query}\""));
+        std::fs::write(config, text).unwrap();
+        let out = hsync(config, &["push", "p"]).await;
+        assert_eq!(out.status.code(), Some(78), "{}", explain(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("push query"), "{}", explain(&out));
+    }
+    let kept: i64 = sqlx::query_scalar("select count(*) from scores").fetch_one(&mut sqlite(&db).await).await.unwrap();
+    assert_eq!(kept, 1, "the SQLite rows are still there");
+    let kept: i64 = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+        let sql = format!("select count(*) from \"{}\".scores", pg.data_schema);
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap()
+    };
+    assert_eq!(kept, 1, "the Postgres rows are still there");
+    pg.drop_schemas().await;
+}
