@@ -247,7 +247,18 @@ async fn migrations_land_in_the_state_schema_and_run_again_cleanly() {
         ]
     );
     let data: Vec<_> = db.texts(&db.url, tables(&db.data)).await.into_iter().flatten().collect();
-    assert_eq!(data, ["_hsync_rejects", "associations", "owners", "pipeline_stages", "pipelines", "property_history"]);
+    assert_eq!(
+        data,
+        [
+            "_hsync_rejects",
+            "associations",
+            "owners",
+            "pipeline_stages",
+            "pipelines",
+            "property_history",
+            "push_results"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -268,6 +268,7 @@ async fn record<D: Destination, S: StateStore>(
                 Some(name.to_owned()),
                 Some(state.run_id.clone()),
                 Some(row.row_number.to_string()),
+                Some(row.row_number.to_string()),
                 Some(table.to_owned()),
                 Some(row.id_value.clone()).filter(|v| !v.is_empty()),
                 Some(outcome.name.to_owned()),

@@ -118,14 +118,17 @@ pub const PROPERTY_HISTORY: DimensionTable = DimensionTable {
     complete_lists: false,
 };
 
-/// What `hsync push` did with each row of each run (`push::report`): one row per source row,
-/// keyed by the push job's name, the run and the row's position in its source.
+/// What `hsync push` did with each row of each run (`crate::push`): one row per source row,
+/// keyed by the push job's name, the run and the row's position in its source (`row_key`,
+/// the position as text, as keys are text in every dialect; `row_number` is the same
+/// position as a number, to sort by).
 pub const PUSH_RESULTS: DimensionTable = DimensionTable {
     name: "push_results",
-    key: &["push", "run_id", "row_number"],
+    key: &["push", "run_id", "row_key"],
     columns: &[
         ("push", Text),
         ("run_id", Text),
+        ("row_key", Text),
         ("row_number", BigInt),
         ("object_type", Text),
         ("id_value", Text),
@@ -180,25 +183,18 @@ impl DimensionTable {
         if batch.schema().fields() != self.arrow_schema().fields() {
             return Err(format!("the batch does not have the columns of {}", self.name));
         }
-        // Key columns are text or integers (the schema check above fixed their types).
-        let keys: Vec<&dyn Array> = self
+        let keys: Vec<_> = self
             .key
             .iter()
-            .map(|k| batch.column_by_name(k).map(|c| c.as_ref()))
+            .map(|k| batch.column_by_name(k).map(|c| c.as_string::<i32>()))
             .collect::<Option<_>>()
             .ok_or_else(|| format!("the batch has no key columns of {}", self.name))?;
-        let text = |column: &dyn Array, row: usize| -> String {
-            match column.as_string_opt::<i32>() {
-                Some(strings) => strings.value(row).to_owned(),
-                None => column.as_primitive::<arrow::datatypes::Int64Type>().value(row).to_string(),
-            }
-        };
         let mut seen = std::collections::HashSet::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             if keys.iter().any(|k| k.is_null(row)) {
                 return Err(format!("a row of {} has no key", self.name));
             }
-            let key: Vec<String> = keys.iter().map(|k| text(*k, row)).collect();
+            let key: Vec<&str> = keys.iter().map(|k| k.value(row)).collect();
             if !seen.insert(key.clone()) {
                 return Err(format!("{} holds the key {} twice", self.name, key.join("/")));
             }
