@@ -428,7 +428,13 @@ fn all_written(render: &Rendered, rec: &Record) -> Vec<usize> {
         .filter(|(_, d)| d.archived_at.is_none())
         .filter(|(_, d)| {
             rec.written.contains_key(&d.name)
-                || !matches!(d.source, PropSource::Generated(_) | PropSource::Stored | PropSource::AssociationCount(_))
+                || !matches!(
+                    d.source,
+                    PropSource::Generated(_)
+                        | PropSource::Stored
+                        | PropSource::AssociationCount(_)
+                        | PropSource::SearchablePhone(_)
+                )
         })
         .map(|(i, _)| i)
         .collect()

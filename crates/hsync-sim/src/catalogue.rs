@@ -1119,6 +1119,24 @@ pub static ROLLUPS: &[(&str, &str, &str, &str)] = &[
     ("deals", "hs_num_of_associated_line_items", "Number of Line Items", "line_items"),
 ];
 
+/// HubSpot's searchable phone numbers: `(object, property, label, phone property)`. Each holds
+/// the national number of the phone property's value, digits only (`phone::searchable`), so that
+/// a search can find the record by area code and local number, as HubSpot's search guide says
+/// ("searched through `hs_searchable_calculated_*` properties using only area code + local
+/// number"). The portal derives the value from the phone property whenever it is read, so it
+/// follows every write of it; a type gets the property only when it has the phone property.
+/// Definitions: the catalogue's rows (read-only, calculated) where it has them.
+pub static SEARCHABLE_PHONES: &[(&str, &str, &str, &str)] = &[
+    ("contacts", "hs_searchable_calculated_phone_number", "Calculated Phone Number without country code", "phone"),
+    (
+        "contacts",
+        "hs_searchable_calculated_mobile_number",
+        "Calculated Mobile Number without country code",
+        "mobilephone",
+    ),
+    ("companies", "hs_searchable_calculated_phone_number", "Calculated Phone Number without country code", "phone"),
+];
+
 /// One of HubSpot's own property definitions from `data/hubspot-properties.tsv`: the names,
 /// types and flags a real portal lists beyond what the simulator generates values for.
 #[derive(Clone, Debug, PartialEq, Eq)]

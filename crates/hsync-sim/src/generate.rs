@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::catalogue::{
-    listed_properties, Links, ListedProperty, ObjectKind, PipelineRow, ASSOCIATIONS, ROLLUPS, TYPES,
+    listed_properties, Links, ListedProperty, ObjectKind, PipelineRow, ASSOCIATIONS, ROLLUPS, SEARCHABLE_PHONES, TYPES,
 };
 use super::portal::{
     AssociationType, Millis, ObjectStore, ObjectTypeDef, Owner, Pipeline, PipelineStage, Portal, PropSource,
@@ -587,8 +587,9 @@ fn type_defs(portal_id: u64) -> Vec<ObjectTypeDef> {
 }
 
 /// HubSpot's own properties beyond the generated ones, after `first` others: the association
-/// rollups (values kept by the portal), the definitions a real portal lists (`catalogue::
-/// listed_properties`, no values: most of HubSpot's own properties are empty on most records),
+/// rollups (values kept by the portal), the searchable phone numbers (values derived from the
+/// phone properties), the definitions a real portal lists (`catalogue::listed_properties`, no
+/// values: most of HubSpot's own properties are empty on most records),
 /// and on contacts one sensitive property (sensitive data is a setting of custom properties),
 /// whose generated values are served only to a client that lists sensitive properties and asks
 /// for it by name.
@@ -649,11 +650,30 @@ fn hubspot_listed_properties(def: &ObjectTypeDef, first: usize, listed: bool) ->
         };
         out.push(PropertyDef { read_only: true, ..rollup });
     }
+    // The searchable phone numbers of the phone properties the type has; read-only and
+    // calculated whatever a catalogue row says, since the portal derives their values.
+    let has = |name: &str| generated.contains(name) || (whole_catalogue && listed.iter().any(|r| r.name == name));
+    let mut phones: Vec<PropertyDef> = SEARCHABLE_PHONES
+        .iter()
+        .filter(|&&(object, _, _, phone)| object == def.name && has(phone))
+        .map(|&(_, name, label, phone)| {
+            let source = PropSource::SearchablePhone(phone);
+            let calc = match listed.iter().find(|row| row.name == name) {
+                Some(row) => flagged(row, source),
+                None => hubspot(name, label, "string", "phonenumber", &format!("{}information", def.singular), source),
+            };
+            PropertyDef { calculated: true, read_only: true, ..calc }
+        })
+        .collect();
     for row in listed.iter().filter(|_| whole_catalogue) {
-        if !taken(row.name, &out) {
+        if let Some(i) = phones.iter().position(|p| p.name == row.name) {
+            // Where the catalogue lists it, as the rest of its rows.
+            out.push(phones.remove(i));
+        } else if !taken(row.name, &out) {
             out.push(flagged(row, PropSource::Stored));
         }
     }
+    out.extend(phones);
     if def.name == "contacts" && !taken("health_notes", &out) {
         out.push(PropertyDef {
             hubspot_defined: false,

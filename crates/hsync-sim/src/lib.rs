@@ -23,6 +23,7 @@ mod input;
 mod latency;
 mod limits;
 mod oauth;
+mod phone;
 mod portal;
 mod render;
 mod search;

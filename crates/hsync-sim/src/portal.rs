@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::catalogue::{ObjectKind, PipelineRow};
 use super::generate::{self, GenKind};
+use super::phone;
 
 /// Milliseconds since the Unix epoch, the simulator's only time unit.
 pub type Millis = i64;
@@ -67,6 +68,11 @@ pub enum PropSource {
     /// associations change ([`Portal::recount`]), as a calculated version that does not move
     /// the record's last-modified time.
     AssociationCount(&'static str),
+    /// HubSpot's searchable phone number (`hs_searchable_calculated_phone_number`): the named
+    /// phone property's value as `phone::searchable` gives it. Derived whenever it is read, so
+    /// it follows every write of the phone property, moves last-modified only as that write
+    /// does, and its versions are the phone's, as `CALCULATED`.
+    SearchablePhone(&'static str),
 }
 
 /// How sensitive a property's values are (HubSpot's `dataSensitivity`). The definitions list
@@ -292,6 +298,10 @@ impl ValueContext {
                 Cow::Owned(ids.join(";"))
             }),
             PropSource::Generated(kind) => generate::value(self, kind, rec.id, prop).map(Cow::Owned),
+            PropSource::SearchablePhone(phone) => {
+                let phone = self.properties.get(phone)?;
+                phone::searchable(&self.value(rec, phone)?).map(Cow::Owned)
+            }
             PropSource::Stored | PropSource::AssociationCount(_) => None,
         }
     }
@@ -310,6 +320,20 @@ impl ValueContext {
         match &prop.source {
             PropSource::ObjectId | PropSource::CreatedAt => calculated(rec.created_at),
             PropSource::UpdatedAt => calculated(rec.updated_at),
+            PropSource::SearchablePhone(phone) => {
+                let Some(phone) = self.properties.get(phone) else { return Vec::new() };
+                // Oldest first, a version each time the searchable form changes (a cleared or
+                // digit-less phone clears it), newest first again at the end.
+                let mut versions: Vec<Version> = Vec::new();
+                for v in self.history(rec, phone).into_iter().rev() {
+                    let value = phone::searchable(&v.value).unwrap_or_default();
+                    if versions.last().map_or("", |last| last.value.as_str()) != value {
+                        versions.push(Version { value, at: v.at, source: WriteSource::Calculated });
+                    }
+                }
+                versions.reverse();
+                versions
+            }
             source => {
                 let mut versions = Vec::new();
                 let mut oldest = None;

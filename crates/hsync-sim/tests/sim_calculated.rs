@@ -1,13 +1,14 @@
 //! A realistic property catalogue: HubSpot's own properties by name and type (hundreds per
-//! standard object), association rollups that change without moving last-modified, and
-//! sensitive properties listed and served only when asked for.
+//! standard object), association rollups that change without moving last-modified, searchable
+//! phone numbers that follow the phone properties, and sensitive properties listed and served
+//! only when asked for.
 
 use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{filter, one_group, Sim};
+use crate::support::{category, filter, one_group, Sim};
 
 async fn definitions(sim: &Sim, path: &str) -> Vec<Value> {
     let (status, _, body) = sim.get(path).await;
@@ -168,4 +169,107 @@ async fn a_narrow_catalogue_keeps_the_generated_properties_and_the_rollups() {
         .iter()
         .any(|d| d["name"] == "num_associated_deals" && d["modificationMetadata"]["readOnlyValue"] == true));
     assert!(defs.iter().all(|d| d["name"] != "hs_notes_last_activity"));
+    // A searchable phone number comes with its phone property: contacts generate `phone`, but
+    // `mobilephone` and companies' `phone` are only in the full catalogue.
+    assert!(defs.iter().all(|d| d["name"] != PHONE_SEARCH), "companies have no phone here");
+    let contacts = definitions(&sim, "/crm/v3/properties/contacts").await;
+    assert!(contacts.iter().any(|d| d["name"] == PHONE_SEARCH && d["calculated"] == true));
+    assert!(contacts.iter().all(|d| d["name"] != MOBILE_SEARCH));
+}
+
+const PHONE_SEARCH: &str = "hs_searchable_calculated_phone_number";
+const MOBILE_SEARCH: &str = "hs_searchable_calculated_mobile_number";
+
+/// A contact's properties, with the history of the searchable phone number.
+async fn contact(sim: &Sim, id: u64) -> Value {
+    let path = format!(
+        "/crm/v3/objects/contacts/{id}?properties=phone,mobilephone,{PHONE_SEARCH},{MOBILE_SEARCH},lastmodifieddate&propertiesWithHistory={PHONE_SEARCH}"
+    );
+    let (status, _, body) = sim.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Contacts whose `property` is `IN` `value`, as HubSpot's search guide has clients search
+/// phone numbers.
+async fn by_number(sim: &Sim, property: &str, value: &str) -> std::collections::BTreeSet<u64> {
+    let body =
+        json!({"filterGroups": [{"filters": [{"propertyName": property, "operator": "IN", "values": [value]}]}]});
+    sim.search_ids("contacts", &body).await
+}
+
+#[tokio::test]
+async fn searchable_phone_numbers_follow_the_phone_properties_and_refuse_writes() {
+    let sim = Sim::small().await;
+    // Defined as HubSpot lists them: calculated and read-only, on contacts and companies.
+    for (object, name) in [("contacts", PHONE_SEARCH), ("contacts", MOBILE_SEARCH), ("companies", PHONE_SEARCH)] {
+        let (status, _, def) = sim.get(&format!("/crm/v3/properties/{object}/{name}")).await;
+        assert_eq!(status, StatusCode::OK, "{object}.{name}: {def}");
+        assert_eq!((&def["calculated"], &def["modificationMetadata"]["readOnlyValue"]), (&json!(true), &json!(true)));
+    }
+
+    let (status, _, created) = sim
+        .post(
+            "/crm/v3/objects/contacts",
+            &json!({"properties": {"email": "phone@example.com", "phone": "+1 415-555-2671", "mobilephone": "+44 7700 900123"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id: u64 = created["id"].as_str().unwrap().parse().unwrap();
+    let one = std::collections::BTreeSet::from([id]);
+    // Area code and local number, without the country code.
+    assert_eq!(by_number(&sim, PHONE_SEARCH, "4155552671").await, one);
+    assert_eq!(by_number(&sim, MOBILE_SEARCH, "7700900123").await, one);
+    let eq = one_group(vec![filter(MOBILE_SEARCH, "EQ", "7700900123")]);
+    assert_eq!(sim.search_ids("contacts", &eq).await, one);
+    let before = contact(&sim, id).await;
+    assert_eq!(before["properties"][PHONE_SEARCH], "4155552671", "{before}");
+    assert_eq!(before["properties"][MOBILE_SEARCH], "7700900123");
+
+    // A changed phone moves the value, as a calculated version at the phone's write.
+    let (status, _, body) =
+        sim.patch(&format!("/crm/v3/objects/contacts/{id}"), &json!({"properties": {"phone": "(212) 555-0100"}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(by_number(&sim, PHONE_SEARCH, "4155552671").await.is_empty());
+    assert_eq!(by_number(&sim, PHONE_SEARCH, "2125550100").await, one);
+    let after = contact(&sim, id).await;
+    assert_eq!(after["properties"][PHONE_SEARCH], "2125550100", "{after}");
+    let versions = after["propertiesWithHistory"][PHONE_SEARCH].as_array().unwrap();
+    let values: Vec<&Value> = versions.iter().map(|v| &v["value"]).collect();
+    assert_eq!(values, [&json!("2125550100"), &json!("4155552671")], "{versions:?}");
+    assert_eq!(versions[0]["sourceType"], "CALCULATED");
+    assert_eq!(versions[0]["timestamp"], after["properties"]["lastmodifieddate"], "the phone's write, not later");
+
+    // Admin writes (HubSpot's UI) move it too; a cleared number has no value.
+    sim.admin_ok(
+        Method::PATCH,
+        &format!("/_sim/objects/contacts/{id}"),
+        Some(&json!({"properties": {"mobilephone": ""}})),
+    )
+    .await;
+    assert!(contact(&sim, id).await["properties"][MOBILE_SEARCH].is_null());
+    assert!(by_number(&sim, MOBILE_SEARCH, "7700900123").await.is_empty());
+
+    // Writing it is refused like any read-only property, and changes nothing.
+    let (status, _, body) = sim
+        .patch(&format!("/crm/v3/objects/contacts/{id}"), &json!({"properties": {PHONE_SEARCH: "4155552671"}}))
+        .await;
+    assert_eq!((status, category(&body)), (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"), "{body}");
+    assert_eq!(body["message"], format!("Property \"{PHONE_SEARCH}\" is read only"));
+    assert_eq!(contact(&sim, id).await["properties"][PHONE_SEARCH], "2125550100");
+
+    // Seeded contacts carry it for their generated phones: `+1 (aaa) bbb-cccc` searches as
+    // `aaabbbcccc`.
+    let truth = sim.truth("contacts").await;
+    let seeded = truth["objects"]["contacts"]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["properties"]["phone"].as_str().is_some_and(|p| p.starts_with("+1 (")))
+        .expect("a seeded North American phone");
+    let phone = seeded["properties"]["phone"].as_str().unwrap();
+    let digits: String = phone[3..].chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(seeded["properties"][PHONE_SEARCH].as_str(), Some(digits.as_str()), "{seeded}");
+    let seeded_id: u64 = seeded["id"].as_str().unwrap().parse().unwrap();
+    assert!(by_number(&sim, PHONE_SEARCH, &digits).await.contains(&seeded_id));
 }
