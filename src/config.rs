@@ -474,6 +474,10 @@ pub struct DaemonConfig {
     /// Serve `/metrics` and `/status` beyond loopback without a bearer token (only where the
     /// network itself keeps strangers out); without it such a `listen` refuses to start.
     pub allow_unauthenticated_listen: bool,
+    /// The environment variable holding the token `POST /push/<name>` requires (docs/push.md
+    /// "Events"); without it the daemon takes no pushed records. Always required, even on
+    /// loopback: a push writes to HubSpot.
+    pub push_token_env: Option<String>,
     /// Seconds between CDC passes of an object (after its backfill finished).
     pub cdc_interval_secs: u64,
     /// Seconds between CDC passes of an object HubSpot serves no search for (contracts): each
@@ -523,6 +527,7 @@ impl Default for DaemonConfig {
             listen: "127.0.0.1:9464".to_owned(),
             bearer_token_env: None,
             allow_unauthenticated_listen: false,
+            push_token_env: None,
             cdc_interval_secs: 60,
             list_cdc_interval_secs: 3_600,
             associations_interval_secs: 300,
@@ -617,6 +622,66 @@ pub struct PushConfig {
     /// it such numbers are rejected.
     #[serde(default)]
     pub default_region: Option<String>,
+    /// Read each batch's records first and leave out rows whose values HubSpot already holds
+    /// (reported `unchanged`): no write, no new last-modified time, no workflow set off.
+    #[serde(default = "default_true")]
+    pub skip_unchanged: bool,
+    /// Associations made from columns, by name.
+    #[serde(default)]
+    pub associations: std::collections::BTreeMap<String, PushAssociation>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One association of a push (docs/push.md "Associations"): the value in `column` finds
+/// records of `to` by their property `by`, and each written record is associated with them
+/// (HubSpot's default association type).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushAssociation {
+    /// The source column naming the other record. It is not written as a property.
+    pub column: String,
+    /// The object type associated with (`companies`, `contacts`, a custom object's name).
+    pub to: String,
+    /// The property of `to` that matches: `hs_object_id`, a property with unique values (`email`
+    /// on contacts) read in batches, or any other (`domain`) found by search. Defaults to
+    /// `email` with `find = "email"` and `hs_searchable_calculated_phone_number` with
+    /// `find = "phone"`.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Look inside free text for `email` addresses or `phone` numbers, instead of taking the
+    /// whole value.
+    #[serde(default)]
+    pub find: Option<FindIn>,
+    /// Write the row only when a record is found: with several required associations, when one
+    /// of them finds one (a ticket never created without its contact, found by email or phone).
+    #[serde(default)]
+    pub required: bool,
+    /// Give the written record the found record's owner (`hubspot_owner_id`) when the row has
+    /// none: a task for the owner of the company it concerns.
+    #[serde(default)]
+    pub owner: bool,
+}
+
+/// What an association looks for inside free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindIn {
+    Email,
+    Phone,
+}
+
+impl PushAssociation {
+    /// The property of `to` that matches (see [`PushAssociation::by`]).
+    pub fn by_property(&self) -> &str {
+        match (&self.by, self.find) {
+            (Some(by), _) => by,
+            (None, Some(FindIn::Phone)) => "hs_searchable_calculated_phone_number",
+            (None, _) => "email",
+        }
+    }
 }
 
 /// The whole configuration.
@@ -717,13 +782,12 @@ impl Config {
         }
     }
 
-    /// Each push job reads one source and names its object and id property.
+    /// Each push job reads at most one source (one without takes records sent to the daemon
+    /// only) and names its object and id property.
     fn validate_push(&self, problems: &mut Vec<String>) {
         for (name, push) in &self.push {
             let key = format!("push.{name}");
             match (&push.query, &push.file) {
-                (None, None) => problems
-                    .push(format!("{key} needs a source: set query (SQL on the destination) or file (a CSV file)")),
                 (Some(_), Some(_)) => problems.push(format!("{key} sets both query and file: keep one source")),
                 (Some(q), None) if q.trim().is_empty() => problems.push(format!("{key}.query is empty")),
                 _ => {}
@@ -731,6 +795,19 @@ impl Config {
             for (field, value) in [("object", &push.object), ("id_property", &push.id_property)] {
                 if value.trim().is_empty() {
                     problems.push(format!("{key}.{field} is empty"));
+                }
+            }
+            for (label, link) in &push.associations {
+                for (field, value) in [("column", &link.column), ("to", &link.to)] {
+                    if value.trim().is_empty() {
+                        problems.push(format!("{key}.associations.{label}.{field} is empty"));
+                    }
+                }
+                if link.column == push.id_property || push.columns.get(&link.column) == Some(&push.id_property) {
+                    problems.push(format!(
+                        "{key}.associations.{label}.column {} is the id column; name another column",
+                        link.column
+                    ));
                 }
             }
             if let Some(region) = &push.default_region {
@@ -773,6 +850,7 @@ impl Config {
         let names = [
             ("hubspot.token_env", Some(&self.hubspot.token_env), "HUBSPOT_TOKEN"),
             ("daemon.bearer_token_env", self.daemon.bearer_token_env.as_ref(), "HSYNC_BEARER_TOKEN"),
+            ("daemon.push_token_env", self.daemon.push_token_env.as_ref(), "HSYNC_PUSH_TOKEN"),
             ("webhooks.client_secret_env", Some(&self.webhooks.client_secret_env), "HSYNC_WEBHOOK_SECRET"),
             (
                 "destination.snowflake.password_env",
@@ -1185,12 +1263,18 @@ mod tests {
     }
 
     #[test]
-    fn push_jobs_need_one_source_an_object_an_id_property_and_a_real_region() {
+    fn push_jobs_need_at_most_one_source_an_object_an_id_property_and_a_real_region() {
         let ok = "[push.scores]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"s.csv\"\ndefault_region = \"DE\"\n";
         let config = Config::from_toml(ok).unwrap();
         assert_eq!(config.push["scores"].file.as_deref(), Some(Path::new("s.csv")));
+        assert!(config.push["scores"].skip_unchanged, "unchanged rows are left alone unless told otherwise");
+        let events_only = "[push.events]\nobject = \"contacts\"\nid_property = \"email\"\n";
+        assert!(Config::from_toml(events_only).is_ok(), "records sent to the daemon need no source");
         for (toml, says) in [
-            ("[push.a]\nobject = \"contacts\"\nid_property = \"email\"\n", "push.a needs a source"),
+            (
+                "[push.a]\nobject = \"contacts\"\nid_property = \"email\"\n[push.a.associations.c]\ncolumn = \"email\"\nto = \"companies\"\n",
+                "is the id column",
+            ),
             (
                 "[push.a]\nobject = \"contacts\"\nid_property = \"email\"\nfile = \"x\"\nquery = \"select 1\"\n",
                 "keep one source",

@@ -57,6 +57,8 @@ pub enum Job {
     Webhooks { objects: Vec<ObjectRef>, history: BTreeMap<String, HistorySelection> },
     /// Write the rows of the push job `name` to HubSpot (or resume its unfinished run).
     Push { name: String, push: crate::config::PushConfig, options: crate::push::Options },
+    /// Write records sent to the daemon for the push job `name` (`POST /push/<name>`).
+    PushRecords { name: String, push: crate::config::PushConfig, rows: crate::destination::TextRows },
 }
 
 impl Job {
@@ -73,6 +75,7 @@ impl Job {
             Job::Calculated { object, .. } => StreamId::calculated(&object.table),
             Job::Webhooks { .. } => StreamId::webhooks(),
             Job::Push { name, .. } => StreamId::push(name),
+            Job::PushRecords { name, .. } => StreamId::push_events(name),
         }
     }
 
@@ -113,6 +116,7 @@ pub enum Report {
     Calculated(calculated::Report),
     Webhooks(webhooks::Report),
     Push(crate::push::Summary),
+    PushRecords(crate::push::events::Pushed),
 }
 
 impl Report {
@@ -128,7 +132,15 @@ impl Report {
             Report::History(r) => r.versions,
             Report::Calculated(r) => r.rows,
             Report::Webhooks(r) => r.events,
-            Report::Push(s) => s.outcomes.values().sum::<i64>().try_into().unwrap_or(0),
+            Report::Push(s) => s
+                .outcomes
+                .iter()
+                .filter(|(name, _)| name.as_str() != crate::push::UNASSOCIATED)
+                .map(|(_, n)| n)
+                .sum::<i64>()
+                .try_into()
+                .unwrap_or(0),
+            Report::PushRecords(p) => p.results.len() as u64,
         }
     }
 }
@@ -205,7 +217,15 @@ pub struct Jobs<D = AnyDestination, S = AnyStateStore> {
     settings: Settings,
     tables: Mutex<HashMap<String, (PreparedTable, Instant)>>,
     sources: Mutex<Option<Vec<associations::Source>>>,
+    /// Push targets made for records sent to the daemon, by push name: the columns they were
+    /// made for, when, and the target (property definitions and associations checked once
+    /// every [`Settings::schema_max_age`], not once a request).
+    push_targets: Mutex<HashMap<String, PushTarget>>,
 }
+
+/// A push target made for records sent to the daemon: the columns it was made for, when, and
+/// the target.
+type PushTarget = (Vec<String>, Instant, Arc<crate::push::Target>);
 
 impl Jobs {
     /// The jobs of `config`, writing to `dest` (with its state store and budget ledger): the
@@ -245,6 +265,7 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
             },
             tables: Mutex::new(HashMap::new()),
             sources: Mutex::new(None),
+            push_targets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -360,6 +381,11 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
                 let summary = crate::push::run(runner, name, push, *options, progress, stop).await?;
                 Ok(Outcome { finished: !summary.stopped, report: Report::Push(summary) })
             }
+            Job::PushRecords { name, push, rows } => {
+                let target = self.push_target(name, push, &rows.columns).await?;
+                let pushed = crate::push::events::push_records(runner, name, &target, rows).await?;
+                Ok(Outcome { finished: true, report: Report::PushRecords(pushed) })
+            }
         }
     }
 
@@ -468,6 +494,28 @@ impl<D: Destination, S: StateStore> Jobs<D, S> {
         Ok(table)
     }
 
+    /// The target of records pushed to `name` with `columns`: the one made earlier when it
+    /// is recent enough and for the same columns, else made afresh ([`crate::push::Target::ready`]).
+    async fn push_target(
+        &self,
+        name: &str,
+        push: &crate::config::PushConfig,
+        columns: &[String],
+    ) -> Result<Arc<crate::push::Target>, Error> {
+        let cached = self.push_targets.lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned();
+        if let Some((made_for, at, target)) = cached {
+            if made_for == columns && at.elapsed() < self.settings.schema_max_age {
+                return Ok(target);
+            }
+        }
+        let target = Arc::new(crate::push::Target::ready(&self.runner.client, push, columns).await?);
+        self.push_targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), (columns.to_vec(), Instant::now(), Arc::clone(&target)));
+        Ok(target)
+    }
+
     fn forget_table(&self, table: &str) {
         self.lock_tables().remove(table);
     }
@@ -503,7 +551,8 @@ fn job_object(job: &Job) -> Option<&ObjectRef> {
         | Job::Dimensions(_)
         | Job::History { .. }
         | Job::Webhooks { .. }
-        | Job::Push { .. } => None,
+        | Job::Push { .. }
+        | Job::PushRecords { .. } => None,
     }
 }
 

@@ -102,6 +102,18 @@ impl Daemon {
         self.get_as(path, None).await
     }
 
+    async fn post_as(&self, path: &str, body: &[u8], bearer: Option<&str>) -> (StatusCode, String) {
+        let mut request =
+            self.http.post(format!("{}{path}", self.base)).body(body.to_vec()).timeout(Duration::from_secs(60));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(reply) => (reply.status(), reply.text().await.unwrap_or_default()),
+            Err(e) => panic!("POST {path}: {e}; daemon log:\n{}", self.log()),
+        }
+    }
+
     async fn status(&self) -> Value {
         let (_, body) = self.get("/status").await;
         serde_json::from_str(&body).unwrap_or(Value::Null)
@@ -1368,4 +1380,80 @@ async fn dropped_duplicated_and_reordered_webhooks_never_regress_and_cdc_catches
     assert!(counters["dropped_deliveries"].as_u64().unwrap() > 0, "some deliveries were dropped: {counters}");
     assert!(counters["duplicated_deliveries"].as_u64().unwrap() > 0, "some were sent twice: {counters}");
     dest.close().await;
+}
+
+const PUSH_TOKEN: &str = "push-token-for-tests-0001";
+
+/// `POST /push/<name>`: records are taken only with the push token (401 without it or with
+/// another, even on loopback), a body that is not records is refused with what to send (400),
+/// and good records are checked and written like a push's rows, each answered with its
+/// outcome and recorded in `push_results`; sending the same records again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_endpoint_needs_its_token_refuses_bad_bodies_and_answers_each_record() {
+    let sim = Sim::small().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hsync.db");
+    let extra = "push_token_env = \"HSYNC_TEST_PUSH_TOKEN\"\n\n\
+                 [push.signups]\nobject = \"contacts\"\nid_property = \"email\"\n";
+    let config = write_config(dir.path(), &sim, &Target::Sqlite(&db), &["contacts"], extra);
+    let daemon = Daemon::start(&config, &[("HSYNC_TEST_PUSH_TOKEN", PUSH_TOKEN)]).await;
+    let records = serde_json::to_vec(&json!({"records": [
+        {"email": "event.one@example.com", "firstname": "One"},
+        {"email": "not an email", "firstname": "Bad"},
+        {"email": "EVENT.ONE@example.com", "firstname": "Again"},
+    ]}))
+    .unwrap();
+
+    assert_eq!(daemon.post_as("/push/signups", &records, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(daemon.post_as("/push/signups", &records, Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
+    let token = Some(PUSH_TOKEN);
+    let (status, body) = daemon.post_as("/push/signups", b"{\"records\": [", token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("not JSON"), "{body}");
+    let (status, body) = daemon.post_as("/push/signups", b"{\"records\": [{\"email\": [1]}]}", token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = daemon.post_as("/push/signups", b"{\"records\": [{\"nosuch\": 1}]}", token).await;
+    assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::SERVICE_UNAVAILABLE, "{status} {body}");
+    assert_eq!(daemon.post_as("/push/nosuch", &records, token).await.0, StatusCode::NOT_FOUND);
+
+    // Until this instance leads, a push is answered 503 with Retry-After.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let answer: Value = loop {
+        let (status, body) = daemon.post_as("/push/signups", &records, token).await;
+        if status == StatusCode::OK {
+            break serde_json::from_str(&body).unwrap();
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}; daemon log:\n{}", daemon.log());
+        assert!(tokio::time::Instant::now() < deadline, "the push was never taken: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let outcomes: Vec<&str> =
+        answer["results"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["created", "rejected", "rejected"], "{answer:#}");
+    assert!(answer["results"][1]["reason"].as_str().unwrap().starts_with("email: not an email address"), "{answer:#}");
+    assert!(answer["results"][2]["reason"].as_str().unwrap().contains("as row 1"), "{answer:#}");
+    let truth = sim.truth("contacts").await;
+    let created: Vec<&Value> = truth["objects"]["contacts"]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["properties"]["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case("event.one@example.com")))
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["properties"]["firstname"], "One");
+    assert_eq!(created[0]["id"].as_str(), answer["results"][0]["record_id"].as_str());
+
+    // Bad bodies changed nothing, and the same records again are left as they are.
+    let (status, body) = daemon.post_as("/push/signups", &records, token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["results"][0]["outcome"], "unchanged", "{again:#}");
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let recorded: i64 = sqlx::query_scalar("select count(*) from push_results where push = 'signups'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 6, "both requests' records are in push_results");
+    assert!(!daemon.log().contains(PUSH_TOKEN), "the token never shows");
 }

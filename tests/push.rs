@@ -121,7 +121,11 @@ async fn a_push_from_a_query_writes_valid_rows_once_and_reports_every_other_row(
     let first = hsync(&config, &["push", "scores"]).await;
     assert_eq!(first.status.code(), Some(5), "rows were rejected: {}", explain(&first));
     let out = stdout(&first);
-    assert!(out.contains("8 rows: 2 created, 1 updated, 5 rejected, 0 failed; 1 calls"), "{}", explain(&first));
+    assert!(
+        out.contains("8 rows: 2 created, 1 updated, 0 unchanged, 5 rejected, 0 failed; 2 calls"),
+        "one read of the batch's records, one write: {}",
+        explain(&first)
+    );
     assert!(!out.contains("platinum") && !out.contains("1e5"), "reasons never carry values: {out}");
     let writes = writes_since(&sim, before).await;
     assert_eq!(writes.len(), 1, "{writes:?}");
@@ -158,9 +162,11 @@ async fn a_push_from_a_query_writes_valid_rows_once_and_reports_every_other_row(
     assert!(reason(5).contains("as row 2"), "{recorded:?}");
     assert!(reason(6).starts_with("lead_score: not a number"), "{recorded:?}");
 
+    let before_again = next_seq(&sim).await;
     let again = hsync(&config, &["push", "scores"]).await;
     let out = stdout(&again);
-    assert!(out.contains("0 created, 3 updated, 5 rejected"), "{}", explain(&again));
+    assert!(out.contains("0 created, 0 updated, 3 unchanged, 5 rejected"), "{}", explain(&again));
+    assert!(writes_since(&sim, before_again).await.is_empty(), "records HubSpot holds as they are are not written");
     assert_eq!(contacts_with_email(&sim, "new.one@example.com").await.len(), 1, "no duplicate on a rerun");
     let status = hsync(&config, &["status", "--json"]).await;
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -222,7 +228,8 @@ async fn a_killed_push_resumes_after_its_last_recorded_batch_and_writes_each_rec
     let run = run_id(&out);
     let recorded = results(&db, &run).await;
     assert_eq!(recorded.len(), 1_000, "every row has one outcome");
-    assert!(recorded.iter().all(|(_, o, _)| o == "created" || o == "updated"), "{recorded:?}");
+    // A batch HubSpot wrote before the kill and hsync never recorded is read back unchanged.
+    assert!(recorded.iter().all(|(_, o, _)| ["created", "updated", "unchanged"].contains(&o.as_str())), "{recorded:?}");
     let truth = sim.truth("contacts").await;
     let emails: Vec<String> = truth["objects"]["contacts"]["live"]
         .as_array()
@@ -355,4 +362,173 @@ async fn the_push_query_reads_unqualified_tables_and_can_never_write() {
     };
     assert_eq!(kept, 1, "the Postgres rows are still there");
     pg.drop_schemas().await;
+}
+
+/// A unique text property on `object`, so a push can upsert its records by it (tasks and
+/// tickets have none of their own).
+async fn add_unique_key(sim: &Sim, object: &str, name: &str) {
+    let property = json!({"name": name, "label": name, "type": "string", "fieldType": "text", "hasUniqueValue": true});
+    sim.admin_ok(Method::POST, &format!("/_sim/properties/{object}"), Some(&property)).await;
+}
+
+/// The ids of the `to_type` records the simulator's `from_type` record `from_id` is associated with.
+fn associated(truth: &Value, from_type: &str, from_id: &str, to_type: &str) -> Vec<String> {
+    truth["associations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fromType"] == from_type && e["fromId"] == from_id && e["toType"] == to_type)
+        .map(|e| e["toId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The live records of `object` whose `property` is `value`, from ground truth.
+fn live_with(truth: &Value, object: &str, property: &str, value: &str) -> Vec<Value> {
+    truth["objects"][object]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["properties"][property].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)))
+        .cloned()
+        .collect()
+}
+
+/// Associations from columns and engagements from rows: contacts associated with the company
+/// of their domain (found by search; a company that does not exist yet, or a domain two
+/// companies share, is reported and associated on a later run once it exists); tasks upserted
+/// by a unique key, attached to their company and given its owner, never created without it;
+/// tickets attached to the contact whose email address or phone number is in their text, never
+/// created without one. A run that writes everything again (`--restart`, as after a crash that
+/// lost the checkpoint) creates nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn associations_tasks_and_tickets_follow_their_rows_and_reruns_create_nothing() {
+    let sim = Sim::start(unlimited(hsync_sim::PortalSpec {
+        contacts: 3,
+        companies: 3,
+        deals: 0,
+        tickets: 0,
+        ..Default::default()
+    }))
+    .await;
+    let truth = sim.truth("companies").await;
+    let owner = truth["owners"][0]["id"].as_str().map_or_else(|| truth["owners"][0]["id"].to_string(), str::to_owned);
+    let acme =
+        sim.admin_create("companies", json!({"name": "Acme", "domain": "acme.io", "hubspot_owner_id": owner})).await;
+    sim.admin_create("companies", json!({"name": "Twin A", "domain": "twin.io"})).await;
+    sim.admin_create("companies", json!({"name": "Twin B", "domain": "twin.io"})).await;
+    let caller = sim.admin_create("contacts", json!({"email": "caller@example.com", "phone": "+1 415 555 0100"})).await;
+    add_unique_key(&sim, "tasks", "alert_key").await;
+    add_unique_key(&sim, "tickets", "ext_id").await;
+    // Search is eventually consistent: let the index take the new records in first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.truth("companies,contacts").await["objects"]
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|o| o["pendingIndexWrites"] == true)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the search index never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("warehouse.db");
+    {
+        let mut conn = sqlite(&db).await;
+        for statement in [
+            "create table people (email text, firstname text, company_domain text)",
+            "insert into people values ('ada@example.com', 'Ada', 'acme.io'), ('bob@example.com', 'Bob', 'new.io'), \
+             ('cy@example.com', 'Cy', 'twin.io')",
+            "create table alerts (alert_key text, due text, subject text, company_domain text)",
+            "insert into alerts values ('k1', '2026-12-09T09:00:00Z', 'Renewal risk', 'acme.io'), \
+             ('k2', '2026-12-09T09:00:00Z', 'Churn risk', 'nowhere.io')",
+            "create table issues (ext_id text, subject text, body text)",
+            "insert into issues values ('t1', 'Login', 'Customer Ada@Example.com cannot log in'), \
+             ('t2', 'Callback', 'Please call back on (415) 555-0100 today'), ('t3', 'Orphan', 'no contact details')",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.unwrap();
+        }
+    }
+    let config = write_config(
+        dir.path(),
+        &sim.handle.base_url(),
+        &format!(
+            "[destination]\nurl = \"sqlite://{}\"\n\n[sync]\nobjects = [\"contacts\"]\n\n\
+             [push.people]\nobject = \"contacts\"\nid_property = \"email\"\n\
+             query = \"select email, firstname, company_domain from people order by email\"\n\
+             [push.people.associations.company]\ncolumn = \"company_domain\"\nto = \"companies\"\nby = \"domain\"\n\n\
+             [push.alerts]\nobject = \"tasks\"\nid_property = \"alert_key\"\nskip_unchanged = false\n\
+             query = \"select alert_key, due as hs_timestamp, subject as hs_task_subject, company_domain from alerts order by alert_key\"\n\
+             [push.alerts.associations.company]\ncolumn = \"company_domain\"\nto = \"companies\"\nby = \"domain\"\n\
+             required = true\nowner = true\n\n\
+             [push.issues]\nobject = \"tickets\"\nid_property = \"ext_id\"\ndefault_region = \"US\"\n\
+             query = \"select ext_id, subject, body as content, body as contact_text from issues order by ext_id\"\n\
+             [push.issues.associations.by_email]\ncolumn = \"contact_text\"\nto = \"contacts\"\nfind = \"email\"\nrequired = true\n\
+             [push.issues.associations.by_phone]\ncolumn = \"contact_text\"\nto = \"contacts\"\nfind = \"phone\"\nrequired = true\n",
+            db.display()
+        ),
+    );
+
+    // Contacts and their companies.
+    let people = hsync(&config, &["push", "people"]).await;
+    assert_eq!(people.status.code(), Some(5), "two rows lack their company: {}", explain(&people));
+    let out = stdout(&people);
+    assert!(out.contains("3 rows: 3 created, 0 updated, 0 unchanged, 0 rejected"), "{}", explain(&people));
+    assert!(out.contains("2 written rows lack an association"), "{out}");
+    let recorded = results(&db, &run_id(&out)).await;
+    let reason = |row: usize| recorded[row].2.clone().unwrap_or_default();
+    assert!(reason(1).contains("company: no companies record has this domain"), "{recorded:?}");
+    assert!(reason(2).contains("2 companies records have this domain"), "{recorded:?}");
+    assert!(!out.contains("new.io") && !out.contains("twin.io"), "reasons never carry values: {out}");
+    let truth = sim.truth("contacts,companies").await;
+    let ada = live_with(&truth, "contacts", "email", "ada@example.com")[0]["id"].as_str().unwrap().to_owned();
+    let bob = live_with(&truth, "contacts", "email", "bob@example.com")[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(associated(&truth, "contacts", &ada, "companies"), [acme.to_string()]);
+    assert!(associated(&truth, "contacts", &bob, "companies").is_empty());
+
+    // The company turns up; the next run associates Bob and writes nothing else.
+    let new_co = sim.admin_create("companies", json!({"name": "New", "domain": "new.io"})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.truth("companies").await["objects"]["companies"]["pendingIndexWrites"] == true {
+        assert!(tokio::time::Instant::now() < deadline, "the search index never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = next_seq(&sim).await;
+    let again = hsync(&config, &["push", "people"]).await;
+    assert!(stdout(&again).contains("0 created, 0 updated, 3 unchanged"), "{}", explain(&again));
+    assert!(writes_since(&sim, before).await.is_empty(), "unchanged records are not written");
+    let truth = sim.truth("contacts,companies").await;
+    assert_eq!(associated(&truth, "contacts", &bob, "companies"), [new_co.to_string()]);
+    assert_eq!(associated(&truth, "contacts", &ada, "companies"), [acme.to_string()], "associated once");
+    assert_eq!(live_with(&truth, "contacts", "email", "bob@example.com").len(), 1);
+
+    // Tasks for the company's owner, keyed so a rerun never creates one twice.
+    let alerts = hsync(&config, &["push", "alerts"]).await;
+    assert_eq!(alerts.status.code(), Some(5), "{}", explain(&alerts));
+    let out = stdout(&alerts);
+    assert!(out.contains("2 rows: 1 created, 0 updated, 0 unchanged, 1 rejected"), "{}", explain(&alerts));
+    assert!(out.contains("the record is not written without it"), "{out}");
+    for _ in 0..2 {
+        let rerun = hsync(&config, &["push", "alerts", "--restart"]).await;
+        assert!(stdout(&rerun).contains("0 created, 1 updated"), "{}", explain(&rerun));
+    }
+    let truth = sim.truth("tasks,companies").await;
+    let tasks = live_with(&truth, "tasks", "alert_key", "k1");
+    assert_eq!(tasks.len(), 1, "one task for k1 after three runs");
+    assert_eq!(tasks[0]["properties"]["hubspot_owner_id"].as_str(), Some(owner.as_str()), "the company's owner");
+    assert_eq!(tasks[0]["properties"]["hs_task_subject"], "Renewal risk");
+    let task = tasks[0]["id"].as_str().unwrap();
+    assert_eq!(associated(&truth, "tasks", task, "companies"), [acme.to_string()]);
+    assert!(live_with(&truth, "tasks", "alert_key", "k2").is_empty(), "never created without its company");
+
+    // Tickets with the contact whose email or phone number is in their text.
+    let issues = hsync(&config, &["push", "issues"]).await;
+    assert_eq!(issues.status.code(), Some(5), "{}", explain(&issues));
+    assert!(stdout(&issues).contains("3 rows: 2 created, 0 updated, 0 unchanged, 1 rejected"), "{}", explain(&issues));
+    let truth = sim.truth("tickets,contacts").await;
+    let ticket =
+        |key: &str| live_with(&truth, "tickets", "ext_id", key).first().map(|t| t["id"].as_str().unwrap().to_owned());
+    assert_eq!(associated(&truth, "tickets", &ticket("t1").unwrap(), "contacts"), [ada], "by email");
+    assert_eq!(associated(&truth, "tickets", &ticket("t2").unwrap(), "contacts"), [caller.to_string()], "by phone");
+    assert!(ticket("t3").is_none(), "no ticket without its contact");
 }

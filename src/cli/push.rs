@@ -1,7 +1,8 @@
 //! `hsync push <name> [--dry-run] [--restart]`: runs the push job `[push.<name>]` (see
 //! [`crate::push`]) as one recorded run, beside a syncing daemon if one runs, and prints what
 //! happened to the rows: counts by outcome, the first refused and failed rows with their
-//! reasons, and where every row's outcome is kept. Exit 5 when rows were rejected or failed.
+//! reasons, and where every row's outcome is kept. Exit 5 when rows were rejected or failed,
+//! or written without an association they name.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ use crate::job::{Job, Report};
 use crate::push::{Options, Summary};
 use crate::telemetry::progress;
 
-/// Exit code when some rows were rejected or failed (the others were written).
+/// Exit code when some rows were rejected, failed or lack an association (the others were
+/// written).
 pub const ROWS_REFUSED: u8 = 5;
 
 /// Options of `hsync push`.
@@ -50,8 +52,8 @@ pub async fn run(config_path: Option<&Path>, args: PushArgs) -> anyhow::Result<E
     };
     let text = render(&args.name, &summary);
     progress::suspend(|| print!("{text}"));
-    let refused =
-        summary.outcomes.get("rejected").copied().unwrap_or(0) + summary.outcomes.get("failed").copied().unwrap_or(0);
+    let count = |o: &str| summary.outcomes.get(o).copied().unwrap_or(0);
+    let refused = count("rejected") + count("failed") + count(crate::push::UNASSOCIATED);
     Ok(if refused > 0 { ExitCode::from(ROWS_REFUSED) } else { ExitCode::SUCCESS })
 }
 
@@ -73,16 +75,23 @@ pub fn render(name: &str, s: &Summary) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "push {name} to {} (run {}): {} rows: {} created, {} updated, {} rejected, {} failed; {} calls\n",
+            "push {name} to {} (run {}): {} rows: {} created, {} updated, {} unchanged, {} rejected, {} failed; {} calls\n",
             s.object,
             s.run_id,
             s.rows,
             count("created"),
             count("updated"),
+            count("unchanged"),
             count("rejected"),
             count("failed"),
             s.calls
         ));
+        let unassociated = count(crate::push::UNASSOCIATED);
+        if unassociated > 0 {
+            out.push_str(&format!(
+                "  {unassociated} written rows lack an association (shown below; rerun once the records exist)\n"
+            ));
+        }
         if s.resumed_after > 0 {
             out.push_str(&format!("  resumed after row {} of an unfinished run\n", s.resumed_after));
         }

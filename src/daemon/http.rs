@@ -52,14 +52,29 @@ pub struct HttpState {
     pub live: Arc<Live>,
     pub metrics: PrometheusHandle,
     pub bearer: Option<Arc<Secret>>,
+    /// `POST /push/<name>`, when `daemon.push_token_env` is set.
+    pub push: Option<Arc<PushEndpoint>>,
     /// The last `/status` document read from the state store, served again while it is unreachable.
     last_status: Arc<Mutex<Option<serde_json::Value>>>,
 }
 
 impl HttpState {
     pub fn new(live: Arc<Live>, metrics: PrometheusHandle, bearer: Option<Arc<Secret>>) -> HttpState {
-        HttpState { live, metrics, bearer, last_status: Arc::new(Mutex::new(None)) }
+        HttpState { live, metrics, bearer, push: None, last_status: Arc::new(Mutex::new(None)) }
     }
+
+    /// The state with the push endpoint on (when `push` is some).
+    pub fn with_push(mut self, push: Option<Arc<PushEndpoint>>) -> HttpState {
+        self.push = push;
+        self
+    }
+}
+
+/// What `POST /push/<name>` needs: its token and the push jobs records may go to.
+#[derive(Debug)]
+pub struct PushEndpoint {
+    pub token: Arc<Secret>,
+    pub pushes: std::collections::BTreeMap<String, crate::config::PushConfig>,
 }
 
 /// Serves `app` on `listener` until `stop` fires (see the module docs for the limits).
@@ -112,7 +127,86 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_bearer));
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(guarded).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/push/{name}", axum::routing::post(push_records))
+        .merge(guarded)
+        .with_state(state)
+}
+
+/// `POST /push/<name>` (docs/push.md "Events"): the push token, always; a body of records
+/// checked before anything is sent; each record's outcome in the answer. A standby, or a
+/// failure retrying may fix, answers 503 with `Retry-After`.
+async fn push_records(
+    State(state): State<HttpState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let refuse = |status: StatusCode, message: String| (status, Json(json!({ "error": message }))).into_response();
+    let Some(endpoint) = &state.push else {
+        return refuse(StatusCode::NOT_FOUND, "this daemon takes no pushed records: set daemon.push_token_env".into());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(presented.as_bytes().ct_eq(endpoint.token.expose().as_bytes())) {
+        metrics::counter!("hsync_push_requests_total", "outcome" => "unauthorized").increment(1);
+        let mut answer = refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send the token from daemon.push_token_env as Authorization: Bearer <token>".into(),
+        );
+        answer.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        return answer;
+    }
+    let Some(push) = endpoint.pushes.get(&name) else {
+        return refuse(StatusCode::NOT_FOUND, format!("no push named {name}: add a [push.{name}] table"));
+    };
+    let rows = match crate::push::events::records(&body) {
+        Ok(rows) => rows,
+        Err(e) => {
+            metrics::counter!("hsync_push_requests_total", "outcome" => "bad_body").increment(1);
+            return refuse(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let unavailable = |message: String| {
+        let mut answer = refuse(StatusCode::SERVICE_UNAVAILABLE, message);
+        answer.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+        answer
+    };
+    let Some(queue) = state.live.push_queue() else {
+        return unavailable("this instance does not lead (standby or starting); retry, or send to the leader".into());
+    };
+    let job = crate::job::Job::PushRecords { name, push: push.clone(), rows };
+    let (answer, outcome) = tokio::sync::oneshot::channel();
+    if queue.try_send((job, answer)).is_err() {
+        return unavailable("too many pushes are waiting; retry".into());
+    }
+    let Ok(outcome) = outcome.await else {
+        return unavailable("the leader stopped before running the push; retry".into());
+    };
+    match outcome {
+        Ok(done) => {
+            let crate::job::Report::PushRecords(pushed) = done.report else {
+                return refuse(StatusCode::INTERNAL_SERVER_ERROR, "a push reported something else".into());
+            };
+            metrics::counter!("hsync_push_requests_total", "outcome" => "pushed").increment(1);
+            (StatusCode::OK, Json(pushed)).into_response()
+        }
+        Err(e) => {
+            metrics::counter!("hsync_push_requests_total", "outcome" => "failed").increment(1);
+            match e.class() {
+                ErrorClass::Config | ErrorClass::Data => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+                ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Auth => unavailable(format!(
+                    "{e}; retry the request (records are upserted, so those already written are not doubled)"
+                )),
+                ErrorClass::Bug => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    }
 }
 
 async fn require_bearer(State(state): State<HttpState>, headers: HeaderMap, request: Request, next: Next) -> Response {

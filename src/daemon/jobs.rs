@@ -447,6 +447,28 @@ pub(super) async fn apply_webhooks(config: &Config, jobs: Arc<Jobs>, live: &Live
     }
 }
 
+/// Runs the records pushed to the daemon (`POST /push/<name>`), one request at a time, as
+/// recorded runs beside the scheduler, until `leading` ends; a request still waiting then is
+/// answered by its sender seeing the channel close.
+pub(super) async fn run_pushes(
+    jobs: &Jobs,
+    mut pushed: tokio::sync::mpsc::Receiver<super::live::PushRequest>,
+    leading: &CancellationToken,
+) {
+    loop {
+        let (job, answer) = tokio::select! {
+            () = leading.cancelled() => return,
+            next = pushed.recv() => match next {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let outcome = jobs.run(&job, leading, &Unwatched::default()).await;
+        // The sender may have gone (its client hung up): the outcome is in push_results.
+        let _ = answer.send(outcome);
+    }
+}
+
 /// Adds what the receiver counted since `folded` to the `webhooks:events` checkpoint, so
 /// `hsync status` shows it; on failure the counts wait for the next fold.
 async fn fold_receipts(jobs: &Jobs, live: &Live, folded: &mut crate::webhooks::Receipts) {

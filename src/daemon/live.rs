@@ -97,7 +97,13 @@ pub struct Live {
     pub clock: Arc<dyn Clock>,
     /// Wakes the leader's scheduler when webhook events were stored.
     pub webhook_arrivals: tokio::sync::Notify,
+    /// Where records pushed to the daemon go while this instance leads: the leader runs them.
+    pushes: Mutex<Option<tokio::sync::mpsc::Sender<PushRequest>>>,
 }
+
+/// A push of records for the leader to run, and where its outcome goes.
+pub type PushRequest =
+    (crate::job::Job, tokio::sync::oneshot::Sender<Result<crate::job::Outcome, crate::stream::Error>>);
 
 impl Live {
     pub fn new(budget: BudgetConfig, clock: Arc<dyn Clock>) -> Live {
@@ -118,7 +124,18 @@ impl Live {
             budget,
             clock,
             webhook_arrivals: tokio::sync::Notify::new(),
+            pushes: Mutex::new(None),
         }
+    }
+
+    /// Records where pushed records go while leading (`None` when it stops).
+    pub fn set_push_queue(&self, queue: Option<tokio::sync::mpsc::Sender<PushRequest>>) {
+        *self.pushes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = queue;
+    }
+
+    /// Where pushed records go, when this instance leads.
+    pub fn push_queue(&self) -> Option<tokio::sync::mpsc::Sender<PushRequest>> {
+        self.pushes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn lock_view(&self) -> MutexGuard<'_, LiveView> {

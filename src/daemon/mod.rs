@@ -30,8 +30,8 @@ use crate::job::Jobs;
 pub enum Error {
     #[error("cannot listen on {addr}: {detail}; pick a free address in daemon.listen")]
     Listen { addr: String, detail: String },
-    #[error("daemon.bearer_token_env names {var}, which is unset or empty; export the token or remove the key")]
-    BearerToken { var: String },
+    #[error("{key} names {var}, which is unset or empty; export the token or remove the key")]
+    BearerToken { key: &'static str, var: String },
     #[error("daemon.listen {addr} is not a loopback address and daemon.bearer_token_env is not set, so /metrics and /status would be open to anyone who can reach it; set daemon.bearer_token_env (and export the token), listen on 127.0.0.1, or set daemon.allow_unauthenticated_listen = true where the network keeps strangers out")]
     Unauthenticated { addr: String },
     #[error("cannot install the metrics recorder: {0}")]
@@ -81,7 +81,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let live = Arc::new(Live::new(config.hubspot_client_config().budget, Arc::clone(&clock)));
     live.set_role(Role::Starting, None);
     let http_stop = CancellationToken::new();
-    let app = http::router(http::HttpState::new(Arc::clone(&live), metrics, bearer));
+    let pushes = match token_from(config.daemon.push_token_env.as_ref(), "daemon.push_token_env")? {
+        Some(token) => Some(Arc::new(http::PushEndpoint { token, pushes: config.push.clone() })),
+        None => None,
+    };
+    let app = http::router(http::HttpState::new(Arc::clone(&live), metrics, bearer).with_push(pushes));
     let server = tokio::spawn(http::serve(listener, app, http_stop.clone()));
     tracing::info!(address = %bound, "daemon endpoints listening (/healthz /readyz /metrics /status)");
     println!("hsync run: endpoints on http://{bound}");
@@ -244,7 +248,10 @@ async fn lead(
             }
         };
         let mut scheduler = jobs::Scheduler::new(config, Arc::clone(&jobs), live);
-        tokio::join!(scheduler.run(&leading), applier);
+        let (queue, pushed) = tokio::sync::mpsc::channel(PUSHES_WAITING);
+        live.set_push_queue(Some(queue));
+        tokio::join!(scheduler.run(&leading), applier, jobs::run_pushes(&jobs, pushed, &leading));
+        live.set_push_queue(None);
     }
     leading.cancel();
     let _ = watcher.await;
@@ -253,6 +260,9 @@ async fn lead(
     }
     lost.load(Ordering::SeqCst)
 }
+
+/// Requests of `POST /push/<name>` waiting for the leader; more are answered 503.
+const PUSHES_WAITING: usize = 16;
 
 /// Checks the lease every `every`; cancels `leading` when it is lost.
 async fn watch_lease(
@@ -326,10 +336,15 @@ fn install_metrics() -> Result<PrometheusHandle, Error> {
 }
 
 fn bearer_token(config: &Config) -> Result<Option<Arc<Secret>>, Error> {
-    let Some(var) = &config.daemon.bearer_token_env else { return Ok(None) };
+    token_from(config.daemon.bearer_token_env.as_ref(), "daemon.bearer_token_env")
+}
+
+/// The token in the environment variable `var` names (`key` is the setting naming it).
+fn token_from(var: Option<&String>, key: &'static str) -> Result<Option<Arc<Secret>>, Error> {
+    let Some(var) = var else { return Ok(None) };
     match std::env::var(var) {
         Ok(token) if !token.trim().is_empty() => Ok(Some(Arc::new(Secret::new(token.trim())))),
-        _ => Err(Error::BearerToken { var: var.clone() }),
+        _ => Err(Error::BearerToken { key, var: var.clone() }),
     }
 }
 

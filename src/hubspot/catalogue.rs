@@ -425,6 +425,16 @@ pub const SERVED_ELSEWHERE: &[ServedElsewhere] = &[
     },
 ];
 
+/// Properties HubSpot refuses to create a record without, by object name: a task or a note
+/// without `hs_timestamp` gets "Some required properties were not set"
+/// (docs/hubspot-write-api.md §5). Other types' create rules are not listed.
+pub static REQUIRED_ON_CREATE: &[(&str, &[&str])] = &[("tasks", &["hs_timestamp"]), ("notes", &["hs_timestamp"])];
+
+/// The properties a create of `object` must set ([`REQUIRED_ON_CREATE`]).
+pub fn required_on_create(object: &str) -> &'static [&'static str] {
+    REQUIRED_ON_CREATE.iter().find(|(name, _)| *name == object).map_or(&[], |(_, names)| names)
+}
+
 /// The catalogue type named `name` (its path name or type id).
 pub fn find(name: &str) -> Option<&'static ObjectType> {
     CATALOGUE.iter().find(|t| t.name == name || t.type_id == name)

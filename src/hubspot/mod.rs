@@ -29,8 +29,8 @@ pub use error::Error;
 pub use limits::{Bucket, RateSettings, WindowLimit};
 pub use objects::{ListParams, BATCH_READ_MAX, HISTORY_BATCH_MAX};
 pub use retry::RetryPolicy;
-pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest};
-pub use writes::{WriteInput, WriteResult, WRITE_BATCH_MAX};
+pub use search::{Direction, Filter, FilterGroup, Operator, SearchRequest, MAX_PAGE as SEARCH_PAGE_MAX};
+pub use writes::{WriteInput, WriteResult, ASSOCIATE_BATCH_MAX, WRITE_BATCH_MAX};
 
 use serde::{Deserialize, Serialize};
 

@@ -71,6 +71,25 @@ impl HubSpotClient {
         self.batch_read_in(object, ids, BATCH_READ_MAX, json!({ "properties": properties }), archived).await
     }
 
+    /// Reads the live records whose `id_property` (a property with unique values, or `email`
+    /// on contacts) is one of `values`, in batches of 100, with `properties` (the id property
+    /// is always read). Values HubSpot has no record for come back in `missing`.
+    pub async fn batch_read_by(
+        &self,
+        object: &str,
+        id_property: &str,
+        values: &[String],
+        properties: &[String],
+    ) -> Result<BatchRead, Error> {
+        let mut wanted: Vec<&String> = properties.iter().collect();
+        let id = id_property.to_owned();
+        if !wanted.contains(&&id) {
+            wanted.push(&id);
+        }
+        let fields = json!({ "properties": wanted, "idProperty": id_property });
+        self.batch_read_in(object, values, BATCH_READ_MAX, fields, false).await
+    }
+
     /// Reads the versions of `properties` of live records by id, in batches of
     /// [`HISTORY_BATCH_MAX`], the names in the body (a wide selection never meets `414`); each
     /// record's versions are in [`CrmObject::properties_with_history`], its current values in

@@ -2,7 +2,8 @@
 //! (docs/hubspot-write-api.md). Both are idempotent, so the client's retries (a lost answer, a
 //! 429, a 5xx) never write twice. Every input carries an `objectWriteTraceId` so that HubSpot
 //! answers an input it refuses in `errors` (207) instead of refusing the whole batch, and each
-//! outcome is matched back to its input.
+//! outcome is matched back to its input. Associations between written records go through
+//! v4's `batch/associate/default`.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client::{ApiRequest, HubSpotClient};
+use super::limits::Bucket;
 use super::model::BatchError;
 use super::Error;
 
@@ -81,6 +83,47 @@ impl HubSpotClient {
         let answer: WriteEnvelope =
             self.send(&ApiRequest::post(endpoint, path, json!({ "inputs": body_inputs }))).await?;
         Ok(match_results(inputs, id_property, answer))
+    }
+}
+
+/// Pairs per association write: HubSpot's batch create limit, which `batch/associate/default`
+/// is assumed to share (it documents none; docs/hubspot-write-api.md §4.1).
+pub const ASSOCIATE_BATCH_MAX: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+struct Associated {
+    #[serde(default)]
+    results: Vec<serde_json::Value>,
+    #[serde(default)]
+    errors: Vec<BatchError>,
+}
+
+impl HubSpotClient {
+    /// Associates each `(from id, to id)` pair with the default (unlabeled) association type
+    /// from `from` to `to` (`POST /crm/v4/associations/{from}/{to}/batch/associate/default`),
+    /// in calls of [`ASSOCIATE_BATCH_MAX`] on the association bucket. Associating a pair that
+    /// already is changes nothing, so a retried call is harmless. Returns the pairs HubSpot
+    /// reported associated; an error it names for some pairs fails the call.
+    pub async fn associate_default(&self, from: &str, to: &str, pairs: &[(String, String)]) -> Result<usize, Error> {
+        let path = format!("{}/batch/associate/default", self.paths().associations(from, to));
+        let mut done = 0;
+        for chunk in pairs.chunks(ASSOCIATE_BATCH_MAX) {
+            let inputs: Vec<_> = chunk.iter().map(|(f, t)| json!({ "from": { "id": f }, "to": { "id": t } })).collect();
+            let req = ApiRequest::post("associate_default", path.clone(), json!({ "inputs": inputs }))
+                .bucket(Bucket::Associations);
+            let answer: Associated = self.send(&req).await?;
+            if let Some(error) = answer.errors.into_iter().next() {
+                return Err(Error::Rejected {
+                    endpoint: "associate_default".into(),
+                    status: 207,
+                    category: error.category,
+                    message: error.message.unwrap_or_default(),
+                    correlation_id: None,
+                });
+            }
+            done += answer.results.len();
+        }
+        Ok(done)
     }
 }
 

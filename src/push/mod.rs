@@ -10,12 +10,14 @@
 //! after its last recorded batch. Upserts are idempotent: a batch written again after a crash
 //! writes the same records.
 
+pub mod associate;
+pub mod events;
 pub mod plan;
 mod run;
 pub mod source;
 pub mod validate;
 
-pub use run::{run, Options, PushState, Summary};
+pub use run::{run, write_batch, Options, Outcome, PushState, Summary, Target, UNASSOCIATED};
 
 use crate::error::{Classify, ErrorClass};
 
@@ -24,12 +26,14 @@ use crate::error::{Classify, ErrorClass};
 pub enum Error {
     #[error("no push named {name} in the configuration (it has: {known}); add a [push.{name}] table")]
     Unknown { name: String, known: String },
-    #[error("the push has no source; set push.<name>.query or push.<name>.file")]
+    #[error("the push has no source (it takes records sent to the daemon only); set push.<name>.query or push.<name>.file to run it here")]
     NoSource,
     #[error("cannot read the CSV file {path}: {detail}; fix the file or push.<name>.file")]
     File { path: String, detail: String },
     #[error("the push's columns cannot be written: {0}")]
     Mapping(#[from] validate::MappingError),
+    #[error("{0}; fix push.<name>.associations")]
+    Link(#[from] associate::LinkError),
     #[error(transparent)]
     Stream(#[from] crate::stream::Error),
 }
@@ -55,7 +59,9 @@ impl From<crate::state::Error> for Error {
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Unknown { .. } | Error::NoSource | Error::File { .. } | Error::Mapping(_) => ErrorClass::Config,
+            Error::Unknown { .. } | Error::NoSource | Error::File { .. } | Error::Mapping(_) | Error::Link(_) => {
+                ErrorClass::Config
+            }
             Error::Stream(e) => e.class(),
         }
     }

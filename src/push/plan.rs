@@ -28,6 +28,9 @@ pub struct PlannedRow {
     /// The id property's value as given (empty when it has none).
     pub id_value: String,
     pub planned: Planned,
+    /// The keys each association finds records by (one list per link, see
+    /// [`super::associate`]); empty when the push has none.
+    pub link_keys: Vec<Vec<String>>,
 }
 
 /// Checks every row and refuses duplicates of an id seen in an earlier row.
@@ -57,7 +60,7 @@ pub fn plan_rows(rules: &Rules, rows: &[Vec<Option<String>>]) -> Vec<PlannedRow>
                 Planned::Send(c) => c.properties.get(rules.id_property()).cloned().unwrap_or_default(),
                 Planned::Rejected(_) => String::new(),
             };
-            PlannedRow { row_number, id_value, planned }
+            PlannedRow { row_number, id_value, planned, link_keys: Vec::new() }
         })
         .collect()
 }
@@ -117,7 +120,7 @@ mod tests {
         ]))
         .unwrap();
         let columns = vec!["email".to_owned(), "score".to_owned()];
-        Rules::new("contacts", &defs, &columns, &BTreeMap::new(), "email", None).unwrap()
+        Rules::new("contacts", &defs, &columns, &BTreeMap::new(), "email", &Default::default(), None).unwrap()
     }
 
     fn row(email: &str, score: &str) -> Vec<Option<String>> {

@@ -3,18 +3,19 @@
 //! in `push_results` with the checkpoint, report progress. See the module docs of
 //! [`crate::push`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::associate::{Link, Targets, OWNER};
 use super::plan::{batches, digest, plan_rows, tally, Planned, PlannedRow};
-use super::validate::{Rules, RECORD_ID};
+use super::validate::{Checked, Rules, RECORD_ID};
 use super::{source, Error};
 use crate::config::PushConfig;
 use crate::destination::Destination;
 use crate::error::{Classify, ErrorClass};
-use crate::hubspot::{self, WriteInput, WriteResult};
+use crate::hubspot::{self, HubSpotClient, ObjectRef, WriteInput, WriteResult};
 use crate::job::Progress;
 use crate::schema::dimension::{build_dimension_batch, PUSH_RESULTS};
 use crate::state::{Checkpoint, StateStore, StreamId};
@@ -70,6 +71,50 @@ pub struct Summary {
 /// Examples kept for the terminal.
 const EXAMPLES: usize = 20;
 
+/// What a push writes through: the client, the object, its checks and associations. Made
+/// once a run by [`Target::ready`]; shared by [`run`] and the daemon's push endpoint.
+#[derive(Debug)]
+pub struct Target {
+    pub object: ObjectRef,
+    pub rules: Rules,
+    pub links: Vec<Link>,
+    pub skip_unchanged: bool,
+    region: Option<phonenumber::country::Id>,
+}
+
+impl Target {
+    /// Resolves the object, reads its property definitions and makes every association ready
+    /// for a source with `columns`: a configuration HubSpot cannot take stops here, before
+    /// any row is sent.
+    pub async fn ready(client: &HubSpotClient, push: &PushConfig, columns: &[String]) -> Result<Target, Error> {
+        let object = hubspot::resolve_objects(client, std::slice::from_ref(&push.object))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::stream::Error::Bug("resolving one object gave none".into()))?;
+        let defs = client.properties(&object.api_name, false).await?;
+        let region = push.default_region.as_deref().and_then(|r| r.parse().ok());
+        let not_written: BTreeSet<String> = push.associations.values().map(|a| a.column.clone()).collect();
+        let rules = Rules::new(&object.table, &defs, columns, &push.columns, &push.id_property, &not_written, region)?;
+        let mut links = Vec::with_capacity(push.associations.len());
+        for (name, config) in &push.associations {
+            links.push(Link::ready(client, name, config, &object, columns).await?);
+        }
+        Ok(Target { object, rules, links, skip_unchanged: push.skip_unchanged, region })
+    }
+
+    /// Checks and plans `rows`, with each row's association keys.
+    pub fn plan(&self, rows: &[Vec<Option<String>>]) -> Vec<PlannedRow> {
+        let mut planned = plan_rows(&self.rules, rows);
+        if !self.links.is_empty() {
+            for (row, source) in planned.iter_mut().zip(rows) {
+                row.link_keys = self.links.iter().map(|l| l.keys(source, self.region)).collect();
+            }
+        }
+        planned
+    }
+}
+
 /// Runs (or resumes) the push `name`, telling `progress` about the rows recorded.
 pub async fn run<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
@@ -80,20 +125,18 @@ pub async fn run<D: Destination, S: StateStore>(
     stop: &CancellationToken,
 ) -> Result<Summary, Error> {
     let rows = source::read(push, &runner.dest).await?;
-    let object = hubspot::resolve_objects(&runner.client, std::slice::from_ref(&push.object))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| crate::stream::Error::Bug("resolving one object gave none".into()))?;
-    let mut summary =
-        Summary { object: object.table.clone(), rows: rows.rows.len(), dry_run: options.dry_run, ..Summary::default() };
     if rows.rows.is_empty() {
-        return Ok(summary);
+        let object = push.object.clone();
+        return Ok(Summary { object, dry_run: options.dry_run, ..Summary::default() });
     }
-    let defs = runner.client.properties(&object.api_name, false).await?;
-    let region = push.default_region.as_deref().and_then(|r| r.parse().ok());
-    let rules = Rules::new(&object.table, &defs, &rows.columns, &push.columns, &push.id_property, region)?;
-    let planned = plan_rows(&rules, &rows.rows);
+    let target = Target::ready(&runner.client, push, &rows.columns).await?;
+    let mut summary = Summary {
+        object: target.object.table.clone(),
+        rows: rows.rows.len(),
+        dry_run: options.dry_run,
+        ..Summary::default()
+    };
+    let planned = target.plan(&rows.rows);
     drop(rows);
 
     let stream = StreamId::push(name);
@@ -118,7 +161,7 @@ pub async fn run<D: Destination, S: StateStore>(
         },
     };
     summary.run_id.clone_from(&state.run_id);
-    progress.start(&object.table, planned.len() as u64, summary.resumed_after as u64);
+    progress.start(&target.object.table, planned.len() as u64, summary.resumed_after as u64);
     let todo = &planned[summary.resumed_after..];
     for range in batches(todo) {
         if stop.is_cancelled() {
@@ -129,13 +172,17 @@ pub async fn run<D: Destination, S: StateStore>(
         let outcomes = if options.dry_run {
             rows.iter().map(dry_outcome).collect()
         } else {
-            let (outcomes, sent) = write(runner, &object.api_name, &rules, rows).await?;
-            summary.calls += u64::from(sent);
+            let (outcomes, calls) = write_batch(&runner.client, &target, rows).await?;
+            summary.calls += calls;
             outcomes
         };
         for (row, outcome) in rows.iter().zip(&outcomes) {
             *state.outcomes.entry(outcome.name.to_owned()).or_default() += 1;
-            if matches!(outcome.name, "rejected" | "failed") && summary.examples.len() < EXAMPLES {
+            if outcome.unassociated {
+                *state.outcomes.entry(UNASSOCIATED.to_owned()).or_default() += 1;
+            }
+            let noteworthy = matches!(outcome.name, "rejected" | "failed") || outcome.unassociated;
+            if noteworthy && summary.examples.len() < EXAMPLES {
                 summary.examples.push((row.row_number, outcome.name.to_owned(), outcome.reason.clone()));
             }
         }
@@ -148,7 +195,7 @@ pub async fn run<D: Destination, S: StateStore>(
                 state.phase = "done".to_owned();
                 state.finished_at_ms = runner.clock.now().timestamp_millis();
             }
-            record(runner, name, &object.table, &state, rows, &outcomes, &stream).await?;
+            record(runner, name, &target.object.table, &state, rows, &outcomes, &stream).await?;
         }
         progress.advance(rows.len() as u64);
     }
@@ -159,18 +206,34 @@ pub async fn run<D: Destination, S: StateStore>(
     Ok(summary)
 }
 
+/// The outcome count of rows written without one of their associations (also counted under
+/// their own outcome).
+pub const UNASSOCIATED: &str = "unassociated";
+
 /// One row's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Outcome {
-    name: &'static str,
-    reason: String,
-    record_id: Option<String>,
-    correlation_id: Option<String>,
+pub struct Outcome {
+    /// `created`, `updated`, `unchanged`, `rejected`, `failed` (`to_send` in a dry run).
+    pub name: &'static str,
+    /// Why it was rejected or failed, and any association not made; never a value.
+    pub reason: String,
+    pub record_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// Written, but an association found nothing to associate with or failed.
+    pub unassociated: bool,
 }
 
 impl Outcome {
     fn of(name: &'static str, reason: String) -> Outcome {
-        Outcome { name, reason, record_id: None, correlation_id: None }
+        Outcome { name, reason, record_id: None, correlation_id: None, unassociated: false }
+    }
+
+    fn note(&mut self, note: String) {
+        if !self.reason.is_empty() {
+            self.reason.push_str("; ");
+        }
+        self.reason.push_str(&note);
+        self.unassociated = true;
     }
 }
 
@@ -184,73 +247,209 @@ fn dry_outcome(row: &PlannedRow) -> Outcome {
     rejected(row).unwrap_or_else(|| Outcome::of("to_send", String::new()))
 }
 
-/// Writes the batch's valid rows in one call; returns every row's outcome and the calls made
-/// (0 or 1). HubSpot refusing the whole batch for its data fails each of its rows with the
-/// error; anything retrying may fix, or that concerns the whole push, stops the run.
-async fn write<D: Destination, S: StateStore>(
-    runner: &Runner<D, S>,
-    api_name: &str,
-    rules: &Rules,
+/// Writes one batch (at most [`hubspot::WRITE_BATCH_MAX`] rows to send) and returns every
+/// row's outcome and the calls made, in order: each association finds its records (a row
+/// whose required association finds none is rejected, unsent); with `skip_unchanged` the
+/// records are read and rows HubSpot already holds are left out; the rest are written in one
+/// call; then every written or unchanged record is associated. HubSpot refusing the whole
+/// write for its data fails each of its rows with the error; anything retrying may fix, or
+/// that concerns the whole push, stops the run (every step is idempotent, so the rerun
+/// repeats the batch without harm).
+pub async fn write_batch(
+    client: &HubSpotClient,
+    target: &Target,
     rows: &[PlannedRow],
-) -> Result<(Vec<Outcome>, u8), Error> {
-    let by_record_id = rules.by_record_id();
-    let inputs: Vec<WriteInput> = rows
+) -> Result<(Vec<Outcome>, u64), Error> {
+    let mut calls = 0;
+    let mut outcomes: Vec<Option<Outcome>> = rows.iter().map(rejected).collect();
+    let mut sending: Vec<Option<Checked>> = rows
         .iter()
-        .filter_map(|row| match &row.planned {
-            Planned::Send(checked) => {
-                let mut properties = checked.properties.clone();
-                // The record id is the input's id, never a property to write.
-                let id =
-                    if by_record_id { properties.remove(RECORD_ID).unwrap_or_default() } else { checked.key.clone() };
-                Some(WriteInput { trace_id: row.row_number.to_string(), id, properties })
-            }
+        .map(|r| match &r.planned {
+            Planned::Send(checked) => Some(checked.clone()),
             Planned::Rejected(_) => None,
         })
         .collect();
-    if inputs.is_empty() {
-        return Ok((rows.iter().map(dry_outcome).collect(), 0));
-    }
-    let id_property = (!by_record_id).then(|| rules.id_property());
-    let written = match runner.client.batch_write(api_name, id_property, &inputs).await {
-        Ok(results) => Some(results),
-        Err(e) if e.class() == ErrorClass::Data || matches!(e, hubspot::Error::Rejected { status: 400..=499, .. }) => {
-            let correlation_id = match &e {
-                hubspot::Error::Rejected { correlation_id, .. } => correlation_id.clone(),
-                _ => None,
-            };
-            tracing::warn!(error = %e, rows = inputs.len(), "HubSpot refused a whole push batch; its rows are reported failed");
-            let failed = Outcome { name: "failed", reason: e.to_string(), record_id: None, correlation_id };
-            return Ok((rows.iter().map(|r| rejected(r).unwrap_or_else(|| failed.clone())).collect(), 1));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut results = written.into_iter().flatten();
-    let outcomes = rows
-        .iter()
-        .map(|row| {
-            if let Some(refused) = rejected(row) {
-                return refused;
-            }
-            match results.next() {
-                Some(WriteResult::Written { record_id, created }) => Outcome {
-                    name: if created == Some(true) { "created" } else { "updated" },
-                    reason: String::new(),
-                    record_id: Some(record_id),
-                    correlation_id: None,
-                },
-                Some(WriteResult::Refused { category, message }) => {
-                    Outcome::of("failed", format!("{category}: {message}"))
+
+    // Associations: find each link's records for the rows to send.
+    let mut targets: Vec<Vec<Targets>> = vec![Vec::new(); rows.len()];
+    for (l, link) in target.links.iter().enumerate() {
+        let keys: BTreeSet<String> = rows
+            .iter()
+            .zip(&sending)
+            .filter(|(_, send)| send.is_some())
+            .flat_map(|(row, _)| row.link_keys.get(l).into_iter().flatten().cloned())
+            .collect();
+        let (found, made) = link.find(client, &keys).await?;
+        calls += made;
+        for (i, row) in rows.iter().enumerate() {
+            let Some(checked) = sending[i].as_mut() else { continue };
+            let given = link.targets(row.link_keys.get(l).map_or(&[][..], Vec::as_slice), &found);
+            if let Targets::Found(found) = &given {
+                if link.owner && !checked.properties.contains_key(OWNER) {
+                    if let Some(owner) = found.iter().find_map(|f| f.owner.clone()) {
+                        checked.properties.insert(OWNER.to_owned(), owner);
+                    }
                 }
-                None => Outcome::of("failed", "no result for this row".to_owned()),
             }
+            targets[i].push(given);
+        }
+    }
+    // A row is written only when one of its required associations found a record (a ticket's
+    // contact by its email or by its phone number).
+    if target.links.iter().any(|l| l.required) {
+        for i in 0..rows.len() {
+            if sending[i].is_none() {
+                continue;
+            }
+            let required = || target.links.iter().zip(&targets[i]).filter(|(l, _)| l.required);
+            if required().any(|(_, t)| matches!(t, Targets::Found(_))) {
+                continue;
+            }
+            let why: Vec<String> = required()
+                .filter_map(|(l, t)| match t {
+                    Targets::None(why) => Some(format!("{}: {why}", l.name)),
+                    Targets::Found(_) => None,
+                })
+                .collect();
+            outcomes[i] =
+                Some(Outcome::of("rejected", format!("{}; the record is not written without it", why.join("; "))));
+            sending[i] = None;
+        }
+    }
+
+    // Records HubSpot already holds as the row has them are left alone.
+    let by_record_id = target.rules.by_record_id();
+    if target.skip_unchanged && sending.iter().any(Option::is_some) {
+        let keys: Vec<String> = sending.iter().flatten().map(|c| c.key.clone()).collect();
+        let wanted = target.rules.properties();
+        let api = &target.object.api_name;
+        let read = if by_record_id {
+            client.batch_read(api, &keys, &wanted, false).await?
+        } else {
+            client.batch_read_by(api, target.rules.id_property(), &keys, &wanted).await?
+        };
+        calls += keys.len().div_ceil(hubspot::BATCH_READ_MAX) as u64;
+        let stored: HashMap<String, (String, BTreeMap<String, Option<String>>)> = read
+            .found
+            .into_iter()
+            .map(|record| {
+                let key = if by_record_id {
+                    record.id.clone()
+                } else {
+                    let value = record.properties.get(target.rules.id_property()).cloned().flatten();
+                    value.unwrap_or_default().to_lowercase()
+                };
+                let values: BTreeMap<String, Option<String>> =
+                    record.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                (key, (record.id, values))
+            })
+            .collect();
+        for i in 0..rows.len() {
+            let Some(checked) = &sending[i] else { continue };
+            let lookup = if by_record_id { checked.key.clone() } else { checked.key.to_lowercase() };
+            if let Some((id, values)) = stored.get(&lookup) {
+                if target.rules.unchanged(checked, values) {
+                    let mut same = Outcome::of("unchanged", String::new());
+                    same.record_id = Some(id.clone());
+                    outcomes[i] = Some(same);
+                    sending[i] = None;
+                }
+            }
+        }
+    }
+
+    // The write.
+    let inputs: Vec<(usize, WriteInput)> = sending
+        .iter()
+        .enumerate()
+        .filter_map(|(i, checked)| {
+            let checked = checked.as_ref()?;
+            let mut properties = checked.properties.clone();
+            // The record id is the input's id, never a property to write.
+            let id = if by_record_id { properties.remove(RECORD_ID).unwrap_or_default() } else { checked.key.clone() };
+            Some((i, WriteInput { trace_id: rows[i].row_number.to_string(), id, properties }))
         })
         .collect();
-    Ok((outcomes, 1))
+    if !inputs.is_empty() {
+        let id_property = (!by_record_id).then(|| target.rules.id_property());
+        let sent: Vec<WriteInput> = inputs.iter().map(|(_, input)| input.clone()).collect();
+        calls += 1;
+        match client.batch_write(&target.object.api_name, id_property, &sent).await {
+            Ok(results) => {
+                for ((i, _), result) in inputs.iter().zip(results) {
+                    outcomes[*i] = Some(match result {
+                        WriteResult::Written { record_id, created } => Outcome {
+                            record_id: Some(record_id),
+                            ..Outcome::of(if created == Some(true) { "created" } else { "updated" }, String::new())
+                        },
+                        WriteResult::Refused { category, message } => {
+                            Outcome::of("failed", format!("{category}: {message}"))
+                        }
+                    });
+                }
+            }
+            Err(e)
+                if e.class() == ErrorClass::Data || matches!(e, hubspot::Error::Rejected { status: 400..=499, .. }) =>
+            {
+                let correlation_id = match &e {
+                    hubspot::Error::Rejected { correlation_id, .. } => correlation_id.clone(),
+                    _ => None,
+                };
+                tracing::warn!(error = %e, rows = inputs.len(), "HubSpot refused a whole push batch; its rows are reported failed");
+                for (i, _) in &inputs {
+                    outcomes[*i] = Some(Outcome {
+                        correlation_id: correlation_id.clone(),
+                        ..Outcome::of("failed", e.to_string())
+                    });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    // Associations of every record written or left unchanged.
+    let mut outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::of("failed", "no result for this row".to_owned())))
+        .collect();
+    for (l, link) in target.links.iter().enumerate() {
+        let mut pairs = Vec::new();
+        let mut paired = Vec::new();
+        for (i, outcome) in outcomes.iter_mut().enumerate() {
+            let (Some(record_id), Some(given)) = (&outcome.record_id, targets[i].get(l)) else { continue };
+            match given {
+                Targets::Found(found) => {
+                    pairs.extend(found.iter().map(|f| (record_id.clone(), f.id.clone())));
+                    paired.push(i);
+                }
+                // A required association another one satisfied is no loss.
+                Targets::None(_) if link.required => {}
+                Targets::None(why) => outcome.note(format!("{}: {why}; not associated", link.name)),
+            }
+        }
+        if pairs.is_empty() {
+            continue;
+        }
+        calls += pairs.len().div_ceil(hubspot::ASSOCIATE_BATCH_MAX) as u64;
+        match link.associate(client, &target.object, &pairs).await {
+            Ok(_) => {}
+            Err(e)
+                if e.class() == ErrorClass::Data || matches!(e, hubspot::Error::Rejected { status: 400..=499, .. }) =>
+            {
+                tracing::warn!(error = %e, association = %link.name, "HubSpot refused a push batch's associations");
+                for i in paired {
+                    outcomes[i].note(format!("{}: not associated ({e})", link.name));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((outcomes, calls))
 }
 
 /// Records the batch's outcomes in `push_results` with the checkpoint, in one transaction where
 /// the destination holds the state.
-async fn record<D: Destination, S: StateStore>(
+pub(super) async fn record<D: Destination, S: StateStore>(
     runner: &Runner<D, S>,
     name: &str,
     table: &str,

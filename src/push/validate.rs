@@ -36,6 +36,8 @@ pub enum MappingError {
     NoIdColumn { property: String },
     #[error("two columns go to property {property} ({first} and {second}); keep one")]
     TwoColumns { property: String, first: String, second: String },
+    #[error("no column goes to {property}, which HubSpot needs to create a record of {object}; add one")]
+    MissingRequired { object: String, property: String },
     #[error("{property} cannot match records: HubSpot upserts by email on contacts or by a property with unique values; use hs_object_id, or mark the property unique in HubSpot")]
     NotUnique { property: String },
 }
@@ -74,6 +76,9 @@ pub struct Rules {
     targets: Vec<Target>,
     /// Index into `targets` of the id property.
     id: usize,
+    /// Indexes into `targets` of the properties a create needs (rows can always create,
+    /// except when matched on the record id).
+    required: Vec<usize>,
     region: Option<phonenumber::country::Id>,
 }
 
@@ -98,17 +103,22 @@ pub struct Checked {
 impl Rules {
     /// The rules for pushing `columns` (a source's column names) to `object`, whose property
     /// definitions are `defs`, matched on `id_property`: each column goes to the property
-    /// `renames` names for it, else to the property of its own name.
+    /// `renames` names for it, else to the property of its own name; columns in `not_written`
+    /// (an association's) go to none.
     pub fn new(
         object: &str,
         defs: &[PropertyDefinition],
         columns: &[String],
         renames: &BTreeMap<String, String>,
         id_property: &str,
+        not_written: &BTreeSet<String>,
         region: Option<phonenumber::country::Id>,
     ) -> Result<Rules, MappingError> {
         let mut targets: Vec<Target> = Vec::new();
         for (i, column) in columns.iter().enumerate() {
+            if not_written.contains(column) {
+                continue;
+            }
             let property = renames.get(column).unwrap_or(column).clone();
             if let Some(first) = targets.iter().find(|t| t.property == property) {
                 return Err(MappingError::TwoColumns {
@@ -144,7 +154,38 @@ impl Rules {
         if !unique {
             return Err(MappingError::NotUnique { property: id_property.to_owned() });
         }
-        Ok(Rules { targets, id, region })
+        let mut required = Vec::new();
+        if id_property != RECORD_ID {
+            for property in crate::hubspot::catalogue::required_on_create(object) {
+                let at = targets.iter().position(|t| t.property == *property).ok_or_else(|| {
+                    MappingError::MissingRequired { object: object.to_owned(), property: (*property).to_owned() }
+                })?;
+                required.push(at);
+            }
+        }
+        Ok(Rules { targets, id, required, region })
+    }
+
+    /// Whether HubSpot already holds every value of `checked` (`stored`: the record's current
+    /// values as HubSpot reads them back), compared as the property's kind compares: numbers
+    /// by value, instants by time, multi-select options as sets, emails ignoring case.
+    pub fn unchanged(&self, checked: &Checked, stored: &BTreeMap<String, Option<String>>) -> bool {
+        self.targets.iter().all(|target| {
+            let Some(sent) = checked.properties.get(&target.property) else { return true };
+            if target.kind == Kind::RecordId {
+                return true;
+            }
+            let Some(held) = stored.get(&target.property).and_then(Option::as_deref).filter(|v| !v.is_empty()) else {
+                return false;
+            };
+            let Ok(held) = normalise(&target.kind, held.trim(), self.region) else { return false };
+            same_value(&target.kind, sent, &held)
+        })
+    }
+
+    /// The properties whose current values [`Rules::unchanged`] needs.
+    pub fn properties(&self) -> Vec<String> {
+        self.targets.iter().filter(|t| t.kind != Kind::RecordId).map(|t| t.property.clone()).collect()
     }
 
     /// Whether rows are matched on the record id (updates only).
@@ -169,6 +210,11 @@ impl Rules {
                     problems.push(Problem {
                         property: target.property.clone(),
                         reason: "the id property is empty: the row matches no record".to_owned(),
+                    });
+                } else if self.required.contains(&i) {
+                    problems.push(Problem {
+                        property: target.property.clone(),
+                        reason: "empty, and HubSpot needs it to create the record".to_owned(),
                     });
                 }
                 continue;
@@ -271,6 +317,30 @@ fn normalise(kind: &Kind, text: &str, region: Option<phonenumber::country::Id>) 
     }
 }
 
+/// Whether two normalised values of `kind` are the same value.
+fn same_value(kind: &Kind, a: &str, b: &str) -> bool {
+    match kind {
+        Kind::Number => decimal_digits(a) == decimal_digits(b),
+        Kind::Email => a.eq_ignore_ascii_case(b),
+        Kind::Enumeration { multi: true, .. } => {
+            a.split(';').collect::<BTreeSet<_>>() == b.split(';').collect::<BTreeSet<_>>()
+        }
+        _ => a == b,
+    }
+}
+
+/// A plain decimal's sign and significant digits, so `012.50` and `12.5` compare equal and
+/// `-0` equals `0`.
+fn decimal_digits(text: &str) -> (bool, String, String) {
+    let negative = text.starts_with('-');
+    let digits = text.trim_start_matches(['-', '+']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let whole = whole.trim_start_matches('0').to_owned();
+    let fraction = fraction.trim_end_matches('0').to_owned();
+    let zero = whole.is_empty() && fraction.is_empty();
+    (negative && !zero, whole, fraction)
+}
+
 /// A decimal as HubSpot takes it: no exponent, no thousands separators, finite.
 fn number(text: &str) -> Result<String, String> {
     let plain = text.strip_prefix('+').unwrap_or(text);
@@ -361,7 +431,7 @@ mod tests {
 
     fn rules(names: &[&str], id: &str) -> Rules {
         let region = Some(phonenumber::country::Id::US);
-        Rules::new("contacts", &defs(), &columns(names), &BTreeMap::new(), id, region).unwrap()
+        Rules::new("contacts", &defs(), &columns(names), &BTreeMap::new(), id, &BTreeSet::new(), region).unwrap()
     }
 
     fn row(values: &[&str]) -> Vec<Option<String>> {
@@ -422,8 +492,16 @@ mod tests {
         let r = rules(&["email", "notes"], "email");
         let long = "x".repeat(MAX_VALUE_CHARS + 1);
         assert!(r.check(&row(&["a@b.co", &long])).unwrap_err()[0].reason.contains("65536"));
-        let no_region =
-            Rules::new("contacts", &defs(), &columns(&["email", "phone"]), &BTreeMap::new(), "email", None).unwrap();
+        let no_region = Rules::new(
+            "contacts",
+            &defs(),
+            &columns(&["email", "phone"]),
+            &BTreeMap::new(),
+            "email",
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap();
         let problems = no_region.check(&row(&["a@b.co", "415 555 2671"])).unwrap_err();
         assert!(problems[0].reason.contains("default_region"), "{problems:?}");
         assert_eq!(
@@ -436,7 +514,7 @@ mod tests {
     fn mappings_that_cannot_work_refuse_the_whole_push() {
         let new = |names: &[&str], renames: &[(&str, &str)], id: &str| {
             let renames = renames.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
-            Rules::new("contacts", &defs(), &columns(names), &renames, id, None).map(|_| ())
+            Rules::new("contacts", &defs(), &columns(names), &renames, id, &BTreeSet::new(), None).map(|_| ())
         };
         assert!(matches!(new(&["email", "nope"], &[], "email"), Err(MappingError::UnknownProperty { .. })));
         assert!(matches!(new(&["email", "hs_lead_status_calc"], &[], "email"), Err(MappingError::ReadOnly { .. })));
@@ -454,5 +532,69 @@ mod tests {
         assert_eq!(r.check(&row(&["0042", "1"])).unwrap().key, "42");
         assert!(r.check(&row(&["-3", "1"])).is_err());
         assert!(r.check(&row(&["abc", "1"])).is_err());
+    }
+
+    #[test]
+    fn a_row_is_unchanged_when_hubspot_holds_the_same_values_in_its_read_form() {
+        let r = rules(&["email", "score", "seen", "tags", "phone"], "email");
+        let checked = r.check(&row(&["ada@x.io", "12.50", "2026-03-01 10:00:00", "b;a", "+1 415 555 2671"])).unwrap();
+        let stored = |score: &str| -> BTreeMap<String, Option<String>> {
+            [
+                ("email", "Ada@X.io"),
+                ("score", score),
+                ("seen", "2026-03-01T10:00:00.000Z"),
+                ("tags", "a;b"),
+                ("phone", "(415) 555-2671"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Some(v.to_owned())))
+            .collect()
+        };
+        assert!(r.unchanged(&checked, &stored("012.5")), "numbers by value, instants by time, options as sets");
+        assert!(!r.unchanged(&checked, &stored("12.51")));
+        let mut missing = stored("12.5");
+        missing.insert("tags".into(), None);
+        assert!(!r.unchanged(&checked, &missing), "a value HubSpot lacks is a change");
+        let empty_sent = r.check(&[Some("ada@x.io".into()), None, None, None, None]).unwrap();
+        assert!(r.unchanged(&empty_sent, &stored("1")), "an empty cell sends nothing, so changes nothing");
+    }
+
+    #[test]
+    fn a_task_needs_its_timestamp_unless_matched_on_the_record_id() {
+        let mut task_defs =
+            vec![def("hs_timestamp", "datetime", "date", &[]), def("hs_task_subject", "string", "text", &[])];
+        let mut key = def("alert_key", "string", "text", &[]);
+        key.has_unique_value = true;
+        task_defs.push(key);
+        let none = BTreeSet::new();
+        let new = |names: &[&str], id: &str| {
+            Rules::new("tasks", &task_defs, &columns(names), &BTreeMap::new(), id, &none, None)
+        };
+        assert!(matches!(
+            new(&["alert_key", "hs_task_subject"], "alert_key"),
+            Err(MappingError::MissingRequired { property, .. }) if property == "hs_timestamp"
+        ));
+        assert!(new(&["hs_object_id", "hs_task_subject"], "hs_object_id").is_ok(), "updates create nothing");
+        let r = new(&["alert_key", "hs_timestamp", "hs_task_subject"], "alert_key").unwrap();
+        let problems = r.check(&[Some("k1".into()), None, Some("Call".into())]).unwrap_err();
+        assert_eq!(problems[0].property, "hs_timestamp");
+        assert!(r.check(&row(&["k1", "2026-03-01T00:00:00Z", "Call"])).is_ok());
+    }
+
+    #[test]
+    fn an_association_column_is_no_property() {
+        let skip: BTreeSet<String> = ["company_domain".to_owned()].into();
+        let r = Rules::new(
+            "contacts",
+            &defs(),
+            &columns(&["email", "company_domain"]),
+            &BTreeMap::new(),
+            "email",
+            &skip,
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.properties(), ["email"]);
+        assert_eq!(r.check(&row(&["a@b.co", "acme.io"])).unwrap().properties.len(), 1);
     }
 }

@@ -136,6 +136,11 @@ impl StreamId {
         StreamId::new(StreamKind::Push, name)
     }
 
+    /// Records pushed to the daemon for the push job `name` (`push:<name>.events`).
+    pub fn push_events(name: &str) -> StreamId {
+        StreamId::new(StreamKind::Push, &format!("{name}.events"))
+    }
+
     pub fn dimensions() -> StreamId {
         StreamId::new(StreamKind::Dimensions, DIMENSIONS_SUBJECT)
     }
