@@ -470,6 +470,7 @@ async fn associations_tasks_and_tickets_follow_their_rows_and_reruns_create_noth
     );
 
     // Contacts and their companies.
+    let start = next_seq(&sim).await;
     let people = hsync(&config, &["push", "people"]).await;
     assert_eq!(people.status.code(), Some(5), "two rows lack their company: {}", explain(&people));
     let out = stdout(&people);
@@ -531,4 +532,7 @@ async fn associations_tasks_and_tickets_follow_their_rows_and_reruns_create_noth
     assert_eq!(associated(&truth, "tickets", &ticket("t1").unwrap(), "contacts"), [ada], "by email");
     assert_eq!(associated(&truth, "tickets", &ticket("t2").unwrap(), "contacts"), [caller.to_string()], "by phone");
     assert!(ticket("t3").is_none(), "no ticket without its contact");
+    let refused: Vec<Value> =
+        logged_since(&sim, start).await.into_iter().filter(|e| e["status"].as_u64() >= Some(400)).collect();
+    assert!(refused.is_empty(), "HubSpot refused no call of any push: {refused:?}");
 }
