@@ -90,13 +90,35 @@ pub fn batches(rows: &[PlannedRow]) -> Vec<std::ops::Range<usize>> {
 /// A digest of the first `n` rows' ids (and of whether each was valid), so a resumed run skips
 /// them only when the source still begins with the same rows.
 pub fn digest(rows: &[PlannedRow], n: usize) -> String {
-    let mut hash = Sha256::new();
-    for row in rows.iter().take(n) {
-        hash.update(row.row_number.to_le_bytes());
-        hash.update(row.id_value.as_bytes());
-        hash.update([u8::from(matches!(row.planned, Planned::Send(_))), 0]);
+    let mut running = RunningDigest::default();
+    running.add(rows.iter().take(n));
+    running.hex()
+}
+
+/// [`digest`] kept up to date row by row, so a run recording batch after batch hashes each
+/// row once.
+#[derive(Clone, Default)]
+pub struct RunningDigest(Sha256);
+
+impl std::fmt::Debug for RunningDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunningDigest({})", self.hex())
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RunningDigest {
+    pub fn add<'a>(&mut self, rows: impl IntoIterator<Item = &'a PlannedRow>) {
+        for row in rows {
+            self.0.update(row.row_number.to_le_bytes());
+            self.0.update(row.id_value.as_bytes());
+            self.0.update([u8::from(matches!(row.planned, Planned::Send(_))), 0]);
+        }
+    }
+
+    /// The digest of the rows added so far.
+    pub fn hex(&self) -> String {
+        self.0.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Counts of outcomes by name.
@@ -152,5 +174,9 @@ mod tests {
         let b = plan_rows(&rules(), &[row("a@x.io", "9"), row("b@x.io", "9"), row("z@x.io", "1")]);
         assert_eq!(digest(&a, 2), digest(&b, 2), "same ids, other values: the same rows were done");
         assert_ne!(digest(&a, 3), digest(&b, 3));
+        let mut running = RunningDigest::default();
+        running.add(&a[..1]);
+        running.add(&a[1..3]);
+        assert_eq!(running.hex(), digest(&a, 3), "added batch by batch, the same digest");
     }
 }

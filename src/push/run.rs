@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::associate::{Link, Targets, OWNER};
-use super::plan::{batches, digest, plan_rows, tally, Planned, PlannedRow};
+use super::plan::{batches, digest, plan_rows, tally, Planned, PlannedRow, RunningDigest};
 use super::validate::{Checked, Rules, RECORD_ID};
 use super::{source, Error};
 use crate::config::PushConfig;
@@ -67,6 +68,10 @@ pub struct Summary {
     /// The first refused or failed rows: (row number, outcome, reason).
     pub examples: Vec<(i64, String, String)>,
 }
+
+/// Batches written at once: with HubSpot's latency a push waits on answers, not on its limits
+/// (which the client's rate buckets and daily budget still enforce).
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Examples kept for the terminal.
 const EXAMPLES: usize = 20;
@@ -163,19 +168,37 @@ pub async fn run<D: Destination, S: StateStore>(
     summary.run_id.clone_from(&state.run_id);
     progress.start(&target.object.table, planned.len() as u64, summary.resumed_after as u64);
     let todo = &planned[summary.resumed_after..];
-    for range in batches(todo) {
-        if stop.is_cancelled() {
-            summary.stopped = true;
-            break;
-        }
-        let rows = &todo[range];
-        let outcomes = if options.dry_run {
-            rows.iter().map(dry_outcome).collect()
-        } else {
-            let (outcomes, calls) = write_batch(&runner.client, &target, rows).await?;
-            summary.calls += calls;
-            outcomes
+    let mut running = RunningDigest::default();
+    running.add(&planned[..summary.resumed_after]);
+    // Batches are written up to BATCHES_IN_FLIGHT at a time (each step is idempotent) and
+    // recorded strictly in order, so the checkpoint only ever covers rows whose batches and
+    // every batch before them are recorded.
+    let (client, shared) = (&runner.client, &target);
+    let written = futures_util::stream::iter(batches(todo))
+        .map(|range| {
+            let rows = &todo[range];
+            async move {
+                if options.dry_run {
+                    Ok((rows, rows.iter().map(dry_outcome).collect::<Vec<_>>(), 0))
+                } else {
+                    write_batch(client, shared, rows).await.map(|(outcomes, calls)| (rows, outcomes, calls))
+                }
+            }
+        })
+        .buffered(BATCHES_IN_FLIGHT);
+    let mut written = std::pin::pin!(written);
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                summary.stopped = true;
+                break;
+            }
+            next = written.next() => next,
         };
+        let Some(step) = next else { break };
+        let (rows, outcomes, calls) = step?;
+        summary.calls += calls;
         for (row, outcome) in rows.iter().zip(&outcomes) {
             *state.outcomes.entry(outcome.name.to_owned()).or_default() += 1;
             if outcome.unassociated {
@@ -189,8 +212,9 @@ pub async fn run<D: Destination, S: StateStore>(
         let done = rows.last().map_or(0, |r| r.row_number);
         state.rows = done;
         state.total_rows += rows.len() as i64;
+        running.add(rows);
         if !options.dry_run {
-            state.digest = digest(&planned, done as usize);
+            state.digest = running.hex();
             if done as usize == planned.len() {
                 state.phase = "done".to_owned();
                 state.finished_at_ms = runner.clock.now().timestamp_millis();
