@@ -20,7 +20,8 @@ PROG = "bench"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
 STANDARD_CONTACT_PROPERTIES = 12  # the simulator's standard contact properties
-SECTIONS = ["throughput", "limits", "latency", "month-end", "cdc", "webhooks", "efficiency", "objects", "history"]
+SECTIONS = ["throughput", "limits", "latency", "month-end", "cdc", "webhooks", "efficiency", "objects", "history",
+            "push"]
 
 
 def customs(total_properties):
@@ -846,6 +847,66 @@ def history(opts, hsync, build, workdir):
     return "\n".join(lines)
 
 
+# --- 7. hsync push: rows into HubSpot at Professional limits and latency ---
+
+
+def push(opts, hsync, build, workdir):
+    """Pushes a CSV of new contacts (a lead score each) with `hsync push`: the first run creates
+    them, the second finds them unchanged and writes nothing, the third changes every score.
+    Professional limits and 300 ms latency; calls counted by the simulator."""
+    rows = 2_000 if opts.quick else 20_000
+    sim = h.Sim(hsync, sim_args(100, 25, limits=True) + ["--tier", "professional", "--latency-ms", str(LATENCY_MS)],
+                workdir)
+    results = []
+    try:
+        sim.admin("POST", "/_sim/properties/contacts",
+                  {"name": "lead_score", "label": "Lead score", "type": "number", "fieldType": "number"})
+        csv_path = os.path.join(workdir, "scores.csv")
+        cfg = h.write_config(workdir, "push.toml", sim.base,
+                             f'url = "sqlite://{os.path.join(workdir, "push.db")}"', ["contacts"])
+        with open(cfg, "a") as f:
+            f.write(f'\n[push.scores]\nobject = "contacts"\nid_property = "email"\nfile = "{csv_path}"\n')
+        for label, offset in (("create", 0), ("rerun, nothing changed", 0), ("every score changed", 1)):
+            with open(csv_path, "w") as f:
+                f.write("email,lead_score\n")
+                for i in range(rows):
+                    f.write(f"push{i:06d}@example.com,{i + offset}\n")
+            h.log(PROG, f"push: {label}, {rows} rows")
+            before, since = sim.counters(), sim.next_seq()
+            wall, _, rss, out = h.run_timed(hsync, cfg, ["push", "scores", "--restart"])
+            c = h.counter_delta(sim.counters(), before)
+            summary = next((line for line in out.splitlines() if line.startswith("push scores")), "").split(": ", 1)[-1]
+            results.append((label, c["count"], wall, rss, summary, sim.calls_since(since)))
+    finally:
+        sim.stop()
+    lines = [
+        header(opts, build, "hsync push: rows into HubSpot"),
+        f"`hsync sim --tier professional --latency-ms {LATENCY_MS}` (HubSpot's Professional limits: 190 calls",
+        f"per 10 s; {LATENCY_MS} ms per answer). `hsync push` of a {rows:,}-row CSV file of contacts (email and a",
+        "number), upserted by email into SQLite's `push_results`. Each run is `--restart`, so every row is",
+        "checked and sent again; calls counted by the simulator.",
+        "",
+        "| run | rows | calls | rows per second | wall s | peak RSS MiB | summary |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for label, calls, wall, rss, summary, _ in results:
+        lines.append(f"| {label} | {rows:,} | {calls} | {rows / wall:,.0f} | {wall:.1f} | {rss / 1024:.0f} | {summary} |")
+    lines += ["", "The calls made, by method and path:", ""]
+    for label, _, _, _, _, made in results:
+        lines.append(f"- {label}: " + ", ".join(f"`{k}` ×{v}" for k, v in sorted(made.items())))
+    lines += [
+        "",
+        "- Each batch of 100 rows costs one batch read (to leave out records HubSpot already holds) and, for",
+        "  rows that changed, one batch upsert: 20 calls per 1,000 rows, 10 when nothing changed.",
+        "- Four batches are in flight, so a push runs at HubSpot's rate limit rather than one answer at a time.",
+        "- The rows are held in memory whole (the peak RSS column); they are not streamed.",
+        "- HubSpot's limit alone allows these calls in about calls / 19 s (401 calls: 21 s). The simulator finds each",
+        "  batch's records by scanning every contact, so at tens of thousands of records its CPU, shared with hsync",
+        "  on two cores, sets the wall time here; the rows-per-second column understates what HubSpot allows.",
+    ]
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (labelled in the doc)")
@@ -863,7 +924,7 @@ def main():
     hsync, build = h.which_hsync(ROOT, PROG)
     runners = {"throughput": throughput, "limits": limits, "latency": latency, "month-end": month_end, "cdc": cdc_latency,
                "webhooks": webhook_latency, "efficiency": efficiency,
-               "objects": objects, "history": history}
+               "objects": objects, "history": history, "push": push}
     with tempfile.TemporaryDirectory(prefix="hsync-bench-") as workdir:
         for name in opts.section or SECTIONS:
             text = runners[name](opts, hsync, build, workdir)

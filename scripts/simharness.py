@@ -239,7 +239,7 @@ def which_hsync(root, prog):
     given = os.environ.get("HSYNC_BIN")
     if given:
         path = os.path.abspath(given)
-        kind = "debug" if "/debug/" in path else "release" if "/release/" in path else "given"
+        kind = "dev-profile (opt-level 1, dependencies 2)" if "/debug/" in path else "release" if "/release/" in path else "given"
         return path, f"`{given}` (HSYNC_BIN; a {kind} build)"
     log(prog, "building (cargo build --release)")
     subprocess.run(["cargo", "build", "--release"], cwd=root, check=True)
