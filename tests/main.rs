@@ -26,6 +26,7 @@ mod hubspot_client;
 
 mod chaos_kill;
 mod push;
+mod push_sources;
 mod sync_associations;
 mod sync_bad_values;
 mod sync_bigquery;

@@ -48,6 +48,8 @@ mod lease;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod postgres;
+#[cfg(any(feature = "bigquery", feature = "snowflake"))]
+mod read_only_query;
 #[cfg(feature = "snowflake")]
 pub mod snowflake;
 pub mod sqlite;

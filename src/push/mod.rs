@@ -28,7 +28,7 @@ pub enum Error {
     Unknown { name: String, known: String },
     #[error("the push has no source (it takes records sent to the daemon only); set push.<name>.query or push.<name>.file to run it here")]
     NoSource,
-    #[error("cannot read the CSV file {path}: {detail}; fix the file or push.<name>.file")]
+    #[error("cannot read the file {path}: {detail}; fix the file or push.<name>.file")]
     File { path: String, detail: String },
     #[error("the push's columns cannot be written: {0}")]
     Mapping(#[from] validate::MappingError),

@@ -1,6 +1,7 @@
 //! The BigQuery REST API as hsync uses it: credentials, the crate `Client` (datasets, tables,
-//! jobs.query), multipart load jobs built here (the crate has no media upload), and the mapping
-//! of every failure to a classed [`Error`].
+//! jobs.query, jobs.insert), multipart load jobs and getQueryResults pages built here (the crate
+//! has no media upload, and cannot put `formatOptions` into a URL), and the mapping of every
+//! failure to a classed [`Error`].
 //!
 //! Two checks matter on every call: a 200 answer can still carry errors (jobs.query puts them
 //! in `errors`, load jobs in `status.errorResult`), and timestamps must come back as int64
@@ -15,13 +16,19 @@ use async_trait::async_trait;
 use gcp_bigquery_client::auth::Authenticator;
 use gcp_bigquery_client::error::BQError;
 use gcp_bigquery_client::model::data_format_options::DataFormatOptions;
+use gcp_bigquery_client::model::dataset_reference::DatasetReference;
 use gcp_bigquery_client::model::error_proto::ErrorProto;
-use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
+use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use gcp_bigquery_client::model::job::Job;
+use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
+use gcp_bigquery_client::model::job_reference::JobReference;
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 use gcp_bigquery_client::model::query_request::QueryRequest;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::yup_oauth2;
 
 use super::KIND;
@@ -245,11 +252,13 @@ pub fn int_array_param(name: &str, values: &[i64]) -> QueryParameter {
     }
 }
 
-/// What a statement returned: rows of nullable strings, and the DML count.
+/// What a statement returned: rows of nullable strings, the DML count, and the result's
+/// columns (empty for a statement that returns none).
 #[derive(Debug, Default)]
 pub struct QueryOutput {
     pub rows: Vec<Vec<Option<String>>>,
     pub affected: Option<u64>,
+    pub fields: Vec<TableFieldSchema>,
 }
 
 fn row_values(row: gcp_bigquery_client::model::table_row::TableRow) -> Vec<Option<String>> {
@@ -271,6 +280,8 @@ pub struct Api {
     pub credentials: Arc<Credentials>,
     pub http: reqwest::Client,
     pub project: String,
+    /// `{endpoint}/bigquery/v2`.
+    pub api_base: String,
     pub upload_base: String,
     pub location: Option<String>,
 }
@@ -285,6 +296,21 @@ impl fmt::Debug for Api {
     }
 }
 
+/// A refused call's error body (`error.message`, `error.errors[0].reason`), classed.
+fn http_failure(action: &str, status: reqwest::StatusCode, body: &str) -> Error {
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let reason = parsed.pointer("/error/errors/0/reason").and_then(|r| r.as_str()).unwrap_or_default();
+    let message = parsed.pointer("/error/message").and_then(|r| r.as_str()).unwrap_or("no message");
+    classify(action, Some(i64::from(status.as_u16())), reason, message)
+}
+
+/// The result's columns, from the first answer that carries them.
+fn keep_fields(output: &mut QueryOutput, schema: Option<TableSchema>) {
+    if output.fields.is_empty() {
+        output.fields = schema.and_then(|s| s.fields).unwrap_or_default();
+    }
+}
+
 fn format_options() -> Option<DataFormatOptions> {
     Some(DataFormatOptions { use_int64_timestamp: Some(true) })
 }
@@ -293,31 +319,102 @@ impl Api {
     /// Runs one statement (or script) with named parameters through jobs.query, waits for it,
     /// pages through its rows, and fails on errors carried by a 200 answer.
     pub async fn query(&self, action: &str, sql: String, params: Vec<QueryParameter>) -> Result<QueryOutput, Error> {
+        let mut request = self.request(sql);
+        if !params.is_empty() {
+            request.parameter_mode = Some("NAMED".to_owned());
+            request.query_parameters = Some(params);
+        }
+        self.run(action, request).await
+    }
+
+    /// Runs a query the operator wrote as a job of its own (jobs.insert) with `dataset` as its
+    /// default dataset, so its tables are reachable unqualified, then reads every page of its
+    /// rows with getQueryResults. A job rather than jobs.query: bqemulator applies a default
+    /// dataset only to inserted jobs, while BigQuery honours it on both.
+    pub async fn query_in(&self, action: &str, sql: String, dataset: &str) -> Result<QueryOutput, Error> {
+        let job_id = format!("hsync_query_{}", uuid::Uuid::new_v4().simple());
+        let job = Job {
+            job_reference: Some(JobReference {
+                job_id: Some(job_id.clone()),
+                location: self.location.clone(),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(JobConfiguration {
+                query: Some(JobConfigurationQuery {
+                    query: sql,
+                    use_legacy_sql: Some(false),
+                    default_dataset: Some(DatasetReference {
+                        dataset_id: dataset.to_owned(),
+                        project_id: self.project.clone(),
+                    }),
+                    ..JobConfigurationQuery::default()
+                }),
+                ..JobConfiguration::default()
+            }),
+            ..Job::default()
+        };
+        let inserted = self.client.job().insert(&self.project, job).await.map_err(|e| from_bq(action, e))?;
+        if let Some(e) = inserted.status.and_then(|s| s.error_result) {
+            return Err(classify(
+                action,
+                None,
+                e.reason.as_deref().unwrap_or_default(),
+                e.message.as_deref().unwrap_or("no message"),
+            ));
+        }
+        let location = inserted.job_reference.and_then(|r| r.location).or_else(|| self.location.clone());
+        let mut output = QueryOutput::default();
+        self.read_pages(action, Some(&job_id), location, (false, None), &mut output).await?;
+        Ok(output)
+    }
+
+    fn request(&self, sql: String) -> QueryRequest {
         let mut request = QueryRequest::new(sql);
         request.format_options = format_options();
         request.location = self.location.clone();
         request.timeout_ms = Some(QUERY_WAIT_MS);
         request.request_id = Some(uuid::Uuid::new_v4().to_string());
-        if !params.is_empty() {
-            request.parameter_mode = Some("NAMED".to_owned());
-            request.query_parameters = Some(params);
-        }
+        request
+    }
+
+    /// Sends a jobs.query request, waits for its job and reads every page of its rows.
+    async fn run(&self, action: &str, request: QueryRequest) -> Result<QueryOutput, Error> {
         let response = self.client.job().query(&self.project, request).await.map_err(|e| from_bq(action, e))?;
         check_errors(action, response.errors.as_deref())?;
-        let job = response.job_reference.and_then(|r| r.job_id);
+        let (job, location) = match response.job_reference {
+            Some(r) => (r.job_id, r.location.or_else(|| self.location.clone())),
+            None => (None, self.location.clone()),
+        };
         let mut output = QueryOutput {
             rows: Vec::new(),
             affected: response.num_dml_affected_rows.as_deref().and_then(|n| n.parse().ok()),
+            fields: Vec::new(),
         };
-        let mut complete = response.job_complete.unwrap_or(true);
+        let complete = response.job_complete.unwrap_or(true);
         let mut page_token = None;
         if complete {
+            keep_fields(&mut output, response.schema);
             output.rows.extend(response.rows.unwrap_or_default().into_iter().map(row_values));
             page_token = response.page_token;
         }
+        self.read_pages(action, job.as_deref(), location, (complete, page_token), &mut output).await?;
+        Ok(output)
+    }
+
+    /// Waits for a query job and appends its rows to `output`, one getQueryResults call a
+    /// page, from `from` (whether the job is known complete, and the next page's token).
+    async fn read_pages(
+        &self,
+        action: &str,
+        job: Option<&str>,
+        location: Option<String>,
+        from: (bool, Option<String>),
+        output: &mut QueryOutput,
+    ) -> Result<(), Error> {
+        let (mut complete, mut page_token) = from;
         let started = std::time::Instant::now();
         while !complete || page_token.is_some() {
-            let Some(job_id) = job.as_deref() else {
+            let Some(job_id) = job else {
                 return Err(Error::Statement {
                     kind: KIND,
                     action: action.to_owned(),
@@ -330,22 +427,11 @@ impl Api {
                     detail: format!("{action}: the query job {job_id} did not finish within {JOB_DEADLINE:?}"),
                 });
             }
-            let parameters = GetQueryResultsParameters {
-                format_options: format_options(),
-                location: self.location.clone(),
-                page_token: page_token.take(),
-                timeout_ms: Some(QUERY_WAIT_MS),
-                ..GetQueryResultsParameters::default()
-            };
-            let page = self
-                .client
-                .job()
-                .get_query_results(&self.project, job_id, parameters)
-                .await
-                .map_err(|e| from_bq(action, e))?;
+            let page = self.results_page(action, job_id, location.as_deref(), page_token.take()).await?;
             check_errors(action, page.errors.as_deref())?;
             complete = page.job_complete.unwrap_or(true);
             if complete {
+                keep_fields(output, page.schema);
                 output.rows.extend(page.rows.unwrap_or_default().into_iter().map(row_values));
                 if output.affected.is_none() {
                     output.affected = page.num_dml_affected_rows.as_deref().and_then(|n| n.parse().ok());
@@ -353,7 +439,48 @@ impl Api {
                 page_token = page.page_token;
             }
         }
-        Ok(output)
+        Ok(())
+    }
+
+    /// One getQueryResults call: waits up to [`QUERY_WAIT_MS`] for the job, then answers with a
+    /// page of rows. Sent here rather than through the crate, whose parameters would put
+    /// `formatOptions` into the URL as a nested struct, which no query string holds (the request
+    /// fails to build); the API's parameter is `formatOptions.useInt64Timestamp`.
+    async fn results_page(
+        &self,
+        action: &str,
+        job_id: &str,
+        location: Option<&str>,
+        page_token: Option<String>,
+    ) -> Result<GetQueryResultsResponse, Error> {
+        let mut url = reqwest::Url::parse(&self.api_base)
+            .map_err(|e| Error::Config(format!("destination.bigquery.endpoint is not a usable URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| Error::Config("destination.bigquery.endpoint is not a usable URL".to_owned()))?
+            .extend(["projects", self.project.as_str(), "queries", job_id]);
+        let mut query =
+            vec![("formatOptions.useInt64Timestamp", "true".to_owned()), ("timeoutMs", QUERY_WAIT_MS.to_string())];
+        if let Some(location) = location {
+            query.push(("location", location.to_owned()));
+        }
+        if let Some(token) = page_token {
+            query.push(("pageToken", token));
+        }
+        let token = self.credentials.access_token().await.map_err(|e| from_bq(action, e))?;
+        let response = self
+            .http
+            .get(url)
+            .query(&query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| from_bq(action, BQError::RequestError(e)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| from_bq(action, BQError::RequestError(e)))?;
+        if !status.is_success() {
+            return Err(http_failure(action, status, &text));
+        }
+        serde_json::from_str(&text).map_err(|e| from_bq(action, BQError::SerializationError(e)))
     }
 
     /// Appends a Parquet file to an existing table with a multipart load job, waits for the
@@ -398,10 +525,7 @@ impl Api {
         let status = response.status();
         let text = response.text().await.map_err(|e| from_bq(action, BQError::RequestError(e)))?;
         if !status.is_success() {
-            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let reason = parsed.pointer("/error/errors/0/reason").and_then(|r| r.as_str()).unwrap_or_default();
-            let message = parsed.pointer("/error/message").and_then(|r| r.as_str()).unwrap_or("no message");
-            return Err(classify(action, Some(i64::from(status.as_u16())), reason, message));
+            return Err(http_failure(action, status, &text));
         }
         let mut job: Job = serde_json::from_str(&text).map_err(|e| from_bq(action, BQError::SerializationError(e)))?;
         let started = std::time::Instant::now();

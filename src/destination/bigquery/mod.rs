@@ -47,6 +47,12 @@
 //! `_hsync_rejects`, `associations` (one edge table for every object pair, as in Postgres) and
 //! the dimension tables. BigQuery has no primary keys or unique constraints: every write goes
 //! through a `MERGE` on the key, and the inputs are deduplicated before they are loaded.
+//!
+//! # Push queries
+//! `query_text` runs an operator's query (`hsync push`) as a query job of its own whose default
+//! dataset is this dataset, so hsync's tables are reachable unqualified, after
+//! `read_only_query` has checked it is one SELECT (BigQuery has no read-only transaction), and
+//! reads every page of its rows as text ([`types::text_rows`]).
 
 pub mod client;
 #[cfg(feature = "test-support")]
@@ -189,6 +195,7 @@ impl BigQueryDestination {
                 credentials,
                 http,
                 project,
+                api_base: format!("{endpoint}/bigquery/v2"),
                 upload_base: format!("{endpoint}/upload/bigquery/v2"),
                 location: config.location.clone(),
             },
@@ -1019,9 +1026,21 @@ impl Destination for BigQueryDestination {
         cells_of(&action, &columns, &rows)
     }
 
-    async fn query_text(&self, _query: &str) -> Result<super::TextRows, Error> {
-        // Not yet: the query would need a job of its own and its rows paged back.
-        Err(Error::Query { kind: KIND, detail: "pushing from a query runs on SQLite and Postgres for now".to_owned() })
+    async fn query_text(&self, query: &str) -> Result<super::TextRows, Error> {
+        // BigQuery has no read-only transaction: the query is checked to be one SELECT first.
+        super::read_only_query::check(KIND, query)?;
+        let output =
+            self.api.query_in("run the push query", query.to_owned(), &self.dataset).await.map_err(query_failure)?;
+        types::text_rows(&output.fields, output.rows).map_err(|detail| Error::Query { kind: KIND, detail })
+    }
+}
+
+/// A push query BigQuery refused is the operator's to fix ([`Error::Query`]); a lost
+/// connection, throttling, credentials and privileges keep their own classes.
+fn query_failure(e: Error) -> Error {
+    match e {
+        Error::Statement { detail, .. } | Error::Schema { detail, .. } => Error::Query { kind: KIND, detail },
+        other => other,
     }
 }
 

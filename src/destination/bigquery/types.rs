@@ -12,6 +12,13 @@
 //! Query results come as strings: timestamps as int64 microseconds (hsync always asks for
 //! `formatOptions.useInt64Timestamp`), decimals as the text hsync stored, JSON as compact text.
 //! The conformance suite's read-back (`inspect.rs`) normalises them further.
+//!
+//! # A push query's rows
+//! [`text_rows`] turns the result of a query the operator wrote into text: a `TIMESTAMP` as
+//! RFC 3339 in UTC (`2026-01-01T12:00:00Z`, a fraction only when there is one), `NUMERIC` and
+//! `BIGNUMERIC` as BigQuery writes them (plain notation, no trailing fractional zeros; bqemulator
+//! answers `1.500000000` or `-1E-9`), everything else as BigQuery writes it (`DATE`, `DATETIME`,
+//! `INT64`, `FLOAT64`, `BOOL` as `true`/`false`, `JSON` as compact text).
 
 use std::sync::Arc;
 
@@ -23,7 +30,10 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
-use crate::destination::Cell;
+use gcp_bigquery_client::model::field_type::FieldType;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+
+use crate::destination::{Cell, TextRows};
 use crate::schema::{format_decimal, ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE};
 
 /// The description that marks a `STRING` column as an exact decimal (a HubSpot `number`; see
@@ -232,6 +242,48 @@ pub(super) fn cell_of(ty: ColumnType, value: Option<&str>) -> Option<Cell> {
     })
 }
 
+/// The rows of a query the operator wrote, as text, with the result's column names in order
+/// (see the module docs). An `ARRAY` or `STRUCT` column is refused: the API gives it in its
+/// own nested `{"v": ...}` form, which no HubSpot property takes.
+pub fn text_rows(fields: &[TableFieldSchema], rows: Vec<Vec<Option<String>>>) -> Result<TextRows, String> {
+    if let Some(nested) = fields
+        .iter()
+        .find(|f| f.mode.as_deref() == Some("REPEATED") || matches!(f.r#type, FieldType::Record | FieldType::Struct))
+    {
+        let name = &nested.name;
+        return Err(format!(
+            "column {name} is an ARRAY or STRUCT; select it as text (TO_JSON_STRING({name})) or select its fields"
+        ));
+    }
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            if row.len() != fields.len() {
+                return Err(format!("BigQuery returned a row of {} values for {} columns", row.len(), fields.len()));
+            }
+            fields.iter().zip(row).map(|(field, value)| value.map(|v| text_of(field, v)).transpose()).collect()
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(TextRows { columns: fields.iter().map(|f| f.name.clone()).collect(), rows })
+}
+
+/// One non-NULL value of a push query's result as text (see the module docs).
+fn text_of(field: &TableFieldSchema, value: String) -> Result<String, String> {
+    let unreadable = |what: &str| format!("column {} holds a {what} hsync cannot read", field.name);
+    match field.r#type {
+        FieldType::Timestamp => value
+            .parse::<i64>()
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .ok_or_else(|| unreadable("TIMESTAMP")),
+        FieldType::Numeric | FieldType::Bignumeric => {
+            plain_decimal(&value).map(trim_fraction).ok_or_else(|| unreadable("NUMERIC"))
+        }
+        _ => Ok(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +369,72 @@ mod tests {
         assert_eq!(cell_of(ColumnType::Boolean, Some("true")), Some(Cell::Bool(true)));
         assert_eq!(cell_of(ColumnType::Json, Some(r#"{"a":[1]}"#)), Some(Cell::Json(serde_json::json!({"a": [1]}))));
         assert_eq!(cell_of(ColumnType::Text, None), Some(Cell::Null));
+    }
+
+    fn column(name: &str, ty: FieldType) -> TableFieldSchema {
+        TableFieldSchema::new(name, ty)
+    }
+
+    #[test]
+    fn a_push_querys_rows_are_text_in_column_order() {
+        let fields = [
+            column("email", FieldType::String),
+            column("score", FieldType::Int64),
+            column("amount", FieldType::Numeric),
+            column("ratio", FieldType::Float64),
+            column("seen", FieldType::Timestamp),
+            column("closed", FieldType::Date),
+            column("ok", FieldType::Bool),
+        ];
+        let row = |values: [Option<&str>; 7]| values.map(|v| v.map(str::to_owned)).to_vec();
+        let read = text_rows(
+            &fields,
+            vec![
+                row([
+                    Some("a@x.io"),
+                    Some("42"),
+                    Some("-1E-9"),
+                    Some("0.25"),
+                    Some("1767225600123000"),
+                    Some("2026-01-01"),
+                    Some("true"),
+                ]),
+                row([Some("b@x.io"), None, Some("1.500000000"), None, Some("1767225600000000"), None, Some("false")]),
+            ],
+        )
+        .expect("text");
+        assert_eq!(read.columns, ["email", "score", "amount", "ratio", "seen", "closed", "ok"]);
+        let text = |values: &[Option<&str>]| values.iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>();
+        assert_eq!(
+            read.rows[0],
+            text(&[
+                Some("a@x.io"),
+                Some("42"),
+                Some("-0.000000001"),
+                Some("0.25"),
+                Some("2026-01-01T00:00:00.123Z"),
+                Some("2026-01-01"),
+                Some("true")
+            ])
+        );
+        assert_eq!(
+            read.rows[1],
+            text(&[Some("b@x.io"), None, Some("1.5"), None, Some("2026-01-01T00:00:00Z"), None, Some("false")])
+        );
+    }
+
+    #[test]
+    fn a_push_query_with_nested_or_unreadable_values_is_refused_by_column() {
+        let mut tags = column("tags", FieldType::String);
+        tags.mode = Some("REPEATED".to_owned());
+        let e = text_rows(&[column("id", FieldType::Int64), tags], Vec::new()).unwrap_err();
+        assert!(e.contains("column tags is an ARRAY or STRUCT") && e.contains("TO_JSON_STRING(tags)"), "{e}");
+        let e = text_rows(&[column("address", FieldType::Record)], Vec::new()).unwrap_err();
+        assert!(e.contains("column address"), "{e}");
+        let e =
+            text_rows(&[column("seen", FieldType::Timestamp)], vec![vec![Some("yesterday".to_owned())]]).unwrap_err();
+        assert!(e.contains("column seen") && !e.contains("yesterday"), "{e}");
+        let empty = text_rows(&[column("id", FieldType::Int64)], Vec::new()).expect("no rows");
+        assert_eq!((empty.columns, empty.rows.len()), (vec!["id".to_owned()], 0));
     }
 }

@@ -1051,7 +1051,12 @@ impl Destination for ParquetDestination {
     }
 
     async fn query_text(&self, _query: &str) -> Result<super::TextRows, Error> {
-        // Not yet: the query would need a job of its own and its rows paged back.
-        Err(Error::Query { kind: KIND, detail: "pushing from a query runs on SQLite and Postgres for now".to_owned() })
+        // Files, not a database: nothing here runs SQL.
+        Err(Error::Query {
+            kind: KIND,
+            detail: "a Parquet destination has no SQL engine to run a query; leave out push.<name>.query and point \
+                     push.<name>.file at a Parquet file (one of the destination's, or rows exported from elsewhere)"
+                .to_owned(),
+        })
     }
 }

@@ -16,9 +16,13 @@
 //! own queries read timestamps as `DATE_PART(EPOCH_MILLISECOND, ts)`; the struct form is still
 //! decoded, a row whose struct or `epoch` is null being NULL.
 //!
-//! Results Snowflake splits into `chunks` (large results on the real service) and queries
-//! still running after the request (codes 333333/333334) are refused with a clear error rather
-//! than read partially.
+//! A large result comes back split: the answer holds the first rows and a list of `chunks`,
+//! each a file on cloud storage (JSON rows without the enclosing brackets, or an Arrow IPC
+//! stream, possibly gzipped) fetched with the answer's `chunkHeaders`, or with its `qrmk` key
+//! as SSE-C headers. Every chunk is read, in order, and its row count checked, so a result is
+//! never read partially; the headers, the key and the chunks' signed URLs are secrets and never
+//! appear in an error or a log. Queries still running after the request (codes
+//! 333333/333334) are refused with a clear error.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -376,6 +380,37 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Downloads every chunk of a large result, in order, appending its rows to `result`; a
+    /// chunk whose row count is not the one listed fails the whole read.
+    async fn read_chunks(&self, chunks: &Chunks, result: &mut QueryResult, action: &str) -> Result<(), Error> {
+        let total = chunks.parts.len();
+        for (i, (url, expected)) in chunks.parts.iter().enumerate() {
+            let part = format!("part {} of {total} of the result", i + 1);
+            let mut request = self.http.get(url);
+            for (name, value) in &chunks.headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            let response = request.send().await.map_err(unreachable)?;
+            let status = response.status();
+            if !status.is_success() {
+                // Neither the signed URL nor the body (which can echo it) is shown.
+                return Err(Error::Unavailable {
+                    kind: KIND,
+                    detail: format!("HTTP {status} while downloading {part} while trying to {action}"),
+                });
+            }
+            let bytes = response.bytes().await.map_err(unreachable)?;
+            let rows = decode_chunk(&bytes, chunks.arrow, &result.columns, action)?;
+            if rows.len() as u64 != *expected {
+                return Err(corrupt(action, format!("{part} holds {} rows, not the {expected} listed", rows.len())));
+            }
+            result.rows.extend(rows);
+        }
+        Ok(())
+    }
+}
+
 fn poisoned() -> Error {
     Error::Unavailable { kind: KIND, detail: "the session pool's lock is poisoned".to_owned() }
 }
@@ -512,7 +547,11 @@ impl Session {
             }
             other => other?,
         };
-        decode_result(&body, action)
+        let mut result = decode_result(&body, action)?;
+        if let Some(chunks) = result_chunks(&body, action)? {
+            self.client.read_chunks(&chunks, &mut result, action).await?;
+        }
+        Ok(result)
     }
 
     /// Starts a transaction: the statements up to [`Session::commit`] apply together.
@@ -540,15 +579,10 @@ fn corrupt(action: &str, detail: impl Into<String>) -> Error {
     Error::Statement { kind: KIND, action: action.to_owned(), detail: detail.into() }
 }
 
-/// Decodes a successful answer's rows, whichever format they come in.
+/// Decodes a successful answer's rows, whichever format they come in: the rows the answer
+/// itself holds (see [`result_chunks`] for the rest of a large result).
 pub fn decode_result(body: &Json, action: &str) -> Result<QueryResult, Error> {
     let data = body.get("data").ok_or_else(|| corrupt(action, "the answer has no data"))?;
-    if data.get("chunks").and_then(Json::as_array).is_some_and(|c| !c.is_empty()) {
-        return Err(corrupt(
-            action,
-            "Snowflake split the result into chunks, which this version of hsync does not download",
-        ));
-    }
     let columns: Vec<ResultColumn> = data
         .get("rowtype")
         .and_then(Json::as_array)
@@ -572,6 +606,84 @@ pub fn decode_result(body: &Json, action: &str) -> Result<QueryResult, Error> {
         decode_json_rowset(&rowset, &columns, action)?
     };
     Ok(QueryResult { columns, rows })
+}
+
+/// The rest of a large result: the chunks an answer lists, in order, and how to fetch them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chunks {
+    /// Each chunk's signed URL and row count.
+    pub parts: Vec<(String, u64)>,
+    /// The headers every download sends (secrets).
+    pub headers: Vec<(String, String)>,
+    /// Arrow IPC streams rather than JSON rows.
+    pub arrow: bool,
+}
+
+impl fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Signed URLs and the decryption key are secrets.
+        f.debug_struct("Chunks").field("parts", &self.parts.len()).field("arrow", &self.arrow).finish_non_exhaustive()
+    }
+}
+
+/// The chunks a successful answer lists, or `None` when it holds the whole result.
+pub fn result_chunks(body: &Json, action: &str) -> Result<Option<Chunks>, Error> {
+    let Some(data) = body.get("data") else { return Ok(None) };
+    let listed = match data.get("chunks").and_then(Json::as_array) {
+        Some(listed) if !listed.is_empty() => listed,
+        _ => return Ok(None),
+    };
+    let parts = listed
+        .iter()
+        .map(|c| {
+            let url =
+                c.get("url").and_then(Json::as_str).ok_or_else(|| corrupt(action, "a result chunk has no url"))?;
+            let rows = c
+                .get("rowCount")
+                .and_then(Json::as_u64)
+                .ok_or_else(|| corrupt(action, "a result chunk has no row count"))?;
+            Ok((url.to_owned(), rows))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let headers = match (data.get("chunkHeaders").and_then(Json::as_object), data.get("qrmk").and_then(Json::as_str)) {
+        (Some(given), _) => {
+            given.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect()
+        }
+        (None, Some(key)) => vec![
+            ("x-amz-server-side-encryption-customer-algorithm".to_owned(), "AES256".to_owned()),
+            ("x-amz-server-side-encryption-customer-key".to_owned(), key.to_owned()),
+        ],
+        (None, None) => Vec::new(),
+    };
+    let arrow = data.get("queryResultFormat").and_then(Json::as_str).is_some_and(|f| f.eq_ignore_ascii_case("arrow"));
+    Ok(Some(Chunks { parts, headers, arrow }))
+}
+
+/// Decodes one downloaded chunk (gunzipped first when it is still gzip) by the result's format.
+pub fn decode_chunk(
+    bytes: &[u8],
+    arrow: bool,
+    columns: &[ResultColumn],
+    action: &str,
+) -> Result<Vec<Vec<Value>>, Error> {
+    let mut unzipped = Vec::new();
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read as _;
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut unzipped)
+            .map_err(|e| corrupt(action, format!("a result chunk does not gunzip: {e}")))?;
+        &unzipped[..]
+    } else {
+        bytes
+    };
+    if arrow {
+        return decode_arrow_stream(bytes.to_vec(), action);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt(action, "a JSON result chunk is not UTF-8"))?;
+    // A JSON chunk is the rows' arrays separated by commas, without the enclosing brackets.
+    let rows: Vec<Json> = serde_json::from_str(&format!("[{text}]"))
+        .map_err(|e| corrupt(action, format!("a JSON result chunk does not parse: {e}")))?;
+    decode_json_rowset(&rows, columns, action)
 }
 
 /// Decodes a JSON `rowset` (every value a string, or null) by the `rowtype`.
@@ -633,6 +745,14 @@ pub fn decode_arrow(encoded: &str, action: &str) -> Result<Vec<Vec<Value>>, Erro
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| corrupt(action, "rowsetBase64 is not base64"))?;
+    decode_arrow_stream(bytes, action)
+}
+
+/// Decodes an Arrow IPC stream of result rows.
+fn decode_arrow_stream(bytes: Vec<u8>, action: &str) -> Result<Vec<Vec<Value>>, Error> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
         .map_err(|e| corrupt(action, format!("the Arrow result does not decode: {e}")))?;
     let mut rows = Vec::new();
@@ -830,6 +950,68 @@ mod tests {
         );
         assert!(rows[1].iter().all(|v| *v == Value::Null));
         assert_eq!(json_timestamp_micros("-1.5"), Some(-1_500_000));
+    }
+
+    #[test]
+    fn chunk_lists_carry_their_headers_or_the_sse_key_and_hide_both() {
+        let body = json!({"success": true, "data": {
+            "rowtype": [], "queryResultFormat": "json", "rowset": [],
+            "qrmk": "c2VjcmV0LWtleQ==",
+            "chunks": [{"url": "https://s3.example/1?sig=abc", "rowCount": 2}, {"url": "https://s3.example/2?sig=def", "rowCount": 1}],
+        }});
+        let chunks = result_chunks(&body, "read").unwrap().expect("chunks");
+        assert_eq!(
+            chunks.parts,
+            [("https://s3.example/1?sig=abc".to_owned(), 2), ("https://s3.example/2?sig=def".to_owned(), 1)]
+        );
+        assert!(!chunks.arrow);
+        assert!(chunks
+            .headers
+            .contains(&("x-amz-server-side-encryption-customer-key".into(), "c2VjcmV0LWtleQ==".into())));
+        assert!(chunks.headers.contains(&("x-amz-server-side-encryption-customer-algorithm".into(), "AES256".into())));
+        let shown = format!("{chunks:?}");
+        assert!(!shown.contains("sig=") && !shown.contains("c2VjcmV0"), "{shown}");
+
+        let mut given = body;
+        given["data"]["chunkHeaders"] = json!({"x-custom": "v"});
+        given["data"]["queryResultFormat"] = json!("arrow");
+        let chunks = result_chunks(&given, "read").unwrap().expect("chunks");
+        assert_eq!(chunks.headers, [("x-custom".to_owned(), "v".to_owned())], "chunkHeaders win over qrmk");
+        assert!(chunks.arrow);
+
+        let whole = json!({"success": true, "data": {"rowtype": [], "rowset": [], "chunks": []}});
+        assert_eq!(result_chunks(&whole, "read").unwrap(), None);
+        let broken = json!({"data": {"chunks": [{"rowCount": 1}]}});
+        assert!(result_chunks(&broken, "read").is_err());
+    }
+
+    #[test]
+    fn json_and_arrow_chunks_decode_gzipped_or_not() {
+        use std::io::Write as _;
+        let columns = vec![
+            ResultColumn { name: "n".into(), ty: "fixed".into(), scale: Some(0) },
+            ResultColumn { name: "t".into(), ty: "text".into(), scale: None },
+        ];
+        let json_chunk = br#"["1","a"],
+["2",null]"#;
+        let expected = vec![vec![Value::Int(1), Value::Text("a".into())], vec![Value::Int(2), Value::Null]];
+        assert_eq!(decode_chunk(json_chunk, false, &columns, "read").unwrap(), expected);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json_chunk).unwrap();
+        assert_eq!(decode_chunk(&gz.finish().unwrap(), false, &columns, "read").unwrap(), expected);
+        assert!(decode_chunk(b"[\"1\"", false, &columns, "read").is_err());
+
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([
+            ("n", Arc::new(arrow::array::Int64Array::from(vec![Some(1), Some(2)])) as arrow::array::ArrayRef),
+            ("t", Arc::new(arrow::array::StringArray::from(vec![Some("a"), None])) as arrow::array::ArrayRef),
+        ])
+        .unwrap();
+        let mut stream = Vec::new();
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut stream, &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        assert_eq!(decode_chunk(&stream, true, &columns, "read").unwrap(), expected);
     }
 
     #[test]

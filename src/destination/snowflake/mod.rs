@@ -31,6 +31,13 @@
 //! # Reading back
 //! Instants are read as `DATE_PART(EPOCH_MILLISECOND, ts)`, so strict Arrow decoding never
 //! meets the emulator's NULL timestamp struct (see [`client`]).
+//!
+//! # Push queries
+//! `query_text` runs an operator's query (`hsync push`) after `read_only_query` has checked it
+//! is one SELECT (Snowflake has no read-only transaction), on a session whose current schema is
+//! the data schema (`USE SCHEMA`), so hsync's tables are reachable unqualified, quoted as they
+//! are named (`select "email" from "contacts"`). Every chunk of a large result is read
+//! ([`client`]); values become text by [`types::query_text`].
 
 pub mod client;
 #[cfg(feature = "test-support")]
@@ -876,9 +883,38 @@ impl Destination for SnowflakeDestination {
         Ok(rows)
     }
 
-    async fn query_text(&self, _query: &str) -> Result<super::TextRows, Error> {
-        // Not yet: the query would need a job of its own and its rows paged back.
-        Err(Error::Query { kind: KIND, detail: "pushing from a query runs on SQLite and Postgres for now".to_owned() })
+    async fn query_text(&self, query: &str) -> Result<super::TextRows, Error> {
+        // Snowflake has no read-only transaction: the query is checked to be one SELECT first.
+        super::read_only_query::check(KIND, query)?;
+        let mut session = self.client.session().await?;
+        session.query(&sql::render_use_schema(&self.location), &Bindings::None, "use the data schema").await?;
+        let result = session.query(query, &Bindings::None, "run the push query").await.map_err(query_failure)?;
+        let columns: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
+        let rows = result
+            .rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .zip(&result.columns)
+                    .map(|(value, column)| {
+                        types::query_text(value, &column.ty).map_err(|()| Error::Query {
+                            kind: KIND,
+                            detail: format!("column {} holds a {} value out of range", column.name, column.ty),
+                        })
+                    })
+                    .collect()
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(super::TextRows { columns, rows })
+    }
+}
+
+/// A push query Snowflake refused is the operator's to fix ([`Error::Query`]); a lost
+/// connection, throttling, credentials and privileges keep their own classes.
+fn query_failure(e: Error) -> Error {
+    match e {
+        Error::Statement { detail, .. } | Error::Schema { detail, .. } => Error::Query { kind: KIND, detail },
+        other => other,
     }
 }
 

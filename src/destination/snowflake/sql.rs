@@ -8,7 +8,8 @@
 //! (`"order"`, `"MixedCase"`, `"ñandú"`) work. Query them quoted (`select "email" from
 //! "contacts"`). The database and schema come from `destination.url` (see
 //! [`super::SnowflakeDestination::connect`]). Everything is qualified by [`Location`], so no
-//! statement depends on the session's current database or schema.
+//! statement depends on the session's current database or schema, except a push query, which
+//! runs after [`render_use_schema`].
 
 use super::types::{epoch_ms, sf_type, stage_type};
 use crate::destination::flag_sql::{unflagged, FlagClauses, FLAG_COLUMNS, INSERTED_COLUMNS};
@@ -67,6 +68,12 @@ pub fn render_create_database(location: &Location) -> String {
 
 pub fn render_create_schema(location: &Location) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}", location.schema())
+}
+
+/// Makes the data schema the session's current one, so a push query reaches hsync's tables
+/// unqualified (the one statement that relies on the session's schema).
+pub fn render_use_schema(location: &Location) -> String {
+    format!("USE SCHEMA {}", location.schema())
 }
 
 /// Creates an object table; `id` is the (informational, as always in Snowflake) primary key.
@@ -612,6 +619,13 @@ mod tests {
 
     fn here() -> Location {
         Location { database: "ANALYTICS".into(), schema: "HUBSPOT".into() }
+    }
+
+    #[test]
+    fn use_schema_quotes_the_database_and_schema() {
+        let odd = Location { database: "Analytics".into(), schema: "Hub \"Spot\"".into() };
+        assert_eq!(render_use_schema(&odd), "USE SCHEMA \"Analytics\".\"Hub \"\"Spot\"\"\"");
+        assert_eq!(render_use_schema(&here()), "USE SCHEMA \"ANALYTICS\".\"HUBSPOT\"");
     }
 
     fn awkward_table() -> TableSchema {

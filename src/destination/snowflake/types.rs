@@ -1,6 +1,6 @@
 //! Column types in Snowflake: the mapping between [`ColumnType`] and Snowflake types (both
 //! ways), the expressions that read a column back in a session-independent form, and the text
-//! each Arrow value is bound as.
+//! each Arrow value is bound as, and the text of a push query's values ([`query_text`]).
 //!
 //! # Decimals
 //! hsync's decimals carry 38 digits on each side of the point (`Decimal256(76, 38)`), so that
@@ -184,6 +184,43 @@ pub fn iso_ms(ms: i64) -> Option<String> {
     iso_instant(i128::from(ms) * 1_000_000)
 }
 
+/// A value of a push query's result (`hsync push`) as text, `None` for NULL: numbers as
+/// Snowflake gives them (a `NUMBER(p, s)` with its `s` digits), `true`/`false`, a date as
+/// `YYYY-MM-DD`, a `TIME` as `HH:MM:SS` with its fraction, any timestamp as RFC 3339 in UTC
+/// (`2026-01-01T12:00:00Z`, a fraction only when there is one; a `TIMESTAMP_NTZ` read as UTC),
+/// text, `VARIANT`, `OBJECT` and `ARRAY` as their text. `None` in the error position when the
+/// value is out of range.
+pub(super) fn query_text(value: Value, column_type: &str) -> Result<Option<String>, ()> {
+    Ok(Some(match value {
+        Value::Null => return Ok(None),
+        Value::Date(days) => {
+            chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0).ok_or(())?.format("%Y-%m-%d").to_string()
+        }
+        Value::Timestamp(micros) => chrono::DateTime::from_timestamp_micros(micros)
+            .ok_or(())?
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        Value::Decimal(seconds) | Value::Text(seconds) if column_type == "time" => time_of_day(&seconds).ok_or(())?,
+        Value::Int(seconds) if column_type == "time" => time_of_day(&seconds.to_string()).ok_or(())?,
+        other => other.into_text().unwrap_or_default(),
+    }))
+}
+
+/// A `TIME` as Snowflake sends it (seconds since midnight, with the column's fraction) as
+/// `HH:MM:SS[.fraction]`.
+fn time_of_day(seconds: &str) -> Option<String> {
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let whole: u32 = whole.parse().ok()?;
+    let mut nanos = fraction.chars().take(9).collect::<String>();
+    if !nanos.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    while nanos.len() < 9 {
+        nanos.push('0');
+    }
+    let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(whole, nanos.parse().ok()?)?;
+    Some(time.format("%H:%M:%S%.f").to_string())
+}
+
 /// A value read by [`read_expr`], normalised as a [`Cell`].
 pub(super) fn cell_of(value: Value, ty: ColumnType, table: &str, column: &str) -> Result<Cell, Error> {
     let corrupt = |detail: String| Error::Statement { kind: KIND, action: format!("read {table}.{column}"), detail };
@@ -231,6 +268,28 @@ mod tests {
         assert_eq!(column_type_of_sf("NUMBER", None, Some(2)), Some(ColumnType::Decimal));
         assert_eq!(column_type_of_sf("TIMESTAMP_NTZ", None, None), None);
         assert_eq!(column_type_of_sf("FLOAT", None, None), None);
+    }
+
+    #[test]
+    fn push_query_values_are_text() {
+        let text = |v: Value, ty: &str| query_text(v, ty).expect("in range");
+        assert_eq!(text(Value::Null, "text"), None);
+        assert_eq!(text(Value::Text("a@x.io".into()), "text"), Some("a@x.io".into()));
+        assert_eq!(text(Value::Int(42), "fixed"), Some("42".into()));
+        assert_eq!(text(Value::Decimal("12.50".into()), "fixed"), Some("12.50".into()));
+        assert_eq!(text(Value::Float(0.25), "real"), Some("0.25".into()));
+        assert_eq!(text(Value::Bool(false), "boolean"), Some("false".into()));
+        assert_eq!(text(Value::Date(20_541), "date"), Some("2026-03-29".into()));
+        assert_eq!(text(Value::Timestamp(1_767_225_600_000_000), "timestamp_ntz"), Some("2026-01-01T00:00:00Z".into()));
+        assert_eq!(
+            text(Value::Timestamp(1_767_225_600_123_456), "timestamp_tz"),
+            Some("2026-01-01T00:00:00.123456Z".into())
+        );
+        assert_eq!(text(Value::Decimal("45296.500000000".into()), "time"), Some("12:34:56.500".into()));
+        assert_eq!(text(Value::Text("45296".into()), "time"), Some("12:34:56".into()));
+        assert_eq!(text(Value::Int(0), "time"), Some("00:00:00".into()));
+        assert_eq!(query_text(Value::Date(i32::MAX), "date"), Err(()));
+        assert_eq!(query_text(Value::Text("90000".into()), "time"), Err(()));
     }
 
     #[test]
