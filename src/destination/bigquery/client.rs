@@ -466,15 +466,19 @@ impl Api {
         if let Some(token) = page_token {
             query.push(("pageToken", token));
         }
+        self.send_json(action, self.http.get(url).query(&query)).await
+    }
+
+    /// Sends `request` with the access token and reads a 2xx answer's JSON; any other status
+    /// is [`http_failure`].
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, Error> {
         let token = self.credentials.access_token().await.map_err(|e| from_bq(action, e))?;
-        let response = self
-            .http
-            .get(url)
-            .query(&query)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| from_bq(action, BQError::RequestError(e)))?;
+        let response =
+            request.bearer_auth(token).send().await.map_err(|e| from_bq(action, BQError::RequestError(e)))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| from_bq(action, BQError::RequestError(e)))?;
         if !status.is_success() {
@@ -511,23 +515,13 @@ impl Api {
         );
         body.extend_from_slice(&file);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let token = self.credentials.access_token().await.map_err(|e| from_bq(action, e))?;
         let url = format!("{}/projects/{}/jobs?uploadType=multipart", self.upload_base, self.project);
-        let response = self
+        let request = self
             .http
             .post(url)
-            .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, format!("multipart/related; boundary={boundary}"))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| from_bq(action, BQError::RequestError(e)))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| from_bq(action, BQError::RequestError(e)))?;
-        if !status.is_success() {
-            return Err(http_failure(action, status, &text));
-        }
-        let mut job: Job = serde_json::from_str(&text).map_err(|e| from_bq(action, BQError::SerializationError(e)))?;
+            .body(body);
+        let mut job: Job = self.send_json(action, request).await?;
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(200);
         loop {
